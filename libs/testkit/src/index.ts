@@ -1,0 +1,6 @@
+/**
+ * Helpers shared by tests and benchmarks only. Nothing in a production path imports this package.
+ */
+export { fuzzRuns, fuzzSeed } from './fuzz.js';
+export { fromHex, toHex } from './hex.js';
+export { SeededRandom } from './random.js';

@@ -1,0 +1,74 @@
+/**
+ * Shared benchmark harness. Every figure is printed next to a reference measured in the same run
+ * on the same core, so ratios stay meaningful on a noisy machine. Benchmarks never run in tests.
+ */
+import { performance } from 'node:perf_hooks';
+
+export interface BenchFigure {
+  /** What was measured, e.g. "ESP encap+decap AES-256-GCM 1400B". */
+  readonly name: string;
+  readonly value: number;
+  /** e.g. "pkt/s", "MB/s", "setups/s". */
+  readonly unit: string;
+  /** The reference measured in the same run, and the ratio value/reference. */
+  readonly reference?: { readonly name: string; readonly value: number };
+  /** Target ratio from the issue, if any (e.g. 0.7). */
+  readonly target?: number;
+}
+
+/**
+ * Runs `op` repeatedly for about `ms` milliseconds (after a warm-up) and returns operations per
+ * second. `op` returns how many operations it did (default 1), so batches can be timed.
+ * Bounded: at most `maxIterations` calls.
+ */
+export function opsPerSecond(op: () => number | undefined, ms = 1000, maxIterations = 50_000_000): number {
+  const warmUntil = performance.now() + Math.min(200, ms / 4);
+  let i = 0;
+  while (performance.now() < warmUntil && i < maxIterations) {
+    op();
+    i++;
+  }
+  let ops = 0;
+  i = 0;
+  const start = performance.now();
+  let now = start;
+  const until = start + ms;
+  while (now < until && i < maxIterations) {
+    ops += op() ?? 1;
+    i++;
+    if ((i & 15) === 0) now = performance.now();
+  }
+  now = performance.now();
+  return ops / ((now - start) / 1000);
+}
+
+/**
+ * Measures a subject and its reference interleaved (A B A B ...) and keeps the best of each,
+ * which cancels most of the drift on a shared machine.
+ */
+export function compare(
+  subject: () => number | undefined,
+  reference: () => number | undefined,
+  rounds = 3,
+  ms = 500,
+): { subject: number; reference: number } {
+  let s = 0;
+  let r = 0;
+  for (let k = 0; k < rounds; k++) {
+    r = Math.max(r, opsPerSecond(reference, ms));
+    s = Math.max(s, opsPerSecond(subject, ms));
+  }
+  return { subject: s, reference: r };
+}
+
+export function formatFigure(f: BenchFigure): string {
+  const v = f.value >= 100 ? Math.round(f.value).toLocaleString('en-US') : f.value.toFixed(2);
+  let line = `${f.name.padEnd(58)} ${v.padStart(12)} ${f.unit}`;
+  if (f.reference) {
+    const ratio = f.value / f.reference.value;
+    line += `   ratio ${ratio.toFixed(2)} vs ${f.reference.name}`;
+    if (f.target !== undefined)
+      line += ratio >= f.target ? ` (target ${f.target}: met)` : ` (target ${f.target}: NOT met)`;
+  }
+  return line;
+}
