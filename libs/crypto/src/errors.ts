@@ -7,7 +7,9 @@ export type CryptoErrorCode =
   | 'IKEGATE_ERR_CRYPTO_BAD_SIGNATURE_INPUT'
   | 'IKEGATE_ERR_CRYPTO_BAD_KEY_LENGTH'
   | 'IKEGATE_ERR_CRYPTO_BAD_LENGTH'
-  | 'IKEGATE_ERR_CRYPTO_UNSUPPORTED';
+  | 'IKEGATE_ERR_CRYPTO_UNSUPPORTED'
+  /** The injected RandomBytes returned the wrong length, or never produced a usable scalar. */
+  | 'IKEGATE_ERR_CRYPTO_BAD_RANDOM';
 
 export class RemoteProtocolError extends Error {
   override readonly name = 'RemoteProtocolError';
