@@ -6,13 +6,7 @@
 export { compositeProvider, defaultProvider } from './default-provider.js';
 export type { CryptoErrorCode } from './errors.js';
 export { LocalUsageError, RemoteProtocolError } from './errors.js';
-export type {
-  ChildSaKeyLengths,
-  ChildSaKeys,
-  IkeSaKeyLengths,
-  IkeSaKeys,
-  SharedSecrets,
-} from './kdf.js';
+export type { ChildSaKeyLengths, ChildSaKeys, IkeSaKeyLengths, IkeSaKeys, SharedSecrets } from './kdf.js';
 export {
   deriveAdditionalKeSkeyseed,
   deriveChildSaKeys,

@@ -385,7 +385,10 @@ class NodeX25519 extends NodeKeyExchange {
       agree: (peer: Uint8Array) => {
         let secret: Buffer;
         try {
-          const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(peer) }, format: 'jwk' });
+          const publicKey = createPublicKey({
+            key: { kty: 'OKP', crv: 'X25519', x: b64url(peer) },
+            format: 'jwk',
+          });
           secret = diffieHellman({ privateKey, publicKey });
         } catch {
           // OpenSSL refuses to return an all-zero X25519 result (RFC 7748 §6.1).

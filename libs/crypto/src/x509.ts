@@ -46,12 +46,7 @@ export type ChainVerification =
   | { readonly kind: 'invalid'; readonly reason: ChainFailure; readonly detail: string };
 
 export type ChainFailure =
-  | 'expired'
-  | 'not-yet-valid'
-  | 'no-issuer'
-  | 'bad-signature'
-  | 'issuer-not-ca'
-  | 'too-long';
+  'expired' | 'not-yet-valid' | 'no-issuer' | 'bad-signature' | 'issuer-not-ca' | 'too-long';
 
 /** RFC 5280 does not cap path length; we do, so a peer cannot make us walk a long list. */
 export const MAX_CHAIN_LENGTH = 8;

@@ -14,10 +14,7 @@ export class SeededRandom {
     const out = new Uint8Array(n);
     let off = 0;
     while (off < n) {
-      const block = createHash('sha256')
-        .update(this.#seed)
-        .update(String(this.#counter++))
-        .digest();
+      const block = createHash('sha256').update(this.#seed).update(String(this.#counter++)).digest();
       const take = Math.min(block.length, n - off);
       out.set(block.subarray(0, take), off);
       off += take;

@@ -26,14 +26,12 @@ const proposals = fc
     { minLength: 1, maxLength: 4 },
   )
   .map((ps) =>
-    ps.map(
-      (p, i): Proposal => ({
-        number: i + 1,
-        protocolId: p.protocolId,
-        spi: new Uint8Array(p.protocolId === ProtocolId.ESP ? 4 : 0).fill(i + 1),
-        transforms: p.transforms,
-      }),
-    ),
+    ps.map((p, i): Proposal => ({
+      number: i + 1,
+      protocolId: p.protocolId,
+      spi: new Uint8Array(p.protocolId === ProtocolId.ESP ? 4 : 0).fill(i + 1),
+      transforms: p.transforms,
+    })),
   );
 
 const selector = fc.oneof(

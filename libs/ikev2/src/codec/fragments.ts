@@ -62,12 +62,7 @@ export type ReassemblyResult =
   | {
       readonly kind: 'dropped';
       readonly reason:
-        | 'not_fragment'
-        | 'integrity'
-        | 'stale_total'
-        | 'too_many_fragments'
-        | 'too_large'
-        | 'old_message';
+        'not_fragment' | 'integrity' | 'stale_total' | 'too_many_fragments' | 'too_large' | 'old_message';
     };
 
 interface Pending {
