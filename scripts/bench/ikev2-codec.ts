@@ -1,16 +1,19 @@
 /**
  * IKEv2 codec speed on a real message: strongSwan 5.9.8's IKE_SA_INIT request (test/vectors) is
- * decoded and re-encoded; and a protected IKE_AUTH-sized message is built and decrypted with
- * AES-256-GCM. References, same run: a Uint8Array copy of the same octets (decode+encode), and a
+ * decoded and re-encoded; a typical IKE_AUTH request's inner payload set (IDi, INITIAL_CONTACT, IDr,
+ * AUTH, CP request, ESP SA, TSi, TSr) is decoded and re-encoded; and a protected IKE_AUTH-sized message is built and decrypted with
+ * AES-256-GCM. References, same run: a Uint8Array / Buffer.from copy of the same octets (decode+encode), and a
  * raw node:crypto AES-256-GCM seal+open of the same plaintext size (protect+decrypt).
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { EncryptionId, nodeProvider } from '@ikegate/crypto';
 import {
+  decodePayloadChain,
   decodeMessage,
   decryptMessage,
   encodeMessage,
+  encodePayloads,
   encodeProtectedMessage,
   PayloadType,
   type Payload,
@@ -33,6 +36,93 @@ export async function bench(): Promise<BenchFigure[]> {
     },
     () => {
       init.slice();
+      return 1;
+    },
+    3,
+    300,
+  );
+
+  // A typical road-warrior IKE_AUTH request's inner payloads (RFC 7296 §1.2 + §3.15 CP request).
+  const v4 = (a: number, b: number, c: number, d: number) => Uint8Array.of(a, b, c, d);
+  const authInner: Payload[] = [
+    {
+      type: PayloadType.IDi,
+      critical: false,
+      idType: 2,
+      data: new TextEncoder().encode('laptop.example.org'),
+    },
+    {
+      type: PayloadType.NOTIFY,
+      critical: false,
+      protocolId: 0,
+      notifyType: 16384,
+      spi: new Uint8Array(0),
+      data: new Uint8Array(0),
+    },
+    { type: PayloadType.IDr, critical: false, idType: 2, data: new TextEncoder().encode('vpn.example.org') },
+    { type: PayloadType.AUTH, critical: false, method: 2, data: new Uint8Array(32).fill(1) },
+    {
+      type: PayloadType.CP,
+      critical: false,
+      cfgType: 1,
+      attributes: [
+        { type: 1, value: new Uint8Array(0) },
+        { type: 3, value: new Uint8Array(0) },
+        { type: 8, value: new Uint8Array(0) },
+      ],
+    },
+    {
+      type: PayloadType.SA,
+      critical: false,
+      proposals: [
+        {
+          number: 1,
+          protocolId: 3,
+          spi: Uint8Array.of(0xc1, 2, 3, 4),
+          transforms: [
+            { type: 1, id: 20, attributes: [{ type: 14, value: 256 }] },
+            { type: 5, id: 0, attributes: [] },
+          ],
+        },
+      ],
+    },
+    {
+      type: PayloadType.TSi,
+      critical: false,
+      selectors: [
+        {
+          tsType: 7,
+          ipProtocol: 0,
+          startPort: 0,
+          endPort: 65535,
+          startAddress: v4(0, 0, 0, 0),
+          endAddress: v4(255, 255, 255, 255),
+        },
+      ],
+    },
+    {
+      type: PayloadType.TSr,
+      critical: false,
+      selectors: [
+        {
+          tsType: 7,
+          ipProtocol: 0,
+          startPort: 0,
+          endPort: 65535,
+          startAddress: v4(10, 0, 0, 0),
+          endAddress: v4(10, 255, 255, 255),
+        },
+      ],
+    },
+  ];
+  const authChain = encodePayloads(authInner);
+  const authInnerCodec = compare(
+    () => {
+      encodePayloads(decodePayloadChain(authChain.firstPayload, authChain.bytes));
+      return 1;
+    },
+    () => {
+      Buffer.from(authChain.bytes);
       return 1;
     },
     3,
@@ -91,6 +181,12 @@ export async function bench(): Promise<BenchFigure[]> {
       value: codec.subject,
       unit: 'msg/s',
       reference: { name: 'copy of the same octets', value: codec.reference },
+    },
+    {
+      name: `IKEv2 decode+encode, IKE_AUTH inner payloads (${authChain.bytes.length} B)`,
+      value: authInnerCodec.subject,
+      unit: 'msg/s',
+      reference: { name: 'Buffer.from copy of the same octets', value: authInnerCodec.reference },
     },
     {
       name: `IKEv2 SK protect+decrypt AES-256-GCM (${sample.length} B)`,

@@ -9,28 +9,23 @@
  * UNSUPPORTED_CRITICAL_PAYLOAD carrying its type (§2.5); without it, it is kept and skipped.
  */
 import { RemoteProtocolError } from '../errors.js';
-import { put16, syntax, u16 } from './bytes.js';
+import { concat, put16, syntax, u16 } from './bytes.js';
 import { GENERIC_PAYLOAD_HEADER_LENGTH, NotifyError, PayloadType } from './constants.js';
-import { decodeCp, encodeCp } from './payloads/cp.js';
-import { decodeDelete, decodeNotify, encodeDelete, encodeNotify } from './payloads/notify.js';
-import { decodeSa, encodeSa } from './payloads/sa.js';
-import {
-  decodeAuth,
-  decodeCert,
-  decodeCertReq,
-  decodeEap,
-  decodeId,
-  decodeKe,
-  decodeNonce,
-  decodeVendorId,
-  encodeAuth,
-  encodeCert,
-  encodeId,
-  encodeKe,
-  opaque,
-} from './payloads/simple.js';
-import { decodeSk, decodeSkf } from './payloads/sk.js';
-import { decodeTs, encodeTs } from './payloads/ts.js';
+import { decodeAuth, encodeAuth } from './payloads/auth-payload.js';
+import { decodeCert, encodeCert } from './payloads/cert-payload.js';
+import { decodeCertReq } from './payloads/certreq-payload.js';
+import { decodeCp, encodeCp } from './payloads/cp-payload.js';
+import { decodeDelete, encodeDelete } from './payloads/delete-payload.js';
+import { decodeEap, encodeEap } from './payloads/eap-payload.js';
+import { decodeId, encodeId } from './payloads/id-payload.js';
+import { decodeKe, encodeKe } from './payloads/ke-payload.js';
+import { decodeNonce, encodeNonce } from './payloads/nonce-payload.js';
+import { decodeNotify, encodeNotify } from './payloads/notify-payload.js';
+import { decodeSa, encodeSa } from './payloads/sa-payload.js';
+import { decodeSk } from './payloads/sk-payload.js';
+import { decodeSkf, encodeSkfFields } from './payloads/skf-payload.js';
+import { decodeTs, encodeTs } from './payloads/ts-payload.js';
+import { decodeVendorId, encodeVendorId } from './payloads/vendor-id-payload.js';
 import type { Payload } from './types.js';
 
 /** More payloads than any legitimate IKEv2 message carries; bounds work per message. */
@@ -142,12 +137,15 @@ function encodeBody(p: Payload): Uint8Array {
     case PayloadType.CP:
       return encodeCp(p);
     case PayloadType.NONCE:
+      return encodeNonce(p);
     case PayloadType.VENDOR_ID:
+      return encodeVendorId(p);
     case PayloadType.EAP:
-      return opaque(p);
+      return encodeEap(p);
     case PayloadType.SK:
-    case PayloadType.SKF:
       return p.body;
+    case PayloadType.SKF:
+      return concat([encodeSkfFields(p.fragmentNumber, p.totalFragments), p.body]);
   }
 }
 
@@ -167,7 +165,11 @@ export function encodePayloads(
     const body = bodies[i]!;
     const len = GENERIC_PAYLOAD_HEADER_LENGTH + body.length;
     if (len > 0xffff) throw syntax(`payload ${p.type} of ${len} octets does not fit`);
-    bytes[off] = payloads[i + 1]?.type ?? nextAfterLast;
+    // SK/SKF's Next Payload names the first inner payload (§3.14, RFC 7383 §2.5)
+    bytes[off] =
+      p.type === PayloadType.SK || p.type === PayloadType.SKF
+        ? (p as { firstInnerPayload: number }).firstInnerPayload
+        : (payloads[i + 1]?.type ?? nextAfterLast);
     bytes[off + 1] = p.critical ? CRITICAL : 0;
     put16(bytes, off + 2, len);
     bytes.set(body, off + GENERIC_PAYLOAD_HEADER_LENGTH);

@@ -10,11 +10,18 @@
 import type { RandomBytes } from '@ikegate/crypto';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
 import { concat, put16 } from './bytes.js';
-import { decodePayloadChain, encodePayloads } from './chain.js';
+import { encodePayloads } from './chain.js';
 import { GENERIC_PAYLOAD_HEADER_LENGTH, IKE_HEADER_LENGTH, PayloadType } from './constants.js';
 import { type MessageHeaderFields, writeHeader } from './header.js';
-import { SKF_FIELDS_LENGTH } from './payloads/sk.js';
-import { padPlaintext, protectInto, protectedBodyLength, type SkProtection, unprotect } from './protect.js';
+import { SKF_FIELDS_LENGTH } from './payloads/skf-payload.js';
+import {
+  decodeInnerChain,
+  padPlaintext,
+  protectInto,
+  protectedBodyLength,
+  type SkProtection,
+  unprotect,
+} from './protect.js';
 import type { IkeMessage, Payload, SkfPayload } from './types.js';
 
 const SKF_OVERHEAD = IKE_HEADER_LENGTH + GENERIC_PAYLOAD_HEADER_LENGTH + SKF_FIELDS_LENGTH;
@@ -140,6 +147,6 @@ export class FragmentReassembler {
     this.#pending = undefined;
     const parts: Uint8Array[] = [];
     for (let n = 1; n <= p.total; n++) parts.push(p.chunks.get(n)!);
-    return { kind: 'complete', messageId: id, payloads: decodePayloadChain(p.firstPayload, concat(parts)) };
+    return { kind: 'complete', messageId: id, payloads: decodeInnerChain(p.firstPayload, concat(parts)) };
   }
 }

@@ -150,7 +150,16 @@ export function encodeProtectedMessage(
 export function decryptMessage(raw: Uint8Array, msg: IkeMessage, protection: SkProtection): Payload[] {
   const sk = msg.payloads[msg.payloads.length - 1];
   if (sk === undefined || sk.type !== PayloadType.SK || !('body' in sk)) throw syntax('no SK payload');
-  return decodePayloadChain(sk.firstInnerPayload, unprotect(raw, sk.body, protection));
+  return decodeInnerChain(sk.firstInnerPayload, unprotect(raw, sk.body, protection));
+}
+
+/** The decrypted chain: SK or SKF inside SK is INVALID_SYNTAX (§3.14: SK is always last and outer). */
+export function decodeInnerChain(firstPayload: number, plaintext: Uint8Array): Payload[] {
+  const payloads = decodePayloadChain(firstPayload, plaintext);
+  for (const p of payloads) {
+    if (p.type === PayloadType.SK || p.type === PayloadType.SKF) throw syntax('SK/SKF inside SK');
+  }
+  return payloads;
 }
 
 export { concat };

@@ -1,13 +1,29 @@
 /**
- * RFC 7296 §3.13 Traffic Selector payloads (TSi, TSr).
+ * RFC 7296 §3.13 Traffic Selector payloads (TSi = 44, TSr = 45).
  *
- * | Number of TSs (8) | RESERVED (24) | <Traffic Selectors> ~
+ *                      1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * | Next Payload  |C|  RESERVED   |         Payload Length        |
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * | Number of TSs |                 RESERVED                      |
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * ~                       <Traffic Selectors>                     ~
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *
  * Traffic Selector (§3.13.1):
- * |   TS Type (8)  |IP Protocol ID (8)|       Selector Length (16)      |
- * |           Start Port (16)         |          End Port (16)          |
- * ~                         Starting Address                            ~
- * ~                         Ending Address                              ~
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * |   TS Type     |IP Protocol ID*|       Selector Length         |
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * |           Start Port*         |           End Port*           |
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * ~                         Starting Address*                     ~
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * ~                         Ending Address*                       ~
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  *
+ * Number of TSs is one octet and each selector is at least 8 octets, so the selector list is
+ * bounded by both the count and the payload length.
  * TS_IPV4_ADDR_RANGE selectors are 16 octets, TS_IPV6_ADDR_RANGE 40. A selector of a type ikegate
  * does not know is kept with empty addresses (its length is honoured), so narrowing skips it.
  */
@@ -15,15 +31,17 @@ import { need, put16, syntax, u16 } from '../bytes.js';
 import { TsType } from '../constants.js';
 import type { TrafficSelector, TsPayload } from '../types.js';
 
+/** Number of TSs (1) + RESERVED (3). */
+export const TS_FIELDS_LENGTH = 4;
 const SELECTOR_HEADER = 8;
 const IPV4_SELECTOR_LENGTH = 16;
 const IPV6_SELECTOR_LENGTH = 40;
 
 export function decodeTs(body: Uint8Array, critical: boolean, type: 44 | 45): TsPayload {
-  need(body, 4, 'TS payload');
+  need(body, TS_FIELDS_LENGTH, 'TS payload');
   const count = body[0]!;
   const selectors: TrafficSelector[] = [];
-  let off = 4;
+  let off = TS_FIELDS_LENGTH;
   for (let i = 0; i < count; i++) {
     if (body.length - off < SELECTOR_HEADER) throw syntax('traffic selector truncated');
     const tsType = body[off]!;
@@ -60,10 +78,11 @@ export function verifyTs(p: TsPayload): string | undefined {
 
 export function encodeTs(p: TsPayload): Uint8Array {
   const len =
-    4 + p.selectors.reduce((n, s) => n + SELECTOR_HEADER + s.startAddress.length + s.endAddress.length, 0);
+    TS_FIELDS_LENGTH +
+    p.selectors.reduce((n, s) => n + SELECTOR_HEADER + s.startAddress.length + s.endAddress.length, 0);
   const out = new Uint8Array(len);
   out[0] = p.selectors.length;
-  let off = 4;
+  let off = TS_FIELDS_LENGTH;
   for (const s of p.selectors) {
     const slen = SELECTOR_HEADER + s.startAddress.length + s.endAddress.length;
     out[off] = s.tsType;
