@@ -22,10 +22,10 @@ console.log(
 );
 let failed = false;
 for (const name of modules) {
-  const mod = (await import(new URL(`${name}.ts`, dir).href)) as { bench?: () => Promise<BenchFigure[]> };
-  if (typeof mod.bench !== 'function') continue;
   console.log(`\n## ${name}`);
   try {
+    const mod = (await import(new URL(`${name}.ts`, dir).href)) as { bench?: () => Promise<BenchFigure[]> };
+    if (typeof mod.bench !== 'function') throw new Error(`${name}.ts exports no bench()`);
     for (const figure of await mod.bench()) console.log(formatFigure(figure));
   } catch (err) {
     failed = true;
