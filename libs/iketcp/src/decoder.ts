@@ -9,15 +9,16 @@
  *              is rejected at its first wrong octet, however slowly it trickles in.
  *   length  -> waiting for the 2-octet Length field (it may be split across chunks).
  *   body    -> waiting for Length - 2 octets. A frame lying wholly inside one chunk is returned as a
- *              view of that chunk (no copy); only a frame split across chunks is copied, into a
- *              buffer sized for that frame (never more than maxFrameLength).
+ *              view of that chunk (no copy); only a frame split across chunks is copied, into the
+ *              reusable tail buffer (never more than maxFrameLength - 2 octets).
  *   closed  -> after a close decision or end(); nothing more is decoded.
  *
  * Decisions (RFC 9329 §3, §4 and the PROTOCOL.md checklist):
  *   - wrong prefix                                  -> close 'bad_prefix'
  *   - Length < 2 (cannot frame anything)            -> close 'bad_length'
  *   - Length > maxFrameLength                       -> close 'frame_too_large' (before buffering)
- *   - body = 0xFF (NAT-keepalive)                   -> drop 'keepalive', stream kept
+ *   - body = 0xFF (NAT-keepalive)                   -> 'keepalive' event: drop it silently,
+ *                                                      stream kept; never counts as garbage
  *   - body too short for IKE or ESP, IKE header length disagreeing with the frame
  *                                                   -> drop, stream kept; `maxGarbageFrames` such
  *                                                      frames in a row -> close 'garbage'
@@ -26,8 +27,13 @@
  * What happens next to an IKE message or ESP packet (unknown SPI, ICV failure, INVALID_SYNTAX) is
  * decided above this layer; see `decisions.ts`.
  *
- * Ownership: views in events point into the pushed chunk or into this decoder's frame buffer.
- * They stay valid until the next push() or poll() call (the chunk must not be modified meanwhile).
+ * Ownership: `message` / `packet` views point into the pushed chunk (a frame wholly inside one
+ * chunk: no copy) or into this decoder's reusable tail buffer (a frame split across chunks). Both
+ * stay valid until the next push() or poll() call, and the chunk must not be modified until then;
+ * a caller that keeps a payload longer (queues it, awaits) copies it first. The tail buffer is
+ * allocated lazily, only grows, never exceeds maxFrameLength - 2 octets, and is released on close.
+ * That is the only memory held across calls, so `bufferedBytes <= maxFrameLength - 2` whatever the
+ * input: there is no separate "max buffered bytes" knob because nothing else can accumulate.
  */
 import {
   ESP_MIN_SIZE,
@@ -45,7 +51,7 @@ import { LocalUsageError } from './errors.js';
 export type DecoderState = 'prefix' | 'length' | 'body' | 'closed';
 
 export type CloseReason = 'bad_prefix' | 'bad_length' | 'frame_too_large' | 'garbage';
-export type DropReason = 'keepalive' | 'short_frame' | 'short_ike' | 'ike_length_mismatch' | 'short_esp';
+export type DropReason = 'short_frame' | 'short_ike' | 'ike_length_mismatch' | 'short_esp';
 
 export type IketcpEvent =
   /** The full "IKETCP" prefix arrived (responder side). */
@@ -54,7 +60,12 @@ export type IketcpEvent =
   | { readonly kind: 'ike'; readonly message: Uint8Array }
   /** An ESP packet; `spi` is its non-zero SPI. */
   | { readonly kind: 'esp'; readonly packet: Uint8Array; readonly spi: number }
-  /** A frame that was skipped; the stream stays open. `length` is the frame's Length field. */
+  /**
+   * A NAT-keepalive frame (one 0xFF octet, RFC 3948 §2.3 carried over TCP): the caller drops it
+   * silently, keeps the stream, and never takes it as IKE liveness (RFC 9329 §3, §6).
+   */
+  | { readonly kind: 'keepalive' }
+  /** A malformed frame that was skipped; the stream stays open. `length` is its Length field. */
   | { readonly kind: 'drop'; readonly reason: DropReason; readonly length: number }
   /** The stream must be closed; no further events follow. */
   | { readonly kind: 'close'; readonly reason: CloseReason }
@@ -76,7 +87,10 @@ export interface DecoderCounters {
   ikeFrames: number;
   espFrames: number;
   droppedFrames: number;
+  keepalives: number;
 }
+
+const KEEPALIVE: IketcpEvent = Object.freeze({ kind: 'keepalive' });
 
 export class IketcpDecoder {
   #state: DecoderState;
@@ -85,15 +99,26 @@ export class IketcpDecoder {
   #prefixSeen = 0;
   #lengthHigh = -1;
   #frameLength = 0;
-  /** Frame body being collected across chunks, or undefined when none is. */
+  /**
+   * Frame body being collected across chunks (a view of #tail), or undefined when none is.
+   * #tail is reused for every split frame and only grows, to at most maxFrameLength - 2 octets,
+   * so a steady stream allocates once (STYLE.md rule 7).
+   */
   #partial: Uint8Array | undefined;
   #partialFill = 0;
+  #tail: Uint8Array = new Uint8Array(0);
   #garbageRun = 0;
   #chunk: Uint8Array = new Uint8Array(0);
   #offset = 0;
   #pendingEnd = false;
   #sentPrefixEvent = false;
-  readonly counters: DecoderCounters = { bytes: 0, ikeFrames: 0, espFrames: 0, droppedFrames: 0 };
+  readonly counters: DecoderCounters = {
+    bytes: 0,
+    ikeFrames: 0,
+    espFrames: 0,
+    droppedFrames: 0,
+    keepalives: 0,
+  };
 
   /** @throws LocalUsageError for options out of range. */
   constructor(options: DecoderOptions) {
@@ -120,7 +145,7 @@ export class IketcpDecoder {
     return this.#state;
   }
 
-  /** Octets held across calls (an incomplete frame); never more than maxFrameLength. */
+  /** Octets of an incomplete frame held across calls; never more than maxFrameLength - 2. */
   get bufferedBytes(): number {
     return this.#partialFill + (this.#lengthHigh >= 0 ? 1 : 0);
   }
@@ -154,6 +179,10 @@ export class IketcpDecoder {
     if (this.#pendingEnd && this.#state !== 'closed') {
       const discarded = this.#discardable();
       this.#state = 'closed';
+      this.#partial = undefined;
+      this.#partialFill = 0;
+      this.#lengthHigh = -1;
+      this.#tail = new Uint8Array(0);
       return { kind: 'end', discarded };
     }
     return undefined;
@@ -168,6 +197,7 @@ export class IketcpDecoder {
     this.#state = 'closed';
     this.#partial = undefined;
     this.#partialFill = 0;
+    this.#tail = new Uint8Array(0);
     this.#lengthHigh = -1;
     this.#offset = this.#chunk.length;
     return { kind: 'close', reason };
@@ -223,7 +253,12 @@ export class IketcpDecoder {
         }
         if (available === 0) return undefined;
         if (this.#partial === undefined) {
-          this.#partial = new Uint8Array(need);
+          if (this.#tail.length < need) {
+            // Grow geometrically so frames of mixed sizes do not reallocate each time.
+            const size = Math.min(Math.max(need, this.#tail.length * 2, 2048), this.#maxFrameLength - 2);
+            this.#tail = new Uint8Array(size);
+          }
+          this.#partial = this.#tail.subarray(0, need);
           this.#partialFill = 0;
         }
         const take = Math.min(need - this.#partialFill, available);
@@ -246,8 +281,8 @@ export class IketcpDecoder {
     this.#state = 'length';
     const length = body.length + LENGTH_FIELD_SIZE;
     if (body.length === 1 && body[0] === NAT_KEEPALIVE_OCTET) {
-      this.counters.droppedFrames++;
-      return { kind: 'drop', reason: 'keepalive', length };
+      this.counters.keepalives++;
+      return KEEPALIVE;
     }
     if (body.length < NON_ESP_MARKER_SIZE) return this.#garbage('short_frame', length);
     const marker = (body[0]! | body[1]! | body[2]! | body[3]!) === 0;

@@ -33,8 +33,11 @@ describe('RFC 9329 encoders (§3, §4)', () => {
     assert.doesNotThrow(() => encodeEspFrame(new Uint8Array(65533).fill(1)));
   });
 
-  test('an ESP packet with SPI 0 would read as a Non-ESP Marker, so it is refused', () => {
-    assert.throws(() => encodeEspFrame(new Uint8Array(16)), LocalUsageError);
+  test('an ESP packet with SPI 0 (it would read as a Non-ESP Marker) or shorter than SPI|SN is refused (RFC 9329 §3.2, RFC 4303 §2)', () => {
+    assert.throws(() => encodeEspFrame(new Uint8Array(16)), { code: 'IKEGATE_ERR_IKETCP_BAD_ESP_PACKET' });
+    assert.throws(() => encodeEspFrame(Uint8Array.of(1, 2, 3, 4)), {
+      code: 'IKEGATE_ERR_IKETCP_BAD_ESP_PACKET',
+    });
   });
 
   test('a buffer too small for the frame is a usage error', () => {

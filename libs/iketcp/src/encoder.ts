@@ -64,7 +64,7 @@ export function encodeEspFrameInto(packet: Uint8Array, out: Uint8Array, offset =
   check(total, 'ESP packet');
   if (packet.length < 8 || (packet[0]! | packet[1]! | packet[2]! | packet[3]!) === 0) {
     throw new LocalUsageError(
-      'IKEGATE_ERR_IKETCP_TOO_LARGE_TO_SEND',
+      'IKEGATE_ERR_IKETCP_BAD_ESP_PACKET',
       'an ESP packet needs a non-zero SPI and SN',
     );
   }
