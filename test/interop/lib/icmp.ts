@@ -58,3 +58,40 @@ export function echoReply(request: Uint8Array): Uint8Array {
   reply[ihl + 3] = ic & 0xff;
   return reply;
 }
+
+/** An IPv4 ICMP echo request from `src` to `dst` (dotted quads) with 32 octets of payload. */
+export function echoRequest(src: string, dst: string, id: number, seq: number): Uint8Array {
+  const p = new Uint8Array(20 + 8 + 32);
+  p[0] = 0x45;
+  p[3] = p.length;
+  p[8] = 64;
+  p[9] = 1;
+  p.set(src.split('.').map(Number), 12);
+  p.set(dst.split('.').map(Number), 16);
+  const hc = internetChecksum(p.subarray(0, 20));
+  p[10] = hc >> 8;
+  p[11] = hc & 0xff;
+  p[20] = 8;
+  p[24] = id >> 8;
+  p[25] = id & 0xff;
+  p[26] = seq >> 8;
+  p[27] = seq & 0xff;
+  for (let i = 28; i < p.length; i++) p[i] = i;
+  const ic = internetChecksum(p.subarray(20));
+  p[22] = ic >> 8;
+  p[23] = ic & 0xff;
+  return p;
+}
+
+/** Parses an IPv4 ICMP echo reply; undefined for anything else. */
+export function parseEchoReply(packet: Uint8Array): EchoRequest | undefined {
+  if (packet.length < 28 || packet[0]! >> 4 !== 4 || packet[9] !== 1) return undefined;
+  const ihl = (packet[0]! & 0x0f) * 4;
+  if (packet[ihl] !== 0) return undefined;
+  return {
+    src: addr(packet, 12),
+    dst: addr(packet, 16),
+    id: (packet[ihl + 4]! << 8) | packet[ihl + 5]!,
+    seq: (packet[ihl + 6]! << 8) | packet[ihl + 7]!,
+  };
+}

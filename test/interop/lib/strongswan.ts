@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export const CHARON = '/usr/lib/ipsec/charon';
 
 export function haveStrongswan(): boolean {
-  return existsSync(CHARON) && spawnSync('swanctl', ['--version'], { stdio: 'ignore' }).status === 0;
+  return existsSync(CHARON) && spawnSync('swanctl', ['--help'], { stdio: 'ignore' }).status === 0;
 }
 
 export interface CharonOptions {

@@ -1,0 +1,458 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EncryptionId, IntegrityId, KeyExchangeId, PrfId } from '@ikegate/crypto';
+import { decodeMessage, ExchangeType, HeaderFlag, NotifyError, PayloadType } from '../codec/index.js';
+import { ANY_V4, Pair, v4Range } from './testing/pair.js';
+import type { IkeSaAction } from './types.js';
+
+const kinds = (log: readonly IkeSaAction[]) => log.map((a) => a.kind);
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+function assertChildPairMatches(p: Pair): void {
+  const i = [...p.initiator.children.values()];
+  const r = [...p.responder.children.values()];
+  assert.equal(i.length, r.length);
+  for (const c of i) {
+    const peer = r.find((x) => hex(x.inboundSpi) === hex(c.outboundSpi));
+    assert.ok(peer, 'peer has the matching child SA');
+    assert.equal(hex(peer.outboundSpi), hex(c.inboundSpi));
+    assert.deepEqual(peer.keys, c.keys);
+  }
+}
+
+describe('IKE SA pair', () => {
+  it('establishes an IKE SA and a first child SA with PSK (RFC 7296 §1.2, §2.15)', () => {
+    const p = new Pair();
+    p.establish();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.responder.state.status, 'established');
+    const est = p.initiator.log.find((a) => a.kind === 'established');
+    assert.ok(est && est.kind === 'established');
+    assert.equal(est.peerId, 'responder.example');
+    assert.equal(p.responder.state.peerId, 'initiator.example');
+    assert.equal(p.initiator.children.size, 1);
+    assertChildPairMatches(p);
+    const child = [...p.responder.children.values()][0]!;
+    assert.deepEqual(child.tsLocal, [v4Range('10.0.0.0', '10.255.255.255')]);
+    assert.deepEqual(child.tsRemote, [ANY_V4]);
+    assert.equal(child.weInitiated, false);
+  });
+
+  it('keeps working with the state persisted as JSON between steps, across a child rekey crossing an IKE rekey (RFC 7296 §2.18)', () => {
+    const p = new Pair({ roundTrip: true, initiatorPolicy: { requestVirtualIp: true } });
+    p.establish();
+    p.command('initiator', { kind: 'rekey-child', spi: [...p.initiator.children.values()][0]!.inboundSpi });
+    p.command('responder', { kind: 'rekey-ike' });
+    p.run();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.initiator.children.size, 1);
+    assertChildPairMatches(p);
+  });
+
+  it('drops a half-open responder SA that never receives IKE_AUTH (RFC 7296 §2.6)', () => {
+    const p = new Pair();
+    p.filter = (f) => (f.index === 2 ? 'drop' : 'deliver');
+    p.initiator.ctx = {
+      ...p.initiator.ctx,
+      policy: { ...p.initiator.ctx.policy, retransmit: { initialMs: 1000, maxRetransmits: 0 } },
+    };
+    p.establish();
+    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'half-open-failed'));
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'dead-peer'));
+  });
+
+  for (const [name, proposal] of [
+    [
+      'ECP-256',
+      {
+        encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+        prf: [PrfId.HMAC_SHA2_256],
+        integrity: [],
+        keyExchange: [KeyExchangeId.ECP_256],
+      },
+    ],
+    [
+      'MODP-2048',
+      {
+        encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+        prf: [PrfId.HMAC_SHA2_256],
+        integrity: [],
+        keyExchange: [KeyExchangeId.MODP_2048],
+      },
+    ],
+    [
+      'AES-CBC-256 + HMAC-SHA2-256-128',
+      {
+        encryption: [{ id: EncryptionId.AES_CBC, keyBits: 256 }],
+        prf: [PrfId.HMAC_SHA2_256],
+        integrity: [IntegrityId.HMAC_SHA2_256_128],
+        keyExchange: [KeyExchangeId.CURVE25519],
+      },
+    ],
+  ] as const) {
+    it(`negotiates ${name} for the IKE SA (RFC 7296 §2.7)`, () => {
+      const p = new Pair({
+        initiatorPolicy: { ikeProposals: [proposal] },
+        responderPolicy: { ikeProposals: [proposal] },
+      });
+      p.establish();
+      assert.equal(p.initiator.state.status, 'established');
+      assert.equal(p.responder.state.status, 'established');
+      assertChildPairMatches(p);
+    });
+  }
+
+  it('retries with the group named in INVALID_KE_PAYLOAD (RFC 7296 §1.3)', () => {
+    const p = new Pair({
+      responderPolicy: {
+        ikeProposals: [
+          {
+            encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+            prf: [PrfId.HMAC_SHA2_256],
+            integrity: [],
+            keyExchange: [KeyExchangeId.ECP_256],
+          },
+        ],
+      },
+    });
+    p.establish();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.initiator.state.current?.suite.keyExchange, KeyExchangeId.ECP_256);
+    assert.equal(p.initiator.log.filter((a) => a.kind === 'send').length, 3);
+  });
+
+  it('gives up with no-proposal-chosen when the responder accepts nothing (RFC 7296 §2.7)', () => {
+    const p = new Pair({
+      responderPolicy: {
+        ikeProposals: [
+          {
+            encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 128 }],
+            prf: [PrfId.HMAC_SHA2_512],
+            integrity: [],
+            keyExchange: [KeyExchangeId.CURVE25519],
+          },
+        ],
+      },
+    });
+    p.establish();
+    assert.equal(p.initiator.state.status, 'deleted');
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'no-proposal-chosen'));
+    assert.equal(p.responder.state.status, 'idle');
+  });
+
+  it('answers with a COOKIE and keeps no state until the initiator returns it (RFC 7296 §2.6)', () => {
+    const p = new Pair({ responderCtx: { requireCookie: () => true } });
+    p.establish();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.responder.state.status, 'established');
+    const firstResponse = decodeMessage(
+      (p.responder.log.find((a) => a.kind === 'send') as { bytes: Uint8Array }).bytes,
+    );
+    assert.equal(firstResponse.payloads.length, 1);
+    assert.equal(p.responder.closed, 0);
+  });
+
+  it('closes the TCP connection after sending a COOKIE (RFC 9329 §3, RFC 7296 §2.6)', () => {
+    const p = new Pair({ transport: 'tcp', responderCtx: { requireCookie: () => true } });
+    p.establish();
+    assert.equal(p.responder.closed, 1);
+    assert.equal(p.initiator.state.status, 'established');
+  });
+
+  it('binds the COOKIE to Ni, IPi and SPIi but not to the port (RFC 7296 §2.6)', () => {
+    const p = new Pair({ responderCtx: { requireCookie: () => true } });
+    p.command('initiator', { kind: 'initiate' });
+    const req = p.wire.shift()!;
+    const a = p.deliver('responder', req.bytes);
+    const b = (() => {
+      const q = new Pair({
+        responderCtx: {
+          requireCookie: () => true,
+          remote: { address: Uint8Array.of(192, 0, 2, 1), port: 4500 },
+        },
+      });
+      return q.deliver('responder', req.bytes);
+    })();
+    assert.deepEqual(a, b);
+  });
+
+  it('fails with AUTHENTICATION_FAILED on a wrong PSK and both sides delete (RFC 7296 §2.15, §2.21.2)', () => {
+    const p = new Pair({
+      initiatorCtx: {
+        psk: (id) => new TextEncoder().encode(id === 'initiator.example' ? 'wrong' : 'responder secret'),
+      },
+    });
+    p.establish();
+    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
+    assert.equal(p.initiator.children.size, 0);
+    assert.equal(p.responder.children.size, 0);
+  });
+
+  it('assigns a virtual IP through CP and narrows TSi to it (RFC 7296 §2.19, §3.15)', () => {
+    const p = new Pair({ initiatorPolicy: { requestVirtualIp: true } });
+    p.establish();
+    const i = [...p.initiator.children.values()][0]!;
+    const r = [...p.responder.children.values()][0]!;
+    assert.deepEqual(i.virtualIp, Uint8Array.of(10, 9, 0, 7));
+    assert.deepEqual(r.virtualIp, Uint8Array.of(10, 9, 0, 7));
+    assert.deepEqual(i.tsLocal, [v4Range('10.9.0.7', '10.9.0.7')]);
+    assert.deepEqual(r.tsRemote, [v4Range('10.9.0.7', '10.9.0.7')]);
+  });
+
+  it('establishes the IKE SA without a child on TS_UNACCEPTABLE (RFC 7296 §1.2, §2.9)', () => {
+    const p = new Pair({
+      responderPolicy: { remoteTs: [v4Range('172.16.0.0', '172.16.255.255')] },
+      initiatorPolicy: { localTs: [v4Range('192.168.0.0', '192.168.0.255')] },
+    });
+    p.establish();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.responder.state.status, 'established');
+    assert.equal(p.initiator.children.size, 0);
+    assert.equal(p.responder.children.size, 0);
+  });
+
+  it('exchanges IKEV2_MESSAGE_ID_SYNC_SUPPORTED in IKE_AUTH when configured (RFC 6311 §3)', () => {
+    const p = new Pair({
+      initiatorPolicy: { messageIdSync: true },
+      responderPolicy: { messageIdSync: true },
+    });
+    p.establish();
+    assert.equal(p.initiator.state.peerMessageIdSync, true);
+    assert.equal(p.responder.state.peerMessageIdSync, true);
+    const q = new Pair();
+    q.establish();
+    assert.equal(q.initiator.state.peerMessageIdSync, false);
+  });
+
+  it('detects NAT from the NAT_DETECTION notifies (RFC 7296 §2.23)', () => {
+    const p = new Pair({ responderCtx: { remote: { address: Uint8Array.of(203, 0, 113, 9), port: 61000 } } });
+    p.establish();
+    assert.equal(p.responder.state.natRemote, true);
+    assert.equal(p.responder.state.natLocal, false);
+    const q = new Pair();
+    q.establish();
+    assert.equal(q.responder.state.natRemote, false);
+  });
+
+  it('answers an empty INFORMATIONAL as a liveness check (RFC 7296 §2.4)', () => {
+    const p = new Pair();
+    p.establish();
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    assert.equal(p.initiator.state.current?.outstanding, undefined);
+    assert.equal(p.initiator.state.current?.nextRequestId, 3);
+    assert.equal(p.responder.state.current?.expectedRequestId, 3);
+  });
+
+  it('answers a duplicate request from the cached response without processing it again (RFC 7296 §2.1)', () => {
+    const p = new Pair();
+    p.establish();
+    p.filter = (f) => (f.to === 'responder' ? 'duplicate' : 'deliver');
+    p.command('initiator', { kind: 'rekey-child', spi: [...p.initiator.children.values()][0]!.inboundSpi });
+    p.run();
+    const sends = p.responder.log.filter((a) => a.kind === 'send');
+    // INIT, AUTH, then rekey + delete each answered twice with identical bytes.
+    const last = sends.slice(-4).map((a) => hex((a as { bytes: Uint8Array }).bytes));
+    assert.equal(last[0], last[1]);
+    assert.equal(last[2], last[3]);
+    assert.equal(p.responder.log.filter((a) => a.kind === 'install-child').length, 2);
+    assertChildPairMatches(p);
+  });
+
+  it('retransmits a lost request with exponential backoff (RFC 7296 §2.4)', () => {
+    const p = new Pair();
+    p.establish();
+    let dropped = 0;
+    p.filter = (f) => (f.to === 'responder' && dropped++ < 2 ? 'drop' : 'deliver');
+    const t0 = p.now;
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    const timers = p.initiator.log
+      .filter((a) => a.kind === 'arm-timer')
+      .slice(-3)
+      .map((a) => (a as { at: number }).at - t0);
+    assert.deepEqual(timers, [1000, 3000, 7000]);
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.initiator.state.current?.outstanding, undefined);
+  });
+
+  it('declares the peer dead after the bounded number of retransmissions (RFC 7296 §2.4)', () => {
+    const p = new Pair({ initiatorPolicy: { retransmit: { initialMs: 500, maxRetransmits: 3 } } });
+    p.establish();
+    p.filter = (f) => (f.to === 'responder' ? 'drop' : 'deliver');
+    const mark = p.initiator.log.length;
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'dead-peer'));
+    assert.equal(p.initiator.children.size, 0);
+    // The request and its three retransmissions.
+    assert.equal(p.initiator.log.slice(mark).filter((a) => a.kind === 'send').length, 4);
+  });
+
+  it('arms no retransmit timer over TCP and resends outstanding requests on reconnect (RFC 9329 §2)', () => {
+    const p = new Pair({ transport: 'tcp' });
+    p.establish();
+    assert.equal(p.initiator.log.filter((a) => a.kind === 'arm-timer').length, 0);
+    p.filter = (f) =>
+      f.to === 'responder' && f.index > 3 && p.initiator.closed === 0 && !reconnected ? 'drop' : 'deliver';
+    let reconnected = false;
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    assert.ok(p.initiator.state.current?.outstanding, 'still outstanding with no timer');
+    reconnected = true;
+    p.command('initiator', { kind: 'connection-restored' });
+    p.run();
+    assert.equal(p.initiator.state.current?.outstanding, undefined);
+  });
+
+  it('deletes a child SA in both directions (RFC 7296 §1.4.1)', () => {
+    const p = new Pair();
+    p.establish();
+    p.command('responder', { kind: 'delete-child', spi: [...p.responder.children.values()][0]!.inboundSpi });
+    p.run();
+    assert.equal(p.initiator.children.size, 0);
+    assert.equal(p.responder.children.size, 0);
+    assert.equal(p.initiator.state.status, 'established');
+  });
+
+  it('deletes the IKE SA with its children on both sides (RFC 7296 §1.4.1)', () => {
+    const p = new Pair();
+    p.establish();
+    p.command('initiator', { kind: 'delete-ike' });
+    p.run();
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'deleted'));
+    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'peer-deleted'));
+    assert.equal(p.initiator.children.size + p.responder.children.size, 0);
+  });
+
+  for (const pfs of [undefined, KeyExchangeId.CURVE25519]) {
+    it(`rekeys a child SA ${pfs ? 'with' : 'without'} PFS and deletes the old one (RFC 7296 §1.3.3, §2.8)`, () => {
+      const p = new Pair({
+        initiatorPolicy: { childPfsGroup: pfs },
+        responderPolicy: { childPfsGroup: pfs },
+      });
+      p.establish();
+      const old = [...p.initiator.children.values()][0]!;
+      p.command('initiator', { kind: 'rekey-child', spi: old.inboundSpi });
+      p.run();
+      assert.equal(p.initiator.children.size, 1);
+      const fresh = [...p.initiator.children.values()][0]!;
+      assert.notEqual(hex(fresh.inboundSpi), hex(old.inboundSpi));
+      assert.notDeepEqual(fresh.keys, old.keys);
+      assertChildPairMatches(p);
+    });
+  }
+
+  it('rekeys the IKE SA to new SPIs and keys, deletes the old SA and keeps working (RFC 7296 §1.3.2, §2.18)', () => {
+    const p = new Pair();
+    p.establish();
+    const before = p.initiator.state.current!;
+    p.command('responder', { kind: 'rekey-ike' });
+    p.run();
+    const i = p.initiator.state.current!;
+    const r = p.responder.state.current!;
+    assert.notEqual(hex(i.spiI), hex(before.spiI));
+    assert.equal(hex(i.spiI), hex(r.spiI));
+    assert.equal(hex(i.spiR), hex(r.spiR));
+    assert.equal(r.role, 'initiator');
+    assert.deepEqual(i.keys, r.keys);
+    assert.equal(p.initiator.state.previous, undefined);
+    assert.equal(p.responder.state.previous, undefined);
+    assert.ok(p.initiator.log.some((a) => a.kind === 'rekeyed-ike'));
+    assert.equal(p.initiator.children.size, 1);
+    p.command('initiator', { kind: 'liveness' });
+    p.command('initiator', { kind: 'rekey-child', spi: [...p.initiator.children.values()][0]!.inboundSpi });
+    p.run();
+    assert.equal(p.initiator.state.current?.nextRequestId, 3);
+    assertChildPairMatches(p);
+  });
+
+  it('retries an IKE SA rekey with the group named in INVALID_KE_PAYLOAD (RFC 7296 §1.3, §2.18)', () => {
+    const p = new Pair();
+    p.establish();
+    assert.equal(p.initiator.state.current?.suite.keyExchange, KeyExchangeId.CURVE25519);
+    const ecpOnly = [{ ...p.responder.ctx.policy.ikeProposals[0]!, keyExchange: [KeyExchangeId.ECP_256] }];
+    p.responder.ctx = { ...p.responder.ctx, policy: { ...p.responder.ctx.policy, ikeProposals: ecpOnly } };
+    p.command('initiator', { kind: 'rekey-ike' });
+    p.run();
+    const i = p.initiator.state.current!;
+    assert.equal(i.suite.keyExchange, KeyExchangeId.ECP_256);
+    assert.deepEqual(i.keys, p.responder.state.current!.keys);
+    assert.equal(p.initiator.log.filter((a) => a.kind === 'rekeyed-ike').length, 1);
+  });
+
+  for (const lowest of ['initiator', 'responder'] as const) {
+    it(`resolves a simultaneous IKE SA rekey: the SA with the lowest nonce (${lowest}'s) is deleted (RFC 7296 §2.8.1)`, () => {
+      const p = new Pair();
+      p.establish();
+      const low = new Uint8Array(32).fill(0x01);
+      const high = new Uint8Array(32).fill(0xf0);
+      const mid = new Uint8Array(32).fill(0x80);
+      // The initiator's request nonce, then its response nonce; likewise the responder.
+      p.initiator.nonces.push(lowest === 'initiator' ? low : high, mid);
+      p.responder.nonces.push(lowest === 'responder' ? low : high, mid);
+      p.command('initiator', { kind: 'rekey-ike' });
+      p.command('responder', { kind: 'rekey-ike' });
+      p.run();
+      const i = p.initiator.state;
+      const r = p.responder.state;
+      assert.equal(hex(i.current!.spiI), hex(r.current!.spiI));
+      assert.equal(hex(i.current!.spiR), hex(r.current!.spiR));
+      assert.deepEqual(i.current!.keys, r.current!.keys);
+      // The surviving SA is the one the other side initiated.
+      const winner = lowest === 'initiator' ? r : i;
+      assert.equal(winner.current!.role, 'initiator');
+      for (const s of [i, r]) {
+        assert.equal(s.previous, undefined);
+        assert.equal(s.collision, undefined);
+        assert.equal(s.status, 'established');
+      }
+      p.command('initiator', { kind: 'liveness' });
+      p.run();
+      assert.equal(p.initiator.state.current?.outstanding, undefined);
+    });
+  }
+
+  for (const lowest of ['initiator', 'responder'] as const) {
+    it(`resolves a simultaneous child SA rekey: the new SA with the lowest nonce (${lowest}'s) is deleted (RFC 7296 §2.8.1)`, () => {
+      const p = new Pair();
+      p.establish();
+      const low = new Uint8Array(32).fill(0x01);
+      const high = new Uint8Array(32).fill(0xf0);
+      const mid = new Uint8Array(32).fill(0x80);
+      p.initiator.nonces.push(lowest === 'initiator' ? low : high, mid);
+      p.responder.nonces.push(lowest === 'responder' ? low : high, mid);
+      p.command('initiator', { kind: 'rekey-child', spi: [...p.initiator.children.values()][0]!.inboundSpi });
+      p.command('responder', { kind: 'rekey-child', spi: [...p.responder.children.values()][0]!.inboundSpi });
+      p.run();
+      assert.equal(p.initiator.children.size, 1);
+      assert.equal(p.responder.children.size, 1);
+      assertChildPairMatches(p);
+      // Both rekeys completed (first child + two new ones on each side) before one was deleted.
+      assert.equal(p.initiator.log.filter((a) => a.kind === 'install-child').length, 3);
+      assert.equal(p.responder.log.filter((a) => a.kind === 'install-child').length, 3);
+      const survivor = [...p.initiator.children.values()][0]!;
+      // The survivor was created by the side whose nonce was not the lowest.
+      assert.equal(survivor.weInitiated, lowest === 'responder');
+      assert.deepEqual(p.initiator.state.childCollisions ?? [], []);
+      assert.deepEqual(p.responder.state.childCollisions ?? [], []);
+    });
+  }
+
+  it('drops a message with a corrupted ICV without answering (RFC 7296 §2.21.1)', () => {
+    const p = new Pair();
+    p.establish();
+    p.command('initiator', { kind: 'liveness' });
+    const f = p.wire.shift()!;
+    const bad = f.bytes.slice();
+    bad[bad.length - 1]! ^= 1;
+    const actions = p.deliver('responder', bad);
+    assert.deepEqual(kinds(actions), ['dropped']);
+    const h = decodeMessage(f.bytes).header;
+    assert.equal(h.exchangeType, ExchangeType.INFORMATIONAL);
+    assert.equal(h.flags & HeaderFlag.RESPONSE, 0);
+    void NotifyError;
+    void PayloadType;
+  });
+});

@@ -1,0 +1,251 @@
+/**
+ * A peer built from ikegate's protocol core only, for interop tests (see core-responder.ts and
+ * core-initiator.ts): libs/ikev2's state machine on UDP 500/4500 (RFC 3948 non-ESP marker on
+ * 4500), libs/esp for the child SAs, ICMP echo answered or sent through the tunnel, and one JSON
+ * line on stdout per event. A test harness, not the product's worker (issue #4 builds that).
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
+import { classifyUdpPayload, encodeNonEspMarker, espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
+import {
+  createIkeSa,
+  type IkeSaAction,
+  type IkeSaCommand,
+  type IkeSaContext,
+  type IkeSaState,
+  step,
+} from '@ikegate/ikev2';
+import { echoReply, echoRequest, parseEchoReply, parseEchoRequest } from './icmp.js';
+
+export interface Config {
+  local: string;
+  psk: string;
+  localId: string;
+  localTs: string;
+  remoteTs: string;
+}
+export const cfg = JSON.parse(process.env.IKEGATE_INTEROP ?? '{}') as Config & {
+  remote?: string;
+  localInner?: string;
+  remoteInner?: string;
+};
+/** Every event so far (the initiator script waits on them), also printed as JSON lines. */
+export const events: { event: string; [k: string]: unknown }[] = [];
+export const log = (event: string, fields: Record<string, unknown> = {}): void => {
+  events.push({ event, ...fields });
+  process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
+};
+
+/** Resolves when `event` has been logged `n` times; rejects after `timeoutMs`. */
+export async function waitFor(event: string, n = 1, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (events.filter((e) => e.event === event).length < n) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${event} x${n}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const addr4 = (s: string) => Uint8Array.from(s.split('.').map(Number));
+
+function cidrSelector(cidr: string) {
+  const [a = '', bits = '32'] = cidr.split('/');
+  const n =
+    (Buffer.from(addr4(a)).readUInt32BE(0) & (Number(bits) === 0 ? 0 : (~0 << (32 - Number(bits))) >>> 0)) >>>
+    0;
+  const end = (n | (Number(bits) === 32 ? 0 : (1 << (32 - Number(bits))) - 1)) >>> 0;
+  const s = new Uint8Array(4);
+  const e = new Uint8Array(4);
+  new DataView(s.buffer).setUint32(0, n);
+  new DataView(e.buffer).setUint32(0, end);
+  return { tsType: 7, ipProtocol: 0, startPort: 0, endPort: 65535, startAddress: s, endAddress: e };
+}
+
+export interface Peer {
+  /** Initiator: move IKE to UDP 4500 after IKE_SA_INIT, as RFC 7296 §2.23 allows and strongSwan does. */
+  float?: boolean;
+  state: IkeSaState;
+  ctx: IkeSaContext;
+  rinfo: RemoteInfo;
+  socket: Socket;
+  timers: Map<string, NodeJS.Timeout>;
+}
+export const peers = new Map<string, Peer>(); // by initiator SPI (hex)
+export const inbound = new Map<number, { sa: InboundSa; out: OutboundSa; peer: Peer }>();
+export const natT = createSocket('udp4');
+export const ike = createSocket('udp4');
+
+export function context(rinfo: RemoteInfo, localPort: number): IkeSaContext {
+  return {
+    provider: defaultProvider,
+    random: (n) => new Uint8Array(randomBytes(n)),
+    allocateIkeSpi: () => new Uint8Array(randomBytes(8)),
+    allocateChildSpi: () => {
+      const b = new Uint8Array(randomBytes(4));
+      b[0] = (b[0]! | 0x10) & 0x7f;
+      return b;
+    },
+    policy: {
+      localId: cfg.localId,
+      ikeProposals: [
+        {
+          encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+          prf: [PrfId.HMAC_SHA2_256],
+          integrity: [],
+          keyExchange: [KeyExchangeId.CURVE25519, KeyExchangeId.ECP_256],
+        },
+      ],
+      espProposals: [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], integrity: [] }],
+      localTs: [cidrSelector(cfg.localTs)],
+      remoteTs: [cidrSelector(cfg.remoteTs)],
+      messageIdSync: true,
+    },
+    psk: () => new TextEncoder().encode(cfg.psk),
+    local: { address: addr4(cfg.local), port: localPort },
+    remote: { address: addr4(rinfo.address), port: rinfo.port },
+  };
+}
+
+function run(peer: Peer, actions: readonly IkeSaAction[]): void {
+  for (const a of actions) {
+    switch (a.kind) {
+      case 'send': {
+        const bytes = peer.socket === natT ? encodeNonEspMarker(a.bytes) : a.bytes;
+        peer.socket.send(bytes, peer.rinfo.port, peer.rinfo.address);
+        break;
+      }
+      case 'arm-timer': {
+        clearTimeout(peer.timers.get(a.id));
+        peer.timers.set(
+          a.id,
+          setTimeout(
+            () => feed(peer, { kind: 'timer', id: a.id, now: Date.now() }),
+            Math.max(0, a.at - Date.now()),
+          ),
+        );
+        break;
+      }
+      case 'install-child': {
+        const inKeys = a.weInitiated ? a.keys.encrR : a.keys.encrI;
+        const outKeys = a.weInitiated ? a.keys.encrI : a.keys.encrR;
+        const alg = { encryption: a.encryption.id, keyBits: a.encryption.keyBits };
+        const inSpi = Buffer.from(a.inboundSpi).readUInt32BE(0);
+        const sa = new InboundSa({ spi: inSpi, suite: espSuite(defaultProvider, alg, inKeys) });
+        const out = new OutboundSa({
+          spi: Buffer.from(a.outboundSpi).readUInt32BE(0),
+          suite: espSuite(defaultProvider, alg, outKeys),
+        });
+        inbound.set(inSpi, { sa, out, peer });
+        log('install-child', { inboundSpi: hex(a.inboundSpi), outboundSpi: hex(a.outboundSpi) });
+        break;
+      }
+      case 'remove-child':
+        inbound.delete(Buffer.from(a.inboundSpi).readUInt32BE(0));
+        log('remove-child', { inboundSpi: hex(a.inboundSpi) });
+        break;
+      case 'established':
+        log('established', { peerId: a.peerId, spiI: hex(a.initiatorSpi), spiR: hex(a.responderSpi) });
+        break;
+      case 'rekeyed-ike':
+        log('rekeyed-ike', { spiI: hex(a.newInitiatorSpi), spiR: hex(a.newResponderSpi) });
+        break;
+      case 'deleted':
+        log('deleted', { reason: a.reason });
+        break;
+      case 'dropped':
+        log('dropped', { reason: a.reason });
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+export function feed(peer: Peer, event: Parameters<typeof step>[1]): void {
+  try {
+    const r = step(peer.state, event, peer.ctx);
+    peer.state = r.state;
+    run(peer, r.actions);
+  } catch (e) {
+    log('error', { message: (e as Error).stack ?? String(e) });
+  }
+}
+
+export function onIke(bytes: Uint8Array, rinfo: RemoteInfo, socket: Socket, localPort: number): void {
+  if (bytes.length < 28) return;
+  // Our IKE SAs are keyed by the initiator's SPI here: strongSwan initiates, and a rekeyed IKE SA
+  // keeps being found because the state machine holds every core (current/previous) it owns.
+  const key = hex(bytes.subarray(0, 8));
+  let peer = peers.get(key);
+  if (peer === undefined) {
+    for (const p of peers.values()) if (p.rinfo.address === rinfo.address) peer = p;
+  }
+  if (peer === undefined) {
+    peer = { state: createIkeSa('udp'), ctx: context(rinfo, localPort), rinfo, socket, timers: new Map() };
+  }
+  peers.set(key, peer);
+  peer.rinfo = rinfo;
+  peer.socket = socket;
+  peer.ctx = {
+    ...peer.ctx,
+    remote: { address: addr4(rinfo.address), port: rinfo.port },
+    local: { address: addr4(cfg.local), port: localPort },
+  };
+  if (peer.float && socket === ike) {
+    peer.socket = natT;
+    peer.rinfo = { ...rinfo, port: 4500 };
+  }
+  feed(peer, { kind: 'message', bytes, transport: 'udp', now: Date.now() });
+}
+
+export function onEsp(packet: Uint8Array, rinfo: RemoteInfo): void {
+  const spi = Buffer.from(packet.buffer, packet.byteOffset, 4).readUInt32BE(0);
+  const child = inbound.get(spi);
+  if (!child) return log('esp-drop', { reason: 'unknown_spi' });
+  const r = child.sa.decapsulate(packet);
+  if (r.kind !== 'inner') return log('esp-drop', { reason: r.reason });
+  const reply = parseEchoReply(r.packet);
+  if (reply) return log('pong', { src: reply.src, dst: reply.dst, seq: reply.seq, spi: spi.toString(16) });
+  const echo = parseEchoRequest(r.packet);
+  if (!echo) return;
+  log('ping', { src: echo.src, dst: echo.dst, seq: echo.seq, spi: spi.toString(16) });
+  const out = child.out.encapsulate(echoReply(r.packet));
+  if (out.kind === 'packet') natT.send(out.packet.slice(), rinfo.port, rinfo.address);
+}
+
+/** Binds UDP 500 and 4500 on cfg.local and logs `listening` once both are bound. */
+export function listen(): void {
+  ike.on('message', (m, rinfo) => onIke(new Uint8Array(m), rinfo, ike, 500));
+  natT.on('message', (m, rinfo) => {
+    const c = classifyUdpPayload(new Uint8Array(m));
+    if (c.kind === 'ike') onIke(c.message.slice(), rinfo, natT, 4500);
+    else if (c.kind === 'esp') onEsp(new Uint8Array(m), rinfo);
+  });
+  let bound = 0;
+  const ready = () => {
+    if (++bound === 2) log('listening', { local: cfg.local });
+  };
+  ike.bind(500, cfg.local, ready);
+  natT.bind(4500, cfg.local, ready);
+  setTimeout(() => process.exit(0), Number(process.env.IKEGATE_INTEROP_LIFETIME_MS ?? 60_000)).unref();
+}
+
+/** Sends an ICMP echo request through the newest child SA of `peer`. */
+export function sendPing(seq: number): void {
+  const children = [...inbound.values()];
+  const child = children[children.length - 1];
+  if (!child || !cfg.localInner || !cfg.remoteInner) return;
+  const out = child.out.encapsulate(echoRequest(cfg.localInner, cfg.remoteInner, 0x1f2e, seq));
+  if (out.kind === 'packet') natT.send(out.packet.slice(), 4500, child.peer.rinfo.address);
+}
+
+export function command(peer: Peer, c: IkeSaCommand): void {
+  feed(peer, { kind: 'command', command: c, now: Date.now() });
+}
+
+/** Registers an initiator toward `rinfo` (IKE_SA_INIT on UDP 500, then UDP 4500). */
+export function createInitiator(rinfo: RemoteInfo, ctx: IkeSaContext, socket: Socket): Peer {
+  const peer: Peer = { float: true, state: createIkeSa('udp'), ctx, rinfo, socket, timers: new Map() };
+  peers.set('initiator', peer);
+  return peer;
+}
