@@ -5,7 +5,7 @@
  * unavoidable.
  *
  * Key exchanges draw private values from the injected RandomBytes only: X25519 keys are imported
- * as PKCS#8, EC and MODP keys through setPrivateKey. ML-KEM is not offered (see mlKemUnsupported).
+ * as JWK (see NodeX25519), EC and MODP keys through setPrivateKey. ML-KEM is not offered (see mlKemUnsupported).
  */
 import {
   type BinaryLike,
