@@ -6,8 +6,14 @@
  */
 import { LocalUsageError } from './errors.js';
 import {
+  type AeadAlgorithm,
+  type CipherAlgorithm,
+  type CryptoProvider,
   EncryptionId,
   type HashName,
+  type IntegrityAlgorithm,
+  type KeyExchangeMethod,
+  type PrfAlgorithm,
   IntegrityId,
   KeyExchangeId,
   type PrfId,
@@ -224,4 +230,63 @@ const HASH_NAMES: ReadonlySet<string> = new Set(['sha1', 'sha256', 'sha384', 'sh
 export function checkHashName(name: string): void {
   if (!HASH_NAMES.has(name))
     throw new LocalUsageError('IKEGATE_ERR_CRYPTO_UNSUPPORTED', `hash ${name} is not offered`);
+}
+
+/** How one provider builds each primitive from its spec; `assembleProvider` does the rest. */
+export interface PrimitiveFactories {
+  readonly name: string;
+  prf(spec: PrfSpec): PrfAlgorithm;
+  integrity(spec: IntegritySpec): IntegrityAlgorithm;
+  cipher(spec: CbcSpec): CipherAlgorithm;
+  aead(spec: AeadSpec): AeadAlgorithm;
+  keyExchange(id: number): KeyExchangeMethod | undefined;
+  hash(name: HashName, data: readonly Uint8Array[]): Uint8Array;
+}
+
+/** Memoizes a lookup; only hits are cached, so ids chosen by a peer cannot grow the map. */
+function memo<K, T>(make: (key: K) => T | undefined): (key: K) => T | undefined {
+  const cache = new Map<K, T>();
+  return (key) => {
+    let v = cache.get(key);
+    if (v === undefined) {
+      v = make(key);
+      if (v !== undefined) cache.set(key, v);
+    }
+    return v;
+  };
+}
+
+/** A CryptoProvider over `f`: spec lookup, validation of ids and key sizes, and one cached algorithm object each. */
+export function assembleProvider(f: PrimitiveFactories): CryptoProvider {
+  const prfs = memo((id: number) => {
+    const s = PRF_SPECS.get(id);
+    return s && f.prf(s);
+  });
+  const integrities = memo((id: number) => {
+    const s = INTEGRITY_SPECS.get(id);
+    return s && f.integrity(s);
+  });
+  const ciphers = memo((key: string) => {
+    const [id, bits] = key.split(':').map(Number);
+    const s = cbcSpec(id!, bits!);
+    return s && f.cipher(s);
+  });
+  const aeads = memo((key: string) => {
+    const [id, bits] = key.split(':').map(Number);
+    const s = aeadSpec(id!, bits!);
+    return s && f.aead(s);
+  });
+  const keyExchanges = memo((id: number) => f.keyExchange(id));
+  return {
+    name: f.name,
+    prf: (id) => prfs(id),
+    integrity: (id) => integrities(id),
+    cipher: (id, keyBits) => (cbcSpec(id, keyBits) ? ciphers(`${id}:${keyBits}`) : undefined),
+    aead: (id, keyBits) => (aeadSpec(id, keyBits) ? aeads(`${id}:${keyBits}`) : undefined),
+    keyExchange: (id) => keyExchanges(id),
+    hash(name: HashName, ...data: Uint8Array[]): Uint8Array {
+      checkHashName(name);
+      return f.hash(name, data);
+    },
+  };
 }

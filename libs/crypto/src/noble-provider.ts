@@ -19,21 +19,17 @@ import { sha1 } from '@noble/hashes/legacy.js';
 import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
 import { ml_kem512, ml_kem768, ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
 import {
+  assembleProvider,
   type AeadSpec,
-  aeadSpec,
   type CbcSpec,
-  cbcSpec,
   checkBlockMultiple,
   checkIvLength,
-  checkHashName,
   checkKeyLength,
-  INTEGRITY_SPECS,
   type IntegritySpec,
   isAllZero,
   KE_SPECS,
   type KeyExchangeSpec,
   outputBuffer,
-  PRF_SPECS,
   type PrfSpec,
 } from './algorithms.js';
 import {
@@ -405,55 +401,17 @@ function keyExchangeFor(id: number): KeyExchangeMethod | undefined {
   return new NobleMlKem(spec);
 }
 
-function memo<T>(make: (id: number) => T | undefined): (id: number) => T | undefined {
-  // Only hits are cached, so ids chosen by a peer cannot grow the map.
-  const cache = new Map<number, T>();
-  return (id) => {
-    let v = cache.get(id);
-    if (v === undefined) {
-      v = make(id);
-      if (v !== undefined) cache.set(id, v);
-    }
-    return v;
-  };
-}
-
-const prfs = memo((id) => {
-  const s = PRF_SPECS.get(id);
-  return s && new NoblePrf(s);
-});
-const integrities = memo((id) => {
-  const s = INTEGRITY_SPECS.get(id);
-  return s && new NobleIntegrity(s);
-});
-const keyExchanges = memo(keyExchangeFor);
-const ciphers = new Map<string, CipherAlgorithm>();
-const aeads = new Map<string, AeadAlgorithm>();
-
 /** @noble provider: pure JavaScript. Offers every primitive, ML-KEM included. */
-export const nobleProvider: CryptoProvider = {
+export const nobleProvider: CryptoProvider = assembleProvider({
   name: 'noble',
-  prf: (id) => prfs(id),
-  integrity: (id) => integrities(id),
-  cipher(id, keyBits) {
-    const spec = cbcSpec(id, keyBits);
-    if (spec === undefined) return undefined;
-    let c = ciphers.get(spec.name);
-    if (c === undefined) ciphers.set(spec.name, (c = new NobleCbc(spec)));
-    return c;
-  },
-  aead(id, keyBits) {
-    const spec = aeadSpec(id, keyBits);
-    if (spec === undefined) return undefined;
-    let a = aeads.get(spec.name);
-    if (a === undefined) aeads.set(spec.name, (a = new NobleAead(spec)));
-    return a;
-  },
-  keyExchange: (id) => keyExchanges(id),
-  hash(name: HashName, ...data: Uint8Array[]): Uint8Array {
-    checkHashName(name);
+  prf: (spec) => new NoblePrf(spec),
+  integrity: (spec) => new NobleIntegrity(spec),
+  cipher: (spec) => new NobleCbc(spec),
+  aead: (spec) => new NobleAead(spec),
+  keyExchange: keyExchangeFor,
+  hash(name, data) {
     const h = HASHES[name].create();
     for (const d of data) h.update(d);
     return h.digest();
   },
-};
+});

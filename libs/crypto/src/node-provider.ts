@@ -24,21 +24,17 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import {
+  assembleProvider,
   type AeadSpec,
-  aeadSpec,
   type CbcSpec,
-  cbcSpec,
   checkBlockMultiple,
   checkIvLength,
   checkKeyLength,
-  INTEGRITY_SPECS,
   type IntegritySpec,
   isAllZero,
   KE_SPECS,
   type KeyExchangeSpec,
   outputBuffer,
-  checkHashName,
-  PRF_SPECS,
   type PrfSpec,
   view,
 } from './algorithms.js';
@@ -415,55 +411,17 @@ function keyExchangeFor(id: number): KeyExchangeMethod | undefined {
   return undefined;
 }
 
-function memo<T>(make: (id: number) => T | undefined): (id: number) => T | undefined {
-  // Only hits are cached, so ids chosen by a peer cannot grow the map.
-  const cache = new Map<number, T>();
-  return (id) => {
-    let v = cache.get(id);
-    if (v === undefined) {
-      v = make(id);
-      if (v !== undefined) cache.set(id, v);
-    }
-    return v;
-  };
-}
-
-const prfs = memo((id) => {
-  const s = PRF_SPECS.get(id);
-  return s && new NodePrf(s);
-});
-const integrities = memo((id) => {
-  const s = INTEGRITY_SPECS.get(id);
-  return s && new NodeIntegrity(s);
-});
-const keyExchanges = memo(keyExchangeFor);
-const ciphers = new Map<string, CipherAlgorithm>();
-const aeads = new Map<string, AeadAlgorithm>();
-
 /** node:crypto (OpenSSL) provider. Offers everything except ML-KEM. */
-export const nodeProvider: CryptoProvider = {
+export const nodeProvider: CryptoProvider = assembleProvider({
   name: 'node',
-  prf: (id) => prfs(id),
-  integrity: (id) => integrities(id),
-  cipher(id, keyBits) {
-    const spec = cbcSpec(id, keyBits);
-    if (spec === undefined) return undefined;
-    let c = ciphers.get(spec.name);
-    if (c === undefined) ciphers.set(spec.name, (c = new NodeCbc(spec)));
-    return c;
-  },
-  aead(id, keyBits) {
-    const spec = aeadSpec(id, keyBits);
-    if (spec === undefined) return undefined;
-    let a = aeads.get(spec.name);
-    if (a === undefined) aeads.set(spec.name, (a = new NodeAead(spec)));
-    return a;
-  },
-  keyExchange: (id) => keyExchanges(id),
-  hash(name: HashName, ...data: Uint8Array[]): Uint8Array {
-    checkHashName(name);
+  prf: (spec) => new NodePrf(spec),
+  integrity: (spec) => new NodeIntegrity(spec),
+  cipher: (spec) => new NodeCbc(spec),
+  aead: (spec) => new NodeAead(spec),
+  keyExchange: keyExchangeFor,
+  hash(name, data) {
     const h = createHash(name);
     for (const d of data) h.update(d as BinaryLike);
     return view(h.digest());
   },
-};
+});
