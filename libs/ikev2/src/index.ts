@@ -6,3 +6,4 @@ export * from './auth/index.js';
 export * from './codec/index.js';
 export { type Ikev2ErrorCode, LocalUsageError, RemoteProtocolError } from './errors.js';
 export * from './exchange/index.js';
+export * from './negotiation/index.js';
