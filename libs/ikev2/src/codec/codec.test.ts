@@ -384,7 +384,7 @@ describe('fuzz: decoders return a value or RemoteProtocolError, nothing else (ST
           assert.ok(r.bufferedBytes <= 4096);
         },
       ),
-      { numRuns: Math.max(2000, runs / 5), seed: fuzzSeed() },
+      { numRuns: runs, seed: fuzzSeed() },
     );
   });
 });
