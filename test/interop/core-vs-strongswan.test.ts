@@ -9,6 +9,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Capture, haveCaptureTools, tsharkFields } from './lib/capture.js';
 import { canUseNetns, ip, NetnsPair } from './lib/netns.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
 
@@ -107,6 +111,8 @@ describe(
   () => {
     const pair = new NetnsPair('core', '10.96.0');
     const responder = new Responder();
+    const pcap = join(mkdtempSync(join(tmpdir(), 'ikegate-core-')), 'udp.pcap');
+    let capture: Capture | undefined;
     let charon: Charon;
 
     function ping(count: number): number {
@@ -134,6 +140,10 @@ describe(
 
     before(async () => {
       pair.create({ loA: ['10.1.0.1/32'] });
+      if (haveCaptureTools()) {
+        capture = new Capture(pair.nsA, pair.link.a, pcap, 'udp');
+        await capture.start();
+      }
       await responder.start(pair.nsB, pair.link.addrB);
       charon = new Charon({
         netns: pair.nsA,
@@ -190,6 +200,22 @@ describe(
         0,
         JSON.stringify(responder.events.filter((e) => e.event === 'error')),
       );
+    });
+
+    test('tshark decodes every IKE and ESP packet of the session, nothing malformed, in the RFC 7296 exchange order', async (t) => {
+      if (!capture) return t.skip('tcpdump/tshark not installed');
+      await capture.stop();
+      const rows = tsharkFields(pcap, ['isakmp.exchangetype', 'isakmp.flags', 'esp.spi', '_ws.malformed']);
+      assert.ok(
+        rows.every((r) => !r[3]),
+        'no malformed packet',
+      );
+      const exchanges = rows.filter((r) => r[0]).map((r) => Number(r[0]));
+      // INIT, AUTH, child rekey (CREATE_CHILD_SA + DELETE of the old child), IKE rekey, DELETE
+      assert.deepEqual(exchanges.slice(0, 4), [34, 34, 35, 35]);
+      assert.ok(exchanges.filter((x) => x === 36).length >= 4, JSON.stringify(exchanges));
+      assert.ok(exchanges.filter((x) => x === 37).length >= 4, JSON.stringify(exchanges));
+      assert.ok(rows.filter((r) => r[2]).length >= 14, 'ESP packets both ways');
     });
   },
 );
