@@ -75,6 +75,12 @@ function sends(actions: readonly IkeSaAction[]): Uint8Array[] {
 
 /** One complete setup; returns 1, or throws if it did not establish. */
 function setup(): number {
+  establish();
+  return 1;
+}
+
+/** One complete setup; returns both established states. */
+function establish(): { i: IkeSaState; r: IkeSaState } {
   let i: IkeSaState = createIkeSa();
   let r: IkeSaState = createIkeSa();
   let res = step(i, { kind: 'command', command: { kind: 'initiate' }, now: 0 }, ctxI);
@@ -95,7 +101,43 @@ function setup(): number {
     }
   }
   if (i.status !== 'established' || r.status !== 'established') throw new Error('setup failed');
-  return 1;
+  return { i, r };
+}
+
+const hexKey = (b: Uint8Array | undefined) => Buffer.from(b ?? new Uint8Array(0)).toString('hex');
+
+/**
+ * Flatness and footprint: 10,000 established SA pairs are kept in maps keyed by SPI, as a worker
+ * keeps them; then setups/s is measured again while every new pair is retained too. Heap per SA is
+ * measured with forced GCs when node runs with --expose-gc (npm run bench does).
+ */
+function atScale(count: number): { perSecond: number; heapPerSa: number; jsonPerSa: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const held = new Map<string, IkeSaState>();
+  gc?.();
+  const before = process.memoryUsage().heapUsed;
+  let json = 0;
+  for (let n = 0; n < count; n++) {
+    const { i, r } = establish();
+    held.set(`i${n}`, i);
+    held.set(`r${n}`, r);
+    if (n < 100) json += JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? hexKey(v) : v)).length;
+  }
+  gc?.();
+  const heapPerSa = (process.memoryUsage().heapUsed - before) / (2 * count);
+  let n = count;
+  const perSecond = compare(
+    () => {
+      const { i, r } = establish();
+      held.set(`i${n}`, i);
+      held.set(`r${n++}`, r);
+      return 1;
+    },
+    () => 1,
+    2,
+    500,
+  ).subject;
+  return { perSecond, heapPerSa, jsonPerSa: json / 100 };
 }
 
 function cryptoFloor(): () => number {
@@ -133,6 +175,7 @@ function cryptoFloor(): () => number {
 export async function bench(): Promise<BenchFigure[]> {
   setup();
   const { subject, reference } = compare(setup, cryptoFloor(), 3, 500);
+  const scale = atScale(10_000);
   return [
     {
       name: 'IKE SA setup INIT+AUTH PSK X25519 AES-256-GCM +1 child',
@@ -140,6 +183,22 @@ export async function bench(): Promise<BenchFigure[]> {
       unit: 'setups/s',
       reference: { name: 'crypto floor of one setup', value: reference },
       target: 0.5,
+    },
+    {
+      name: 'same, with 10,000 established SA pairs held in memory',
+      value: scale.perSecond,
+      unit: 'setups/s',
+      reference: { name: 'setups/s with none held, same run', value: subject },
+    },
+    {
+      name: 'heap per established IKE SA state (one side, incl. its child SA)',
+      value: scale.heapPerSa,
+      unit: 'bytes',
+    },
+    {
+      name: 'JSON size of one responder IKE SA state (what a store would hold)',
+      value: scale.jsonPerSa,
+      unit: 'bytes',
     },
   ];
 }
