@@ -7,6 +7,10 @@
  *   initiator's SignedOctets = RealMessage1 | NonceRData | prf(SK_pi, IDi')
  *   responder's SignedOctets = RealMessage2 | NonceIData | prf(SK_pr, IDr')
  *
+ * With `ctx.certificate` we authenticate with CERT + AUTH method 14 instead (certificates.ts), and
+ * a peer's method-14 AUTH is verified against `ctx.trustAnchors`. After an IKE_INTERMEDIATE
+ * exchange the signed octets end with IntAuth | IKE_AUTH_MID (RFC 9242 §3.3.2, intermediate.ts).
+ *
  * A child SA failure (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE) does not fail the IKE SA (§1.2): the
  * responder answers with the notify in place of SA/TS and the IKE SA is still established.
  */
@@ -23,7 +27,10 @@ import {
   type Payload,
   PayloadType,
 } from '../codec/index.js';
+import { concat } from '../codec/protect.js';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
+import { intAuthFor } from './intermediate.js';
+import { certReqPayloads, ourSignatureAuth, verifyPeerSignature } from './certificates.js';
 import { acceptChild, acceptedChild, childKeys, installChild, tsPayloads } from './child-sa.js';
 import { sendRequest, sendResponse } from './message-window.js';
 import { bytesEqual, espSaPayload, espSuiteSaPayload, prfOf } from './suite.js';
@@ -32,8 +39,31 @@ import { copy, errorNotify, findNotify, findPayload, notify, requirePayload, typ
 
 const KEY_PAD = new TextEncoder().encode('Key Pad for IKEv2');
 
-function idPayload(type: typeof PayloadType.IDi | typeof PayloadType.IDr, fqdn: string): IdPayload {
-  return { type, critical: false, idType: IdType.ID_FQDN, data: new TextEncoder().encode(fqdn) };
+function idPayload(
+  type: typeof PayloadType.IDi | typeof PayloadType.IDr,
+  id: string,
+  idType: number = IdType.ID_FQDN,
+): IdPayload {
+  return { type, critical: false, idType, data: new TextEncoder().encode(id) };
+}
+
+function ourId(ctx: IkeSaContext, type: typeof PayloadType.IDi | typeof PayloadType.IDr): IdPayload {
+  return idPayload(type, ctx.policy.localId, ctx.policy.localIdType ?? IdType.ID_FQDN);
+}
+
+/** RFC 7296 §2.15 signed octets: RealMessage | Nonce | prf(SK_px, IDx'). */
+function signedOctetsOf(
+  ctx: IkeSaContext,
+  core: IkeSaCore,
+  realMessage: Uint8Array,
+  nonce: Uint8Array,
+  fromInitiator: boolean,
+  id: IdPayload,
+  intAuth?: Uint8Array,
+): Uint8Array {
+  const prf = prfOf(ctx.provider, core.suite.prf);
+  const maced = prf.compute(fromInitiator ? core.keys.skPi : core.keys.skPr, idBody(id));
+  return concat(intAuth ? [realMessage, nonce, maced, intAuth] : [realMessage, nonce, maced]);
 }
 
 /** IDx' of §2.15: the ID payload body without its generic header. */
@@ -56,10 +86,11 @@ export function pskAuth(
   nonce: Uint8Array,
   fromInitiator: boolean,
   id: IdPayload,
+  intAuth?: Uint8Array,
 ): Uint8Array {
   const prf = prfOf(ctx.provider, core.suite.prf);
-  const macedId = prf.compute(fromInitiator ? core.keys.skPi : core.keys.skPr, idBody(id));
-  return prf.compute(prf.compute(psk, KEY_PAD), realMessage, nonce, macedId);
+  const octets = signedOctetsOf(ctx, core, realMessage, nonce, fromInitiator, id, intAuth);
+  return prf.compute(prf.compute(psk, KEY_PAD), octets);
 }
 
 function authFailed(why: string): RemoteProtocolError {
@@ -73,25 +104,50 @@ function verifyPeerAuth(
   idType: typeof PayloadType.IDi | typeof PayloadType.IDr,
   realMessage: Uint8Array,
   nonce: Uint8Array,
+  intAuth?: Uint8Array,
 ): string {
   const id = requirePayload(payloads, idType);
   const auth = requirePayload(payloads, PayloadType.AUTH);
-  if (id.idType !== IdType.ID_FQDN) throw authFailed('only ID_FQDN is supported');
+  if (id.idType !== IdType.ID_FQDN && id.idType !== IdType.ID_RFC822_ADDR)
+    throw authFailed('only ID_FQDN and ID_RFC822_ADDR are supported');
   const peerId = idString(id);
+  if (auth.method === AuthMethod.DIGITAL_SIGNATURE) {
+    const octets = signedOctetsOf(ctx, core, realMessage, nonce, idType === PayloadType.IDi, id, intAuth);
+    verifyPeerSignature(ctx, payloads, id, auth.data, octets);
+    return peerId;
+  }
   const psk = ctx.psk(peerId);
   if (!psk) throw authFailed(`unknown peer ${peerId}`);
   if (auth.method !== AuthMethod.SHARED_KEY_MIC) throw authFailed(`auth method ${auth.method}`);
-  const expected = pskAuth(ctx, core, psk, realMessage, nonce, idType === PayloadType.IDi, id);
+  const expected = pskAuth(ctx, core, psk, realMessage, nonce, idType === PayloadType.IDi, id, intAuth);
   if (!bytesEqual(expected, auth.data)) throw authFailed('AUTH mismatch');
   return peerId;
 }
 
+/** Our AUTH (and CERT payloads when we authenticate with a certificate). */
 function ourAuth(
   ctx: IkeSaContext,
   core: IkeSaCore,
   id: IdPayload,
   realMessage: Uint8Array,
   nonce: Uint8Array,
+  peerHashes: readonly number[] | undefined,
+  intAuth: Uint8Array | undefined,
+): Payload[] {
+  if (ctx.certificate) {
+    const octets = signedOctetsOf(ctx, core, realMessage, nonce, core.role === 'initiator', id, intAuth);
+    return ourSignatureAuth(ctx, octets, peerHashes);
+  }
+  return [ourPskAuth(ctx, core, id, realMessage, nonce, intAuth)];
+}
+
+function ourPskAuth(
+  ctx: IkeSaContext,
+  core: IkeSaCore,
+  id: IdPayload,
+  realMessage: Uint8Array,
+  nonce: Uint8Array,
+  intAuth: Uint8Array | undefined,
 ): Payload {
   const psk = ctx.psk(ctx.policy.localId);
   if (!psk) throw new LocalUsageError('IKEGATE_ERR_IKEV2_CONFIG', `no PSK for our id ${ctx.policy.localId}`);
@@ -99,7 +155,7 @@ function ourAuth(
     type: PayloadType.AUTH,
     critical: false,
     method: AuthMethod.SHARED_KEY_MIC,
-    data: pskAuth(ctx, core, psk, realMessage, nonce, core.role === 'initiator', id),
+    data: pskAuth(ctx, core, psk, realMessage, nonce, core.role === 'initiator', id, intAuth),
   };
 }
 
@@ -111,9 +167,21 @@ export function startAuth(w: Work): void {
   const init = w.s.init;
   if (!core || !init?.request || !init.nr)
     throw new LocalUsageError('IKEGATE_ERR_IKEV2_BAD_STATE', 'IKE_AUTH before IKE_SA_INIT');
-  const idi = idPayload(PayloadType.IDi, ctx.policy.localId);
+  const idi = ourId(ctx, PayloadType.IDi);
   const childSpi = copy(ctx.allocateChildSpi());
-  const inner: Payload[] = [idi, ourAuth(ctx, core, idi, init.request, init.nr)];
+  const inner: Payload[] = [
+    idi,
+    ...ourAuth(
+      ctx,
+      core,
+      idi,
+      init.request,
+      init.nr,
+      init.peerSignatureHashes,
+      intAuthFor(init.intAuth, core.nextRequestId),
+    ),
+    ...certReqPayloads(ctx),
+  ];
   if (ctx.policy.messageIdSync) inner.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
   if (ctx.policy.requestVirtualIp) {
     inner.push({
@@ -155,7 +223,16 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
   if (findNotify(inner, NotifyError.AUTHENTICATION_FAILED)) return fail(w, 'authentication-failed');
   let peerId: string;
   try {
-    peerId = verifyPeerAuth(ctx, core, inner, PayloadType.IDr, init.response!, init.ni);
+    const authMid = core.nextRequestId - 1;
+    peerId = verifyPeerAuth(
+      ctx,
+      core,
+      inner,
+      PayloadType.IDr,
+      init.response!,
+      init.ni,
+      intAuthFor(init.intAuth, authMid),
+    );
   } catch (e) {
     if (e instanceof RemoteProtocolError) return fail(w, 'authentication-failed');
     throw e;
@@ -196,7 +273,18 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
   const init = w.s.init!;
   let peerId: string;
   try {
-    peerId = verifyPeerAuth(ctx, core, inner, PayloadType.IDi, init.request!, init.nr!);
+    // RFC 9242: once an additional key exchange was negotiated, IKE_AUTH must follow it.
+    if (core.suite.additionalKeyExchange1 !== undefined && init.intAuth === undefined)
+      throw authFailed('IKE_AUTH before IKE_INTERMEDIATE');
+    peerId = verifyPeerAuth(
+      ctx,
+      core,
+      inner,
+      PayloadType.IDi,
+      init.request!,
+      init.nr!,
+      intAuthFor(init.intAuth, messageId),
+    );
   } catch (e) {
     if (!(e instanceof RemoteProtocolError) || e.notify === undefined) throw e;
     w.s.current = sendResponse(
@@ -206,11 +294,23 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
       messageId,
       [notify(NotifyError.AUTHENTICATION_FAILED)],
       w.actions,
+      w.s.transport,
     );
     return fail(w, 'authentication-failed');
   }
-  const idr = idPayload(PayloadType.IDr, ctx.policy.localId);
-  const out: Payload[] = [idr, ourAuth(ctx, core, idr, init.response!, init.ni)];
+  const idr = ourId(ctx, PayloadType.IDr);
+  const out: Payload[] = [
+    idr,
+    ...ourAuth(
+      ctx,
+      core,
+      idr,
+      init.response!,
+      init.ni,
+      init.peerSignatureHashes,
+      intAuthFor(init.intAuth, messageId),
+    ),
+  ];
   const peerSync = findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined;
   if (ctx.policy.messageIdSync && peerSync) out.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
 
@@ -270,7 +370,7 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
       out.push(notify(e.notify));
     }
   }
-  core = sendResponse(ctx, core, ExchangeType.IKE_AUTH, messageId, out, w.actions);
+  core = sendResponse(ctx, core, ExchangeType.IKE_AUTH, messageId, out, w.actions, w.s.transport);
   w.s.current = core;
   w.s.peerId = peerId;
   w.s.status = 'established';

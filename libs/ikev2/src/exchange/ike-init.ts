@@ -21,7 +21,9 @@ import {
   verifyNonce,
 } from '../codec/index.js';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
+import { certInitPayloads, peerSignatureHashes } from './certificates.js';
 import { startAuth } from './ike-auth.js';
+import { startIntermediate } from './intermediate.js';
 import { DEFAULT_RETRANSMIT } from './message-window.js';
 import {
   acceptedIkeSuite,
@@ -81,6 +83,11 @@ function deriveKeys(
 
 export { deriveKeys as deriveIkeKeys };
 
+/** RFC 9370: some proposal of ours has an additional key exchange (so we need RFC 9242). */
+function offersAdditionalKe(ctx: IkeSaContext): boolean {
+  return ctx.policy.ikeProposals.some((p) => (p.additionalKeyExchange1 ?? []).some((g) => g !== 0));
+}
+
 // --- initiator -----------------------------------------------------------------------------------
 
 function initRequest(w: Work, init: IkeInitData): Uint8Array {
@@ -90,11 +97,14 @@ function initRequest(w: Work, init: IkeInitData): Uint8Array {
   const payloads: Payload[] = [];
   if (init.cookie) payloads.push(notify(NotifyStatus.COOKIE, init.cookie));
   payloads.push(
-    ikeSaPayload(ctx.policy.ikeProposals, new Uint8Array(0), init.keGroup),
+    ikeSaPayload(ctx.policy.ikeProposals, new Uint8Array(0), init.keGroup, true),
     { type: PayloadType.KE, critical: false, group: init.keGroup, data: ke.publicData },
     { type: PayloadType.NONCE, critical: false, data: init.ni },
     ...natPayloads(ctx, init.spiI, ZERO_SPI),
   );
+  if (ctx.policy.fragmentation ?? true) payloads.push(notify(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED));
+  payloads.push(...certInitPayloads(ctx, false));
+  if (offersAdditionalKe(ctx)) payloads.push(notify(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED));
   return encodeMessage(
     {
       initiatorSpi: init.spiI,
@@ -151,7 +161,7 @@ export function onInitTimer(w: Work): void {
 
 export function processInitResponse(w: Work, raw: Uint8Array, msg: IkeMessage): void {
   const init = w.s.init;
-  if (w.s.status !== 'init-sent' || !init || msg.header.messageId !== 0) {
+  if (w.s.status !== 'init-sent' || !init || w.s.current !== undefined || msg.header.messageId !== 0) {
     w.actions.push({ kind: 'dropped', reason: 'unexpected-init-response' });
     return;
   }
@@ -189,7 +199,13 @@ export function processInitResponse(w: Work, raw: Uint8Array, msg: IkeMessage): 
   const secret = keComplete(keInitiation(w.ctx.provider, init.keGroup, init.keSeed!), ke.data);
   const nr = copy(nonce.data);
   detectNat(w, p, init.spiI, spiR);
+  // RFC 7383 §2.3: fragmentation is used only when both sides announced it.
+  const fragmentation =
+    (w.ctx.policy.fragmentation ?? true) &&
+    findNotify(p, NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
+  const hashes = peerSignatureHashes(p);
   w.s.init = {
+    ...(hashes ? { peerSignatureHashes: hashes } : {}),
     spiI: init.spiI,
     spiR,
     ni: init.ni,
@@ -209,8 +225,11 @@ export function processInitResponse(w: Work, raw: Uint8Array, msg: IkeMessage): 
     nr,
     nextRequestId: 1,
     expectedRequestId: 0,
+    ...(fragmentation ? { fragmentation } : {}),
   };
-  startAuth(w);
+  // RFC 9370 §2.2.2: an additional key exchange runs in IKE_INTERMEDIATE before IKE_AUTH.
+  if (suite.additionalKeyExchange1 !== undefined) startIntermediate(w);
+  else startAuth(w);
 }
 
 // --- responder -----------------------------------------------------------------------------------
@@ -263,10 +282,13 @@ export function respondInit(w: Work, raw: Uint8Array, msg: IkeMessage): void {
     }
   }
 
+  // RFC 9242 §3: IKE_INTERMEDIATE only when both announced it.
+  const peerIntermediate =
+    findNotify(p, NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED) !== undefined && offersAdditionalKe(ctx);
   let suite: IkeSuite;
   let proposalNumber: number;
   try {
-    const selected = selectIkeSuite(sa, ctx.policy.ikeProposals, ke.group);
+    const selected = selectIkeSuite(sa, ctx.policy.ikeProposals, ke.group, peerIntermediate);
     suite = selected.suite;
     proposalNumber = selected.proposal.number;
   } catch (e) {
@@ -292,11 +314,18 @@ export function respondInit(w: Work, raw: Uint8Array, msg: IkeMessage): void {
   const ni = copy(nonce.data);
   const nr = copy(ctx.random(NONCE_LENGTH));
   detectNat(w, p, spiIc, ZERO_SPI);
+  // RFC 7383 §2.3: answer the announcement only if we support fragmentation too.
+  const fragmentation =
+    (ctx.policy.fragmentation ?? true) &&
+    findNotify(p, NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
   const response = unprotectedResponse(spiIc, spiR, [
     ikeSuiteSaPayload(suite, new Uint8Array(0), proposalNumber),
     { type: PayloadType.KE, critical: false, group: suite.keyExchange, data: publicData },
     { type: PayloadType.NONCE, critical: false, data: nr },
     ...natPayloads(ctx, spiIc, spiR),
+    ...(fragmentation ? [notify(NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
+    ...certInitPayloads(ctx, true),
+    ...(peerIntermediate ? [notify(NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED)] : []),
   ]);
   w.actions.push({ kind: 'send', bytes: response });
   w.s.status = 'init-answered';
@@ -315,6 +344,7 @@ export function respondInit(w: Work, raw: Uint8Array, msg: IkeMessage): void {
     request: copy(raw),
     response,
     retries: 0,
+    ...(peerSignatureHashes(p) ? { peerSignatureHashes: peerSignatureHashes(p)! } : {}),
   };
   w.s.current = {
     role: 'responder',
@@ -327,5 +357,6 @@ export function respondInit(w: Work, raw: Uint8Array, msg: IkeMessage): void {
     nextRequestId: 0,
     expectedRequestId: 1,
     lastResponse: { messageId: 0, bytes: response },
+    ...(fragmentation ? { fragmentation } : {}),
   };
 }

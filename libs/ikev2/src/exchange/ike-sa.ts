@@ -17,12 +17,18 @@
  *
  *   initiator:  idle --initiate--> init-sent --INIT resp--> auth-sent --AUTH resp--> established
  *               init-sent --COOKIE / INVALID_KE_PAYLOAD--> init-sent (retry)
+ *               init-sent stays while an IKE_INTERMEDIATE (RFC 9242, intermediate.ts) runs
  *   responder:  idle --INIT req--> init-answered --AUTH req--> established
+ *               init-answered stays while it answers IKE_INTERMEDIATE
  *               idle --INIT req needing a cookie / rejected--> idle (stateless answer)
  *
  * After establishment an IKE SA may hold up to three cores: `current`, the `previous` one being
  * deleted after a rekey, and a `collision` one (a redundant SA from a simultaneous rekey). Incoming
  * messages are routed to the core whose SPIs match.
+ *
+ * RFC 7383 fragments (SKF) are authenticated and kept in the core (fragmentation.ts) until the
+ * message is complete, then processed like an SK message. RFC 6311 Message ID sync (mid-sync.ts)
+ * is the one exchange that uses Message ID 0 after IKE_SA_INIT.
  */
 import {
   decodeMessage,
@@ -30,11 +36,15 @@ import {
   ExchangeType,
   HeaderFlag,
   type IkeMessage,
+  type MessageHeaderFields,
   NotifyError,
   type Payload,
+  type SkfPayload,
 } from '../codec/index.js';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
-import { processAuthResponse, respondAuth } from './ike-auth.js';
+import { addFragment, skfOf } from './fragmentation.js';
+import { processAuthResponse, respondAuth, startAuth } from './ike-auth.js';
+import { processIntermediateResponse, respondIntermediate } from './intermediate.js';
 import {
   HALF_OPEN_TIMER_ID,
   INIT_TIMER_ID,
@@ -51,7 +61,14 @@ import {
   startLiveness,
   terminate,
 } from './informational.js';
-import { classifyRequest, isExpectedResponse, onRetransmitTimer, sendResponse } from './message-window.js';
+import {
+  classifyRequest,
+  isExpectedResponse,
+  onRetransmitTimer,
+  pushSends,
+  sendResponse,
+} from './message-window.js';
+import { isMidSyncRequest, processMidSyncResponse, respondMidSync, startMidSync } from './mid-sync.js';
 import {
   processRekeyChildResponse,
   processRekeyIkeResponse,
@@ -124,7 +141,8 @@ export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): S
   drainQueue(w);
   if (w.s.status !== state.status && !STATUS_TRANSITIONS[state.status].includes(w.s.status))
     throw new Error(`bug: IKE SA status ${state.status} -> ${w.s.status}`);
-  if (w.actions.some((a) => a.kind !== 'dropped')) w.actions.push({ kind: 'persist' });
+  if (w.actions.some((a) => a.kind !== 'dropped') && !w.actions.some((a) => a.kind === 'persist'))
+    w.actions.push({ kind: 'persist' });
   return { state: w.s, actions: w.actions };
 }
 
@@ -143,6 +161,15 @@ function onCommand(w: Work, c: IkeSaCommand): void {
       return;
     case 'connection-restored':
       resendOutstanding(w);
+      return;
+    case 'mid-sync':
+      if (w.s.status !== 'established' || !w.s.peerMessageIdSync)
+        throw new LocalUsageError(
+          'IKEGATE_ERR_IKEV2_BAD_STATE',
+          `mid-sync in ${w.s.status} (peer sync support: ${w.s.peerMessageIdSync})`,
+        );
+      // RFC 6311 §4: the sync goes before anything else still waiting.
+      w.s.queue = [c, ...w.s.queue];
       return;
     default:
       if (w.s.status !== 'established')
@@ -173,6 +200,9 @@ function drainQueue(w: Work): void {
       case 'rekey-ike':
         startRekeyIke(w, c.keGroup);
         break;
+      case 'mid-sync':
+        startMidSync(w);
+        break;
       default:
         break;
     }
@@ -181,11 +211,11 @@ function drainQueue(w: Work): void {
 
 /** RFC 9329 §2: after a TCP reconnect every outstanding request is sent again. */
 function resendOutstanding(w: Work): void {
-  if (w.s.status === 'init-sent' && w.s.init?.request)
+  if (w.s.status === 'init-sent' && w.s.init?.request && !w.s.current)
     w.actions.push({ kind: 'send', bytes: w.s.init.request });
   for (const slot of SLOTS) {
     const o = w.s[slot]?.outstanding;
-    if (o) w.actions.push({ kind: 'send', bytes: o.bytes });
+    if (o) pushSends(w.actions, o, w.s.transport);
   }
 }
 
@@ -234,8 +264,12 @@ function onMessage(w: Work, bytes: Uint8Array): void {
     const fromInitiator = (h.flags & HeaderFlag.INITIATOR) !== 0;
     if (fromInitiator !== (core.role === 'responder'))
       return void w.actions.push({ kind: 'dropped', reason: 'bad-initiator-flag' });
-    if (isResponse) onResponse(w, slot, core, bytes, msg);
-    else onRequest(w, slot, core, bytes, msg);
+    const skf = skfOf(msg);
+    if (skf) return onFragment(w, slot, core, bytes, msg, skf, isResponse);
+    let cached: Payload[] | undefined;
+    const inner = () => (cached ??= decrypt(w, core, bytes, msg));
+    if (isResponse) onResponse(w, slot, core, h, inner);
+    else onRequest(w, slot, core, h, inner);
   } catch (e) {
     if (!(e instanceof RemoteProtocolError)) throw e;
     w.actions.push({ kind: 'dropped', reason: e.code });
@@ -265,10 +299,53 @@ function decrypt(w: Work, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage): 
   );
 }
 
-function onResponse(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage): void {
-  if (!isExpectedResponse(core, msg.header.messageId))
+/** RFC 7383 §2.6: an SKF fragment; the message is processed once all its fragments are in. */
+function onFragment(
+  w: Work,
+  slot: CoreSlot,
+  core: IkeSaCore,
+  bytes: Uint8Array,
+  msg: IkeMessage,
+  skf: SkfPayload,
+  isResponse: boolean,
+): void {
+  const h = msg.header;
+  // Only when both announced it, and never over TCP (RFC 9329 §2).
+  if (!core.fragmentation || w.s.transport !== 'udp')
+    return void w.actions.push({ kind: 'dropped', reason: 'unexpected-fragment' });
+  if (isResponse) {
+    if (!isExpectedResponse(core, h.messageId))
+      return void w.actions.push({ kind: 'dropped', reason: 'unexpected-response' });
+  } else {
+    const disposition = classifyRequest(core, h.messageId);
+    if (disposition === 'duplicate') {
+      // §2.6.1: a retransmitted fragmented request is answered once, on its fragment 1.
+      if (skf.fragmentNumber === 1) pushSends(w.actions, core.lastResponse!, w.s.transport);
+      else w.actions.push({ kind: 'dropped', reason: 'duplicate-fragment' });
+      return;
+    }
+    if (disposition === 'out-of-window')
+      return void w.actions.push({ kind: 'dropped', reason: 'message-id-out-of-window' });
+  }
+  const r = addFragment(w.ctx, core, bytes, msg, skf, isResponse);
+  w.s[slot] = r.core;
+  if (r.kind === 'dropped') return void w.actions.push({ kind: 'dropped', reason: r.reason });
+  if (r.kind === 'incomplete') return void w.actions.push({ kind: 'persist' });
+  const inner = () => r.payloads;
+  if (isResponse) onResponse(w, slot, r.core, h, inner);
+  else onRequest(w, slot, r.core, h, inner);
+}
+
+function onResponse(
+  w: Work,
+  slot: CoreSlot,
+  core: IkeSaCore,
+  h: MessageHeaderFields,
+  decryptInner: () => Payload[],
+): void {
+  if (!isExpectedResponse(core, h.messageId))
     return void w.actions.push({ kind: 'dropped', reason: 'unexpected-response' });
-  const inner = decrypt(w, core, bytes, msg);
+  const inner = decryptInner();
   const task = core.outstanding!.task;
   const { outstanding: _done, ...rest } = core;
   w.s[slot] = rest;
@@ -277,7 +354,16 @@ function onResponse(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array,
     switch (task.kind) {
       case 'ike-auth':
         return processAuthResponse(w, inner, task.childSpi);
+      case 'intermediate': {
+        const r = processIntermediateResponse(w, w.s[slot]!, inner, task, h.messageId);
+        w.s.current = r.core;
+        w.s.init = { ...w.s.init!, intAuth: r.intAuth };
+        return startAuth(w);
+      }
       case 'liveness':
+        return;
+      case 'mid-sync':
+        w.s[slot] = processMidSyncResponse(w.s[slot]!, inner, task.nonce);
         return;
       case 'delete-child':
         return removeChild(w, task.spi);
@@ -299,19 +385,36 @@ function onResponse(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array,
     }
   } catch (e) {
     if (!(e instanceof RemoteProtocolError)) throw e;
-    if (task.kind === 'ike-auth') return terminate(w, 'authentication-failed');
+    if (task.kind === 'ike-auth' || task.kind === 'intermediate')
+      return terminate(w, 'authentication-failed');
     w.actions.push({ kind: 'dropped', reason: e.code });
   }
 }
 
-function onRequest(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage): void {
-  const h = msg.header;
+function onRequest(
+  w: Work,
+  slot: CoreSlot,
+  core: IkeSaCore,
+  h: MessageHeaderFields,
+  decryptInner: () => Payload[],
+): void {
+  if (isMidSyncRequest(h, decryptInner)) {
+    // RFC 6311: answered outside the window, whatever the Message ID counters say.
+    const synced = respondMidSync(w, core, decryptInner());
+    if (typeof synced === 'string') return void w.actions.push({ kind: 'dropped', reason: synced });
+    w.s[slot] = synced;
+    return;
+  }
   const disposition = classifyRequest(core, h.messageId);
-  if (disposition === 'duplicate')
-    return void w.actions.push({ kind: 'send', bytes: core.lastResponse!.bytes });
+  if (disposition === 'duplicate') return void pushSends(w.actions, core.lastResponse!, w.s.transport);
   if (disposition === 'out-of-window')
     return void w.actions.push({ kind: 'dropped', reason: 'message-id-out-of-window' });
-  const inner = decrypt(w, core, bytes, msg);
+  const inner = decryptInner();
+  if (h.exchangeType === ExchangeType.IKE_INTERMEDIATE) {
+    if (slot !== 'current' || w.s.status !== 'init-answered')
+      return void w.actions.push({ kind: 'dropped', reason: 'unexpected-ike-intermediate' });
+    return respondIntermediate(w, inner, h.messageId);
+  }
   if (h.exchangeType === ExchangeType.IKE_AUTH) {
     if (slot !== 'current' || w.s.status !== 'init-answered')
       return void w.actions.push({ kind: 'dropped', reason: 'unexpected-ike-auth' });
@@ -322,7 +425,7 @@ function onRequest(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, 
   try {
     if (h.exchangeType === ExchangeType.INFORMATIONAL) {
       const { response, ikeDeleted } = respondInformational(w, inner);
-      w.s[slot] = sendResponse(w.ctx, core, h.exchangeType, h.messageId, response, w.actions);
+      w.s[slot] = sendResponse(w.ctx, core, h.exchangeType, h.messageId, response, w.actions, w.s.transport);
       if (!ikeDeleted) return;
       if (slot === 'current') terminate(w, 'peer-deleted');
       else w.s[slot] = undefined;
@@ -337,11 +440,20 @@ function onRequest(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, 
           h.messageId,
           [notify(NotifyError.TEMPORARY_FAILURE)],
           w.actions,
+          w.s.transport,
         );
         return;
       }
       const { out, freshIke } = respondCreateChildSa(w, inner);
-      const answered = sendResponse(w.ctx, w.s.current!, h.exchangeType, h.messageId, out, w.actions);
+      const answered = sendResponse(
+        w.ctx,
+        w.s.current!,
+        h.exchangeType,
+        h.messageId,
+        out,
+        w.actions,
+        w.s.transport,
+      );
       if (!freshIke) {
         w.s.current = answered;
         return;
@@ -365,6 +477,7 @@ function onRequest(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, 
       h.messageId,
       [notify(NotifyError.INVALID_SYNTAX)],
       w.actions,
+      w.s.transport,
     );
   } catch (e) {
     if (!(e instanceof RemoteProtocolError) || e.notify === undefined) throw e;
@@ -375,6 +488,7 @@ function onRequest(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, 
       h.messageId,
       [notify(e.notify, e.notifyData)],
       w.actions,
+      w.s.transport,
     );
   }
 }

@@ -3,7 +3,8 @@
  */
 export { intersectSelector, narrowSelectors } from './child-sa.js';
 export { createIkeSa, IkeSa, STATUS_TRANSITIONS, step } from './ike-sa.js';
-export { DEFAULT_RETRANSMIT } from './message-window.js';
+export { MAX_FRAGMENTS, MAX_REASSEMBLY_BYTES } from './fragmentation.js';
+export { DEFAULT_FRAGMENT_SIZE, DEFAULT_RETRANSMIT } from './message-window.js';
 export type {
   AddressAssignment,
   ChildRekeyCollision,
@@ -27,6 +28,7 @@ export type {
   IkeTask,
   InstallChildAction,
   OutstandingRequest,
+  Reassembly,
   RetransmitPolicy,
   StepResult,
   Transport,

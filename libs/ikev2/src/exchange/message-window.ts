@@ -7,12 +7,67 @@
  * TCP nothing is retransmitted on a timer; the service reports `connection-restored` and every
  * outstanding request is sent again (RFC 9329 §2). The last response is cached so a duplicate
  * request is answered without being processed again.
+ *
+ * RFC 7383: when both sides announced fragmentation and the transport is UDP, a protected message
+ * longer than `policy.fragmentSize` is also encoded as SKF fragments; those are what goes on the
+ * wire (and are retransmitted), `bytes` stays the unfragmented encoding for TCP. Never over TCP.
  */
-import { encodeProtectedMessage, HeaderFlag, type Payload } from '../codec/index.js';
+import {
+  encodeProtectedFragments,
+  encodeProtectedMessage,
+  HeaderFlag,
+  type Payload,
+} from '../codec/index.js';
 import { hex, skProtection } from './suite.js';
 import type { IkeSaAction, IkeSaContext, IkeSaCore, IkeTask, RetransmitPolicy, Transport } from './types.js';
 
 export const DEFAULT_RETRANSMIT: RetransmitPolicy = { initialMs: 1000, maxRetransmits: 5 };
+export const DEFAULT_FRAGMENT_SIZE = 1280;
+
+/** What goes on the wire for a message we keep: its fragments over UDP if it has them. */
+export function wireMessages(
+  m: { readonly bytes: Uint8Array; readonly fragments?: readonly Uint8Array[] },
+  transport: Transport,
+): readonly Uint8Array[] {
+  return transport === 'udp' && m.fragments !== undefined ? m.fragments : [m.bytes];
+}
+
+export function pushSends(
+  actions: IkeSaAction[],
+  m: { readonly bytes: Uint8Array; readonly fragments?: readonly Uint8Array[] },
+  transport: Transport,
+): void {
+  for (const bytes of wireMessages(m, transport)) actions.push({ kind: 'send', bytes });
+}
+
+/** RFC 7383 §2.5: SKF fragments of a message too long for one datagram, if fragmentation applies. */
+function fragmentsFor(
+  ctx: IkeSaContext,
+  core: IkeSaCore,
+  transport: Transport | undefined,
+  exchangeType: number,
+  response: boolean,
+  messageId: number,
+  inner: readonly Payload[],
+  bytes: Uint8Array,
+): Uint8Array[] | undefined {
+  if (!core.fragmentation || transport !== 'udp') return undefined;
+  const size = ctx.policy.fragmentSize ?? DEFAULT_FRAGMENT_SIZE;
+  if (bytes.length <= size) return undefined;
+  return encodeProtectedFragments(
+    {
+      initiatorSpi: core.spiI,
+      responderSpi: core.spiR,
+      exchangeType,
+      flags: flagsFor(core.role, response),
+      messageId,
+    },
+    inner,
+    skProtection(ctx.provider, core.suite, core.keys, core.role === 'initiator'),
+    ctx.random,
+    size,
+  );
+}
 
 export function retransmitTimerId(core: { spiI: Uint8Array }, messageId: number): string {
   return `retransmit:${hex(core.spiI)}:${messageId}`;
@@ -57,17 +112,39 @@ export function sendRequest(
   actions: IkeSaAction[],
 ): IkeSaCore {
   const messageId = core.nextRequestId;
-  const bytes = protect(ctx, core, exchangeType, false, messageId, inner);
-  const rt = ctx.policy.retransmit ?? DEFAULT_RETRANSMIT;
-  actions.push({ kind: 'send', bytes });
-  const nextAt = now + rt.initialMs;
-  if (transport === 'udp')
-    actions.push({ kind: 'arm-timer', id: retransmitTimerId(core, messageId), at: nextAt });
   return {
-    ...core,
+    ...sendRequestWithId(ctx, core, transport, now, exchangeType, messageId, inner, task, actions),
     nextRequestId: messageId + 1,
-    outstanding: { messageId, bytes, task, retransmits: 0, nextAt },
   };
+}
+
+/** Like sendRequest with an explicit Message ID that does not advance the counter (RFC 6311 uses 0). */
+export function sendRequestWithId(
+  ctx: IkeSaContext,
+  core: IkeSaCore,
+  transport: Transport,
+  now: number,
+  exchangeType: number,
+  messageId: number,
+  inner: readonly Payload[],
+  task: IkeTask,
+  actions: IkeSaAction[],
+): IkeSaCore {
+  const bytes = protect(ctx, core, exchangeType, false, messageId, inner);
+  const fragments = fragmentsFor(ctx, core, transport, exchangeType, false, messageId, inner, bytes);
+  const rt = ctx.policy.retransmit ?? DEFAULT_RETRANSMIT;
+  const outstanding = {
+    messageId,
+    bytes,
+    task,
+    retransmits: 0,
+    nextAt: now + rt.initialMs,
+    ...(fragments ? { fragments } : {}),
+  };
+  pushSends(actions, outstanding, transport);
+  if (transport === 'udp')
+    actions.push({ kind: 'arm-timer', id: retransmitTimerId(core, messageId), at: outstanding.nextAt });
+  return { ...core, outstanding };
 }
 
 /**
@@ -87,7 +164,7 @@ export function onRetransmitTimer(
   if (o.retransmits >= rt.maxRetransmits) return 'dead';
   const retransmits = o.retransmits + 1;
   const nextAt = now + rt.initialMs * 2 ** retransmits;
-  actions.push({ kind: 'send', bytes: o.bytes });
+  pushSends(actions, o, 'udp');
   actions.push({ kind: 'arm-timer', id, at: nextAt });
   return { ...core, outstanding: { ...o, retransmits, nextAt } };
 }
@@ -112,8 +189,25 @@ export function sendResponse(
   messageId: number,
   inner: readonly Payload[],
   actions: IkeSaAction[],
+  transport?: Transport,
 ): IkeSaCore {
+  const lastResponse = respond(ctx, core, exchangeType, messageId, inner, actions, transport);
+  return { ...core, expectedRequestId: messageId + 1, lastResponse };
+}
+
+/** Sends a response without touching the window (sendResponse, or RFC 6311's Message ID 0). */
+export function respond(
+  ctx: IkeSaContext,
+  core: IkeSaCore,
+  exchangeType: number,
+  messageId: number,
+  inner: readonly Payload[],
+  actions: IkeSaAction[],
+  transport?: Transport,
+): NonNullable<IkeSaCore['lastResponse']> {
   const bytes = protect(ctx, core, exchangeType, true, messageId, inner);
-  actions.push({ kind: 'send', bytes });
-  return { ...core, expectedRequestId: messageId + 1, lastResponse: { messageId, bytes } };
+  const fragments = fragmentsFor(ctx, core, transport, exchangeType, true, messageId, inner, bytes);
+  const out = { messageId, bytes, ...(fragments ? { fragments } : {}) };
+  pushSends(actions, out, transport ?? 'tcp');
+  return out;
 }

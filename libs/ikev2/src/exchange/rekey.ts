@@ -243,7 +243,18 @@ function rekeyedCore(
     spiR,
     ikeKeyLengths(provider, suite),
   );
-  return { role, spiI, spiR, suite, keys, ni, nr, nextRequestId: 0, expectedRequestId: 0 };
+  return {
+    role,
+    spiI,
+    spiR,
+    suite,
+    keys,
+    ni,
+    nr,
+    nextRequestId: 0,
+    expectedRequestId: 0,
+    ...(old.fragmentation ? { fragmentation: true } : {}),
+  };
 }
 
 /** Responder half; `old` is the SA the request came on. Returns the response and the new SA. */

@@ -66,6 +66,7 @@ export function ikeSaPayload(
   policies: readonly IkeProposalPolicy[],
   spi: Uint8Array,
   keFirst?: number,
+  withAdditionalKe = false,
 ): SaPayload {
   const proposals: Proposal[] = policies.map((p, i) => {
     const ke =
@@ -81,6 +82,9 @@ export function ikeSaPayload(
         ...p.prf.map((id) => t(TransformType.PRF, id)),
         ...p.integrity.map((id) => t(TransformType.INTEG, id)),
         ...ke.map((id) => t(TransformType.KE, id)),
+        ...(withAdditionalKe ? (p.additionalKeyExchange1 ?? []) : []).map((id) =>
+          t(TransformType.ADDKE1, id),
+        ),
       ],
     };
   });
@@ -91,6 +95,8 @@ export function ikeSuiteSaPayload(s: IkeSuite, spi: Uint8Array, number = 1): SaP
   const transforms = [encrTransform(s.encryption), t(TransformType.PRF, s.prf)];
   if (s.integrity !== 0) transforms.push(t(TransformType.INTEG, s.integrity));
   transforms.push(t(TransformType.KE, s.keyExchange));
+  if (s.additionalKeyExchange1 !== undefined)
+    transforms.push(t(TransformType.ADDKE1, s.additionalKeyExchange1));
   return {
     type: PayloadType.SA,
     critical: false,
@@ -161,6 +167,7 @@ export function selectIkeSuite(
   sa: SaPayload,
   policies: readonly IkeProposalPolicy[],
   peerKeGroup: number | undefined,
+  allowAdditionalKe = true,
 ): { suite: IkeSuite; proposal: Proposal } {
   for (const p of sa.proposals) {
     if (p.protocolId !== ProtocolId.IKE) continue;
@@ -174,7 +181,23 @@ export function selectIkeSuite(
         continue;
       const keyExchange =
         peerKeGroup !== undefined && acceptable.includes(peerKeGroup) ? peerKeGroup : acceptable[0]!;
-      return { suite: { encryption, prf, integrity, keyExchange }, proposal: p };
+      // RFC 9370 §2.2.2: ADDKE1 is optional only if the peer also offers NONE (0).
+      const theirAdd = ofType(p, TransformType.ADDKE1).map((x) => x.id);
+      let additionalKeyExchange1: number | undefined;
+      if (theirAdd.length > 0) {
+        additionalKeyExchange1 = allowAdditionalKe
+          ? (ours.additionalKeyExchange1 ?? []).find((g) => g !== 0 && theirAdd.includes(g))
+          : undefined;
+        if (additionalKeyExchange1 === undefined && !theirAdd.includes(0)) continue;
+      }
+      const suite: IkeSuite = {
+        encryption,
+        prf,
+        integrity,
+        keyExchange,
+        ...(additionalKeyExchange1 !== undefined ? { additionalKeyExchange1 } : {}),
+      };
+      return { suite, proposal: p };
     }
   }
   throw noProposal('no acceptable IKE proposal');
@@ -211,6 +234,9 @@ export function acceptedIkeSuite(sa: SaPayload, policies: readonly IkeProposalPo
   const { suite } = selectIkeSuite({ ...sa, proposals: [p] }, policies, undefined);
   const ke = ofType(p, TransformType.KE);
   if (ke.length !== 1 || ke[0]!.id !== suite.keyExchange) throw noProposal('responder KE choice');
+  const add = ofType(p, TransformType.ADDKE1);
+  if (add.length > 1 || (add[0]?.id ?? 0) !== (suite.additionalKeyExchange1 ?? 0))
+    throw noProposal('responder ADDKE1 choice');
   return suite;
 }
 

@@ -7,6 +7,7 @@
  * Nothing in it is a class instance or a closure; crypto keys are kept as raw octets and the key
  * exchange ephemeral as the seed it was drawn from.
  */
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { CryptoProvider, RandomBytes } from '@ikegate/crypto';
 import type { TrafficSelector } from '../codec/index.js';
 
@@ -22,7 +23,12 @@ export type IkeSaCommand =
   | { readonly kind: 'delete-child'; readonly spi: Uint8Array }
   | { readonly kind: 'delete-ike' }
   | { readonly kind: 'liveness' }
-  | { readonly kind: 'connection-restored' };
+  | { readonly kind: 'connection-restored' }
+  /**
+   * RFC 6311 §4: push our Message ID counters to the peer (e.g. after a cluster takeover). Only
+   * valid once established and when the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED.
+   */
+  | { readonly kind: 'mid-sync' };
 
 /** `now` is milliseconds on the caller's monotonic clock; the machine never reads a clock. */
 export type IkeSaEvent =
@@ -114,6 +120,11 @@ export interface IkeProposalPolicy {
   /** Empty for AEAD proposals. */
   readonly integrity: readonly number[];
   readonly keyExchange: readonly number[];
+  /**
+   * RFC 9370: ADDKE1 (transform type 6) methods, e.g. ML-KEM-768 (36), run in one IKE_INTERMEDIATE
+   * exchange (RFC 9242) after IKE_SA_INIT. Offered in IKE_SA_INIT only (not in IKE SA rekeys).
+   */
+  readonly additionalKeyExchange1?: readonly number[];
 }
 
 export interface EspProposalPolicy {
@@ -130,8 +141,10 @@ export interface RetransmitPolicy {
 }
 
 export interface IkeSaPolicy {
-  /** Our ID_FQDN. */
+  /** Our identity: an ID_FQDN unless `localIdType` says otherwise. */
   readonly localId: string;
+  /** RFC 7296 §3.5 ID Type of `localId`: ID_FQDN (2, default) or ID_RFC822_ADDR (3). */
+  readonly localIdType?: number;
   readonly ikeProposals: readonly IkeProposalPolicy[];
   readonly espProposals: readonly EspProposalPolicy[];
   /** Our side's traffic (TSi for an initiator, TSr for a responder). */
@@ -145,6 +158,13 @@ export interface IkeSaPolicy {
   /** Key exchange for CREATE_CHILD_SA child SAs (PFS); none when absent. */
   readonly childPfsGroup?: number;
   readonly retransmit?: RetransmitPolicy;
+  /** RFC 7383: announce IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (default true). */
+  readonly fragmentation?: boolean;
+  /**
+   * RFC 7383 §2.5: once both sides announced fragmentation, protected messages longer than this
+   * many octets are sent as SKF fragments of at most this size over UDP (default 1280).
+   */
+  readonly fragmentSize?: number;
 }
 
 export interface AddressAssignment {
@@ -177,6 +197,15 @@ export interface IkeSaContext {
   readonly cookieSecret?: Uint8Array;
   /** Responder: how long an SA may wait for IKE_AUTH after IKE_SA_INIT (default 30 s). */
   readonly halfOpenTimeoutMs?: number;
+  /**
+   * Authenticate ourselves with this certificate (RFC 7296 §3.6, RFC 7427 method 14) instead of
+   * a PSK. `chainPem` holds our certificate first, then any intermediates.
+   */
+  readonly certificate?: { readonly chainPem: string; readonly privateKey: KeyObject };
+  /** Accept peers that authenticate with a certificate chaining to one of these (RFC 7427). */
+  readonly trustAnchors?: readonly X509Certificate[];
+  /** Wall-clock time for certificate validity (a Date or ms since the epoch); required with trustAnchors. */
+  readonly now?: Date | number;
 }
 
 // --- state ---------------------------------------------------------------------------------------
@@ -199,6 +228,8 @@ export interface IkeSuite {
   /** 0 for AEAD. */
   readonly integrity: number;
   readonly keyExchange: number;
+  /** RFC 9370 ADDKE1 method negotiated in IKE_SA_INIT, if any. */
+  readonly additionalKeyExchange1?: number;
 }
 
 export interface EspSuite {
@@ -239,12 +270,24 @@ export type IkeTask =
       readonly nonce: Uint8Array;
       readonly keSeed: Uint8Array;
       readonly keGroup: number;
-    };
+    }
+  /** RFC 9242 IKE_INTERMEDIATE carrying the RFC 9370 additional key exchange. */
+  | {
+      readonly kind: 'intermediate';
+      readonly keSeed: Uint8Array;
+      readonly keGroup: number;
+      /** IntAuth_i1 (RFC 9242 §3.3.2) over our request, computed when it was sent. */
+      readonly intAuthI: Uint8Array;
+    }
+  /** RFC 6311 sync request (Message ID 0); `nonce` must be echoed in the response. */
+  | { readonly kind: 'mid-sync'; readonly nonce: number };
 
 export interface OutstandingRequest {
   readonly messageId: number;
   readonly bytes: Uint8Array;
   readonly task: IkeTask;
+  /** RFC 7383: the SKF fragments sent over UDP instead of `bytes`, when the message was split. */
+  readonly fragments?: readonly Uint8Array[];
   /** Retransmissions so far. */
   readonly retransmits: number;
   /** When the next retransmission is due (UDP only). */
@@ -269,7 +312,30 @@ export interface IkeSaCore {
   readonly expectedRequestId: number;
   readonly outstanding?: OutstandingRequest;
   /** Our answer to the peer's last request, resent for a duplicate (RFC 7296 §2.1). */
-  readonly lastResponse?: { readonly messageId: number; readonly bytes: Uint8Array };
+  readonly lastResponse?: {
+    readonly messageId: number;
+    readonly bytes: Uint8Array;
+    /** RFC 7383: the SKF fragments sent over UDP instead of `bytes`. */
+    readonly fragments?: readonly Uint8Array[];
+  };
+  /** RFC 7383: both sides announced IKEV2_FRAGMENTATION_SUPPORTED for this IKE SA. */
+  readonly fragmentation?: boolean;
+  /** RFC 7383 §2.6: fragments received so far (at most one message per direction). */
+  readonly reassembly?: readonly Reassembly[];
+}
+
+/** Authenticated, decrypted SKF chunks of one message being reassembled (RFC 7383 §2.6). */
+export interface Reassembly {
+  /** Whether the message is a response (to our request) or a request (from the peer). */
+  readonly response: boolean;
+  readonly messageId: number;
+  readonly exchangeType: number;
+  readonly total: number;
+  /** Next Payload of fragment 1's SKF (0 until fragment 1 arrives). */
+  readonly firstPayload: number;
+  readonly chunks: readonly { readonly number: number; readonly data: Uint8Array }[];
+  /** Sum of the chunks' lengths. */
+  readonly bytes: number;
 }
 
 export interface ChildSaState {
@@ -293,6 +359,10 @@ export interface IkeInitData {
   readonly request?: Uint8Array;
   readonly response?: Uint8Array;
   readonly retries: number;
+  /** RFC 9242 §3.3.2: IntAuth_i | IntAuth_r of the IKE_INTERMEDIATE exchange, for AUTH. */
+  readonly intAuth?: Uint8Array;
+  /** RFC 7427 §4: the hash algorithms the peer announced in SIGNATURE_HASH_ALGORITHMS. */
+  readonly peerSignatureHashes?: readonly number[];
   /** UDP retransmission of the IKE_SA_INIT request. */
   readonly retransmits?: number;
   readonly nextAt?: number;

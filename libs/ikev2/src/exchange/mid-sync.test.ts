@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeMessage, ExchangeType } from '../codec/index.js';
+import { LocalUsageError } from '../errors.js';
+import { Pair, type SideName, stateFromJson, stateToJson } from './testing/pair.js';
+import type { IkeSaCore, IkeSaState } from './types.js';
+
+function syncPair(): Pair {
+  const p = new Pair({ initiatorPolicy: { messageIdSync: true }, responderPolicy: { messageIdSync: true } });
+  p.establish();
+  return p;
+}
+
+/** A cluster takeover: the state is persisted, its counters pushed ahead, and resumed elsewhere. */
+function takeOver(p: Pair, side: SideName, sendAhead: number, recvAhead: number): void {
+  const s = p.side(side);
+  const resumed = stateFromJson(stateToJson(s.state)) as IkeSaState & { current: IkeSaCore };
+  s.state = {
+    ...resumed,
+    current: {
+      ...resumed.current,
+      nextRequestId: resumed.current.nextRequestId + sendAhead,
+      expectedRequestId: resumed.current.expectedRequestId + recvAhead,
+    },
+  };
+}
+
+const other = (s: SideName): SideName => (s === 'initiator' ? 'responder' : 'initiator');
+
+describe('RFC 6311 Message ID synchronization', () => {
+  for (const cluster of ['initiator', 'responder'] as const) {
+    it(`${cluster} as the cluster side syncs pushed-ahead counters with Message ID 0, then INFORMATIONAL works both ways (RFC 6311 §4, §5)`, () => {
+      const p = syncPair();
+      const peer = other(cluster);
+      takeOver(p, cluster, 10, 7);
+      const c0 = p.side(cluster).state.current!;
+      const mark = p.side(cluster).log.length;
+      p.command(cluster, { kind: 'mid-sync' });
+      const req = p.wire[0]!;
+      assert.equal(decodeMessage(req.bytes).header.messageId, 0);
+      assert.equal(decodeMessage(req.bytes).header.exchangeType, ExchangeType.INFORMATIONAL);
+      p.run();
+      const c = p.side(cluster).state.current!;
+      const q = p.side(peer).state.current!;
+      assert.equal(c.outstanding, undefined);
+      assert.equal(c.nextRequestId, c0.nextRequestId, 'the cluster keeps its higher send counter');
+      assert.equal(q.expectedRequestId, c0.nextRequestId, 'the peer accepts the higher value');
+      assert.equal(q.nextRequestId, c0.expectedRequestId);
+      assert.equal(c.expectedRequestId, q.nextRequestId);
+      assert.ok(
+        !p
+          .side(cluster)
+          .log.slice(mark)
+          .some((a) => a.kind === 'dropped'),
+      );
+      for (const side of [cluster, peer]) {
+        p.command(side, { kind: 'liveness' });
+        p.run();
+      }
+      for (const side of [cluster, peer]) {
+        assert.equal(p.side(side).state.status, 'established');
+        assert.equal(p.side(side).state.current?.outstanding, undefined);
+      }
+      assert.equal(p.side(cluster).state.current!.nextRequestId, c0.nextRequestId + 1);
+    });
+  }
+
+  it('without the sync a pushed-ahead request is out of the peer window (RFC 6311 §1)', () => {
+    const p = syncPair();
+    takeOver(p, 'initiator', 10, 0);
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    assert.ok(p.responder.log.some((a) => a.kind === 'dropped' && a.reason === 'message-id-out-of-window'));
+  });
+
+  it('keeps the peer counters when the sync carries lower values (RFC 6311 §5)', () => {
+    const p = syncPair();
+    takeOver(p, 'responder', 3, 3);
+    const r0 = p.responder.state.current!;
+    p.command('initiator', { kind: 'mid-sync' });
+    p.run();
+    assert.equal(p.responder.state.current!.nextRequestId, r0.nextRequestId);
+    assert.equal(p.responder.state.current!.expectedRequestId, r0.expectedRequestId);
+    assert.equal(p.initiator.state.current!.expectedRequestId, r0.nextRequestId);
+    assert.equal(p.initiator.state.current!.nextRequestId, r0.expectedRequestId);
+    p.command('initiator', { kind: 'liveness' });
+    p.command('responder', { kind: 'liveness' });
+    p.run();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.initiator.state.current?.outstanding, undefined);
+    assert.equal(p.responder.state.current?.outstanding, undefined);
+  });
+
+  it('refuses the mid-sync command unless the peer announced support (RFC 6311 §3)', () => {
+    const p = new Pair({ initiatorPolicy: { messageIdSync: true } });
+    p.establish();
+    assert.throws(() => p.command('initiator', { kind: 'mid-sync' }), LocalUsageError);
+  });
+
+  it('drops a Message ID 0 sync request when sync was not negotiated (RFC 6311 §3)', () => {
+    const p = new Pair({ initiatorPolicy: { messageIdSync: true } });
+    p.establish();
+    p.initiator.state = { ...p.initiator.state, peerMessageIdSync: true };
+    p.command('initiator', { kind: 'mid-sync' });
+    p.deliver('responder', p.wire.shift()!.bytes);
+    assert.ok(p.responder.log.some((a) => a.kind === 'dropped' && a.reason === 'unexpected-message-id-sync'));
+  });
+});
