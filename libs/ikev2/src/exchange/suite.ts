@@ -310,14 +310,32 @@ export function seededRandom(provider: CryptoProvider, seed: Uint8Array): Random
   };
 }
 
+/**
+ * Ephemerals built when an IKE_SA_INIT (or IKE_INTERMEDIATE) request is sent, kept until its
+ * response comes back, so the private key is not derived from its seed a second time (an extra
+ * scalar multiplication per setup). A pure memo: a miss rebuilds the same key from the seed, as
+ * after a failover. Bounded (oldest dropped first); an entry is taken out when it is used.
+ */
+const INITIATION_MEMO_LIMIT = 4096;
+const initiations = new Map<string, KeyExchangeInitiation>();
+
 export function keInitiation(
   provider: CryptoProvider,
   group: number,
   seed: Uint8Array,
 ): KeyExchangeInitiation {
+  const key = `${provider.name}:${group}:${Buffer.from(seed.buffer, seed.byteOffset, seed.byteLength).toString('base64')}`;
+  const hit = initiations.get(key);
+  if (hit !== undefined) {
+    initiations.delete(key);
+    return hit;
+  }
   const method = provider.keyExchange(group);
   if (!method) throw new LocalUsageError('IKEGATE_ERR_IKEV2_CONFIG', `key exchange ${group} unsupported`);
-  return method.initiate(seededRandom(provider, seed));
+  const made = method.initiate(seededRandom(provider, seed));
+  if (initiations.size >= INITIATION_MEMO_LIMIT) initiations.delete(initiations.keys().next().value!);
+  initiations.set(key, made);
+  return made;
 }
 
 export function keRespond(
