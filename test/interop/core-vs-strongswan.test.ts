@@ -6,14 +6,13 @@
  * child rekey and an IKE rekey (RFC 7296 §1.3, §2.8) with traffic after each, and DELETE.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture, haveCaptureTools, tsharkFields } from './lib/capture.js';
 import { canUseNetns, ip, NetnsPair } from './lib/netns.js';
+import { Responder } from './lib/responder-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
 
 const netns = canUseNetns();
@@ -57,54 +56,6 @@ secrets {
 `;
 }
 
-class Responder {
-  readonly events: Record<string, unknown>[] = [];
-  #proc: ChildProcess | undefined;
-  #buf = '';
-  start(ns: string, local: string): Promise<void> {
-    const env = {
-      ...process.env,
-      IKEGATE_INTEROP: JSON.stringify({
-        local,
-        psk: PSK,
-        localId: 'b.example',
-        localTs: '10.2.0.1/32',
-        remoteTs: '10.1.0.1/32',
-      }),
-      IKEGATE_INTEROP_LIFETIME_MS: '120000',
-    };
-    const script = new URL('./core-responder.ts', import.meta.url).pathname;
-    this.#proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', script], {
-      env,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    this.#proc.stdout?.on('data', (d: Buffer) => {
-      this.#buf += d.toString();
-      let nl = this.#buf.indexOf('\n');
-      while (nl >= 0) {
-        this.events.push(JSON.parse(this.#buf.slice(0, nl)) as Record<string, unknown>);
-        this.#buf = this.#buf.slice(nl + 1);
-        nl = this.#buf.indexOf('\n');
-      }
-    });
-    return this.waitFor('listening', 15_000).then(() => undefined);
-  }
-  count(event: string): number {
-    return this.events.filter((e) => e.event === event).length;
-  }
-  async waitFor(event: string, timeoutMs = 10_000, n = 1): Promise<Record<string, unknown>> {
-    const until = Date.now() + timeoutMs;
-    while (this.count(event) < n) {
-      if (Date.now() > until) throw new Error(`no ${event} event; got ${JSON.stringify(this.events)}`);
-      await sleep(50);
-    }
-    return this.events.filter((e) => e.event === event)[n - 1]!;
-  }
-  stop(): void {
-    this.#proc?.kill('SIGTERM');
-  }
-}
-
 describe(
   'strongSwan initiator <-> ikegate protocol core responder over UDP (RFC 7296, RFC 4303, RFC 3948)',
   { skip },
@@ -144,7 +95,13 @@ describe(
         capture = new Capture(pair.nsA, pair.link.a, pcap, 'udp');
         await capture.start();
       }
-      await responder.start(pair.nsB, pair.link.addrB);
+      await responder.start(pair.nsB, {
+        local: pair.link.addrB,
+        psk: PSK,
+        localId: 'b.example',
+        localTs: '10.2.0.1/32',
+        remoteTs: '10.1.0.1/32',
+      });
       charon = new Charon({
         netns: pair.nsA,
         swanctlConf: swanctlConf(pair.link.addrA, pair.link.addrB),

@@ -4,7 +4,8 @@
  * 4500), libs/esp for the child SAs, ICMP echo answered or sent through the tunnel, and one JSON
  * line on stdout per event. A test harness, not the product's worker (issue #4 builds that).
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker, espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
@@ -26,6 +27,10 @@ export interface Config {
   remoteTs: string;
 }
 export const cfg = JSON.parse(process.env.IKEGATE_INTEROP ?? '{}') as Config & {
+  /** Certificate authentication instead of PSK: our chain (PEM), our key (PEM), the trust anchor. */
+  cert?: string;
+  key?: string;
+  ca?: string;
   remote?: string;
   localInner?: string;
   remoteInner?: string;
@@ -100,7 +105,17 @@ export function context(rinfo: RemoteInfo, localPort: number): IkeSaContext {
       remoteTs: [cidrSelector(cfg.remoteTs)],
       messageIdSync: true,
     },
-    psk: () => new TextEncoder().encode(cfg.psk),
+    psk: () => (cfg.psk ? new TextEncoder().encode(cfg.psk) : undefined),
+    ...(cfg.cert
+      ? {
+          certificate: {
+            chainPem: readFileSync(cfg.cert, 'utf8'),
+            privateKey: createPrivateKey(readFileSync(cfg.key ?? '', 'utf8')),
+          },
+          trustAnchors: [new X509Certificate(readFileSync(cfg.ca ?? ''))],
+          now: Date.now(),
+        }
+      : {}),
     local: { address: addr4(cfg.local), port: localPort },
     remote: { address: addr4(rinfo.address), port: rinfo.port },
   };

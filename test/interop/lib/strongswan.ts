@@ -4,9 +4,9 @@
  * is compiled in), a self-contained strongswan.conf, swanctl over the vici socket.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CHARON = '/usr/lib/ipsec/charon';
@@ -21,6 +21,11 @@ export interface CharonOptions {
   readonly swanctlConf: string;
   /** Extra lines inside `charon { ... }`. */
   readonly charonExtra?: string;
+  /**
+   * Credential files to place beside swanctl.conf, where swanctl looks for them: destination path
+   * relative to that directory (e.g. 'x509/me.pem', 'x509ca/ca.pem', 'pkcs8/me.key') -> source.
+   */
+  readonly files?: Record<string, string>;
   /** Log levels, e.g. { ike: 2, cfg: 2 }. */
   readonly log?: Record<string, number>;
 }
@@ -39,7 +44,7 @@ export class Charon {
       join(this.dir, 'strongswan.conf'),
       `charon {
   load_modular = no
-  load = random nonce openssl pem pkcs1 x509 pubkey aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
+  load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey aes sha1 sha2 hmac gcm kdf kernel-libipsec kernel-netlink socket-default vici
   plugins {
     vici {
       socket = unix:///run/charon.vici
@@ -61,6 +66,10 @@ swanctl {
 `,
     );
     writeFileSync(join(this.dir, 'swanctl.conf'), opts.swanctlConf);
+    for (const [dest, src] of Object.entries(opts.files ?? {})) {
+      mkdirSync(dirname(join(this.dir, dest)), { recursive: true });
+      copyFileSync(src, join(this.dir, dest));
+    }
   }
 
   get env(): NodeJS.ProcessEnv {
