@@ -43,65 +43,84 @@ function swanctlConf(local: string, remote: string): string {
 `;
 }
 
-describe('strongSwan <-> protocol core with certificates and RFC 7427 signature AUTH', { skip }, () => {
-  const pair = new NetnsPair('cert', '10.94.0');
-  const responder = new Responder();
-  let charon: Charon;
-  before(async () => {
-    pair.create({ loA: ['10.1.0.1/32'] });
-    await responder.start(pair.nsB, {
-      local: pair.link.addrB,
-      psk: '',
-      localId: 'gw.example.org',
-      localTs: '10.2.0.1/32',
-      remoteTs: '10.1.0.1/32',
-      cert: testdata('ee-ecdsa.pem'),
-      key: testdata('ee-ecdsa.key'),
-      ca: testdata('ca-ecdsa.pem'),
+for (const fragmentSize of [undefined, 576] as const) {
+  const title = fragmentSize
+    ? `strongSwan <-> protocol core with certificates, IKE_AUTH fragmented at ${fragmentSize} octets both ways (RFC 7383)`
+    : 'strongSwan <-> protocol core with certificates and RFC 7427 signature AUTH';
+  describe(title, { skip }, () => {
+    const pair = new NetnsPair(fragmentSize ? 'frag' : 'cert', fragmentSize ? '10.92.0' : '10.94.0');
+    const responder = new Responder();
+    let charon: Charon;
+    before(async () => {
+      pair.create({ loA: ['10.1.0.1/32'] });
+      await responder.start(pair.nsB, {
+        local: pair.link.addrB,
+        psk: '',
+        localId: 'gw.example.org',
+        localTs: '10.2.0.1/32',
+        remoteTs: '10.1.0.1/32',
+        cert: testdata('ee-ecdsa.pem'),
+        key: testdata('ee-ecdsa.key'),
+        ca: testdata('ca-ecdsa.pem'),
+        ...(fragmentSize ? { fragmentSize } : {}),
+      });
+      charon = new Charon({
+        netns: pair.nsA,
+        swanctlConf: swanctlConf(pair.link.addrA, pair.link.addrB),
+        files: {
+          'x509/carol.pem': testdata('ee-rsa.pem'),
+          'x509ca/ca.pem': testdata('ca-ecdsa.pem'),
+          'pkcs8/carol.key': testdata('ee-rsa.key'),
+        },
+        log: { ike: 2, cfg: 2, enc: 1 },
+        ...(fragmentSize ? { charonExtra: `  fragment_size = ${fragmentSize}` } : {}),
+      });
+      await charon.start();
     });
-    charon = new Charon({
-      netns: pair.nsA,
-      swanctlConf: swanctlConf(pair.link.addrA, pair.link.addrB),
-      files: {
-        'x509/carol.pem': testdata('ee-rsa.pem'),
-        'x509ca/ca.pem': testdata('ca-ecdsa.pem'),
-        'pkcs8/carol.key': testdata('ee-rsa.key'),
-      },
-      log: { ike: 2, cfg: 2 },
+    after(async () => {
+      responder.stop();
+      await charon?.stop();
+      pair.destroy();
     });
-    await charon.start();
-  });
-  after(async () => {
-    responder.stop();
-    await charon?.stop();
-    pair.destroy();
-  });
 
-  test('both sides authenticate with certificates; traffic crosses the tunnel', async () => {
-    const out = charon.swanctl('--initiate', '--child', 't', '--ike', 'c', '--timeout', '15');
-    assert.match(out, /initiate completed successfully/, charon.log().slice(-4000));
-    const est = await responder.waitFor('established');
-    assert.equal(est.peerId, 'carol@example.org');
-    assert.match(charon.log(), /authentication of 'gw\.example\.org' with (ECDSA|RFC 7427 signature scheme)/);
-    const received = Number(
-      /(\d+) received/.exec(
-        ip(
-          'netns',
-          'exec',
-          pair.nsA,
-          'ping',
-          '-c',
-          '2',
-          '-i',
-          '0.2',
-          '-W',
-          '2',
-          '-I',
-          '10.1.0.1',
-          '10.2.0.1',
-        ),
-      )?.[1] ?? 0,
-    );
-    assert.equal(received, 2);
+    test('both sides authenticate with certificates; traffic crosses the tunnel', async () => {
+      const out = charon.swanctl('--initiate', '--child', 't', '--ike', 'c', '--timeout', '15');
+      assert.match(out, /initiate completed successfully/, charon.log().slice(-4000));
+      const est = await responder.waitFor('established');
+      assert.equal(est.peerId, 'carol@example.org');
+      assert.match(
+        charon.log(),
+        /authentication of 'gw\.example\.org' with (ECDSA|RFC 7427 signature scheme)/,
+      );
+      const received = Number(
+        /(\d+) received/.exec(
+          ip(
+            'netns',
+            'exec',
+            pair.nsA,
+            'ping',
+            '-c',
+            '2',
+            '-i',
+            '0.2',
+            '-W',
+            '2',
+            '-I',
+            '10.1.0.1',
+            '10.2.0.1',
+          ),
+        )?.[1] ?? 0,
+      );
+      assert.equal(received, 2);
+      if (fragmentSize) {
+        const log = charon.log();
+        assert.match(
+          log,
+          /splitting IKE message .* into \d+ fragments/,
+          'strongSwan fragmented its IKE_AUTH',
+        );
+        assert.match(log, /received fragment #\d+ of \d+/, 'strongSwan reassembled our fragments');
+      }
+    });
   });
-});
+}

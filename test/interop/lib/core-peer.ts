@@ -31,6 +31,8 @@ export const cfg = JSON.parse(process.env.IKEGATE_INTEROP ?? '{}') as Config & {
   cert?: string;
   key?: string;
   ca?: string;
+  /** RFC 7383 fragment size for our protected messages over UDP. */
+  fragmentSize?: number;
   remote?: string;
   localInner?: string;
   remoteInner?: string;
@@ -104,6 +106,7 @@ export function context(rinfo: RemoteInfo, localPort: number): IkeSaContext {
       localTs: [cidrSelector(cfg.localTs)],
       remoteTs: [cidrSelector(cfg.remoteTs)],
       messageIdSync: true,
+      ...(cfg.fragmentSize ? { fragmentSize: cfg.fragmentSize } : {}),
     },
     psk: () => (cfg.psk ? new TextEncoder().encode(cfg.psk) : undefined),
     ...(cfg.cert
