@@ -161,9 +161,18 @@ function run(peer: Peer, actions: readonly IkeSaAction[]): void {
         inbound.delete(Buffer.from(a.inboundSpi).readUInt32BE(0));
         log('remove-child', { inboundSpi: hex(a.inboundSpi) });
         break;
-      case 'established':
+      case 'established': {
         log('established', { peerId: a.peerId, spiI: hex(a.initiatorSpi), spiR: hex(a.responderSpi) });
+        const after = Number(process.env.IKEGATE_INTEROP_MID_SYNC_AFTER_MS ?? 0);
+        if (after > 0) {
+          // RFC 6311 as a cluster would after a takeover: start the Message ID sync exchange.
+          setTimeout(() => {
+            log('mid-sync-start', { peerSupports: peer.state.peerMessageIdSync });
+            command(peer, { kind: 'mid-sync' });
+          }, after);
+        }
         break;
+      }
       case 'rekeyed-ike':
         log('rekeyed-ike', { spiI: hex(a.newInitiatorSpi), spiR: hex(a.newResponderSpi) });
         break;

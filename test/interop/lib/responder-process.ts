@@ -9,10 +9,11 @@ export class Responder {
   readonly events: Record<string, unknown>[] = [];
   #proc: ChildProcess | undefined;
   #buf = '';
-  start(ns: string, config: Record<string, unknown>): Promise<void> {
+  start(ns: string, config: Record<string, unknown>, extraEnv: Record<string, string> = {}): Promise<void> {
     const env = {
       ...process.env,
       IKEGATE_INTEROP: JSON.stringify(config),
+      ...extraEnv,
       IKEGATE_INTEROP_LIFETIME_MS: '120000',
     };
     const script = new URL('../core-responder.ts', import.meta.url).pathname;

@@ -1,0 +1,116 @@
+/**
+ * RFC 6311 against a real peer: after strongSwan 5.9.8 set up an IKE SA with the protocol-core
+ * responder (both announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED in IKE_AUTH), our side starts the
+ * Message ID sync exchange as a cluster does after a takeover: an INFORMATIONAL with Message ID 0
+ * carrying IKEV2_MESSAGE_ID_SYNC (RFC 6311 §4.2). strongSwan must accept and answer it, and the IKE
+ * SA must keep working afterwards (a child rekey and traffic).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { canUseNetns, ip, NetnsPair } from './lib/netns.js';
+import { Responder } from './lib/responder-process.js';
+import { Charon, haveStrongswan } from './lib/strongswan.js';
+
+const netns = canUseNetns();
+const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const PSK = 'interop-psk-mid-sync-6311';
+
+const conf = (local: string, remote: string) => `connections {
+  c {
+    local_addrs = ${local}
+    remote_addrs = ${remote}
+    proposals = aes256gcm16-prfsha256-x25519
+    local {
+      auth = psk
+      id = a.example
+    }
+    remote {
+      auth = psk
+      id = b.example
+    }
+    children {
+      t {
+        esp_proposals = aes256gcm16
+        mode = tunnel
+        local_ts = 10.1.0.1/32
+        remote_ts = 10.2.0.1/32
+      }
+    }
+  }
+}
+secrets {
+  ike-1 {
+    secret = "${PSK}"
+    id-1 = a.example
+    id-2 = b.example
+  }
+}
+`;
+
+describe('RFC 6311 Message ID sync started by the protocol core, answered by strongSwan', { skip }, () => {
+  const pair = new NetnsPair('msync', '10.91.0');
+  const responder = new Responder();
+  let charon: Charon;
+  before(async () => {
+    pair.create({ loA: ['10.1.0.1/32'] });
+    await responder.start(
+      pair.nsB,
+      {
+        local: pair.link.addrB,
+        psk: PSK,
+        localId: 'b.example',
+        localTs: '10.2.0.1/32',
+        remoteTs: '10.1.0.1/32',
+      },
+      { IKEGATE_INTEROP_MID_SYNC_AFTER_MS: '300' },
+    );
+    charon = new Charon({
+      netns: pair.nsA,
+      swanctlConf: conf(pair.link.addrA, pair.link.addrB),
+      log: { ike: 2, enc: 2 },
+    });
+    await charon.start();
+  });
+  after(async () => {
+    responder.stop();
+    await charon?.stop();
+    pair.destroy();
+  });
+
+  test('strongSwan answers our IKEV2_MESSAGE_ID_SYNC INFORMATIONAL (Message ID 0); the SA keeps working', async () => {
+    assert.match(
+      charon.swanctl('--initiate', '--child', 't', '--ike', 'c'),
+      /initiate completed successfully/,
+    );
+    const start = await responder.waitFor('mid-sync-start', 5000);
+    assert.equal(start.peerSupports, true);
+    const until = Date.now() + 5000;
+    while (!/parsed INFORMATIONAL request 0 \[ N\(MSG_ID_SYN\) \]/.test(charon.log()) && Date.now() < until)
+      await sleep(50);
+    const log = charon.log();
+    assert.match(log, /parsed INFORMATIONAL request 0 \[ N\(MSG_ID_SYN\) \]/, log.slice(-3000));
+    assert.match(log, /generating INFORMATIONAL response 0 \[ N\(MSG_ID_SYN\) \]/);
+    assert.match(log, /responder requested MID sync/);
+    assert.equal(responder.count('error'), 0);
+    // the IKE SA still works: a child rekey and traffic
+    assert.match(charon.swanctl('--rekey', '--child', 't'), /rekey completed successfully/);
+    await responder.waitFor('install-child', 10_000, 2);
+    const out = ip(
+      'netns',
+      'exec',
+      pair.nsA,
+      'ping',
+      '-c',
+      '2',
+      '-i',
+      '0.2',
+      '-W',
+      '2',
+      '-I',
+      '10.1.0.1',
+      '10.2.0.1',
+    );
+    assert.match(out, /2 received/);
+  });
+});
