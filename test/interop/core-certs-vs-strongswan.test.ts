@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { canUseNetns, ip, NetnsPair } from './lib/netns.js';
+import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Responder } from './lib/responder-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
+import { pingThrough } from './lib/swanctl.js';
 
 const netns = canUseNetns();
 const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
@@ -92,25 +93,7 @@ for (const fragmentSize of [undefined, 576] as const) {
         charon.log(),
         /authentication of 'gw\.example\.org' with (ECDSA|RFC 7427 signature scheme)/,
       );
-      const received = Number(
-        /(\d+) received/.exec(
-          ip(
-            'netns',
-            'exec',
-            pair.nsA,
-            'ping',
-            '-c',
-            '2',
-            '-i',
-            '0.2',
-            '-W',
-            '2',
-            '-I',
-            '10.1.0.1',
-            '10.2.0.1',
-          ),
-        )?.[1] ?? 0,
-      );
+      const received = pingThrough(pair.nsA, '10.1.0.1', '10.2.0.1', 2);
       assert.equal(received, 2);
       if (fragmentSize) {
         const log = charon.log();

@@ -9,43 +9,11 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
+import { pskSwanctlConf } from './lib/swanctl.js';
 
 const netns = canUseNetns();
 const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
 const PSK = 'interop-psk-8a1d3e5f20';
-
-function responderConf(local: string): string {
-  return `connections {
-  r {
-    local_addrs = ${local}
-    proposals = aes256gcm16-prfsha256-x25519
-    local {
-      auth = psk
-      id = b.example
-    }
-    remote {
-      auth = psk
-      id = a.example
-    }
-    children {
-      t {
-        esp_proposals = aes256gcm16
-        mode = tunnel
-        local_ts = 10.1.0.1/32
-        remote_ts = 10.2.0.1/32
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    secret = "${PSK}"
-    id-1 = a.example
-    id-2 = b.example
-  }
-}
-`;
-}
 
 describe(
   'ikegate protocol core initiator -> strongSwan responder over UDP (RFC 7296, RFC 4303, RFC 3948)',
@@ -57,7 +25,15 @@ describe(
       pair.create({ loA: ['10.1.0.1/32'] });
       charon = new Charon({
         netns: pair.nsA,
-        swanctlConf: responderConf(pair.link.addrA),
+        swanctlConf: pskSwanctlConf({
+          name: 'r',
+          local: pair.link.addrA,
+          localId: 'b.example',
+          remoteId: 'a.example',
+          localTs: '10.1.0.1/32',
+          remoteTs: '10.2.0.1/32',
+          psk: PSK,
+        }),
         log: { ike: 2, cfg: 1 },
       });
       await charon.start();

@@ -11,50 +11,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture, haveCaptureTools, tsharkFields } from './lib/capture.js';
-import { canUseNetns, ip, NetnsPair } from './lib/netns.js';
+import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Responder } from './lib/responder-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
+import { pingThrough, pskSwanctlConf } from './lib/swanctl.js';
 
 const netns = canUseNetns();
 const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
 
 const PSK = 'interop-psk-4f2b9c1e7d';
-
-function swanctlConf(local: string, remote: string): string {
-  return `connections {
-  c {
-    local_addrs = ${local}
-    remote_addrs = ${remote}
-    proposals = aes256gcm16-prfsha256-x25519
-    rekey_time = 0
-    local {
-      auth = psk
-      id = a.example
-    }
-    remote {
-      auth = psk
-      id = b.example
-    }
-    children {
-      t {
-        esp_proposals = aes256gcm16
-        mode = tunnel
-        local_ts = 10.1.0.1/32
-        remote_ts = 10.2.0.1/32
-        rekey_time = 0
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    secret = "${PSK}"
-    id-1 = a.example
-    id-2 = b.example
-  }
-}
-`;
-}
 
 describe(
   'strongSwan initiator <-> ikegate protocol core responder over UDP (RFC 7296, RFC 4303, RFC 3948)',
@@ -66,28 +31,7 @@ describe(
     let capture: Capture | undefined;
     let charon: Charon;
 
-    function ping(count: number): number {
-      try {
-        const out = ip(
-          'netns',
-          'exec',
-          pair.nsA,
-          'ping',
-          '-c',
-          String(count),
-          '-i',
-          '0.2',
-          '-W',
-          '2',
-          '-I',
-          '10.1.0.1',
-          '10.2.0.1',
-        );
-        return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
-      } catch (e) {
-        return Number(/(\d+) received/.exec(String((e as { stdout?: string }).stdout))?.[1] ?? 0);
-      }
-    }
+    const ping = (count: number) => pingThrough(pair.nsA, '10.1.0.1', '10.2.0.1', count);
 
     before(async () => {
       pair.create({ loA: ['10.1.0.1/32'] });
@@ -104,7 +48,16 @@ describe(
       });
       charon = new Charon({
         netns: pair.nsA,
-        swanctlConf: swanctlConf(pair.link.addrA, pair.link.addrB),
+        swanctlConf: pskSwanctlConf({
+          local: pair.link.addrA,
+          remote: pair.link.addrB,
+          localId: 'a.example',
+          remoteId: 'b.example',
+          localTs: '10.1.0.1/32',
+          remoteTs: '10.2.0.1/32',
+          psk: PSK,
+          autoRekey: false,
+        }),
         log: { ike: 2, cfg: 1 },
       });
       await charon.start();
