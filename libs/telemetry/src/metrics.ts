@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics (prom-client) for every ikegate role. One registry per process role so
+ * `ikegate up` (all roles in one process) and separate processes expose the same names. Label
+ * values are bounded sets (reasons, kinds, transports), never SPIs or addresses.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** IKE messages in and out by exchange type name (IKE_SA_INIT, IKE_AUTH, ...). */
+  readonly ikeMessages = new Counter({
+    name: 'ikegate_ike_messages_total',
+    help: 'IKE messages handled, by direction and exchange type',
+    labelNames: ['direction', 'exchange'] as const,
+    registers: [this.registry],
+  });
+  /** IKE SA lifecycle events (established, rekeyed, deleted) and delete reasons. */
+  readonly ikeSaEvents = new Counter({
+    name: 'ikegate_ike_sa_events_total',
+    help: 'IKE SA lifecycle events by event and reason',
+    labelNames: ['event', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly childSaEvents = new Counter({
+    name: 'ikegate_child_sa_events_total',
+    help: 'CHILD SA installs and removals',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  readonly ikeSas = new Gauge({
+    name: 'ikegate_ike_sas',
+    help: 'IKE SAs held, by status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly childSas = new Gauge({
+    name: 'ikegate_child_sas',
+    help: 'CHILD SAs installed',
+    registers: [this.registry],
+  });
+  /** Frames through the edge by transport (udp/tcp/tls), kind (ike/esp/keepalive) and direction. */
+  readonly frames = new Counter({
+    name: 'ikegate_frames_total',
+    help: 'Frames through the edge by transport, kind and direction',
+    labelNames: ['transport', 'kind', 'direction'] as const,
+    registers: [this.registry],
+  });
+  readonly frameBytes = new Counter({
+    name: 'ikegate_frame_bytes_total',
+    help: 'Frame payload octets through the edge by transport and direction',
+    labelNames: ['transport', 'direction'] as const,
+    registers: [this.registry],
+  });
+  /** Every drop, by the layer that dropped it and the PROTOCOL.md reason. */
+  readonly drops = new Counter({
+    name: 'ikegate_drops_total',
+    help: 'Dropped frames, packets and messages by layer and reason',
+    labelNames: ['layer', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly connections = new Gauge({
+    name: 'ikegate_connections',
+    help: 'Open TCP/TLS connections',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+  readonly connectionEvents = new Counter({
+    name: 'ikegate_connection_events_total',
+    help: 'TCP/TLS connections opened and closed, by transport and close reason',
+    labelNames: ['transport', 'event', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly espPackets = new Counter({
+    name: 'ikegate_esp_packets_total',
+    help: 'ESP packets encapsulated (out) and decapsulated (in)',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly espBytes = new Counter({
+    name: 'ikegate_esp_inner_bytes_total',
+    help: 'Inner packet octets through ESP',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly tunPackets = new Counter({
+    name: 'ikegate_tun_packets_total',
+    help: 'Packets read from (rx) and written to (tx) the TUN device',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly poolAddresses = new Gauge({
+    name: 'ikegate_pool_addresses_in_use',
+    help: 'Virtual IPs handed out, by pool',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+  });
+  readonly exchangeSeconds = new Histogram({
+    name: 'ikegate_ike_step_seconds',
+    help: 'Time to process one IKE message in the state machine',
+    buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05],
+    registers: [this.registry],
+  });
+
+  constructor(options: { readonly processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: 'ikegate_' });
+  }
+
+  /** Prometheus text exposition format. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
