@@ -21,3 +21,13 @@ export {
   ShardSpiAllocator,
   shardCount,
 } from './spi.js';
+export type {
+  EdgeLink,
+  FrameEndpoint,
+  InboundFrame,
+  OutboundFrame,
+  PeerPath,
+  PeerTransport,
+  SendResult,
+  WorkerLink,
+} from './frames.js';

@@ -268,7 +268,7 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
 // --- responder -----------------------------------------------------------------------------------
 
 export function respondAuth(w: Work, inner: readonly Payload[], messageId: number): void {
-  const { ctx } = w;
+  let { ctx } = w;
   let core = w.s.current!;
   const init = w.s.init!;
   let peerId: string;
@@ -298,6 +298,8 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
     );
     return fail(w, 'authentication-failed');
   }
+  // The peer is authenticated: from here on its own policy (traffic selectors, pool) applies.
+  if (ctx.forPeer) ctx = w.ctx = ctx.forPeer(peerId);
   const idr = ourId(ctx, PayloadType.IDr);
   const out: Payload[] = [
     idr,

@@ -204,6 +204,12 @@ export interface IkeSaContext {
   readonly certificate?: { readonly chainPem: string; readonly privateKey: KeyObject };
   /** Accept peers that authenticate with a certificate chaining to one of these (RFC 7427). */
   readonly trustAnchors?: readonly X509Certificate[];
+  /**
+   * Responder: once IKE_AUTH has authenticated the peer as `peerId`, the context to use for the
+   * rest of that exchange (e.g. the peer's own traffic selectors, proposals and address pool).
+   * Later events must be stepped with that context too; the caller keeps it per SA.
+   */
+  readonly forPeer?: (peerId: string) => IkeSaContext;
   /** Wall-clock time for certificate validity (a Date or ms since the epoch); required with trustAnchors. */
   readonly now?: Date | number;
 }

@@ -11,7 +11,7 @@ export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export interface Work {
   s: Mutable<IkeSaState>;
   readonly actions: IkeSaAction[];
-  readonly ctx: IkeSaContext;
+  ctx: IkeSaContext;
   readonly now: number;
 }
 

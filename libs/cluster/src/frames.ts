@@ -1,0 +1,59 @@
+/**
+ * The edge <-> worker contract (ARCHITECTURE.md): what an edge hands a worker and what a worker
+ * asks an edge to send. In `ikegate up` both run in one process and call each other directly; the
+ * gRPC transport of issue #5 carries exactly these shapes, so the split into pods is a transport
+ * change. Everything here is plain data: addresses as strings, payloads as octets.
+ */
+
+/** How the peer reached the edge: UDP 500/4500 (RFC 3948), TCP (RFC 9329) or TLS-wrapped TCP. */
+export type PeerTransport = 'udp' | 'tcp' | 'tls';
+
+export interface FrameEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * One path to a peer. For UDP, `connection` names the (local port, remote address, remote port)
+ * tuple; for TCP/TLS it names one accepted stream. A worker answers on the path a message came
+ * in on (RFC 7296 §2.11, RFC 9329 §6) and sends ESP on the newest path of the IKE SA.
+ */
+export interface PeerPath {
+  readonly connection: string;
+  readonly transport: PeerTransport;
+  readonly local: FrameEndpoint;
+  readonly remote: FrameEndpoint;
+}
+
+/**
+ * A frame from a peer. `ike` bytes start at the IKE header (no non-ESP marker, no length field);
+ * `esp` bytes start at the SPI.
+ */
+export interface InboundFrame {
+  readonly kind: 'ike' | 'esp';
+  readonly path: PeerPath;
+  readonly bytes: Uint8Array;
+  /** Shard chosen by the edge routing rule (libs/cluster routing.ts). */
+  readonly shard: number;
+}
+
+export interface OutboundFrame {
+  readonly kind: 'ike' | 'esp';
+  readonly path: PeerPath;
+  readonly bytes: Uint8Array;
+}
+
+/** Why an outbound frame was not sent; the worker counts these. */
+export type SendResult = 'sent' | 'no-connection' | 'congested';
+
+/** The worker side, as an edge sees it. */
+export interface WorkerLink {
+  deliver(frame: InboundFrame): void;
+  /** A TCP/TLS stream closed; the worker stops sending on it and waits for the peer (RFC 9329 §6). */
+  connectionClosed(path: PeerPath): void;
+}
+
+/** The edge side, as a worker sees it. */
+export interface EdgeLink {
+  send(frame: OutboundFrame): SendResult;
+}
