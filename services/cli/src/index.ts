@@ -1,0 +1,1 @@
+export { type Running, up, type UpOptions } from './up.js';

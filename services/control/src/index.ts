@@ -1,0 +1,1 @@
+export { buildControl, type ControlSettings, type WorkerControl } from './control.js';

@@ -1,0 +1,1 @@
+export { type BoundPorts, Edge, type EdgeListenSettings, type EdgeSettings } from './edge.js';

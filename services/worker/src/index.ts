@@ -1,0 +1,9 @@
+export {
+  type AddressPoolLike,
+  type PacketDevice,
+  type PeerSettings,
+  type SaSummary,
+  Worker,
+  type WorkerSettings,
+} from './worker.js';
+export { ipv4Ranges, ipv4Text, packetMatches, parseIpv4 } from './ipv4.js';

@@ -1,0 +1,252 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { routeEspPacket, routeIkeMessage, type OutboundFrame, type PeerPath } from '@ikegate/cluster';
+import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
+import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
+import {
+  createIkeSa,
+  type IkeSaAction,
+  type IkeSaContext,
+  type IkeSaState,
+  type InstallChildAction,
+  step,
+} from '@ikegate/ikev2';
+import { createLogger, Metrics } from '@ikegate/telemetry';
+import { PassThrough } from 'node:stream';
+import { parseIpv4 } from './ipv4.js';
+import { type AddressPoolLike, Worker } from './worker.js';
+
+const LAYOUT = { shardBits: 10 };
+const HASH_KEY = new Uint8Array(32).fill(7);
+const PSK = new TextEncoder().encode('worker-test-psk-0123456789');
+const any = {
+  tsType: 7,
+  ipProtocol: 0,
+  startPort: 0,
+  endPort: 65535,
+  startAddress: new Uint8Array([0, 0, 0, 0]),
+  endAddress: new Uint8Array([255, 255, 255, 255]),
+};
+const hostNet = { ...any, startAddress: parseIpv4('10.2.0.0'), endAddress: parseIpv4('10.2.0.255') };
+const ike = [
+  {
+    encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+    prf: [PrfId.HMAC_SHA2_256],
+    integrity: [],
+    keyExchange: [KeyExchangeId.CURVE25519],
+  },
+];
+const esp = [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], integrity: [] }];
+
+function pool(): AddressPoolLike {
+  const held = new Map<string, number>();
+  let next = 2;
+  return {
+    name: 'rw',
+    allocate: (k) => {
+      const n = held.get(k) ?? next++;
+      held.set(k, n);
+      return new Uint8Array([10, 9, 0, n]);
+    },
+    release: (k) => void held.delete(k),
+    get inUse() {
+      return held.size;
+    },
+  };
+}
+
+/** ICMP echo request, IPv4, from `src` to `dst` (checksums zero: the worker does not check them). */
+function icmp(src: string, dst: string): Uint8Array {
+  const p = new Uint8Array(28);
+  p.set([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]);
+  p.set(parseIpv4(src), 12);
+  p.set(parseIpv4(dst), 16);
+  p[20] = 8;
+  return p;
+}
+
+/** A worker and a protocol-core initiator joined by direct calls (the `ikegate up` wiring). */
+function harness(peerId: string) {
+  const out = new PassThrough();
+  const logLines: string[] = [];
+  out.on('data', (d: Buffer) => logLines.push(...d.toString().trim().split('\n')));
+  const metrics = new Metrics({ processMetrics: false });
+  const written: Uint8Array[] = [];
+  const toInitiator: OutboundFrame[] = [];
+  const worker = new Worker(
+    {
+      provider: defaultProvider,
+      policy: {
+        localId: 'gw.example.org',
+        ikeProposals: ike,
+        espProposals: esp,
+        localTs: [any],
+        remoteTs: [any],
+      },
+      matchPeer: (id) =>
+        id.endsWith('@example.org')
+          ? { name: 'rw', psk: PSK, localTs: [hostNet], remoteTs: [any], pool: pool() }
+          : undefined,
+      layout: LAYOUT,
+      ikeLifetimeSeconds: 3600,
+      childLifetimeSeconds: 3600,
+      rekeyMarginSeconds: 60,
+      dpdSeconds: 0,
+    },
+    { send: (f) => (toInitiator.push(f), 'sent') },
+    createLogger({ destination: out, level: 'debug' }),
+    metrics,
+  );
+  worker.attachDevice({ write: (p) => (written.push(p.slice()), true) });
+  const path: PeerPath = {
+    connection: 'udp:4500:192.0.2.10:4500',
+    transport: 'udp',
+    local: { address: '192.0.2.1', port: 4500 },
+    remote: { address: '192.0.2.10', port: 4500 },
+  };
+  const ctx: IkeSaContext = {
+    provider: defaultProvider,
+    random: (n) => new Uint8Array(randomBytes(n)),
+    allocateIkeSpi: () => new Uint8Array(randomBytes(8)),
+    allocateChildSpi: () => new Uint8Array([0x10, ...randomBytes(3)]),
+    policy: {
+      localId: peerId,
+      localIdType: 3,
+      ikeProposals: ike,
+      espProposals: esp,
+      localTs: [any],
+      remoteTs: [hostNet],
+      requestVirtualIp: true,
+    },
+    psk: () => PSK,
+    local: { address: parseIpv4('192.0.2.10'), port: 4500 },
+    remote: { address: parseIpv4('192.0.2.1'), port: 4500 },
+  };
+  let state: IkeSaState = createIkeSa('udp');
+  const installs: InstallChildAction[] = [];
+  const initiatorActions: IkeSaAction[] = [];
+  const deliver = (bytes: Uint8Array) => {
+    const d = routeIkeMessage(bytes, path.remote.address, HASH_KEY, LAYOUT);
+    assert.equal(d.kind, 'shard');
+    worker.deliver({ kind: 'ike', path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
+  };
+  const run = (actions: readonly IkeSaAction[]) => {
+    for (const a of actions) {
+      initiatorActions.push(a);
+      if (a.kind === 'send') deliver(a.bytes);
+      if (a.kind === 'install-child') installs.push(a);
+    }
+    // Bounded: each round trip answers one request.
+    for (let i = 0; i < 16 && toInitiator.length > 0; i++) {
+      const f = toInitiator.shift()!;
+      if (f.kind !== 'ike') continue;
+      const r = step(state, { kind: 'message', bytes: f.bytes, transport: 'udp', now: Date.now() }, ctx);
+      state = r.state;
+      run(r.actions);
+    }
+  };
+  const command = (c: Parameters<typeof step>[1]) => {
+    const r = step(state, c, ctx);
+    state = r.state;
+    run(r.actions);
+  };
+  return {
+    worker,
+    metrics,
+    written,
+    toInitiator,
+    installs,
+    initiatorActions,
+    command,
+    path,
+    logLines,
+    state: () => state,
+  };
+}
+
+test('worker: IKE_SA_INIT + IKE_AUTH as responder, virtual IP from the peer pool, selectors of the matched peer (RFC 7296 §1.2, §2.9, §3.15)', async () => {
+  const h = harness('carol@example.org');
+  h.command({ kind: 'command', command: { kind: 'initiate' }, now: Date.now() });
+  assert.equal(h.state().status, 'established', h.logLines.join('\n'));
+  const child = h.installs[0]!;
+  assert.deepEqual([...child.virtualIp!], [10, 9, 0, 2]);
+  // The peer's own selectors (forPeer): TSr narrowed to its localTs 10.2.0.0/24, TSi to the VIP.
+  assert.deepEqual([...child.tsRemote[0]!.startAddress], [10, 2, 0, 0]);
+  assert.deepEqual([...child.tsLocal[0]!.startAddress], [10, 9, 0, 2]);
+  assert.deepEqual([...child.tsLocal[0]!.endAddress], [10, 9, 0, 2]);
+  const [sa] = h.worker.list();
+  assert.equal(sa!.peerId, 'carol@example.org');
+  assert.equal(sa!.peer, 'rw');
+  assert.equal(sa!.virtualIp, '10.9.0.2');
+  assert.ok(h.logLines.some((l) => l.includes('"msg":"ike-sa-established"')));
+  assert.ok(!h.logLines.some((l) => /psk|skD|encrI/i.test(l)), 'no key material in logs');
+});
+
+test('worker: ESP from the VIP reaches the device; a spoofed inner source is dropped (RFC 4301 §5.2); device packets go out as ESP', () => {
+  const h = harness('carol@example.org');
+  h.command({ kind: 'command', command: { kind: 'initiate' }, now: Date.now() });
+  const c = h.installs[0]!;
+  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
+  const out = new OutboundSa({
+    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
+    suite: espSuite(defaultProvider, alg, c.keys.encrI),
+  });
+  const inb = new InboundSa({
+    spi: Buffer.from(c.inboundSpi).readUInt32BE(0),
+    suite: espSuite(defaultProvider, alg, c.keys.encrR),
+  });
+  const send = (inner: Uint8Array) => {
+    const r = out.encapsulate(inner);
+    assert.equal(r.kind, 'packet');
+    const bytes = r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+    const d = routeEspPacket(bytes, LAYOUT);
+    h.worker.deliver({ kind: 'esp', path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
+  };
+  send(icmp('10.9.0.2', '10.2.0.7'));
+  assert.equal(h.written.length, 1);
+  assert.deepEqual([...h.written[0]!.subarray(12, 16)], [10, 9, 0, 2]);
+  send(icmp('10.9.0.3', '10.2.0.7')); // another peer's address: not this SA's selectors
+  assert.equal(h.written.length, 1);
+
+  h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
+  const espOut = h.toInitiator.filter((f) => f.kind === 'esp');
+  assert.equal(espOut.length, 1);
+  const back = inb.decapsulate(espOut[0]!.bytes);
+  assert.equal(back.kind, 'inner');
+  h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.99')); // nobody's VIP
+  assert.equal(h.toInitiator.filter((f) => f.kind === 'esp').length, 1);
+});
+
+test('worker: unknown IKE SPIs and ESP SPIs are dropped and counted, never answered (RFC 7296 §2.21.4, RFC 4303 §3.4.2)', async () => {
+  const h = harness('carol@example.org');
+  const bogus = new Uint8Array(28);
+  bogus.set(randomBytes(16), 0);
+  bogus[17] = 0x20;
+  bogus[18] = 37;
+  bogus[19] = 0x08;
+  bogus[27] = 28;
+  h.worker.deliver({ kind: 'ike', path: h.path, bytes: bogus, shard: 0 });
+  h.worker.deliver({
+    kind: 'esp',
+    path: h.path,
+    bytes: new Uint8Array([0, 0, 1, 0, 0, 0, 0, 1, 9, 9, 9, 9]),
+    shard: 0,
+  });
+  h.worker.deliver({ kind: 'ike', path: h.path, bytes: new Uint8Array(10), shard: 0 });
+  assert.equal(h.toInitiator.length, 0);
+  const text = await h.metrics.render();
+  assert.match(text, /ikegate_drops_total\{layer="ike",reason="unknown_spi"\} 1/);
+  assert.match(text, /ikegate_drops_total\{layer="esp",reason="unknown_spi"\} 1/);
+  assert.match(text, /ikegate_drops_total\{layer="ike",reason="short"\} 1/);
+});
+
+test('worker: DELETE from the peer removes the SA, its children and frees the VIP (RFC 7296 §1.4.1)', () => {
+  const h = harness('carol@example.org');
+  h.command({ kind: 'command', command: { kind: 'initiate' }, now: Date.now() });
+  assert.equal(h.worker.childSaCount, 1);
+  h.command({ kind: 'command', command: { kind: 'delete-ike' }, now: Date.now() });
+  assert.equal(h.worker.ikeSaCount, 0);
+  assert.equal(h.worker.childSaCount, 0);
+  assert.ok(h.logLines.some((l) => l.includes('"reason":"peer-deleted"')));
+});
