@@ -8,6 +8,9 @@
 import { ConfigError } from '@ikegate/config';
 import { runTcpShim } from '@ikegate/tcp-shim';
 import { TunUnavailableError } from '@ikegate/tun';
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { connect, type ConnectTransport } from './connect.js';
 import { up } from './up.js';
 
 const USAGE = `usage: ikegate <command> [options]
@@ -17,6 +20,12 @@ commands:
               --config FILE      configuration (default: ikegate.yaml, see docs/ikegate.example.yaml)
               --no-tun           control plane only: no TUN device, no root needed
               --tls-keylog FILE  write TLS secrets (NSS key log) for decrypting captures
+  connect     the initiator client: an IKE SA + CHILD SA to a server, virtual IP on a TUN
+              --server HOST  --id ID  --remote-id ID  (--psk SECRET | --psk-file FILE)
+              [--transport auto|udp|tcp|tls] [--ts CIDR ...] [--ike PROPOSAL ...] [--esp PROPOSAL ...]
+              [--tun NAME | --no-tun] [--ca FILE | --insecure] [--keylog FILE] [--dpd SECONDS]
+              [--udp-fallback SECONDS] [--port-ike N] [--port-natt N] [--port-tcp N] [--port-tls N]
+              [--log-level LEVEL]
   tcp-shim    carry a UDP-only IKE daemon's traffic over RFC 9329 TCP (ikegate tcp-shim --help)
   version     print the version
 `;
@@ -54,6 +63,15 @@ async function main(argv: string[]): Promise<number> {
         });
       return -1;
     }
+    case 'connect': {
+      const handle = await connect(connectOptions(rest));
+      if (!handle) return -1;
+      for (const sig of ['SIGINT', 'SIGTERM'] as const)
+        process.once(sig, () => {
+          void handle.stop().then(() => process.exit(0));
+        });
+      return -1;
+    }
     case 'tcp-shim': {
       const ac = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort());
@@ -73,6 +91,88 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command ${command}`);
   }
+}
+
+function port(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new UsageError(`${name} must be a port 1-65535, got ${v}`);
+  return n;
+}
+
+function seconds(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`${name} must be a number of seconds >= 0, got ${v}`);
+  return n;
+}
+
+function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
+  let v;
+  try {
+    ({ values: v } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        server: { type: 'string' },
+        transport: { type: 'string', default: 'auto' },
+        id: { type: 'string' },
+        'remote-id': { type: 'string' },
+        psk: { type: 'string' },
+        'psk-file': { type: 'string' },
+        ts: { type: 'string', multiple: true },
+        ike: { type: 'string', multiple: true },
+        esp: { type: 'string', multiple: true },
+        tun: { type: 'string', default: 'ikgc0' },
+        'no-tun': { type: 'boolean', default: false },
+        insecure: { type: 'boolean', default: false },
+        ca: { type: 'string' },
+        keylog: { type: 'string' },
+        dpd: { type: 'string' },
+        'udp-fallback': { type: 'string' },
+        'port-ike': { type: 'string' },
+        'port-natt': { type: 'string' },
+        'port-tcp': { type: 'string' },
+        'port-tls': { type: 'string' },
+        'log-level': { type: 'string', default: 'info' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  for (const required of ['server', 'id', 'remote-id'] as const)
+    if (!v[required]) throw new UsageError(`connect: --${required} is required`);
+  if (!v.psk === !v['psk-file']) throw new UsageError('connect: give exactly one of --psk and --psk-file');
+  const transport = v.transport as ConnectTransport;
+  if (!['auto', 'udp', 'tcp', 'tls'].includes(transport))
+    throw new UsageError(`connect: --transport must be auto, udp, tcp or tls, got ${v.transport}`);
+  const psk = v.psk ?? readFileSync(v['psk-file']!, 'utf8').replace(/[\r\n]+$/, '');
+  if (psk.length < 16) throw new UsageError('connect: the PSK must be at least 16 characters');
+  return {
+    server: v.server!,
+    transport,
+    ports: {
+      ike: port(v['port-ike'], '--port-ike', 500),
+      natT: port(v['port-natt'], '--port-natt', 4500),
+      tcp: port(v['port-tcp'], '--port-tcp', 4500),
+      tls: port(v['port-tls'], '--port-tls', 443),
+    },
+    id: v.id!,
+    remoteId: v['remote-id']!,
+    psk: new TextEncoder().encode(psk),
+    remoteTs: v.ts ?? ['0.0.0.0/0'],
+    ike: v.ike ?? ['aes256gcm16-prfsha256-x25519'],
+    esp: v.esp ?? ['aes256gcm16'],
+    ...(v['no-tun'] ? {} : { tun: v.tun! }),
+    insecure: v.insecure!,
+    ...(v.ca ? { ca: v.ca } : {}),
+    ...(v.keylog ? { keylog: v.keylog } : {}),
+    dpdSeconds: seconds(v.dpd, '--dpd', 30),
+    udpFallbackSeconds: seconds(v['udp-fallback'], '--udp-fallback', 5),
+    logLevel: v['log-level']!,
+  };
 }
 
 main(process.argv.slice(2)).then(

@@ -1,5 +1,8 @@
 export {
   type AddressPoolLike,
+  type ChildInfo,
+  type InitiateOptions,
+  type WorkerObserver,
   type PacketDevice,
   type PeerSettings,
   type SaSummary,

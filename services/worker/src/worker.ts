@@ -39,15 +39,7 @@ import {
   type WorkerLink,
 } from '@ikegate/cluster';
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import {
-  type Ipv4Range,
-  ipv4Ranges,
-  ipv4Text,
-  ipv4ToNumber,
-  numberToIpv4,
-  packetMatches,
-  parseIpv4,
-} from './ipv4.js';
+import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, packetMatches, parseIpv4 } from './ipv4.js';
 
 const IKE_HEADER_LENGTH = 28;
 const FLAG_INITIATOR = 0x08;
@@ -106,6 +98,33 @@ export interface WorkerSettings {
   readonly cookieThreshold?: number;
   /** Hard cap on IKE SAs held (bounded memory); new IKE_SA_INITs past it are dropped. */
   readonly maxIkeSas?: number;
+  /** Told about SA lifecycle events (the `connect` client configures its TUN from these). */
+  readonly observer?: WorkerObserver;
+}
+
+export interface ChildInfo {
+  readonly ikeSpi: string;
+  readonly inboundSpi: number;
+  /** The address the responder assigned us (initiator with CFG_REQUEST), dotted quad. */
+  readonly virtualIp?: string;
+  readonly weInitiated: boolean;
+  readonly tsLocal: readonly Ipv4Range[];
+  readonly tsRemote: readonly Ipv4Range[];
+}
+
+export interface WorkerObserver {
+  established?(ikeSpi: string, peerId: string): void;
+  childInstalled?(child: ChildInfo): void;
+  ikeSaDeleted?(ikeSpi: string, reason: string): void;
+}
+
+/** What `Worker.initiate` needs: our policy toward one server and the PSK we share with it. */
+export interface InitiateOptions {
+  readonly policy: IkeSaPolicy;
+  readonly psk: Uint8Array;
+  /** The identity the responder must prove (RFC 7296 §2.15); the SA is deleted otherwise. */
+  readonly remoteId: string;
+  readonly path: PeerPath;
 }
 
 interface ChildRecord {
@@ -146,6 +165,8 @@ interface SaRecord {
   lastInbound: number;
   readonly createdAt: number;
   establishedAt?: number;
+  /** Initiator: the identity the responder must authenticate as. */
+  expectedPeerId?: string;
 }
 
 /** What the control API shows for one IKE SA. */
@@ -439,6 +460,12 @@ export class Worker implements WorkerLink {
   }
 
   #established(rec: SaRecord, peerId: string): void {
+    if (rec.expectedPeerId !== undefined && rec.expectedPeerId.toLowerCase() !== peerId.toLowerCase()) {
+      // RFC 7296 §2.15: authenticated, but not as whom we wanted to reach.
+      this.#log.warn({ spi: rec.spis.at(-1), peerId, expected: rec.expectedPeerId }, 'ike-sa-wrong-peer-id');
+      this.#drop('ike', 'wrong_peer_id');
+      queueMicrotask(() => this.#command(rec, { kind: 'delete-ike' }));
+    }
     rec.peerId = peerId;
     rec.establishedAt = Date.now();
     if (rec.halfOpenKey) {
@@ -460,6 +487,7 @@ export class Worker implements WorkerLink {
     this.#armIkeRekey(rec);
     this.#armDpd(rec);
     this.#updateGauges();
+    this.#settings.observer?.established?.(rec.spis.at(-1) ?? '', peerId);
   }
 
   #deleted(rec: SaRecord, reason: string): void {
@@ -476,6 +504,7 @@ export class Worker implements WorkerLink {
     this.#metrics.ikeSaEvents.inc({ event: 'deleted', reason });
     this.#log.info({ spi: rec.spis.at(-1), peerId: rec.peerId, reason }, 'ike-sa-deleted');
     this.#updateGauges();
+    this.#settings.observer?.ikeSaDeleted?.(rec.spis.at(-1) ?? '', reason);
   }
 
   #armTimer(rec: SaRecord, id: string, at: number): void {
@@ -555,7 +584,8 @@ export class Worker implements WorkerLink {
       inboundSpiBytes: Uint8Array.from(a.inboundSpi),
       tsRemote: ipv4Ranges(a.tsRemote),
       tsLocal: ipv4Ranges(a.tsLocal),
-      ...(a.virtualIp && !a.weInitiated ? { virtualIp: ipv4ToNumber(a.virtualIp) } : {}),
+      // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
+      ...(a.virtualIp && rec.expectedPeerId === undefined ? { virtualIp: ipv4ToNumber(a.virtualIp) } : {}),
       installedAt: Date.now(),
       packetsIn: 0,
       packetsOut: 0,
@@ -578,11 +608,19 @@ export class Worker implements WorkerLink {
         peerId: rec.peerId,
         inboundSpi: inboundSpi.toString(16).padStart(8, '0'),
         outboundSpi: outboundSpi.toString(16).padStart(8, '0'),
-        virtualIp: child.virtualIp !== undefined ? numberToIpv4(child.virtualIp) : undefined,
+        virtualIp: a.virtualIp ? ipv4Text(a.virtualIp) : undefined,
       },
       'child-sa-installed',
     );
     this.#updateGauges();
+    this.#settings.observer?.childInstalled?.({
+      ikeSpi: rec.spis.at(-1) ?? '',
+      inboundSpi,
+      ...(a.virtualIp && rec.expectedPeerId !== undefined ? { virtualIp: ipv4Text(a.virtualIp) } : {}),
+      weInitiated: a.weInitiated,
+      tsLocal: child.tsLocal,
+      tsRemote: child.tsRemote,
+    });
   }
 
   #removeChild(rec: SaRecord, inboundSpi: number, why: string): void {
@@ -672,6 +710,46 @@ export class Worker implements WorkerLink {
     this.#metrics.ikeSas.set({ status: 'established' }, established);
     this.#metrics.ikeSas.set({ status: 'other' }, this.#records.size - established);
     this.#metrics.childSas.set(this.#byEspSpi.size);
+  }
+
+  // --- initiator ---------------------------------------------------------------------------------
+
+  /** Starts an IKE SA toward a responder (RFC 7296 §1.2); returns our IKE SPI (hex). */
+  initiate(o: InitiateOptions): string {
+    const now = Date.now();
+    const rec: SaRecord = {
+      id: this.#nextId++,
+      state: createIkeSa(o.path.transport === 'udp' ? 'udp' : 'tcp'),
+      ctx: undefined as unknown as IkeSaContext,
+      path: o.path,
+      timers: new Map(),
+      spis: [],
+      allocated: new Set(),
+      children: new Map(),
+      shard: 0,
+      lastInbound: now,
+      createdAt: now,
+      expectedPeerId: o.remoteId,
+    };
+    const { forPeer: _unused, ...base } = this.#context(rec, o.path);
+    void _unused;
+    rec.ctx = { ...base, policy: o.policy, psk: () => o.psk };
+    this.#records.add(rec);
+    this.#command(rec, { kind: 'initiate' });
+    return rec.spis.at(-1) ?? '';
+  }
+
+  /**
+   * The stream to the peer was re-established on `path` (RFC 9329 §6: the initiator reconnects
+   * and retransmits every outstanding request on the new connection).
+   */
+  restore(spi: string, path: PeerPath): boolean {
+    const rec = this.#byOurSpi.get(spi.toLowerCase());
+    if (!rec) return false;
+    rec.path = path;
+    rec.ctx = withEndpoints(rec.ctx, path);
+    this.#command(rec, { kind: 'connection-restored' });
+    return true;
   }
 
   // --- control API -------------------------------------------------------------------------------

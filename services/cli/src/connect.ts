@@ -1,0 +1,366 @@
+/**
+ * `ikegate connect`: the initiator client. The same Worker as the gateway runs IKEv2 and ESP; a
+ * Connector stands where the edge stands on a gateway and carries frames over one of:
+ *
+ * - UDP: IKE_SA_INIT to the server's port 500, then IKE (behind the non-ESP marker) and ESP on
+ *   4500 (RFC 7296 §2.23, RFC 3948). We always encapsulate: userspace ESP has no raw protocol 50.
+ * - TCP: RFC 9329 — "IKETCP" prefix, then length-framed IKE and ESP on one stream.
+ * - TLS: the same stream inside TLS (RFC 9329 §8), server verified against a CA unless --insecure.
+ *
+ * `--transport auto` (the default) starts on UDP and falls back to TCP when IKE_SA_INIT gets no
+ * answer (RFC 9329 §5's "try UDP first" advice). A closed TCP/TLS stream is reopened by us, the
+ * initiator, and every outstanding request is sent again on it (RFC 9329 §6). Liveness checks
+ * (RFC 7296 §2.4) run after `--dpd` seconds without traffic; a dead peer or a deleted SA starts a
+ * new IKE SA after a back-off, until the process is stopped.
+ *
+ * With a TUN device (default; needs root) the virtual IP from the server (CFG_REPLY) goes on it
+ * and the server's traffic selectors are routed through it.
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { connect as tcpConnect, isIPv4, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { lookup } from 'node:dns/promises';
+import type { EdgeLink, OutboundFrame, PeerPath, SendResult } from '@ikegate/cluster';
+import { DEFAULT_SHARD_BITS } from '@ikegate/cluster';
+import { parseEspProposal, parseIkeProposal, parseCidr } from '@ikegate/config';
+import { defaultProvider } from '@ikegate/crypto';
+import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
+import { encodeEspFrame, encodeIkeFrame, IKETCP_PREFIX, IketcpDecoder } from '@ikegate/iketcp';
+import type { TrafficSelector } from '@ikegate/ikev2';
+import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
+import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Worker } from '@ikegate/worker';
+
+const run = promisify(execFile);
+
+export type ConnectTransport = 'udp' | 'tcp' | 'tls' | 'auto';
+
+export interface ConnectOptions {
+  readonly server: string;
+  readonly transport: ConnectTransport;
+  /** Server ports: IKE (500), NAT-T (4500), TCP (4500), TLS (443). */
+  readonly ports: { readonly ike: number; readonly natT: number; readonly tcp: number; readonly tls: number };
+  readonly id: string;
+  readonly remoteId: string;
+  readonly psk: Uint8Array;
+  /** The server-side networks to reach (TSr); default 0.0.0.0/0. */
+  readonly remoteTs: readonly string[];
+  readonly ike: readonly string[];
+  readonly esp: readonly string[];
+  readonly tun?: string;
+  readonly insecure?: boolean;
+  readonly ca?: string;
+  readonly keylog?: string;
+  readonly dpdSeconds: number;
+  /** Seconds of UDP IKE_SA_INIT retransmissions before `auto` falls back to TCP. */
+  readonly udpFallbackSeconds: number;
+  readonly logLevel: string;
+}
+
+const EXCHANGE_IKE_SA_INIT = 34;
+
+function selector(cidr: string): TrafficSelector {
+  const c = parseCidr(cidr, true);
+  if (typeof c === 'string') throw new Error(`--ts ${cidr}: ${c}`);
+  const start = Buffer.from(c.address).readUInt32BE(0);
+  const end = (start | (c.prefix === 0 ? 0xffffffff : (1 << (32 - c.prefix)) - 1)) >>> 0;
+  const endAddress = new Uint8Array(4);
+  new DataView(endAddress.buffer).setUint32(0, end);
+  return { tsType: 7, ipProtocol: 0, startPort: 0, endPort: 65535, startAddress: c.address, endAddress };
+}
+
+/** Carries frames between the Worker and the server over UDP, TCP or TLS. */
+class Connector implements EdgeLink {
+  #udp: UdpSocket | undefined;
+  #stream: Socket | undefined;
+  #decoder: IketcpDecoder | undefined;
+  #path: PeerPath | undefined;
+  #generation = 0;
+  onStreamClosed: (() => void) | undefined;
+
+  constructor(
+    private readonly o: ConnectOptions,
+    private readonly server: string,
+    private readonly log: Logger,
+    private readonly deliver: (kind: 'ike' | 'esp', bytes: Uint8Array, path: PeerPath) => void,
+  ) {}
+
+  get path(): PeerPath | undefined {
+    return this.#path;
+  }
+
+  async open(transport: 'udp' | 'tcp' | 'tls'): Promise<PeerPath> {
+    this.close();
+    const gen = ++this.#generation;
+    if (transport === 'udp') {
+      const s = createSocket(isIPv4(this.server) ? 'udp4' : 'udp6');
+      await new Promise<void>((r) => s.bind(0, r));
+      this.#udp = s;
+      const path: PeerPath = {
+        connection: `udp:${s.address().port}`,
+        transport: 'udp',
+        local: { address: s.address().address, port: s.address().port },
+        remote: { address: this.server, port: this.o.ports.natT },
+      };
+      s.on('message', (m, rinfo) => {
+        const bytes = new Uint8Array(m.buffer, m.byteOffset, m.byteLength);
+        if (rinfo.port === this.o.ports.ike) return this.deliver('ike', bytes, path);
+        const c = classifyUdpPayload(bytes);
+        if (c.kind === 'ike') this.deliver('ike', c.message, path);
+        else if (c.kind === 'esp') this.deliver('esp', c.packet, path);
+      });
+      s.on('error', (e) => this.log.warn({ err: e.message }, 'udp-error'));
+      this.#path = path;
+      return path;
+    }
+    const port = transport === 'tls' ? this.o.ports.tls : this.o.ports.tcp;
+    const socket: Socket = await new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      const s =
+        transport === 'tls'
+          ? tlsConnect(
+              {
+                host: this.server,
+                port,
+                servername: isIPv4(this.server) ? undefined : this.server,
+                rejectUnauthorized: !this.o.insecure,
+                ...(this.o.ca ? { ca: readFileSync(this.o.ca) } : {}),
+              },
+              () => resolve(s),
+            )
+          : tcpConnect({ host: this.server, port, noDelay: true }, () => resolve(s));
+      s.once('error', onError);
+      if (transport === 'tls' && this.o.keylog) {
+        const file = this.o.keylog;
+        s.on('keylog', (line: Buffer) => appendFileSync(file, line));
+      }
+    });
+    socket.removeAllListeners('error');
+    socket.setNoDelay(true);
+    const path: PeerPath = {
+      connection: `${transport}:${gen}`,
+      transport,
+      local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+      remote: { address: this.server, port },
+    };
+    const decoder = new IketcpDecoder({ expectPrefix: false });
+    socket.write(IKETCP_PREFIX); // RFC 9329 §3: the initiator sends the prefix once, first
+    socket.on('data', (chunk: Buffer) => {
+      decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      for (let e = decoder.poll(); e; e = decoder.poll()) {
+        if (e.kind === 'ike') this.deliver('ike', e.message.slice(), path);
+        else if (e.kind === 'esp') this.deliver('esp', e.packet.slice(), path);
+        else if (e.kind === 'close') {
+          this.log.warn({ reason: e.reason }, 'stream-protocol-error');
+          socket.destroy();
+        }
+      }
+    });
+    socket.on('error', (e) => this.log.warn({ err: e.message }, 'stream-error'));
+    socket.on('close', () => {
+      if (gen !== this.#generation) return;
+      this.log.warn({ transport }, 'stream-closed');
+      this.#stream = undefined;
+      this.onStreamClosed?.();
+    });
+    this.#stream = socket;
+    this.#decoder = decoder;
+    this.#path = path;
+    this.log.info({ transport, server: `${this.server}:${port}` }, 'connected');
+    return path;
+  }
+
+  send(frame: OutboundFrame): SendResult {
+    if (this.#udp) {
+      // IKE_SA_INIT on 500; everything after on 4500 (IKE behind the non-ESP marker).
+      if (frame.kind === 'ike' && frame.bytes[18] === EXCHANGE_IKE_SA_INIT) {
+        this.#udp.send(frame.bytes, this.o.ports.ike, this.server);
+      } else {
+        const bytes = frame.kind === 'ike' ? encodeNonEspMarker(frame.bytes) : frame.bytes;
+        this.#udp.send(bytes, this.o.ports.natT, this.server);
+      }
+      return 'sent';
+    }
+    const s = this.#stream;
+    if (!s || s.destroyed) return 'no-connection';
+    if (frame.kind === 'esp' && s.writableLength > 1 << 20) return 'congested';
+    s.write(frame.kind === 'ike' ? encodeIkeFrame(frame.bytes) : encodeEspFrame(frame.bytes));
+    return 'sent';
+  }
+
+  close(): void {
+    this.#generation++;
+    this.#udp?.close();
+    this.#udp = undefined;
+    this.#stream?.destroy();
+    this.#stream = undefined;
+    this.#decoder = undefined;
+  }
+}
+
+export interface ConnectHandle {
+  stop(): Promise<void>;
+}
+
+export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefined> {
+  const log = createLogger({ level: o.logLevel, name: 'ikegate-connect' });
+  let device: TunDevice | undefined;
+  if (o.tun) {
+    const r = await reexecWithTun([o.tun]);
+    if (r.role === 'parent') return undefined;
+    device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
+  }
+  const server = isIPv4(o.server) ? o.server : (await lookup(o.server, { family: 4 })).address;
+  const metrics = new Metrics();
+  let currentSpi = '';
+  let stopping = false;
+  let configuredVip: string | undefined;
+  let established = false;
+  let retryDelayMs = 1000;
+
+  const policy = {
+    localId: o.id,
+    localIdType: o.id.includes('@') ? 3 : 2,
+    ikeProposals: o.ike.map(parseIkeProposal),
+    espProposals: o.esp.map(parseEspProposal),
+    localTs: [selector('0.0.0.0/0')],
+    remoteTs: o.remoteTs.map(selector),
+    requestVirtualIp: true,
+    messageIdSync: true,
+  };
+  const worker = new Worker(
+    {
+      provider: defaultProvider,
+      policy,
+      matchPeer: () => undefined,
+      layout: { shardBits: DEFAULT_SHARD_BITS },
+      ikeLifetimeSeconds: 14400,
+      childLifetimeSeconds: 3600,
+      rekeyMarginSeconds: 300,
+      dpdSeconds: o.dpdSeconds,
+      observer: {
+        established: (spi) => {
+          established = true;
+          retryDelayMs = 1000;
+          currentSpi = spi;
+        },
+        childInstalled: (c) => {
+          void configureTun(c.virtualIp, c.tsRemote);
+        },
+        ikeSaDeleted: (_spi, reason) => {
+          established = false;
+          if (stopping) return;
+          log.warn({ reason, retryInMs: retryDelayMs }, 'reconnecting');
+          setTimeout(() => void start(o.transport), retryDelayMs).unref();
+          retryDelayMs = Math.min(retryDelayMs * 2, 30_000);
+        },
+      },
+    },
+    { send: (f) => connector.send(f) },
+    log.child({ role: 'worker' }),
+    metrics,
+  );
+  const connector = new Connector(o, server, log, (kind, bytes, path) =>
+    worker.deliver({ kind, path, bytes, shard: 0 }),
+  );
+
+  async function configureTun(vip: string | undefined, ts: readonly { start: number; end: number }[]) {
+    if (!device || !o.tun) return;
+    try {
+      if (vip && vip !== configuredVip) {
+        await run('ip', ['addr', 'replace', `${vip}/32`, 'dev', o.tun]);
+        await run('ip', ['link', 'set', 'dev', o.tun, 'mtu', '1400', 'up']);
+        configuredVip = vip;
+      }
+      for (const r of ts) {
+        const cidr = rangeCidr(r.start, r.end);
+        if (cidr && cidr !== '0.0.0.0/0') await addRoute(cidr, o.tun);
+      }
+      log.info({ device: o.tun, virtualIp: configuredVip }, 'tun-configured');
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'tun-configure-failed');
+    }
+  }
+
+  let fellBack = false;
+  async function start(transport: ConnectTransport): Promise<void> {
+    if (stopping) return;
+    const t = transport === 'auto' ? (fellBack ? 'tcp' : 'udp') : transport;
+    let path: PeerPath;
+    try {
+      path = await connector.open(t);
+    } catch (e) {
+      log.warn({ err: (e as Error).message, transport: t }, 'connect-failed');
+      setTimeout(() => void start(transport), retryDelayMs).unref();
+      retryDelayMs = Math.min(retryDelayMs * 2, 30_000);
+      return;
+    }
+    const spi = worker.initiate({
+      policy,
+      psk: o.psk,
+      remoteId: o.remoteId,
+      path,
+    });
+    currentSpi = spi;
+    log.info({ spi, transport: t, server }, 'initiating');
+    if (transport === 'auto' && t === 'udp') {
+      setTimeout(() => {
+        if (!established && currentSpi === spi && !stopping) {
+          log.warn({ afterSeconds: o.udpFallbackSeconds }, 'udp-unanswered-falling-back-to-tcp');
+          fellBack = true;
+          worker.command(spi, 'delete');
+        }
+      }, o.udpFallbackSeconds * 1000).unref();
+    }
+  }
+
+  connector.onStreamClosed = () => {
+    if (stopping) return;
+    // RFC 9329 §6: the initiator reconnects and retransmits what is outstanding.
+    const spi = currentSpi;
+    setTimeout(async () => {
+      if (stopping) return;
+      try {
+        const path = await connector.open(connector.path?.transport === 'tls' ? 'tls' : 'tcp');
+        if (!worker.restore(spi, path)) void start(o.transport);
+        else log.info({ spi }, 'stream-restored');
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'reconnect-failed');
+        connector.onStreamClosed?.();
+      }
+    }, 500).unref();
+  };
+
+  if (device) {
+    const d = device;
+    worker.attachDevice({ write: (p) => d.write(p) });
+    d.start((p) => worker.fromDevice(p));
+  }
+  await start(o.transport);
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  return {
+    async stop() {
+      stopping = true;
+      await worker.close(1000);
+      connector.close();
+      device?.close();
+      clearInterval(keepAlive);
+      log.info({}, 'disconnected');
+    },
+  };
+}
+
+function rangeCidr(start: number, end: number): string | undefined {
+  const size = end - start + 1;
+  const bits = 32 - Math.log2(size);
+  if (!Number.isInteger(bits)) return undefined;
+  return `${start >>> 24}.${(start >>> 16) & 255}.${(start >>> 8) & 255}.${start & 255}/${bits}`;
+}
+
+export function randomPsk(): string {
+  return randomBytes(24).toString('base64url');
+}
