@@ -77,7 +77,6 @@ function selector(cidr: string): TrafficSelector {
 class Connector implements EdgeLink {
   #udp: UdpSocket | undefined;
   #stream: Socket | undefined;
-  #decoder: IketcpDecoder | undefined;
   #path: PeerPath | undefined;
   #generation = 0;
   onStreamClosed: (() => void) | undefined;
@@ -168,7 +167,6 @@ class Connector implements EdgeLink {
       this.onStreamClosed?.();
     });
     this.#stream = socket;
-    this.#decoder = decoder;
     this.#path = path;
     this.log.info({ transport, server: `${this.server}:${port}` }, 'connected');
     return path;
@@ -198,7 +196,6 @@ class Connector implements EdgeLink {
     this.#udp = undefined;
     this.#stream?.destroy();
     this.#stream = undefined;
-    this.#decoder = undefined;
   }
 }
 
