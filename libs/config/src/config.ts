@@ -38,6 +38,17 @@ export interface Listen {
   };
   /** RFC 9329 TCP encapsulation. */
   readonly tcp: { readonly address: string; readonly port: number; readonly enabled: boolean };
+  /**
+   * Stream bounds (RFC 9329 §3 abuse handling): each open stream may buffer one frame (<= 64 KiB),
+   * so maxConnections bounds that memory; a prefix (or TLS handshake) must arrive within
+   * prefixTimeoutSeconds; a stream without frames closes after idleTimeoutSeconds.
+   */
+  readonly limits: {
+    readonly maxConnections: number;
+    readonly maxConnectionsPerAddress: number;
+    readonly prefixTimeoutSeconds: number;
+    readonly idleTimeoutSeconds: number;
+  };
   /** RFC 9329 over TLS; with no certificate a self-signed one is generated at start. */
   readonly tls: {
     readonly address: string;
@@ -458,7 +469,7 @@ class Validator {
   }
 
   private listen(root: Obj): Listen {
-    const o = this.section(this.get(root, 'listen'), 'listen', ['udp', 'tcp', 'tls']);
+    const o = this.section(this.get(root, 'listen'), 'listen', ['udp', 'tcp', 'tls', 'limits']);
     const u = this.section(this.get(o, 'udp'), 'listen.udp', ['address', 'ikePort', 'natTPort', 'enabled']);
     const udp = {
       address: this.address(u, 'address', 'listen.udp', '0.0.0.0'),
@@ -496,7 +507,19 @@ class Validator {
     if (tcp.enabled && tls.enabled && tcp.port === tls.port && tcp.address === tls.address) {
       this.add('listen.tls.port', `conflicts with listen.tcp.port (${tcp.port} on ${tcp.address})`);
     }
-    return { udp, tcp, tls };
+    const l = this.section(this.get(o, 'limits'), 'listen.limits', [
+      'maxConnections',
+      'maxConnectionsPerAddress',
+      'prefixTimeoutSeconds',
+      'idleTimeoutSeconds',
+    ]);
+    const limits = {
+      maxConnections: this.int(l, 'maxConnections', 'listen.limits', 10_000, 1, 1_000_000),
+      maxConnectionsPerAddress: this.int(l, 'maxConnectionsPerAddress', 'listen.limits', 256, 1, 1_000_000),
+      prefixTimeoutSeconds: this.int(l, 'prefixTimeoutSeconds', 'listen.limits', 10, 1, 300),
+      idleTimeoutSeconds: this.int(l, 'idleTimeoutSeconds', 'listen.limits', 300, 5, 86_400),
+    };
+    return { udp, tcp, tls, limits };
   }
 
   private proposals(root: Obj): Config['proposals'] {

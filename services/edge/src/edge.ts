@@ -67,13 +67,15 @@ export interface BoundPorts {
 
 interface StreamConnection {
   readonly socket: Socket;
+  /** Set when we close the stream ourselves (PROTOCOL.md reason); else the peer closed it. */
+  closeReason?: string;
   readonly path: PeerPath;
   readonly decoder: IketcpDecoder;
   prefixTimer?: NodeJS.Timeout;
 }
 
 const DEFAULTS = {
-  maxConnections: 50_000,
+  maxConnections: 10_000,
   maxConnectionsPerAddress: 256,
   prefixTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
@@ -90,6 +92,7 @@ export class Edge implements EdgeLink {
   #tls: TlsServer | undefined;
   readonly #streams = new Map<string, StreamConnection>();
   readonly #perAddress = new Map<string, number>();
+  #admitted = 0;
   #nextConnection = 1;
   #ports: BoundPorts = {};
 
@@ -119,13 +122,25 @@ export class Edge implements EdgeLink {
       ports.natT = this.#natT.address().port;
     }
     if (tcp) {
-      this.#tcp = createServer({ noDelay: true }, (s) => this.#onStream(s, 'tcp'));
+      this.#tcp = createServer({ noDelay: true }, (s) => {
+        if (this.#admit(s, 'tcp')) this.#onStream(s, 'tcp');
+      });
       ports.tcp = await listen(this.#tcp, tcp.address, tcp.port);
     }
     if (tls) {
-      this.#tls = createTlsServer({ cert: tls.certificate, key: tls.key, minVersion: 'TLSv1.2' }, (s) =>
-        this.#onStream(s, 'tls'),
+      // A TLS handshake must finish within the prefix timeout; caps apply from the TCP accept on.
+      this.#tls = createTlsServer(
+        {
+          cert: tls.certificate,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: this.#s.prefixTimeoutMs ?? DEFAULTS.prefixTimeoutMs,
+        },
+        (s) => this.#onStream(s, 'tls'),
       );
+      this.#tls.on('connection', (raw: Socket) => {
+        if (!this.#admit(raw, 'tls')) raw.destroy();
+      });
       this.#tls.on('tlsClientError', (err) => {
         this.#metrics.drops.inc({ layer: 'tls', reason: 'handshake_failed' });
         this.#log.debug({ err: err.message }, 'tls-handshake-failed');
@@ -171,17 +186,33 @@ export class Edge implements EdgeLink {
 
   // --- TCP and TLS (RFC 9329) --------------------------------------------------------------------
 
-  #onStream(socket: Socket | TLSSocket, transport: 'tcp' | 'tls'): void {
+  /**
+   * Connection caps (total and per peer address), applied when TCP accepts: a TLS peer counts
+   * from its first SYN, not from the end of its handshake. Releases the slot when the socket closes.
+   */
+  #admit(socket: Socket, transport: 'tcp' | 'tls'): boolean {
     const address = socket.remoteAddress ?? '';
     const perAddress = this.#perAddress.get(address) ?? 0;
     const max = this.#s.maxConnections ?? DEFAULTS.maxConnections;
     const maxPer = this.#s.maxConnectionsPerAddress ?? DEFAULTS.maxConnectionsPerAddress;
-    if (this.#streams.size >= max || perAddress >= maxPer) {
+    if (this.#admitted >= max || perAddress >= maxPer) {
       this.#metrics.connectionEvents.inc({ transport, event: 'refused', reason: 'connection_limit' });
       socket.destroy();
-      return;
+      return false;
     }
+    this.#admitted++;
     this.#perAddress.set(address, perAddress + 1);
+    socket.once('close', () => {
+      this.#admitted--;
+      const n = (this.#perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, n);
+    });
+    return true;
+  }
+
+  #onStream(socket: Socket | TLSSocket, transport: 'tcp' | 'tls'): void {
+    const address = socket.remoteAddress ?? '';
     const id = `${transport}:${this.#nextConnection++}`;
     const conn: StreamConnection = {
       socket,
@@ -217,16 +248,14 @@ export class Edge implements EdgeLink {
       socket.end();
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      reason = err.code === 'ECONNRESET' ? 'reset' : 'error';
+      reason = conn.closeReason ?? (err.code === 'ECONNRESET' ? 'reset' : 'error');
     });
     socket.on('close', () => {
       clearTimeout(conn.prefixTimer);
+      if (conn.closeReason) reason = conn.closeReason;
       if (this.#streams.delete(id)) {
         this.#metrics.connections.dec({ transport });
         this.#metrics.connectionEvents.inc({ transport, event: 'closed', reason });
-        const n = (this.#perAddress.get(address) ?? 1) - 1;
-        if (n <= 0) this.#perAddress.delete(address);
-        else this.#perAddress.set(address, n);
         this.#log.debug({ connection: id, reason }, 'connection-closed');
         for (const w of this.#workersFor()) w.connectionClosed(conn.path);
       }
@@ -270,6 +299,7 @@ export class Edge implements EdgeLink {
       { connection: conn.path.connection, remote: conn.path.remote.address, reason },
       'connection-closing',
     );
+    conn.closeReason ??= reason;
     conn.socket.once('error', () => undefined);
     conn.socket.destroy();
     this.#metrics.connectionEvents.inc({ transport: conn.path.transport, event: 'closing', reason });

@@ -100,7 +100,8 @@ export interface AcceptedChild {
 
 /**
  * Responder: picks an ESP proposal and narrows the selectors. `remoteHost`, if given (a virtual
- * IP we assigned), narrows TSi to that /32. Throws NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE.
+ * IP we assigned), narrows TSi to that /32; `localHost` (a virtual IP assigned to us) narrows TSr.
+ * Throws NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE.
  */
 export function acceptChild(
   ctx: IkeSaContext,
@@ -109,11 +110,14 @@ export function acceptChild(
   tsr: TsPayload,
   pfsGroup: number | undefined,
   remoteHost?: Uint8Array,
+  localHost?: Uint8Array,
 ): AcceptedChild {
   const selected = selectEspSuite(sa, ctx.policy.espProposals, pfsGroup);
   let tsI = narrowSelectors(tsi.selectors, ctx.policy.remoteTs);
   if (remoteHost) tsI = narrowSelectors(tsI, [hostSelector(remoteHost)]);
-  const tsR = narrowSelectors(tsr.selectors, ctx.policy.localTs);
+  let tsR = narrowSelectors(tsr.selectors, ctx.policy.localTs);
+  // A virtual IP assigned to us (RFC 7296 §3.15) is our only address for this child.
+  if (localHost) tsR = narrowSelectors(tsR, [hostSelector(localHost)]);
   if (tsI.length === 0 || tsR.length === 0) throw tsUnacceptable();
   const base = {
     suite: selected.suite,

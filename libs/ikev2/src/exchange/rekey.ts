@@ -154,7 +154,9 @@ function respondRekeyChild(w: Work, inner: readonly Payload[], rekeySpi: Uint8Ar
     requirePayload(inner, PayloadType.TSi),
     requirePayload(inner, PayloadType.TSr),
     ctx.policy.childPfsGroup,
-    old.virtualIp,
+    // If we asked for a virtual IP (CFG_REQUEST) it is ours; otherwise we assigned it to the peer.
+    ctx.policy.requestVirtualIp ? undefined : old.virtualIp,
+    ctx.policy.requestVirtualIp ? old.virtualIp : undefined,
   );
   const nr = copy(ctx.random(NONCE_LENGTH));
   const inboundSpi = copy(ctx.allocateChildSpi());
