@@ -40,6 +40,24 @@ function flag(argv: string[], name: string): string | undefined {
 
 class UsageError extends Error {}
 
+/**
+ * SIGINT/SIGTERM stop gracefully (DELETE to peers, TUN and nftables cleaned up). A terminal's
+ * Ctrl-C reaches both the TUN launcher and this process, so repeats while stopping are ignored.
+ */
+function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) return;
+    stopping = true;
+    void stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -57,19 +75,13 @@ async function main(argv: string[]): Promise<number> {
         ...(tlsKeylog ? { tlsKeylog } : {}),
       });
       if (!running) return -1; // the launcher of a re-executed child: its exit code follows
-      for (const sig of ['SIGINT', 'SIGTERM'] as const)
-        process.once(sig, () => {
-          void running.stop().then(() => process.exit(0));
-        });
+      stopOnSignals(() => running.stop());
       return -1;
     }
     case 'connect': {
       const handle = await connect(connectOptions(rest));
       if (!handle) return -1;
-      for (const sig of ['SIGINT', 'SIGTERM'] as const)
-        process.once(sig, () => {
-          void handle.stop().then(() => process.exit(0));
-        });
+      stopOnSignals(() => handle.stop());
       return -1;
     }
     case 'tcp-shim': {

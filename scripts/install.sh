@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what `ikegate` needs at run time on Debian/Ubuntu, then the npm dependencies.
+# Idempotent: packages already present are skipped, so a warm machine does no apt work.
+#   openssl   self-signed TLS certificate when listen.tls has none
+#   iproute2  `ip` for the TUN address and routes
+#   nftables  the masquerade for virtual-IP traffic
+#   python3   opens /dev/net/tun for node (libs/tun: node has no ioctl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=()
+command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
+command -v nft >/dev/null 2>&1 || pkgs+=(nftables)
+command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing system packages: ${pkgs[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+fi
+
+npm ci --no-audit --no-fund
