@@ -1,0 +1,20 @@
+export {
+  DEFAULT_MAX_QUEUE,
+  INITIAL_CREDIT,
+  MAX_BATCH,
+  qualify,
+  RelayClient,
+  type RelayClientOptions,
+  RelayServer,
+  type RelayServerOptions,
+  unqualify,
+} from './relay.js';
+export {
+  type EdgeMessage,
+  frameFromWire,
+  frameToWire,
+  PROTO_PATH,
+  relayDefinition,
+  type WireFrame,
+  type WorkerMessage,
+} from './wire.js';

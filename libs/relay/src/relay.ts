@@ -1,0 +1,387 @@
+/**
+ * The edge <-> worker frame relay over gRPC (proto/ikegate/v1/relay.proto): one bidirectional
+ * stream per (edge, worker) pair. Each side batches frames (up to MAX_BATCH per message, flushed on
+ * the next turn of the event loop) and sends only as many as the other side granted credit for;
+ * the receiver grants credit back as it hands frames on. Output waiting for credit is bounded:
+ * past `maxQueue` frames ESP is dropped (counted) and IKE is still kept up to twice that, so a slow
+ * peer costs packets, never unbounded memory.
+ *
+ * Worker paths carry the edge: the relay names a peer connection `<edgeId>|<connection>` on the
+ * worker side, so a worker answers through the edge that the peer's newest path runs through
+ * (after a peer reconnects to another edge, its next authenticated message moves the SA there).
+ */
+import {
+  type ClientDuplexStream,
+  credentials,
+  type ServerDuplexStream,
+  Server,
+  ServerCredentials,
+} from '@grpc/grpc-js';
+import type {
+  EdgeLink,
+  InboundFrame,
+  OutboundFrame,
+  PeerPath,
+  SendResult,
+  WorkerLink,
+} from '@ikegate/cluster';
+import type { Logger, Metrics } from '@ikegate/telemetry';
+import {
+  type EdgeMessage,
+  frameFromWire,
+  frameToWire,
+  pathFromWire,
+  pathToWire,
+  relayClientConstructor,
+  relayDefinition,
+  type WireFrame,
+  type WorkerMessage,
+} from './wire.js';
+
+export const MAX_BATCH = 256;
+export const INITIAL_CREDIT = 4096;
+export const DEFAULT_MAX_QUEUE = 16_384;
+const SEPARATOR = '|';
+
+/** `<edgeId>|<connection>`: how a worker names a peer connection that lives on an edge. */
+export function qualify(edgeId: string, path: PeerPath): PeerPath {
+  return { ...path, connection: `${edgeId}${SEPARATOR}${path.connection}` };
+}
+
+/** Splits a worker-side connection name back into the edge and that edge's own connection name. */
+export function unqualify(path: PeerPath): { edgeId: string; path: PeerPath } | undefined {
+  const i = path.connection.indexOf(SEPARATOR);
+  if (i <= 0) return undefined;
+  return { edgeId: path.connection.slice(0, i), path: { ...path, connection: path.connection.slice(i + 1) } };
+}
+
+type Outgoing = { frame: WireFrame; ike: boolean } | { closed: PeerPath };
+
+/** Batching and credit for one direction of one stream. */
+class Pipe {
+  #queue: Outgoing[] = [];
+  #credit = INITIAL_CREDIT;
+  #grant = 0;
+  #scheduled = false;
+  #closed = false;
+
+  constructor(
+    private readonly write: (frames: WireFrame[], closed: PeerPath[], credit: number) => void,
+    private readonly maxQueue: number,
+    private readonly onDrop: (reason: string) => void,
+  ) {}
+
+  push(item: Outgoing): SendResult {
+    if (this.#closed) return 'no-connection';
+    if ('frame' in item) {
+      const limit = item.ike ? this.maxQueue * 2 : this.maxQueue;
+      if (this.#queue.length >= limit) {
+        this.onDrop(item.ike ? 'relay_queue_full_ike' : 'relay_queue_full');
+        return 'congested';
+      }
+    }
+    this.#queue.push(item);
+    this.#schedule();
+    return 'sent';
+  }
+
+  /** The other side granted `n` more frames. */
+  credit(n: number): void {
+    if (n > 0) {
+      this.#credit += n;
+      this.#schedule();
+    }
+  }
+
+  /** We consumed `n` frames from the other side: grant them back on the next message. */
+  consumed(n: number): void {
+    this.#grant += n;
+    this.#schedule();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#queue = [];
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    if (this.#closed) return;
+    for (let rounds = 0; rounds < 64; rounds++) {
+      const frames: WireFrame[] = [];
+      const closed: PeerPath[] = [];
+      while (this.#queue.length > 0 && frames.length < MAX_BATCH) {
+        const next = this.#queue[0]!;
+        if ('frame' in next) {
+          if (this.#credit <= 0) break;
+          this.#credit--;
+          frames.push(next.frame);
+        } else {
+          closed.push(next.closed);
+        }
+        this.#queue.shift();
+      }
+      if (frames.length === 0 && closed.length === 0 && this.#grant === 0) return;
+      const grant = this.#grant;
+      this.#grant = 0;
+      this.write(frames, closed, grant);
+      if (this.#queue.length === 0 || this.#credit <= 0) return;
+    }
+    this.#schedule();
+  }
+}
+
+// --- worker side ---------------------------------------------------------------------------------
+
+interface EdgeStream {
+  readonly call: ServerDuplexStream<EdgeMessage, WorkerMessage>;
+  readonly pipe: Pipe;
+}
+
+export interface RelayServerOptions {
+  readonly workerId: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly maxQueue?: number;
+}
+
+/**
+ * The worker's end: a gRPC server edges connect to. `edgeLink` is what the Worker sends through;
+ * `attach(worker)` is where frames from edges go.
+ */
+export class RelayServer {
+  readonly #o: RelayServerOptions;
+  readonly #server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
+  readonly #edges = new Map<string, EdgeStream>();
+  #worker: WorkerLink | undefined;
+
+  constructor(o: RelayServerOptions) {
+    this.#o = o;
+    const service = relayDefinition()['ikegate.v1.FrameRelay'] as Parameters<Server['addService']>[0];
+    this.#server.addService(service, {
+      Relay: (call: ServerDuplexStream<EdgeMessage, WorkerMessage>) => this.#onStream(call),
+    });
+  }
+
+  attach(worker: WorkerLink): void {
+    this.#worker = worker;
+  }
+
+  get edgeIds(): string[] {
+    return [...this.#edges.keys()];
+  }
+
+  readonly edgeLink: EdgeLink = {
+    send: (frame: OutboundFrame): SendResult => {
+      const u = unqualify(frame.path);
+      if (!u) return 'no-connection';
+      const edge = this.#edges.get(u.edgeId);
+      if (!edge) return 'no-connection';
+      return edge.pipe.push({ frame: frameToWire({ ...frame, path: u.path }), ike: frame.kind === 'ike' });
+    },
+  };
+
+  async start(address: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.#server.bindAsync(`${address}:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
+    );
+  }
+
+  #onStream(call: ServerDuplexStream<EdgeMessage, WorkerMessage>): void {
+    let edgeId = '';
+    let stream: EdgeStream | undefined;
+    const { metrics, workerId } = this.#o;
+    call.on('data', (m: EdgeMessage) => {
+      if (!stream) {
+        if (!m.edgeId || m.edgeId.includes(SEPARATOR)) {
+          metrics.drops.inc({ layer: 'relay', reason: 'no_edge_id' });
+          call.end();
+          return;
+        }
+        edgeId = m.edgeId;
+        const pipe = new Pipe(
+          (frames, _closed, credit) => call.write({ workerId, frames, credit }),
+          this.#o.maxQueue ?? DEFAULT_MAX_QUEUE,
+          (reason) => metrics.drops.inc({ layer: 'relay', reason }),
+        );
+        stream = { call, pipe };
+        const old = this.#edges.get(edgeId);
+        old?.pipe.close();
+        this.#edges.set(edgeId, stream);
+        this.#o.log.info({ edgeId }, 'relay-edge-connected');
+      }
+      stream.pipe.credit(m.credit);
+      let n = 0;
+      for (const w of m.frames) {
+        n++;
+        const f = frameFromWire(w);
+        if (!f) {
+          metrics.drops.inc({ layer: 'relay', reason: 'bad_frame' });
+          continue;
+        }
+        this.#worker?.deliver({ ...f, path: qualify(edgeId, f.path) });
+      }
+      for (const p of m.closed) {
+        const path = pathFromWire(p);
+        if (path) this.#worker?.connectionClosed(qualify(edgeId, path));
+      }
+      if (n > 0) stream.pipe.consumed(n);
+    });
+    const gone = () => {
+      if (stream && this.#edges.get(edgeId) === stream) {
+        this.#edges.delete(edgeId);
+        stream.pipe.close();
+        this.#o.log.warn({ edgeId }, 'relay-edge-disconnected');
+      }
+    };
+    call.on('end', () => {
+      gone();
+      call.end();
+    });
+    call.on('error', gone);
+    call.on('close', gone);
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.#edges.values()) {
+      e.pipe.close();
+      e.call.end();
+    }
+    await new Promise<void>((r) => this.#server.tryShutdown(() => r()));
+  }
+}
+
+// --- edge side -----------------------------------------------------------------------------------
+
+export interface RelayClientOptions {
+  readonly edgeId: string;
+  /** host:port of the worker's relay server. */
+  readonly target: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** A frame from the worker for one of this edge's peers (connection names are this edge's own). */
+  readonly onFrame: (frame: OutboundFrame) => void;
+  readonly maxQueue?: number;
+}
+
+/**
+ * The edge's end of one worker: a WorkerLink that relays over gRPC. Reconnects by itself (1-5 s
+ * back-off) while the worker is unreachable; frames in the meantime wait in the bounded queue.
+ */
+export class RelayClient implements WorkerLink {
+  readonly #o: RelayClientOptions;
+  readonly #client: InstanceType<ReturnType<typeof relayClientConstructor>>;
+  #call: ClientDuplexStream<EdgeMessage, WorkerMessage> | undefined;
+  #pipe: Pipe | undefined;
+  #pending: Outgoing[] = [];
+  #closed = false;
+  #backoffMs = 1000;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(o: RelayClientOptions) {
+    this.#o = o;
+    const Ctor = relayClientConstructor();
+    this.#client = new Ctor(o.target, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 << 20,
+      'grpc.keepalive_time_ms': 10_000,
+    });
+    this.#open();
+  }
+
+  get connected(): boolean {
+    return this.#pipe !== undefined;
+  }
+
+  #open(): void {
+    if (this.#closed) return;
+    const call = (
+      this.#client as unknown as { Relay(): ClientDuplexStream<EdgeMessage, WorkerMessage> }
+    ).Relay();
+    this.#call = call;
+    const { metrics, edgeId } = this.#o;
+    const pipe = new Pipe(
+      (frames, closed, credit) => call.write({ edgeId, frames, closed: closed.map(pathToWire), credit }),
+      this.#o.maxQueue ?? DEFAULT_MAX_QUEUE,
+      (reason) => metrics.drops.inc({ layer: 'relay', reason }),
+    );
+    // Name ourselves first, then replay what waited while disconnected.
+    call.write({ edgeId, frames: [], closed: [], credit: 0 });
+    call.on('data', (m: WorkerMessage) => {
+      if (!this.#pipe) {
+        this.#pipe = pipe;
+        this.#backoffMs = 1000;
+        this.#o.log.info({ target: this.#o.target, workerId: m.workerId }, 'relay-worker-connected');
+      }
+      pipe.credit(m.credit);
+      let n = 0;
+      for (const w of m.frames) {
+        n++;
+        const f = frameFromWire(w);
+        if (!f) {
+          metrics.drops.inc({ layer: 'relay', reason: 'bad_frame' });
+          continue;
+        }
+        this.#o.onFrame({ kind: f.kind, path: f.path, bytes: f.bytes });
+      }
+      if (n > 0) pipe.consumed(n);
+    });
+    // The worker answers the naming message with credit only; treat the stream as up at once.
+    this.#pipe = pipe;
+    for (const item of this.#pending.splice(0)) pipe.push(item);
+    const down = (why: string) => {
+      if (this.#call !== call) return;
+      this.#call = undefined;
+      this.#pipe = undefined;
+      pipe.close();
+      if (this.#closed) return;
+      this.#o.log.warn(
+        { target: this.#o.target, why, retryInMs: this.#backoffMs },
+        'relay-worker-disconnected',
+      );
+      this.#timer = setTimeout(() => this.#open(), this.#backoffMs);
+      this.#timer.unref();
+      this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
+    };
+    call.on('error', (e: Error) => down(e.message));
+    call.on('end', () => down('end'));
+  }
+
+  #push(item: Outgoing): SendResult {
+    if (this.#pipe) return this.#pipe.push(item);
+    const max = this.#o.maxQueue ?? DEFAULT_MAX_QUEUE;
+    if (this.#pending.length >= max) {
+      this.#o.metrics.drops.inc({ layer: 'relay', reason: 'worker_unreachable' });
+      return 'congested';
+    }
+    this.#pending.push(item);
+    return 'sent';
+  }
+
+  deliver(frame: InboundFrame): void {
+    this.#push({ frame: frameToWire(frame), ike: frame.kind === 'ike' });
+  }
+
+  connectionClosed(path: PeerPath): void {
+    this.#push({ closed: path });
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#pipe?.close();
+    this.#call?.end();
+    this.#client.close();
+  }
+}

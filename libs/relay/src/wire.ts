@@ -1,0 +1,115 @@
+/**
+ * proto/ikegate/v1/relay.proto loaded at run time (@grpc/proto-loader) and the mapping between its
+ * messages and libs/cluster's frame shapes. The TypeScript shapes below are checked against the
+ * loaded schema by wire.test.ts, so the .proto and this file cannot drift apart silently.
+ */
+import { fileURLToPath } from 'node:url';
+import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import type { InboundFrame, OutboundFrame, PeerPath, PeerTransport } from '@ikegate/cluster';
+
+export const PROTO_PATH = fileURLToPath(new URL('../../../proto/ikegate/v1/relay.proto', import.meta.url));
+
+export const LOADER_OPTIONS = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+} as const;
+
+export type WireTransport = 'TRANSPORT_UNSPECIFIED' | 'TRANSPORT_UDP' | 'TRANSPORT_TCP' | 'TRANSPORT_TLS';
+export type WireKind = 'FRAME_KIND_UNSPECIFIED' | 'FRAME_KIND_IKE' | 'FRAME_KIND_ESP';
+
+export interface WireEndpoint {
+  address: string;
+  port: number;
+}
+export interface WirePath {
+  connection: string;
+  transport: WireTransport;
+  local: WireEndpoint | null;
+  remote: WireEndpoint | null;
+}
+export interface WireFrame {
+  kind: WireKind;
+  path: WirePath | null;
+  data: Uint8Array;
+  shard: number;
+}
+export interface EdgeMessage {
+  edgeId: string;
+  frames: WireFrame[];
+  closed: WirePath[];
+  credit: number;
+}
+export interface WorkerMessage {
+  workerId: string;
+  frames: WireFrame[];
+  credit: number;
+}
+
+let definition: PackageDefinition | undefined;
+
+export function relayDefinition(): PackageDefinition {
+  definition ??= loadSync(PROTO_PATH, LOADER_OPTIONS);
+  return definition;
+}
+
+export function relayClientConstructor(): ServiceClientConstructor {
+  const pkg = loadPackageDefinition(relayDefinition()) as unknown as {
+    ikegate: { v1: GrpcObject & { FrameRelay: ServiceClientConstructor } };
+  };
+  return pkg.ikegate.v1.FrameRelay;
+}
+
+const TRANSPORTS: Record<PeerTransport, WireTransport> = {
+  udp: 'TRANSPORT_UDP',
+  tcp: 'TRANSPORT_TCP',
+  tls: 'TRANSPORT_TLS',
+};
+
+export function pathToWire(p: PeerPath): WirePath {
+  return {
+    connection: p.connection,
+    transport: TRANSPORTS[p.transport],
+    local: { address: p.local.address, port: p.local.port },
+    remote: { address: p.remote.address, port: p.remote.port },
+  };
+}
+
+/** Undefined for a message that does not name a usable path (counted as a bad frame by callers). */
+export function pathFromWire(p: WirePath | null): PeerPath | undefined {
+  if (!p || !p.local || !p.remote || !p.connection) return undefined;
+  const transport =
+    p.transport === 'TRANSPORT_UDP'
+      ? 'udp'
+      : p.transport === 'TRANSPORT_TCP'
+        ? 'tcp'
+        : p.transport === 'TRANSPORT_TLS'
+          ? 'tls'
+          : undefined;
+  if (!transport) return undefined;
+  return {
+    connection: p.connection,
+    transport,
+    local: { address: p.local.address, port: p.local.port },
+    remote: { address: p.remote.address, port: p.remote.port },
+  };
+}
+
+export function frameToWire(f: InboundFrame | OutboundFrame): WireFrame {
+  return {
+    kind: f.kind === 'ike' ? 'FRAME_KIND_IKE' : 'FRAME_KIND_ESP',
+    path: pathToWire(f.path),
+    data: f.bytes,
+    shard: 'shard' in f ? f.shard : 0,
+  };
+}
+
+export function frameFromWire(w: WireFrame): InboundFrame | undefined {
+  const path = pathFromWire(w.path);
+  const kind = w.kind === 'FRAME_KIND_IKE' ? 'ike' : w.kind === 'FRAME_KIND_ESP' ? 'esp' : undefined;
+  if (!path || !kind || !(w.data instanceof Uint8Array)) return undefined;
+  return { kind, path, bytes: w.data, shard: w.shard };
+}
