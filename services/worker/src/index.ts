@@ -1,7 +1,10 @@
+export { decodeSnapshot, encodeSnapshot, type SaSnapshot } from './snapshot.js';
 export {
   type AddressPoolLike,
   type ChildInfo,
   type InitiateOptions,
+  type Persistence,
+  TAKEOVER_SEQUENCE_MARGIN,
   type WorkerObserver,
   type PacketDevice,
   type PeerSettings,

@@ -39,6 +39,7 @@ import {
   type WorkerLink,
 } from '@ikegate/cluster';
 import type { Logger, Metrics } from '@ikegate/telemetry';
+import { type ChildSnapshot, type SaSnapshot } from './snapshot.js';
 import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, packetMatches, parseIpv4 } from './ipv4.js';
 
 const IKE_HEADER_LENGTH = 28;
@@ -74,6 +75,8 @@ export interface AddressPoolLike {
   readonly name: string;
   allocate(key: string): Uint8Array | undefined;
   release(key: string): void;
+  /** Marks `address` as held by `key` (an SA taken over from another worker). */
+  claim?(key: string, address: Uint8Array): void;
   readonly dns?: readonly Uint8Array[];
   readonly inUse: number;
 }
@@ -100,7 +103,18 @@ export interface WorkerSettings {
   readonly maxIkeSas?: number;
   /** Told about SA lifecycle events (the `connect` client configures its TUN from these). */
   readonly observer?: WorkerObserver;
+  /** Write-through: told when an established SA changed (take a snapshot) or is gone. */
+  readonly persistence?: Persistence;
 }
+
+export interface Persistence {
+  dirty(spi: string, shard: number): void;
+  gone(spi: string, shard: number): void;
+}
+
+/** Outbound ESP sequence numbers skipped on takeover: more than are sent between checkpoints. */
+export const TAKEOVER_SEQUENCE_MARGIN = 1n << 20n;
+const CHECKPOINT_EVERY_PACKETS = 1 << 16;
 
 export interface ChildInfo {
   readonly ikeSpi: string;
@@ -128,6 +142,12 @@ export interface InitiateOptions {
 }
 
 interface ChildRecord {
+  readonly encryption: { readonly id: number; readonly keyBits: number };
+  readonly integrity?: number;
+  readonly inKeys: Uint8Array;
+  readonly outKeys: Uint8Array;
+  readonly tsLocalRaw: InstallChildAction['tsLocal'];
+  readonly tsRemoteRaw: InstallChildAction['tsRemote'];
   readonly inbound: InboundSa;
   readonly outbound: OutboundSa;
   readonly sa: SaRecord;
@@ -167,6 +187,7 @@ interface SaRecord {
   establishedAt?: number;
   /** Initiator: the identity the responder must authenticate as. */
   expectedPeerId?: string;
+  poolKey?: string;
 }
 
 /** What the control API shows for one IKE SA. */
@@ -362,7 +383,7 @@ export class Worker implements WorkerLink {
     rec.peer = peer;
     rec.peerId = peerId;
     if (!peer) return base;
-    const poolKey = `${peerId}#${rec.id}`;
+    const poolKey = (rec.poolKey ??= `${peerId}#${rec.id}`);
     return {
       ...base,
       policy: { ...base.policy, localTs: peer.localTs, remoteTs: peer.remoteTs },
@@ -412,6 +433,7 @@ export class Worker implements WorkerLink {
       // Keep stepping this SA with the peer's own context (types.ts forPeer).
       rec.ctx = rec.ctx.forPeer(rec.peerId);
     }
+    if (!dropped && rec.state.status === 'established' && this.#records.has(rec)) this.#dirty(rec);
     return dropped;
   }
 
@@ -497,10 +519,11 @@ export class Worker implements WorkerLink {
     for (const h of rec.spis) if (this.#byOurSpi.get(h) === rec) this.#byOurSpi.delete(h);
     if (rec.halfOpenKey) this.#halfOpen.delete(rec.halfOpenKey);
     if (rec.virtualIp && rec.peer?.pool && rec.peerId !== undefined) {
-      rec.peer.pool.release(`${rec.peerId}#${rec.id}`);
+      rec.peer.pool.release(rec.poolKey ?? `${rec.peerId}#${rec.id}`);
       this.#metrics.poolAddresses.set({ pool: rec.peer.pool.name }, rec.peer.pool.inUse);
     }
     this.#records.delete(rec);
+    if (rec.spis.length > 0) this.#settings.persistence?.gone(rec.spis.at(-1)!, rec.shard);
     this.#metrics.ikeSaEvents.inc({ event: 'deleted', reason });
     this.#log.info({ spi: rec.spis.at(-1), peerId: rec.peerId, reason }, 'ike-sa-deleted');
     this.#updateGauges();
@@ -561,41 +584,29 @@ export class Worker implements WorkerLink {
   // --- child SAs and the data plane --------------------------------------------------------------
 
   #installChild(rec: SaRecord, a: InstallChildAction): void {
-    const provider = this.#settings.provider;
-    const alg = {
-      encryption: a.encryption.id,
-      keyBits: a.encryption.keyBits,
-      ...(a.integrity ? { integrity: a.integrity } : {}),
-    };
     // libs/esp takes one key material: the cipher key, then the integrity key (RFC 7296 §2.17 order).
     const keymat = (encr: Uint8Array, integ: Uint8Array) =>
-      integ.length === 0 ? encr : Buffer.concat([encr, integ]);
-    const inKeys = a.weInitiated ? keymat(a.keys.encrR, a.keys.integR) : keymat(a.keys.encrI, a.keys.integI);
-    const outKeys = a.weInitiated ? keymat(a.keys.encrI, a.keys.integI) : keymat(a.keys.encrR, a.keys.integR);
+      integ.length === 0 ? Uint8Array.from(encr) : new Uint8Array(Buffer.concat([encr, integ]));
     const inboundSpi = ipv4ToNumber(a.inboundSpi);
     const outboundSpi = ipv4ToNumber(a.outboundSpi);
-    const random = (n: number) => new Uint8Array(randomBytes(n));
-    const child: ChildRecord = {
-      inbound: new InboundSa({ spi: inboundSpi, suite: espSuite(provider, alg, inKeys) }),
-      outbound: new OutboundSa({ spi: outboundSpi, suite: espSuite(provider, alg, outKeys), random }),
-      sa: rec,
-      inboundSpi,
-      outboundSpi,
-      inboundSpiBytes: Uint8Array.from(a.inboundSpi),
-      tsRemote: ipv4Ranges(a.tsRemote),
-      tsLocal: ipv4Ranges(a.tsLocal),
-      // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
-      ...(a.virtualIp && rec.expectedPeerId === undefined ? { virtualIp: ipv4ToNumber(a.virtualIp) } : {}),
-      installedAt: Date.now(),
-      packetsIn: 0,
-      packetsOut: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-    };
-    rec.children.set(inboundSpi, child);
-    this.#byEspSpi.set(inboundSpi, child);
-    if (child.virtualIp !== undefined) this.#byVirtualIp.set(child.virtualIp, child);
-    else this.#siteChildren.add(child);
+    const child = this.#addChild(
+      rec,
+      {
+        inboundSpi,
+        outboundSpi,
+        encryption: { id: a.encryption.id, keyBits: a.encryption.keyBits },
+        ...(a.integrity ? { integrity: a.integrity } : {}),
+        inKeys: a.weInitiated ? keymat(a.keys.encrR, a.keys.integR) : keymat(a.keys.encrI, a.keys.integI),
+        outKeys: a.weInitiated ? keymat(a.keys.encrI, a.keys.integI) : keymat(a.keys.encrR, a.keys.integR),
+        tsLocal: a.tsLocal,
+        tsRemote: a.tsRemote,
+        // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
+        ...(a.virtualIp && rec.expectedPeerId === undefined ? { virtualIp: ipv4ToNumber(a.virtualIp) } : {}),
+        seqOut: 0n,
+        seqIn: 0n,
+      },
+      false,
+    );
     child.timer = setTimeout(
       () => this.#command(rec, { kind: 'rekey-child', spi: child.inboundSpiBytes }),
       this.#rekeyDelayMs(this.#settings.childLifetimeSeconds),
@@ -621,6 +632,59 @@ export class Worker implements WorkerLink {
       tsLocal: child.tsLocal,
       tsRemote: child.tsRemote,
     });
+  }
+
+  /** Builds the ESP SAs of a child and indexes it; `adopted` continues from a snapshot's counters. */
+  #addChild(rec: SaRecord, c: ChildSnapshot, adopted: boolean): ChildRecord {
+    const provider = this.#settings.provider;
+    const alg = {
+      encryption: c.encryption.id,
+      keyBits: c.encryption.keyBits,
+      ...(c.integrity ? { integrity: c.integrity } : {}),
+    };
+    const random = (n: number) => new Uint8Array(randomBytes(n));
+    const child: ChildRecord = {
+      encryption: c.encryption,
+      ...(c.integrity ? { integrity: c.integrity } : {}),
+      inKeys: c.inKeys,
+      outKeys: c.outKeys,
+      tsLocalRaw: c.tsLocal,
+      tsRemoteRaw: c.tsRemote,
+      inbound: new InboundSa({
+        spi: c.inboundSpi,
+        suite: espSuite(provider, alg, c.inKeys),
+        ...(adopted ? { highestSequence: c.seqIn } : {}),
+      }),
+      outbound: new OutboundSa({
+        spi: c.outboundSpi,
+        suite: espSuite(provider, alg, c.outKeys),
+        random,
+        // RFC 6311 §4.3 spirit: never reuse a sequence number the old owner may have sent.
+        ...(adopted ? { lastSequence: c.seqOut + TAKEOVER_SEQUENCE_MARGIN } : {}),
+      }),
+      sa: rec,
+      inboundSpi: c.inboundSpi,
+      outboundSpi: c.outboundSpi,
+      inboundSpiBytes: Uint8Array.from([
+        c.inboundSpi >>> 24,
+        (c.inboundSpi >>> 16) & 255,
+        (c.inboundSpi >>> 8) & 255,
+        c.inboundSpi & 255,
+      ]),
+      tsRemote: ipv4Ranges(c.tsRemote),
+      tsLocal: ipv4Ranges(c.tsLocal),
+      ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
+      installedAt: Date.now(),
+      packetsIn: 0,
+      packetsOut: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    rec.children.set(c.inboundSpi, child);
+    this.#byEspSpi.set(c.inboundSpi, child);
+    if (child.virtualIp !== undefined) this.#byVirtualIp.set(child.virtualIp, child);
+    else this.#siteChildren.add(child);
+    return child;
   }
 
   #removeChild(rec: SaRecord, inboundSpi: number, why: string): void {
@@ -658,6 +722,7 @@ export class Worker implements WorkerLink {
       // An authenticated packet on a new path (RFC 9329 §6 reconnect, NAT rebinding): follow it.
       rec.path = frame.path;
       rec.ctx = withEndpoints(rec.ctx, frame.path);
+      this.#dirty(rec);
     }
     // RFC 4301 §5.2: the inner source must be inside the child SA's remote selectors.
     if (r.nextHeader !== 4 || !packetMatches(r.packet, child.tsRemote, 'src'))
@@ -694,6 +759,7 @@ export class Worker implements WorkerLink {
     }
     child.packetsOut++;
     child.bytesOut += packet.length;
+    if (child.packetsOut % CHECKPOINT_EVERY_PACKETS === 0) this.#dirty(child.sa);
     this.#metrics.espPackets.inc({ direction: 'out' });
     this.#metrics.espBytes.inc({ direction: 'out' }, packet.length);
     const sent = this.#edge.send({ kind: 'esp', path: child.sa.path, bytes: r.packet });
@@ -750,6 +816,135 @@ export class Worker implements WorkerLink {
     rec.ctx = withEndpoints(rec.ctx, path);
     this.#command(rec, { kind: 'connection-restored' });
     return true;
+  }
+
+  // --- write-through and takeover (issue #5) -----------------------------------------------------
+
+  #dirty(rec: SaRecord): void {
+    const spi = rec.spis.at(-1);
+    if (spi !== undefined) this.#settings.persistence?.dirty(spi, rec.shard);
+  }
+
+  /** The storable form of the SA our SPI `spi` names (undefined if gone). */
+  snapshot(spi: string): SaSnapshot | undefined {
+    const rec = this.#byOurSpi.get(spi);
+    if (!rec || !this.#records.has(rec)) return undefined;
+    return {
+      version: 1,
+      spis: [...rec.spis],
+      shard: rec.shard,
+      state: rec.state,
+      path: rec.path,
+      ...(rec.peerId !== undefined ? { peerId: rec.peerId } : {}),
+      ...(rec.peer ? { peerName: rec.peer.name } : {}),
+      ...(rec.expectedPeerId !== undefined ? { expectedPeerId: rec.expectedPeerId } : {}),
+      ...(rec.virtualIp ? { virtualIp: rec.virtualIp } : {}),
+      ...(rec.poolKey ? { poolKey: rec.poolKey } : {}),
+      ...(rec.establishedAt ? { establishedAt: rec.establishedAt } : {}),
+      children: [...rec.children.values()].map((c) => ({
+        inboundSpi: c.inboundSpi,
+        outboundSpi: c.outboundSpi,
+        encryption: c.encryption,
+        ...(c.integrity ? { integrity: c.integrity } : {}),
+        inKeys: c.inKeys,
+        outKeys: c.outKeys,
+        tsLocal: c.tsLocalRaw,
+        tsRemote: c.tsRemoteRaw,
+        ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
+        seqOut: c.outbound.lastSequence,
+        seqIn: c.inbound.highestSequence,
+      })),
+    };
+  }
+
+  /**
+   * Takes over an SA another worker held (its shard's lease moved here): indexes it, rebuilds its
+   * ESP SAs past the old owner's counters, re-arms its timers, and, when the peer supports it,
+   * starts an RFC 6311 Message ID sync so a request the old owner answered but did not write
+   * through cannot desynchronize the peer. The peer does not re-authenticate.
+   */
+  adopt(snap: SaSnapshot): boolean {
+    if (snap.spis.some((h) => this.#byOurSpi.has(h))) return false;
+    const now = Date.now();
+    const rec: SaRecord = {
+      id: this.#nextId++,
+      state: snap.state,
+      ctx: undefined as unknown as IkeSaContext,
+      path: snap.path,
+      timers: new Map(),
+      spis: [],
+      allocated: new Set(snap.spis),
+      children: new Map(),
+      shard: snap.shard,
+      lastInbound: now,
+      createdAt: now,
+      ...(snap.peerId !== undefined ? { peerId: snap.peerId } : {}),
+      ...(snap.virtualIp ? { virtualIp: snap.virtualIp } : {}),
+      ...(snap.poolKey ? { poolKey: snap.poolKey } : {}),
+      ...(snap.establishedAt ? { establishedAt: snap.establishedAt } : {}),
+      ...(snap.expectedPeerId !== undefined ? { expectedPeerId: snap.expectedPeerId } : {}),
+    };
+    const base = this.#context(rec, snap.path);
+    rec.ctx = snap.peerId !== undefined && base.forPeer ? base.forPeer(snap.peerId) : base;
+    if (snap.virtualIp && rec.peer?.pool && rec.poolKey) rec.peer.pool.claim?.(rec.poolKey, snap.virtualIp);
+    for (const h of snap.spis) this.#indexSpi(rec, h);
+    this.#records.add(rec);
+    for (const c of snap.children) this.#addChild(rec, c, true);
+    for (const c of rec.children.values()) {
+      c.timer = setTimeout(
+        () => this.#command(rec, { kind: 'rekey-child', spi: c.inboundSpiBytes }),
+        this.#rekeyDelayMs(this.#settings.childLifetimeSeconds),
+      );
+      c.timer.unref();
+    }
+    this.#armIkeRekey(rec);
+    this.#armDpd(rec);
+    this.#metrics.ikeSaEvents.inc({ event: 'adopted', reason: '' });
+    this.#log.info(
+      { spi: rec.spis.at(-1), peerId: rec.peerId, shard: rec.shard, children: rec.children.size },
+      'ike-sa-adopted',
+    );
+    if (rec.state.status === 'established' && rec.state.peerMessageIdSync) {
+      try {
+        this.#command(rec, { kind: 'mid-sync' });
+      } catch {
+        // an exchange already outstanding: the sync is not needed then
+      }
+    }
+    this.#updateGauges();
+    return true;
+  }
+
+  /** Forgets every SA of `shard` without telling peers (its lease moved to another worker). */
+  dropShard(shard: number): number {
+    let n = 0;
+    for (const rec of [...this.#records]) {
+      if (rec.shard !== shard) continue;
+      n++;
+      for (const t of rec.timers.values()) clearTimeout(t);
+      for (const c of rec.children.values()) {
+        clearTimeout(c.timer);
+        if (this.#byEspSpi.get(c.inboundSpi) === c) this.#byEspSpi.delete(c.inboundSpi);
+        if (c.virtualIp !== undefined && this.#byVirtualIp.get(c.virtualIp) === c)
+          this.#byVirtualIp.delete(c.virtualIp);
+        this.#siteChildren.delete(c);
+      }
+      for (const h of rec.spis) if (this.#byOurSpi.get(h) === rec) this.#byOurSpi.delete(h);
+      if (rec.halfOpenKey) this.#halfOpen.delete(rec.halfOpenKey);
+      this.#records.delete(rec);
+    }
+    if (n > 0) this.#log.info({ shard, sas: n }, 'shard-dropped');
+    this.#updateGauges();
+    return n;
+  }
+
+  /** Our SPIs of the established SAs in `shard`. */
+  sasInShard(shard: number): string[] {
+    const out: string[] = [];
+    for (const r of this.#records)
+      if (r.shard === shard && r.state.status === 'established' && r.spis.length > 0)
+        out.push(r.spis.at(-1)!);
+    return out;
   }
 
   // --- control API -------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+/**
+ * What a worker writes to the store for one IKE SA, and reads back on takeover: the state
+ * machine's plain-data state, the peer's newest path (through which edge), the matched peer and
+ * virtual IP, and every child SA with its ESP keys and sequence checkpoints. JSON with octets as
+ * {"$u8": hex} and 64-bit counters as {"$big": decimal}; the store seals it with the KEK.
+ */
+import type { PeerPath } from '@ikegate/cluster';
+import type { IkeSaState, TrafficSelector } from '@ikegate/ikev2';
+
+export interface ChildSnapshot {
+  readonly inboundSpi: number;
+  readonly outboundSpi: number;
+  readonly encryption: { readonly id: number; readonly keyBits: number };
+  readonly integrity?: number;
+  readonly inKeys: Uint8Array;
+  readonly outKeys: Uint8Array;
+  readonly tsLocal: readonly TrafficSelector[];
+  readonly tsRemote: readonly TrafficSelector[];
+  readonly virtualIp?: number;
+  /** Outbound sequence number when written; a new owner continues well past it (RFC 6311 §4.3). */
+  readonly seqOut: bigint;
+  /** Highest inbound sequence number seen; the new owner's replay window starts there. */
+  readonly seqIn: bigint;
+}
+
+export interface SaSnapshot {
+  readonly version: 1;
+  readonly spis: readonly string[];
+  readonly shard: number;
+  readonly state: IkeSaState;
+  readonly path: PeerPath;
+  readonly peerId?: string;
+  readonly peerName?: string;
+  readonly expectedPeerId?: string;
+  readonly virtualIp?: Uint8Array;
+  readonly poolKey?: string;
+  readonly establishedAt?: number;
+  readonly children: readonly ChildSnapshot[];
+}
+
+export function encodeSnapshot(s: SaSnapshot): Uint8Array {
+  const json = JSON.stringify(s, (_k, v: unknown) =>
+    v instanceof Uint8Array
+      ? { $u8: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') }
+      : typeof v === 'bigint'
+        ? { $big: v.toString() }
+        : v,
+  );
+  return new TextEncoder().encode(json);
+}
+
+/** Throws on anything that is not a version-1 snapshot (the store returned someone else's bytes). */
+export function decodeSnapshot(bytes: Uint8Array): SaSnapshot {
+  const s = JSON.parse(new TextDecoder().decode(bytes), (_k, v: unknown) => {
+    if (v !== null && typeof v === 'object') {
+      if ('$u8' in v && typeof v.$u8 === 'string') return Uint8Array.from(Buffer.from(v.$u8, 'hex'));
+      if ('$big' in v && typeof v.$big === 'string') return BigInt(v.$big);
+    }
+    return v;
+  }) as SaSnapshot;
+  if (s?.version !== 1 || !Array.isArray(s.spis) || typeof s.shard !== 'number' || !s.state || !s.path)
+    throw new Error('not an ikegate SA snapshot (version 1)');
+  return s;
+}
