@@ -99,6 +99,21 @@ export interface Peer {
   readonly remoteTsText: readonly string[];
 }
 
+export interface ClusterConfig {
+  readonly redis:
+    | { readonly host: string; readonly port: number; readonly password?: string }
+    | {
+        readonly sentinels: readonly { host: string; port: number }[];
+        readonly name: string;
+        readonly password?: string;
+      }
+    | { readonly nodes: readonly { host: string; port: number }[]; readonly password?: string };
+  /** Key-encryption key for SA records at rest (libs/store SealedStore). */
+  readonly kek: { readonly file: string; readonly id: number };
+  /** Shard lease time to live; a worker renews at a third of it. */
+  readonly leaseTtlMs: number;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -129,6 +144,8 @@ export interface Config {
   };
   readonly failover: { readonly policy: 'wait-for-reconnect'; readonly waitSeconds: number };
   readonly log: { readonly level: LogLevel };
+  /** Separate edge/worker/control processes sharing Redis; null for `ikegate up`. */
+  readonly cluster: ClusterConfig | null;
 }
 
 export const DEFAULT_IKE_PROPOSALS = [
@@ -348,6 +365,7 @@ class Validator {
       'dataplane',
       'failover',
       'log',
+      'cluster',
     ]);
     const identity = this.identity(root);
     const listen = this.listen(root);
@@ -423,6 +441,8 @@ class Validator {
     }
     const log = { level: (LOG_LEVELS as readonly string[]).includes(level) ? (level as LogLevel) : 'info' };
 
+    const cluster = this.cluster(root);
+
     return {
       source,
       identity,
@@ -436,6 +456,60 @@ class Validator {
       dataplane,
       failover,
       log,
+      cluster,
+    };
+  }
+
+  private redisNode(v: unknown, path: string): { host: string; port: number } {
+    const o = this.section(v, path, ['host', 'port']);
+    return { host: this.str(o, 'host', path, '127.0.0.1'), port: this.port(o, 'port', path, 6379) };
+  }
+
+  /** `cluster:` — only the separate edge/worker/control processes read it (issue #5). */
+  private cluster(root: Obj): ClusterConfig | null {
+    if (!this.has(root, 'cluster') || this.get(root, 'cluster') === null) return null;
+    const p = 'cluster';
+    const o = this.section(this.get(root, p), p, ['redis', 'kek', 'leaseTtlMs']);
+    const r = this.section(this.get(o, 'redis'), 'cluster.redis', [
+      'host',
+      'port',
+      'sentinels',
+      'name',
+      'nodes',
+      'password',
+    ]);
+    let redis: ClusterConfig['redis'];
+    const password = this.str(r, 'password', 'cluster.redis', null);
+    const pw = password !== null ? { password } : {};
+    if (this.has(r, 'sentinels')) {
+      redis = {
+        sentinels: this.list(r, 'sentinels', 'cluster.redis').map((e) => this.redisNode(e.value, e.path)),
+        name: this.str(r, 'name', 'cluster.redis', 'mymaster'),
+        ...pw,
+      };
+    } else if (this.has(r, 'nodes')) {
+      redis = {
+        nodes: this.list(r, 'nodes', 'cluster.redis').map((e) => this.redisNode(e.value, e.path)),
+        ...pw,
+      };
+    } else {
+      redis = {
+        host: this.str(r, 'host', 'cluster.redis', '127.0.0.1'),
+        port: this.port(r, 'port', 'cluster.redis', 6379),
+        ...pw,
+      };
+    }
+    const k = this.section(this.get(o, 'kek'), 'cluster.kek', ['file', 'id']);
+    const kekFile = this.file(k, 'file', 'cluster.kek');
+    if (kekFile === null)
+      this.add(
+        'cluster.kek.file',
+        'is required: a file with 32 random octets as 64 hex digits (SA keys are sealed with it at rest)',
+      );
+    return {
+      redis,
+      kek: { file: kekFile ?? '', id: this.int(k, 'id', 'cluster.kek', 1, 1, 255) },
+      leaseTtlMs: this.int(o, 'leaseTtlMs', 'cluster', 3000, 500, 60_000),
     };
   }
 
