@@ -1,0 +1,66 @@
+/**
+ * Errors of @ikegate/store (STYLE.md rule 6). Store inputs come from our own workers, so there is no
+ * RemoteProtocolError here: a misuse of the API is a LocalUsageError, a write by a tenure that no
+ * longer holds the shard is a FencedWriteError, and a value that cannot be opened with the
+ * configured KEK is a SealedValueError. Redis connection errors are ioredis' own and pass through.
+ */
+export type StoreErrorCode =
+  | 'IKEGATE_ERR_STORE_BAD_SHARD'
+  | 'IKEGATE_ERR_STORE_BAD_KEY'
+  | 'IKEGATE_ERR_STORE_BAD_TTL'
+  | 'IKEGATE_ERR_STORE_BAD_EPOCH'
+  | 'IKEGATE_ERR_STORE_BAD_OWNER'
+  | 'IKEGATE_ERR_STORE_BAD_KEK'
+  | 'IKEGATE_ERR_STORE_BAD_SYNC'
+  | 'IKEGATE_ERR_STORE_LIST_TOO_LONG'
+  | 'IKEGATE_ERR_STORE_CLOSED';
+
+export class LocalUsageError extends Error {
+  override readonly name = 'LocalUsageError';
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A write carried a lease epoch that is not the shard's live lease epoch: another owner acquired
+ * the shard (or the lease expired or was released) since the writer acquired it. Nothing was
+ * written. The writer must stop serving the shard (ARCHITECTURE.md, "State, leases and HA").
+ */
+export class FencedWriteError extends Error {
+  override readonly name = 'FencedWriteError';
+  readonly code = 'IKEGATE_ERR_STORE_FENCED';
+  constructor(
+    readonly shard: number,
+    readonly epoch: number,
+    /** The live lease's epoch, or undefined when the shard has no live lease. */
+    readonly currentEpoch: number | undefined,
+  ) {
+    super(
+      `write to shard ${shard} with lease epoch ${epoch} fenced: ` +
+        (currentEpoch === undefined
+          ? 'the shard has no live lease'
+          : `the live lease has epoch ${currentEpoch}`),
+    );
+  }
+}
+
+export type SealedValueErrorCode = 'IKEGATE_ERR_STORE_UNSEAL' | 'IKEGATE_ERR_STORE_UNKNOWN_KEK';
+
+/**
+ * A stored SA value could not be opened: it was sealed with a KEK id that is not configured, or
+ * authentication failed (wrong KEK under the same id, a value moved to another shard/key, or a
+ * value altered at rest). Never returns garbage instead.
+ */
+export class SealedValueError extends Error {
+  override readonly name = 'SealedValueError';
+  constructor(
+    readonly code: SealedValueErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

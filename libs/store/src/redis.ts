@@ -1,0 +1,358 @@
+/**
+ * RedisStore: the production store (ARCHITECTURE.md, "State, leases and HA").
+ *
+ * Every fenced operation is one Lua script that reads the shard's lease epoch and writes only if
+ * it matches, so the check and the write are atomic on the server. All keys a script touches carry
+ * the shard's hash tag `{s<shard>}` (see keys.ts), so they share a Redis Cluster slot. Lease expiry
+ * is the lease key's PEXPIRE, measured on the server's clock (TIME inside the script), so the
+ * workers' clocks never decide who owns a shard. The epoch counter is a separate key without a
+ * TTL: it survives expiry and release, and only ever grows.
+ *
+ * Listing a shard uses the shard's index set (SSCAN in bounded batches) instead of a keyspace SCAN,
+ * which in Redis Cluster would have to visit every node.
+ */
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Lease, LeaseGrant, ShardContents, SyncState } from './contract.js';
+import { FencedWriteError, LocalUsageError } from './errors.js';
+import {
+  checkShardCount,
+  DEFAULT_SHARD_COUNT,
+  epochKey,
+  indexKey,
+  leaseKey,
+  saKey,
+  syncKey,
+  VERSION_KEY,
+} from './keys.js';
+import type { Keyring } from './seal.js';
+import { SealedStore, type ShardBackend, type SyncFields, syncFromFields } from './sealed-store.js';
+
+export interface RedisNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Where the store lives: one server, a Sentinel-managed master, or a Redis Cluster. */
+export type RedisConnection =
+  | (RedisNode & { readonly password?: string; readonly db?: number })
+  | {
+      readonly sentinels: readonly RedisNode[];
+      readonly name: string;
+      readonly password?: string;
+      readonly sentinelPassword?: string;
+    }
+  | { readonly nodes: readonly RedisNode[]; readonly password?: string };
+
+export interface RedisStoreOptions {
+  readonly connection: RedisConnection;
+  readonly kek: Keyring;
+  /** Shards are 0..shardCount-1; default 1024. `owners()` reads this many lease keys. */
+  readonly shardCount?: number;
+  /** Extra ioredis options (TLS, timeouts, retry strategy), merged under ours. */
+  readonly redisOptions?: RedisOptions;
+}
+
+/** SSCAN batch size for listing a shard. */
+const LIST_BATCH = 256;
+/** Bound on SSCAN rounds for one listing; at LIST_BATCH per round, far beyond any shard's SAs. */
+const MAX_LIST_ROUNDS = 100_000;
+/** Lease keys read concurrently by owners(). */
+const OWNERS_BATCH = 256;
+
+// Fence prelude shared by the write scripts: KEYS[1] is the lease, ARGV[1] the writer's epoch.
+// Replies 'F<live epoch>' ('F' alone: no live lease) and writes nothing when they differ.
+const FENCE = `
+local live = redis.call('HGET', KEYS[1], 'epoch')
+if live ~= ARGV[1] then return 'F' .. (live or '') end
+`;
+
+const NOW_MS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+const SCRIPTS = {
+  // KEYS: lease, epoch. ARGV: owner, ttlMs. Reply: {epoch, expiresAt} or nil.
+  ikegateAcquire: {
+    keys: 2,
+    lua: `
+local holder = redis.call('HGET', KEYS[1], 'owner')
+if holder and holder ~= ARGV[1] then return false end
+${NOW_MS}
+local ttl = tonumber(ARGV[2])
+local epoch = redis.call('INCR', KEYS[2])
+local exp = string.format('%d', now + ttl)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, 'expiresAt', exp)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {epoch, exp}
+`,
+  },
+  // KEYS: lease. ARGV: owner, epoch, ttlMs. Reply: 1 renewed, 0 not the live tenure.
+  ikegateRenew: {
+    keys: 1,
+    lua: `
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return 0 end
+${NOW_MS}
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'expiresAt', string.format('%d', now + ttl))
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+`,
+  },
+  // KEYS: lease. ARGV: owner, epoch. Reply: 1 released, 0 not the live tenure.
+  ikegateRelease: {
+    keys: 1,
+    lua: `
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`,
+  },
+  // KEYS: lease, sa, index. ARGV: epoch, sealed value, SA key. Reply: 'OK' or 'F...'.
+  ikegatePutSa: {
+    keys: 3,
+    lua: `${FENCE}
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 'OK'
+`,
+  },
+  // KEYS: lease, sa, sync, index. ARGV: epoch, SA key. Reply: 'OK' or 'F...'.
+  ikegateDeleteSa: {
+    keys: 4,
+    lua: `${FENCE}
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[4], ARGV[2])
+return 'OK'
+`,
+  },
+  // KEYS: lease, sa, sync. ARGV: epoch, field, decimal, field, decimal, ...
+  // Reply: HGETALL of the merged checkpoint, 'M' when the SA does not exist, or 'F...'.
+  ikegatePutSync: {
+    keys: 3,
+    lua: `${FENCE}
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'M' end
+for i = 2, #ARGV - 1, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  local cur = redis.call('HGET', KEYS[3], f)
+  if (not cur) or #v > #cur or (#v == #cur and v > cur) then redis.call('HSET', KEYS[3], f, v) end
+end
+return redis.call('HGETALL', KEYS[3])
+`,
+  },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptCall = (...args: (string | number | Buffer)[]) => Promise<unknown>;
+
+function pairsToRecord(flat: readonly string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}
+
+export class RedisBackend implements ShardBackend {
+  readonly shardCount: number;
+  readonly client: Redis | Cluster;
+
+  constructor(options: RedisStoreOptions) {
+    this.shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
+    checkShardCount(this.shardCount);
+    this.client = connect(options.connection, options.redisOptions ?? {});
+    for (const [name, s] of Object.entries(SCRIPTS)) {
+      this.client.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
+    }
+  }
+
+  async putSealed(shard: number, epoch: number, key: string, sealed: Uint8Array): Promise<void> {
+    // ioredis sends only Buffers as binary; any other Uint8Array would go out as "1,2,3".
+    const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    const r = await this.run(
+      'ikegatePutSa',
+      leaseKey(shard),
+      saKey(shard, key),
+      indexKey(shard),
+      epoch,
+      bytes,
+      key,
+    );
+    this.checkFence(r, shard, epoch);
+  }
+
+  async getSealed(shard: number, key: string): Promise<Uint8Array | undefined> {
+    const v = await this.client.getBuffer(saKey(shard, key));
+    return v === null ? undefined : new Uint8Array(v);
+  }
+
+  async deleteSa(shard: number, epoch: number, key: string): Promise<void> {
+    const r = await this.run(
+      'ikegateDeleteSa',
+      leaseKey(shard),
+      saKey(shard, key),
+      syncKey(shard, key),
+      indexKey(shard),
+      epoch,
+      key,
+    );
+    this.checkFence(r, shard, epoch);
+  }
+
+  async putSync(
+    shard: number,
+    epoch: number,
+    key: string,
+    fields: SyncFields,
+  ): Promise<SyncState | undefined> {
+    const r = await this.run(
+      'ikegatePutSync',
+      leaseKey(shard),
+      saKey(shard, key),
+      syncKey(shard, key),
+      epoch,
+      ...fields.flat(),
+    );
+    if (r === 'M') return undefined;
+    this.checkFence(r, shard, epoch);
+    return syncFromFields(pairsToRecord(r as string[]));
+  }
+
+  async getSync(shard: number, key: string): Promise<SyncState | undefined> {
+    const h = await this.client.hgetall(syncKey(shard, key));
+    return Object.keys(h).length === 0 ? undefined : syncFromFields(h);
+  }
+
+  async listSealed(shard: number): Promise<ShardContents> {
+    const sas = new Map<string, Uint8Array>();
+    const sync = new Map<string, SyncState>();
+    let cursor = '0';
+    for (let round = 0; ; round++) {
+      if (round >= MAX_LIST_ROUNDS) {
+        throw new LocalUsageError(
+          'IKEGATE_ERR_STORE_LIST_TOO_LONG',
+          `shard ${shard} did not finish listing in ${MAX_LIST_ROUNDS} SSCAN rounds`,
+        );
+      }
+      const [next, keys] = await this.client.sscan(indexKey(shard), cursor, 'COUNT', LIST_BATCH);
+      const fresh = [...new Set(keys)].filter((k) => !sas.has(k));
+      if (fresh.length > 0) {
+        // One slot (the shard's hash tag), so MGET and the pipeline are valid in Redis Cluster too.
+        const values = await this.client.mgetBuffer(...fresh.map((k) => saKey(shard, k)));
+        const p = this.client.pipeline();
+        for (const k of fresh) p.hgetall(syncKey(shard, k));
+        const hashes = (await p.exec()) ?? [];
+        fresh.forEach((k, i) => {
+          const v = values[i];
+          // An index entry without a value cannot outlive the script that removes both; skip it anyway.
+          if (v === null || v === undefined) return;
+          sas.set(k, new Uint8Array(v));
+          const [err, h] = hashes[i] ?? [null, {}];
+          if (err) throw err;
+          const rec = h as Record<string, string>;
+          if (Object.keys(rec).length > 0) sync.set(k, syncFromFields(rec));
+        });
+      }
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    return { sas, sync };
+  }
+
+  async acquire(shard: number, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
+    const r = await this.run('ikegateAcquire', leaseKey(shard), epochKey(shard), owner, ttlMs);
+    if (r === null) return undefined;
+    const [epoch, expiresAt] = r as [number, string];
+    await this.client.incr(VERSION_KEY);
+    return { epoch, expiresAt: Number(expiresAt) };
+  }
+
+  async renew(shard: number, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
+    return (await this.run('ikegateRenew', leaseKey(shard), owner, epoch, ttlMs)) === 1;
+  }
+
+  async release(shard: number, owner: string, epoch: number): Promise<boolean> {
+    const released = (await this.run('ikegateRelease', leaseKey(shard), owner, epoch)) === 1;
+    if (released) await this.client.incr(VERSION_KEY);
+    return released;
+  }
+
+  async owners(): Promise<Map<number, Lease>> {
+    const out = new Map<number, Lease>();
+    for (let base = 0; base < this.shardCount; base += OWNERS_BATCH) {
+      const shards = Array.from(
+        { length: Math.min(OWNERS_BATCH, this.shardCount - base) },
+        (_, i) => base + i,
+      );
+      const rows = await Promise.all(
+        shards.map((s) => this.client.hmget(leaseKey(s), 'owner', 'epoch', 'expiresAt')),
+      );
+      rows.forEach(([owner, epoch, expiresAt], i) => {
+        if (owner == null || epoch == null || expiresAt == null) return;
+        out.set(shards[i]!, { owner, epoch: Number(epoch), expiresAt: Number(expiresAt) });
+      });
+    }
+    return out;
+  }
+
+  async version(): Promise<number> {
+    return Number((await this.client.get(VERSION_KEY)) ?? '0');
+  }
+
+  async close(): Promise<void> {
+    await this.client.quit();
+  }
+
+  private run(name: ScriptName, ...args: (string | number | Buffer)[]): Promise<unknown> {
+    const fn = (this.client as unknown as Record<ScriptName, ScriptCall>)[name];
+    return fn.call(this.client, ...args);
+  }
+
+  private checkFence(reply: unknown, shard: number, epoch: number): void {
+    if (typeof reply === 'string' && reply.startsWith('F')) {
+      const live = reply.slice(1);
+      throw new FencedWriteError(shard, epoch, live === '' ? undefined : Number(live));
+    }
+  }
+}
+
+function connect(c: RedisConnection, extra: RedisOptions): Redis | Cluster {
+  // Auto-pipelining batches owners()' concurrent reads per node, also in Cluster mode.
+  const base: RedisOptions = { enableAutoPipelining: true, ...extra };
+  if ('nodes' in c) {
+    return new Cluster(
+      c.nodes.map((n) => ({ host: n.host, port: n.port })),
+      {
+        enableAutoPipelining: true,
+        redisOptions: { ...base, ...(c.password === undefined ? {} : { password: c.password }) },
+      },
+    );
+  }
+  if ('sentinels' in c) {
+    return new Redis({
+      ...base,
+      sentinels: c.sentinels.map((n) => ({ host: n.host, port: n.port })),
+      name: c.name,
+      ...(c.password === undefined ? {} : { password: c.password }),
+      ...(c.sentinelPassword === undefined ? {} : { sentinelPassword: c.sentinelPassword }),
+    });
+  }
+  return new Redis({
+    ...base,
+    host: c.host,
+    port: c.port,
+    ...(c.password === undefined ? {} : { password: c.password }),
+    ...(c.db === undefined ? {} : { db: c.db }),
+  });
+}
+
+/** SaStore and LeaseTable in Redis (standalone, Sentinel or Cluster), values sealed with the KEK. */
+export class RedisStore extends SealedStore {
+  override readonly backend: RedisBackend;
+
+  constructor(options: RedisStoreOptions) {
+    const backend = new RedisBackend(options);
+    super(backend, options.kek);
+    this.backend = backend;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * A throwaway redis-server for tests: loopback only, no persistence, a random high port. Returns a
+ * skip reason instead when the binary is missing, so suites can skip the Redis half with it.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+
+export interface RedisServer {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+const START_ATTEMPTS = 5;
+const READY_TIMEOUT_MS = 10_000;
+
+function waitReady(child: ChildProcess): Promise<boolean> {
+  return new Promise((resolve) => {
+    let out = '';
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+      resolve(ok);
+    };
+    const onData = (b: Buffer) => {
+      out = (out + b.toString('utf8')).slice(-4096);
+      if (out.includes('Ready to accept connections')) done(true);
+    };
+    const onExit = () => done(false);
+    const timer = setTimeout(() => done(false), READY_TIMEOUT_MS);
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+export interface RedisServerOptions {
+  /**
+   * Start a one-node Redis Cluster (cluster mode on, all 16384 slots on this node). Cluster mode
+   * rejects multi-key commands and scripts whose keys span slots even on one node, so this checks
+   * the hash-tag layout for real.
+   */
+  readonly cluster?: boolean;
+}
+
+const CLUSTER_OK_POLLS = 100;
+
+async function assignAllSlots(port: number): Promise<boolean> {
+  const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
+  try {
+    await c.connect();
+    await c.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    for (let i = 0; i < CLUSTER_OK_POLLS; i++) {
+      const info = String(await c.call('CLUSTER', 'INFO'));
+      if (info.includes('cluster_state:ok')) return true;
+      await sleep(50);
+    }
+    return false;
+  } finally {
+    c.disconnect();
+  }
+}
+
+export async function startRedisServer(
+  binary = 'redis-server',
+  options: RedisServerOptions = {},
+): Promise<RedisServer | string> {
+  const probe = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  if (probe.error !== undefined || probe.status !== 0) {
+    return `${binary} not available (${probe.error?.message ?? `exit ${probe.status}`}); Redis contract skipped`;
+  }
+  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+    const port = randomInt(20_000, 60_000);
+    const dir = mkdtempSync(join(tmpdir(), 'ikegate-redis-'));
+    const args = [
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+    ];
+    if (options.cluster === true)
+      args.push(
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-announce-ip',
+        '127.0.0.1',
+      );
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const stop = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        };
+        if (child.exitCode !== null || child.signalCode !== null) return done();
+        child.once('exit', done);
+        child.kill('SIGTERM');
+      });
+    if ((await waitReady(child)) && (options.cluster !== true || (await assignAllSlots(port)))) {
+      child.stdout?.resume();
+      return { port, stop };
+    }
+    await stop();
+  }
+  return `${binary} did not start on a free port after ${START_ATTEMPTS} attempts; Redis contract skipped`;
+}
