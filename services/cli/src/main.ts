@@ -10,7 +10,9 @@ import { runTcpShim } from '@ikegate/tcp-shim';
 import { TunUnavailableError } from '@ikegate/tun';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { loadgenMain } from '@ikegate/loadgen';
 import { connect, type ConnectTransport } from './connect.js';
+import { RoleUsageError, runControl, runEdge, runWorker } from './roles.js';
 import { up } from './up.js';
 
 const USAGE = `usage: ikegate <command> [options]
@@ -26,6 +28,11 @@ commands:
               [--tun NAME | --no-tun] [--ca FILE | --insecure] [--keylog FILE] [--dpd SECONDS]
               [--udp-fallback SECONDS] [--port-ike N] [--port-natt N] [--port-tcp N] [--port-tls N]
               [--log-level LEVEL]
+  loadgen     many IKE SA setups from one process, for load tests (ikegate loadgen --help)
+  worker      a cluster worker: --config FILE --id ID --relay HOST:PORT --admin HOST:PORT
+  edge        a cluster edge: --config FILE --id ID --admin HOST:PORT [--address A] [--udp-ike P]
+              [--udp-natt P] [--tcp P] [--tls P]
+  control     the cluster control API: --config FILE (listens on the config's control address)
   tcp-shim    carry a UDP-only IKE daemon's traffic over RFC 9329 TCP (ikegate tcp-shim --help)
   version     print the version
 `;
@@ -84,6 +91,15 @@ async function main(argv: string[]): Promise<number> {
       stopOnSignals(() => handle.stop());
       return -1;
     }
+    case 'loadgen':
+      return await loadgenMain(rest);
+    case 'worker':
+    case 'edge':
+    case 'control': {
+      const handle = await runRole(command, rest);
+      stopOnSignals(() => handle.stop());
+      return -1;
+    }
     case 'tcp-shim': {
       const ac = new AbortController();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => ac.abort());
@@ -103,6 +119,51 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command ${command}`);
   }
+}
+
+async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
+  let v;
+  try {
+    ({ values: v } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        config: { type: 'string', default: 'ikegate.yaml' },
+        id: { type: 'string' },
+        relay: { type: 'string' },
+        admin: { type: 'string' },
+        address: { type: 'string' },
+        'udp-ike': { type: 'string' },
+        'udp-natt': { type: 'string' },
+        tcp: { type: 'string' },
+        tls: { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (role === 'control') return runControl({ config: v.config! });
+  if (!v.id || !/^[A-Za-z0-9_.-]{1,64}$/.test(v.id))
+    throw new UsageError(`${role}: --id is required (letters, digits, _ . -)`);
+  if (!v.admin) throw new UsageError(`${role}: --admin HOST:PORT is required`);
+  if (role === 'worker') {
+    if (!v.relay) throw new UsageError('worker: --relay HOST:PORT is required');
+    return runWorker({ config: v.config!, id: v.id, relay: v.relay, admin: v.admin });
+  }
+  const opt = (x: string | undefined, name: string) => (x === undefined ? undefined : port(x, name, 0));
+  const ports = {
+    ...(v['udp-ike'] ? { ike: opt(v['udp-ike'], '--udp-ike')! } : {}),
+    ...(v['udp-natt'] ? { natT: opt(v['udp-natt'], '--udp-natt')! } : {}),
+    ...(v.tcp ? { tcp: opt(v.tcp, '--tcp')! } : {}),
+    ...(v.tls ? { tls: opt(v.tls, '--tls')! } : {}),
+  };
+  return runEdge({
+    config: v.config!,
+    id: v.id,
+    admin: v.admin,
+    ...(v.address ? { address: v.address } : {}),
+    ports,
+  });
 }
 
 function port(v: string | undefined, name: string, dflt: number): number {
@@ -192,7 +253,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (e: unknown) => {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof RoleUsageError) {
       process.stderr.write(`ikegate: ${e.message}\n\n${USAGE}`);
       process.exit(2);
     }

@@ -38,7 +38,8 @@ import {
   removeMasquerade,
   TunDevice,
 } from '@ikegate/tun';
-import { type AddressPoolLike, type PeerSettings, Worker } from '@ikegate/worker';
+import { type AddressPoolLike, type PeerSettings, Worker, type WorkerSettings } from '@ikegate/worker';
+import type { EdgeLink } from '@ikegate/cluster';
 
 export interface UpOptions {
   readonly configPath: string;
@@ -158,20 +159,14 @@ function trimmedLength(a: Uint8Array): number {
   return n;
 }
 
-export async function up(options: UpOptions): Promise<Running | undefined> {
-  const config = loadConfig(options.configPath);
-  const log = createLogger({ level: config.log.level, name: 'ikegate' });
-
-  // TUN first: without it the process re-executes itself holding the device (libs/tun).
-  let device: TunDevice | undefined;
-  const tunName = config.dataplane.tun.name;
-  if (!options.noTun) {
-    const r = await reexecWithTun([tunName]);
-    if (r.role === 'parent') return undefined;
-    device = TunDevice.fromFd(tunName, r.fds.get(tunName)!, { wakeFd: r.wakeFds.get(tunName) });
-  }
-
-  const metrics = new Metrics();
+/** The Worker a config describes (peers, pools, proposals, lifetimes); shared by `up` and `worker`. */
+export function buildWorker(
+  config: Config,
+  edge: EdgeLink,
+  log: Logger,
+  metrics: Metrics,
+  extra: Partial<WorkerSettings> = {},
+): { worker: Worker; pools: Map<string, AddressPoolLike & { size: number; cidr: string }> } {
   const pools = poolAdapter(config);
   const peers = new Map(config.peers.map((p) => [p.name, peerSettings(p, pools)]));
   const trustAnchors = config.peers.flatMap((p) =>
@@ -183,9 +178,6 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
         privateKey: createPrivateKey(readFileSync(config.identity.certificate.key, 'utf8')),
       }
     : undefined;
-  const layout = { shardBits: DEFAULT_SHARD_BITS };
-
-  const edgeRef: { edge?: Edge } = {};
   const worker = new Worker(
     {
       provider: defaultProvider,
@@ -204,25 +196,59 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
       },
       ...(certificate ? { certificate } : {}),
       ...(trustAnchors.length > 0 ? { trustAnchors } : {}),
-      layout,
+      layout: { shardBits: DEFAULT_SHARD_BITS },
       ikeLifetimeSeconds: config.lifetimes.ikeSeconds,
       childLifetimeSeconds: config.lifetimes.childSeconds,
       rekeyMarginSeconds: config.lifetimes.rekeyMarginSeconds,
       dpdSeconds: config.dpd.intervalSeconds,
       cookieThreshold: 1000,
       maxIkeSas: 1_000_000,
+      ...extra,
     },
+    edge,
+    log,
+    metrics,
+  );
+  return { worker, pools };
+}
+
+/** TLS certificate and key from the config, or a generated self-signed pair (logged). */
+export function tlsMaterialFor(
+  config: Config,
+  log: Logger,
+): { certificate: string; key: string } | undefined {
+  const tls = config.listen.tls;
+  if (!tls.enabled) return undefined;
+  return tls.certificate && tls.key
+    ? { certificate: readFileSync(tls.certificate, 'utf8'), key: readFileSync(tls.key, 'utf8') }
+    : selfSignedCertificate(log, config.identity.id);
+}
+
+export async function up(options: UpOptions): Promise<Running | undefined> {
+  const config = loadConfig(options.configPath);
+  const log = createLogger({ level: config.log.level, name: 'ikegate' });
+
+  // TUN first: without it the process re-executes itself holding the device (libs/tun).
+  let device: TunDevice | undefined;
+  const tunName = config.dataplane.tun.name;
+  if (!options.noTun) {
+    const r = await reexecWithTun([tunName]);
+    if (r.role === 'parent') return undefined;
+    device = TunDevice.fromFd(tunName, r.fds.get(tunName)!, { wakeFd: r.wakeFds.get(tunName) });
+  }
+
+  const metrics = new Metrics();
+  const layout = { shardBits: DEFAULT_SHARD_BITS };
+  const edgeRef: { edge?: Edge } = {};
+  const { worker, pools } = buildWorker(
+    config,
     { send: (f) => (edgeRef.edge ? edgeRef.edge.send(f) : 'no-connection') },
     log.child({ role: 'worker' }),
     metrics,
   );
 
   const tls = config.listen.tls;
-  const tlsMaterial = tls.enabled
-    ? tls.certificate && tls.key
-      ? { certificate: readFileSync(tls.certificate, 'utf8'), key: readFileSync(tls.key, 'utf8') }
-      : selfSignedCertificate(log, config.identity.id)
-    : undefined;
+  const tlsMaterial = tlsMaterialFor(config, log);
   const edge = new Edge(
     {
       listen: {

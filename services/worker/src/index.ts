@@ -13,3 +13,10 @@ export {
   type WorkerSettings,
 } from './worker.js';
 export { ipv4Ranges, ipv4Text, packetMatches, parseIpv4 } from './ipv4.js';
+export {
+  type MemberInfo,
+  type Membership,
+  RedisMembership,
+  ShardOwner,
+  type ShardOwnerOptions,
+} from './cluster.js';

@@ -39,13 +39,13 @@ export interface SaSnapshot {
 }
 
 export function encodeSnapshot(s: SaSnapshot): Uint8Array {
-  const json = JSON.stringify(s, (_k, v: unknown) =>
-    v instanceof Uint8Array
-      ? { $u8: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex') }
-      : typeof v === 'bigint'
-        ? { $big: v.toString() }
-        : v,
-  );
+  // `this[k]` is the value before toJSON: a Buffer (a Uint8Array) would otherwise arrive as {type, data}.
+  const json = JSON.stringify(s, function (this: Record<string, unknown>, k: string, v: unknown) {
+    const raw = this[k];
+    if (raw instanceof Uint8Array)
+      return { $u8: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex') };
+    return typeof v === 'bigint' ? { $big: v.toString() } : v;
+  });
   return new TextEncoder().encode(json);
 }
 

@@ -105,6 +105,8 @@ export interface WorkerSettings {
   readonly observer?: WorkerObserver;
   /** Write-through: told when an established SA changed (take a snapshot) or is gone. */
   readonly persistence?: Persistence;
+  /** In a cluster: whether we hold the shard's lease; frames for other shards are dropped. */
+  readonly ownsShard?: (shard: number) => boolean;
 }
 
 export interface Persistence {
@@ -261,6 +263,9 @@ export class Worker implements WorkerLink {
 
   deliver(frame: InboundFrame): void {
     if (this.#closed) return;
+    // A stale edge route (the lease just moved): never create or touch SAs in a shard not ours.
+    if (this.#settings.ownsShard && !this.#settings.ownsShard(frame.shard))
+      return this.#drop('worker', 'not_owner');
     if (frame.kind === 'esp') this.#onEsp(frame);
     else this.#onIke(frame);
   }

@@ -1,0 +1,277 @@
+/**
+ * `ikegate worker`, `ikegate edge`, `ikegate control`: the roles of `ikegate up` as separate
+ * processes sharing Redis (config `cluster:`), the shape ARCHITECTURE.md describes. Same config
+ * file for every role; flags name the process and where it listens.
+ *
+ *   worker   leases shards, runs IKE/ESP for them, writes SAs through to Redis (sealed, fenced),
+ *            serves the gRPC relay edges connect to, and an admin HTTP (/metrics, /v1/sas).
+ *   edge     the peer-facing listeners; routes frames by SPI to shard owners over the relay.
+ *   control  the cluster view: members, shard leases, SAs gathered from the workers, /metrics.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify from 'fastify';
+import { DEFAULT_SHARD_BITS, shardCount } from '@ikegate/cluster';
+import { type Config, loadConfig } from '@ikegate/config';
+import { buildControl } from '@ikegate/control';
+import { Edge, ShardRouter } from '@ikegate/edge';
+import { RelayServer } from '@ikegate/relay';
+import { RedisStore } from '@ikegate/store';
+import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
+import { RedisMembership, ShardOwner, type SaSummary } from '@ikegate/worker';
+import { buildWorker, tlsMaterialFor } from './up.js';
+
+export interface RoleHandle {
+  stop(): Promise<void>;
+}
+
+const LAYOUT = { shardBits: DEFAULT_SHARD_BITS };
+const SHARDS = shardCount(LAYOUT);
+
+export class RoleUsageError extends Error {}
+
+function clusterOf(config: Config): NonNullable<Config['cluster']> {
+  if (!config.cluster)
+    throw new RoleUsageError(
+      `${config.source}: cluster: is required for separate edge/worker/control processes`,
+    );
+  return config.cluster;
+}
+
+function hostPort(v: string, flag: string): { host: string; port: number } {
+  const i = v.lastIndexOf(':');
+  const port = Number(v.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new RoleUsageError(`${flag} must be host:port, got ${v}`);
+  return { host: v.slice(0, i), port };
+}
+
+/** The KEK file: 64 hex digits (32 octets). Errors name the file, never the content. */
+function readKek(file: string, id: number) {
+  const text = readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-fA-F]{64}$/.test(text))
+    throw new RoleUsageError(`${file}: the KEK must be 64 hex digits (32 random octets)`);
+  return { current: { id, key: new Uint8Array(Buffer.from(text, 'hex')) } };
+}
+
+function openStore(config: Config, log: Logger): RedisStore {
+  const c = clusterOf(config);
+  const store = new RedisStore({
+    connection: c.redis,
+    kek: readKek(c.kek.file, c.kek.id),
+    shardCount: SHARDS,
+    redisOptions: {
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      retryStrategy: (n: number) => Math.min(n * 200, 2000),
+    },
+  });
+  const client = store.backend.client;
+  client.on('error', (e: Error) => log.warn({ err: e.message }, 'redis-error'));
+  client.on('ready', () => log.info({}, 'redis-ready'));
+  return store;
+}
+
+/** The IKE_SA_INIT shard hash key must be the same on every edge: derived from the KEK. */
+function initialHashKey(config: Config): Uint8Array {
+  const c = clusterOf(config);
+  const kek = readKek(c.kek.file, c.kek.id).current.key;
+  return new Uint8Array(
+    createHash('sha256').update('ikegate initial-request shard key').update(kek).digest(),
+  );
+}
+
+export async function runWorker(o: {
+  config: string;
+  id: string;
+  relay: string;
+  admin: string;
+}): Promise<RoleHandle> {
+  const config = loadConfig(o.config);
+  const c = clusterOf(config);
+  const log = createLogger({ level: config.log.level, name: 'ikegate-worker' }).child({ worker: o.id });
+  const metrics = new Metrics();
+  const store = openStore(config, log);
+  const members = new RedisMembership(store.backend.client);
+  const relay = new RelayServer({ workerId: o.id, log, metrics });
+  const ownerRef: { owner?: ShardOwner } = {};
+  const { worker } = buildWorker(config, relay.edgeLink, log, metrics, {
+    persistence: {
+      dirty: (spi, shard) => ownerRef.owner?.dirty(spi, shard),
+      gone: (spi, shard) => ownerRef.owner?.gone(spi, shard),
+    },
+    ownsShard: (shard) => ownerRef.owner?.owned.has(shard) ?? false,
+  });
+  relay.attach(worker);
+  const r = hostPort(o.relay, '--relay');
+  const relayPort = await relay.start(r.host, r.port);
+  const a = hostPort(o.admin, '--admin');
+  const owner = new ShardOwner({
+    workerId: o.id,
+    relay: `${r.host}:${relayPort}`,
+    admin: o.admin,
+    store,
+    members,
+    worker,
+    shardCount: SHARDS,
+    leaseTtlMs: c.leaseTtlMs,
+    log,
+    metrics,
+  });
+  ownerRef.owner = owner;
+  const admin = buildControl({
+    metrics,
+    workers: () => [worker],
+    peers: () => [],
+    pools: () => [],
+    ready: () => owner.owned.size > 0,
+  });
+  admin.get('/v1/shards', async () => ({
+    worker: o.id,
+    shards: [...owner.owned.keys()],
+    pendingWrites: owner.pendingWrites,
+  }));
+  await admin.listen({ host: a.host, port: a.port });
+  owner.start();
+  log.info({ relay: `${r.host}:${relayPort}`, admin: o.admin }, 'worker-up');
+  return {
+    async stop() {
+      await owner.stop();
+      await relay.close();
+      await admin.close();
+      await store.close();
+      log.info({}, 'worker-stopped');
+    },
+  };
+}
+
+export interface EdgeRoleOptions {
+  readonly config: string;
+  readonly id: string;
+  readonly admin: string;
+  /** Overrides of the config's listen addresses/ports (several edges on one host). */
+  readonly address?: string;
+  readonly ports?: { ike?: number; natT?: number; tcp?: number; tls?: number };
+}
+
+export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
+  const config = loadConfig(o.config);
+  const log = createLogger({ level: config.log.level, name: 'ikegate-edge' }).child({ edge: o.id });
+  const metrics = new Metrics();
+  const store = openStore(config, log);
+  const members = new RedisMembership(store.backend.client);
+  const edgeRef: { edge?: Edge } = {};
+  const router = new ShardRouter({
+    edgeId: o.id,
+    store,
+    members,
+    shardCount: SHARDS,
+    log,
+    metrics,
+    onFrame: (f) => edgeRef.edge?.send(f),
+  });
+  await router.refresh().catch((e: Error) => log.warn({ err: e.message }, 'route-refresh-failed'));
+  router.start();
+  const l = config.listen;
+  const addr = (a: string) => o.address ?? a;
+  const tls = tlsMaterialFor(config, log);
+  const edge = new Edge(
+    {
+      listen: {
+        ...(l.udp.enabled
+          ? {
+              udp: {
+                address: addr(l.udp.address),
+                ikePort: o.ports?.ike ?? l.udp.ikePort,
+                natTPort: o.ports?.natT ?? l.udp.natTPort,
+              },
+            }
+          : {}),
+        ...(l.tcp.enabled ? { tcp: { address: addr(l.tcp.address), port: o.ports?.tcp ?? l.tcp.port } } : {}),
+        ...(tls ? { tls: { address: addr(l.tls.address), port: o.ports?.tls ?? l.tls.port, ...tls } } : {}),
+      },
+      layout: LAYOUT,
+      initialHashKey: initialHashKey(config),
+      route: (shard) => router.route(shard),
+      maxConnections: l.limits.maxConnections,
+      maxConnectionsPerAddress: l.limits.maxConnectionsPerAddress,
+      prefixTimeoutMs: l.limits.prefixTimeoutSeconds * 1000,
+      idleTimeoutMs: l.limits.idleTimeoutSeconds * 1000,
+    },
+    log,
+    metrics,
+  );
+  edgeRef.edge = edge;
+  const ports = await edge.start();
+  const a = hostPort(o.admin, '--admin');
+  const admin = buildControl({
+    metrics,
+    workers: () => [],
+    peers: () => [],
+    pools: () => [],
+    ready: () => true,
+  });
+  admin.get('/v1/routes', async () => {
+    const owners = new Map<string, number>();
+    for (const w of router.table) if (w) owners.set(w, (owners.get(w) ?? 0) + 1);
+    return {
+      edge: o.id,
+      shardsByWorker: Object.fromEntries(owners),
+      unowned: router.table.filter((w) => !w).length,
+    };
+  });
+  await admin.listen({ host: a.host, port: a.port });
+  log.info({ ...ports, admin: o.admin }, 'edge-up');
+  return {
+    async stop() {
+      await edge.close();
+      router.stop();
+      await admin.close();
+      await store.close();
+      log.info({}, 'edge-stopped');
+    },
+  };
+}
+
+export async function runControl(o: { config: string }): Promise<RoleHandle> {
+  const config = loadConfig(o.config);
+  const log = createLogger({ level: config.log.level, name: 'ikegate-control' });
+  const metrics = new Metrics();
+  const store = openStore(config, log);
+  const members = new RedisMembership(store.backend.client);
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.contentType);
+    return metrics.render();
+  });
+  app.get('/v1/members', async () => ({ members: await members.list() }));
+  app.get('/v1/shards', async () => {
+    const leases = await store.owners();
+    const byWorker: Record<string, number> = {};
+    for (const l of leases.values()) byWorker[l.owner] = (byWorker[l.owner] ?? 0) + 1;
+    return { shards: SHARDS, owned: leases.size, byWorker };
+  });
+  app.get('/v1/sas', async () => {
+    const all: (SaSummary & { worker: string })[] = [];
+    const failed: string[] = [];
+    for (const m of await members.list()) {
+      try {
+        const r = await fetch(`http://${m.admin}/v1/sas`, { signal: AbortSignal.timeout(3000) });
+        const body = (await r.json()) as { sas: SaSummary[] };
+        for (const sa of body.sas) all.push({ ...sa, worker: m.id });
+      } catch {
+        failed.push(m.id);
+      }
+    }
+    return { sas: all, unreachable: failed };
+  });
+  await app.listen({ host: config.control.address, port: config.control.port });
+  log.info({ control: `${config.control.address}:${config.control.port}` }, 'control-up');
+  return {
+    async stop() {
+      await app.close();
+      await store.close();
+    },
+  };
+}

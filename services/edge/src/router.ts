@@ -1,0 +1,97 @@
+/**
+ * The edge's view of the cluster: which worker owns each shard (the lease table in the store) and
+ * one relay stream per live worker. The table is re-read when the store's lease version moves and
+ * at least every `fullRefreshMs`, so an edge follows takeovers within a poll interval; frames for a
+ * shard without a live owner are dropped and counted (`no_owner`), as the routing rule says.
+ */
+import type { OutboundFrame, WorkerLink } from '@ikegate/cluster';
+import { RelayClient } from '@ikegate/relay';
+import type { Store } from '@ikegate/store';
+import type { Logger, Metrics } from '@ikegate/telemetry';
+import type { Membership } from '@ikegate/worker';
+
+export interface ShardRouterOptions {
+  readonly edgeId: string;
+  readonly store: Store;
+  readonly members: Membership;
+  readonly shardCount: number;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly onFrame: (frame: OutboundFrame) => void;
+  readonly pollMs?: number;
+  readonly fullRefreshMs?: number;
+}
+
+export class ShardRouter {
+  readonly #o: ShardRouterOptions;
+  #owners: (string | undefined)[] = [];
+  readonly #clients = new Map<string, { relay: string; client: RelayClient }>();
+  #version = -1;
+  #lastFull = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(o: ShardRouterOptions) {
+    this.#o = o;
+  }
+
+  route(shard: number): WorkerLink | undefined {
+    const owner = this.#owners[shard];
+    return owner === undefined ? undefined : this.#clients.get(owner)?.client;
+  }
+
+  get table(): readonly (string | undefined)[] {
+    return this.#owners;
+  }
+
+  async refresh(): Promise<void> {
+    const { store, members, shardCount, log, edgeId, metrics } = this.#o;
+    const live = await members.list();
+    const liveIds = new Set(live.map((m) => m.id));
+    for (const m of live) {
+      const known = this.#clients.get(m.id);
+      if (known && known.relay === m.relay) continue;
+      known?.client.close();
+      this.#clients.set(m.id, {
+        relay: m.relay,
+        client: new RelayClient({ edgeId, target: m.relay, log, metrics, onFrame: this.#o.onFrame }),
+      });
+      log.info({ worker: m.id, relay: m.relay }, 'worker-joined');
+    }
+    for (const [id, c] of this.#clients) {
+      if (liveIds.has(id)) continue;
+      c.client.close();
+      this.#clients.delete(id);
+      log.info({ worker: id }, 'worker-left');
+    }
+    const version = await store.version();
+    const now = Date.now();
+    if (version !== this.#version || now - this.#lastFull >= (this.#o.fullRefreshMs ?? 2000)) {
+      const leases = await store.owners();
+      const owners: (string | undefined)[] = [];
+      for (let s = 0; s < shardCount; s++) owners.push(leases.get(s)?.owner);
+      this.#owners = owners;
+      this.#version = version;
+      this.#lastFull = now;
+    }
+  }
+
+  start(): void {
+    const loop = async () => {
+      if (this.#stopped) return;
+      await this.refresh().catch((e: Error) => this.#o.log.warn({ err: e.message }, 'route-refresh-failed'));
+      if (!this.#stopped) {
+        this.#timer = setTimeout(() => void loop(), this.#o.pollMs ?? 250);
+        this.#timer.unref();
+      }
+    };
+    void loop();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    for (const c of this.#clients.values()) c.client.close();
+    this.#clients.clear();
+  }
+}

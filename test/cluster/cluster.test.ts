@@ -1,0 +1,166 @@
+/**
+ * Issue #5 against real processes: a redis-server, 3 `ikegate worker`s, 2 `ikegate edge`s and
+ * `ikegate control` on loopback, with `ikegate loadgen` as the peers (RFC 9329 TCP and UDP).
+ * ARCHITECTURE.md: SPI-sharded routing, shard leases with fencing epochs, write-through SA state.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { TestCluster, until } from './lib/cluster.js';
+
+const skip =
+  spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+    ? false
+    : 'redis-server not installed';
+
+describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
+  const c = new TestCluster(3000);
+  const total = 500;
+
+  before(async () => {
+    await c.start();
+    for (const id of ['w1', 'w2', 'w3']) await c.addWorker(id);
+    await c.addEdge('e1');
+    await c.addEdge('e2');
+    await c.startControl();
+    // Every shard leased before peers arrive (placement converges within a few lease ticks).
+    const shards = await until(
+      () =>
+        c
+          .api(c.controlPort, '/v1/shards')
+          .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+      (v) => v.owned === 1024 && Object.keys(v.byWorker).length === 3,
+    );
+    assert.equal(shards.owned, 1024);
+  });
+
+  after(async () => {
+    if (process.env.IKEGATE_CLUSTER_DEBUG)
+      for (const p of [...c.workers.map((w) => w.proc), ...c.edges.map((e) => e.proc)])
+        console.error(
+          p.name,
+          JSON.stringify(p.lines.filter((l) => l.level !== 'info').slice(-20)),
+          p.stderr.join('').slice(-1500),
+        );
+    await c.stop();
+  });
+
+  test('placement: 1024 shard leases spread evenly over 3 workers (sticky rendezvous, ARCHITECTURE.md)', async () => {
+    const r = (await c.api(c.controlPort, '/v1/shards')).body as { byWorker: Record<string, number> };
+    for (const n of Object.values(r.byWorker)) assert.ok(n === 341 || n === 342, JSON.stringify(r.byWorker));
+  });
+
+  test('500 SAs from loadgen over UDP (edge 1) and RFC 9329 TCP (edge 2) are established and land evenly on the workers', async () => {
+    const [a, b] = await Promise.all([
+      c.loadgen(c.edges[0]!, { count: total / 2, transport: 'udp', idPrefix: 'u' }),
+      c.loadgen(c.edges[1]!, { count: total / 2, transport: 'tcp', idPrefix: 't' }),
+    ]);
+    assert.equal(a.summary.established, total / 2, JSON.stringify(a.summary));
+    assert.equal(b.summary.established, total / 2, JSON.stringify(b.summary));
+    const by = await until(
+      () => c.sasByWorker(),
+      (m) => [...m.values()].reduce((n, s) => n + s.length, 0) === total,
+    );
+    const counts = [...by.values()].map((s) => s.length);
+    assert.equal(
+      counts.reduce((x, y) => x + y, 0),
+      total,
+    );
+    // SPIs hash uniformly over shards: each worker holds about a third (binomial, 6 sigma margin).
+    for (const n of counts) assert.ok(n > 100 && n < 235, `uneven: ${counts.join(', ')}`);
+    const cluster = (await c.api(c.controlPort, '/v1/sas')).body as { sas: unknown[]; unreachable: string[] };
+    assert.equal(cluster.sas.length, total);
+    assert.deepEqual(cluster.unreachable, []);
+  });
+
+  test('SA state is written through to Redis, sealed (ARCHITECTURE.md write-through)', async () => {
+    for (const w of c.workers) {
+      const writes = await c.metric(w.admin, 'ikegate_store_writes_total', { kind: 'put' });
+      assert.ok(writes > 0, `${w.id} wrote nothing`);
+      assert.equal(await c.metric(w.admin, 'ikegate_store_pending_writes'), 0);
+    }
+  });
+
+  test('a 4th worker takes shards over and adopts their SAs from Redis; no SA is lost, the peers are not re-authenticated', async () => {
+    const before = await c.sasByWorker();
+    const w4 = await c.addWorker('w4');
+    const shards = await until(
+      () =>
+        c
+          .api(c.controlPort, '/v1/shards')
+          .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+      (v) => v.owned === 1024 && (v.byWorker.w4 ?? 0) >= 255,
+      30_000,
+    );
+    for (const n of Object.values(shards.byWorker)) assert.ok(n === 256, JSON.stringify(shards.byWorker));
+    const after = await until(
+      () => c.sasByWorker(),
+      (m) => [...m.values()].reduce((n, s) => n + s.length, 0) === total && (m.get('w4')?.length ?? 0) > 0,
+      30_000,
+    );
+    assert.equal(
+      [...after.values()].reduce((n, s) => n + s.length, 0),
+      total,
+      'no SA lost',
+    );
+    const moved = after.get('w4')!;
+    const was = new Set([...before.values()].flat());
+    assert.ok(
+      moved.every((spi) => was.has(spi)),
+      'w4 holds the same SAs (same SPIs), not new ones',
+    );
+    assert.ok(w4.proc.count('ike-sa-adopted') >= moved.length);
+    // No new IKE_SA_INIT reached any worker: nobody re-authenticated.
+    for (const w of c.workers) {
+      const inits = await c.metric(w.admin, 'ikegate_ike_messages_total', {
+        direction: 'in',
+        exchange: 'IKE_SA_INIT',
+      });
+      if (w.id === 'w4') assert.equal(inits, 0);
+    }
+    // An adopted SA answers the peer: a liveness check through the edges gets the peer's response.
+    const spi = moved[0]!;
+    const before4 = await c.metric(w4.admin, 'ikegate_ike_messages_total', {
+      direction: 'in',
+      exchange: 'INFORMATIONAL',
+    });
+    assert.equal((await c.api(w4.admin, `/v1/sas/${spi}/liveness`, 'POST')).status, 202);
+    const after4 = await until(
+      () => c.metric(w4.admin, 'ikegate_ike_messages_total', { direction: 'in', exchange: 'INFORMATIONAL' }),
+      (v) => v > before4,
+    );
+    assert.ok(after4 > before4, 'the peer answered the adopted SA');
+  });
+
+  test('a worker paused past its lease (SIGSTOP) loses its shards to the others; resumed, it is fenced off and holds nothing it lost', async () => {
+    const victim = c.workers.find((w) => w.id === 'w2')!;
+    const held = (await c.sasByWorker()).get('w2')!;
+    victim.proc.child.kill('SIGSTOP');
+    try {
+      const shards = await until(
+        () =>
+          c
+            .api(c.controlPort, '/v1/shards')
+            .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+        (v) => v.owned === 1024 && v.byWorker.w2 === undefined,
+        30_000,
+      );
+      assert.equal(shards.byWorker.w2, undefined);
+    } finally {
+      victim.proc.child.kill('SIGCONT');
+    }
+    const lost = await victim.proc.waitFor('shard-lost', 15_000);
+    assert.ok(['renew-refused', 'fenced-write'].includes(String(lost.why)), JSON.stringify(lost));
+    // The others adopted every SA w2 held.
+    const by = await until(
+      () => c.sasByWorker(),
+      (m) => held.every((spi) => [...m.entries()].some(([w, s]) => w !== 'w2' && s.includes(spi))),
+      30_000,
+    );
+    for (const spi of held)
+      assert.ok(
+        [...by.entries()].some(([w, s]) => w !== 'w2' && s.includes(spi)),
+        spi,
+      );
+  });
+});

@@ -1,0 +1,305 @@
+/**
+ * A whole ikegate cluster on loopback for tests: a real redis-server, N workers, M edges and the
+ * control process, each the real `ikegate` command in its own process (the same config file plus
+ * role flags), and `ikegate loadgen` processes as the peers. Ports come from the pid so parallel
+ * runs do not collide; `stop()` ends everything it started.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type RedisServer, startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
+
+export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
+export const PSK = 'cluster-test-psk-3e8a51f02c';
+const HOST = '127.0.0.1';
+
+export type Line = Record<string, unknown> & { msg?: string };
+
+/** One `ikegate` process and its JSON log lines. */
+export class Proc {
+  readonly lines: Line[] = [];
+  readonly stderr: string[] = [];
+  readonly child: ChildProcess;
+  #buf = '';
+
+  constructor(
+    readonly name: string,
+    args: string[],
+  ) {
+    this.child = spawn(process.execPath, [IKEGATE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.on('data', (d: Buffer) => {
+      this.#buf += d.toString();
+      for (let nl = this.#buf.indexOf('\n'); nl >= 0; nl = this.#buf.indexOf('\n')) {
+        const line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as Line);
+        } catch {
+          this.lines.push({ msg: 'non-json', line });
+        }
+      }
+    });
+    this.child.stderr?.on('data', (d: Buffer) => this.stderr.push(d.toString()));
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  count(msg: string): number {
+    return this.lines.filter((l) => l.msg === msg).length;
+  }
+
+  async waitFor(msg: string, timeoutMs = 20_000, match: (l: Line) => boolean = () => true): Promise<Line> {
+    return this.waitLine((x) => x.msg === msg && match(x), msg, timeoutMs);
+  }
+
+  async waitLine(match: (l: Line) => boolean, what: string, timeoutMs = 20_000): Promise<Line> {
+    const until = Date.now() + timeoutMs;
+    const msg = what;
+    for (;;) {
+      const l = this.lines.find(match);
+      if (l) return l;
+      if (!this.alive)
+        throw new Error(`${this.name} exited before ${msg}: ${this.stderr.join('').slice(-2000)}`);
+      if (Date.now() > until)
+        throw new Error(
+          `${this.name}: no ${msg} in ${timeoutMs} ms; last: ${JSON.stringify(this.lines.slice(-5))}`,
+        );
+      await sleep(50);
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
+    if (!this.alive) return;
+    this.child.kill(signal);
+    const until = Date.now() + timeoutMs;
+    while (this.alive && Date.now() < until) await sleep(50);
+    if (this.alive) this.child.kill('SIGKILL');
+  }
+}
+
+export interface WorkerProc {
+  readonly id: string;
+  readonly admin: number;
+  readonly proc: Proc;
+}
+export interface EdgeProc {
+  readonly id: string;
+  readonly admin: number;
+  readonly ike: number;
+  readonly natT: number;
+  readonly tcp: number;
+  readonly proc: Proc;
+}
+
+export class TestCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'ikegate-cluster-'));
+  readonly configFile = join(this.dir, 'ikegate.yaml');
+  readonly workers: WorkerProc[] = [];
+  readonly edges: EdgeProc[] = [];
+  readonly loadgens: Proc[] = [];
+  control: Proc | undefined;
+  redis: RedisServer | undefined;
+  #nextPort: number;
+  readonly controlPort: number;
+
+  constructor(readonly leaseTtlMs = 3000) {
+    this.#nextPort = 30_000 + (process.pid % 600) * 50;
+    this.controlPort = this.port();
+  }
+
+  port(): number {
+    return this.#nextPort++;
+  }
+
+  async start(): Promise<void> {
+    const r = await startRedisServer();
+    if (typeof r === 'string') throw new Error(r);
+    this.redis = r;
+    writeFileSync(join(this.dir, 'kek.hex'), randomBytes(32).toString('hex'));
+    writeFileSync(
+      this.configFile,
+      `identity: { id: gw.example.org }
+listen:
+  udp: { address: ${HOST} }
+  tcp: { address: ${HOST} }
+  tls: { address: ${HOST}, enabled: false }
+control: { address: ${HOST}, port: ${this.controlPort} }
+proposals:
+  ike: [aes256gcm16-prfsha256-x25519]
+  esp: [aes256gcm16]
+peers:
+  - name: load
+    id: '*@example.org'
+    auth: { psk: '${PSK}' }
+    localTs: [10.0.0.0/8]
+    remoteTs: [0.0.0.0/0]
+dpd: { intervalSeconds: 0 }
+dataplane:
+  masquerade: { enabled: false }
+log: { level: info }
+cluster:
+  redis: { host: ${HOST}, port: ${r.port} }
+  kek: { file: kek.hex }
+  leaseTtlMs: ${this.leaseTtlMs}
+`,
+    );
+  }
+
+  async addWorker(id: string): Promise<WorkerProc> {
+    const admin = this.port();
+    const proc = new Proc(id, [
+      'worker',
+      '--config',
+      this.configFile,
+      '--id',
+      id,
+      '--relay',
+      `${HOST}:${this.port()}`,
+      '--admin',
+      `${HOST}:${admin}`,
+    ]);
+    const w = { id, admin, proc };
+    this.workers.push(w);
+    await proc.waitFor('worker-up');
+    return w;
+  }
+
+  async addEdge(id: string): Promise<EdgeProc> {
+    const admin = this.port();
+    const ike = this.port();
+    const natT = this.port();
+    const tcp = this.port();
+    const proc = new Proc(id, [
+      'edge',
+      '--config',
+      this.configFile,
+      '--id',
+      id,
+      '--admin',
+      `${HOST}:${admin}`,
+      '--udp-ike',
+      String(ike),
+      '--udp-natt',
+      String(natT),
+      '--tcp',
+      String(tcp),
+    ]);
+    const e = { id, admin, ike, natT, tcp, proc };
+    this.edges.push(e);
+    await proc.waitFor('edge-up');
+    return e;
+  }
+
+  async startControl(): Promise<void> {
+    this.control = new Proc('control', ['control', '--config', this.configFile]);
+    await this.control.waitFor('control-up');
+  }
+
+  /** Starts `ikegate loadgen --hold --json` against an edge; resolves with its summary once set up. */
+  async loadgen(
+    edge: EdgeProc,
+    o: { count: number; transport: 'udp' | 'tcp'; idPrefix: string; concurrency?: number },
+  ): Promise<{ proc: Proc; summary: Record<string, unknown> }> {
+    const proc = new Proc(`loadgen-${o.idPrefix}`, [
+      'loadgen',
+      '--server',
+      HOST,
+      '--port-ike',
+      String(edge.ike),
+      '--port-natt',
+      String(edge.natT),
+      '--port-tcp',
+      String(edge.tcp),
+      '--transport',
+      o.transport,
+      '--count',
+      String(o.count),
+      '--concurrency',
+      String(o.concurrency ?? 32),
+      '--id',
+      `${o.idPrefix}-{n}@example.org`,
+      '--remote-id',
+      'gw.example.org',
+      '--psk',
+      PSK,
+      '--ts',
+      '10.0.0.0/8',
+      '--timeout',
+      '30',
+      '--hold',
+      '--no-vip',
+      '--json',
+      '--quiet',
+    ]);
+    this.loadgens.push(proc);
+    const summary = await proc.waitLine(
+      (l) => 'established' in l && 'attempted' in l,
+      'loadgen summary',
+      120_000,
+    );
+    return { proc, summary };
+  }
+
+  async api(port: number, path: string, method = 'GET'): Promise<{ status: number; body: unknown }> {
+    const r = await fetch(`http://${HOST}:${port}${path}`, { method, signal: AbortSignal.timeout(10_000) });
+    const text = await r.text();
+    try {
+      return { status: r.status, body: JSON.parse(text) };
+    } catch {
+      return { status: r.status, body: text };
+    }
+  }
+
+  /** Established SAs per worker, from each worker's admin API. */
+  async sasByWorker(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const w of this.workers) {
+      if (!w.proc.alive) continue;
+      const r = await this.api(w.admin, '/v1/sas').catch(() => undefined);
+      const sas = ((r?.body as { sas?: { spi: string; status: string }[] })?.sas ?? []).filter(
+        (s) => s.status === 'established',
+      );
+      out.set(
+        w.id,
+        sas.map((s) => s.spi),
+      );
+    }
+    return out;
+  }
+
+  async metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = String((await this.api(port, '/metrics')).body);
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name)) continue;
+      const m = /^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const l = m[2] ?? '';
+      if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.loadgens.map((l) => l.stop('SIGKILL')));
+    await Promise.all([...this.edges, ...this.workers].map((p) => p.proc.stop('SIGKILL')));
+    await this.control?.stop('SIGKILL');
+    await this.redis?.stop();
+  }
+}
+
+/** Polls `f` until `ok` (bounded); returns the last value. */
+export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let v = await f();
+  while (!ok(v) && Date.now() < end) {
+    await sleep(200);
+    v = await f();
+  }
+  return v;
+}
