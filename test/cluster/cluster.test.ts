@@ -14,7 +14,7 @@ const skip =
     : 'redis-server not installed';
 
 describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
-  const c = new TestCluster(3000);
+  const c = new TestCluster(5000);
   const total = 500;
 
   before(async () => {
@@ -35,6 +35,16 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
   });
 
   after(async () => {
+    if (process.env.IKEGATE_CLUSTER_DEBUG)
+      for (const p of [...c.workers, ...c.edges])
+        if (p.proc.alive)
+          console.error(
+            p.id,
+            String((await c.api(p.admin, '/metrics')).body)
+              .split('\n')
+              .filter((l) => /^ikegate_(drops|ike_messages)/.test(l))
+              .join(' | '),
+          );
     if (process.env.IKEGATE_CLUSTER_DEBUG)
       for (const p of [...c.workers.map((w) => w.proc), ...c.edges.map((e) => e.proc)])
         console.error(
@@ -162,5 +172,115 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
         [...by.entries()].some(([w, s]) => w !== 'w2' && s.includes(spi)),
         spi,
       );
+  });
+
+  test('kill -9 of an edge: its TCP peers reconnect to the other edge and continue on the same IKE SAs (RFC 9329 §6)', async () => {
+    const [e1] = c.edges;
+    const clients = await Promise.all([1, 2, 3].map((i) => c.client(e1!, `roam-${i}@example.org`)));
+    const initsBefore = await Promise.all(
+      c.workers
+        .filter((w) => w.proc.alive)
+        .map((w) =>
+          c.metric(w.admin, 'ikegate_ike_messages_total', { exchange: 'IKE_SA_INIT', direction: 'in' }),
+        ),
+    );
+    e1!.proc.child.kill('SIGKILL');
+    for (const cl of clients) await cl.waitFor('stream-restored', 20_000);
+    for (const cl of clients) assert.equal(cl.count('initiating'), 1, 'no new IKE_SA_INIT (same IKE SA)');
+    const initsAfter = await Promise.all(
+      c.workers
+        .filter((w) => w.proc.alive)
+        .map((w) =>
+          c.metric(w.admin, 'ikegate_ike_messages_total', { exchange: 'IKE_SA_INIT', direction: 'in' }),
+        ),
+    );
+    assert.deepEqual(initsAfter, initsBefore);
+    // Each SA still works through the surviving edge: its worker's liveness check is answered.
+    const all = (
+      (await c.api(c.controlPort, '/v1/sas')).body as {
+        sas: { spi: string; peerId: string; worker: string }[];
+      }
+    ).sas;
+    for (let i = 1; i <= 3; i++) {
+      const sa = all.find((s) => s.peerId === `roam-${i}@example.org`);
+      assert.ok(sa, `roam-${i} has an SA`);
+      const w = c.workers.find((x) => x.id === sa.worker)!;
+      const before = await c.metric(w.admin, 'ikegate_ike_messages_total', {
+        direction: 'in',
+        exchange: 'INFORMATIONAL',
+      });
+      assert.equal((await c.api(w.admin, `/v1/sas/${sa.spi}/liveness`, 'POST')).status, 202);
+      const after = await until(
+        () => c.metric(w.admin, 'ikegate_ike_messages_total', { direction: 'in', exchange: 'INFORMATIONAL' }),
+        (v) => v > before,
+      );
+      assert.ok(after > before, `roam-${i}: the peer answered through the other edge`);
+    }
+  });
+
+  test('Redis stalls for 2 s: established SAs keep answering, state writes fail, stay pending and land once Redis is back (nothing lost)', async () => {
+    const all = (
+      (await c.api(c.controlPort, '/v1/sas')).body as {
+        sas: { spi: string; worker: string; peerId: string }[];
+      }
+    ).sas;
+    // Peers whose edge is still up (the UDP loadgen's edge was killed above).
+    const sample = all
+      .filter((s) => /^(t-|roam-)/.test(s.peerId) && c.workers.find((w) => w.id === s.worker)?.proc.alive)
+      .slice(0, 6);
+    assert.equal(sample.length, 6);
+    const pid = c.redisPid();
+    process.kill(pid, 'SIGSTOP');
+    let resumed = false;
+    try {
+      const answered: number[] = [];
+      for (const sa of sample) {
+        const w = c.workers.find((x) => x.id === sa.worker)!;
+        const before = await c.metric(w.admin, 'ikegate_ike_messages_total', {
+          direction: 'in',
+          exchange: 'INFORMATIONAL',
+        });
+        await c.api(w.admin, `/v1/sas/${sa.spi}/liveness`, 'POST');
+        answered.push(
+          await until(
+            () =>
+              c.metric(w.admin, 'ikegate_ike_messages_total', { direction: 'in', exchange: 'INFORMATIONAL' }),
+            (v) => v > before,
+            1500,
+          ).then((v) => v - before),
+        );
+      }
+      assert.ok(
+        answered.every((n) => n > 0),
+        'the data/control path works without Redis',
+      );
+      await new Promise((r) => setTimeout(r, 2500));
+      let failures = 0;
+      for (const w of c.workers.filter((x) => x.proc.alive))
+        failures += await c.metric(w.admin, 'ikegate_store_write_failures_total', { reason: 'store_error' });
+      const detail: string[] = [];
+      for (const w of c.workers.filter((x) => x.proc.alive))
+        detail.push(
+          `${w.id}: pending ${await c.metric(w.admin, 'ikegate_store_pending_writes')} writes ${await c.metric(w.admin, 'ikegate_store_writes_total')}`,
+        );
+      assert.ok(
+        failures > 0,
+        `failed writes are counted on /metrics (${detail.join('; ')}; sample on ${sample.map((x) => x.worker).join(',')})`,
+      );
+      process.kill(pid, 'SIGCONT');
+      resumed = true;
+      for (const w of c.workers.filter((x) => x.proc.alive)) {
+        const pending = await until(
+          () => c.metric(w.admin, 'ikegate_store_pending_writes'),
+          (v) => v === 0,
+          15_000,
+        );
+        assert.equal(pending, 0, `${w.id} flushed its pending writes`);
+      }
+      const logged = c.workers.some((w) => w.proc.count('store-write-failed') > 0);
+      assert.ok(logged, 'the outage is logged');
+    } finally {
+      if (!resumed) process.kill(pid, 'SIGCONT');
+    }
   });
 });

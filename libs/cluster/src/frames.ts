@@ -35,6 +35,8 @@ export interface InboundFrame {
   readonly bytes: Uint8Array;
   /** Shard chosen by the edge routing rule (libs/cluster routing.ts). */
   readonly shard: number;
+  /** Times the edge re-routed this frame after a worker bounced it (0 first). */
+  readonly attempt?: number;
 }
 
 export interface OutboundFrame {
@@ -56,4 +58,6 @@ export interface WorkerLink {
 /** The edge side, as a worker sees it. */
 export interface EdgeLink {
   send(frame: OutboundFrame): SendResult;
+  /** Hands back a frame for a shard we do not own, for the edge to route again (cluster only). */
+  bounce?(frame: InboundFrame): void;
 }

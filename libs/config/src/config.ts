@@ -509,7 +509,7 @@ class Validator {
     return {
       redis,
       kek: { file: kekFile ?? '', id: this.int(k, 'id', 'cluster.kek', 1, 1, 255) },
-      leaseTtlMs: this.int(o, 'leaseTtlMs', 'cluster', 3000, 500, 60_000),
+      leaseTtlMs: this.int(o, 'leaseTtlMs', 'cluster', 10_000, 500, 60_000),
     };
   }
 

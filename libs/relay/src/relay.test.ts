@@ -28,14 +28,14 @@ test('relay.proto: the loaded schema has the fields the TypeScript shapes use (p
   const def = relayDefinition();
   const fields = (name: string) =>
     (def[name] as { type: { field: { name: string }[] } }).type.field.map((f) => f.name).sort();
-  assert.deepEqual(fields('ikegate.v1.Frame'), ['data', 'kind', 'path', 'shard']);
+  assert.deepEqual(fields('ikegate.v1.Frame'), ['attempt', 'data', 'kind', 'path', 'shard']);
   assert.deepEqual(fields('ikegate.v1.PeerPath'), ['connection', 'local', 'remote', 'transport']);
   assert.deepEqual(fields('ikegate.v1.EdgeMessage'), ['closed', 'credit', 'edgeId', 'frames']);
-  assert.deepEqual(fields('ikegate.v1.WorkerMessage'), ['credit', 'frames', 'workerId']);
+  assert.deepEqual(fields('ikegate.v1.WorkerMessage'), ['bounced', 'credit', 'frames', 'workerId']);
   assert.ok(def['ikegate.v1.FrameRelay'], 'service FrameRelay');
 });
 
-test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (qualified by edge); answers come back to the edge unqualified', async () => {
+test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (qualified by edge); answers and bounced frames come back to the edge unqualified', async () => {
   const metrics = new Metrics({ processMetrics: false });
   const server = new RelayServer({ workerId: 'w1', log, metrics });
   const atWorker: InboundFrame[] = [];
@@ -43,12 +43,14 @@ test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (q
   server.attach({ deliver: (f) => atWorker.push(f), connectionClosed: (p) => closed.push(p) });
   const port = await server.start('127.0.0.1', 0);
   const atEdge: OutboundFrame[] = [];
+  const bounced: InboundFrame[] = [];
   const client = new RelayClient({
     edgeId: 'edge-a',
     target: `127.0.0.1:${port}`,
     log,
     metrics,
     onFrame: (f) => atEdge.push(f),
+    onBounce: (f) => bounced.push(f),
   });
   try {
     client.deliver({ kind: 'ike', path: path('tcp:7'), bytes: new Uint8Array([1, 2, 3]), shard: 513 });
@@ -79,6 +81,13 @@ test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (q
       server.edgeLink.send({ kind: 'ike', path: path('other-edge|tcp:1'), bytes: new Uint8Array([7]) }),
       'no-connection',
     );
+    // A frame for a shard the worker no longer owns goes back to its edge, shard and attempt kept.
+    server.edgeLink.bounce!({ ...atWorker[0]!, attempt: 2 });
+    await until(() => bounced.length === 1);
+    assert.equal(bounced[0]!.shard, 513);
+    assert.equal(bounced[0]!.attempt, 2);
+    assert.equal(bounced[0]!.path.connection, 'tcp:7');
+    assert.deepEqual([...bounced[0]!.bytes], [1, 2, 3]);
   } finally {
     client.close();
     await server.close();

@@ -55,7 +55,7 @@ export function unqualify(path: PeerPath): { edgeId: string; path: PeerPath } | 
   return { edgeId: path.connection.slice(0, i), path: { ...path, connection: path.connection.slice(i + 1) } };
 }
 
-type Outgoing = { frame: WireFrame; ike: boolean } | { closed: PeerPath };
+type Outgoing = { frame: WireFrame; ike: boolean; bounced?: boolean } | { closed: PeerPath };
 
 /** Batching and credit for one direction of one stream. */
 class Pipe {
@@ -66,7 +66,12 @@ class Pipe {
   #closed = false;
 
   constructor(
-    private readonly write: (frames: WireFrame[], closed: PeerPath[], credit: number) => void,
+    private readonly write: (
+      frames: WireFrame[],
+      closed: PeerPath[],
+      credit: number,
+      bounced: WireFrame[],
+    ) => void,
     private readonly maxQueue: number,
     private readonly onDrop: (reason: string) => void,
   ) {}
@@ -120,21 +125,22 @@ class Pipe {
     for (let rounds = 0; rounds < 64; rounds++) {
       const frames: WireFrame[] = [];
       const closed: PeerPath[] = [];
-      while (this.#queue.length > 0 && frames.length < MAX_BATCH) {
+      const bounced: WireFrame[] = [];
+      while (this.#queue.length > 0 && frames.length + bounced.length < MAX_BATCH) {
         const next = this.#queue[0]!;
         if ('frame' in next) {
           if (this.#credit <= 0) break;
           this.#credit--;
-          frames.push(next.frame);
+          (next.bounced ? bounced : frames).push(next.frame);
         } else {
           closed.push(next.closed);
         }
         this.#queue.shift();
       }
-      if (frames.length === 0 && closed.length === 0 && this.#grant === 0) return;
+      if (frames.length === 0 && closed.length === 0 && bounced.length === 0 && this.#grant === 0) return;
       const grant = this.#grant;
       this.#grant = 0;
-      this.write(frames, closed, grant);
+      this.write(frames, closed, grant, bounced);
       if (this.#queue.length === 0 || this.#credit <= 0) return;
     }
     this.#schedule();
@@ -189,6 +195,16 @@ export class RelayServer {
       if (!edge) return 'no-connection';
       return edge.pipe.push({ frame: frameToWire({ ...frame, path: u.path }), ike: frame.kind === 'ike' });
     },
+    bounce: (frame: InboundFrame): void => {
+      const u = unqualify(frame.path);
+      const edge = u && this.#edges.get(u.edgeId);
+      if (!u || !edge) return;
+      edge.pipe.push({
+        frame: frameToWire({ ...frame, path: u.path }),
+        ike: frame.kind === 'ike',
+        bounced: true,
+      });
+    },
   };
 
   async start(address: string, port: number): Promise<number> {
@@ -212,7 +228,7 @@ export class RelayServer {
         }
         edgeId = m.edgeId;
         const pipe = new Pipe(
-          (frames, _closed, credit) => call.write({ workerId, frames, credit }),
+          (frames, _closed, credit, bounced) => call.write({ workerId, frames, credit, bounced }),
           this.#o.maxQueue ?? DEFAULT_MAX_QUEUE,
           (reason) => metrics.drops.inc({ layer: 'relay', reason }),
         );
@@ -273,6 +289,8 @@ export interface RelayClientOptions {
   readonly metrics: Metrics;
   /** A frame from the worker for one of this edge's peers (connection names are this edge's own). */
   readonly onFrame: (frame: OutboundFrame) => void;
+  /** A frame the worker handed back (not its shard any more): route it again. */
+  readonly onBounce?: (frame: InboundFrame) => void;
   readonly maxQueue?: number;
 }
 
@@ -335,6 +353,11 @@ export class RelayClient implements WorkerLink {
         }
         this.#o.onFrame({ kind: f.kind, path: f.path, bytes: f.bytes });
       }
+      for (const w of m.bounced ?? []) {
+        n++;
+        const f = frameFromWire(w);
+        if (f) this.#o.onBounce?.(f);
+      }
       if (n > 0) pipe.consumed(n);
     });
     // The worker answers the naming message with credit only; treat the stream as up at once.
@@ -370,7 +393,8 @@ export class RelayClient implements WorkerLink {
   }
 
   deliver(frame: InboundFrame): void {
-    this.#push({ frame: frameToWire(frame), ike: frame.kind === 'ike' });
+    // Queued until the next flush: copy, since an edge's decoder reuses its buffer for split frames.
+    this.#push({ frame: frameToWire({ ...frame, bytes: frame.bytes.slice() }), ike: frame.kind === 'ike' });
   }
 
   connectionClosed(path: PeerPath): void {

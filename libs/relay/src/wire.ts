@@ -36,6 +36,7 @@ export interface WireFrame {
   path: WirePath | null;
   data: Uint8Array;
   shard: number;
+  attempt: number;
 }
 export interface EdgeMessage {
   edgeId: string;
@@ -47,6 +48,7 @@ export interface WorkerMessage {
   workerId: string;
   frames: WireFrame[];
   credit: number;
+  bounced: WireFrame[];
 }
 
 let definition: PackageDefinition | undefined;
@@ -104,6 +106,7 @@ export function frameToWire(f: InboundFrame | OutboundFrame): WireFrame {
     path: pathToWire(f.path),
     data: f.bytes,
     shard: 'shard' in f ? f.shard : 0,
+    attempt: 'attempt' in f ? (f.attempt ?? 0) : 0,
   };
 }
 
@@ -111,5 +114,5 @@ export function frameFromWire(w: WireFrame): InboundFrame | undefined {
   const path = pathFromWire(w.path);
   const kind = w.kind === 'FRAME_KIND_IKE' ? 'ike' : w.kind === 'FRAME_KIND_ESP' ? 'esp' : undefined;
   if (!path || !kind || !(w.data instanceof Uint8Array)) return undefined;
-  return { kind, path, bytes: w.data, shard: w.shard };
+  return { kind, path, bytes: w.data, shard: w.shard, attempt: w.attempt };
 }

@@ -41,6 +41,8 @@ export type ConnectTransport = 'udp' | 'tcp' | 'tls' | 'auto';
 
 export interface ConnectOptions {
   readonly server: string;
+  /** Other stream endpoints (e.g. the cluster's other edges) tried when the server is unreachable. */
+  readonly alternates?: readonly { readonly host: string; readonly port: number }[];
   readonly transport: ConnectTransport;
   /** Server ports: IKE (500), NAT-T (4500), TCP (4500), TLS (443). */
   readonly ports: { readonly ike: number; readonly natT: number; readonly tcp: number; readonly tls: number };
@@ -52,6 +54,8 @@ export interface ConnectOptions {
   readonly ike: readonly string[];
   readonly esp: readonly string[];
   readonly tun?: string;
+  /** Ask for a virtual IP (CFG_REQUEST, RFC 7296 §3.15); default true. */
+  readonly requestVirtualIp?: boolean;
   readonly insecure?: boolean;
   readonly ca?: string;
   readonly keylog?: string;
@@ -79,6 +83,7 @@ class Connector implements EdgeLink {
   #stream: Socket | undefined;
   #path: PeerPath | undefined;
   #generation = 0;
+  #current = 0;
   onStreamClosed: (() => void) | undefined;
 
   constructor(
@@ -116,35 +121,36 @@ class Connector implements EdgeLink {
       this.#path = path;
       return path;
     }
-    const port = transport === 'tls' ? this.o.ports.tls : this.o.ports.tcp;
-    const socket: Socket = await new Promise((resolve, reject) => {
-      const onError = (e: Error) => reject(e);
-      const s =
-        transport === 'tls'
-          ? tlsConnect(
-              {
-                host: this.server,
-                port,
-                servername: isIPv4(this.server) ? undefined : this.server,
-                rejectUnauthorized: !this.o.insecure,
-                ...(this.o.ca ? { ca: readFileSync(this.o.ca) } : {}),
-              },
-              () => resolve(s),
-            )
-          : tcpConnect({ host: this.server, port, noDelay: true }, () => resolve(s));
-      s.once('error', onError);
-      if (transport === 'tls' && this.o.keylog) {
-        const file = this.o.keylog;
-        s.on('keylog', (line: Buffer) => appendFileSync(file, line));
+    // The server, then any alternates (other edges of the same cluster), starting with the last
+    // one that worked: RFC 9329 §6 lets the initiator reconnect to whichever address it can reach.
+    const candidates = [
+      { host: this.server, port: transport === 'tls' ? this.o.ports.tls : this.o.ports.tcp },
+      ...(this.o.alternates ?? []),
+    ];
+    let socket: Socket | undefined;
+    let host = this.server;
+    let port = candidates[0]!.port;
+    let lastError: Error | undefined;
+    for (let i = 0; i < candidates.length && !socket; i++) {
+      const c = candidates[(this.#current + i) % candidates.length]!;
+      try {
+        socket = await this.#dial(transport, c.host, c.port);
+        this.#current = (this.#current + i) % candidates.length;
+        host = c.host;
+        port = c.port;
+      } catch (e) {
+        lastError = e as Error;
+        this.log.warn({ server: `${c.host}:${c.port}`, err: lastError.message }, 'dial-failed');
       }
-    });
+    }
+    if (!socket) throw lastError ?? new Error('no server to dial');
     socket.removeAllListeners('error');
     socket.setNoDelay(true);
     const path: PeerPath = {
       connection: `${transport}:${gen}`,
       transport,
       local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-      remote: { address: this.server, port },
+      remote: { address: host, port },
     };
     const decoder = new IketcpDecoder({ expectPrefix: false });
     socket.write(IKETCP_PREFIX); // RFC 9329 §3: the initiator sends the prefix once, first
@@ -168,8 +174,36 @@ class Connector implements EdgeLink {
     });
     this.#stream = socket;
     this.#path = path;
-    this.log.info({ transport, server: `${this.server}:${port}` }, 'connected');
+    this.log.info({ transport, server: `${host}:${port}` }, 'connected');
     return path;
+  }
+
+  #dial(transport: 'tcp' | 'tls', host: string, port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s =
+        transport === 'tls'
+          ? tlsConnect(
+              {
+                host,
+                port,
+                servername: isIPv4(host) ? undefined : host,
+                rejectUnauthorized: !this.o.insecure,
+                ...(this.o.ca ? { ca: readFileSync(this.o.ca) } : {}),
+              },
+              () => resolve(s),
+            )
+          : tcpConnect({ host, port, noDelay: true }, () => resolve(s));
+      s.once('error', (e: Error) => {
+        s.destroy();
+        reject(e);
+      });
+      s.setTimeout(10_000, () => s.destroy(new Error(`connect to ${host}:${port} timed out`)));
+      s.once('connect', () => s.setTimeout(0));
+      if (transport === 'tls' && this.o.keylog) {
+        const file = this.o.keylog;
+        s.on('keylog', (line: Buffer) => appendFileSync(file, line));
+      }
+    });
   }
 
   send(frame: OutboundFrame): SendResult {
@@ -226,7 +260,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
     espProposals: o.esp.map(parseEspProposal),
     localTs: [selector('0.0.0.0/0')],
     remoteTs: o.remoteTs.map(selector),
-    requestVirtualIp: true,
+    requestVirtualIp: o.requestVirtualIp ?? true,
     messageIdSync: true,
   };
   const worker = new Worker(
@@ -324,7 +358,12 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
       try {
         const path = await connector.open(connector.path?.transport === 'tls' ? 'tls' : 'tcp');
         if (!worker.restore(spi, path)) void start(o.transport);
-        else log.info({ spi }, 'stream-restored');
+        else {
+          // Tell the responder where we are now: an authenticated message on the new stream moves
+          // its SA there (RFC 9329 §6), even when no request was outstanding to retransmit.
+          worker.command(spi, 'liveness');
+          log.info({ spi }, 'stream-restored');
+        }
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'reconnect-failed');
         connector.onStreamClosed?.();

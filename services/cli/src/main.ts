@@ -25,8 +25,8 @@ commands:
   connect     the initiator client: an IKE SA + CHILD SA to a server, virtual IP on a TUN
               --server HOST  --id ID  --remote-id ID  (--psk SECRET | --psk-file FILE)
               [--transport auto|udp|tcp|tls] [--ts CIDR ...] [--ike PROPOSAL ...] [--esp PROPOSAL ...]
-              [--tun NAME | --no-tun] [--ca FILE | --insecure] [--keylog FILE] [--dpd SECONDS]
-              [--udp-fallback SECONDS] [--port-ike N] [--port-natt N] [--port-tcp N] [--port-tls N]
+              [--tun NAME | --no-tun] [--no-vip] [--ca FILE | --insecure] [--keylog FILE] [--dpd SECONDS]
+              [--alternate HOST:PORT ...] [--udp-fallback SECONDS] [--port-ike N] [--port-natt N] [--port-tcp N] [--port-tls N]
               [--log-level LEVEL]
   loadgen     many IKE SA setups from one process, for load tests (ikegate loadgen --help)
   worker      a cluster worker: --config FILE --id ID --relay HOST:PORT --admin HOST:PORT
@@ -196,10 +196,12 @@ function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
         psk: { type: 'string' },
         'psk-file': { type: 'string' },
         ts: { type: 'string', multiple: true },
+        alternate: { type: 'string', multiple: true },
         ike: { type: 'string', multiple: true },
         esp: { type: 'string', multiple: true },
         tun: { type: 'string', default: 'ikgc0' },
         'no-tun': { type: 'boolean', default: false },
+        'no-vip': { type: 'boolean', default: false },
         insecure: { type: 'boolean', default: false },
         ca: { type: 'string' },
         keylog: { type: 'string' },
@@ -225,6 +227,11 @@ function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
   if (psk.length < 16) throw new UsageError('connect: the PSK must be at least 16 characters');
   return {
     server: v.server!,
+    alternates: (v.alternate ?? []).map((a) => {
+      const i = a.lastIndexOf(':');
+      if (i <= 0) throw new UsageError(`connect: --alternate must be HOST:PORT, got ${a}`);
+      return { host: a.slice(0, i), port: port(a.slice(i + 1), '--alternate', 0) };
+    }),
     transport,
     ports: {
       ike: port(v['port-ike'], '--port-ike', 500),
@@ -239,6 +246,7 @@ function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
     ike: v.ike ?? ['aes256gcm16-prfsha256-x25519'],
     esp: v.esp ?? ['aes256gcm16'],
     ...(v['no-tun'] ? {} : { tun: v.tun! }),
+    requestVirtualIp: !v['no-vip'],
     insecure: v.insecure!,
     ...(v.ca ? { ca: v.ca } : {}),
     ...(v.keylog ? { keylog: v.keylog } : {}),

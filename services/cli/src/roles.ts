@@ -193,6 +193,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
       layout: LAYOUT,
       initialHashKey: initialHashKey(config),
       route: (shard) => router.route(shard),
+      unrouted: (frame) => router.deliverLater(frame),
       maxConnections: l.limits.maxConnections,
       maxConnectionsPerAddress: l.limits.maxConnectionsPerAddress,
       prefixTimeoutMs: l.limits.prefixTimeoutSeconds * 1000,

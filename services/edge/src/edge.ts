@@ -18,6 +18,7 @@ import { appendFileSync } from 'node:fs';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import {
   type EdgeLink,
+  type InboundFrame,
   type OutboundFrame,
   type PeerPath,
   type PeerTransport,
@@ -51,6 +52,8 @@ export interface EdgeSettings {
   readonly initialHashKey: Uint8Array;
   /** The worker owning a shard, or undefined while the shard has no owner. */
   readonly route: (shard: number) => WorkerLink | undefined;
+  /** A frame whose shard has no owner right now (cluster: retried after the lease table moves). */
+  readonly unrouted?: (frame: InboundFrame) => void;
   readonly maxConnections?: number;
   readonly maxConnectionsPerAddress?: number;
   readonly prefixTimeoutMs?: number;
@@ -312,8 +315,9 @@ export class Edge implements EdgeLink {
     const d = routeIkeMessage(message, path.remote.address, this.#s.initialHashKey, this.#s.layout);
     if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `ike_${d.reason}` });
     const worker = this.#s.route(d.shard);
-    if (!worker) return void this.#metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
-    worker.deliver({ kind: 'ike', path, bytes: message, shard: d.shard });
+    const frame: InboundFrame = { kind: 'ike', path, bytes: message, shard: d.shard };
+    if (worker) worker.deliver(frame);
+    else this.#unrouted(frame);
   }
 
   #routeEsp(packet: Uint8Array, path: PeerPath): void {
@@ -321,8 +325,15 @@ export class Edge implements EdgeLink {
     const d = routeEspPacket(packet, this.#s.layout);
     if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `esp_${d.reason}` });
     const worker = this.#s.route(d.shard);
-    if (!worker) return void this.#metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
-    worker.deliver({ kind: 'esp', path, bytes: packet, shard: d.shard });
+    const frame: InboundFrame = { kind: 'esp', path, bytes: packet, shard: d.shard };
+    if (worker) worker.deliver(frame);
+    else this.#unrouted(frame);
+  }
+
+  #unrouted(frame: InboundFrame): void {
+    if (!this.#s.unrouted) return void this.#metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
+    // The frame outlives this turn (it waits for a new owner): copy it out of the decoder's buffer.
+    this.#s.unrouted({ ...frame, bytes: frame.bytes.slice() });
   }
 
   #workersFor(): Set<WorkerLink> {

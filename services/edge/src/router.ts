@@ -4,7 +4,7 @@
  * at least every `fullRefreshMs`, so an edge follows takeovers within a poll interval; frames for a
  * shard without a live owner are dropped and counted (`no_owner`), as the routing rule says.
  */
-import type { OutboundFrame, WorkerLink } from '@ikegate/cluster';
+import type { InboundFrame, OutboundFrame, WorkerLink } from '@ikegate/cluster';
 import { RelayClient } from '@ikegate/relay';
 import type { Store } from '@ikegate/store';
 import type { Logger, Metrics } from '@ikegate/telemetry';
@@ -21,6 +21,9 @@ export interface ShardRouterOptions {
   readonly pollMs?: number;
   readonly fullRefreshMs?: number;
 }
+
+/** Bounded re-routing of bounced frames: 100, 200, ... ms apart. */
+const MAX_REROUTES = 8;
 
 export class ShardRouter {
   readonly #o: ShardRouterOptions;
@@ -44,7 +47,7 @@ export class ShardRouter {
     return this.#owners;
   }
 
-  async refresh(): Promise<void> {
+  async refresh(force = false): Promise<void> {
     const { store, members, shardCount, log, edgeId, metrics } = this.#o;
     const live = await members.list();
     const liveIds = new Set(live.map((m) => m.id));
@@ -54,7 +57,14 @@ export class ShardRouter {
       known?.client.close();
       this.#clients.set(m.id, {
         relay: m.relay,
-        client: new RelayClient({ edgeId, target: m.relay, log, metrics, onFrame: this.#o.onFrame }),
+        client: new RelayClient({
+          edgeId,
+          target: m.relay,
+          log,
+          metrics,
+          onFrame: this.#o.onFrame,
+          onBounce: (f) => this.#rerouteLater(f),
+        }),
       });
       log.info({ worker: m.id, relay: m.relay }, 'worker-joined');
     }
@@ -66,7 +76,7 @@ export class ShardRouter {
     }
     const version = await store.version();
     const now = Date.now();
-    if (version !== this.#version || now - this.#lastFull >= (this.#o.fullRefreshMs ?? 2000)) {
+    if (force || version !== this.#version || now - this.#lastFull >= (this.#o.fullRefreshMs ?? 2000)) {
       const leases = await store.owners();
       const owners: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) owners.push(leases.get(s)?.owner);
@@ -74,6 +84,34 @@ export class ShardRouter {
       this.#version = version;
       this.#lastFull = now;
     }
+  }
+
+  /**
+   * A worker handed a frame back: its lease moved. Re-read the lease table and route it again,
+   * a few times at most (a shard between owners has none for a moment); then drop and count it.
+   */
+  /** For frames of a shard without an owner right now: deliver once the lease table has one. */
+  deliverLater(frame: InboundFrame): void {
+    this.#rerouteLater(frame);
+  }
+
+  #rerouteLater(frame: InboundFrame): void {
+    const attempt = (frame.attempt ?? 0) + 1;
+    if (attempt > MAX_REROUTES) {
+      this.#o.metrics.drops.inc({ layer: 'edge', reason: 'reroute_exhausted' });
+      return;
+    }
+    this.#o.metrics.drops.inc({ layer: 'edge', reason: 'rerouted' });
+    const t = setTimeout(() => {
+      void this.refresh(true)
+        .catch(() => undefined)
+        .then(() => {
+          const w = this.route(frame.shard);
+          if (w) w.deliver({ ...frame, attempt });
+          else this.#o.metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
+        });
+    }, 100 * attempt);
+    t.unref();
   }
 
   start(): void {

@@ -93,13 +93,24 @@ export interface ShardOwnerOptions {
 
 type Pending = { readonly kind: 'put' | 'delete'; readonly shard: number };
 
+/** Store calls give up after this long (a stalled Redis must not stall write-through or leases). */
+export const STORE_CALL_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(p: Promise<T>, ms = STORE_CALL_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`store call timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class ShardOwner implements Persistence {
   readonly #o: ShardOwnerOptions;
   readonly #owned = new Map<number, number>(); // shard -> epoch
   readonly #pending = new Map<string, Pending>(); // spi -> what to write
   #timer: NodeJS.Timeout | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
-  #flushing = false;
+  #chain: Promise<void> = Promise.resolve();
   #backoffMs = 0;
   #stopped = false;
   #ticking = false;
@@ -166,48 +177,49 @@ export class ShardOwner implements Persistence {
     this.#flushTimer.unref();
   }
 
-  /** Writes every pending change; failures stay pending (retried with back-off). */
-  async flush(onlyShard?: number): Promise<void> {
-    if (this.#flushing) return;
-    this.#flushing = true;
+  /**
+   * Writes every pending change (of one shard, when draining it); failures stay pending and are
+   * retried with back-off. Flushes run one after another, so a drain that awaits its flush knows
+   * every change of that shard marked before it was written (or failed and is still pending).
+   */
+  flush(onlyShard?: number): Promise<void> {
+    const run = this.#chain.then(() => this.#flushNow(onlyShard));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #flushNow(onlyShard?: number): Promise<void> {
     const { store, worker, log } = this.#o;
     let failed = 0;
-    try {
-      const batch = [...this.#pending].filter(([, p]) => onlyShard === undefined || p.shard === onlyShard);
-      await Promise.all(
-        batch.map(async ([spi, p]) => {
-          const epoch = this.#owned.get(p.shard);
-          if (epoch === undefined) {
-            this.#pending.delete(spi);
+    const batch = [...this.#pending].filter(([, p]) => onlyShard === undefined || p.shard === onlyShard);
+    await Promise.all(
+      batch.map(async ([spi, p]) => {
+        const epoch = this.#owned.get(p.shard);
+        this.#pending.delete(spi);
+        if (epoch === undefined) return;
+        try {
+          if (p.kind === 'put') {
+            const snap = worker.snapshot(spi);
+            if (!snap) return;
+            await withTimeout(store.putSa(p.shard, epoch, spi, encodeSnapshot(snap)));
+          } else {
+            await withTimeout(store.deleteSa(p.shard, epoch, spi));
+          }
+          this.#writes.inc({ kind: p.kind });
+        } catch (e) {
+          if (e instanceof FencedWriteError) {
+            this.#writeFailures.inc({ reason: 'fenced' });
+            this.#lose(p.shard, 'fenced-write');
             return;
           }
-          this.#pending.delete(spi);
-          try {
-            if (p.kind === 'put') {
-              const snap = worker.snapshot(spi);
-              if (!snap) return;
-              await store.putSa(p.shard, epoch, spi, encodeSnapshot(snap));
-            } else {
-              await store.deleteSa(p.shard, epoch, spi);
-            }
-            this.#writes.inc({ kind: p.kind });
-          } catch (e) {
-            if (e instanceof FencedWriteError) {
-              this.#writeFailures.inc({ reason: 'fenced' });
-              this.#lose(p.shard, 'fenced-write');
-              return;
-            }
-            failed++;
-            this.#writeFailures.inc({ reason: 'store_error' });
-            if (!this.#pending.has(spi)) this.#pending.set(spi, p);
-            if (failed === 1)
-              log.warn({ err: (e as Error).message, pending: this.#pending.size }, 'store-write-failed');
-          }
-        }),
-      );
-    } finally {
-      this.#flushing = false;
-    }
+          failed++;
+          this.#writeFailures.inc({ reason: 'store_error' });
+          if (!this.#pending.has(spi)) this.#pending.set(spi, p);
+          if (failed === 1)
+            log.warn({ err: (e as Error).message, pending: this.#pending.size }, 'store-write-failed');
+        }
+      }),
+    );
     this.#backoffMs = failed > 0 ? Math.min(Math.max(this.#backoffMs * 2, 100), 2000) : 0;
     if (this.#pending.size > 0) this.#scheduleFlush();
     else this.#dirtyGauge.set(0);
@@ -242,16 +254,44 @@ export class ShardOwner implements Persistence {
       for (let s = 0; s < shardCount; s++) previous.push(leases.get(s)?.owner);
       const plan = placeShards(shardCount, live, previous);
 
+      // Renewals first and all at once (pipelined by the client): a slow tick must not let leases
+      // lapse one after another. Then drain what the plan moved away.
+      const keep = [...this.#owned].filter(([shard]) => plan[shard] === workerId);
+      const renewed = await Promise.all(
+        keep.map(([shard, epoch]) =>
+          withTimeout(store.renew(shard, workerId, epoch, leaseTtlMs)).catch(() => undefined),
+        ),
+      );
+      let reacquired = 0;
+      await Promise.all(
+        keep.map(async ([shard, epoch], i) => {
+          if (renewed[i] !== false) return;
+          // The lease lapsed (e.g. Redis stalled past its TTL). If nobody held the shard since, the
+          // next epoch is ours and our SAs are the freshest copy: keep them. Otherwise, lose it.
+          const again = await withTimeout(store.acquire(shard, workerId, leaseTtlMs)).catch(() => undefined);
+          if (again && again.epoch === epoch + 1) {
+            this.#owned.set(shard, again.epoch);
+            reacquired++;
+            return;
+          }
+          if (again) await store.release(shard, workerId, again.epoch).catch(() => false);
+          this.#lose(shard, 'renew-refused');
+        }),
+      );
+      if (reacquired > 0) log.warn({ shards: reacquired }, 'leases-lapsed-and-reacquired');
       for (const [shard, epoch] of [...this.#owned]) {
-        if (plan[shard] !== workerId) {
-          await this.flush(shard);
-          await store.release(shard, workerId, epoch);
-          this.#owned.delete(shard);
-          this.#o.worker.dropShard(shard);
-          log.info({ shard, epoch, to: plan[shard] }, 'shard-released');
+        if (plan[shard] === workerId) continue;
+        await this.flush(shard);
+        if ([...this.#pending.values()].some((p) => p.shard === shard)) {
+          // Not all of it is in the store yet (Redis trouble): keep the lease, drain next tick.
+          log.warn({ shard }, 'shard-drain-deferred');
+          if (!(await store.renew(shard, workerId, epoch, leaseTtlMs))) this.#lose(shard, 'renew-refused');
           continue;
         }
-        if (!(await store.renew(shard, workerId, epoch, leaseTtlMs))) this.#lose(shard, 'renew-refused');
+        await store.release(shard, workerId, epoch);
+        this.#owned.delete(shard);
+        this.#o.worker.dropShard(shard);
+        log.info({ shard, epoch, to: plan[shard] }, 'shard-released');
       }
       const wanted: number[] = [];
       for (let s = 0; s < shardCount; s++) {

@@ -264,8 +264,11 @@ export class Worker implements WorkerLink {
   deliver(frame: InboundFrame): void {
     if (this.#closed) return;
     // A stale edge route (the lease just moved): never create or touch SAs in a shard not ours.
-    if (this.#settings.ownsShard && !this.#settings.ownsShard(frame.shard))
-      return this.#drop('worker', 'not_owner');
+    if (this.#settings.ownsShard && !this.#settings.ownsShard(frame.shard)) {
+      this.#drop('worker', 'not_owner');
+      this.#edge.bounce?.(frame);
+      return;
+    }
     if (frame.kind === 'esp') this.#onEsp(frame);
     else this.#onIke(frame);
   }

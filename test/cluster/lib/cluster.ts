@@ -1,10 +1,12 @@
 /**
  * A whole ikegate cluster on loopback for tests: a real redis-server, N workers, M edges and the
  * control process, each the real `ikegate` command in its own process (the same config file plus
- * role flags), and `ikegate loadgen` processes as the peers. Ports come from the pid so parallel
- * runs do not collide; `stop()` ends everything it started.
+ * role flags), and `ikegate loadgen` processes as the peers. Ports are ones the kernel just handed
+ * out as free, so parallel suites do not collide; `stop()` ends everything it started.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,19 +106,33 @@ export class TestCluster {
   readonly loadgens: Proc[] = [];
   control: Proc | undefined;
   redis: RedisServer | undefined;
-  #nextPort: number;
-  readonly controlPort: number;
+  controlPort = 0;
 
-  constructor(readonly leaseTtlMs = 3000) {
-    this.#nextPort = 30_000 + (process.pid % 600) * 50;
-    this.controlPort = this.port();
-  }
+  constructor(readonly leaseTtlMs = 3000) {}
 
-  port(): number {
-    return this.#nextPort++;
+  /** A port the kernel just handed out as free (TCP and UDP), so parallel suites never collide. */
+  async port(): Promise<number> {
+    for (let i = 0; i < 20; i++) {
+      const port = await new Promise<number>((resolve, reject) => {
+        const srv = createServer();
+        srv.once('error', reject);
+        srv.listen(0, HOST, () => {
+          const a = srv.address();
+          srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+        });
+      });
+      const udpFree = await new Promise<boolean>((resolve) => {
+        const u = createSocket('udp4');
+        u.once('error', () => resolve(false));
+        u.bind(port, HOST, () => u.close(() => resolve(true)));
+      });
+      if (port > 0 && udpFree) return port;
+    }
+    throw new Error('no free port');
   }
 
   async start(): Promise<void> {
+    this.controlPort = await this.port();
     const r = await startRedisServer();
     if (typeof r === 'string') throw new Error(r);
     this.redis = r;
@@ -151,7 +167,8 @@ cluster:
   }
 
   async addWorker(id: string): Promise<WorkerProc> {
-    const admin = this.port();
+    const admin = await this.port();
+    const relay = await this.port();
     const proc = new Proc(id, [
       'worker',
       '--config',
@@ -159,7 +176,7 @@ cluster:
       '--id',
       id,
       '--relay',
-      `${HOST}:${this.port()}`,
+      `${HOST}:${relay}`,
       '--admin',
       `${HOST}:${admin}`,
     ]);
@@ -170,10 +187,10 @@ cluster:
   }
 
   async addEdge(id: string): Promise<EdgeProc> {
-    const admin = this.port();
-    const ike = this.port();
-    const natT = this.port();
-    const tcp = this.port();
+    const admin = await this.port();
+    const ike = await this.port();
+    const natT = await this.port();
+    const tcp = await this.port();
     const proc = new Proc(id, [
       'edge',
       '--config',
@@ -230,7 +247,7 @@ cluster:
       '--ts',
       '10.0.0.0/8',
       '--timeout',
-      '30',
+      '90',
       '--hold',
       '--no-vip',
       '--json',
@@ -240,9 +257,52 @@ cluster:
     const summary = await proc.waitLine(
       (l) => 'established' in l && 'attempted' in l,
       'loadgen summary',
-      120_000,
+      180_000,
     );
     return { proc, summary };
+  }
+
+  /** `ikegate connect --no-tun --no-vip` over TCP to `edge`, with the other edges as alternates. */
+  async client(edge: EdgeProc, id: string): Promise<Proc> {
+    const alternates = this.edges
+      .filter((e) => e !== edge)
+      .flatMap((e) => ['--alternate', `${HOST}:${e.tcp}`]);
+    const proc = new Proc(`connect-${id}`, [
+      'connect',
+      '--server',
+      HOST,
+      '--port-tcp',
+      String(edge.tcp),
+      ...alternates,
+      '--transport',
+      'tcp',
+      '--no-tun',
+      '--no-vip',
+      '--dpd',
+      '0',
+      '--id',
+      id,
+      '--remote-id',
+      'gw.example.org',
+      '--psk',
+      PSK,
+      '--ts',
+      '10.0.0.0/8',
+    ]);
+    this.loadgens.push(proc);
+    await proc.waitFor('ike-sa-established');
+    return proc;
+  }
+
+  /** The redis-server's pid (for SIGSTOP/SIGCONT). */
+  redisPid(): number {
+    const out = spawnSync('pgrep', ['-f', `redis-server .*:${this.redis!.port}`], {
+      encoding: 'utf8',
+    }).stdout;
+    const pid = Number(out.trim().split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new Error(`redis-server on port ${this.redis!.port} not found`);
+    return pid;
   }
 
   async api(port: number, path: string, method = 'GET'): Promise<{ status: number; body: unknown }> {
