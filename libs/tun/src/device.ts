@@ -19,8 +19,16 @@
  * - every device not yet closed is closed from a process 'exit' listener, so process.exit() and
  *   uncaught exceptions do not hang on a blocked read.
  * A started device keeps the event loop alive until it is closed.
+ *
+ * Read modes (`start`'s `mode`):
+ * - 'thread' (default): a dedicated worker thread loops on blocking readSync and posts each packet
+ *   (its buffer transferred, not copied) to this thread. Reads continue while this thread encrypts
+ *   and sends, so a busy tunnel pipelines across cores instead of waiting a threadpool round trip
+ *   per packet. The thread ends when the fd is closed (the waker unblocks its read).
+ * - 'pool': one fs.read at a time on libuv's threadpool (simpler; one packet in flight).
  */
 import { closeSync, read, writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 export const TUN_READ_BUFFER_SIZE = 65535;
 
@@ -34,6 +42,31 @@ export interface TunCounters {
 }
 
 const RETRY_READ_MS = 10;
+
+/**
+ * The reader thread (plain JavaScript: worker threads do not inherit a TypeScript loader). Blocking
+ * reads; each packet is copied into its own buffer and transferred to the main thread.
+ */
+const READER_THREAD = `
+const { readSync } = require('node:fs');
+const { parentPort, workerData } = require('node:worker_threads');
+const buf = Buffer.allocUnsafe(workerData.size);
+const stop = new Int32Array(workerData.stop);
+while (Atomics.load(stop, 0) === 0) {
+  let n;
+  try {
+    n = readSync(workerData.fd, buf, 0, buf.length, null);
+  } catch (e) {
+    if (e.code === 'EAGAIN' || e.code === 'EINTR' || e.code === 'EWOULDBLOCK') continue;
+    if (e.code !== 'EBADF') parentPort.postMessage({ error: e.message, code: e.code });
+    break;
+  }
+  if (n <= 0 || Atomics.load(stop, 0) !== 0) continue;
+  const p = new Uint8Array(n);
+  p.set(buf.subarray(0, n));
+  parentPort.postMessage(p, [p.buffer]);
+}
+`;
 const WAKE_BYTE = new Uint8Array(1);
 const openDevices = new Set<TunDevice>();
 let exitHookInstalled = false;
@@ -49,6 +82,8 @@ export class TunDevice {
   private onPacket: ((pkt: Uint8Array) => void) | undefined;
   private onError: ((err: Error) => void) | undefined;
   private started = false;
+  /** Thread mode: set to 1 to make the reader thread stop after its current read. */
+  private stopFlag: Int32Array | undefined;
   private closed = false;
   private reading = false;
   private resolveStopped!: () => void;
@@ -90,13 +125,53 @@ export class TunDevice {
    * than EAGAIN/EINTR end the loop and go to `onError` (EBADF after close() is not reported). An
    * exception thrown by `onPacket` goes to `onError` and the loop continues.
    */
-  start(onPacket: (pkt: Uint8Array) => void, onError?: (err: Error) => void): void {
+  start(
+    onPacket: (pkt: Uint8Array) => void,
+    onError?: (err: Error) => void,
+    opts: { readonly mode?: 'thread' | 'pool' } = {},
+  ): void {
     if (this.started) throw new Error(`TUN device ${this.name} already started`);
     if (this.closed) throw new Error(`TUN device ${this.name} is closed`);
     this.started = true;
     this.onPacket = onPacket;
     this.onError = onError;
-    this.readNext();
+    if ((opts.mode ?? 'thread') === 'thread') this.startReaderThread();
+    else this.readNext();
+  }
+
+  private startReaderThread(): void {
+    this.reading = true;
+    const stop = new SharedArrayBuffer(4);
+    this.stopFlag = new Int32Array(stop);
+    const worker = new Worker(READER_THREAD, {
+      eval: true,
+      workerData: { fd: this.fd, size: TUN_READ_BUFFER_SIZE, stop },
+    });
+    worker.on('message', (m: Uint8Array | { error: string; code?: string }) => {
+      if (this.closed) return;
+      if (m instanceof Uint8Array) {
+        this.counters.rxPackets++;
+        this.counters.rxBytes += m.byteLength;
+        try {
+          this.onPacket?.(m);
+        } catch (e) {
+          this.onError?.(e instanceof Error ? e : new Error(String(e)));
+        }
+        return;
+      }
+      this.close();
+      this.onError?.(new Error(`read from TUN device ${this.name} failed: ${m.error}`));
+    });
+    worker.on('error', (e) => {
+      if (!this.closed) this.onError?.(e);
+    });
+    worker.on('exit', () => {
+      this.reading = false;
+      // Only now: closing the fd while the thread could still read would let it read whatever
+      // file next gets that fd number.
+      this.closeFds();
+      this.resolveStopped();
+    });
   }
 
   /** Sends one IP packet into the kernel. Returns false (and counts a txError) instead of throwing. */
@@ -126,26 +201,48 @@ export class TunDevice {
     if (this.closed) return;
     this.closed = true;
     openDevices.delete(this);
+    if (this.stopFlag) {
+      // Thread mode: stop the thread, wake its read; the fds are closed when it has exited.
+      Atomics.store(this.stopFlag, 0, 1);
+      if (this.reading) this.wake();
+      else this.closeFds();
+      return;
+    }
     try {
       closeSync(this.fd);
     } catch {
       // already closed (EBADF): nothing more to do
     }
-    if (this.wakeFd !== undefined) {
-      if (this.reading) {
-        try {
-          writeSync(this.wakeFd, WAKE_BYTE);
-        } catch {
-          // link down (ENETDOWN) or gone: the read ends on the next packet or link deletion
-        }
-      }
-      try {
-        closeSync(this.wakeFd);
-      } catch {
-        // already closed
-      }
-    }
+    if (this.reading) this.wake();
+    this.closeWake();
     if (!this.reading) this.resolveStopped();
+  }
+
+  private wake(): void {
+    if (this.wakeFd === undefined) return;
+    try {
+      writeSync(this.wakeFd, WAKE_BYTE);
+    } catch {
+      // link down (ENETDOWN) or gone: the read ends on the next packet or link deletion
+    }
+  }
+
+  private closeWake(): void {
+    if (this.wakeFd === undefined) return;
+    try {
+      closeSync(this.wakeFd);
+    } catch {
+      // already closed
+    }
+  }
+
+  private closeFds(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    this.closeWake();
   }
 
   private readNext(): void {
