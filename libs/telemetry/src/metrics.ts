@@ -102,6 +102,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #children = new WeakMap<object, Map<string, { inc(value?: number): void }>>();
+
+  /**
+   * The child of a labelled counter for these label values (in declaration order), cached: the
+   * per-packet paths call this instead of inc({labels}), which validates and hashes every time.
+   */
+  hot(counter: Counter<string>, ...values: string[]): { inc(value?: number): void } {
+    let byValues = this.#children.get(counter);
+    if (!byValues) {
+      byValues = new Map();
+      this.#children.set(counter, byValues);
+    }
+    const key = values.length === 1 ? values[0]! : values.join('\u0000');
+    let child = byValues.get(key);
+    if (!child) {
+      child = counter.labels(...values);
+      byValues.set(key, child);
+    }
+    return child;
+  }
+
   constructor(options: { readonly processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'ikegate_' });

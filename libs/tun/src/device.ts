@@ -44,6 +44,31 @@ export interface TunCounters {
 const RETRY_READ_MS = 10;
 
 /**
+ * The writer thread: takes batches of packets (one message per event-loop turn of the main thread)
+ * and writes each to the TUN fd. A TUN write runs the kernel's receive path for the packet
+ * (routing, netfilter, the destination socket), which is most of a tunnel's per-packet cost; off the
+ * main thread it overlaps with decryption of the next packets. Failed writes are reported back.
+ */
+const WRITER_THREAD = `
+const { writeSync } = require('node:fs');
+const { parentPort, workerData } = require('node:worker_threads');
+parentPort.on('message', (batch) => {
+  if (batch === null) { process.exit(0); }
+  let errors = 0;
+  let last;
+  for (const p of batch) {
+    try {
+      if (writeSync(workerData.fd, p) !== p.byteLength) errors++;
+    } catch (e) {
+      errors++;
+      last = e.code;
+    }
+  }
+  if (errors > 0) parentPort.postMessage({ errors, code: last });
+});
+`;
+
+/**
  * The reader thread (plain JavaScript: worker threads do not inherit a TypeScript loader). Blocking
  * reads; each packet is copied into its own buffer and transferred to the main thread.
  */
@@ -84,6 +109,10 @@ export class TunDevice {
   private started = false;
   /** Thread mode: set to 1 to make the reader thread stop after its current read. */
   private stopFlag: Int32Array | undefined;
+  /** Thread mode: the writer thread and the packets waiting for this turn's batch. */
+  private writer: Worker | undefined;
+  private batch: Uint8Array[] = [];
+  private writerExited: Promise<void> = Promise.resolve();
   private closed = false;
   private reading = false;
   private resolveStopped!: () => void;
@@ -139,7 +168,20 @@ export class TunDevice {
     else this.readNext();
   }
 
+  private startWriterThread(): void {
+    const writer = new Worker(WRITER_THREAD, { eval: true, workerData: { fd: this.fd } });
+    writer.on('message', (m: { errors: number; code?: string }) => {
+      this.counters.txErrors += m.errors;
+      this.counters.txPackets -= m.errors;
+    });
+    writer.on('error', (e) => this.onError?.(e));
+    this.writerExited = new Promise((resolve) => writer.once('exit', () => resolve()));
+    writer.unref();
+    this.writer = writer;
+  }
+
   private startReaderThread(): void {
+    this.startWriterThread();
     this.reading = true;
     const stop = new SharedArrayBuffer(4);
     this.stopFlag = new Int32Array(stop);
@@ -167,18 +209,31 @@ export class TunDevice {
     });
     worker.on('exit', () => {
       this.reading = false;
-      // Only now: closing the fd while the thread could still read would let it read whatever
-      // file next gets that fd number.
-      this.closeFds();
-      this.resolveStopped();
+      // Only once both threads are gone: closing the fd while one could still use it would let it
+      // read or write whatever file next gets that fd number.
+      void this.writerExited.then(() => {
+        this.closeFds();
+        this.resolveStopped();
+      });
     });
   }
 
-  /** Sends one IP packet into the kernel. Returns false (and counts a txError) instead of throwing. */
+  /**
+   * Sends one IP packet into the kernel. Returns false (and counts a txError) instead of throwing.
+   * In thread mode the packet is copied and written by the writer thread within this event-loop
+   * turn's batch; a later failure is counted in txErrors.
+   */
   write(pkt: Uint8Array): boolean {
     if (this.closed) {
       this.counters.txErrors++;
       return false;
+    }
+    if (this.writer) {
+      if (this.batch.length === 0) setImmediate(() => this.flushBatch());
+      this.batch.push(pkt.slice());
+      this.counters.txPackets++;
+      this.counters.txBytes += pkt.byteLength;
+      return true;
     }
     try {
       const n = writeSync(this.fd, pkt);
@@ -196,13 +251,26 @@ export class TunDevice {
     }
   }
 
+  private flushBatch(): void {
+    const batch = this.batch;
+    this.batch = [];
+    if (!this.writer || batch.length === 0 || this.closed) return;
+    this.writer.postMessage(
+      batch,
+      batch.map((b) => b.buffer as ArrayBuffer),
+    );
+  }
+
   /** Stops the loop and closes the fd. Idempotent. See the module comment for a blocked read. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     openDevices.delete(this);
     if (this.stopFlag) {
-      // Thread mode: stop the thread, wake its read; the fds are closed when it has exited.
+      // Thread mode: stop both threads, wake the reader; the fds are closed when it has exited.
+      this.writer?.postMessage(null);
+      this.writer = undefined;
+      this.batch = [];
       Atomics.store(this.stopFlag, 0, 1);
       if (this.reading) this.wake();
       else this.closeFds();

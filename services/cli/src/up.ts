@@ -308,7 +308,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start(
       (packet) => {
-        metrics.tunPackets.inc({ direction: 'rx' });
+        metrics.hot(metrics.tunPackets, 'rx').inc();
         worker.fromDevice(packet);
       },
       (err) => log.error({ err: err.message }, 'tun-read-failed'),

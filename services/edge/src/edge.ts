@@ -170,7 +170,7 @@ export class Edge implements EdgeLink {
       local: { address: socket.address().address, port: localPort },
       remote: { address, port },
     };
-    this.#metrics.frameBytes.inc({ transport: 'udp', direction: 'in' }, bytes.length);
+    this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'in').inc(bytes.length);
     if (!natT) return this.#routeIke(bytes, path);
     const c = classifyUdpPayload(bytes);
     switch (c.kind) {
@@ -179,7 +179,7 @@ export class Edge implements EdgeLink {
       case 'esp':
         return this.#routeEsp(c.packet, path);
       case 'keepalive':
-        this.#metrics.frames.inc({ transport: 'udp', kind: 'keepalive', direction: 'in' });
+        this.#metrics.hot(this.#metrics.frames, 'udp', 'keepalive', 'in').inc();
         return;
       case 'drop':
         this.#metrics.drops.inc({ layer: 'udp', reason: c.reason });
@@ -242,7 +242,7 @@ export class Edge implements EdgeLink {
     let reason = 'peer_closed';
     socket.on('data', (chunk: Buffer) => {
       conn.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.#metrics.frameBytes.inc({ transport, direction: 'in' }, chunk.length);
+      this.#metrics.hot(this.#metrics.frameBytes, transport, 'in').inc(chunk.length);
       this.#drain(conn);
     });
     socket.on('end', () => {
@@ -311,7 +311,7 @@ export class Edge implements EdgeLink {
   // --- routing -----------------------------------------------------------------------------------
 
   #routeIke(message: Uint8Array, path: PeerPath): void {
-    this.#metrics.frames.inc({ transport: path.transport, kind: 'ike', direction: 'in' });
+    this.#metrics.hot(this.#metrics.frames, path.transport, 'ike', 'in').inc();
     const d = routeIkeMessage(message, path.remote.address, this.#s.initialHashKey, this.#s.layout);
     if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `ike_${d.reason}` });
     const worker = this.#s.route(d.shard);
@@ -321,7 +321,7 @@ export class Edge implements EdgeLink {
   }
 
   #routeEsp(packet: Uint8Array, path: PeerPath): void {
-    this.#metrics.frames.inc({ transport: path.transport, kind: 'esp', direction: 'in' });
+    this.#metrics.hot(this.#metrics.frames, path.transport, 'esp', 'in').inc();
     const d = routeEspPacket(packet, this.#s.layout);
     if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `esp_${d.reason}` });
     const worker = this.#s.route(d.shard);
@@ -350,14 +350,14 @@ export class Edge implements EdgeLink {
 
   send(frame: OutboundFrame): SendResult {
     const { path } = frame;
-    this.#metrics.frames.inc({ transport: path.transport, kind: frame.kind, direction: 'out' });
+    this.#metrics.hot(this.#metrics.frames, path.transport, frame.kind, 'out').inc();
     if (path.transport === 'udp') {
       const natT = path.local.port === this.#ports.natT;
       const socket = natT || frame.kind === 'esp' ? this.#natT : this.#ike;
       if (!socket) return 'no-connection';
       const bytes = frame.kind === 'ike' && natT ? encodeNonEspMarker(frame.bytes) : frame.bytes;
       socket.send(bytes, path.remote.port, path.remote.address);
-      this.#metrics.frameBytes.inc({ transport: 'udp', direction: 'out' }, bytes.length);
+      this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'out').inc(bytes.length);
       return 'sent';
     }
     const conn = this.#streams.get(path.connection);
@@ -372,7 +372,7 @@ export class Edge implements EdgeLink {
       return 'congested';
     const bytes = frame.kind === 'ike' ? encodeIkeFrame(frame.bytes) : encodeEspFrame(frame.bytes);
     conn.socket.write(bytes);
-    this.#metrics.frameBytes.inc({ transport: path.transport, direction: 'out' }, bytes.length);
+    this.#metrics.hot(this.#metrics.frameBytes, path.transport, 'out').inc(bytes.length);
     return 'sent';
   }
 

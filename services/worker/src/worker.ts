@@ -737,8 +737,8 @@ export class Worker implements WorkerLink {
       return this.#drop('esp', 'ts_violation');
     child.packetsIn++;
     child.bytesIn += r.packet.length;
-    this.#metrics.espPackets.inc({ direction: 'in' });
-    this.#metrics.espBytes.inc({ direction: 'in' }, r.packet.length);
+    this.#metrics.hot(this.#metrics.espPackets, 'in').inc();
+    this.#metrics.hot(this.#metrics.espBytes, 'in').inc(r.packet.length);
     if (!this.#device) return this.#drop('esp', 'no_device');
     if (!this.#device.write(r.packet)) this.#drop('tun', 'write_failed');
   }
@@ -768,14 +768,14 @@ export class Worker implements WorkerLink {
     child.packetsOut++;
     child.bytesOut += packet.length;
     if (child.packetsOut % CHECKPOINT_EVERY_PACKETS === 0) this.#dirty(child.sa);
-    this.#metrics.espPackets.inc({ direction: 'out' });
-    this.#metrics.espBytes.inc({ direction: 'out' }, packet.length);
+    this.#metrics.hot(this.#metrics.espPackets, 'out').inc();
+    this.#metrics.hot(this.#metrics.espBytes, 'out').inc(packet.length);
     const sent = this.#edge.send({ kind: 'esp', path: child.sa.path, bytes: r.packet });
     if (sent !== 'sent') this.#drop('esp-out', sent);
   }
 
   #drop(layer: string, reason: string): void {
-    this.#metrics.drops.inc({ layer, reason });
+    this.#metrics.hot(this.#metrics.drops, layer, reason).inc();
   }
 
   #updateGauges(): void {
