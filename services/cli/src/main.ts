@@ -29,7 +29,7 @@ commands:
               [--alternate HOST:PORT ...] [--udp-fallback SECONDS] [--port-ike N] [--port-natt N] [--port-tcp N] [--port-tls N]
               [--log-level LEVEL]
   loadgen     many IKE SA setups from one process, for load tests (ikegate loadgen --help)
-  worker      a cluster worker: --config FILE --id ID --relay HOST:PORT --admin HOST:PORT
+  worker      a cluster worker: --config FILE --id ID --relay HOST:PORT --admin HOST:PORT [--tun NAME]
   edge        a cluster edge: --config FILE --id ID --admin HOST:PORT [--address A] [--udp-ike P]
               [--udp-natt P] [--tcp P] [--tls P]
   control     the cluster control API: --config FILE (listens on the config's control address)
@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
     case 'edge':
     case 'control': {
       const handle = await runRole(command, rest);
-      stopOnSignals(() => handle.stop());
+      if (handle) stopOnSignals(() => handle.stop());
       return -1;
     }
     case 'tcp-shim': {
@@ -132,6 +132,7 @@ async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
         id: { type: 'string' },
         relay: { type: 'string' },
         admin: { type: 'string' },
+        tun: { type: 'string' },
         address: { type: 'string' },
         'udp-ike': { type: 'string' },
         'udp-natt': { type: 'string' },
@@ -148,7 +149,13 @@ async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
   if (!v.admin) throw new UsageError(`${role}: --admin HOST:PORT is required`);
   if (role === 'worker') {
     if (!v.relay) throw new UsageError('worker: --relay HOST:PORT is required');
-    return runWorker({ config: v.config!, id: v.id, relay: v.relay, admin: v.admin });
+    return runWorker({
+      config: v.config!,
+      id: v.id,
+      relay: v.relay,
+      admin: v.admin,
+      ...(v.tun ? { tun: v.tun } : {}),
+    });
   }
   const opt = (x: string | undefined, name: string) => (x === undefined ? undefined : port(x, name, 0));
   const ports = {

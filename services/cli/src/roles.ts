@@ -19,7 +19,35 @@ import { RelayServer } from '@ikegate/relay';
 import { RedisStore } from '@ikegate/store';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
 import { RedisMembership, ShardOwner, type SaSummary } from '@ikegate/worker';
+import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { buildWorker, tlsMaterialFor } from './up.js';
+
+const run = promisify(execFile);
+
+/**
+ * Host routes for virtual IPs, applied one at a time in order (`ip route replace/del`), so a quick
+ * add-then-remove never ends with a stale route. Failures are logged, never thrown.
+ */
+class HostRoutes {
+  #chain: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly dev: string,
+    private readonly log: Logger,
+  ) {}
+
+  set(address: string, present: boolean): void {
+    this.#chain = this.#chain.then(async () => {
+      try {
+        if (present) await run('ip', ['route', 'replace', `${address}/32`, 'dev', this.dev]);
+        else await run('ip', ['route', 'del', `${address}/32`, 'dev', this.dev]);
+      } catch (e) {
+        this.log.warn({ address, present, err: (e as Error).message.split('\n')[0] }, 'vip-route-failed');
+      }
+    });
+  }
+}
 
 export interface RoleHandle {
   stop(): Promise<void>;
@@ -86,23 +114,52 @@ export async function runWorker(o: {
   id: string;
   relay: string;
   admin: string;
-}): Promise<RoleHandle> {
+  /** A TUN device for this worker's data plane (needs root); none: control plane only. */
+  tun?: string;
+}): Promise<RoleHandle | undefined> {
   const config = loadConfig(o.config);
+  let device: TunDevice | undefined;
+  if (o.tun) {
+    const r = await reexecWithTun([o.tun]);
+    if (r.role === 'parent') return undefined;
+    device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
+  }
   const c = clusterOf(config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-worker' }).child({ worker: o.id });
   const metrics = new Metrics();
   const store = openStore(config, log);
   const members = new RedisMembership(store.backend.client);
   const relay = new RelayServer({ workerId: o.id, log, metrics });
+  const routes = new HostRoutes(o.tun ?? '', log);
   const ownerRef: { owner?: ShardOwner } = {};
-  const { worker } = buildWorker(config, relay.edgeLink, log, metrics, {
-    persistence: {
-      dirty: (spi, shard) => ownerRef.owner?.dirty(spi, shard),
-      gone: (spi, shard) => ownerRef.owner?.gone(spi, shard),
+  const { worker } = buildWorker(
+    config,
+    relay.edgeLink,
+    log,
+    metrics,
+    {
+      persistence: {
+        dirty: (spi, shard) => ownerRef.owner?.dirty(spi, shard),
+        gone: (spi, shard) => ownerRef.owner?.gone(spi, shard),
+      },
+      ownsShard: (shard) => ownerRef.owner?.owned.has(shard) ?? false,
+      // Return traffic for a virtual IP must reach the worker holding its SA: a host route via our TUN.
+      ...(o.tun ? { onVirtualIp: (vip: string, present: boolean) => routes.set(vip, present) } : {}),
     },
-    ownsShard: (shard) => ownerRef.owner?.owned.has(shard) ?? false,
-  });
+    SHARDS,
+  );
   relay.attach(worker);
+  if (device && o.tun) {
+    const d = device;
+    await run('ip', ['link', 'set', 'dev', o.tun, 'mtu', String(config.dataplane.tun.mtu), 'up']);
+    await enableForwarding();
+    worker.attachDevice({ write: (p) => d.write(p) });
+    d.start(
+      (p) => worker.fromDevice(p),
+      (e) => log.error({ err: e.message }, 'tun-read-failed'),
+    );
+    log.info({ device: o.tun }, 'tun-up');
+  }
   const r = hostPort(o.relay, '--relay');
   const relayPort = await relay.start(r.host, r.port);
   const a = hostPort(o.admin, '--admin');
@@ -138,6 +195,7 @@ export async function runWorker(o: {
     async stop() {
       await owner.stop();
       await relay.close();
+      device?.close();
       await admin.close();
       await store.close();
       log.info({}, 'worker-stopped');

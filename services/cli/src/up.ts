@@ -38,7 +38,13 @@ import {
   removeMasquerade,
   TunDevice,
 } from '@ikegate/tun';
-import { type AddressPoolLike, type PeerSettings, Worker, type WorkerSettings } from '@ikegate/worker';
+import {
+  type AddressPoolLike,
+  type PeerSettings,
+  ShardedPool,
+  Worker,
+  type WorkerSettings,
+} from '@ikegate/worker';
 import type { EdgeLink } from '@ikegate/cluster';
 
 export interface UpOptions {
@@ -113,14 +119,27 @@ function selfSignedCertificate(log: Logger, commonName: string): { certificate: 
   }
 }
 
-function poolAdapter(config: Config): Map<string, AddressPoolLike & { size: number; cidr: string }> {
+/**
+ * The config's pools. `shardCount` (cluster workers): each pool splits its addresses by shard
+ * (ShardedPool), so workers owning different shards never hand out the same address.
+ */
+function poolAdapter(
+  config: Config,
+  shardCount?: number,
+): Map<string, AddressPoolLike & { size: number; cidr: string }> {
   const pools = new Map<string, AddressPoolLike & { size: number; cidr: string }>();
   for (const p of config.pools) {
+    const dns = p.dns.map((d) => d.address);
+    if (shardCount !== undefined) {
+      const sharded = new ShardedPool(p.name, p.cidr.address, p.cidr.prefix, shardCount, dns);
+      pools.set(p.name, Object.assign(sharded, { cidr: p.cidr.text }));
+      continue;
+    }
     const pool = new AddressPool(p.cidr);
     pools.set(p.name, {
       name: p.name,
       cidr: p.cidr.text,
-      dns: p.dns.map((d) => d.address),
+      dns,
       allocate: (key) => pool.allocate(key),
       release: (key) => pool.release(key),
       get inUse() {
@@ -166,8 +185,9 @@ export function buildWorker(
   log: Logger,
   metrics: Metrics,
   extra: Partial<WorkerSettings> = {},
+  shardCount?: number,
 ): { worker: Worker; pools: Map<string, AddressPoolLike & { size: number; cidr: string }> } {
-  const pools = poolAdapter(config);
+  const pools = poolAdapter(config, shardCount);
   const peers = new Map(config.peers.map((p) => [p.name, peerSettings(p, pools)]));
   const trustAnchors = config.peers.flatMap((p) =>
     p.auth.kind === 'cert' ? [new X509Certificate(readFileSync(p.auth.ca))] : [],

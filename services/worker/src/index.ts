@@ -20,3 +20,4 @@ export {
   ShardOwner,
   type ShardOwnerOptions,
 } from './cluster.js';
+export { ShardedPool } from './sharded-pool.js';

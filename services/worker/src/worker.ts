@@ -40,7 +40,15 @@ import {
 } from '@ikegate/cluster';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type ChildSnapshot, type SaSnapshot } from './snapshot.js';
-import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, packetMatches, parseIpv4 } from './ipv4.js';
+import {
+  type Ipv4Range,
+  ipv4Ranges,
+  ipv4Text,
+  ipv4ToNumber,
+  numberToIpv4,
+  packetMatches,
+  parseIpv4,
+} from './ipv4.js';
 
 const IKE_HEADER_LENGTH = 28;
 const FLAG_INITIATOR = 0x08;
@@ -73,7 +81,8 @@ export interface PeerSettings {
 
 export interface AddressPoolLike {
   readonly name: string;
-  allocate(key: string): Uint8Array | undefined;
+  /** `shard`: the SA's shard (a cluster-wide pool splits its addresses by shard). */
+  allocate(key: string, shard?: number): Uint8Array | undefined;
   release(key: string): void;
   /** Marks `address` as held by `key` (an SA taken over from another worker). */
   claim?(key: string, address: Uint8Array): void;
@@ -105,6 +114,11 @@ export interface WorkerSettings {
   readonly observer?: WorkerObserver;
   /** Write-through: told when an established SA changed (take a snapshot) or is gone. */
   readonly persistence?: Persistence;
+  /**
+   * A virtual IP starts (true) or stops (false) being routed to one of our child SAs: a cluster
+   * worker points a host route at its own TUN for it, so return traffic reaches this worker.
+   */
+  readonly onVirtualIp?: (address: string, present: boolean) => void;
   /** In a cluster: whether we hold the shard's lease; frames for other shards are dropped. */
   readonly ownsShard?: (shard: number) => boolean;
 }
@@ -400,7 +414,7 @@ export class Worker implements WorkerLink {
       assignAddress: (): AddressAssignment | undefined => {
         const pool = peer.pool;
         if (!pool) return undefined;
-        const address = pool.allocate(poolKey);
+        const address = pool.allocate(poolKey, rec.shard);
         if (!address) {
           this.#drop('pool', 'exhausted');
           return undefined;
@@ -690,8 +704,11 @@ export class Worker implements WorkerLink {
     };
     rec.children.set(c.inboundSpi, child);
     this.#byEspSpi.set(c.inboundSpi, child);
-    if (child.virtualIp !== undefined) this.#byVirtualIp.set(child.virtualIp, child);
-    else this.#siteChildren.add(child);
+    if (child.virtualIp !== undefined) {
+      if (!this.#byVirtualIp.has(child.virtualIp))
+        this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), true);
+      this.#byVirtualIp.set(child.virtualIp, child);
+    } else this.#siteChildren.add(child);
     return child;
   }
 
@@ -706,6 +723,8 @@ export class Worker implements WorkerLink {
       this.#byVirtualIp.delete(child.virtualIp);
       for (const other of rec.children.values())
         if (other.virtualIp === child.virtualIp) this.#byVirtualIp.set(other.virtualIp, other);
+      if (!this.#byVirtualIp.has(child.virtualIp))
+        this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), false);
     }
     this.#siteChildren.delete(child);
     this.#metrics.childSaEvents.inc({ event: 'removed' });
@@ -933,8 +952,10 @@ export class Worker implements WorkerLink {
       for (const c of rec.children.values()) {
         clearTimeout(c.timer);
         if (this.#byEspSpi.get(c.inboundSpi) === c) this.#byEspSpi.delete(c.inboundSpi);
-        if (c.virtualIp !== undefined && this.#byVirtualIp.get(c.virtualIp) === c)
+        if (c.virtualIp !== undefined && this.#byVirtualIp.get(c.virtualIp) === c) {
           this.#byVirtualIp.delete(c.virtualIp);
+          this.#settings.onVirtualIp?.(numberToIpv4(c.virtualIp), false);
+        }
         this.#siteChildren.delete(c);
       }
       for (const h of rec.spis) if (this.#byOurSpi.get(h) === rec) this.#byOurSpi.delete(h);

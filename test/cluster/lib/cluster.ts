@@ -30,8 +30,13 @@ export class Proc {
   constructor(
     readonly name: string,
     args: string[],
+    netns?: string,
   ) {
-    this.child = spawn(process.execPath, [IKEGATE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = netns
+      ? spawn('ip', ['netns', 'exec', netns, process.execPath, IKEGATE_BIN, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn(process.execPath, [IKEGATE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (d: Buffer) => {
       this.#buf += d.toString();
       for (let nl = this.#buf.indexOf('\n'); nl >= 0; nl = this.#buf.indexOf('\n')) {
@@ -108,7 +113,11 @@ export class TestCluster {
   redis: RedisServer | undefined;
   controlPort = 0;
 
-  constructor(readonly leaseTtlMs = 3000) {}
+  constructor(
+    readonly leaseTtlMs = 3000,
+    /** Data-plane variant: edges on all addresses, the peers' virtual IPs from `pool`. */
+    readonly dataplane?: { readonly pool: string; readonly localTs: string },
+  ) {}
 
   /** A port the kernel just handed out as free (TCP and UDP), so parallel suites never collide. */
   async port(): Promise<number> {
@@ -141,19 +150,20 @@ export class TestCluster {
       this.configFile,
       `identity: { id: gw.example.org }
 listen:
-  udp: { address: ${HOST} }
-  tcp: { address: ${HOST} }
+  udp: { address: ${this.dataplane ? '0.0.0.0' : HOST} }
+  tcp: { address: ${this.dataplane ? '0.0.0.0' : HOST} }
   tls: { address: ${HOST}, enabled: false }
 control: { address: ${HOST}, port: ${this.controlPort} }
 proposals:
   ike: [aes256gcm16-prfsha256-x25519]
   esp: [aes256gcm16]
-peers:
+${this.dataplane ? `pools:\n  - { name: rw, cidr: ${this.dataplane.pool} }\n` : ''}peers:
   - name: load
     id: '*@example.org'
     auth: { psk: '${PSK}' }
-    localTs: [10.0.0.0/8]
-    remoteTs: [0.0.0.0/0]
+    localTs: [${this.dataplane?.localTs ?? '10.0.0.0/8'}]
+    remoteTs: [${this.dataplane ? 'dynamic' : '0.0.0.0/0'}]
+${this.dataplane ? '    pool: rw\n' : ''}
 dpd: { intervalSeconds: 0 }
 dataplane:
   masquerade: { enabled: false }
@@ -166,7 +176,7 @@ cluster:
     );
   }
 
-  async addWorker(id: string): Promise<WorkerProc> {
+  async addWorker(id: string, tun?: string): Promise<WorkerProc> {
     const admin = await this.port();
     const relay = await this.port();
     const proc = new Proc(id, [
@@ -179,6 +189,7 @@ cluster:
       `${HOST}:${relay}`,
       '--admin',
       `${HOST}:${admin}`,
+      ...(tun ? ['--tun', tun] : []),
     ]);
     const w = { id, admin, proc };
     this.workers.push(w);
@@ -292,6 +303,13 @@ cluster:
     this.loadgens.push(proc);
     await proc.waitFor('ike-sa-established');
     return proc;
+  }
+
+  /** Any `ikegate` command, stopped with the cluster. */
+  spawn(name: string, args: string[], netns?: string): Proc {
+    const p = new Proc(name, args, netns);
+    this.loadgens.push(p);
+    return p;
   }
 
   /** The redis-server's pid (for SIGSTOP/SIGCONT). */
