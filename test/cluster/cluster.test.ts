@@ -176,6 +176,15 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
 
   test('kill -9 of an edge: its TCP peers reconnect to the other edge and continue on the same IKE SAs (RFC 9329 §6)', async () => {
     const [e1] = c.edges;
+    // Let placement settle after the previous test's resumed worker (this test is about edges).
+    await until(
+      () =>
+        c
+          .api(c.controlPort, '/v1/shards')
+          .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+      (v) => v.owned === 1024 && Object.values(v.byWorker).every((n) => n === 256),
+      30_000,
+    );
     const clients = await Promise.all([1, 2, 3].map((i) => c.client(e1!, `roam-${i}@example.org`)));
     const initsBefore = await Promise.all(
       c.workers

@@ -22,8 +22,8 @@ export interface ShardRouterOptions {
   readonly fullRefreshMs?: number;
 }
 
-/** Bounded re-routing of bounced frames: 100, 200, ... ms apart. */
-const MAX_REROUTES = 8;
+/** Bounded re-routing of bounced or unowned frames: 100, 200, ... ms apart (about 5 s in all). */
+const MAX_REROUTES = 10;
 
 export class ShardRouter {
   readonly #o: ShardRouterOptions;
@@ -107,8 +107,10 @@ export class ShardRouter {
         .catch(() => undefined)
         .then(() => {
           const w = this.route(frame.shard);
+          // Between the old owner's release and the new owner's acquire the shard has no owner:
+          // keep waiting (bounded) instead of dropping, since TCP peers do not retransmit.
           if (w) w.deliver({ ...frame, attempt });
-          else this.#o.metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
+          else this.#rerouteLater({ ...frame, attempt });
         });
     }, 100 * attempt);
     t.unref();
