@@ -82,6 +82,9 @@ export class Proc {
 
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
     if (!this.alive) return;
+    // A process holding a TUN re-executed itself (libs/tun): its child does the work, and would
+    // outlive a SIGKILLed launcher (keeping our stdio pipes, so this test process never exits).
+    if (signal === 'SIGKILL' && this.child.pid) spawnSync('pkill', ['-KILL', '-P', String(this.child.pid)]);
     this.child.kill(signal);
     const until = Date.now() + timeoutMs;
     while (this.alive && Date.now() < until) await sleep(50);
