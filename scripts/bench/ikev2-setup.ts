@@ -15,93 +15,17 @@ import {
   nodeProvider,
   PrfId,
 } from '@ikegate/crypto';
-import {
-  createIkeSa,
-  type IkeSaAction,
-  type IkeSaContext,
-  type IkeSaPolicy,
-  type IkeSaState,
-  step,
-} from '@ikegate/ikev2';
+import type { IkeSaState } from '@ikegate/ikev2';
 import { type BenchFigure, compare } from './harness.js';
+import { establishPair as establish } from './lib/ike-pair.js';
 
 const provider = nodeProvider;
 const random = (n: number) => new Uint8Array(randomBytes(n));
-const any = {
-  tsType: 7,
-  ipProtocol: 0,
-  startPort: 0,
-  endPort: 65535,
-  startAddress: Uint8Array.of(0, 0, 0, 0),
-  endAddress: Uint8Array.of(255, 255, 255, 255),
-};
-
-function context(localId: string): IkeSaContext {
-  const policy: IkeSaPolicy = {
-    localId,
-    ikeProposals: [
-      {
-        encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
-        prf: [PrfId.HMAC_SHA2_256],
-        integrity: [],
-        keyExchange: [KeyExchangeId.CURVE25519],
-      },
-    ],
-    espProposals: [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], integrity: [] }],
-    localTs: [any],
-    remoteTs: [any],
-  };
-  const psk = new TextEncoder().encode('bench pre-shared key');
-  return {
-    provider,
-    random,
-    allocateIkeSpi: () => random(8),
-    allocateChildSpi: () => random(4),
-    policy,
-    psk: () => psk,
-    local: { address: Uint8Array.of(192, 0, 2, 1), port: 500 },
-    remote: { address: Uint8Array.of(198, 51, 100, 1), port: 500 },
-  };
-}
-
-const ctxI = context('initiator.example');
-const ctxR = context('responder.example');
-
-function sends(actions: readonly IkeSaAction[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const a of actions) if (a.kind === 'send') out.push(a.bytes);
-  return out;
-}
 
 /** One complete setup; returns 1, or throws if it did not establish. */
 function setup(): number {
   establish();
   return 1;
-}
-
-/** One complete setup; returns both established states. */
-function establish(): { i: IkeSaState; r: IkeSaState } {
-  let i: IkeSaState = createIkeSa();
-  let r: IkeSaState = createIkeSa();
-  let res = step(i, { kind: 'command', command: { kind: 'initiate' }, now: 0 }, ctxI);
-  i = res.state;
-  let toR = sends(res.actions);
-  while (toR.length > 0) {
-    const toI: Uint8Array[] = [];
-    for (const bytes of toR) {
-      res = step(r, { kind: 'message', bytes, transport: 'udp', now: 0 }, ctxR);
-      r = res.state;
-      toI.push(...sends(res.actions));
-    }
-    toR = [];
-    for (const bytes of toI) {
-      res = step(i, { kind: 'message', bytes, transport: 'udp', now: 0 }, ctxI);
-      i = res.state;
-      toR.push(...sends(res.actions));
-    }
-  }
-  if (i.status !== 'established' || r.status !== 'established') throw new Error('setup failed');
-  return { i, r };
 }
 
 const hexKey = (b: Uint8Array | undefined) => Buffer.from(b ?? new Uint8Array(0)).toString('hex');

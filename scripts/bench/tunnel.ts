@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gatewayConfig, IkegateProcess } from '../../test/interop/lib/ikegate-process.js';
 import { canUseNetns, ip } from '../../test/interop/lib/netns.js';
 import { Charon, haveStrongswan } from '../../test/interop/lib/strongswan.js';
-import { pingThrough } from '../../test/interop/lib/swanctl.js';
+import { pingThrough, roadWarriorConf } from '../../test/interop/lib/swanctl.js';
 import { Chain3 } from '../../test/interop/lib/topology.js';
 import { Sink, transfer } from '../../test/interop/lib/transfer.js';
 import type { BenchFigure } from './harness.js';
@@ -118,42 +118,6 @@ function iperf(p: Path): Promise<number> {
       },
     );
   });
-}
-
-function roadWarriorConf(local: string, remote: string, hostNet: string): string {
-  return `connections {
-  rw {
-    local_addrs = ${local}
-    remote_addrs = ${remote}
-    vips = 0.0.0.0
-    encap = yes
-    proposals = aes256gcm16-prfsha256-x25519
-    rekey_time = 0
-    local {
-      auth = psk
-      id = carol@example.org
-    }
-    remote {
-      auth = psk
-      id = gw.example.org
-    }
-    children {
-      t {
-        esp_proposals = aes256gcm16
-        remote_ts = ${hostNet}
-        rekey_time = 0
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    secret = "${PSK}"
-    id-1 = carol@example.org
-    id-2 = gw.example.org
-  }
-}
-`;
 }
 
 function gatewayConf(local: string, hostNet: string, pool: string): string {
@@ -253,7 +217,12 @@ export async function bench(): Promise<BenchFigure[]> {
     await swanGw.start();
     const swanRw = new Charon({
       netns: swan.net.client,
-      swanctlConf: roadWarriorConf(swan.net.clientAddr, swan.net.gatewayOuter, '10.71.2.0/24'),
+      swanctlConf: roadWarriorConf({
+        local: swan.net.clientAddr,
+        remote: swan.net.gatewayOuter,
+        hostNet: '10.71.2.0/24',
+        psk: PSK,
+      }),
       log: { ike: 1, cfg: 1 },
     });
     charons.push(swanRw);

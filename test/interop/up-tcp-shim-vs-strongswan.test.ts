@@ -22,7 +22,7 @@ import { haveCaptureTools, tsharkFields } from './lib/capture.js';
 import { gatewayConfig, IkegateProcess } from './lib/ikegate-process.js';
 import { canUseNetns, ip } from './lib/netns.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
-import { pingThrough } from './lib/swanctl.js';
+import { pingThrough, roadWarriorConf } from './lib/swanctl.js';
 import { TcpShimProcess } from './lib/tcp-shim-process.js';
 import { Chain3 } from './lib/topology.js';
 import { Sink, transfer } from './lib/transfer.js';
@@ -51,41 +51,6 @@ const EXCHANGES: Record<string, string> = {
  * would run its suite here too), pointed at the shim. encap = yes: ESP goes to the shim's 4500
  * in UDP, never as raw protocol 50 (services/tcp-shim/README.md).
  */
-function roadWarriorConf(o: { local: string; remote: string; hostNet: string }): string {
-  return `connections {
-  rw {
-    local_addrs = ${o.local}
-    remote_addrs = ${o.remote}
-    vips = 0.0.0.0
-    encap = yes
-    proposals = aes256gcm16-prfsha256-x25519
-    rekey_time = 0
-    local {
-      auth = psk
-      id = carol@example.org
-    }
-    remote {
-      auth = psk
-      id = gw.example.org
-    }
-    children {
-      t {
-        esp_proposals = aes256gcm16
-        remote_ts = ${o.hostNet}
-        rekey_time = 0
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    secret = "${PSK}"
-    id-1 = carol@example.org
-    id-2 = gw.example.org
-  }
-}
-`;
-}
 
 /** `ikegate_ike_messages_total` from /metrics, in + out, by exchange name. */
 function metricExchanges(metrics: string): Record<string, number> {
@@ -144,7 +109,12 @@ describe(
         // charon binds UDP 500/4500 on every address of the namespace: give it other ports so the
         // shim can have 500/4500 on 127.0.0.2. It still sends to the remote's 500, then 4500.
         charonExtra: '  port = 510\n  port_nat_t = 4510',
-        swanctlConf: roadWarriorConf({ local: '127.0.0.1', remote: SHIM_ADDR, hostNet: '10.87.2.0/24' }),
+        swanctlConf: roadWarriorConf({
+          local: '127.0.0.1',
+          remote: SHIM_ADDR,
+          hostNet: '10.87.2.0/24',
+          psk: PSK,
+        }),
       });
       await charon.start();
     });

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { canUseNetns } from './lib/netns.js';
 import { gatewayConfig, IkegateProcess } from './lib/ikegate-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
-import { pingThrough } from './lib/swanctl.js';
+import { pingThrough, roadWarriorConf } from './lib/swanctl.js';
 import { Chain3 } from './lib/topology.js';
 import { Sink, transfer } from './lib/transfer.js';
 
@@ -20,47 +20,6 @@ const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, sw
 
 const PSK = 'road-warrior-psk-8d1c7f03a2';
 const MB = 1024 * 1024;
-
-export function roadWarriorConf(o: {
-  local: string;
-  remote: string;
-  remotePort?: number;
-  hostNet: string;
-}): string {
-  return `connections {
-  rw {
-    local_addrs = ${o.local}
-    remote_addrs = ${o.remote}
-${o.remotePort ? `    remote_port = ${o.remotePort}\n` : ''}    vips = 0.0.0.0
-    encap = yes
-    proposals = aes256gcm16-prfsha256-x25519
-    rekey_time = 0
-    local {
-      auth = psk
-      id = carol@example.org
-    }
-    remote {
-      auth = psk
-      id = gw.example.org
-    }
-    children {
-      t {
-        esp_proposals = aes256gcm16
-        remote_ts = ${o.hostNet}
-        rekey_time = 0
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    secret = "${PSK}"
-    id-1 = carol@example.org
-    id-2 = gw.example.org
-  }
-}
-`;
-}
 
 describe(
   'strongSwan road warrior -> `ikegate up` over UDP: VIP, ping, 10 MB TCP, rekeys, DELETE (issue #4)',
@@ -96,6 +55,7 @@ describe(
       charon = new Charon({
         netns: net.client,
         swanctlConf: roadWarriorConf({
+          psk: PSK,
           local: net.clientAddr,
           remote: net.gatewayOuter,
           hostNet: '10.88.2.0/24',

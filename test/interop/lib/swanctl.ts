@@ -64,3 +64,50 @@ export function pingThrough(netns: string, src: string, dst: string, count: numb
   }
   return Number(/(\d+) received/.exec(out)?.[1] ?? 0);
 }
+
+/**
+ * A strongSwan road warrior toward an ikegate gateway: asks for a virtual IP, forces UDP
+ * encapsulation (userspace ikegate takes ESP in UDP only), PSK as carol@example.org, no automatic
+ * rekeys (the tests trigger them).
+ */
+export function roadWarriorConf(o: {
+  local: string;
+  remote: string;
+  hostNet: string;
+  psk: string;
+  remotePort?: number;
+}): string {
+  return `connections {
+  rw {
+    local_addrs = ${o.local}
+    remote_addrs = ${o.remote}
+${o.remotePort ? `    remote_port = ${o.remotePort}\n` : ''}    vips = 0.0.0.0
+    encap = yes
+    proposals = aes256gcm16-prfsha256-x25519
+    rekey_time = 0
+    local {
+      auth = psk
+      id = carol@example.org
+    }
+    remote {
+      auth = psk
+      id = gw.example.org
+    }
+    children {
+      t {
+        esp_proposals = aes256gcm16
+        remote_ts = ${o.hostNet}
+        rekey_time = 0
+      }
+    }
+  }
+}
+secrets {
+  ike-1 {
+    secret = "${o.psk}"
+    id-1 = carol@example.org
+    id-2 = gw.example.org
+  }
+}
+`;
+}
