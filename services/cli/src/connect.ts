@@ -16,7 +16,6 @@
  * With a TUN device (default; needs root) the virtual IP from the server (CFG_REPLY) goes on it
  * and the server's traffic selectors are routed through it.
  */
-import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { connect as tcpConnect, isIPv4, type Socket } from 'node:net';
@@ -395,8 +394,4 @@ function rangeCidr(start: number, end: number): string | undefined {
   const bits = 32 - Math.log2(size);
   if (!Number.isInteger(bits)) return undefined;
   return `${start >>> 24}.${(start >>> 16) & 255}.${(start >>> 8) & 255}.${start & 255}/${bits}`;
-}
-
-export function randomPsk(): string {
-  return randomBytes(24).toString('base64url');
 }

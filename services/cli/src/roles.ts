@@ -251,6 +251,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
       layout: LAYOUT,
       initialHashKey: initialHashKey(config),
       route: (shard) => router.route(shard),
+      workers: () => router.workers(),
       unrouted: (frame) => router.deliverLater(frame),
       maxConnections: l.limits.maxConnections,
       maxConnectionsPerAddress: l.limits.maxConnectionsPerAddress,

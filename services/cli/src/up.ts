@@ -158,7 +158,7 @@ function peerSettings(peer: Peer, pools: Map<string, AddressPoolLike>): PeerSett
     peer.auth.kind === 'psk'
       ? new TextEncoder().encode(peer.auth.psk)
       : peer.auth.kind === 'psk-file'
-        ? new Uint8Array(readFileSync(peer.auth.file)).subarray(0).filter((_, i, a) => i < trimmedLength(a))
+        ? pskFromFile(peer.auth.file)
         : undefined;
   const pool = peer.pool !== null ? pools.get(peer.pool) : undefined;
   return {
@@ -171,11 +171,12 @@ function peerSettings(peer: Peer, pools: Map<string, AddressPoolLike>): PeerSett
   };
 }
 
-/** A PSK file's length without a trailing newline. */
-function trimmedLength(a: Uint8Array): number {
+/** A PSK file's contents without a trailing newline. */
+function pskFromFile(file: string): Uint8Array {
+  const a = new Uint8Array(readFileSync(file));
   let n = a.length;
   while (n > 0 && (a[n - 1] === 0x0a || a[n - 1] === 0x0d)) n--;
-  return n;
+  return a.subarray(0, n);
 }
 
 /** The Worker a config describes (peers, pools, proposals, lifetimes); shared by `up` and `worker`. */
@@ -288,6 +289,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
       layout,
       initialHashKey: new Uint8Array(randomBytes(32)),
       route: () => worker,
+      workers: () => [worker],
       maxConnections: config.listen.limits.maxConnections,
       maxConnectionsPerAddress: config.listen.limits.maxConnectionsPerAddress,
       prefixTimeoutMs: config.listen.limits.prefixTimeoutSeconds * 1000,

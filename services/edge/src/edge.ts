@@ -52,6 +52,8 @@ export interface EdgeSettings {
   readonly initialHashKey: Uint8Array;
   /** The worker owning a shard, or undefined while the shard has no owner. */
   readonly route: (shard: number) => WorkerLink | undefined;
+  /** Every worker this edge relays to (told when a stream closes, RFC 9329 §6). */
+  readonly workers: () => Iterable<WorkerLink>;
   /** A frame whose shard has no owner right now (cluster: retried after the lease table moves). */
   readonly unrouted?: (frame: InboundFrame) => void;
   readonly maxConnections?: number;
@@ -260,13 +262,12 @@ export class Edge implements EdgeLink {
         this.#metrics.connections.dec({ transport });
         this.#metrics.connectionEvents.inc({ transport, event: 'closed', reason });
         this.#log.debug({ connection: id, reason }, 'connection-closed');
-        for (const w of this.#workersFor()) w.connectionClosed(conn.path);
+        for (const w of this.#s.workers()) w.connectionClosed(conn.path);
       }
     });
   }
 
   #drain(conn: StreamConnection): void {
-    const transport = conn.path.transport;
     for (let e = conn.decoder.poll(); e !== undefined; e = conn.decoder.poll()) {
       switch (e.kind) {
         case 'prefix':
@@ -294,7 +295,6 @@ export class Edge implements EdgeLink {
           break;
       }
     }
-    void transport;
   }
 
   #closeStream(conn: StreamConnection, reason: string): void {
@@ -334,16 +334,6 @@ export class Edge implements EdgeLink {
     if (!this.#s.unrouted) return void this.#metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
     // The frame outlives this turn (it waits for a new owner): copy it out of the decoder's buffer.
     this.#s.unrouted({ ...frame, bytes: frame.bytes.slice() });
-  }
-
-  #workersFor(): Set<WorkerLink> {
-    const seen = new Set<WorkerLink>();
-    const shards = 1 << this.#s.layout.shardBits;
-    for (let i = 0; i < shards; i++) {
-      const w = this.#s.route(i);
-      if (w) seen.add(w);
-    }
-    return seen;
   }
 
   // --- sending -----------------------------------------------------------------------------------

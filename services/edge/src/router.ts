@@ -43,6 +43,11 @@ export class ShardRouter {
     return owner === undefined ? undefined : this.#clients.get(owner)?.client;
   }
 
+  /** The relay to every live worker. */
+  workers(): WorkerLink[] {
+    return [...this.#clients.values()].map((c) => c.client);
+  }
+
   get table(): readonly (string | undefined)[] {
     return this.#owners;
   }
