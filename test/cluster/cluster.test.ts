@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { requirement } from '@ikegate/testkit';
 import { TestCluster, until } from './lib/cluster.js';
 
-const skip =
+const skip = requirement(
   spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
     ? false
-    : 'redis-server not installed';
+    : 'redis-server not installed',
+);
 
 describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
   const c = new TestCluster(5000);

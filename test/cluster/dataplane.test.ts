@@ -9,16 +9,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { requirement } from '@ikegate/testkit';
 import { canUseNetns, ip } from '../interop/lib/netns.js';
 import { pingThrough } from '../interop/lib/swanctl.js';
 import { PSK, type Proc, TestCluster, until } from './lib/cluster.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok
-  ? netns.why
-  : spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0
-    ? 'redis-server not installed'
-    : false;
+const skip = requirement(
+  !netns.ok
+    ? netns.why
+    : spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0
+      ? 'redis-server not installed'
+      : false,
+);
 
 const tag = `dp${process.pid % 10000}`;
 const CLIENT = `ig${tag}c`;

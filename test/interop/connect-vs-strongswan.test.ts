@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { requirement } from '@ikegate/testkit';
 import { canUseNetns } from './lib/netns.js';
 import { IkegateProcess } from './lib/ikegate-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
@@ -14,7 +15,9 @@ import { Chain3 } from './lib/topology.js';
 import { Sink, transfer } from './lib/transfer.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false,
+);
 const PSK = 'connect-to-strongswan-psk-71c0e4';
 
 function responderConf(local: string, hostNet: string): string {

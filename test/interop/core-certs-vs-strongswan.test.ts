@@ -7,13 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { requirement } from '@ikegate/testkit';
 import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Responder } from './lib/responder-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
 import { pingThrough } from './lib/swanctl.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false,
+);
 const testdata = (f: string) => new URL(`../../libs/crypto/src/testdata/${f}`, import.meta.url).pathname;
 
 function swanctlConf(local: string, remote: string): string {

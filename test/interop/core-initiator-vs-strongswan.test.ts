@@ -7,12 +7,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { requirement } from '@ikegate/testkit';
 import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
 import { pskSwanctlConf } from './lib/swanctl.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false,
+);
 const PSK = 'interop-psk-8a1d3e5f20';
 
 describe(

@@ -8,13 +8,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { requirement } from '@ikegate/testkit';
 import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Responder } from './lib/responder-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
 import { pingThrough, pskSwanctlConf } from './lib/swanctl.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false,
+);
 const PSK = 'interop-psk-mid-sync-6311';
 
 describe('RFC 6311 Message ID sync started by the protocol core, answered by strongSwan', { skip }, () => {

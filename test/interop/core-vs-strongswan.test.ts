@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requirement } from '@ikegate/testkit';
 import { Capture, haveCaptureTools, tsharkFields } from './lib/capture.js';
 import { canUseNetns, NetnsPair } from './lib/netns.js';
 import { Responder } from './lib/responder-process.js';
@@ -17,7 +18,9 @@ import { Charon, haveStrongswan } from './lib/strongswan.js';
 import { pingThrough, pskSwanctlConf } from './lib/swanctl.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false,
+);
 
 const PSK = 'interop-psk-4f2b9c1e7d';
 
@@ -113,7 +116,7 @@ describe(
     });
 
     test('tshark decodes every IKE and ESP packet of the session, nothing malformed, in the RFC 7296 exchange order', async (t) => {
-      if (!capture) return t.skip('tcpdump/tshark not installed');
+      if (!capture) return t.skip(requirement('tcpdump/tshark not installed', t));
       await capture.stop();
       const rows = tsharkFields(pcap, ['isakmp.exchangetype', 'isakmp.flags', 'esp.spi', '_ws.malformed']);
       assert.ok(

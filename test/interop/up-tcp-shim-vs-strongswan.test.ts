@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { requirement } from '@ikegate/testkit';
 import { BulkCapture } from './lib/bulk-capture.js';
 import { haveCaptureTools, tsharkFields } from './lib/capture.js';
 import { gatewayConfig, IkegateProcess } from './lib/ikegate-process.js';
@@ -28,13 +29,15 @@ import { Chain3 } from './lib/topology.js';
 import { Sink, transfer } from './lib/transfer.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok
-  ? netns.why
-  : !haveStrongswan()
-    ? 'strongSwan (charon, swanctl) not installed'
-    : !haveCaptureTools()
-      ? 'tcpdump/tshark not installed'
-      : false;
+const skip = requirement(
+  !netns.ok
+    ? netns.why
+    : !haveStrongswan()
+      ? 'strongSwan (charon, swanctl) not installed'
+      : !haveCaptureTools()
+        ? 'tcpdump/tshark not installed'
+        : false,
+);
 
 const PSK = 'road-warrior-psk-8d1c7f03a2';
 const MB = 1024 * 1024;

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { requirement } from '@ikegate/testkit';
 import { canUseNetns } from './lib/netns.js';
 import { gatewayConfig, IkegateProcess } from './lib/ikegate-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
@@ -16,7 +17,9 @@ import { Chain3 } from './lib/topology.js';
 import { Sink, transfer } from './lib/transfer.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveStrongswan() ? 'strongSwan (charon, swanctl) not installed' : false,
+);
 
 const PSK = 'road-warrior-psk-8d1c7f03a2';
 const MB = 1024 * 1024;

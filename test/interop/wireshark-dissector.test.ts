@@ -11,12 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeEspFrame, encodeIkeFrame, IKETCP_PREFIX } from '@ikegate/iketcp';
-import { fromHex } from '@ikegate/testkit';
+import { fromHex, requirement } from '@ikegate/testkit';
 import { Capture, haveCaptureTools, tsharkFields } from './lib/capture.js';
 import { canUseNetns, NetnsPair } from './lib/netns.js';
 
 const netns = canUseNetns();
-const skip = !netns.ok ? netns.why : !haveCaptureTools() ? 'tcpdump/tshark not installed' : false;
+const skip = requirement(
+  !netns.ok ? netns.why : !haveCaptureTools() ? 'tcpdump/tshark not installed' : false,
+);
 
 const vectors = JSON.parse(
   readFileSync(new URL('../vectors/strongswan-5.9.8-psk-x25519-aes256gcm.json', import.meta.url), 'utf8'),

@@ -1,3 +1,5 @@
+import { isCi } from './requirement.js';
+
 /**
  * How many fast-check cases a parser property runs. CI (CI=true) runs at least 10^5 per parser;
  * a developer's run defaults to 10^4 so the suite stays quick. IKEGATE_FUZZ_RUNS overrides both.
@@ -8,7 +10,7 @@ export function fuzzRuns(): number {
     const n = Number(env);
     if (Number.isInteger(n) && n > 0) return n;
   }
-  return process.env.CI ? 100_000 : 10_000;
+  return isCi() ? 100_000 : 10_000;
 }
 
 /** A fixed seed when IKEGATE_FUZZ_SEED is set (to replay a failure), otherwise fast-check's own. */

@@ -4,3 +4,4 @@
 export { fuzzRuns, fuzzSeed } from './fuzz.js';
 export { fromHex, toHex } from './hex.js';
 export { SeededRandom } from './random.js';
+export { isCi, requirement } from './requirement.js';

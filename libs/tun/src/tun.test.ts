@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { requirement } from '@ikegate/testkit';
 import { TunDevice } from './device.js';
 import { configure, ensureMasquerade, NetlinkCommandError, removeMasquerade } from './netlink.js';
 import {
@@ -25,8 +26,8 @@ function has(cmd: string, args: string[] = ['--version']): boolean {
 }
 
 const hasPython = has('python3');
-/** Why the root-only tests cannot run here, or undefined when they can. */
-const rootMissing =
+/** Why the root-only tests cannot run here, or false when they can (a failure under CI=true). */
+const rootMissing = requirement(
   process.getuid?.() !== 0
     ? 'needs root'
     : !existsSync('/dev/net/tun')
@@ -35,7 +36,8 @@ const rootMissing =
         ? 'needs python3'
         : !has('ip', ['-V'])
           ? 'needs ip (iproute2)'
-          : undefined;
+          : false,
+);
 const NS = `ikg-tun-test-${process.pid}`;
 
 const ECHO_REQUEST = Uint8Array.from([
@@ -93,7 +95,7 @@ describe('descriptor hand-over', () => {
   });
 
   test('the python opener rejects a name longer than 15 bytes with its own exit code and message', async (t) => {
-    if (!hasPython) return t.skip('needs python3');
+    if (!hasPython) return t.skip(requirement('needs python3', t));
     const name = 'a-very-long-tun-name';
     const r = spawnSync('python3', ['-c', TUN_OPENER_PY, JSON.stringify([name]), 'true'], {
       encoding: 'utf8',
@@ -193,7 +195,7 @@ describe('TUN device in a network namespace', { skip: rootMissing }, () => {
   });
 
   test('ensureMasquerade creates an nft table idempotently and removeMasquerade removes it', async (t) => {
-    if (!has('nft', ['--version'])) return t.skip('needs nft');
+    if (!has('nft', ['--version'])) return t.skip(requirement('needs nft', t));
     const listTables = async (): Promise<string> =>
       (await execFileP('ip', ['netns', 'exec', NS, 'nft', 'list', 'tables'])).stdout;
     const cfg = { table: 'ikgtest', sourceCidr: '10.123.0.0/24', outInterface: 'lo', netns: NS };

@@ -1,41 +1,151 @@
 /**
- * The `ikegate` command.
- *
- *   ikegate up [--config FILE] [--no-tun] [--tls-keylog FILE]   all roles in one process
- *   ikegate tcp-shim --listen ADDR --upstream HOST[:PORT] ...    RFC 9329 TCP in front of a UDP-only IKE daemon
- *   ikegate version
+ * The `ikegate` command: `ikegate <command> [options]`; `ikegate --help` lists the commands and
+ * `ikegate <command> --help` (or `-h`, or `ikegate help <command>`) prints that command's usage
+ * and exits 0. Each command's usage text lives in COMMANDS below, next to the others, except
+ * loadgen's and tcp-shim's, which their packages own (they parse their own arguments).
  */
 import { ConfigError } from '@ikegate/config';
-import { runTcpShim } from '@ikegate/tcp-shim';
+import { LocalUsageError as TcpShimUsageError, runTcpShim, TCP_SHIM_USAGE } from '@ikegate/tcp-shim';
 import { TunUnavailableError } from '@ikegate/tun';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { loadgenMain } from '@ikegate/loadgen';
+import { LOADGEN_USAGE, loadgenMain } from '@ikegate/loadgen';
 import { connect, type ConnectTransport } from './connect.js';
 import { RoleUsageError, runControl, runEdge, runWorker } from './roles.js';
 import { up } from './up.js';
 
+interface CommandHelp {
+  /** One line for the command list. */
+  readonly summary: string;
+  /** What `ikegate <command> --help` prints: the usage line, what the command does, its options. */
+  readonly usage: string;
+}
+
+const HELP_OPTION = '  -h, --help              show this text';
+
+const COMMANDS = {
+  up: {
+    summary: 'the gateway: edge, worker and control in one process',
+    usage: `usage: ikegate up [--config FILE] [--no-tun] [--tls-keylog FILE]
+
+Runs edge, worker and control in one process. The TUN device, routes and nftables need root.
+  --config FILE           configuration (default ikegate.yaml, see docs/ikegate.example.yaml)
+  --no-tun                control plane only: no TUN device, no root needed
+  --tls-keylog FILE       append TLS secrets (NSS key log format) for decrypting captures
+${HELP_OPTION}`,
+  },
+  connect: {
+    summary: 'the initiator client: an IKE SA + CHILD SA to a server, virtual IP on a TUN',
+    usage: `usage: ikegate connect --server HOST --id ID --remote-id ID (--psk SECRET | --psk-file FILE) [options]
+
+The initiator client: an IKE SA and a CHILD SA to a server, the virtual IP it assigns on a TUN
+device (needs root), the server's networks routed through it.
+  --server HOST           the server (required)
+  --id ID                 our identity (required)
+  --remote-id ID          the server's identity (required)
+  --psk SECRET            pre-shared key, at least 16 characters
+  --psk-file FILE         read the pre-shared key from FILE (trailing newlines dropped)
+  --transport T           auto | udp | tcp | tls (default auto: UDP, TCP when UDP gets no answer)
+  --ts CIDR               a server-side network to reach, repeatable (default 0.0.0.0/0)
+  --ike PROPOSAL          IKE proposal, repeatable (default aes256gcm16-prfsha256-x25519)
+  --esp PROPOSAL          ESP proposal, repeatable (default aes256gcm16)
+  --tun NAME              TUN device (default ikgc0)
+  --no-tun                no TUN device: control plane only, no root needed
+  --no-vip                do not ask for a virtual IP (no CFG_REQUEST)
+  --ca FILE               TLS: PEM file of the CAs the server's certificate must chain to
+  --insecure              TLS: do not verify the server's certificate
+  --keylog FILE           TLS: append key-log lines (SSLKEYLOGFILE format)
+  --dpd SECONDS           liveness check after SECONDS without traffic; 0: none (default 30)
+  --alternate HOST:PORT   another stream endpoint to try when the server is unreachable, repeatable
+  --udp-fallback SECONDS  with --transport auto: UDP retransmissions before falling back to TCP (default 5)
+  --port-ike N --port-natt N --port-tcp N --port-tls N   server ports (default 500 4500 4500 443)
+  --log-level LEVEL       log level on stderr (default info)
+${HELP_OPTION}`,
+  },
+  edge: {
+    summary: 'a cluster edge: the peer-facing listeners, frames routed by SPI to workers',
+    usage: `usage: ikegate edge --id ID --admin HOST:PORT [--config FILE] [--address A] [--udp-ike P] [--udp-natt P] [--tcp P] [--tls P]
+
+A cluster edge (config cluster:): the peer-facing UDP, TCP and TLS listeners; routes each frame
+by its SPI to the worker that owns the SA's shard.
+  --config FILE           configuration with a cluster: section (default ikegate.yaml)
+  --id ID                 this edge's name: letters, digits, _ . - (required)
+  --admin HOST:PORT       admin HTTP: /metrics, /v1/routes (required)
+  --address A             listen on A instead of the configured addresses
+  --udp-ike P --udp-natt P --tcp P --tls P   listen ports instead of the configured ones
+${HELP_OPTION}`,
+  },
+  worker: {
+    summary: 'a cluster worker: leases shards, runs IKE and ESP for their SAs',
+    usage: `usage: ikegate worker --id ID --relay HOST:PORT --admin HOST:PORT [--config FILE] [--tun NAME]
+
+A cluster worker (config cluster:): leases shards, runs IKE and ESP for their SAs, writes SA
+state through to Redis, and serves the frame relay the edges connect to.
+  --config FILE           configuration with a cluster: section (default ikegate.yaml)
+  --id ID                 this worker's name: letters, digits, _ . - (required)
+  --relay HOST:PORT       where the edges reach this worker's frame relay (required)
+  --admin HOST:PORT       admin HTTP: /metrics, /v1/sas, /v1/shards (required)
+  --tun NAME              a TUN device for the data plane (needs root); without: control plane only
+${HELP_OPTION}`,
+  },
+  control: {
+    summary: "the cluster control API, on the config's control address",
+    usage: `usage: ikegate control [--config FILE]
+
+The cluster control API (config cluster:): members, shard leases, SAs gathered from the workers,
+/metrics; listens on the configuration's control: address.
+  --config FILE           configuration with a cluster: section (default ikegate.yaml)
+${HELP_OPTION}`,
+  },
+  loadgen: {
+    summary: 'many IKE SA setups from one process, for load tests',
+    usage: LOADGEN_USAGE,
+  },
+  'tcp-shim': {
+    summary: "carry a UDP-only IKE daemon's traffic over RFC 9329 TCP",
+    usage: TCP_SHIM_USAGE,
+  },
+  version: {
+    summary: 'print the version',
+    usage: `usage: ikegate version
+
+Prints the version.
+${HELP_OPTION}`,
+  },
+  help: {
+    summary: "list the commands, or print one command's usage",
+    usage: `usage: ikegate help [COMMAND]
+
+Lists the commands, or prints COMMAND's usage (the same as ikegate COMMAND --help).
+${HELP_OPTION}`,
+  },
+} as const satisfies Record<string, CommandHelp>;
+
+type Command = keyof typeof COMMANDS;
+
+function isCommand(name: string | undefined): name is Command {
+  return name !== undefined && Object.hasOwn(COMMANDS, name);
+}
+
 const USAGE = `usage: ikegate <command> [options]
 
 commands:
-  up          run edge, worker and control in one process
-              --config FILE      configuration (default: ikegate.yaml, see docs/ikegate.example.yaml)
-              --no-tun           control plane only: no TUN device, no root needed
-              --tls-keylog FILE  write TLS secrets (NSS key log) for decrypting captures
-  connect     the initiator client: an IKE SA + CHILD SA to a server, virtual IP on a TUN
-              --server HOST  --id ID  --remote-id ID  (--psk SECRET | --psk-file FILE)
-              [--transport auto|udp|tcp|tls] [--ts CIDR ...] [--ike PROPOSAL ...] [--esp PROPOSAL ...]
-              [--tun NAME | --no-tun] [--no-vip] [--ca FILE | --insecure] [--keylog FILE] [--dpd SECONDS]
-              [--alternate HOST:PORT ...] [--udp-fallback SECONDS] [--port-ike N] [--port-natt N] [--port-tcp N] [--port-tls N]
-              [--log-level LEVEL]
-  loadgen     many IKE SA setups from one process, for load tests (ikegate loadgen --help)
-  worker      a cluster worker: --config FILE --id ID --relay HOST:PORT --admin HOST:PORT [--tun NAME]
-  edge        a cluster edge: --config FILE --id ID --admin HOST:PORT [--address A] [--udp-ike P]
-              [--udp-natt P] [--tcp P] [--tls P]
-  control     the cluster control API: --config FILE (listens on the config's control address)
-  tcp-shim    carry a UDP-only IKE daemon's traffic over RFC 9329 TCP (ikegate tcp-shim --help)
-  version     print the version
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(10)}  ${c.summary}`)
+  .join('\n')}
+
+\`ikegate <command> --help\` prints a command's usage and options.
 `;
+
+/** The usage text for `command`, ending in one newline; the command list for anything else. */
+function usageOf(command: string | undefined): string {
+  return isCommand(command) ? `${COMMANDS[command].usage.trimEnd()}\n` : USAGE;
+}
+
+/** `--help` or `-h` anywhere in a command's arguments asks for its usage, as loadgen's own parser does. */
+function asksForHelp(args: readonly string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}
 
 function flag(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -67,6 +177,10 @@ function stopOnSignals(stop: () => Promise<void>): void {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (isCommand(command) && command !== 'help' && asksForHelp(rest)) {
+    process.stdout.write(usageOf(command));
+    return 0;
+  }
   switch (command) {
     case 'up': {
       const known = new Set(['--config', '--no-tun', '--tls-keylog']);
@@ -88,7 +202,9 @@ async function main(argv: string[]): Promise<number> {
     case 'connect': {
       const handle = await connect(connectOptions(rest));
       if (!handle) return -1;
+      // Before the first attempt completes: a server that never answers must not delay a stop.
       stopOnSignals(() => handle.stop());
+      await handle.started;
       return -1;
     }
     case 'loadgen':
@@ -110,8 +226,17 @@ async function main(argv: string[]): Promise<number> {
     case '--version':
       process.stdout.write('ikegate 0.1.0\n');
       return 0;
+    case 'help': {
+      const [topic] = rest;
+      if (topic === undefined || topic === '--help' || topic === '-h') {
+        process.stdout.write(topic === undefined ? USAGE : usageOf('help'));
+        return 0;
+      }
+      if (!isCommand(topic)) throw new UsageError(`unknown command ${topic}`);
+      process.stdout.write(usageOf(topic));
+      return 0;
+    }
     case undefined:
-    case 'help':
     case '--help':
     case '-h':
       process.stdout.write(USAGE);
@@ -269,7 +394,13 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     if (e instanceof UsageError || e instanceof RoleUsageError) {
-      process.stderr.write(`ikegate: ${e.message}\n\n${USAGE}`);
+      const [command] = process.argv.slice(2);
+      process.stderr.write(`ikegate: ${e.message}\n\n${usageOf(command === 'help' ? undefined : command)}`);
+      process.exit(2);
+    }
+    if (e instanceof TcpShimUsageError && e.code === 'IKEGATE_ERR_TCP_SHIM_USAGE') {
+      // Its message already ends with the tcp-shim usage.
+      process.stderr.write(`ikegate tcp-shim: ${e.message}\n`);
       process.exit(2);
     }
     if (e instanceof ConfigError || e instanceof TunUnavailableError) {
