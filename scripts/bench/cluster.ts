@@ -262,7 +262,7 @@ function realisticSnapshot(): { spi: string; bytes: Uint8Array } {
     endAddress: Uint8Array.from(b),
   });
   const snap: SaSnapshot = {
-    version: 1,
+    version: 2,
     spis: [spi],
     shard: 513,
     state: r,

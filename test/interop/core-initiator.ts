@@ -10,7 +10,6 @@ import {
   context,
   createInitiator,
   events,
-  ike,
   listen,
   log,
   sendPing,
@@ -30,8 +29,7 @@ async function main(): Promise<void> {
   listen();
   await waitFor('listening');
   const rinfo: RemoteInfo = { address: process.env.IKEGATE_REMOTE ?? '', family: 'IPv4', port: 500, size: 0 };
-  const peer = createInitiator(rinfo, context(rinfo, 500), ike);
-  command(peer, { kind: 'initiate' });
+  const peer = createInitiator(rinfo, context());
   await waitFor('established');
   await waitFor('install-child');
   await pings(1, 3);

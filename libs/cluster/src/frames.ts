@@ -43,6 +43,13 @@ export interface OutboundFrame {
   readonly kind: 'ike' | 'esp';
   readonly path: PeerPath;
   readonly bytes: Uint8Array;
+  /**
+   * Close this TCP/TLS connection after writing this frame, with this reason (a metric label,
+   * e.g. 'cookie'): RFC 9329 §6.3, after a COOKIE (or PUZZLE) request the responder closes the
+   * connection. The frame is written, then the stream ends; later frames for it get
+   * 'no-connection'. Ignored for UDP.
+   */
+  readonly closeAfter?: string;
 }
 
 /** Why an outbound frame was not sent; the worker counts these. */

@@ -28,6 +28,27 @@ export class Metrics {
     labelNames: ['event'] as const,
     registers: [this.registry],
   });
+  /**
+   * Exchanges refused, by exchange type and reason (snake_case notify name or cookie_required):
+   * by us (we answered with an error notify or demanded a COOKIE) or, prefixed `peer_`, by the
+   * peer (it answered our request with one).
+   */
+  readonly ikeRejections = new Counter({
+    name: 'ikegate_ike_rejections_total',
+    help: 'IKE exchanges refused, by exchange and reason (peer_ prefix: refused by the peer)',
+    labelNames: ['exchange', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly ikeHalfOpen = new Gauge({
+    name: 'ikegate_ike_half_open_sas',
+    help: 'IKE SAs answered in IKE_SA_INIT and not yet authenticated',
+    registers: [this.registry],
+  });
+  readonly ikeCookieMode = new Gauge({
+    name: 'ikegate_ike_cookie_mode',
+    help: '1 while IKE_SA_INIT requests must carry a COOKIE (RFC 7296 §2.6), else 0',
+    registers: [this.registry],
+  });
   readonly ikeSas = new Gauge({
     name: 'ikegate_ike_sas',
     help: 'IKE SAs held, by status',

@@ -7,12 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { EncryptionId, KeyExchangeId, nodeProvider, PrfId } from '@ikegate/crypto';
 import {
-  createIkeSa,
-  type IkeSaAction,
+  type EndpointOutput,
+  IkeEndpoint,
+  type IkePath,
   type IkeSaContext,
   type IkeSaPolicy,
   type IkeSaState,
-  step,
 } from '@ikegate/ikev2';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -32,58 +32,58 @@ function context(localId: string): IkeSaContext {
       {
         encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
         prf: [PrfId.HMAC_SHA2_256],
-        integrity: [],
         keyExchange: [KeyExchangeId.CURVE25519],
       },
     ],
-    espProposals: [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], integrity: [] }],
+    espProposals: [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], esn: [false] }],
     localTs: [any],
     remoteTs: [any],
   };
   const psk = new TextEncoder().encode('bench pre-shared key');
-  return {
-    provider: nodeProvider,
-    random,
-    allocateIkeSpi: () => random(8),
-    allocateChildSpi: () => random(4),
-    policy,
-    psk: () => psk,
-    local: { address: Uint8Array.of(192, 0, 2, 1), port: 500 },
-    remote: { address: Uint8Array.of(198, 51, 100, 1), port: 500 },
-  };
+  return { provider: nodeProvider, random, allocateIkeSpi: () => random(8), allocateChildSpi: () => random(4), policy, psk: () => psk };
 }
 
 const ctxI = context('initiator@example.org');
 const ctxR = context('gw.example.org');
+const toR: IkePath = {
+  id: 'i',
+  transport: 'udp',
+  local: { address: Uint8Array.of(192, 0, 2, 1), port: 500 },
+  remote: { address: Uint8Array.of(198, 51, 100, 1), port: 500 },
+};
+const toI: IkePath = { id: 'r', transport: 'udp', local: toR.remote, remote: toR.local };
 
-function sends(actions: readonly IkeSaAction[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const a of actions) if (a.kind === 'send') out.push(a.bytes);
-  return out;
+function endpointFor(ctx: IkeSaContext): IkeEndpoint<undefined> {
+  return new IkeEndpoint<undefined>({
+    provider: nodeProvider,
+    random,
+    policy: ctx.policy,
+    ikeSpi: () => random(8),
+    responderContext: () => ctx,
+  });
 }
 
-/** One complete IKE_SA_INIT + IKE_AUTH setup; returns both established states (throws otherwise). */
+function sends(out: readonly EndpointOutput<undefined>[]): Uint8Array[] {
+  const bytes: Uint8Array[] = [];
+  for (const o of out) if (o.kind === 'transmit') bytes.push(o.bytes);
+  return bytes;
+}
+
+/** One complete IKE_SA_INIT + IKE_AUTH setup on fresh endpoints; returns both states (throws otherwise). */
 export function establishPair(): { i: IkeSaState; r: IkeSaState } {
-  let i: IkeSaState = createIkeSa();
-  let r: IkeSaState = createIkeSa();
-  let res = step(i, { kind: 'command', command: { kind: 'initiate' }, now: 0 }, ctxI);
-  i = res.state;
-  let toR = sends(res.actions);
+  const ei = endpointFor(ctxI);
+  const er = endpointFor(ctxR);
+  const started = ei.initiate(ctxI, toR, 0, 0);
+  let toResponder = sends(started.out);
   // Two exchanges; the bound only guards against a state machine that never settles.
-  for (let round = 0; toR.length > 0 && round < 8; round++) {
-    const toI: Uint8Array[] = [];
-    for (const bytes of toR) {
-      res = step(r, { kind: 'message', bytes, transport: 'udp', now: 0 }, ctxR);
-      r = res.state;
-      toI.push(...sends(res.actions));
-    }
-    toR = [];
-    for (const bytes of toI) {
-      res = step(i, { kind: 'message', bytes, transport: 'udp', now: 0 }, ctxI);
-      i = res.state;
-      toR.push(...sends(res.actions));
-    }
+  for (let round = 0; toResponder.length > 0 && round < 8; round++) {
+    const toInitiator: Uint8Array[] = [];
+    for (const bytes of toResponder) toInitiator.push(...sends(er.receive(bytes, toI, 0, 0)));
+    toResponder = [];
+    for (const bytes of toInitiator) toResponder.push(...sends(ei.receive(bytes, toR, 0, 0)));
   }
-  if (i.status !== 'established' || r.status !== 'established') throw new Error('setup failed');
-  return { i, r };
+  const r = [...er.entries()][0];
+  const i = started.sa;
+  if (i.state.status !== 'established' || r?.state.status !== 'established') throw new Error('setup failed');
+  return { i: i.state, r: r.state };
 }

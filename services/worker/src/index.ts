@@ -12,6 +12,7 @@ export {
   Worker,
   type WorkerSettings,
 } from './worker.js';
+export { addressBytes, toIkePath } from './paths.js';
 export { ipv4Ranges, ipv4Text, packetMatches, parseIpv4 } from './ipv4.js';
 export {
   type MemberInfo,

@@ -5,7 +5,7 @@
  * and the address moves with the SA on takeover (`claim`). The cost: each shard owns only
  * size/shards addresses (a /16 gives 64 per shard of 1024), so a pool must be sized for that.
  */
-import type { AddressPoolLike } from './worker.js';
+import type { AddressPoolLike } from './types.js';
 
 export class ShardedPool implements AddressPoolLike {
   readonly #base: number;

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fuzzRuns } from '@ikegate/testkit';
 import { decodeSnapshot, encodeSnapshot, type SaSnapshot } from './snapshot.js';
 
 const snap = (extra: Partial<SaSnapshot> = {}): SaSnapshot => ({
-  version: 1,
+  version: 2,
   spis: ['0011223344556677'],
   shard: 5,
   state: {
@@ -49,6 +50,10 @@ test('snapshot: anything else from the store is refused with a clear error, neve
     () => decodeSnapshot(new TextEncoder().encode('{"version":2}')),
     /not an ikegate SA snapshot/,
   );
+  assert.throws(
+    () => decodeSnapshot(encodeSnapshot({ ...snap(), version: 1 } as unknown as SaSnapshot)),
+    /version 1 \(an earlier engine\)/,
+  );
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
       try {
@@ -57,6 +62,6 @@ test('snapshot: anything else from the store is refused with a clear error, neve
         assert.ok(e instanceof Error);
       }
     }),
-    { numRuns: 500 },
+    { numRuns: fuzzRuns() },
   );
 });

@@ -12,6 +12,8 @@ export interface ChildSnapshot {
   readonly outboundSpi: number;
   readonly encryption: { readonly id: number; readonly keyBits: number };
   readonly integrity?: number;
+  /** RFC 4303 extended sequence numbers (absent: no ESN). */
+  readonly esn?: boolean;
   readonly inKeys: Uint8Array;
   readonly outKeys: Uint8Array;
   readonly tsLocal: readonly TrafficSelector[];
@@ -23,8 +25,12 @@ export interface ChildSnapshot {
   readonly seqIn: bigint;
 }
 
+/**
+ * Version 2: the IKE SA state of the endpoint/task-manager engine (deadlines and paths inside the
+ * state). Version 1 snapshots (the earlier engine) are refused with a clear error.
+ */
 export interface SaSnapshot {
-  readonly version: 1;
+  readonly version: 2;
   readonly spis: readonly string[];
   readonly shard: number;
   readonly state: IkeSaState;
@@ -49,7 +55,7 @@ export function encodeSnapshot(s: SaSnapshot): Uint8Array {
   return new TextEncoder().encode(json);
 }
 
-/** Throws on anything that is not a version-1 snapshot (the store returned someone else's bytes). */
+/** Throws on anything that is not a version-2 snapshot (the store returned someone else's bytes). */
 export function decodeSnapshot(bytes: Uint8Array): SaSnapshot {
   const s = JSON.parse(new TextDecoder().decode(bytes), (_k, v: unknown) => {
     if (v !== null && typeof v === 'object') {
@@ -58,7 +64,11 @@ export function decodeSnapshot(bytes: Uint8Array): SaSnapshot {
     }
     return v;
   }) as SaSnapshot;
-  if (s?.version !== 1 || !Array.isArray(s.spis) || typeof s.shard !== 'number' || !s.state || !s.path)
-    throw new Error('not an ikegate SA snapshot (version 1)');
+  if (s?.version !== 2 || !Array.isArray(s.spis) || typeof s.shard !== 'number' || !s.state || !s.path)
+    throw new Error(
+      (s as { version?: unknown } | null)?.version === 1
+        ? 'an ikegate SA snapshot of version 1 (an earlier engine): not adoptable by this worker'
+        : 'not an ikegate SA snapshot (version 2)',
+    );
   return s;
 }

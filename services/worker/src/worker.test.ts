@@ -5,12 +5,13 @@ import { routeEspPacket, routeIkeMessage, type OutboundFrame, type PeerPath } fr
 import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import {
-  createIkeSa,
-  type IkeSaAction,
+  type EndpointOutput,
+  IkeEndpoint,
+  type IkePath,
+  type IkeSaCommand,
   type IkeSaContext,
-  type IkeSaState,
   type InstallChildAction,
-  step,
+  type SaEntry,
 } from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import { PassThrough } from 'node:stream';
@@ -33,11 +34,10 @@ const ike = [
   {
     encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
     prf: [PrfId.HMAC_SHA2_256],
-    integrity: [],
     keyExchange: [KeyExchangeId.CURVE25519],
   },
 ];
-const esp = [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], integrity: [] }];
+const esp = [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }] }];
 
 function pool(): AddressPoolLike {
   const held = new Map<string, number>();
@@ -120,37 +120,48 @@ function harness(peerId: string) {
       requestVirtualIp: true,
     },
     psk: () => PSK,
+  };
+  // The protocol-core initiator: an IkeEndpoint of its own, its path the mirror of the worker's.
+  const initiator = new IkeEndpoint<undefined>({
+    provider: defaultProvider,
+    random: (n) => new Uint8Array(randomBytes(n)),
+    policy: ctx.policy,
+    ikeSpi: () => new Uint8Array(randomBytes(8)),
+    responderContext: () => ctx,
+  });
+  const initiatorPath: IkePath = {
+    id: 'to-gateway',
+    transport: 'udp',
     local: { address: parseIpv4('192.0.2.10'), port: 4500 },
     remote: { address: parseIpv4('192.0.2.1'), port: 4500 },
   };
-  let state: IkeSaState = createIkeSa('udp');
+  let sa: SaEntry<undefined> | undefined;
   const installs: InstallChildAction[] = [];
-  const initiatorActions: IkeSaAction[] = [];
+  const initiatorActions: EndpointOutput<undefined>[] = [];
   const deliver = (bytes: Uint8Array) => {
     const d = routeIkeMessage(bytes, path.remote.address, HASH_KEY, LAYOUT);
     assert.equal(d.kind, 'shard');
     worker.deliver({ kind: 'ike', path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
   };
-  const run = (actions: readonly IkeSaAction[]) => {
-    for (const a of actions) {
-      initiatorActions.push(a);
-      if (a.kind === 'send') deliver(a.bytes);
-      if (a.kind === 'install-child') installs.push(a);
+  const run = (out: readonly EndpointOutput<undefined>[]) => {
+    for (const o of out) {
+      initiatorActions.push(o);
+      if (o.kind === 'transmit') deliver(o.bytes);
+      if (o.kind === 'sa-action' && o.action.kind === 'install-child') installs.push(o.action);
     }
     // Bounded: each round trip answers one request.
     for (let i = 0; i < 16 && toInitiator.length > 0; i++) {
       const f = toInitiator.shift()!;
       if (f.kind !== 'ike') continue;
-      const r = step(state, { kind: 'message', bytes: f.bytes, transport: 'udp', now: Date.now() }, ctx);
-      state = r.state;
-      run(r.actions);
+      run(initiator.receive(f.bytes, initiatorPath, 0, Date.now()));
     }
   };
-  const command = (c: Parameters<typeof step>[1]) => {
-    const r = step(state, c, ctx);
-    state = r.state;
-    run(r.actions);
+  const initiate = () => {
+    const r = initiator.initiate(ctx, initiatorPath, 0, Date.now());
+    sa = r.sa;
+    run(r.out);
   };
+  const command = (c: IkeSaCommand) => run(initiator.command(sa!, c, Date.now()));
   return {
     worker,
     metrics,
@@ -158,16 +169,17 @@ function harness(peerId: string) {
     toInitiator,
     installs,
     initiatorActions,
+    initiate,
     command,
     path,
     logLines,
-    state: () => state,
+    state: () => sa!.state,
   };
 }
 
 test('worker: IKE_SA_INIT + IKE_AUTH as responder, virtual IP from the peer pool, selectors of the matched peer (RFC 7296 §1.2, §2.9, §3.15)', async () => {
   const h = harness('carol@example.org');
-  h.command({ kind: 'command', command: { kind: 'initiate' }, now: Date.now() });
+  h.initiate();
   assert.equal(h.state().status, 'established', h.logLines.join('\n'));
   const child = h.installs[0]!;
   assert.deepEqual([...child.virtualIp!], [10, 9, 0, 2]);
@@ -185,7 +197,7 @@ test('worker: IKE_SA_INIT + IKE_AUTH as responder, virtual IP from the peer pool
 
 test('worker: ESP from the VIP reaches the device; a spoofed inner source is dropped (RFC 4301 §5.2); device packets go out as ESP', () => {
   const h = harness('carol@example.org');
-  h.command({ kind: 'command', command: { kind: 'initiate' }, now: Date.now() });
+  h.initiate();
   const c = h.installs[0]!;
   const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
   const out = new OutboundSa({
@@ -218,7 +230,7 @@ test('worker: ESP from the VIP reaches the device; a spoofed inner source is dro
   assert.equal(h.toInitiator.filter((f) => f.kind === 'esp').length, 1);
 });
 
-test('worker: unknown IKE SPIs and ESP SPIs are dropped and counted, never answered (RFC 7296 §2.21.4, RFC 4303 §3.4.2)', async () => {
+test('worker: unknown IKE SPIs (short requests, responses) and ESP SPIs are dropped and counted, never answered (RFC 7296 §2.21.4, RFC 4303 §3.4.2)', async () => {
   const h = harness('carol@example.org');
   const bogus = new Uint8Array(28);
   bogus.set(randomBytes(16), 0);
@@ -243,9 +255,9 @@ test('worker: unknown IKE SPIs and ESP SPIs are dropped and counted, never answe
 
 test('worker: DELETE from the peer removes the SA, its children and frees the VIP (RFC 7296 §1.4.1)', () => {
   const h = harness('carol@example.org');
-  h.command({ kind: 'command', command: { kind: 'initiate' }, now: Date.now() });
+  h.initiate();
   assert.equal(h.worker.childSaCount, 1);
-  h.command({ kind: 'command', command: { kind: 'delete-ike' }, now: Date.now() });
+  h.command({ kind: 'delete-ike' });
   assert.equal(h.worker.ikeSaCount, 0);
   assert.equal(h.worker.childSaCount, 0);
   assert.ok(h.logLines.some((l) => l.includes('"reason":"peer-deleted"')));

@@ -6,16 +6,16 @@
  */
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
 import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker, espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import {
-  createIkeSa,
-  type IkeSaAction,
+  type EndpointOutput,
+  IkeEndpoint,
+  type IkePath,
   type IkeSaCommand,
   type IkeSaContext,
-  type IkeSaState,
-  step,
+  type SaEntry,
 } from '@ikegate/ikev2';
 import { echoReply, echoRequest, parseEchoReply, parseEchoRequest } from './icmp.js';
 
@@ -68,21 +68,27 @@ function cidrSelector(cidr: string) {
   return { tsType: 7, ipProtocol: 0, startPort: 0, endPort: 65535, startAddress: s, endAddress: e };
 }
 
+/** One IKE SA of this process (the initiator's, or one strongSwan started). */
 export interface Peer {
-  /** Initiator: move IKE to UDP 4500 after IKE_SA_INIT, as RFC 7296 §2.23 allows and strongSwan does. */
-  float?: boolean;
-  state: IkeSaState;
-  ctx: IkeSaContext;
-  rinfo: RemoteInfo;
-  socket: Socket;
-  timers: Map<string, NodeJS.Timeout>;
+  readonly sa: SaEntry<undefined>;
 }
-export const peers = new Map<string, Peer>(); // by initiator SPI (hex)
+
+/** Every IKE SA of the process sits in one endpoint (libs/ikev2): demultiplexing, deadlines. */
+export const endpoint = new IkeEndpoint<undefined>({
+  provider: defaultProvider,
+  random: (n) => new Uint8Array(randomBytes(n)),
+  policy: context().policy,
+  ikeSpi: () => new Uint8Array(randomBytes(8)),
+  responderContext: () => context(),
+});
 export const inbound = new Map<number, { sa: InboundSa; out: OutboundSa; peer: Peer }>();
 export const natT = createSocket('udp4');
 export const ike = createSocket('udp4');
+/** Initiator: move IKE to UDP 4500 after IKE_SA_INIT, as RFC 7296 §2.23 allows and strongSwan does. */
+let float = false;
+let timer: NodeJS.Timeout | undefined;
 
-export function context(rinfo: RemoteInfo, localPort: number): IkeSaContext {
+export function context(): IkeSaContext {
   return {
     provider: defaultProvider,
     random: (n) => new Uint8Array(randomBytes(n)),
@@ -98,11 +104,10 @@ export function context(rinfo: RemoteInfo, localPort: number): IkeSaContext {
         {
           encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
           prf: [PrfId.HMAC_SHA2_256],
-          integrity: [],
           keyExchange: [KeyExchangeId.CURVE25519, KeyExchangeId.ECP_256],
         },
       ],
-      espProposals: [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], integrity: [] }],
+      espProposals: [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], esn: [false] }],
       localTs: [cidrSelector(cfg.localTs)],
       remoteTs: [cidrSelector(cfg.remoteTs)],
       messageIdSync: true,
@@ -119,41 +124,50 @@ export function context(rinfo: RemoteInfo, localPort: number): IkeSaContext {
           now: Date.now(),
         }
       : {}),
+  };
+}
+
+function pathOf(rinfo: RemoteInfo, localPort: number): IkePath {
+  return {
+    id: `udp:${localPort}:${rinfo.address}:${rinfo.port}`,
+    transport: 'udp',
     local: { address: addr4(cfg.local), port: localPort },
     remote: { address: addr4(rinfo.address), port: rinfo.port },
   };
 }
 
-function run(peer: Peer, actions: readonly IkeSaAction[]): void {
-  for (const a of actions) {
+function transmit(path: IkePath, bytes: Uint8Array): void {
+  const remote = [...path.remote.address].join('.');
+  // After IKE_SA_INIT an initiator floats to 4500 (IKE behind the non-ESP marker).
+  if (path.local.port === 4500 || (float && bytes[18] !== 34)) {
+    natT.send(encodeNonEspMarker(bytes), float && path.local.port !== 4500 ? 4500 : path.remote.port, remote);
+  } else ike.send(bytes, path.remote.port, remote);
+}
+
+function run(out: readonly EndpointOutput<undefined>[]): void {
+  for (const o of out) {
+    if (o.kind === 'transmit') {
+      transmit(o.path, o.bytes);
+      continue;
+    }
+    if (o.kind !== 'sa-action') {
+      log(o.kind === 'rejected' ? 'rejected' : 'dropped', { reason: o.kind === 'lenient' ? 'lenient' : o.reason });
+      continue;
+    }
+    const a = o.action;
+    const peer: Peer = { sa: o.sa };
     switch (a.kind) {
-      case 'send': {
-        const bytes = peer.socket === natT ? encodeNonEspMarker(a.bytes) : a.bytes;
-        peer.socket.send(bytes, peer.rinfo.port, peer.rinfo.address);
-        break;
-      }
-      case 'arm-timer': {
-        clearTimeout(peer.timers.get(a.id));
-        peer.timers.set(
-          a.id,
-          setTimeout(
-            () => feed(peer, { kind: 'timer', id: a.id, now: Date.now() }),
-            Math.max(0, a.at - Date.now()),
-          ),
-        );
-        break;
-      }
       case 'install-child': {
         const inKeys = a.weInitiated ? a.keys.encrR : a.keys.encrI;
         const outKeys = a.weInitiated ? a.keys.encrI : a.keys.encrR;
         const alg = { encryption: a.encryption.id, keyBits: a.encryption.keyBits };
         const inSpi = Buffer.from(a.inboundSpi).readUInt32BE(0);
         const sa = new InboundSa({ spi: inSpi, suite: espSuite(defaultProvider, alg, inKeys) });
-        const out = new OutboundSa({
+        const outSa = new OutboundSa({
           spi: Buffer.from(a.outboundSpi).readUInt32BE(0),
           suite: espSuite(defaultProvider, alg, outKeys),
         });
-        inbound.set(inSpi, { sa, out, peer });
+        inbound.set(inSpi, { sa, out: outSa, peer });
         log('install-child', { inboundSpi: hex(a.inboundSpi), outboundSpi: hex(a.outboundSpi) });
         break;
       }
@@ -167,7 +181,7 @@ function run(peer: Peer, actions: readonly IkeSaAction[]): void {
         if (after > 0) {
           // RFC 6311 as a cluster would after a takeover: start the Message ID sync exchange.
           setTimeout(() => {
-            log('mid-sync-start', { peerSupports: peer.state.peerMessageIdSync });
+            log('mid-sync-start', { peerSupports: peer.sa.state.peerMessageIdSync });
             command(peer, { kind: 'mid-sync' });
           }, after);
         }
@@ -182,47 +196,34 @@ function run(peer: Peer, actions: readonly IkeSaAction[]): void {
       case 'dropped':
         log('dropped', { reason: a.reason });
         break;
+      case 'rejected':
+        log('rejected', { reason: a.reason, by: a.by, exchange: a.exchange });
+        break;
       default:
         break;
     }
   }
+  arm();
 }
 
-export function feed(peer: Peer, event: Parameters<typeof step>[1]): void {
+function arm(): void {
+  clearTimeout(timer);
+  const next = endpoint.nextTimeout();
+  if (next === undefined) return;
+  timer = setTimeout(() => guarded(() => run(endpoint.timeout(Date.now()))), Math.max(0, next - Date.now()));
+  timer.unref();
+}
+
+function guarded(f: () => void): void {
   try {
-    const r = step(peer.state, event, peer.ctx);
-    peer.state = r.state;
-    run(peer, r.actions);
+    f();
   } catch (e) {
     log('error', { message: (e as Error).stack ?? String(e) });
   }
 }
 
-export function onIke(bytes: Uint8Array, rinfo: RemoteInfo, socket: Socket, localPort: number): void {
-  if (bytes.length < 28) return;
-  // Our IKE SAs are keyed by the initiator's SPI here: strongSwan initiates, and a rekeyed IKE SA
-  // keeps being found because the state machine holds every core (current/previous) it owns.
-  const key = hex(bytes.subarray(0, 8));
-  let peer = peers.get(key);
-  if (peer === undefined) {
-    for (const p of peers.values()) if (p.rinfo.address === rinfo.address) peer = p;
-  }
-  if (peer === undefined) {
-    peer = { state: createIkeSa('udp'), ctx: context(rinfo, localPort), rinfo, socket, timers: new Map() };
-  }
-  peers.set(key, peer);
-  peer.rinfo = rinfo;
-  peer.socket = socket;
-  peer.ctx = {
-    ...peer.ctx,
-    remote: { address: addr4(rinfo.address), port: rinfo.port },
-    local: { address: addr4(cfg.local), port: localPort },
-  };
-  if (peer.float && socket === ike) {
-    peer.socket = natT;
-    peer.rinfo = { ...rinfo, port: 4500 };
-  }
-  feed(peer, { kind: 'message', bytes, transport: 'udp', now: Date.now() });
+export function onIke(bytes: Uint8Array, rinfo: RemoteInfo, localPort: number): void {
+  guarded(() => run(endpoint.receive(bytes, pathOf(rinfo, localPort), 0, Date.now())));
 }
 
 export function onEsp(packet: Uint8Array, rinfo: RemoteInfo): void {
@@ -242,10 +243,10 @@ export function onEsp(packet: Uint8Array, rinfo: RemoteInfo): void {
 
 /** Binds UDP 500 and 4500 on cfg.local and logs `listening` once both are bound. */
 export function listen(): void {
-  ike.on('message', (m, rinfo) => onIke(new Uint8Array(m), rinfo, ike, 500));
+  ike.on('message', (m, rinfo) => onIke(new Uint8Array(m), rinfo, 500));
   natT.on('message', (m, rinfo) => {
     const c = classifyUdpPayload(new Uint8Array(m));
-    if (c.kind === 'ike') onIke(c.message.slice(), rinfo, natT, 4500);
+    if (c.kind === 'ike') onIke(c.message.slice(), rinfo, 4500);
     else if (c.kind === 'esp') onEsp(new Uint8Array(m), rinfo);
   });
   let bound = 0;
@@ -257,22 +258,25 @@ export function listen(): void {
   setTimeout(() => process.exit(0), Number(process.env.IKEGATE_INTEROP_LIFETIME_MS ?? 60_000)).unref();
 }
 
-/** Sends an ICMP echo request through the newest child SA of `peer`. */
+/** Sends an ICMP echo request through the newest child SA. */
 export function sendPing(seq: number): void {
   const children = [...inbound.values()];
   const child = children[children.length - 1];
   if (!child || !cfg.localInner || !cfg.remoteInner) return;
   const out = child.out.encapsulate(echoRequest(cfg.localInner, cfg.remoteInner, 0x1f2e, seq));
-  if (out.kind === 'packet') natT.send(out.packet.slice(), 4500, child.peer.rinfo.address);
+  const remote = child.peer.sa.state.path?.remote.address;
+  if (out.kind === 'packet' && remote) natT.send(out.packet.slice(), 4500, [...remote].join('.'));
 }
 
 export function command(peer: Peer, c: IkeSaCommand): void {
-  feed(peer, { kind: 'command', command: c, now: Date.now() });
+  guarded(() => run(endpoint.command(peer.sa, c, Date.now())));
 }
 
-/** Registers an initiator toward `rinfo` (IKE_SA_INIT on UDP 500, then UDP 4500). */
-export function createInitiator(rinfo: RemoteInfo, ctx: IkeSaContext, socket: Socket): Peer {
-  const peer: Peer = { float: true, state: createIkeSa('udp'), ctx, rinfo, socket, timers: new Map() };
-  peers.set('initiator', peer);
+/** Starts an initiator toward `rinfo` (IKE_SA_INIT on UDP 500, then UDP 4500). */
+export function createInitiator(rinfo: RemoteInfo, ctx: IkeSaContext): Peer {
+  float = true;
+  const r = endpoint.initiate(ctx, pathOf(rinfo, 500), 0, Date.now());
+  const peer: Peer = { sa: r.sa };
+  run(r.out);
   return peer;
 }

@@ -11,8 +11,8 @@ import {
   type NotifyPayload,
   PayloadType,
 } from '../codec/index.js';
-import { Pair, type PairOptions } from './testing/pair.js';
-import type { IkeSaContext } from './types.js';
+import { Pair, type PairOptions } from '../testing/pair.js';
+import type { IkeSaContext } from '../sa/types.js';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../crypto/src/testdata/${name}`, import.meta.url), 'utf8');

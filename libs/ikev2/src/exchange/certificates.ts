@@ -38,8 +38,8 @@ import {
 } from '../codec/index.js';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
 import { concat } from '../codec/protect.js';
-import type { IkeSaContext } from './types.js';
-import { findNotify, notify } from './work.js';
+import type { IkeSaContext } from '../sa/types.js';
+import { findNotify, notify } from '../sa/work.js';
 
 const OUR_HASHES = [
   SignatureHashAlgorithm.SHA2_256,

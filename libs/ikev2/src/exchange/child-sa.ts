@@ -1,63 +1,33 @@
 /**
  * Child SA negotiation shared by IKE_AUTH and CREATE_CHILD_SA (RFC 7296 §1.3, §2.9 traffic
- * selector narrowing, §2.17 KEYMAT). The exchange's initiator proposes TSi (its own traffic) and
- * TSr; the responder narrows each to the intersection with its configuration and answers
- * TS_UNACCEPTABLE when nothing is left.
+ * selector narrowing, §2.17 KEYMAT), on top of negotiation/ (proposals.ts, traffic-selectors.ts,
+ * keys.ts). The exchange's initiator proposes TSi (its own traffic) and TSr; the responder narrows
+ * each to the intersection with its configuration and answers TS_UNACCEPTABLE when nothing is
+ * left, NO_PROPOSAL_CHOSEN when no ESP proposal fits.
  */
-import { type ChildSaKeys, deriveChildSaKeys } from '@ikegate/crypto';
+import type { ChildSaKeys, SharedSecrets } from '@ikegate/crypto';
 import {
   NotifyError,
   PayloadType,
+  type Proposal,
+  ProtocolId,
   type SaPayload,
   type TrafficSelector,
   type TsPayload,
   TsType,
 } from '../codec/index.js';
 import { RemoteProtocolError } from '../errors.js';
-import { compareBytes, espKeyLengths, prfOf, selectEspSuite } from './suite.js';
-import type { ChildSaState, EspSuite, IkeSaContext, IkeSaCore, InstallChildAction } from './types.js';
-import { copy } from './work.js';
-
-function maxBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  return compareBytes(a, b) >= 0 ? a : b;
-}
-function minBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  return compareBytes(a, b) <= 0 ? a : b;
-}
-
-/** The intersection of two selectors, or undefined if disjoint (RFC 7296 §2.9). */
-export function intersectSelector(a: TrafficSelector, b: TrafficSelector): TrafficSelector | undefined {
-  if (a.tsType !== b.tsType || a.startAddress.length !== b.startAddress.length) return undefined;
-  if (a.ipProtocol !== 0 && b.ipProtocol !== 0 && a.ipProtocol !== b.ipProtocol) return undefined;
-  const startPort = Math.max(a.startPort, b.startPort);
-  const endPort = Math.min(a.endPort, b.endPort);
-  if (startPort > endPort) return undefined;
-  const startAddress = maxBytes(a.startAddress, b.startAddress);
-  const endAddress = minBytes(a.endAddress, b.endAddress);
-  if (compareBytes(startAddress, endAddress) > 0) return undefined;
-  return {
-    tsType: a.tsType,
-    ipProtocol: a.ipProtocol === 0 ? b.ipProtocol : a.ipProtocol,
-    startPort,
-    endPort,
-    startAddress: copy(startAddress),
-    endAddress: copy(endAddress),
-  };
-}
-
-/** Every non-empty pairwise intersection, in the order of `proposed`. */
-export function narrowSelectors(
-  proposed: readonly TrafficSelector[],
-  configured: readonly TrafficSelector[],
-): TrafficSelector[] {
-  const out: TrafficSelector[] = [];
-  for (const p of proposed)
-    for (const c of configured) {
-      const x = intersectSelector(p, c);
-      if (x) out.push(x);
-    }
-  return out;
-}
+import {
+  checkChosenProposal,
+  deriveChildSaKeysForSuite,
+  type NegotiatedSuite,
+  narrowTrafficSelectors,
+  selectProposal,
+} from '../negotiation/index.js';
+import type { ChildSaState, IkeSaContext, IkeSaCore, InstallChildAction } from '../sa/types.js';
+import { copy } from '../sa/work.js';
+import { prfOf } from './key-exchange.js';
+import { describeProposals, offersWithoutKe, withoutKe } from './sa-payloads.js';
 
 export function hostSelector(address: Uint8Array): TrafficSelector {
   return {
@@ -80,112 +50,127 @@ export function tsPayloads(
   ];
 }
 
-function tsUnacceptable(): RemoteProtocolError {
-  return new RemoteProtocolError(
-    'IKEGATE_ERR_IKEV2_TS_UNACCEPTABLE',
-    'no traffic selector left',
-    NotifyError.TS_UNACCEPTABLE,
-  );
+function tsUnacceptable(detail: string): RemoteProtocolError {
+  return new RemoteProtocolError('IKEGATE_ERR_IKEV2_TS_UNACCEPTABLE', detail, NotifyError.TS_UNACCEPTABLE);
+}
+
+function noProposal(detail: string): RemoteProtocolError {
+  return new RemoteProtocolError('IKEGATE_ERR_IKEV2_NO_PROPOSAL', detail, NotifyError.NO_PROPOSAL_CHOSEN);
 }
 
 export interface AcceptedChild {
-  readonly suite: EspSuite;
+  readonly suite: NegotiatedSuite;
   readonly peerSpi: Uint8Array;
-  readonly proposalNumber: number;
-  readonly keGroup?: number;
+  /** The proposal we answer with (one transform per type, the peer's number, no SPI yet). */
+  readonly proposal: Proposal;
   /** Narrowed TSi (the exchange initiator's side) and TSr. */
   readonly tsI: TrafficSelector[];
   readonly tsR: TrafficSelector[];
+  readonly lenient?: 'aead-with-integrity';
+}
+
+export interface AcceptOptions {
+  /** IKE_AUTH: no key exchange for this child (RFC 7296 §1.2); KE transforms are ignored. */
+  readonly ikeAuth: boolean;
+  /** A virtual IP we assigned: TSi narrows to that host (RFC 7296 §2.23, §3.15). */
+  readonly remoteHost?: Uint8Array;
+  /** A virtual IP assigned to us: our only address for this child. */
+  readonly localHost?: Uint8Array;
 }
 
 /**
- * Responder: picks an ESP proposal and narrows the selectors. `remoteHost`, if given (a virtual
- * IP we assigned), narrows TSi to that /32; `localHost` (a virtual IP assigned to us) narrows TSr.
- * Throws NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE.
+ * Responder: picks an ESP proposal (strict RFC 7296 §3.3.6, with PFS only as our policy allows)
+ * and narrows the selectors. @throws RemoteProtocolError NO_PROPOSAL_CHOSEN or TS_UNACCEPTABLE,
+ * with a message fit for the rejection's log line
  */
 export function acceptChild(
   ctx: IkeSaContext,
   sa: SaPayload,
   tsi: TsPayload,
   tsr: TsPayload,
-  pfsGroup: number | undefined,
-  remoteHost?: Uint8Array,
-  localHost?: Uint8Array,
+  o: AcceptOptions,
 ): AcceptedChild {
-  const selected = selectEspSuite(sa, ctx.policy.espProposals, pfsGroup);
-  let tsI = narrowSelectors(tsi.selectors, ctx.policy.remoteTs);
-  if (remoteHost) tsI = narrowSelectors(tsI, [hostSelector(remoteHost)]);
-  let tsR = narrowSelectors(tsr.selectors, ctx.policy.localTs);
-  // A virtual IP assigned to us (RFC 7296 §3.15) is our only address for this child.
-  if (localHost) tsR = narrowSelectors(tsR, [hostSelector(localHost)]);
-  if (tsI.length === 0 || tsR.length === 0) throw tsUnacceptable();
-  const base = {
+  const esp = sa.proposals.filter((p) => p.protocolId === ProtocolId.ESP && p.spi.length === 4);
+  const selected = o.ikeAuth
+    ? selectProposal(offersWithoutKe(esp), withoutKe(ctx.policy.espProposals), ProtocolId.ESP)
+    : selectProposal(esp, ctx.policy.espProposals, ProtocolId.ESP);
+  if (selected.kind === 'none') throw noProposal(`offered ${describeProposals(sa.proposals)}`);
+  let tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.remoteTs);
+  if (o.remoteHost) tsI = narrowTrafficSelectors(tsI, [hostSelector(o.remoteHost)]);
+  let tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.localTs);
+  if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)]);
+  if (tsI.length === 0 || tsR.length === 0)
+    throw tsUnacceptable(`${tsi.selectors.length} TSi / ${tsr.selectors.length} TSr selectors outside our policy`);
+  return {
     suite: selected.suite,
-    peerSpi: copy(selected.proposal.spi),
-    proposalNumber: selected.proposal.number,
+    peerSpi: copy(selected.peerSpi),
+    proposal: selected.proposal,
     tsI,
     tsR,
+    ...(selected.lenient ? { lenient: selected.lenient } : {}),
   };
-  return selected.keGroup === undefined ? base : { ...base, keGroup: selected.keGroup };
 }
 
-/** Initiator: checks the responder's single choice and that its selectors are within ours. */
+/**
+ * Initiator: checks the responder's single choice against what we sent and that its selectors
+ * lie within ours. @throws RemoteProtocolError when it does not (the child is not created)
+ */
 export function acceptedChild(
   ctx: IkeSaContext,
   sa: SaPayload,
   tsi: TsPayload,
   tsr: TsPayload,
-  pfsGroup: number | undefined,
+  sent: readonly Proposal[],
 ): AcceptedChild {
-  if (sa.proposals.length !== 1)
-    throw new RemoteProtocolError(
-      'IKEGATE_ERR_IKEV2_NO_PROPOSAL',
-      'responder must choose one',
-      NotifyError.NO_PROPOSAL_CHOSEN,
-    );
-  const selected = selectEspSuite(sa, ctx.policy.espProposals, pfsGroup);
-  const tsI = narrowSelectors(tsi.selectors, ctx.policy.localTs);
-  const tsR = narrowSelectors(tsr.selectors, ctx.policy.remoteTs);
-  if (tsI.length === 0 || tsR.length === 0) throw tsUnacceptable();
-  const base = {
-    suite: selected.suite,
-    peerSpi: copy(selected.proposal.spi),
-    proposalNumber: selected.proposal.number,
+  const check = checkChosenProposal(sa.proposals, sent, ProtocolId.ESP);
+  if (check.kind !== 'ok') throw noProposal(`responder's choice: ${check.reason}`);
+  if (check.peerSpi.length !== 4) throw noProposal('responder ESP SPI is not 4 octets');
+  const tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.localTs);
+  const tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.remoteTs);
+  if (tsI.length === 0 || tsR.length === 0) throw tsUnacceptable('responder selectors outside ours');
+  return {
+    suite: check.suite,
+    peerSpi: copy(check.peerSpi),
+    proposal: sa.proposals[0]!,
     tsI: [...tsi.selectors],
     tsR: [...tsr.selectors],
   };
-  return selected.keGroup === undefined ? base : { ...base, keGroup: selected.keGroup };
 }
 
 /** KEYMAT = prf+(SK_d, [g^ir] | Ni | Nr) with the exchange's nonces (RFC 7296 §2.17). */
 export function childKeys(
   ctx: IkeSaContext,
   core: IkeSaCore,
-  suite: EspSuite,
+  suite: NegotiatedSuite,
   ni: Uint8Array,
   nr: Uint8Array,
-  sharedSecret?: Uint8Array,
+  sharedSecret?: SharedSecrets,
 ): ChildSaKeys {
-  return deriveChildSaKeys(
+  return deriveChildSaKeysForSuite(
+    ctx.provider,
+    suite,
     prfOf(ctx.provider, core.suite.prf),
     core.keys.skD,
     ni,
     nr,
     sharedSecret,
-    espKeyLengths(ctx.provider, suite),
-  );
+    true,
+  ).keys;
 }
 
 export function installChild(
   child: ChildSaState,
   keys: ChildSaKeys,
   weInitiated: boolean,
+  replaces?: Uint8Array,
 ): InstallChildAction {
-  const base: InstallChildAction = {
+  return {
     kind: 'install-child',
     inboundSpi: child.inboundSpi,
     outboundSpi: child.outboundSpi,
     encryption: child.suite.encryption,
+    ...(child.suite.integrity !== undefined ? { integrity: child.suite.integrity } : {}),
+    esn: child.suite.esn ?? false,
     keys: {
       encrI: copy(keys.encrI),
       integI: copy(keys.integI),
@@ -195,7 +180,7 @@ export function installChild(
     weInitiated,
     tsLocal: child.tsLocal,
     tsRemote: child.tsRemote,
+    ...(child.virtualIp ? { virtualIp: child.virtualIp } : {}),
+    ...(replaces ? { replaces } : {}),
   };
-  const withInteg = child.suite.integrity !== 0 ? { ...base, integrity: child.suite.integrity } : base;
-  return child.virtualIp ? { ...withInteg, virtualIp: child.virtualIp } : withInteg;
 }

@@ -7,7 +7,7 @@ import {
   type NotifyPayload,
   PayloadType,
 } from '../codec/index.js';
-import { type Flight, Pair, type PairOptions } from './testing/pair.js';
+import { type Flight, Pair, type PairOptions } from '../testing/pair.js';
 
 const SMALL = 200;
 
@@ -111,7 +111,7 @@ describe('RFC 7383 IKE fragmentation', () => {
 
   it('reassembles fragments that arrive in reverse order (RFC 7383 §2.6)', () => {
     const p = fragmentPair({ roundTrip: true });
-    p.command('initiator', { kind: 'initiate' });
+    p.initiate();
     p.deliver('responder', p.wire.shift()!.bytes);
     p.deliver('initiator', p.wire.shift()!.bytes);
     assert.ok(p.wire.length > 1);
@@ -157,12 +157,12 @@ describe('RFC 7383 IKE fragmentation', () => {
     const respFragments = sends(p.responder.log).filter(isSkf).length;
     const firstAnswer = sends(p.responder.log).slice(1).length / 2;
     assert.equal(respFragments, firstAnswer * 2, 'the response sent exactly twice');
-    assert.ok(p.responder.log.some((a) => a.kind === 'dropped' && a.reason === 'duplicate-fragment'));
+    assert.ok(p.responder.log.some((a) => a.kind === 'dropped' && a.reason === 'retransmitted-fragment'));
   });
 
   it('drops a fragment that fails integrity and completes after retransmission (RFC 7383 §2.6)', () => {
     const p = fragmentPair();
-    p.command('initiator', { kind: 'initiate' });
+    p.initiate();
     p.deliver('responder', p.wire.shift()!.bytes);
     p.deliver('initiator', p.wire.shift()!.bytes);
     const first = p.wire[0]!;

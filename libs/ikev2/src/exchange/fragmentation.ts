@@ -10,15 +10,25 @@
 import { type IkeMessage, type Payload, PayloadType, type SkfPayload } from '../codec/index.js';
 import { concat, decodeInnerChain, unprotect } from '../codec/protect.js';
 import { RemoteProtocolError } from '../errors.js';
-import { skProtection } from './suite.js';
-import type { IkeSaContext, IkeSaCore, Reassembly } from './types.js';
+import { digest, protectionOf } from '../sa/task-manager.js';
+import type { IkeSaContext, IkeSaCore, Reassembly } from '../sa/types.js';
 
 export const MAX_FRAGMENTS = 64;
 export const MAX_REASSEMBLY_BYTES = 65_535;
 
 export type FragmentOutcome =
+  /** Integrity failed (or the fragment is unusable before any check): nothing may change. */
+  | { readonly kind: 'forged'; readonly reason: string }
   | { readonly kind: 'incomplete'; readonly core: IkeSaCore }
-  | { readonly kind: 'complete'; readonly core: IkeSaCore; readonly payloads: Payload[] }
+  | {
+      readonly kind: 'complete';
+      readonly core: IkeSaCore;
+      readonly payloads: Payload[];
+      /** Digest of fragment 1's octets: what a retransmission of this message is recognised by. */
+      readonly firstDigest: Uint8Array;
+    }
+  /** Authenticated, but the reassembled chain does not parse. */
+  | { readonly kind: 'malformed'; readonly core: IkeSaCore; readonly error: RemoteProtocolError }
   | { readonly kind: 'dropped'; readonly core: IkeSaCore; readonly reason: string };
 
 /** The SKF payload that ends `msg`, if it is a fragment. */
@@ -45,16 +55,12 @@ export function addFragment(
 ): FragmentOutcome {
   const n = skf.fragmentNumber;
   if (skf.totalFragments > MAX_FRAGMENTS || n < 1 || n > skf.totalFragments)
-    return { kind: 'dropped', core, reason: 'bad-fragment' };
+    return { kind: 'forged', reason: 'bad-fragment' };
   let chunk: Uint8Array;
   try {
-    chunk = unprotect(
-      raw,
-      skf.body,
-      skProtection(ctx.provider, core.suite, core.keys, core.role !== 'initiator'),
-    );
+    chunk = unprotect(raw, skf.body, protectionOf(ctx, core, 'peer'));
   } catch (e) {
-    if (e instanceof RemoteProtocolError) return { kind: 'dropped', core, reason: 'fragment-integrity' };
+    if (e instanceof RemoteProtocolError) return { kind: 'forged', reason: 'fragment-integrity' };
     throw e;
   }
   const all = core.reassembly ?? [];
@@ -87,14 +93,20 @@ export function addFragment(
     chunks: [...r.chunks, { number: n, data: chunk.slice() }],
     bytes: r.bytes + chunk.length,
     firstPayload: n === 1 ? skf.firstInnerPayload : r.firstPayload,
+    ...(n === 1 ? { firstDigest: digest(ctx, raw) } : {}),
   };
   if (r.chunks.length < r.total) return { kind: 'incomplete', core: withReassembly(core, [...others, r]) };
   const done = withReassembly(core, others);
   const parts = [...r.chunks].sort((a, b) => a.number - b.number).map((c) => c.data);
   try {
-    return { kind: 'complete', core: done, payloads: decodeInnerChain(r.firstPayload, concat(parts)) };
+    return {
+      kind: 'complete',
+      core: done,
+      payloads: decodeInnerChain(r.firstPayload, concat(parts)),
+      firstDigest: r.firstDigest ?? digest(ctx, raw),
+    };
   } catch (e) {
-    if (e instanceof RemoteProtocolError) return { kind: 'dropped', core: done, reason: e.code };
+    if (e instanceof RemoteProtocolError) return { kind: 'malformed', core: done, error: e };
     throw e;
   }
 }

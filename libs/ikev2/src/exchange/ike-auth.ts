@@ -1,24 +1,23 @@
 /**
- * IKE_AUTH with pre-shared keys (RFC 7296 §1.2, §2.15), the first child SA, the configuration
- * payload (§3.15: CFG_REQUEST for INTERNAL_IP4_ADDRESS / INTERNAL_IP4_DNS, answered with
- * CFG_REPLY) and RFC 6311's IKEV2_MESSAGE_ID_SYNC_SUPPORTED.
+ * IKE_AUTH (RFC 7296 §1.2, §2.15) with pre-shared keys or certificates (certificates.ts, RFC
+ * 7427), the first child SA, the configuration payload (§3.15: CFG_REQUEST for an internal IPv4
+ * address and DNS, CFG_REPLY) and RFC 6311's IKEV2_MESSAGE_ID_SYNC_SUPPORTED.
  *
  *   AUTH = prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>)
  *   initiator's SignedOctets = RealMessage1 | NonceRData | prf(SK_pi, IDi')
  *   responder's SignedOctets = RealMessage2 | NonceIData | prf(SK_pr, IDr')
  *
- * With `ctx.certificate` we authenticate with CERT + AUTH method 14 instead (certificates.ts), and
- * a peer's method-14 AUTH is verified against `ctx.trustAnchors`. After an IKE_INTERMEDIATE
- * exchange the signed octets end with IntAuth | IKE_AUTH_MID (RFC 9242 §3.3.2, intermediate.ts).
+ * After an IKE_INTERMEDIATE exchange the signed octets end with IntAuth | IKE_AUTH_MID (RFC 9242
+ * §3.3.2, intermediate.ts). PSK AUTH is compared in constant time (auth/psk.ts).
  *
- * A child SA failure (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE) does not fail the IKE SA (§1.2): the
- * responder answers with the notify in place of SA/TS and the IKE SA is still established.
+ * A child SA failure (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, INTERNAL_ADDRESS_FAILURE) does not
+ * fail the IKE SA (§1.2, §3.15.4): the responder answers with the notify in place of SA/TS, the
+ * IKE SA is established, and the initiator reports `child-failed` so its service can act (a road
+ * warrior without an address gives up at once instead of sitting on a useless IKE SA).
  */
 import {
   AuthMethod,
-  CfgAttributeType,
   CfgType,
-  type CpPayload,
   ExchangeType,
   type IdPayload,
   IdType,
@@ -26,18 +25,30 @@ import {
   NotifyStatus,
   type Payload,
   PayloadType,
+  ProtocolId,
 } from '../codec/index.js';
-import { concat } from '../codec/protect.js';
+import { pskAuthData, signedOctets, verifyPskAuth, idPayloadBody } from '../auth/index.js';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
-import { intAuthFor } from './intermediate.js';
+import { buildCfgReply, buildCfgRequest, parseCfgReply, parseCfgRequest } from '../negotiation/index.js';
+import { scheduleChild, scheduleIkeSa } from '../sa/lifetimes.js';
+import { sendRequest, sendResponse } from '../sa/task-manager.js';
+import type { ChildSaState, IkeSaContext, IkeSaCore } from '../sa/types.js';
+import {
+  copy,
+  errorNotify,
+  findNotify,
+  findPayload,
+  notify,
+  reject,
+  requirePayload,
+  type Work,
+} from '../sa/work.js';
 import { certReqPayloads, ourSignatureAuth, verifyPeerSignature } from './certificates.js';
 import { acceptChild, acceptedChild, childKeys, installChild, tsPayloads } from './child-sa.js';
-import { sendRequest, sendResponse } from './message-window.js';
-import { bytesEqual, espSaPayload, espSuiteSaPayload, prfOf } from './suite.js';
-import type { ChildSaState, IkeSaContext, IkeSaCore } from './types.js';
-import { copy, errorNotify, findNotify, findPayload, notify, requirePayload, type Work } from './work.js';
-
-const KEY_PAD = new TextEncoder().encode('Key Pad for IKEv2');
+import { startDeleteIkeUnanswered, terminate } from './informational.js';
+import { intAuthFor } from './intermediate.js';
+import { prfOf } from './key-exchange.js';
+import { ourSaPayload, withoutKe } from './sa-payloads.js';
 
 function idPayload(
   type: typeof PayloadType.IDi | typeof PayloadType.IDr,
@@ -51,7 +62,7 @@ function ourId(ctx: IkeSaContext, type: typeof PayloadType.IDi | typeof PayloadT
   return idPayload(type, ctx.policy.localId, ctx.policy.localIdType ?? IdType.ID_FQDN);
 }
 
-/** RFC 7296 §2.15 signed octets: RealMessage | Nonce | prf(SK_px, IDx'). */
+/** RFC 7296 §2.15 signed octets: RealMessage | Nonce | prf(SK_px, IDx') [| IntAuth]. */
 function signedOctetsOf(
   ctx: IkeSaContext,
   core: IkeSaCore,
@@ -62,41 +73,22 @@ function signedOctetsOf(
   intAuth?: Uint8Array,
 ): Uint8Array {
   const prf = prfOf(ctx.provider, core.suite.prf);
-  const maced = prf.compute(fromInitiator ? core.keys.skPi : core.keys.skPr, idBody(id));
-  return concat(intAuth ? [realMessage, nonce, maced, intAuth] : [realMessage, nonce, maced]);
-}
-
-/** IDx' of §2.15: the ID payload body without its generic header. */
-function idBody(id: IdPayload): Uint8Array {
-  const out = new Uint8Array(4 + id.data.length);
-  out[0] = id.idType;
-  out.set(id.data, 4);
-  return out;
+  const skP = fromInitiator ? core.keys.skPi : core.keys.skPr;
+  return signedOctets(prf, realMessage, nonce, skP, idPayloadBody(id.idType, id.data), intAuth);
 }
 
 function idString(id: IdPayload): string {
   return new TextDecoder('utf-8', { fatal: false }).decode(id.data);
 }
 
-export function pskAuth(
-  ctx: IkeSaContext,
-  core: IkeSaCore,
-  psk: Uint8Array,
-  realMessage: Uint8Array,
-  nonce: Uint8Array,
-  fromInitiator: boolean,
-  id: IdPayload,
-  intAuth?: Uint8Array,
-): Uint8Array {
-  const prf = prfOf(ctx.provider, core.suite.prf);
-  const octets = signedOctetsOf(ctx, core, realMessage, nonce, fromInitiator, id, intAuth);
-  return prf.compute(prf.compute(psk, KEY_PAD), octets);
-}
-
 function authFailed(why: string): RemoteProtocolError {
   return new RemoteProtocolError('IKEGATE_ERR_IKEV2_AUTH_FAILED', why, NotifyError.AUTHENTICATION_FAILED);
 }
 
+/**
+ * Verifies the peer's ID and AUTH; returns its identity.
+ * @throws RemoteProtocolError AUTHENTICATION_FAILED (with why), or INVALID_SYNTAX for a missing ID/AUTH
+ */
 function verifyPeerAuth(
   ctx: IkeSaContext,
   core: IkeSaCore,
@@ -109,18 +101,19 @@ function verifyPeerAuth(
   const id = requirePayload(payloads, idType);
   const auth = requirePayload(payloads, PayloadType.AUTH);
   if (id.idType !== IdType.ID_FQDN && id.idType !== IdType.ID_RFC822_ADDR)
-    throw authFailed('only ID_FQDN and ID_RFC822_ADDR are supported');
+    throw authFailed(`ID type ${id.idType} (only ID_FQDN and ID_RFC822_ADDR are supported)`);
   const peerId = idString(id);
+  const fromInitiator = idType === PayloadType.IDi;
+  const octets = () => signedOctetsOf(ctx, core, realMessage, nonce, fromInitiator, id, intAuth);
   if (auth.method === AuthMethod.DIGITAL_SIGNATURE) {
-    const octets = signedOctetsOf(ctx, core, realMessage, nonce, idType === PayloadType.IDi, id, intAuth);
-    verifyPeerSignature(ctx, payloads, id, auth.data, octets);
+    verifyPeerSignature(ctx, payloads, id, auth.data, octets());
     return peerId;
   }
-  const psk = ctx.psk(peerId);
-  if (!psk) throw authFailed(`unknown peer ${peerId}`);
   if (auth.method !== AuthMethod.SHARED_KEY_MIC) throw authFailed(`auth method ${auth.method}`);
-  const expected = pskAuth(ctx, core, psk, realMessage, nonce, idType === PayloadType.IDi, id, intAuth);
-  if (!bytesEqual(expected, auth.data)) throw authFailed('AUTH mismatch');
+  const psk = ctx.psk(peerId);
+  if (!psk) throw authFailed(`no PSK for ${peerId}`);
+  if (!verifyPskAuth(prfOf(ctx.provider, core.suite.prf), psk, octets(), auth.data))
+    throw authFailed(`PSK AUTH mismatch for ${peerId}`);
   return peerId;
 }
 
@@ -134,32 +127,35 @@ function ourAuth(
   peerHashes: readonly number[] | undefined,
   intAuth: Uint8Array | undefined,
 ): Payload[] {
-  if (ctx.certificate) {
-    const octets = signedOctetsOf(ctx, core, realMessage, nonce, core.role === 'initiator', id, intAuth);
-    return ourSignatureAuth(ctx, octets, peerHashes);
-  }
-  return [ourPskAuth(ctx, core, id, realMessage, nonce, intAuth)];
-}
-
-function ourPskAuth(
-  ctx: IkeSaContext,
-  core: IkeSaCore,
-  id: IdPayload,
-  realMessage: Uint8Array,
-  nonce: Uint8Array,
-  intAuth: Uint8Array | undefined,
-): Payload {
+  const octets = signedOctetsOf(ctx, core, realMessage, nonce, core.role === 'initiator', id, intAuth);
+  if (ctx.certificate) return ourSignatureAuth(ctx, octets, peerHashes);
   const psk = ctx.psk(ctx.policy.localId);
   if (!psk) throw new LocalUsageError('IKEGATE_ERR_IKEV2_CONFIG', `no PSK for our id ${ctx.policy.localId}`);
-  return {
-    type: PayloadType.AUTH,
-    critical: false,
-    method: AuthMethod.SHARED_KEY_MIC,
-    data: pskAuth(ctx, core, psk, realMessage, nonce, core.role === 'initiator', id, intAuth),
-  };
+  return [
+    {
+      type: PayloadType.AUTH,
+      critical: false,
+      method: AuthMethod.SHARED_KEY_MIC,
+      data: pskAuthData(prfOf(ctx.provider, core.suite.prf), psk, octets),
+    },
+  ];
+}
+
+function established(w: Work, core: IkeSaCore, peerId: string, peerSync: boolean): void {
+  w.s.peerId = peerId;
+  w.s.status = 'established';
+  w.s.peerMessageIdSync = peerSync;
+  w.s.init = undefined;
+  w.s.halfOpenExpiresAt = undefined;
+  w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
+  scheduleIkeSa(w);
 }
 
 // --- initiator -----------------------------------------------------------------------------------
+
+function sentChildProposals(ctx: IkeSaContext, childSpi: Uint8Array) {
+  return ourSaPayload(withoutKe(ctx.policy.espProposals), ProtocolId.ESP, childSpi);
+}
 
 export function startAuth(w: Work): void {
   const { ctx } = w;
@@ -171,189 +167,139 @@ export function startAuth(w: Work): void {
   const childSpi = copy(ctx.allocateChildSpi());
   const inner: Payload[] = [
     idi,
-    ...ourAuth(
-      ctx,
-      core,
-      idi,
-      init.request,
-      init.nr,
-      init.peerSignatureHashes,
-      intAuthFor(init.intAuth, core.nextRequestId),
-    ),
+    ...ourAuth(ctx, core, idi, init.request, init.nr, init.peerSignatureHashes, intAuthFor(init.intAuth, core.nextRequestId)),
     ...certReqPayloads(ctx),
   ];
   if (ctx.policy.messageIdSync) inner.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
-  if (ctx.policy.requestVirtualIp) {
-    inner.push({
-      type: PayloadType.CP,
-      critical: false,
-      cfgType: CfgType.CFG_REQUEST,
-      attributes: [
-        { type: CfgAttributeType.INTERNAL_IP4_ADDRESS, value: new Uint8Array(0) },
-        { type: CfgAttributeType.INTERNAL_IP4_DNS, value: new Uint8Array(0) },
-      ],
-    });
-  }
-  inner.push(
-    espSaPayload(ctx.policy.espProposals, childSpi),
-    ...tsPayloads(ctx.policy.localTs, ctx.policy.remoteTs),
-  );
-  w.s.current = sendRequest(
-    ctx,
-    core,
-    w.s.transport,
-    w.now,
-    ExchangeType.IKE_AUTH,
-    inner,
-    { kind: 'ike-auth', childSpi },
-    w.actions,
-  );
+  if (ctx.policy.requestVirtualIp) inner.push(buildCfgRequest({ ipv4: true, dns: true }));
+  inner.push(sentChildProposals(ctx, childSpi), ...tsPayloads(ctx.policy.localTs, ctx.policy.remoteTs));
+  w.s.current = sendRequest(w, core, ExchangeType.IKE_AUTH, inner, { kind: 'ike-auth', childSpi });
   w.s.status = 'auth-sent';
-}
-
-function fail(w: Work, reason: 'authentication-failed' | 'error-notify'): void {
-  w.s.status = 'deleted';
-  w.actions.push({ kind: 'deleted', reason });
 }
 
 export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi: Uint8Array): void {
   const { ctx } = w;
   const core = w.s.current!;
   const init = w.s.init!;
-  if (findNotify(inner, NotifyError.AUTHENTICATION_FAILED)) return fail(w, 'authentication-failed');
+  const refused = findNotify(inner, NotifyError.AUTHENTICATION_FAILED);
+  if (refused) {
+    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'peer');
+    return terminate(w, 'authentication-failed');
+  }
   let peerId: string;
   try {
-    const authMid = core.nextRequestId - 1;
-    peerId = verifyPeerAuth(
-      ctx,
-      core,
-      inner,
-      PayloadType.IDr,
-      init.response!,
-      init.ni,
-      intAuthFor(init.intAuth, authMid),
-    );
+    peerId = verifyPeerAuth(ctx, core, inner, PayloadType.IDr, init.response!, init.ni, intAuthFor(init.intAuth, core.nextRequestId - 1));
   } catch (e) {
-    if (e instanceof RemoteProtocolError) return fail(w, 'authentication-failed');
-    throw e;
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', e.message);
+    return terminate(w, 'authentication-failed');
   }
-  w.s.peerId = peerId;
-  w.s.status = 'established';
-  w.s.peerMessageIdSync = findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined;
-  w.s.init = undefined;
-  w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
+  const expected = ctx.expectedPeerId;
+  if (expected !== undefined && expected.toLowerCase() !== peerId.toLowerCase()) {
+    // RFC 7296 §2.15: authenticated, but not as whom we set out to reach.
+    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', `peer is ${peerId}, expected ${expected}`);
+    startDeleteIkeUnanswered(w);
+    return terminate(w, 'wrong-peer-id');
+  }
+  established(w, core, peerId, findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined);
+  const error = errorNotify(inner);
   const sa = findPayload(inner, PayloadType.SA);
   const tsi = findPayload(inner, PayloadType.TSi);
   const tsr = findPayload(inner, PayloadType.TSr);
-  if (errorNotify(inner) || !sa || !tsi || !tsr) return;
-  const accepted = acceptedChild(ctx, sa, tsi, tsr, undefined);
-  const cp = findPayload(inner, PayloadType.CP);
-  const vip =
-    cp?.cfgType === CfgType.CFG_REPLY
-      ? cp.attributes.find((a) => a.type === CfgAttributeType.INTERNAL_IP4_ADDRESS && a.value.length === 4)
-          ?.value
-      : undefined;
-  const child: ChildSaState = {
-    inboundSpi: childSpi,
-    outboundSpi: accepted.peerSpi,
-    suite: accepted.suite,
-    tsLocal: accepted.tsI,
-    tsRemote: accepted.tsR,
-    ...(vip ? { virtualIp: copy(vip) } : {}),
-  };
-  w.s.children = [...w.s.children, child];
-  w.actions.push(installChild(child, childKeys(ctx, core, accepted.suite, core.ni, core.nr), true));
+  if (error || !sa || !tsi || !tsr) {
+    const type = error?.notifyType ?? NotifyError.NO_PROPOSAL_CHOSEN;
+    reject(w, ExchangeType.IKE_AUTH, type, 'peer', error ? undefined : 'no child SA in the response');
+    w.actions.push({ kind: 'child-failed', reason: error ? 'error-notify' : 'missing-child', ...(error ? { notify: type } : {}) });
+    return;
+  }
+  let vip: Uint8Array | undefined;
+  try {
+    const accepted = acceptedChild(ctx, sa, tsi, tsr, sentChildProposals(ctx, childSpi).proposals);
+    const cp = findPayload(inner, PayloadType.CP);
+    if (cp?.cfgType === CfgType.CFG_REPLY) vip = parseCfgReply(cp).ipv4;
+    if (ctx.policy.requestVirtualIp && vip === undefined)
+      throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'no INTERNAL_IP4_ADDRESS in CFG_REPLY', NotifyError.FAILED_CP_REQUIRED);
+    const child: ChildSaState = scheduleChild(w, {
+      inboundSpi: childSpi,
+      outboundSpi: accepted.peerSpi,
+      suite: accepted.suite,
+      tsLocal: accepted.tsI,
+      tsRemote: accepted.tsR,
+      ...(vip ? { virtualIp: copy(vip) } : {}),
+    });
+    w.s.children = [...w.s.children, child];
+    w.actions.push(installChild(child, childKeys(ctx, core, accepted.suite, core.ni, core.nr), true));
+  } catch (e) {
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    const type = e.notify ?? NotifyError.INVALID_SYNTAX;
+    reject(w, ExchangeType.IKE_AUTH, type, 'us', e.message);
+    w.actions.push({ kind: 'child-failed', reason: 'unacceptable-child', notify: type });
+  }
 }
 
 // --- responder -----------------------------------------------------------------------------------
 
-export function respondAuth(w: Work, inner: readonly Payload[], messageId: number): void {
+/** CP request handling (RFC 7296 §3.15): the address for the peer, or INTERNAL_ADDRESS_FAILURE. */
+function assignVirtualIp(
+  ctx: IkeSaContext,
+  inner: readonly Payload[],
+  peerId: string,
+): { vip?: Uint8Array; reply?: Payload } {
+  const cp = findPayload(inner, PayloadType.CP);
+  if (cp?.cfgType !== CfgType.CFG_REQUEST) return {};
+  const wants = parseCfgRequest(cp);
+  if (!wants.ipv4) return {};
+  const assigned = ctx.assignAddress?.(peerId);
+  if (!assigned)
+    throw new RemoteProtocolError(
+      'IKEGATE_ERR_IKEV2_BAD_STATE',
+      'no address left for the peer',
+      NotifyError.INTERNAL_ADDRESS_FAILURE,
+    );
+  const vip = copy(assigned.address);
+  return {
+    vip,
+    reply: buildCfgReply({ ipv4: vip, dns: wants.ipv4Dns ? (assigned.dns ?? []) : [] }),
+  };
+}
+
+export function respondAuth(w: Work, inner: readonly Payload[], messageId: number, requestDigest: Uint8Array): void {
   let { ctx } = w;
-  let core = w.s.current!;
+  const core = w.s.current!;
   const init = w.s.init!;
   let peerId: string;
   try {
     // RFC 9242: once an additional key exchange was negotiated, IKE_AUTH must follow it.
-    if (core.suite.additionalKeyExchange1 !== undefined && init.intAuth === undefined)
+    if (core.suite.additionalKeyExchanges.length > 0 && init.intAuth === undefined)
       throw authFailed('IKE_AUTH before IKE_INTERMEDIATE');
-    peerId = verifyPeerAuth(
-      ctx,
-      core,
-      inner,
-      PayloadType.IDi,
-      init.request!,
-      init.nr!,
-      intAuthFor(init.intAuth, messageId),
-    );
+    peerId = verifyPeerAuth(ctx, core, inner, PayloadType.IDi, init.request!, init.nr!, intAuthFor(init.intAuth, messageId));
   } catch (e) {
-    if (!(e instanceof RemoteProtocolError) || e.notify === undefined) throw e;
-    w.s.current = sendResponse(
-      ctx,
-      core,
-      ExchangeType.IKE_AUTH,
-      messageId,
-      [notify(NotifyError.AUTHENTICATION_FAILED)],
-      w.actions,
-      w.s.transport,
-    );
-    return fail(w, 'authentication-failed');
+    if (!(e instanceof RemoteProtocolError) || e.notify !== NotifyError.AUTHENTICATION_FAILED) throw e;
+    w.s.current = sendResponse(w, core, ExchangeType.IKE_AUTH, messageId, [notify(NotifyError.AUTHENTICATION_FAILED)], requestDigest);
+    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', e.message);
+    return terminate(w, 'authentication-failed');
   }
   // The peer is authenticated: from here on its own policy (traffic selectors, pool) applies.
   if (ctx.forPeer) ctx = w.ctx = ctx.forPeer(peerId);
   const idr = ourId(ctx, PayloadType.IDr);
   const out: Payload[] = [
     idr,
-    ...ourAuth(
-      ctx,
-      core,
-      idr,
-      init.response!,
-      init.ni,
-      init.peerSignatureHashes,
-      intAuthFor(init.intAuth, messageId),
-    ),
+    ...ourAuth(ctx, core, idr, init.response!, init.ni, init.peerSignatureHashes, intAuthFor(init.intAuth, messageId)),
   ];
   const peerSync = findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined;
   if (ctx.policy.messageIdSync && peerSync) out.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
 
-  let newChild: { child: ChildSaState; weInitiated: false } | undefined;
+  let newChild: ChildSaState | undefined;
   const sa = findPayload(inner, PayloadType.SA);
   const tsi = findPayload(inner, PayloadType.TSi);
   const tsr = findPayload(inner, PayloadType.TSr);
   if (sa && tsi && tsr) {
-    const cp = findPayload(inner, PayloadType.CP);
-    let reply: CpPayload | undefined;
-    let vip: Uint8Array | undefined;
-    if (
-      cp?.cfgType === CfgType.CFG_REQUEST &&
-      cp.attributes.some((a) => a.type === CfgAttributeType.INTERNAL_IP4_ADDRESS)
-    ) {
-      const assigned = ctx.assignAddress?.(peerId);
-      if (assigned) {
-        vip = copy(assigned.address);
-        reply = {
-          type: PayloadType.CP,
-          critical: false,
-          cfgType: CfgType.CFG_REPLY,
-          attributes: [
-            { type: CfgAttributeType.INTERNAL_IP4_ADDRESS, value: vip },
-            ...(cp.attributes.some((a) => a.type === CfgAttributeType.INTERNAL_IP4_DNS)
-              ? (assigned.dns ?? []).map((d) => ({ type: CfgAttributeType.INTERNAL_IP4_DNS, value: d }))
-              : []),
-          ],
-        };
-      }
-    }
     try {
-      if (cp?.cfgType === CfgType.CFG_REQUEST && !vip)
-        throw new RemoteProtocolError(
-          'IKEGATE_ERR_IKEV2_BAD_STATE',
-          'no address',
-          NotifyError.INTERNAL_ADDRESS_FAILURE,
-        );
-      const a = acceptChild(ctx, sa, tsi, tsr, undefined, vip);
+      const { vip, reply } = assignVirtualIp(ctx, inner, peerId);
+      const a = acceptChild(ctx, sa, tsi, tsr, { ikeAuth: true, ...(vip ? { remoteHost: vip } : {}) });
+      if (a.lenient) w.actions.push({ kind: 'lenient', what: a.lenient, exchange: 'IKE_AUTH' });
       const inboundSpi = copy(ctx.allocateChildSpi());
-      const child: ChildSaState = {
+      newChild = {
         inboundSpi,
         outboundSpi: a.peerSpi,
         suite: a.suite,
@@ -361,28 +307,19 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
         tsRemote: a.tsI,
         ...(vip ? { virtualIp: vip } : {}),
       };
-      newChild = { child, weInitiated: false };
       if (reply) out.push(reply);
-      out.push(
-        espSuiteSaPayload(a.suite, inboundSpi, undefined, a.proposalNumber),
-        ...tsPayloads(a.tsI, a.tsR),
-      );
+      out.push({ type: PayloadType.SA, critical: false, proposals: [{ ...a.proposal, spi: inboundSpi }] }, ...tsPayloads(a.tsI, a.tsR));
     } catch (e) {
-      if (!(e instanceof RemoteProtocolError) || e.notify === undefined) throw e;
+      if (!(e instanceof RemoteProtocolError) || e.notify === undefined || e.notify === NotifyError.INVALID_SYNTAX) throw e;
       out.push(notify(e.notify));
+      reject(w, ExchangeType.IKE_AUTH, e.notify, 'us', e.message);
     }
   }
-  core = sendResponse(ctx, core, ExchangeType.IKE_AUTH, messageId, out, w.actions, w.s.transport);
-  w.s.current = core;
-  w.s.peerId = peerId;
-  w.s.status = 'established';
-  w.s.peerMessageIdSync = peerSync;
-  w.s.init = undefined;
-  w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
+  w.s.current = sendResponse(w, core, ExchangeType.IKE_AUTH, messageId, out, requestDigest);
+  established(w, core, peerId, peerSync);
   if (newChild) {
-    w.s.children = [...w.s.children, newChild.child];
-    w.actions.push(
-      installChild(newChild.child, childKeys(ctx, core, newChild.child.suite, core.ni, core.nr), false),
-    );
+    const child = scheduleChild(w, newChild);
+    w.s.children = [...w.s.children, child];
+    w.actions.push(installChild(child, childKeys(ctx, core, child.suite, core.ni, core.nr), false));
   }
 }

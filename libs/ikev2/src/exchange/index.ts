@@ -1,35 +1,7 @@
 /**
- * IKEv2 exchanges (RFC 7296): the sans-IO IKE SA state machine. See ike-sa.ts for how it works.
+ * The exchange tasks (RFC 7296 and companions), one file per exchange with its initiator and
+ * responder halves; ../sa/ drives them. Exported for tests and tools only where noted.
  */
-export { intersectSelector, narrowSelectors } from './child-sa.js';
-export { createIkeSa, IkeSa, STATUS_TRANSITIONS, step } from './ike-sa.js';
 export { MAX_FRAGMENTS, MAX_REASSEMBLY_BYTES } from './fragmentation.js';
-export { DEFAULT_FRAGMENT_SIZE, DEFAULT_RETRANSMIT } from './message-window.js';
-export type {
-  AddressAssignment,
-  ChildRekeyCollision,
-  ChildSaAlgorithm,
-  ChildSaState,
-  DeleteReason,
-  Endpoint,
-  EspProposalPolicy,
-  EspSuite,
-  IkeKeys,
-  IkeProposalPolicy,
-  IkeSaAction,
-  IkeSaCommand,
-  IkeSaContext,
-  IkeSaCore,
-  IkeSaEvent,
-  IkeSaPolicy,
-  IkeSaState,
-  IkeSaStatus,
-  IkeSuite,
-  IkeTask,
-  InstallChildAction,
-  OutstandingRequest,
-  Reassembly,
-  RetransmitPolicy,
-  StepResult,
-  Transport,
-} from './types.js';
+export { DEFAULT_HALF_OPEN_MS, NONCE_LENGTH } from './ike-init.js';
+export { describeProposals } from './sa-payloads.js';

@@ -2,12 +2,12 @@
  * INFORMATIONAL exchanges (RFC 7296 §1.4): an empty request is a liveness check (§2.4); DELETE
  * of child SAs (§1.4.1: the responder deletes the inbound and outbound halves and answers with a
  * DELETE of its own inbound SPIs) and of the IKE SA itself (answered with an empty response).
+ * Also the teardown every path to 'deleted' goes through.
  */
 import { type DeletePayload, ExchangeType, type Payload, PayloadType, ProtocolId } from '../codec/index.js';
-import { sendRequest } from './message-window.js';
-import { bytesEqual } from './suite.js';
-import type { DeleteReason, IkeSaCore } from './types.js';
-import type { Work } from './work.js';
+import { connected, sendRequest } from '../sa/task-manager.js';
+import type { DeleteReason, IkeSaCore } from '../sa/types.js';
+import { bytesEqual, type Work } from '../sa/work.js';
 
 function deletePayload(protocolId: number, spis: Uint8Array[]): DeletePayload {
   return {
@@ -19,9 +19,9 @@ function deletePayload(protocolId: number, spis: Uint8Array[]): DeletePayload {
   };
 }
 
-/** Removes every child in all IKE-level teardown paths and reports it. */
+/** Ends the IKE SA: every child is removed and reported, then `deleted` with the reason. */
 export function terminate(w: Work, reason: DeleteReason): void {
-  for (const c of w.s.children) w.actions.push({ kind: 'remove-child', inboundSpi: c.inboundSpi });
+  for (const c of w.s.children) w.actions.push({ kind: 'remove-child', inboundSpi: c.inboundSpi, reason });
   w.s.children = [];
   w.s.status = 'deleted';
   w.s.queue = [];
@@ -31,63 +31,47 @@ export function terminate(w: Work, reason: DeleteReason): void {
 // --- initiator -----------------------------------------------------------------------------------
 
 export function startLiveness(w: Work): void {
-  w.s.current = sendRequest(
-    w.ctx,
-    w.s.current!,
-    w.s.transport,
-    w.now,
-    ExchangeType.INFORMATIONAL,
-    [],
-    { kind: 'liveness' },
-    w.actions,
-  );
+  w.s.current = sendRequest(w, w.s.current!, ExchangeType.INFORMATIONAL, [], { kind: 'liveness' });
 }
 
+/**
+ * DELETE of our inbound child SA `spi` (RFC 7296 §1.4.1). The child may already be out of the
+ * data plane (hard expiry); the peer is told either way.
+ */
 export function startDeleteChild(w: Work, spi: Uint8Array): void {
-  if (!w.s.children.some((c) => bytesEqual(c.inboundSpi, spi))) return;
-  w.s.current = sendRequest(
-    w.ctx,
-    w.s.current!,
-    w.s.transport,
-    w.now,
-    ExchangeType.INFORMATIONAL,
-    [deletePayload(ProtocolId.ESP, [spi])],
-    { kind: 'delete-child', spi },
-    w.actions,
-  );
+  w.s.current = sendRequest(w, w.s.current!, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.ESP, [spi])], {
+    kind: 'delete-child',
+    spi,
+  });
 }
 
 export function startDeleteIke(w: Work): void {
-  w.s.current = sendRequest(
-    w.ctx,
-    w.s.current!,
-    w.s.transport,
-    w.now,
-    ExchangeType.INFORMATIONAL,
-    [deletePayload(ProtocolId.IKE, [])],
-    { kind: 'delete-ike' },
-    w.actions,
-  );
+  w.s.current = sendRequest(w, w.s.current!, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.IKE, [])], {
+    kind: 'delete-ike',
+  });
+}
+
+/**
+ * A DELETE of the IKE SA we do not wait for (hard expiry, wrong peer identity): sent when the
+ * window is free and the peer reachable; the SA is terminated by the caller right after.
+ */
+export function startDeleteIkeUnanswered(w: Work): void {
+  const core = w.s.current;
+  if (!core || core.outstanding !== undefined || !connected(w)) return;
+  sendRequest(w, core, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.IKE, [])], { kind: 'delete-ike' });
 }
 
 /** DELETE of an IKE SA other than the current one (replaced by a rekey or redundant after a collision). */
 export function sendDeleteOn(w: Work, core: IkeSaCore): IkeSaCore {
-  return sendRequest(
-    w.ctx,
-    core,
-    w.s.transport,
-    w.now,
-    ExchangeType.INFORMATIONAL,
-    [deletePayload(ProtocolId.IKE, [])],
-    { kind: 'delete-old-ike' },
-    w.actions,
-  );
+  return sendRequest(w, core, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.IKE, [])], {
+    kind: 'delete-old-ike',
+  });
 }
 
-export function removeChild(w: Work, inboundSpi: Uint8Array): void {
+export function removeChild(w: Work, inboundSpi: Uint8Array, reason: string): void {
   const before = w.s.children.length;
   w.s.children = w.s.children.filter((c) => !bytesEqual(c.inboundSpi, inboundSpi));
-  if (w.s.children.length !== before) w.actions.push({ kind: 'remove-child', inboundSpi });
+  if (w.s.children.length !== before) w.actions.push({ kind: 'remove-child', inboundSpi, reason });
 }
 
 // --- responder -----------------------------------------------------------------------------------
@@ -108,7 +92,7 @@ export function respondInformational(w: Work, inner: readonly Payload[]): Inform
         const child = w.s.children.find((c) => bytesEqual(c.outboundSpi, spi));
         if (!child) continue;
         ours.push(child.inboundSpi);
-        removeChild(w, child.inboundSpi);
+        removeChild(w, child.inboundSpi, 'peer-deleted');
       }
     }
   }

@@ -8,15 +8,15 @@ import {
   type NotifyPayload,
   PayloadType,
 } from '../codec/index.js';
-import { DEFAULT_IKE_PROPOSALS, Pair, type PairOptions } from './testing/pair.js';
-import type { IkeSaPolicy } from './types.js';
+import { DEFAULT_IKE_PROPOSALS, Pair, type PairOptions } from '../testing/pair.js';
+import type { IkeSaPolicy } from '../sa/types.js';
 
 const ML_KEM_768 = 36;
 const HYBRID: IkeSaPolicy['ikeProposals'] = [
   {
     ...DEFAULT_IKE_PROPOSALS[0]!,
     keyExchange: [KeyExchangeId.CURVE25519],
-    additionalKeyExchange1: [ML_KEM_768],
+    additionalKeyExchanges: [[ML_KEM_768]],
   },
 ];
 
@@ -60,7 +60,7 @@ describe('IKE_INTERMEDIATE with an RFC 9370 ML-KEM-768 additional key exchange (
     assert.equal(decodeMessage(intReq!).header.exchangeType, ExchangeType.IKE_INTERMEDIATE);
     assert.equal(decodeMessage(intReq!).header.messageId, 1);
     assert.equal(decodeMessage(intResp!).header.exchangeType, ExchangeType.IKE_INTERMEDIATE);
-    assert.equal(p.initiator.state.current?.suite.additionalKeyExchange1, ML_KEM_768);
+    assert.equal(p.initiator.state.current?.suite.additionalKeyExchanges[0], ML_KEM_768);
     // IKE_AUTH is Message ID 2 after the IKE_INTERMEDIATE.
     assert.equal(p.initiator.state.current?.nextRequestId, 3);
     assert.equal(p.responder.state.current?.expectedRequestId, 3);
@@ -71,12 +71,12 @@ describe('IKE_INTERMEDIATE with an RFC 9370 ML-KEM-768 additional key exchange (
     hybrid.establish();
     const classic = new Pair({
       provider: defaultProvider,
-      initiatorPolicy: { ikeProposals: [{ ...HYBRID[0]!, additionalKeyExchange1: [] }] },
+      initiatorPolicy: { ikeProposals: [{ ...HYBRID[0]!, additionalKeyExchanges: [] }] },
       responderPolicy: { ikeProposals: HYBRID },
     });
     classic.establish();
     assertEstablished(classic);
-    assert.equal(classic.initiator.state.current?.suite.additionalKeyExchange1, undefined);
+    assert.equal(classic.initiator.state.current?.suite.additionalKeyExchanges.length, 0);
     assert.notDeepEqual(hybrid.initiator.state.current?.keys.skD, classic.initiator.state.current?.keys.skD);
     assert.ok(!sent(classic, 'initiator').some((b) => decodeMessage(b).header.exchangeType === 43));
   });
@@ -114,7 +114,7 @@ describe('IKE_INTERMEDIATE with an RFC 9370 ML-KEM-768 additional key exchange (
 
   it('fails IKE_AUTH when the IntAuth of the IKE_INTERMEDIATE differs (RFC 9242 §3.3.2)', () => {
     const p = hybridPair();
-    p.command('initiator', { kind: 'initiate' });
+    p.initiate();
     for (let i = 0; i < 3; i++) {
       const f = p.wire.shift()!;
       p.deliver(f.to, f.bytes);

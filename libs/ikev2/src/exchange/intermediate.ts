@@ -15,13 +15,17 @@
  * if IV, padding and ICV were absent (and as if not fragmented), and P the inner payloads in clear.
  * P is taken as the re-encoding of the decoded payloads of a received message.
  */
-import { deriveAdditionalKeSkeyseed, deriveIkeSaKeys } from '@ikegate/crypto';
+import { deriveAdditionalKeSkeyseed, type IkeSaKeys } from '@ikegate/crypto';
 import { encodePayloads, ExchangeType, NotifyError, type Payload, PayloadType } from '../codec/index.js';
 import { RemoteProtocolError } from '../errors.js';
-import { flagsFor, sendRequest, sendResponse } from './message-window.js';
-import { concatBytes, ikeKeyLengths, keComplete, keInitiation, keRespond, prfOf } from './suite.js';
-import type { IkeKeys, IkeSaContext, IkeSaCore, IkeTask } from './types.js';
-import { copy, notify, requirePayload, type Work } from './work.js';
+import { concat } from '../codec/protect.js';
+import { deriveIkeSaKeysForSuite } from '../negotiation/index.js';
+import { flagsFor, sendRequest, sendResponse } from '../sa/task-manager.js';
+import type { IkeSaContext, IkeSaCore, IkeTask } from '../sa/types.js';
+import { copy, notify, reject, requirePayload, type Work } from '../sa/work.js';
+import { startAuth } from './ike-auth.js';
+import { keComplete, keInitiation, keRespond, prfOf } from './key-exchange.js';
+
 
 const SK_PAYLOAD = 46;
 
@@ -58,23 +62,15 @@ function intAuthOf(
 }
 
 /** RFC 9370 §2.2.4: the IKE SA keys after an additional key exchange. */
-function updatedKeys(ctx: IkeSaContext, core: IkeSaCore, secret: Uint8Array): IkeKeys {
+function updatedKeys(ctx: IkeSaContext, core: IkeSaCore, secret: Uint8Array): IkeSaKeys {
   const prf = prfOf(ctx.provider, core.suite.prf);
   const seed = deriveAdditionalKeSkeyseed(prf, core.keys.skD, secret, core.ni, core.nr);
-  return deriveIkeSaKeys(
-    prf,
-    seed,
-    core.ni,
-    core.nr,
-    core.spiI,
-    core.spiR,
-    ikeKeyLengths(ctx.provider, core.suite),
-  );
+  return deriveIkeSaKeysForSuite(ctx.provider, core.suite, seed, core.ni, core.nr, core.spiI, core.spiR);
 }
 
 /** IntAuth | IKE_AUTH_MID for the signed octets, when an IKE_INTERMEDIATE exchange took place. */
 export function intAuthFor(intAuth: Uint8Array | undefined, authMessageId: number): Uint8Array | undefined {
-  return intAuth === undefined ? undefined : concatBytes(intAuth, u32(authMessageId));
+  return intAuth === undefined ? undefined : concat([intAuth, u32(authMessageId)]);
 }
 
 function kePayload(group: number, data: Uint8Array): Payload {
@@ -84,7 +80,7 @@ function kePayload(group: number, data: Uint8Array): Payload {
 /** Initiator: sends the IKE_INTERMEDIATE request with our ADDKE1 KE payload. */
 export function startIntermediate(w: Work): void {
   const core = w.s.current!;
-  const keGroup = core.suite.additionalKeyExchange1!;
+  const keGroup = core.suite.additionalKeyExchanges[0]!;
   const keSeed = copy(w.ctx.random(64));
   const ke = keInitiation(w.ctx.provider, keGroup, keSeed);
   const inner = [kePayload(keGroup, ke.publicData)];
@@ -94,72 +90,53 @@ export function startIntermediate(w: Work): void {
     keGroup,
     intAuthI: intAuthOf(w.ctx, core, true, false, core.nextRequestId, inner),
   };
-  w.s.current = sendRequest(
-    w.ctx,
-    core,
-    w.s.transport,
-    w.now,
-    ExchangeType.IKE_INTERMEDIATE,
-    inner,
-    task,
-    w.actions,
-  );
+  w.s.current = sendRequest(w, core, ExchangeType.IKE_INTERMEDIATE, inner, task);
 }
 
 /**
- * Initiator: the responder's KE; updates the keys and returns IntAuth_i1 | IntAuth_r1.
- * @throws RemoteProtocolError when the response has no usable KE payload
+ * Initiator: the responder's KE; updates the keys, keeps IntAuth_i1 | IntAuth_r1 for AUTH and
+ * goes on to IKE_AUTH. @throws RemoteProtocolError when the response has no usable KE payload
  */
 export function processIntermediateResponse(
   w: Work,
-  core: IkeSaCore,
   inner: readonly Payload[],
   task: Extract<IkeTask, { kind: 'intermediate' }>,
   messageId: number,
-): { core: IkeSaCore; intAuth: Uint8Array } {
+): void {
+  const core = w.s.current!;
   const ke = requirePayload(inner, PayloadType.KE);
   if (ke.group !== task.keGroup)
     throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_INVALID_KE', 'ADDKE group mismatch');
   const secret = keComplete(keInitiation(w.ctx.provider, task.keGroup, task.keSeed), ke.data);
   const intAuthR = intAuthOf(w.ctx, core, false, true, messageId, inner);
-  return {
-    core: { ...core, keys: updatedKeys(w.ctx, core, secret) },
-    intAuth: concatBytes(task.intAuthI, intAuthR),
-  };
+  w.s.current = { ...core, keys: updatedKeys(w.ctx, core, secret) };
+  w.s.init = { ...w.s.init!, intAuth: concat([task.intAuthI, intAuthR]) };
+  startAuth(w);
 }
 
 /** Responder: answers the IKE_INTERMEDIATE request and updates the keys. */
-export function respondIntermediate(w: Work, inner: readonly Payload[], messageId: number): void {
+export function respondIntermediate(
+  w: Work,
+  inner: readonly Payload[],
+  messageId: number,
+  requestDigest: Uint8Array,
+): void {
   const core = w.s.current!;
-  const group = core.suite.additionalKeyExchange1;
+  const group = core.suite.additionalKeyExchanges[0];
   const init = w.s.init!;
   const ke = inner.find((p) => p.type === PayloadType.KE && !('unknown' in p)) as
     Extract<Payload, { type: typeof PayloadType.KE }> | undefined;
   if (group === undefined || init.intAuth !== undefined || !ke || ke.group !== group) {
-    w.s.current = sendResponse(
-      w.ctx,
-      core,
-      ExchangeType.IKE_INTERMEDIATE,
-      messageId,
-      [notify(NotifyError.INVALID_SYNTAX)],
-      w.actions,
-      w.s.transport,
-    );
+    const out = [notify(NotifyError.INVALID_SYNTAX)];
+    w.s.current = sendResponse(w, core, ExchangeType.IKE_INTERMEDIATE, messageId, out, requestDigest);
+    reject(w, ExchangeType.IKE_INTERMEDIATE, NotifyError.INVALID_SYNTAX, 'us', 'unexpected IKE_INTERMEDIATE');
     return;
   }
   const { publicData, sharedSecret } = keRespond(w.ctx.provider, group, ke.data, w.ctx.random);
   const out = [kePayload(group, publicData)];
   const intAuthI = intAuthOf(w.ctx, core, true, false, messageId, inner);
   const intAuthR = intAuthOf(w.ctx, core, false, true, messageId, out);
-  const answered = sendResponse(
-    w.ctx,
-    core,
-    ExchangeType.IKE_INTERMEDIATE,
-    messageId,
-    out,
-    w.actions,
-    w.s.transport,
-  );
+  const answered = sendResponse(w, core, ExchangeType.IKE_INTERMEDIATE, messageId, out, requestDigest);
   w.s.current = { ...answered, keys: updatedKeys(w.ctx, core, sharedSecret) };
-  w.s.init = { ...init, intAuth: concatBytes(intAuthI, intAuthR) };
+  w.s.init = { ...init, intAuth: concat([intAuthI, intAuthR]) };
 }

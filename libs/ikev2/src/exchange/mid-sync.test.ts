@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeMessage, ExchangeType } from '../codec/index.js';
 import { LocalUsageError } from '../errors.js';
-import { Pair, type SideName, stateFromJson, stateToJson } from './testing/pair.js';
-import type { IkeSaCore, IkeSaState } from './types.js';
+import { Pair, type SideName, stateFromJson, stateToJson } from '../testing/pair.js';
+import type { IkeSaCore, IkeSaState } from '../sa/types.js';
 
 function syncPair(): Pair {
   const p = new Pair({ initiatorPolicy: { messageIdSync: true }, responderPolicy: { messageIdSync: true } });

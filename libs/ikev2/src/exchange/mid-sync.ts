@@ -9,6 +9,9 @@
  * after the update: its next request ID and the ID it expects next. The initiator of the sync then
  * moves its own counters up to match. Message ID 0 is accepted for this exchange only.
  *
+ * Each sync request is processed once: its nonce is remembered (a bounded list), a retransmission
+ * of the same octets from where it came gets the same answer, any other copy is dropped.
+ *
  * Not done: a request the peer had outstanding under the old counters is not renumbered; it is
  * retransmitted as it was (and, if the cluster now treats it as out of window, times out).
  */
@@ -16,16 +19,20 @@ import {
   decodeMessageIdSync,
   encodeMessageIdSync,
   ExchangeType,
-  type MessageHeaderFields,
   NotifyStatus,
   type Payload,
 } from '../codec/index.js';
 import { RemoteProtocolError } from '../errors.js';
-import { respond, sendRequestWithId } from './message-window.js';
-import type { IkeSaCore } from './types.js';
-import { findNotify, notify, type Work } from './work.js';
+import { digest, retransmissionAnswerable, sendRequest, sourceOf } from '../sa/task-manager.js';
+import type { IkeSaCore } from '../sa/types.js';
+import { bytesEqual, findNotify, notify, type Work } from '../sa/work.js';
+import { pushSends } from '../sa/task-manager.js';
+import { encodeProtectedMessage } from '../codec/index.js';
+import { flagsFor, protectionOf } from '../sa/task-manager.js';
 
 export const MID_SYNC_MESSAGE_ID = 0;
+/** Sync nonces remembered per IKE SA. */
+const MAX_SYNC_NONCES = 8;
 
 function u32(b: Uint8Array): number {
   return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
@@ -40,16 +47,13 @@ export function startMidSync(w: Work): void {
     expectedSendRequestId: core.nextRequestId,
     expectedRecvRequestId: core.expectedRequestId,
   });
-  w.s.current = sendRequestWithId(
-    w.ctx,
+  w.s.current = sendRequest(
+    w,
     core,
-    w.s.transport,
-    w.now,
     ExchangeType.INFORMATIONAL,
-    MID_SYNC_MESSAGE_ID,
     [notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC, data)],
     { kind: 'mid-sync', nonce },
-    w.actions,
+    MID_SYNC_MESSAGE_ID,
   );
 }
 
@@ -66,27 +70,38 @@ export function processMidSyncResponse(core: IkeSaCore, inner: readonly Payload[
   };
 }
 
-/**
- * Whether a request is an RFC 6311 sync request: an INFORMATIONAL with Message ID 0 carrying
- * IKEV2_MESSAGE_ID_SYNC. (Message ID 0 is also the first request of a responder or of a rekeyed
- * SA, so the payloads decide.) Decrypts only Message ID 0 INFORMATIONAL requests.
- */
-export function isMidSyncRequest(h: MessageHeaderFields, inner: () => readonly Payload[]): boolean {
-  return (
-    h.messageId === MID_SYNC_MESSAGE_ID &&
-    h.exchangeType === ExchangeType.INFORMATIONAL &&
-    findNotify(inner(), NotifyStatus.IKEV2_MESSAGE_ID_SYNC) !== undefined
-  );
+/** An authenticated Message ID 0 INFORMATIONAL request carrying IKEV2_MESSAGE_ID_SYNC. */
+export function isMidSyncRequest(inner: readonly Payload[]): boolean {
+  return findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC) !== undefined;
 }
 
 /**
- * Peer side: answers a sync request on `core` and returns the updated core, or a drop reason
- * when the message is not an acceptable sync request (Message ID 0 is valid for nothing else).
+ * Peer side: answers an authenticated sync request on `core` and returns the updated core, or a
+ * drop reason when it is not acceptable (not negotiated, or a copy of one already processed).
  */
-export function respondMidSync(w: Work, core: IkeSaCore, inner: readonly Payload[]): IkeSaCore | string {
+export function respondMidSync(
+  w: Work,
+  core: IkeSaCore,
+  inner: readonly Payload[],
+  bytes: Uint8Array,
+): IkeSaCore | string {
   const n = findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC);
   if (w.s.status !== 'established' || !w.ctx.policy.messageIdSync || !n) return 'unexpected-message-id-sync';
   const v = decodeMessageIdSync(n.data);
+  const requestDigest = digest(w.ctx, bytes);
+  if ((core.syncNonces ?? []).includes(v.nonce)) {
+    const last = core.lastSyncResponse;
+    const from = w.from!;
+    if (
+      last &&
+      bytesEqual(last.requestDigest, requestDigest) &&
+      (last.source.pathId === from.id || retransmissionAnswerable(last.source, from))
+    ) {
+      pushSends(w, last, from);
+      return core;
+    }
+    return 'replayed-message-id-sync';
+  }
   const updated: IkeSaCore = {
     ...core,
     expectedRequestId: Math.max(core.expectedRequestId, v.expectedSendRequestId),
@@ -97,14 +112,23 @@ export function respondMidSync(w: Work, core: IkeSaCore, inner: readonly Payload
     expectedSendRequestId: updated.nextRequestId,
     expectedRecvRequestId: updated.expectedRequestId,
   });
-  respond(
-    w.ctx,
-    updated,
-    ExchangeType.INFORMATIONAL,
-    MID_SYNC_MESSAGE_ID,
+  const response = encodeProtectedMessage(
+    {
+      initiatorSpi: core.spiI,
+      responderSpi: core.spiR,
+      exchangeType: ExchangeType.INFORMATIONAL,
+      flags: flagsFor(core.role, true),
+      messageId: MID_SYNC_MESSAGE_ID,
+    },
     [notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC, data)],
-    w.actions,
-    w.s.transport,
+    protectionOf(w.ctx, core, 'us'),
+    w.ctx.random,
   );
-  return updated;
+  const from = w.from!;
+  w.actions.push({ kind: 'send', bytes: response, path: from });
+  return {
+    ...updated,
+    syncNonces: [...(core.syncNonces ?? []), v.nonce].slice(-MAX_SYNC_NONCES),
+    lastSyncResponse: { messageId: MID_SYNC_MESSAGE_ID, bytes: response, requestDigest, source: sourceOf(from) },
+  };
 }

@@ -24,6 +24,7 @@ export {
   type NegotiatedSuite,
   type ProposalPolicy,
   type ProposalSelection,
+  type SelectOptions,
   proposedKeyExchanges,
   selectProposal,
 } from './proposals.js';

@@ -64,8 +64,23 @@ export type ProposalSelection =
       readonly suite: NegotiatedSuite;
       /** The SPI the peer put in its proposal (empty in IKE_SA_INIT). */
       readonly peerSpi: Uint8Array;
+      /**
+       * Set when the one deliberate leniency applied: the peer's proposal mixed AEAD and non-AEAD
+       * ciphers with integrity algorithms (for the non-AEAD ones), and an AEAD cipher was chosen
+       * without integrity, as strongSwan does. Log it once.
+       */
+      readonly lenient?: 'aead-with-integrity';
     }
   | { readonly kind: 'none' };
+
+export interface SelectOptions {
+  /**
+   * Prefer this key exchange method when the chosen proposal offers it and our policy allows it
+   * (the group of the KE payload the peer already sent, RFC 7296 §1.2: no INVALID_KE_PAYLOAD
+   * round trip when it is acceptable).
+   */
+  readonly preferKeyExchange?: number;
+}
 
 /** Combined-mode ciphers (RFC 5282, RFC 7634): AES-CCM 14/15/16, AES-GCM 18/19/20, ChaCha20-Poly1305 28. */
 const AEAD_IDS: ReadonlySet<number> = new Set([14, 15, 16, 18, 19, 20, 28]);
@@ -211,7 +226,8 @@ function matchOne(
   offer: Proposal,
   policy: ProposalPolicy,
   protocolId: number,
-): { suite: NegotiatedSuite; transforms: Transform[] } | undefined {
+  options: SelectOptions = {},
+): { suite: NegotiatedSuite; transforms: Transform[]; lenient?: 'aead-with-integrity' } | undefined {
   if (offer.protocolId !== protocolId) return undefined;
   const byType = offeredByType(offer);
   if (byType === undefined) return undefined;
@@ -224,11 +240,20 @@ function matchOne(
   let encryption: EncryptionChoice | undefined;
   let integrity: number | undefined;
   let integTransform: Transform | undefined;
+  let lenient: 'aead-with-integrity' | undefined;
   for (const e of policy.encryption) {
     if (!encrs.some((t) => t.id === e.id && keyBitsOf(t) === e.keyBits)) continue;
     if (isAeadEncryption(e.id)) {
-      if (integs !== undefined && integs.length > 0 && !integs.every((t) => t.id === INTEGRITY_NONE))
-        continue;
+      if (integs !== undefined && integs.length > 0 && !integs.every((t) => t.id === INTEGRITY_NONE)) {
+        // RFC 7296 §3.3 forbids integrity with an AEAD cipher, but a proposal that also offers
+        // non-AEAD ciphers carries integrity for those: choose the AEAD without integrity.
+        if (!encrs.some((t) => !isAeadEncryption(t.id))) continue;
+        encryption = e;
+        integrity = undefined;
+        integTransform = undefined;
+        lenient = 'aead-with-integrity';
+        break;
+      }
       // a type present but with only ignored transforms is not "absent"
       if (
         integs !== undefined &&
@@ -262,7 +287,11 @@ function matchOne(
   if (integTransform !== undefined) chosen.push(integTransform);
 
   const kes = byType.get(TransformType.KE);
-  const ke = pick(policy.keyExchange ?? [], kes, !isIke);
+  const ours = policy.keyExchange ?? [];
+  const preferred = options.preferKeyExchange;
+  const keOrder =
+    preferred !== undefined && ours.includes(preferred) ? [preferred, ...ours.filter((g) => g !== preferred)] : ours;
+  const ke = pick(keOrder, kes, !isIke);
   if (ke === undefined || (isIke && ke === KEY_EXCHANGE_NONE)) return undefined;
   if (kes !== undefined) chosen.push(bare(TransformType.KE, ke));
 
@@ -286,10 +315,14 @@ function matchOne(
   let esn: boolean | undefined;
   if (protocolId === ProtocolId.ESP || protocolId === ProtocolId.AH) {
     const esns = byType.get(TransformType.ESN);
-    const ours = (policy.esn ?? [false, true]).map((e) => (e ? ESN_YES : ESN_NO));
+    const esnOurs = (policy.esn ?? [false, true]).map((e) => (e ? ESN_YES : ESN_NO));
     // A missing ESN transform is read as "no ESN" (RFC 4303 peers that omit it never use ESN).
     const id =
-      esns === undefined ? (ours.includes(ESN_NO) ? ESN_NO : undefined) : ours.find((x) => has(esns, x));
+      esns === undefined
+        ? esnOurs.includes(ESN_NO)
+          ? ESN_NO
+          : undefined
+        : esnOurs.find((x) => has(esns, x));
     if (id === undefined) return undefined;
     esn = id === ESN_YES;
     if (esns !== undefined) chosen.push(bare(TransformType.ESN, id));
@@ -303,7 +336,7 @@ function matchOne(
     additionalKeyExchanges: additional,
     ...(esn !== undefined ? { esn } : {}),
   };
-  return { suite, transforms: chosen };
+  return lenient ? { suite, transforms: chosen, lenient } : { suite, transforms: chosen };
 }
 
 /**
@@ -316,15 +349,17 @@ export function selectProposal(
   policies: readonly ProposalPolicy[],
   protocolId: number,
   prefer: 'ours' | 'peer' = 'ours',
+  options: SelectOptions = {},
 ): ProposalSelection {
   const tryPair = (o: Proposal, p: ProposalPolicy): ProposalSelection | undefined => {
-    const m = matchOne(o, p, protocolId);
+    const m = matchOne(o, p, protocolId, options);
     if (m === undefined) return undefined;
     return {
       kind: 'chosen',
       proposal: { number: o.number, protocolId, spi: new Uint8Array(0), transforms: m.transforms },
       suite: m.suite,
       peerSpi: o.spi,
+      ...(m.lenient ? { lenient: m.lenient } : {}),
     };
   };
   if (prefer === 'ours') {

@@ -1,45 +1,86 @@
 /**
- * The public shapes of the IKE SA state machine (see ike-sa.ts for how it works): the events a
- * caller feeds in, the actions it polls out, the injected context, and the serializable state.
+ * The public shapes of one IKE SA (see ike-sa.ts for how it works): the events a driver feeds in,
+ * the actions it carries out, the injected context, and the serializable state.
  *
  * The state is plain data (Uint8Array, number, string, boolean, arrays and objects of those): a
- * service may JSON-encode it (with Uint8Array as hex/base64) or store it in Redis between events.
- * Nothing in it is a class instance or a closure; crypto keys are kept as raw octets and the key
- * exchange ephemeral as the seed it was drawn from.
+ * service may JSON-encode it (with Uint8Array as hex) or keep it in Redis between events, and
+ * another process can resume it. Nothing in it is a class instance or a closure; crypto keys are
+ * raw octets and a key exchange ephemeral is the seed it was drawn from. Every deadline is an
+ * absolute time on the driver's clock; `nextTimeout(state)` says when to come back.
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import type { CryptoProvider, RandomBytes } from '@ikegate/crypto';
+import type { CryptoProvider, IkeSaKeys, RandomBytes } from '@ikegate/crypto';
 import type { TrafficSelector } from '../codec/index.js';
+import type { NegotiatedSuite, ProposalPolicy } from '../negotiation/index.js';
 
-// --- events --------------------------------------------------------------------------------------
+// --- paths ---------------------------------------------------------------------------------------
 
 export type Transport = 'udp' | 'tcp';
 
+export interface Endpoint {
+  /** 4 or 16 octets. */
+  readonly address: Uint8Array;
+  readonly port: number;
+}
+
+/**
+ * One way to the peer, as the service sees it. `id` is opaque and names the connection: one TCP
+ * or TLS stream, or one UDP (local port, remote address, remote port) tuple. A new stream after a
+ * reconnect (RFC 9329 §6) or a NAT rebinding gives a new id.
+ */
+export interface IkePath {
+  readonly id: string;
+  readonly transport: Transport;
+  /** Our address and port as the peer reached them (RFC 7296 §2.23 NAT detection). */
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+}
+
+// --- events --------------------------------------------------------------------------------------
+
 export type IkeSaCommand =
-  | { readonly kind: 'initiate' }
+  /** Initiator: start IKE_SA_INIT on `path`. */
+  | { readonly kind: 'initiate'; readonly path: IkePath }
   | { readonly kind: 'rekey-child'; readonly spi: Uint8Array }
-  /** `keGroup` overrides the current SA's group (used for the INVALID_KE_PAYLOAD retry). */
+  /** `keGroup` overrides the current SA's group (the INVALID_KE_PAYLOAD retry, RFC 7296 §1.3). */
   | { readonly kind: 'rekey-ike'; readonly keGroup?: number }
   | { readonly kind: 'delete-child'; readonly spi: Uint8Array }
   | { readonly kind: 'delete-ike' }
   | { readonly kind: 'liveness' }
-  | { readonly kind: 'connection-restored' }
+  /**
+   * The original initiator re-established its stream on `path` (RFC 9329 §6): the SA moves there
+   * and every outstanding request is sent again on it.
+   */
+  | { readonly kind: 'connection-restored'; readonly path: IkePath }
   /**
    * RFC 6311 §4: push our Message ID counters to the peer (e.g. after a cluster takeover). Only
    * valid once established and when the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED.
    */
   | { readonly kind: 'mid-sync' };
 
-/** `now` is milliseconds on the caller's monotonic clock; the machine never reads a clock. */
+/** `now` is milliseconds on the driver's monotonic clock; the machine never reads a clock. */
 export type IkeSaEvent =
   | {
       readonly kind: 'message';
       readonly bytes: Uint8Array;
-      readonly transport: Transport;
+      /** Where it came from; a response to it goes back there (RFC 7296 §2.11). */
+      readonly path: IkePath;
       readonly now: number;
     }
-  | { readonly kind: 'timer'; readonly id: string; readonly now: number }
-  | { readonly kind: 'command'; readonly command: IkeSaCommand; readonly now: number };
+  /**
+   * The driver's timer fired. It may fire early or late: whatever is due at `now` is done, nothing
+   * else; then ask `nextTimeout` again. `espActivityAt` is when the data plane last received an
+   * authenticated ESP packet of this SA (it counts as liveness, RFC 7296 §2.4).
+   */
+  | { readonly kind: 'timeout'; readonly now: number; readonly espActivityAt?: number }
+  | { readonly kind: 'command'; readonly command: IkeSaCommand; readonly now: number }
+  /**
+   * An authenticated ESP packet of this SA (ICV checked, not a replay) arrived on `path`: the SA
+   * sends there from now on, as after an authenticated IKE message (RFC 9329 §6, RFC 7296 §2.23).
+   */
+  | { readonly kind: 'esp-path'; readonly path: IkePath; readonly now: number }
+  /** The stream with this path id closed (TCP/TLS). The SA waits for the peer to come back. */
+  | { readonly kind: 'connection-lost'; readonly pathId: string; readonly now: number };
 
 // --- actions -------------------------------------------------------------------------------------
 
@@ -59,6 +100,7 @@ export interface InstallChildAction {
   readonly outboundSpi: Uint8Array;
   readonly encryption: ChildSaAlgorithm;
   readonly integrity?: number;
+  readonly esn: boolean;
   readonly keys: {
     readonly encrI: Uint8Array;
     readonly integI: Uint8Array;
@@ -70,27 +112,62 @@ export interface InstallChildAction {
   readonly tsRemote: readonly TrafficSelector[];
   /** Initiator: the INTERNAL_IP4_ADDRESS it was given; responder: the address it assigned. */
   readonly virtualIp?: Uint8Array;
+  /** The inbound SPI of the child SA this one replaces (a rekey), if any. */
+  readonly replaces?: Uint8Array;
+}
+
+/** Why an exchange was refused; `by` says which side refused it. */
+export interface Rejection {
+  readonly kind: 'rejected';
+  /** Exchange type name: IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL, IKE_INTERMEDIATE. */
+  readonly exchange: string;
+  /** snake_case, bounded set (a metric label): no_proposal_chosen, authentication_failed, ... */
+  readonly reason: string;
+  readonly by: 'us' | 'peer';
+  /** A short human summary for the log line (e.g. what a peer offered); never secrets. */
+  readonly detail?: string;
 }
 
 export type IkeSaAction =
-  | { readonly kind: 'send'; readonly bytes: Uint8Array }
-  | { readonly kind: 'arm-timer'; readonly id: string; readonly at: number }
+  /** Put `bytes` on `path`; over TCP close the stream after it when `closeAfter` is set. */
+  | {
+      readonly kind: 'send';
+      readonly bytes: Uint8Array;
+      readonly path: IkePath;
+      readonly closeAfter?: string;
+    }
   | InstallChildAction
-  | { readonly kind: 'remove-child'; readonly inboundSpi: Uint8Array }
+  | { readonly kind: 'remove-child'; readonly inboundSpi: Uint8Array; readonly reason: string }
+  /**
+   * A child SA we asked for was not created; the IKE SA lives on (RFC 7296 §1.2). `notify` is the
+   * peer's error notify type when it sent one (e.g. INTERNAL_ADDRESS_FAILURE, §3.15.4).
+   */
+  | { readonly kind: 'child-failed'; readonly reason: string; readonly notify?: number }
   | {
       readonly kind: 'established';
       readonly initiatorSpi: Uint8Array;
       readonly responderSpi: Uint8Array;
       readonly peerId: string;
     }
+  /**
+   * An authenticated, new (not retransmitted) message arrived on `path` and the SA now sends there
+   * (RFC 7296 §2.23, RFC 9329 §6): ESP follows it too.
+   */
+  | { readonly kind: 'path-validated'; readonly path: IkePath }
   | {
       readonly kind: 'rekeyed-ike';
       readonly newInitiatorSpi: Uint8Array;
       readonly newResponderSpi: Uint8Array;
     }
   | { readonly kind: 'deleted'; readonly reason: DeleteReason }
+  /** The state changed in a way another worker must see after a takeover: write it through. */
   | { readonly kind: 'persist' }
-  | { readonly kind: 'close-connection' }
+  | Rejection
+  /**
+   * A peer's proposal was accepted through the one deliberate leniency of negotiation (AEAD chosen
+   * from a proposal mixing AEAD and non-AEAD ciphers with integrity): log it (once) at info.
+   */
+  | { readonly kind: 'lenient'; readonly what: 'aead-with-integrity'; readonly exchange: string }
   /** A message was dropped without an answer (STYLE.md rule 7: count it with this reason). */
   | { readonly kind: 'dropped'; readonly reason: string };
 
@@ -100,44 +177,41 @@ export type DeleteReason =
   | 'dead-peer'
   | 'no-proposal-chosen'
   | 'authentication-failed'
+  | 'wrong-peer-id'
   | 'ts-unacceptable'
   | 'error-notify'
+  | 'invalid-syntax'
   | 'rekeyed'
-  | 'half-open-failed';
+  | 'expired'
+  | 'connection-lost'
+  | 'half-open-expired';
 
 // --- context -------------------------------------------------------------------------------------
 
-export interface Endpoint {
-  /** 4 or 16 octets. */
-  readonly address: Uint8Array;
-  readonly port: number;
-}
-
-/** One IKE proposal (RFC 7296 §3.3): every transform listed is acceptable, in preference order. */
-export interface IkeProposalPolicy {
-  readonly encryption: readonly ChildSaAlgorithm[];
-  readonly prf: readonly number[];
-  /** Empty for AEAD proposals. */
-  readonly integrity: readonly number[];
-  readonly keyExchange: readonly number[];
-  /**
-   * RFC 9370: ADDKE1 (transform type 6) methods, e.g. ML-KEM-768 (36), run in one IKE_INTERMEDIATE
-   * exchange (RFC 9242) after IKE_SA_INIT. Offered in IKE_SA_INIT only (not in IKE SA rekeys).
-   */
-  readonly additionalKeyExchange1?: readonly number[];
-}
-
-export interface EspProposalPolicy {
-  readonly encryption: readonly ChildSaAlgorithm[];
-  /** Empty for AEAD proposals. */
-  readonly integrity: readonly number[];
-}
+/** One proposal policy of ours (negotiation/proposals.ts), in preference order. */
+export type IkeProposalPolicy = ProposalPolicy;
+/** ESP: `keyExchange` lists PFS groups for CREATE_CHILD_SA (0 = NONE makes PFS optional). */
+export type EspProposalPolicy = ProposalPolicy;
 
 export interface RetransmitPolicy {
   /** First retransmission after this many ms; doubles each time (RFC 7296 §2.4). */
   readonly initialMs: number;
   /** After this many retransmissions without an answer the peer is dead. */
   readonly maxRetransmits: number;
+}
+
+export interface LifetimePolicy {
+  /** IKE SA lifetime: hard expiry after this long without a rekey. */
+  readonly ikeMs: number;
+  /** Child SA lifetime. */
+  readonly childMs: number;
+  /**
+   * Rekey before expiry by a random part (50-100%) of this margin (RFC 7296 §2.8: random so both
+   * ends do not rekey at once). Capped at half the lifetime.
+   */
+  readonly marginMs: number;
+  /** After a failed rekey, try again this much later (default 30 s, bounded by the expiry). */
+  readonly retryMs?: number;
 }
 
 export interface IkeSaPolicy {
@@ -155,9 +229,21 @@ export interface IkeSaPolicy {
   readonly requestVirtualIp?: boolean;
   /** RFC 6311: announce IKEV2_MESSAGE_ID_SYNC_SUPPORTED in IKE_AUTH. */
   readonly messageIdSync?: boolean;
-  /** Key exchange for CREATE_CHILD_SA child SAs (PFS); none when absent. */
-  readonly childPfsGroup?: number;
   readonly retransmit?: RetransmitPolicy;
+  /**
+   * Over TCP no request is retransmitted on a live stream (RFC 9329 §2); the peer is dead when no
+   * answer came this long after the request (default: the whole UDP retransmission schedule).
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * Over TCP, after the SA's stream closed, how long to wait for the peer to come back on a new
+   * one (ARCHITECTURE.md wait-for-reconnect) before the SA is deleted as `connection-lost`.
+   */
+  readonly reconnectWaitMs?: number;
+  /** Lifetimes; without them the SA is never rekeyed nor expired by the machine. */
+  readonly lifetimes?: LifetimePolicy;
+  /** Liveness check (RFC 7296 §2.4) after this long without authenticated inbound traffic. */
+  readonly dpdMs?: number;
   /** RFC 7383: announce IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (default true). */
   readonly fragmentation?: boolean;
   /**
@@ -173,7 +259,7 @@ export interface AddressAssignment {
 }
 
 /**
- * Everything the machine needs from outside; not part of the state, passed with every step.
+ * Everything one SA needs from outside; not part of the state, passed with every step.
  * Callbacks must be deterministic under test (the pair harness injects seeded ones).
  */
 export interface IkeSaContext {
@@ -188,15 +274,6 @@ export interface IkeSaContext {
   readonly psk: (peerId: string) => Uint8Array | undefined;
   /** Responder: an internal address for a peer that sent CFG_REQUEST; undefined if none left. */
   readonly assignAddress?: (peerId: string) => AddressAssignment | undefined;
-  /** Our address and port, and the peer's, as seen on the transport (RFC 7296 §2.23 NAT detection). */
-  readonly local: Endpoint;
-  readonly remote: Endpoint;
-  /** Responder: demand a COOKIE before keeping state (RFC 7296 §2.6), e.g. under load. */
-  readonly requireCookie?: () => boolean;
-  /** Responder: secret for COOKIE = prf(secret, Ni | IPi | SPIi). */
-  readonly cookieSecret?: Uint8Array;
-  /** Responder: how long an SA may wait for IKE_AUTH after IKE_SA_INIT (default 30 s). */
-  readonly halfOpenTimeoutMs?: number;
   /**
    * Authenticate ourselves with this certificate (RFC 7296 §3.6, RFC 7427 method 14) instead of
    * a PSK. `chainPem` holds our certificate first, then any intermediates.
@@ -206,10 +283,11 @@ export interface IkeSaContext {
   readonly trustAnchors?: readonly X509Certificate[];
   /**
    * Responder: once IKE_AUTH has authenticated the peer as `peerId`, the context to use for the
-   * rest of that exchange (e.g. the peer's own traffic selectors, proposals and address pool).
-   * Later events must be stepped with that context too; the caller keeps it per SA.
+   * rest of that exchange and every later event (its selectors, proposals and address pool).
    */
   readonly forPeer?: (peerId: string) => IkeSaContext;
+  /** Initiator: the identity the responder must prove (RFC 7296 §2.15); anyone when absent. */
+  readonly expectedPeerId?: string;
   /** Wall-clock time for certificate validity (a Date or ms since the epoch); required with trustAnchors. */
   readonly now?: Date | number;
 }
@@ -217,44 +295,18 @@ export interface IkeSaContext {
 // --- state ---------------------------------------------------------------------------------------
 
 export type IkeSaStatus =
-  /** Nothing sent or received yet. */
+  /** Nothing sent or received yet (an initiator before `initiate`). */
   | 'idle'
-  /** Initiator: IKE_SA_INIT request outstanding. */
+  /** Initiator: IKE_SA_INIT (or IKE_INTERMEDIATE) outstanding. */
   | 'init-sent'
-  /** Responder: IKE_SA_INIT answered, waiting for IKE_AUTH. */
+  /** Responder: IKE_SA_INIT answered, waiting for IKE_AUTH (half-open). */
   | 'init-answered'
   /** Initiator: IKE_AUTH request outstanding. */
   | 'auth-sent'
   | 'established'
   | 'deleted';
 
-export interface IkeSuite {
-  readonly encryption: ChildSaAlgorithm;
-  readonly prf: number;
-  /** 0 for AEAD. */
-  readonly integrity: number;
-  readonly keyExchange: number;
-  /** RFC 9370 ADDKE1 method negotiated in IKE_SA_INIT, if any. */
-  readonly additionalKeyExchange1?: number;
-}
-
-export interface EspSuite {
-  readonly encryption: ChildSaAlgorithm;
-  /** 0 for AEAD. */
-  readonly integrity: number;
-}
-
-export interface IkeKeys {
-  readonly skD: Uint8Array;
-  readonly skAi: Uint8Array;
-  readonly skAr: Uint8Array;
-  readonly skEi: Uint8Array;
-  readonly skEr: Uint8Array;
-  readonly skPi: Uint8Array;
-  readonly skPr: Uint8Array;
-}
-
-/** What our outstanding request was for, so its response can be processed. */
+/** What one of our requests is for, so its response can be processed. */
 export type IkeTask =
   | { readonly kind: 'ike-auth'; readonly childSpi: Uint8Array }
   | { readonly kind: 'liveness' }
@@ -296,8 +348,29 @@ export interface OutstandingRequest {
   readonly fragments?: readonly Uint8Array[];
   /** Retransmissions so far. */
   readonly retransmits: number;
-  /** When the next retransmission is due (UDP only). */
-  readonly nextAt: number;
+  /**
+   * When the next retransmission is due (over TCP: the next silent check of the same schedule).
+   * Absent while the stream is gone: the request waits for the peer to reconnect.
+   */
+  readonly retransmitAt?: number;
+}
+
+/** The peer address a request came from, for the rule "a retransmission is answered only there". */
+export interface RequestSource {
+  readonly transport: Transport;
+  readonly pathId: string;
+  readonly address: Uint8Array;
+}
+
+/** Our answer to the peer's last request, resent for a retransmission of it (RFC 7296 §2.1). */
+export interface CachedResponse {
+  readonly messageId: number;
+  readonly bytes: Uint8Array;
+  /** RFC 7383: the SKF fragments sent over UDP instead of `bytes`. */
+  readonly fragments?: readonly Uint8Array[];
+  /** Digest of the request's octets (its fragment 1 when fragmented): a retransmission is identical. */
+  readonly requestDigest: Uint8Array;
+  readonly source: RequestSource;
 }
 
 /**
@@ -308,8 +381,8 @@ export interface IkeSaCore {
   readonly role: 'initiator' | 'responder';
   readonly spiI: Uint8Array;
   readonly spiR: Uint8Array;
-  readonly suite: IkeSuite;
-  readonly keys: IkeKeys;
+  readonly suite: NegotiatedSuite;
+  readonly keys: IkeSaKeys;
   readonly ni: Uint8Array;
   readonly nr: Uint8Array;
   /** Message ID of our next request (RFC 7296 §2.2). */
@@ -317,17 +390,17 @@ export interface IkeSaCore {
   /** Message ID we expect on the peer's next request. */
   readonly expectedRequestId: number;
   readonly outstanding?: OutstandingRequest;
-  /** Our answer to the peer's last request, resent for a duplicate (RFC 7296 §2.1). */
-  readonly lastResponse?: {
-    readonly messageId: number;
-    readonly bytes: Uint8Array;
-    /** RFC 7383: the SKF fragments sent over UDP instead of `bytes`. */
-    readonly fragments?: readonly Uint8Array[];
-  };
+  readonly lastResponse?: CachedResponse;
   /** RFC 7383: both sides announced IKEV2_FRAGMENTATION_SUPPORTED for this IKE SA. */
   readonly fragmentation?: boolean;
   /** RFC 7383 §2.6: fragments received so far (at most one message per direction). */
   readonly reassembly?: readonly Reassembly[];
+  /**
+   * RFC 6311: nonces of the sync requests already processed (newest last, bounded): each is
+   * processed once; the last one's retransmission gets `lastSyncResponse` again.
+   */
+  readonly syncNonces?: readonly number[];
+  readonly lastSyncResponse?: CachedResponse;
 }
 
 /** Authenticated, decrypted SKF chunks of one message being reassembled (RFC 7383 §2.6). */
@@ -342,15 +415,20 @@ export interface Reassembly {
   readonly chunks: readonly { readonly number: number; readonly data: Uint8Array }[];
   /** Sum of the chunks' lengths. */
   readonly bytes: number;
+  /** Digest of fragment 1's octets, once it arrived (what a retransmission is recognised by). */
+  readonly firstDigest?: Uint8Array;
 }
 
 export interface ChildSaState {
   readonly inboundSpi: Uint8Array;
   readonly outboundSpi: Uint8Array;
-  readonly suite: EspSuite;
+  readonly suite: NegotiatedSuite;
   readonly tsLocal: readonly TrafficSelector[];
   readonly tsRemote: readonly TrafficSelector[];
   readonly virtualIp?: Uint8Array;
+  /** When to rekey it, and when it expires without a rekey (absent: never). */
+  readonly rekeyAt?: number;
+  readonly expireAt?: number;
 }
 
 /** Data of IKE_SA_INIT kept until IKE_AUTH completes (AUTH signs the IKE_SA_INIT messages). */
@@ -364,27 +442,42 @@ export interface IkeInitData {
   readonly cookie?: Uint8Array;
   readonly request?: Uint8Array;
   readonly response?: Uint8Array;
+  /** Responder: digest of the request, to recognise its retransmission. */
+  readonly requestDigest?: Uint8Array;
   readonly retries: number;
   /** RFC 9242 §3.3.2: IntAuth_i | IntAuth_r of the IKE_INTERMEDIATE exchange, for AUTH. */
   readonly intAuth?: Uint8Array;
   /** RFC 7427 §4: the hash algorithms the peer announced in SIGNATURE_HASH_ALGORITHMS. */
   readonly peerSignatureHashes?: readonly number[];
-  /** UDP retransmission of the IKE_SA_INIT request. */
+  /**
+   * Initiator: an error notify an IKE_SA_INIT response carried (unauthenticated, RFC 7296
+   * §2.21.1): acted on at the next retransmission deadline unless a real response came first.
+   */
+  readonly peerError?: number;
+  /** Initiator: retransmission schedule of the IKE_SA_INIT request (as OutstandingRequest). */
   readonly retransmits?: number;
-  readonly nextAt?: number;
+  readonly retransmitAt?: number;
 }
+
+/** A queued command waiting for the window (one request of ours outstanding at a time). */
+export type QueuedRequest = Exclude<IkeSaCommand, { kind: 'initiate' } | { kind: 'connection-restored' }>;
 
 export interface IkeSaState {
   readonly status: IkeSaStatus;
-  readonly transport: Transport;
+  /** The path our requests and ESP go to: the last one an authenticated, new message came on. */
+  readonly path?: IkePath;
+  /** TCP: when the SA's stream closed and no new one has been validated since. */
+  readonly disconnectedAt?: number;
+  /** Then: deleted as `connection-lost` at this time unless the peer came back (reconnectWaitMs). */
+  readonly reconnectBy?: number;
   readonly init?: IkeInitData;
   readonly current?: IkeSaCore;
   /** The SA a rekey replaced, until its DELETE exchange is done (RFC 7296 §2.18). */
   readonly previous?: IkeSaCore;
   readonly peerId?: string;
   readonly children: readonly ChildSaState[];
-  /** Commands waiting for the window (we keep one request outstanding). */
-  readonly queue: readonly IkeSaCommand[];
+  /** Commands waiting for the window, de-duplicated and bounded (MAX_QUEUED). */
+  readonly queue: readonly QueuedRequest[];
   /** RFC 7296 §2.23: whether we and the peer appear to be behind NAT. */
   readonly natLocal: boolean;
   readonly natRemote: boolean;
@@ -394,6 +487,15 @@ export interface IkeSaState {
   readonly collision?: IkeSaCore;
   /** Child rekeys we answered while rekeying the same child ourselves (RFC 7296 §2.8.1). */
   readonly childCollisions?: readonly ChildRekeyCollision[];
+  /** Responder before IKE_AUTH: the half-open SA is dropped at this time (RFC 7296 §2.6). */
+  readonly halfOpenExpiresAt?: number;
+  /** Last authenticated inbound IKE message (liveness, RFC 7296 §2.4). */
+  readonly lastInboundAt: number;
+  /** IKE SA lifetime deadlines (absent: none). */
+  readonly rekeyAt?: number;
+  readonly expireAt?: number;
+  /** Next liveness check time when `dpdMs` is set. */
+  readonly livenessAt?: number;
 }
 
 export interface ChildRekeyCollision {

@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EncryptionId, IntegrityId, KeyExchangeId, PrfId } from '@ikegate/crypto';
-import { decodeMessage, ExchangeType, HeaderFlag, NotifyError, PayloadType } from '../codec/index.js';
-import { ANY_V4, Pair, v4Range } from './testing/pair.js';
-import type { IkeSaAction } from './types.js';
+import { decodeMessage, ExchangeType, HeaderFlag, NotifyStatus, PayloadType } from '../codec/index.js';
+import {
+  ANY_V4,
+  INITIATOR_ADDRESS,
+  type LoggedAction,
+  Pair,
+  pathFor,
+  RESPONDER_ADDRESS,
+  v4Range,
+} from '../testing/pair.js';
 
-const kinds = (log: readonly IkeSaAction[]) => log.map((a) => a.kind);
+const kinds = (log: readonly LoggedAction[]) => log.map((a) => a.kind);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 function assertChildPairMatches(p: Pair): void {
@@ -50,15 +57,14 @@ describe('IKE SA pair', () => {
   });
 
   it('drops a half-open responder SA that never receives IKE_AUTH (RFC 7296 §2.6)', () => {
-    const p = new Pair();
+    const p = new Pair({ initiatorPolicy: { retransmit: { initialMs: 1000, maxRetransmits: 0 } } });
     p.filter = (f) => (f.index === 2 ? 'drop' : 'deliver');
-    p.initiator.ctx = {
-      ...p.initiator.ctx,
-      policy: { ...p.initiator.ctx.policy, retransmit: { initialMs: 1000, maxRetransmits: 0 } },
-    };
-    p.establish();
-    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'half-open-failed'));
+    p.initiate();
+    p.run();
+    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'half-open-expired'));
     assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'dead-peer'));
+    assert.equal(p.responder.endpoint.stats.sas, 0);
+    assert.equal(p.responder.endpoint.stats.halfOpen, 0);
   });
 
   for (const [name, proposal] of [
@@ -67,7 +73,6 @@ describe('IKE SA pair', () => {
       {
         encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
         prf: [PrfId.HMAC_SHA2_256],
-        integrity: [],
         keyExchange: [KeyExchangeId.ECP_256],
       },
     ],
@@ -76,7 +81,6 @@ describe('IKE SA pair', () => {
       {
         encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
         prf: [PrfId.HMAC_SHA2_256],
-        integrity: [],
         keyExchange: [KeyExchangeId.MODP_2048],
       },
     ],
@@ -102,14 +106,13 @@ describe('IKE SA pair', () => {
     });
   }
 
-  it('retries with the group named in INVALID_KE_PAYLOAD (RFC 7296 §1.3)', () => {
+  it('retries with the group named in INVALID_KE_PAYLOAD, keeping no responder state for the first try (RFC 7296 §1.3)', () => {
     const p = new Pair({
       responderPolicy: {
         ikeProposals: [
           {
             encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
             prf: [PrfId.HMAC_SHA2_256],
-            integrity: [],
             keyExchange: [KeyExchangeId.ECP_256],
           },
         ],
@@ -119,30 +122,57 @@ describe('IKE SA pair', () => {
     assert.equal(p.initiator.state.status, 'established');
     assert.equal(p.initiator.state.current?.suite.keyExchange, KeyExchangeId.ECP_256);
     assert.equal(p.initiator.log.filter((a) => a.kind === 'send').length, 3);
+    assert.ok(p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'invalid_ke_payload'));
+    assert.equal(p.responder.endpoint.stats.sas, 1);
   });
 
-  it('gives up with no-proposal-chosen when the responder accepts nothing (RFC 7296 §2.7)', () => {
+  it('gives up with no-proposal-chosen when the responder accepts nothing, after waiting a retransmission interval for a genuine answer over UDP (RFC 7296 §2.7, §2.21.1)', () => {
     const p = new Pair({
       responderPolicy: {
         ikeProposals: [
           {
             encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 128 }],
             prf: [PrfId.HMAC_SHA2_512],
-            integrity: [],
             keyExchange: [KeyExchangeId.CURVE25519],
           },
         ],
       },
     });
-    p.establish();
+    p.initiate();
+    p.flush();
+    assert.equal(p.initiator.state.status, 'init-sent', 'an unauthenticated error does not end the setup at once');
+    p.run();
     assert.equal(p.initiator.state.status, 'deleted');
     assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'no-proposal-chosen'));
-    assert.equal(p.responder.state.status, 'idle');
+    assert.equal(p.responder.sa, undefined, 'the responder kept nothing');
+    assert.ok(p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'no_proposal_chosen'));
+  });
+
+  it('acts at once on NO_PROPOSAL_CHOSEN in IKE_SA_INIT over TCP (PROTOCOL.md, RFC 9329)', () => {
+    const p = new Pair({
+      transport: 'tcp',
+      responderPolicy: {
+        ikeProposals: [
+          {
+            encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 128 }],
+            prf: [PrfId.HMAC_SHA2_512],
+            keyExchange: [KeyExchangeId.CURVE25519],
+          },
+        ],
+      },
+    });
+    p.initiate();
+    p.flush();
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'no-proposal-chosen'));
   });
 
   it('answers with a COOKIE and keeps no state until the initiator returns it (RFC 7296 §2.6)', () => {
-    const p = new Pair({ responderCtx: { requireCookie: () => true } });
-    p.establish();
+    const p = new Pair({ responderLimits: { cookieThreshold: 0 } });
+    p.initiate();
+    const request = p.wire.shift()!;
+    p.deliver('responder', request.bytes);
+    assert.equal(p.responder.endpoint.stats.sas, 0, 'no state for a request without a cookie');
+    p.flush();
     assert.equal(p.initiator.state.status, 'established');
     assert.equal(p.responder.state.status, 'established');
     const firstResponse = decodeMessage(
@@ -152,31 +182,16 @@ describe('IKE SA pair', () => {
     assert.equal(p.responder.closed, 0);
   });
 
-  it('closes the TCP connection after sending a COOKIE (RFC 9329 §3, RFC 7296 §2.6)', () => {
-    const p = new Pair({ transport: 'tcp', responderCtx: { requireCookie: () => true } });
+  it('closes the TCP connection after sending a COOKIE (RFC 9329 §6, RFC 7296 §2.6)', () => {
+    const p = new Pair({ transport: 'tcp', responderLimits: { cookieThreshold: 0 } });
     p.establish();
     assert.equal(p.responder.closed, 1);
+    const cookieSend = p.responder.log.find((a) => a.kind === 'send');
+    assert.ok(cookieSend?.kind === 'send' && cookieSend.closeAfter === 'cookie');
     assert.equal(p.initiator.state.status, 'established');
   });
 
-  it('binds the COOKIE to Ni, IPi and SPIi but not to the port (RFC 7296 §2.6)', () => {
-    const p = new Pair({ responderCtx: { requireCookie: () => true } });
-    p.command('initiator', { kind: 'initiate' });
-    const req = p.wire.shift()!;
-    const a = p.deliver('responder', req.bytes);
-    const b = (() => {
-      const q = new Pair({
-        responderCtx: {
-          requireCookie: () => true,
-          remote: { address: Uint8Array.of(192, 0, 2, 1), port: 4500 },
-        },
-      });
-      return q.deliver('responder', req.bytes);
-    })();
-    assert.deepEqual(a, b);
-  });
-
-  it('fails with AUTHENTICATION_FAILED on a wrong PSK and both sides delete (RFC 7296 §2.15, §2.21.2)', () => {
+  it('fails with AUTHENTICATION_FAILED on a wrong PSK, both sides delete and the responder logs why (RFC 7296 §2.15, §2.21.2)', () => {
     const p = new Pair({
       initiatorCtx: {
         psk: (id) => new TextEncoder().encode(id === 'initiator.example' ? 'wrong' : 'responder secret'),
@@ -185,8 +200,19 @@ describe('IKE SA pair', () => {
     p.establish();
     assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
     assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
+    assert.ok(
+      p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'authentication_failed' && a.by === 'us'),
+    );
     assert.equal(p.initiator.children.size, 0);
     assert.equal(p.responder.children.size, 0);
+  });
+
+  it('refuses a responder that authenticates as someone other than expected (RFC 7296 §2.15)', () => {
+    const p = new Pair({ initiatorCtx: { expectedPeerId: 'other.example' } });
+    p.establish();
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'wrong-peer-id'));
+    p.run();
+    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'peer-deleted'));
   });
 
   it('assigns a virtual IP through CP and narrows TSi to it (RFC 7296 §2.19, §3.15)', () => {
@@ -200,7 +226,17 @@ describe('IKE SA pair', () => {
     assert.deepEqual(r.tsRemote, [v4Range('10.9.0.7', '10.9.0.7')]);
   });
 
-  it('establishes the IKE SA without a child on TS_UNACCEPTABLE (RFC 7296 §1.2, §2.9)', () => {
+  it('answers INTERNAL_ADDRESS_FAILURE when no address is left, and the initiator reports the failed child at once (RFC 7296 §3.15.4)', () => {
+    const p = new Pair({ initiatorPolicy: { requestVirtualIp: true }, responderCtx: { assignAddress: () => undefined } });
+    p.establish();
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.initiator.children.size, 0);
+    const failed = p.initiator.log.find((a) => a.kind === 'child-failed');
+    assert.ok(failed?.kind === 'child-failed' && failed.notify === 36);
+    assert.ok(p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'internal_address_failure'));
+  });
+
+  it('establishes the IKE SA without a child on TS_UNACCEPTABLE and says so on both sides (RFC 7296 §1.2, §2.9)', () => {
     const p = new Pair({
       responderPolicy: { remoteTs: [v4Range('172.16.0.0', '172.16.255.255')] },
       initiatorPolicy: { localTs: [v4Range('192.168.0.0', '192.168.0.255')] },
@@ -210,6 +246,8 @@ describe('IKE SA pair', () => {
     assert.equal(p.responder.state.status, 'established');
     assert.equal(p.initiator.children.size, 0);
     assert.equal(p.responder.children.size, 0);
+    assert.ok(p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'ts_unacceptable'));
+    assert.ok(p.initiator.log.some((a) => a.kind === 'child-failed'));
   });
 
   it('exchanges IKEV2_MESSAGE_ID_SYNC_SUPPORTED in IKE_AUTH when configured (RFC 6311 §3)', () => {
@@ -226,7 +264,8 @@ describe('IKE SA pair', () => {
   });
 
   it('detects NAT from the NAT_DETECTION notifies (RFC 7296 §2.23)', () => {
-    const p = new Pair({ responderCtx: { remote: { address: Uint8Array.of(203, 0, 113, 9), port: 61000 } } });
+    const p = new Pair();
+    p.responder.path = pathFor('udp', 'udp:nat', RESPONDER_ADDRESS, 500, Uint8Array.of(203, 0, 113, 9), 61000);
     p.establish();
     assert.equal(p.responder.state.natRemote, true);
     assert.equal(p.responder.state.natLocal, false);
@@ -245,7 +284,7 @@ describe('IKE SA pair', () => {
     assert.equal(p.responder.state.current?.expectedRequestId, 3);
   });
 
-  it('answers a duplicate request from the cached response without processing it again (RFC 7296 §2.1)', () => {
+  it('answers a retransmitted request from the cached response without processing it again (RFC 7296 §2.1)', () => {
     const p = new Pair();
     p.establish();
     p.filter = (f) => (f.to === 'responder' ? 'duplicate' : 'deliver');
@@ -264,15 +303,18 @@ describe('IKE SA pair', () => {
     const p = new Pair();
     p.establish();
     let dropped = 0;
-    p.filter = (f) => (f.to === 'responder' && dropped++ < 2 ? 'drop' : 'deliver');
+    const sentAt: number[] = [];
+    p.filter = (f) => {
+      if (f.to === 'responder') sentAt.push(p.now);
+      return f.to === 'responder' && dropped++ < 2 ? 'drop' : 'deliver';
+    };
     const t0 = p.now;
     p.command('initiator', { kind: 'liveness' });
     p.run();
-    const timers = p.initiator.log
-      .filter((a) => a.kind === 'arm-timer')
-      .slice(-3)
-      .map((a) => (a as { at: number }).at - t0);
-    assert.deepEqual(timers, [1000, 3000, 7000]);
+    assert.deepEqual(
+      sentAt.map((t) => t - t0),
+      [0, 1000, 3000],
+    );
     assert.equal(p.initiator.state.status, 'established');
     assert.equal(p.initiator.state.current?.outstanding, undefined);
   });
@@ -290,20 +332,25 @@ describe('IKE SA pair', () => {
     assert.equal(p.initiator.log.slice(mark).filter((a) => a.kind === 'send').length, 4);
   });
 
-  it('arms no retransmit timer over TCP and resends outstanding requests on reconnect (RFC 9329 §2)', () => {
+  it('never retransmits on a live TCP stream and resends outstanding requests on the new stream (RFC 9329 §2, §6)', () => {
     const p = new Pair({ transport: 'tcp' });
     p.establish();
-    assert.equal(p.initiator.log.filter((a) => a.kind === 'arm-timer').length, 0);
-    p.filter = (f) =>
-      f.to === 'responder' && f.index > 3 && p.initiator.closed === 0 && !reconnected ? 'drop' : 'deliver';
     let reconnected = false;
+    p.filter = (f) => (f.to === 'responder' && !reconnected ? 'drop' : 'deliver');
+    const mark = p.initiator.log.length;
     p.command('initiator', { kind: 'liveness' });
-    p.run();
-    assert.ok(p.initiator.state.current?.outstanding, 'still outstanding with no timer');
+    p.tick();
+    p.tick();
+    assert.equal(p.initiator.log.slice(mark).filter((a) => a.kind === 'send').length, 1, 'sent once, not again');
+    assert.ok(p.initiator.state.current?.outstanding, 'still outstanding');
     reconnected = true;
-    p.command('initiator', { kind: 'connection-restored' });
-    p.run();
+    p.initiator.path = { ...p.initiator.path, id: 'tcp:i2' };
+    p.responder.path = { ...p.responder.path, id: 'tcp:r2' };
+    p.command('initiator', { kind: 'connection-restored', path: p.initiator.path });
+    p.flush();
     assert.equal(p.initiator.state.current?.outstanding, undefined);
+    assert.equal(p.responder.state.path?.id, 'tcp:r2', 'the responder follows the new stream');
+    assert.ok(p.responder.log.some((a) => a.kind === 'path-validated'));
   });
 
   it('deletes a child SA in both directions (RFC 7296 §1.4.1)', () => {
@@ -324,14 +371,19 @@ describe('IKE SA pair', () => {
     assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'deleted'));
     assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'peer-deleted'));
     assert.equal(p.initiator.children.size + p.responder.children.size, 0);
+    assert.equal(p.responder.endpoint.stats.sas, 0);
   });
 
   for (const pfs of [undefined, KeyExchangeId.CURVE25519]) {
     it(`rekeys a child SA ${pfs ? 'with' : 'without'} PFS and deletes the old one (RFC 7296 §1.3.3, §2.8)`, () => {
-      const p = new Pair({
-        initiatorPolicy: { childPfsGroup: pfs },
-        responderPolicy: { childPfsGroup: pfs },
-      });
+      const esp = [
+        {
+          encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+          esn: [false],
+          ...(pfs ? { keyExchange: [pfs] } : {}),
+        },
+      ];
+      const p = new Pair({ initiatorPolicy: { espProposals: esp }, responderPolicy: { espProposals: esp } });
       p.establish();
       const old = [...p.initiator.children.values()][0]!;
       p.command('initiator', { kind: 'rekey-child', spi: old.inboundSpi });
@@ -340,9 +392,24 @@ describe('IKE SA pair', () => {
       const fresh = [...p.initiator.children.values()][0]!;
       assert.notEqual(hex(fresh.inboundSpi), hex(old.inboundSpi));
       assert.notDeepEqual(fresh.keys, old.keys);
+      assert.equal(hex(fresh.replaces!), hex(old.inboundSpi));
       assertChildPairMatches(p);
     });
   }
+
+  it('refuses a child rekey that requires PFS when our policy has none, and logs it (RFC 7296 §3.3.6)', () => {
+    const withPfs = [
+      { encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], esn: [false], keyExchange: [KeyExchangeId.CURVE25519] },
+    ];
+    const p = new Pair({ initiatorPolicy: { espProposals: withPfs } });
+    p.establish();
+    const old = [...p.initiator.children.values()][0]!;
+    p.command('initiator', { kind: 'rekey-child', spi: old.inboundSpi });
+    p.flush();
+    assert.ok(p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'no_proposal_chosen'));
+    assert.ok(p.initiator.log.some((a) => a.kind === 'rejected' && a.by === 'peer'));
+    assert.equal(p.initiator.children.size, 1, 'the old child stays');
+  });
 
   it('rekeys the IKE SA to new SPIs and keys, deletes the old SA and keeps working (RFC 7296 §1.3.2, §2.18)', () => {
     const p = new Pair();
@@ -366,6 +433,7 @@ describe('IKE SA pair', () => {
     p.run();
     assert.equal(p.initiator.state.current?.nextRequestId, 3);
     assertChildPairMatches(p);
+    assert.deepEqual(p.initiator.sa!.spis, [hex(i.spiR)]);
   });
 
   it('retries an IKE SA rekey with the group named in INVALID_KE_PAYLOAD (RFC 7296 §1.3, §2.18)', () => {
@@ -440,19 +508,31 @@ describe('IKE SA pair', () => {
     });
   }
 
-  it('drops a message with a corrupted ICV without answering (RFC 7296 §2.21.1)', () => {
+  it('drops a message with a corrupted ICV without answering and without changing the SA (RFC 7296 §2.21.1)', () => {
     const p = new Pair();
     p.establish();
     p.command('initiator', { kind: 'liveness' });
     const f = p.wire.shift()!;
     const bad = f.bytes.slice();
     bad[bad.length - 1]! ^= 1;
+    const before = p.responder.state;
     const actions = p.deliver('responder', bad);
     assert.deepEqual(kinds(actions), ['dropped']);
+    assert.equal(p.responder.state, before);
     const h = decodeMessage(f.bytes).header;
     assert.equal(h.exchangeType, ExchangeType.INFORMATIONAL);
     assert.equal(h.flags & HeaderFlag.RESPONSE, 0);
-    void NotifyError;
-    void PayloadType;
+  });
+
+  it('announces fragmentation and certificates only as configured in IKE_SA_INIT (RFC 7383 §2.3)', () => {
+    const p = new Pair({ initiatorPolicy: { fragmentation: false } });
+    p.initiate();
+    const init = decodeMessage(p.wire[0]!.bytes);
+    assert.ok(
+      !init.payloads.some(
+        (x) => x.type === PayloadType.NOTIFY && 'notifyType' in x && x.notifyType === NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED,
+      ),
+    );
+    void INITIATOR_ADDRESS;
   });
 });

@@ -1,0 +1,672 @@
+/**
+ * One IKE SA: a pure `step(state, event, ctx)` and `nextTimeout(state)`.
+ *
+ * How this works: `state` is plain serializable data (types.ts); an event is a received message
+ * (with the path it came on), a timeout, a command or a lost connection, each carrying `now`;
+ * `ctx` injects crypto, randomness, SPI allocation, policy, PSKs and address assignment. `step`
+ * returns the next state and actions (send, install/remove a child SA, established, path
+ * validated, deleted, rejected, dropped, persist). It does no IO, reads no clock and never throws
+ * for anything the peer sends. The task manager (task-manager.ts) owns Message IDs, the window,
+ * retransmission and the response cache; each exchange is a task file in ../exchange/ with its
+ * initiator and responder halves. A responder SA is created by ../endpoint/ once an IKE_SA_INIT
+ * request passed the stateless checks there (COOKIE, proposals, KE group, limits).
+ *
+ * The order of checks on a received message is what keeps an unauthenticated packet from
+ * changing anything: decode the header; find the SA core by both SPIs; check the I flag; classify
+ * the Message ID (an out-of-window request or an unexpected response is dropped before any
+ * crypto); verify integrity; only then process, update the path (RFC 7296 §2.23, RFC 9329 §6)
+ * and the liveness time. A retransmission (same octets as the request we answered, or an
+ * authenticated copy with the same Message ID) is answered from the cache and changes nothing.
+ *
+ * Status transitions (anything can go to 'deleted'):
+ *
+ *   initiator:  idle --initiate--> init-sent --INIT resp--> auth-sent --AUTH resp--> established
+ *               init-sent --COOKIE / INVALID_KE_PAYLOAD--> init-sent (retry)
+ *               init-sent stays while an IKE_INTERMEDIATE (RFC 9242) runs
+ *   responder:  (created by the endpoint) init-answered --AUTH req--> established
+ *               init-answered stays while it answers IKE_INTERMEDIATE
+ *
+ * After establishment an IKE SA may hold up to three cores: `current`, the `previous` one being
+ * deleted after a rekey, and a `collision` one (a redundant SA from a simultaneous rekey).
+ * Incoming messages are routed to the core whose SPIs match.
+ */
+import {
+  decodeMessage,
+  decryptMessage,
+  ExchangeType,
+  HeaderFlag,
+  type IkeMessage,
+  type MessageHeaderFields,
+  NotifyError,
+  type Payload,
+  type SkfPayload,
+} from '../codec/index.js';
+import { unprotect } from '../codec/protect.js';
+import { LocalUsageError, RemoteProtocolError } from '../errors.js';
+import { addFragment, skfOf } from '../exchange/fragmentation.js';
+import { processAuthResponse, respondAuth } from '../exchange/ike-auth.js';
+import { onInitRequestAgain, onInitTimer, processInitResponse, startInit } from '../exchange/ike-init.js';
+import { processIntermediateResponse, respondIntermediate } from '../exchange/intermediate.js';
+import {
+  removeChild,
+  respondInformational,
+  startDeleteChild,
+  startDeleteIke,
+  startLiveness,
+  terminate,
+} from '../exchange/informational.js';
+import { processRekeyChildResponse, respondRekeyChild, startRekeyChild } from '../exchange/child-rekey.js';
+import { processRekeyIkeResponse, respondRekeyIke, startRekeyIke } from '../exchange/ike-rekey.js';
+import { isMidSyncRequest, processMidSyncResponse, respondMidSync, startMidSync } from '../exchange/mid-sync.js';
+import { onLifetimeTimers, taskFailed } from './lifetimes.js';
+import {
+  classifyRequest,
+  completeRequest,
+  type CoreSlot,
+  digest,
+  enqueue,
+  isExpectedResponse,
+  isQueueable,
+  onRequestTimer,
+  protectionOf,
+  pushSends,
+  resendOutstanding,
+  retransmissionAnswerable,
+  SLOTS,
+  sendResponse,
+  suspendOutstanding,
+} from './task-manager.js';
+import type {
+  IkePath,
+  IkeSaCommand,
+  IkeSaContext,
+  IkeSaCore,
+  IkeSaEvent,
+  IkeSaState,
+  IkeSaStatus,
+  StepResult,
+} from './types.js';
+import { bytesEqual, exchangeName, notify, notifyReason, reject, type Work } from './work.js';
+
+export { nextTimeout } from './lifetimes.js';
+
+/** Every status change `step` may make; a change outside this table is a bug (checked in step). */
+export const STATUS_TRANSITIONS: Readonly<Record<IkeSaStatus, readonly IkeSaStatus[]>> = {
+  idle: ['init-sent', 'deleted'],
+  'init-sent': ['auth-sent', 'deleted'],
+  'init-answered': ['established', 'deleted'],
+  'auth-sent': ['established', 'deleted'],
+  established: ['deleted'],
+  deleted: [],
+};
+
+/** A fresh initiator SA; it then gets the `initiate` command. */
+export function createIkeSa(now = 0): IkeSaState {
+  return {
+    status: 'idle',
+    children: [],
+    queue: [],
+    natLocal: false,
+    natRemote: false,
+    peerMessageIdSync: false,
+    lastInboundAt: now,
+  };
+}
+
+/** Fields whose change alone does not need a write-through (timing bookkeeping). */
+const VOLATILE: ReadonlySet<string> = new Set(['livenessAt', 'lastInboundAt']);
+
+/**
+ * Feeds one event to an IKE SA. `state` is not modified; the returned state replaces it. The
+ * caller performs the actions in order. `event.bytes` is only read during the call (whatever the
+ * state keeps is copied). Returns no actions once the SA is 'deleted'.
+ * @throws LocalUsageError for a command that does not fit the state (e.g. `initiate` twice, or
+ *   a rekey before establishment). Never throws for anything received from the peer.
+ */
+export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): StepResult {
+  if (state.status === 'deleted') return { state, actions: [] };
+  const w: Work = {
+    s: { ...state },
+    actions: [],
+    ctx,
+    now: event.now,
+    ...(event.kind === 'message' || event.kind === 'esp-path' ? { from: event.path } : {}),
+  };
+  switch (event.kind) {
+    case 'message':
+      onMessage(w, event.bytes);
+      break;
+    case 'timeout':
+      onTimeout(w, event.espActivityAt);
+      break;
+    case 'command':
+      onCommand(w, event.command);
+      break;
+    case 'connection-lost':
+      onConnectionLost(w, event.pathId);
+      break;
+    case 'esp-path':
+      if (w.s.status === 'established') validatePath(w);
+      break;
+  }
+  drainQueue(w);
+  if (w.s.status !== state.status && !STATUS_TRANSITIONS[state.status].includes(w.s.status))
+    throw new Error(`bug: IKE SA status ${state.status} -> ${w.s.status}`);
+  const keys = new Set([...Object.keys(state), ...Object.keys(w.s)] as (keyof IkeSaState)[]);
+  let changed = false;
+  let touched = false;
+  for (const k of keys) {
+    if (w.s[k] === state[k]) continue;
+    touched = true;
+    if (!VOLATILE.has(k)) changed = true;
+  }
+  if (changed && !w.actions.some((a) => a.kind === 'persist')) w.actions.push({ kind: 'persist' });
+  // Nothing changed (a dropped message): the caller keeps the very same state object.
+  return { state: touched ? w.s : state, actions: w.actions };
+}
+
+// --- commands ------------------------------------------------------------------------------------
+
+function busy(w: Work): boolean {
+  return w.s.current?.outstanding !== undefined;
+}
+
+function onCommand(w: Work, c: IkeSaCommand): void {
+  switch (c.kind) {
+    case 'initiate':
+      if (w.s.status !== 'idle')
+        throw new LocalUsageError('IKEGATE_ERR_IKEV2_BAD_STATE', `initiate in ${w.s.status}`);
+      w.s.path = c.path;
+      startInit(w);
+      return;
+    case 'connection-restored':
+      w.s.path = c.path;
+      w.s.disconnectedAt = undefined;
+      w.s.reconnectBy = undefined;
+      resendAll(w);
+      return;
+    case 'mid-sync':
+      if (w.s.status !== 'established' || !w.s.peerMessageIdSync)
+        throw new LocalUsageError(
+          'IKEGATE_ERR_IKEV2_BAD_STATE',
+          `mid-sync in ${w.s.status} (peer sync support: ${w.s.peerMessageIdSync})`,
+        );
+      enqueue(w, c, true);
+      return;
+    default:
+      if (w.s.status !== 'established')
+        throw new LocalUsageError('IKEGATE_ERR_IKEV2_BAD_STATE', `${c.kind} in ${w.s.status}`);
+      if (isQueueable(c) && enqueue(w, c) === 'full') w.actions.push({ kind: 'dropped', reason: 'queue-full' });
+  }
+}
+
+/** Starts queued requests while the window (of one) is free. */
+function drainQueue(w: Work): void {
+  while (w.s.status === 'established' && !busy(w) && w.s.queue.length > 0) {
+    const [c, ...rest] = w.s.queue;
+    if (!c) break;
+    w.s.queue = rest;
+    switch (c.kind) {
+      case 'liveness':
+        startLiveness(w);
+        break;
+      case 'delete-child':
+        startDeleteChild(w, c.spi);
+        break;
+      case 'delete-ike':
+        startDeleteIke(w);
+        break;
+      case 'rekey-child':
+        startRekeyChild(w, c.spi);
+        break;
+      case 'rekey-ike':
+        startRekeyIke(w, c.keGroup);
+        break;
+      case 'mid-sync':
+        startMidSync(w);
+        break;
+    }
+  }
+}
+
+/** RFC 9329 §6: every outstanding request goes out again on the (new) path. */
+function resendAll(w: Work): void {
+  const path = w.s.path;
+  if (!path) return;
+  if (w.s.status === 'init-sent' && w.s.init?.request && !w.s.current) {
+    w.actions.push({ kind: 'send', bytes: w.s.init.request, path });
+    return;
+  }
+  for (const slot of SLOTS) {
+    const core = w.s[slot];
+    if (core?.outstanding) w.s[slot] = resendOutstanding(w, core);
+  }
+}
+
+// --- connection and path -------------------------------------------------------------------------
+
+function onConnectionLost(w: Work, pathId: string): void {
+  if (w.s.path?.id !== pathId || w.s.disconnectedAt !== undefined) return;
+  w.s.disconnectedAt = w.now;
+  const wait = w.ctx.policy.reconnectWaitMs;
+  if (wait !== undefined) w.s.reconnectBy = w.now + wait;
+  for (const slot of SLOTS) {
+    const core = w.s[slot];
+    if (core) w.s[slot] = suspendOutstanding(core);
+  }
+}
+
+/**
+ * An authenticated, new message arrived on `w.from`: the SA now sends there (RFC 7296 §2.23; RFC
+ * 9329 §6: the last valid message's connection), and a new stream gets every outstanding request.
+ */
+function validatePath(w: Work): void {
+  w.s.lastInboundAt = w.now;
+  const from = w.from;
+  if (!from) return;
+  const old = w.s.path;
+  const reconnected = w.s.disconnectedAt !== undefined;
+  if (old?.id === from.id && !reconnected) return;
+  w.s.path = from;
+  w.s.disconnectedAt = undefined;
+  w.s.reconnectBy = undefined;
+  w.actions.push({ kind: 'path-validated', path: from });
+  if (from.transport === 'tcp') resendAll(w);
+}
+
+// --- timers --------------------------------------------------------------------------------------
+
+function onTimeout(w: Work, espActivityAt: number | undefined): void {
+  if (w.s.status === 'init-sent' && !w.s.current) return onInitTimer(w);
+  if (w.s.halfOpenExpiresAt !== undefined && w.now >= w.s.halfOpenExpiresAt && w.s.status === 'init-answered')
+    return terminate(w, 'half-open-expired');
+  if (w.s.reconnectBy !== undefined && w.now >= w.s.reconnectBy) return terminate(w, 'connection-lost');
+  for (const slot of SLOTS) {
+    const core = w.s[slot];
+    if (!core) continue;
+    const next = onRequestTimer(w, core);
+    if (next === 'dead') {
+      if (slot === 'current') return terminate(w, 'dead-peer');
+      w.s[slot] = undefined;
+      continue;
+    }
+    w.s[slot] = next;
+  }
+  if (w.s.status === 'established') onLifetimeTimers(w, espActivityAt);
+}
+
+// --- messages ------------------------------------------------------------------------------------
+
+function onMessage(w: Work, bytes: Uint8Array): void {
+  let msg: IkeMessage;
+  try {
+    msg = decodeMessage(bytes);
+  } catch (e) {
+    if (e instanceof RemoteProtocolError) return void w.actions.push({ kind: 'dropped', reason: e.code });
+    throw e;
+  }
+  const h = msg.header;
+  const isResponse = (h.flags & HeaderFlag.RESPONSE) !== 0;
+  try {
+    if (h.exchangeType === ExchangeType.IKE_SA_INIT) {
+      if (isResponse) return processInitResponse(w, bytes, msg);
+      return onInitRequestAgain(w, bytes, msg);
+    }
+    const slot = SLOTS.find((s) => {
+      const c = w.s[s];
+      return c !== undefined && bytesEqual(c.spiI, h.initiatorSpi) && bytesEqual(c.spiR, h.responderSpi);
+    });
+    if (!slot) return void w.actions.push({ kind: 'dropped', reason: 'unknown-spi' });
+    const core = w.s[slot]!;
+    // The I flag must name the peer's role in this SA (RFC 7296 §3.1).
+    const fromInitiator = (h.flags & HeaderFlag.INITIATOR) !== 0;
+    if (fromInitiator !== (core.role === 'responder'))
+      return void w.actions.push({ kind: 'dropped', reason: 'bad-initiator-flag' });
+    if (isResponse) return onResponse(w, slot, core, bytes, msg);
+    return onRequest(w, slot, core, bytes, msg);
+  } catch (e) {
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    w.actions.push({ kind: 'dropped', reason: e.code });
+  }
+}
+
+type Opened =
+  | { readonly kind: 'payloads'; readonly payloads: Payload[]; readonly digest?: Uint8Array }
+  | { readonly kind: 'incomplete' }
+  | { readonly kind: 'forged'; readonly reason: string }
+  | { readonly kind: 'malformed'; readonly error: RemoteProtocolError };
+
+/**
+ * Verifies and decrypts `msg` on `core` (an SKF fragment is added to its reassembly). 'forged'
+ * means integrity failed: nothing may change. 'malformed' means it is authenticated but broken.
+ */
+function open(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage, response: boolean): Opened {
+  const skf = skfOf(msg);
+  if (skf) return openFragment(w, slot, core, bytes, msg, skf, response);
+  try {
+    return { kind: 'payloads', payloads: decryptMessage(bytes, msg, protectionOf(w.ctx, core, 'peer')) };
+  } catch (e) {
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    if (e.code === 'IKEGATE_ERR_IKEV2_INTEGRITY') return { kind: 'forged', reason: e.code };
+    return { kind: 'malformed', error: e };
+  }
+}
+
+/** RFC 7383 §2.6: an SKF fragment; the message is processed once all its fragments are in. */
+function openFragment(
+  w: Work,
+  slot: CoreSlot,
+  core: IkeSaCore,
+  bytes: Uint8Array,
+  msg: IkeMessage,
+  skf: SkfPayload,
+  response: boolean,
+): Opened {
+  // Only when both announced it, and never over TCP (RFC 9329 §2).
+  if (!core.fragmentation || w.from?.transport !== 'udp') return { kind: 'forged', reason: 'unexpected-fragment' };
+  const r = addFragment(w.ctx, core, bytes, msg, skf, response);
+  if (r.kind === 'forged') return { kind: 'forged', reason: r.reason };
+  w.s[slot] = r.core;
+  if (r.kind === 'dropped') {
+    w.actions.push({ kind: 'dropped', reason: r.reason });
+    return { kind: 'incomplete' };
+  }
+  if (r.kind === 'incomplete') return { kind: 'incomplete' };
+  if (r.kind === 'malformed') return { kind: 'malformed', error: r.error };
+  return { kind: 'payloads', payloads: r.payloads, digest: r.firstDigest };
+}
+
+function onResponse(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage): void {
+  const h = msg.header;
+  if (!isExpectedResponse(core, h.messageId))
+    return void w.actions.push({ kind: 'dropped', reason: 'unexpected-response' });
+  const opened = open(w, slot, core, bytes, msg, true);
+  if (opened.kind === 'forged') return void w.actions.push({ kind: 'dropped', reason: opened.reason });
+  if (opened.kind === 'incomplete') return;
+  validatePath(w);
+  const task = core.outstanding!.task;
+  w.s[slot] = completeRequest(w.s[slot]!);
+  if (opened.kind === 'malformed') {
+    reject(w, h.exchangeType, NotifyError.INVALID_SYNTAX, 'peer', opened.error.message);
+    if (task.kind === 'ike-auth' || task.kind === 'intermediate') return terminate(w, 'invalid-syntax');
+    return taskFailed(w, task);
+  }
+  processResponse(w, slot, h, opened.payloads, task);
+}
+
+function processResponse(
+  w: Work,
+  slot: CoreSlot,
+  h: MessageHeaderFields,
+  inner: Payload[],
+  task: NonNullable<IkeSaCore['outstanding']>['task'],
+): void {
+  const isCurrent = slot === 'current';
+  try {
+    switch (task.kind) {
+      case 'ike-auth':
+        return processAuthResponse(w, inner, task.childSpi);
+      case 'intermediate':
+        return processIntermediateResponse(w, inner, task, h.messageId);
+      case 'liveness':
+        return;
+      case 'mid-sync':
+        w.s[slot] = processMidSyncResponse(w.s[slot]!, inner, task.nonce);
+        return;
+      case 'delete-child':
+        return removeChild(w, task.spi, 'deleted');
+      case 'delete-ike':
+        if (isCurrent) return terminate(w, 'deleted');
+        w.s[slot] = undefined;
+        return;
+      case 'delete-old-ike':
+        // The DELETE of a replaced or redundant SA: that SA is gone now.
+        w.s[slot] = undefined;
+        return;
+      case 'rekey-child':
+        // May complete on the old SA after the peer rekeyed the IKE SA under it (§2.18):
+        // KEYMAT then comes from the SK_d of the SA the exchange ran on.
+        return processRekeyChildResponse(w, inner, task, w.s[slot]!);
+      case 'rekey-ike':
+        if (!isCurrent) return;
+        return processRekeyIkeResponse(w, inner, task);
+    }
+  } catch (e) {
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    reject(w, h.exchangeType, e.notify ?? NotifyError.INVALID_SYNTAX, 'peer', e.message);
+    if (task.kind === 'ike-auth' || task.kind === 'intermediate') return terminate(w, 'authentication-failed');
+    taskFailed(w, task);
+  }
+}
+
+function onRequest(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage): void {
+  const h = msg.header;
+  const disposition = classifyRequest(core, h.messageId);
+  if (isMidSyncCandidate(w, h)) return onMidSyncCandidate(w, slot, core, bytes, msg, disposition);
+  if (disposition === 'out-of-window')
+    return void w.actions.push({ kind: 'dropped', reason: 'message-id-out-of-window' });
+  if (disposition === 'maybe-retransmission') return onMaybeRetransmission(w, core, bytes, msg);
+  const opened = open(w, slot, core, bytes, msg, false);
+  if (opened.kind === 'forged') return void w.actions.push({ kind: 'dropped', reason: opened.reason });
+  if (opened.kind === 'incomplete') return;
+  validatePath(w);
+  const requestDigest = opened.kind === 'payloads' && opened.digest ? opened.digest : digest(w.ctx, bytes);
+  if (opened.kind === 'malformed') return answerError(w, slot, h, opened.error, requestDigest);
+  dispatchRequest(w, slot, h, opened.payloads, requestDigest);
+}
+
+/** RFC 6311 sync requests use Message ID 0 on an established SA; the payloads decide. */
+function isMidSyncCandidate(w: Work, h: MessageHeaderFields): boolean {
+  return h.messageId === 0 && h.exchangeType === ExchangeType.INFORMATIONAL && w.s.status === 'established';
+}
+
+function onMidSyncCandidate(
+  w: Work,
+  slot: CoreSlot,
+  core: IkeSaCore,
+  bytes: Uint8Array,
+  msg: IkeMessage,
+  disposition: ReturnType<typeof classifyRequest>,
+): void {
+  if (skfOf(msg)) return void w.actions.push({ kind: 'dropped', reason: 'fragmented-message-id-sync' });
+  const opened = open(w, slot, core, bytes, msg, false);
+  if (opened.kind === 'forged') return void w.actions.push({ kind: 'dropped', reason: opened.reason });
+  if (opened.kind !== 'payloads') {
+    if (disposition === 'new' && opened.kind === 'malformed') {
+      validatePath(w);
+      return answerError(w, slot, msg.header, opened.error, digest(w.ctx, bytes));
+    }
+    return void w.actions.push({ kind: 'dropped', reason: 'message-id-out-of-window' });
+  }
+  if (isMidSyncRequest(opened.payloads)) {
+    const synced = respondMidSync(w, core, opened.payloads, bytes);
+    if (typeof synced === 'string') return void w.actions.push({ kind: 'dropped', reason: synced });
+    w.s[slot] = synced;
+    validatePath(w);
+    return;
+  }
+  // Message ID 0 is also the first request on a rekeyed SA.
+  if (disposition === 'out-of-window')
+    return void w.actions.push({ kind: 'dropped', reason: 'message-id-out-of-window' });
+  if (disposition === 'maybe-retransmission') return onMaybeRetransmission(w, core, bytes, msg, opened.payloads);
+  validatePath(w);
+  dispatchRequest(w, slot, msg.header, opened.payloads, digest(w.ctx, bytes));
+}
+
+/**
+ * The Message ID of the request we answered last. Identical octets are a retransmission; other
+ * octets are one only if they authenticate (a peer may re-encrypt). Either way the cached
+ * response is resent, towards where the original came from only (RFC 7296 §2.1, §2.11), and
+ * nothing else changes: no path update, no processing.
+ */
+function onMaybeRetransmission(
+  w: Work,
+  core: IkeSaCore,
+  bytes: Uint8Array,
+  msg: IkeMessage,
+  authenticated?: Payload[],
+): void {
+  const cached = core.lastResponse!;
+  const skf = skfOf(msg);
+  if (skf && skf.fragmentNumber !== 1)
+    return void w.actions.push({ kind: 'dropped', reason: 'retransmitted-fragment' });
+  if (authenticated === undefined && !bytesEqual(digest(w.ctx, bytes), cached.requestDigest)) {
+    if (!authenticates(w, core, bytes, msg, skf))
+      return void w.actions.push({ kind: 'dropped', reason: 'IKEGATE_ERR_IKEV2_INTEGRITY' });
+  }
+  const from = w.from!;
+  if (!retransmissionAnswerable(cached.source, from))
+    return void w.actions.push({
+      kind: 'dropped',
+      reason: from.transport === 'tcp' && cached.source.pathId === from.id ? 'retransmission-on-stream' : 'retransmission-from-elsewhere',
+    });
+  pushSends(w, cached, from);
+}
+
+/** Integrity of a message (or fragment) without keeping anything from it. */
+function authenticates(w: Work, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage, skf: SkfPayload | undefined): boolean {
+  try {
+    if (skf) {
+      if (!core.fragmentation) return false;
+      unprotect(bytes, skf.body, protectionOf(w.ctx, core, 'peer'));
+      return true;
+    }
+    decryptMessage(bytes, msg, protectionOf(w.ctx, core, 'peer'));
+    return true;
+  } catch (e) {
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    return e.code !== 'IKEGATE_ERR_IKEV2_INTEGRITY';
+  }
+}
+
+/**
+ * An authenticated request we cannot process: answer with its error notify (INVALID_SYNTAX for a
+ * malformed one; RFC 7296 §2.21.3: after authentication every request with an error gets a
+ * response). During IKE_AUTH the IKE SA is not created (§2.21.2).
+ */
+function answerError(
+  w: Work,
+  slot: CoreSlot,
+  h: MessageHeaderFields,
+  e: RemoteProtocolError,
+  requestDigest: Uint8Array,
+): void {
+  const type = e.notify ?? NotifyError.INVALID_SYNTAX;
+  w.s[slot] = sendResponse(w, w.s[slot]!, h.exchangeType, h.messageId, [notify(type, e.notifyData)], requestDigest);
+  reject(w, h.exchangeType, type, 'us', e.message);
+  if (w.s.status === 'init-answered') terminate(w, type === NotifyError.INVALID_SYNTAX ? 'invalid-syntax' : 'error-notify');
+}
+
+function dispatchRequest(
+  w: Work,
+  slot: CoreSlot,
+  h: MessageHeaderFields,
+  inner: Payload[],
+  requestDigest: Uint8Array,
+): void {
+  try {
+    switch (h.exchangeType) {
+      case ExchangeType.IKE_INTERMEDIATE:
+        if (slot !== 'current' || w.s.status !== 'init-answered') break;
+        return respondIntermediate(w, inner, h.messageId, requestDigest);
+      case ExchangeType.IKE_AUTH:
+        if (slot !== 'current' || w.s.status !== 'init-answered') break;
+        return respondAuth(w, inner, h.messageId, requestDigest);
+      case ExchangeType.INFORMATIONAL: {
+        if (w.s.status !== 'established') break;
+        const { response, ikeDeleted } = respondInformational(w, inner);
+        w.s[slot] = sendResponse(w, w.s[slot]!, h.exchangeType, h.messageId, response, requestDigest);
+        if (!ikeDeleted) return;
+        if (slot === 'current') terminate(w, 'peer-deleted');
+        else w.s[slot] = undefined;
+        return;
+      }
+      case ExchangeType.CREATE_CHILD_SA:
+        if (w.s.status !== 'established') break;
+        if (slot !== 'current') {
+          // A CREATE_CHILD_SA on an SA being deleted: try again on the new one (RFC 7296 §2.25).
+          const out = [notify(NotifyError.TEMPORARY_FAILURE)];
+          w.s[slot] = sendResponse(w, w.s[slot]!, h.exchangeType, h.messageId, out, requestDigest);
+          reject(w, h.exchangeType, NotifyError.TEMPORARY_FAILURE, 'us', 'request on a replaced IKE SA');
+          return;
+        }
+        return respondCreateChildSa(w, h, inner, requestDigest);
+    }
+    // Authenticated, but not an exchange this SA can take now (RFC 7296 §2.21.3).
+    answerError(
+      w,
+      slot,
+      h,
+      new RemoteProtocolError(
+        'IKEGATE_ERR_IKEV2_BAD_STATE',
+        `${exchangeName(h.exchangeType)} request in ${w.s.status}`,
+      ),
+      requestDigest,
+    );
+  } catch (e) {
+    // Tasks throw only before they answer (a missing or malformed payload): answer the error.
+    if (!(e instanceof RemoteProtocolError)) throw e;
+    answerError(w, slot, h, e, requestDigest);
+  }
+}
+
+/** CREATE_CHILD_SA on the current SA: a child rekey, an IKE rekey, or a new child (not offered). */
+function respondCreateChildSa(w: Work, h: MessageHeaderFields, inner: Payload[], requestDigest: Uint8Array): void {
+  const rekeyChild = respondRekeyChild(w, inner);
+  if (rekeyChild !== undefined) {
+    w.s.current = sendResponse(w, w.s.current!, h.exchangeType, h.messageId, rekeyChild.out, requestDigest);
+    if (rekeyChild.rejected !== undefined)
+      reject(w, h.exchangeType, rekeyChild.rejected.notify, 'us', rekeyChild.rejected.detail);
+    return;
+  }
+  const rekeyIke = respondRekeyIke(w, inner);
+  if (rekeyIke !== undefined) {
+    const answered = sendResponse(w, w.s.current!, h.exchangeType, h.messageId, rekeyIke.out, requestDigest);
+    if (rekeyIke.rejected !== undefined)
+      reject(w, h.exchangeType, rekeyIke.rejected.notify, 'us', rekeyIke.rejected.detail);
+    const fresh = rekeyIke.fresh;
+    if (!fresh) {
+      w.s.current = answered;
+      return;
+    }
+    if (answered.outstanding?.task.kind === 'rekey-ike') {
+      // Simultaneous rekey (§2.8.1): decided when our own rekey's response arrives.
+      w.s.current = answered;
+      w.s.collision = fresh;
+      return;
+    }
+    // The rekey initiator deletes the old SA; we keep it to answer that DELETE.
+    w.s.previous = answered;
+    w.s.current = fresh;
+    w.actions.push({ kind: 'rekeyed-ike', newInitiatorSpi: fresh.spiI, newResponderSpi: fresh.spiR });
+    return;
+  }
+  // New child SAs beyond the first are not offered by this implementation.
+  w.s.current = sendResponse(
+    w,
+    w.s.current!,
+    h.exchangeType,
+    h.messageId,
+    [notify(NotifyError.NO_ADDITIONAL_SAS)],
+    requestDigest,
+  );
+  reject(w, h.exchangeType, NotifyError.NO_ADDITIONAL_SAS, 'us', 'additional child SAs are not supported');
+}
+
+/** Re-exported for the endpoint: the label of a notify error type. */
+export { notifyReason };
+
+/** A thin object wrapper for callers that prefer methods; the state stays plain data. */
+export class IkeSa {
+  constructor(
+    public state: IkeSaState,
+    private readonly ctx: IkeSaContext,
+  ) {}
+  handle(event: IkeSaEvent): StepResult['actions'] {
+    const r = step(this.state, event, this.ctx);
+    this.state = r.state;
+    return r.actions;
+  }
+}
+
+export type { IkePath };

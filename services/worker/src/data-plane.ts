@@ -1,0 +1,276 @@
+/**
+ * The worker's data plane: child SAs as ESP objects (libs/esp), indexed by inbound SPI, by the
+ * virtual IP they carry (road warriors) and, for site-to-site children, by their selectors.
+ *
+ * - Inbound: an ESP frame is found by SPI, decapsulated (anti-replay before ICV, RFC 4303 §3.4.3),
+ *   its inner source checked against the child's remote selectors (RFC 4301 §5.2) and written to
+ *   the packet device. An authenticated packet on a new path is reported (the IKE SA follows it).
+ * - Outbound: a packet from the device is matched by destination to a child and sent as ESP on the
+ *   IKE SA's newest path. Sequence exhaustion asks for one rekey, not one per packet.
+ * Drops are counted by reason, never thrown (STYLE.md rule 7).
+ */
+import { randomBytes } from 'node:crypto';
+import type { EdgeLink, InboundFrame, PeerPath } from '@ikegate/cluster';
+import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
+import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
+import type { Logger, Metrics } from '@ikegate/telemetry';
+import { ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
+import { type ChildRecord, type SaRecord, spiOf } from './records.js';
+import type { PacketDevice, WorkerSettings } from './types.js';
+
+/** Outbound ESP sequence numbers skipped on takeover: more than are sent between checkpoints. */
+export const TAKEOVER_SEQUENCE_MARGIN = 1n << 20n;
+const CHECKPOINT_EVERY_PACKETS = 1 << 16;
+
+/** A child SA as stored and restored (snapshot.ts); `seqOut`/`seqIn` continue a taken-over SA. */
+export interface ChildSpec {
+  readonly inboundSpi: number;
+  readonly outboundSpi: number;
+  readonly encryption: { readonly id: number; readonly keyBits: number };
+  readonly integrity?: number;
+  readonly esn?: boolean;
+  readonly inKeys: Uint8Array;
+  readonly outKeys: Uint8Array;
+  readonly tsLocal: readonly TrafficSelector[];
+  readonly tsRemote: readonly TrafficSelector[];
+  readonly virtualIp?: number;
+  readonly seqOut: bigint;
+  readonly seqIn: bigint;
+}
+
+export interface DataPlaneHooks {
+  /** An authenticated ESP packet of `rec` came on `path`, not the SA's path. */
+  readonly pathChanged: (rec: SaRecord, path: PeerPath) => void;
+  /** The child's outbound sequence numbers are running out (asked once per child). */
+  readonly rekeyNeeded: (rec: SaRecord, child: ChildRecord) => void;
+  /** A checkpoint of the sequence numbers is due (write-through). */
+  readonly checkpoint: (rec: SaRecord) => void;
+}
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+
+export class DataPlane {
+  readonly #settings: WorkerSettings;
+  readonly #edge: EdgeLink;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #hooks: DataPlaneHooks;
+  readonly #clock: () => number;
+  readonly #byEspSpi = new Map<number, ChildRecord>();
+  readonly #byVirtualIp = new Map<number, ChildRecord>();
+  readonly #siteChildren = new Set<ChildRecord>();
+  #device: PacketDevice | undefined;
+
+  constructor(
+    settings: WorkerSettings,
+    edge: EdgeLink,
+    log: Logger,
+    metrics: Metrics,
+    hooks: DataPlaneHooks,
+    clock: () => number,
+  ) {
+    this.#settings = settings;
+    this.#edge = edge;
+    this.#log = log;
+    this.#metrics = metrics;
+    this.#hooks = hooks;
+    this.#clock = clock;
+  }
+
+  attachDevice(device: PacketDevice): void {
+    this.#device = device;
+  }
+
+  get childCount(): number {
+    return this.#byEspSpi.size;
+  }
+
+  /** Whether an inbound SPI is in use here (SPI allocation avoids it). */
+  hasSpi(spi: number): boolean {
+    return this.#byEspSpi.has(spi);
+  }
+
+  // --- installing ----------------------------------------------------------------------------------
+
+  /** A child SA the IKE SA negotiated (RFC 7296 §2.17 key order: cipher key, then integrity key). */
+  install(rec: SaRecord, a: InstallChildAction): ChildRecord {
+    const keymat = (encr: Uint8Array, integ: Uint8Array) =>
+      integ.length === 0 ? Uint8Array.from(encr) : new Uint8Array(Buffer.concat([encr, integ]));
+    const child = this.add(
+      rec,
+      {
+        inboundSpi: ipv4ToNumber(a.inboundSpi),
+        outboundSpi: ipv4ToNumber(a.outboundSpi),
+        encryption: { id: a.encryption.id, keyBits: a.encryption.keyBits },
+        ...(a.integrity ? { integrity: a.integrity } : {}),
+        esn: a.esn,
+        inKeys: a.weInitiated ? keymat(a.keys.encrR, a.keys.integR) : keymat(a.keys.encrI, a.keys.integI),
+        outKeys: a.weInitiated ? keymat(a.keys.encrI, a.keys.integI) : keymat(a.keys.encrR, a.keys.integR),
+        tsLocal: a.tsLocal,
+        tsRemote: a.tsRemote,
+        // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
+        ...(a.virtualIp && rec.expectedPeerId === undefined ? { virtualIp: ipv4ToNumber(a.virtualIp) } : {}),
+        seqOut: 0n,
+        seqIn: 0n,
+      },
+      false,
+    );
+    this.#metrics.childSaEvents.inc({ event: 'installed' });
+    this.#log.info(
+      {
+        spi: spiOf(rec),
+        peerId: rec.peerId,
+        inboundSpi: hex32(child.inboundSpi),
+        outboundSpi: hex32(child.outboundSpi),
+        virtualIp: a.virtualIp ? ipv4Text(a.virtualIp) : undefined,
+        replaces: a.replaces ? hex32(ipv4ToNumber(a.replaces)) : undefined,
+      },
+      'child-sa-installed',
+    );
+    return child;
+  }
+
+  /** Builds the ESP SAs of a child and indexes it; `adopted` continues from a snapshot's counters. */
+  add(rec: SaRecord, c: ChildSpec, adopted: boolean): ChildRecord {
+    const provider = this.#settings.provider;
+    const alg = {
+      encryption: c.encryption.id,
+      keyBits: c.encryption.keyBits,
+      ...(c.integrity ? { integrity: c.integrity } : {}),
+    };
+    const esn = c.esn ?? false;
+    const child: ChildRecord = {
+      encryption: c.encryption,
+      ...(c.integrity ? { integrity: c.integrity } : {}),
+      esn,
+      inKeys: c.inKeys,
+      outKeys: c.outKeys,
+      tsLocalRaw: c.tsLocal,
+      tsRemoteRaw: c.tsRemote,
+      inbound: new InboundSa({
+        spi: c.inboundSpi,
+        suite: espSuite(provider, alg, c.inKeys),
+        esn,
+        ...(adopted ? { highestSequence: c.seqIn } : {}),
+      }),
+      outbound: new OutboundSa({
+        spi: c.outboundSpi,
+        suite: espSuite(provider, alg, c.outKeys),
+        esn,
+        random,
+        // RFC 6311 §4.3 spirit: never reuse a sequence number the old owner may have sent.
+        ...(adopted ? { lastSequence: c.seqOut + TAKEOVER_SEQUENCE_MARGIN } : {}),
+      }),
+      sa: rec,
+      inboundSpi: c.inboundSpi,
+      outboundSpi: c.outboundSpi,
+      inboundSpiBytes: Uint8Array.of(
+        c.inboundSpi >>> 24,
+        (c.inboundSpi >>> 16) & 255,
+        (c.inboundSpi >>> 8) & 255,
+        c.inboundSpi & 255,
+      ),
+      tsRemote: ipv4Ranges(c.tsRemote),
+      tsLocal: ipv4Ranges(c.tsLocal),
+      ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
+      rekeyRequested: false,
+      packetsIn: 0,
+      packetsOut: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+    };
+    rec.children.set(c.inboundSpi, child);
+    this.#byEspSpi.set(c.inboundSpi, child);
+    if (child.virtualIp !== undefined) {
+      if (!this.#byVirtualIp.has(child.virtualIp)) this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), true);
+      this.#byVirtualIp.set(child.virtualIp, child);
+    } else this.#siteChildren.add(child);
+    this.#metrics.childSas.set(this.#byEspSpi.size);
+    return child;
+  }
+
+  /** Takes a child out of the data plane; `why` is logged. Returns whether it was there. */
+  remove(rec: SaRecord, inboundSpi: number, why: string, quiet = false): boolean {
+    const child = rec.children.get(inboundSpi);
+    if (!child) return false;
+    rec.children.delete(inboundSpi);
+    if (this.#byEspSpi.get(inboundSpi) === child) this.#byEspSpi.delete(inboundSpi);
+    if (child.virtualIp !== undefined && this.#byVirtualIp.get(child.virtualIp) === child) {
+      // A rekey installs the new child before removing the old one: route to the newest left.
+      this.#byVirtualIp.delete(child.virtualIp);
+      for (const other of rec.children.values())
+        if (other.virtualIp === child.virtualIp) this.#byVirtualIp.set(other.virtualIp, other);
+      if (!this.#byVirtualIp.has(child.virtualIp)) this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), false);
+    }
+    this.#siteChildren.delete(child);
+    this.#metrics.childSas.set(this.#byEspSpi.size);
+    if (quiet) return true;
+    this.#metrics.childSaEvents.inc({ event: 'removed' });
+    this.#log.info({ spi: spiOf(rec), peerId: rec.peerId, inboundSpi: hex32(inboundSpi), why }, 'child-sa-removed');
+    return true;
+  }
+
+  // --- packets -------------------------------------------------------------------------------------
+
+  /** An ESP frame from an edge. */
+  inbound(frame: InboundFrame): void {
+    const p = frame.bytes;
+    if (p.length < 8) return this.#drop('esp', 'short');
+    const child = this.#byEspSpi.get(ipv4ToNumber(p));
+    if (!child) return this.#drop('esp', 'unknown_spi');
+    const r = child.inbound.decapsulate(p);
+    if (r.kind !== 'inner') return this.#drop('esp', r.reason);
+    const rec = child.sa;
+    rec.lastEspInbound = this.#clock();
+    // An authenticated packet on a new path (RFC 9329 §6 reconnect, NAT rebinding): the SA follows.
+    if (rec.path.connection !== frame.path.connection) this.#hooks.pathChanged(rec, frame.path);
+    // RFC 4301 §5.2: the inner source must be inside the child SA's remote selectors.
+    if (r.nextHeader !== 4 || !packetMatches(r.packet, child.tsRemote, 'src')) return this.#drop('esp', 'ts_violation');
+    child.packetsIn++;
+    child.bytesIn += r.packet.length;
+    this.#metrics.hot(this.#metrics.espPackets, 'in').inc();
+    this.#metrics.hot(this.#metrics.espBytes, 'in').inc(r.packet.length);
+    if (!this.#device) return this.#drop('esp', 'no_device');
+    if (!this.#device.write(r.packet)) this.#drop('tun', 'write_failed');
+  }
+
+  /** An inner packet from the device: find its child SA and send it as ESP. */
+  outbound(packet: Uint8Array): void {
+    if (packet.length < 20 || packet[0]! >> 4 !== 4)
+      return this.#drop('tun', packet.length >= 1 && packet[0]! >> 4 === 6 ? 'ipv6_unsupported' : 'not_ipv4');
+    let child = this.#byVirtualIp.get(ipv4ToNumber(packet, 16));
+    if (!child) {
+      for (const c of this.#siteChildren) {
+        if (packetMatches(packet, c.tsRemote, 'dst') && packetMatches(packet, c.tsLocal, 'src')) {
+          child = c;
+          break;
+        }
+      }
+    }
+    if (!child) return this.#drop('tun', 'no_route');
+    const out = new Uint8Array(child.outbound.packetLength(packet.length));
+    const r = child.outbound.encapsulate(packet, out);
+    if (r.kind !== 'packet') {
+      if (r.kind === 'rekey_required' && !child.rekeyRequested) {
+        child.rekeyRequested = true;
+        this.#hooks.rekeyNeeded(child.sa, child);
+      }
+      return this.#drop('esp-out', r.kind === 'drop' ? r.reason : 'rekey_required');
+    }
+    child.packetsOut++;
+    child.bytesOut += packet.length;
+    if (child.packetsOut % CHECKPOINT_EVERY_PACKETS === 0) this.#hooks.checkpoint(child.sa);
+    this.#metrics.hot(this.#metrics.espPackets, 'out').inc();
+    this.#metrics.hot(this.#metrics.espBytes, 'out').inc(packet.length);
+    const sent = this.#edge.send({ kind: 'esp', path: child.sa.path, bytes: r.packet });
+    if (sent !== 'sent') this.#drop('esp-out', sent);
+  }
+
+  #drop(layer: string, reason: string): void {
+    this.#metrics.hot(this.#metrics.drops, layer, reason).inc();
+  }
+}
+
+export function hex32(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}

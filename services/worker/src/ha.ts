@@ -1,0 +1,112 @@
+/**
+ * Write-through and takeover (ARCHITECTURE.md "State, leases and HA"): the storable form of an SA
+ * (snapshot.ts), adopting one another worker held, and forgetting a shard that moved away.
+ *
+ * Adoption re-indexes the SA in the IKE endpoint (its deadlines are in its state, so retransmits,
+ * rekeys, liveness and expiry resume by themselves), rebuilds its ESP SAs past the old owner's
+ * counters, claims its virtual IP, and, when the peer supports it, starts an RFC 6311 Message ID
+ * sync so a request the old owner answered but did not write through cannot desynchronize the
+ * peer. The peer does not re-authenticate.
+ */
+import type { Logger, Metrics } from '@ikegate/telemetry';
+import type { DataPlane } from './data-plane.js';
+import type { IkeDriver } from './ike-driver.js';
+import { type SaRecord, spiOf } from './records.js';
+import type { SaSnapshot } from './snapshot.js';
+import type { WorkerSettings } from './types.js';
+
+export class Takeover {
+  readonly #settings: WorkerSettings;
+  readonly #driver: IkeDriver;
+  readonly #dataPlane: DataPlane;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  /** The SPI each record was last written under (a rekey changes the key it is stored by). */
+  readonly #stored = new WeakMap<SaRecord, string>();
+
+  constructor(settings: WorkerSettings, driver: IkeDriver, dataPlane: DataPlane, log: Logger, metrics: Metrics) {
+    this.#settings = settings;
+    this.#driver = driver;
+    this.#dataPlane = dataPlane;
+    this.#log = log;
+    this.#metrics = metrics;
+  }
+
+  /** The SA changed: write it through (under its current SPI; the key of a rekeyed SA moves). */
+  dirty(rec: SaRecord): void {
+    const p = this.#settings.persistence;
+    const spi = spiOf(rec);
+    if (!p || spi === '' || rec.entry.state.status !== 'established') return;
+    const before = this.#stored.get(rec);
+    if (before !== undefined && before !== spi) p.gone(before, rec.shard);
+    this.#stored.set(rec, spi);
+    p.dirty(spi, rec.shard);
+  }
+
+  /** The SA is gone: its stored record too. */
+  gone(rec: SaRecord): void {
+    const spi = this.#stored.get(rec);
+    if (spi !== undefined) this.#settings.persistence?.gone(spi, rec.shard);
+    this.#stored.delete(rec);
+  }
+
+  snapshot(rec: SaRecord): SaSnapshot {
+    return {
+      version: 2,
+      spis: [...rec.entry.spis],
+      shard: rec.shard,
+      state: rec.entry.state,
+      path: rec.path,
+      ...(rec.peerId !== undefined ? { peerId: rec.peerId } : {}),
+      ...(rec.peer ? { peerName: rec.peer.name } : {}),
+      ...(rec.expectedPeerId !== undefined ? { expectedPeerId: rec.expectedPeerId } : {}),
+      ...(rec.virtualIp ? { virtualIp: rec.virtualIp } : {}),
+      ...(rec.poolKey ? { poolKey: rec.poolKey } : {}),
+      ...(rec.establishedAt ? { establishedAt: rec.establishedAt } : {}),
+      children: [...rec.children.values()].map((c) => ({
+        inboundSpi: c.inboundSpi,
+        outboundSpi: c.outboundSpi,
+        encryption: c.encryption,
+        ...(c.integrity ? { integrity: c.integrity } : {}),
+        ...(c.esn ? { esn: true } : {}),
+        inKeys: c.inKeys,
+        outKeys: c.outKeys,
+        tsLocal: c.tsLocalRaw,
+        tsRemote: c.tsRemoteRaw,
+        ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
+        seqOut: c.outbound.lastSequence,
+        seqIn: c.inbound.highestSequence,
+      })),
+    };
+  }
+
+  /** Takes over an SA another worker held; false when one of its SPIs is in use here. */
+  adopt(snap: SaSnapshot): SaRecord | undefined {
+    const rec = this.#driver.newRecord(snap.shard, snap.path);
+    if (snap.peerId !== undefined) rec.peerId = snap.peerId;
+    if (snap.virtualIp) rec.virtualIp = snap.virtualIp;
+    if (snap.poolKey) rec.poolKey = snap.poolKey;
+    if (snap.establishedAt) rec.establishedAt = snap.establishedAt;
+    if (snap.expectedPeerId !== undefined) rec.expectedPeerId = snap.expectedPeerId;
+    const entry = this.#driver.adopt(rec, snap.state);
+    if (!entry) return undefined;
+    rec.entry = entry;
+    if (snap.virtualIp && rec.peer?.pool && rec.poolKey) rec.peer.pool.claim?.(rec.poolKey, snap.virtualIp);
+    for (const c of snap.children) this.#dataPlane.add(rec, c, true);
+    this.#stored.set(rec, spiOf(rec));
+    this.#metrics.ikeSaEvents.inc({ event: 'adopted', reason: '' });
+    this.#log.info({ spi: spiOf(rec), peerId: rec.peerId, shard: rec.shard, children: rec.children.size }, 'ike-sa-adopted');
+    const s = entry.state;
+    // An exchange already outstanding is retransmitted from the state; the sync is not needed then.
+    if (s.status === 'established' && s.peerMessageIdSync && !s.current?.outstanding)
+      this.#driver.command(rec, { kind: 'mid-sync' });
+    return rec;
+  }
+
+  /** Forgets `rec` without telling the peer (its shard's lease moved to another worker). */
+  forget(rec: SaRecord): void {
+    for (const spi of [...rec.children.keys()]) this.#dataPlane.remove(rec, spi, 'shard-moved', true);
+    this.#driver.forget(rec);
+    this.#stored.delete(rec);
+  }
+}

@@ -1,0 +1,476 @@
+/**
+ * The worker's IKE driver: the only code that talks to the sans-IO IkeEndpoint (libs/ikev2). It
+ * turns frames into endpoint input, runs the one timer every IKE deadline shares (re-armed from
+ * `nextTimeout()` after each call; a timer that fires early does nothing), builds each SA's
+ * context (policy, PSKs, the matched peer's selectors and pool), and turns endpoint output into
+ * edge sends and calls of `DriverHooks`: the worker reacts to explicit events, it never guesses.
+ *
+ * Everything a peer can provoke is counted (`ikegate_drops_total`, `ikegate_ike_rejections_total`)
+ * and logged with its reason; lines an unauthenticated peer can cause are rate-limited.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type EdgeLink,
+  type InboundFrame,
+  type PeerPath,
+  ShardSpiAllocator,
+} from '@ikegate/cluster';
+import {
+  type AddressAssignment,
+  type EndpointOutput,
+  type IkePath,
+  IkeEndpoint,
+  type IkeSaAction,
+  type IkeSaCommand,
+  type IkeSaContext,
+  type IkeSaPolicy,
+  LocalUsageError,
+  type SaEntry,
+} from '@ikegate/ikev2';
+import type { Logger, Metrics } from '@ikegate/telemetry';
+import { ipv4ToNumber } from './ipv4.js';
+import { LogLimiter } from './log-limit.js';
+import { toIkePath } from './paths.js';
+import { type SaRecord, spiOf } from './records.js';
+import type { InitiateOptions, WorkerSettings } from './types.js';
+
+const EXCHANGE_NAMES: Record<number, string> = {
+  34: 'IKE_SA_INIT',
+  35: 'IKE_AUTH',
+  36: 'CREATE_CHILD_SA',
+  37: 'INFORMATIONAL',
+  43: 'IKE_INTERMEDIATE',
+};
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const DEFAULT_RECONNECT_WAIT_SECONDS = 30;
+
+type SaAction = Exclude<IkeSaAction, { kind: 'send' }>;
+
+const labels = new Map<string, string>();
+
+/** A drop reason as a metric label: snake_case, error codes without their prefix (bounded set). */
+function label(reason: string): string {
+  let l = labels.get(reason);
+  if (l === undefined) {
+    l = reason.replace(/^IKEGATE_ERR_IKEV2_/, '').toLowerCase().replace(/-/g, '_');
+    if (labels.size < 256) labels.set(reason, l);
+  }
+  return l;
+}
+
+/** What the worker does when something happened to an SA. */
+export interface DriverHooks {
+  readonly action: (rec: SaRecord, action: SaAction) => void;
+  /** Whether an inbound ESP SPI is taken (the data plane's index). */
+  readonly espSpiTaken: (spi: number) => boolean;
+}
+
+export class IkeDriver {
+  readonly #settings: WorkerSettings;
+  readonly #edge: EdgeLink;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #hooks: DriverHooks;
+  readonly #clock: () => number;
+  readonly #endpoint: IkeEndpoint<SaRecord>;
+  readonly #allocator: ShardSpiAllocator;
+  readonly #policy: IkeSaPolicy;
+  readonly #pendingChildSpis = new Set<number>();
+  readonly #logLimit = new LogLimiter();
+  #frame: InboundFrame | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #nextId = 1;
+  #lenientLogged = false;
+  #stopped = false;
+
+  constructor(
+    settings: WorkerSettings,
+    edge: EdgeLink,
+    log: Logger,
+    metrics: Metrics,
+    hooks: DriverHooks,
+    clock: () => number,
+  ) {
+    this.#settings = settings;
+    this.#edge = edge;
+    this.#log = log;
+    this.#metrics = metrics;
+    this.#hooks = hooks;
+    this.#clock = clock;
+    this.#allocator = new ShardSpiAllocator(settings.layout, (n) => new Uint8Array(randomBytes(n)));
+    const s = settings;
+    this.#policy = {
+      ...s.policy,
+      lifetimes: {
+        ikeMs: s.ikeLifetimeSeconds * 1000,
+        childMs: s.childLifetimeSeconds * 1000,
+        marginMs: s.rekeyMarginSeconds * 1000,
+      },
+      ...(s.dpdSeconds > 0 ? { dpdMs: s.dpdSeconds * 1000 } : {}),
+      reconnectWaitMs: (s.reconnectWaitSeconds ?? DEFAULT_RECONNECT_WAIT_SECONDS) * 1000,
+      ...(s.retransmit ? { retransmit: s.retransmit } : {}),
+    };
+    this.#endpoint = new IkeEndpoint<SaRecord>({
+      provider: s.provider,
+      random: (n) => new Uint8Array(randomBytes(n)),
+      policy: this.#policy,
+      ikeSpi: (shard) => this.#allocator.ikeSpi(shard, () => false),
+      responderContext: (entry) => this.#responderContext(entry as SaEntry<SaRecord>),
+      limits: {
+        ...(s.maxIkeSas !== undefined ? { maxSas: s.maxIkeSas } : {}),
+        ...(s.cookieThreshold !== undefined ? { cookieThreshold: s.cookieThreshold } : {}),
+        ...(s.halfOpenTimeoutMs !== undefined ? { halfOpenMs: s.halfOpenTimeoutMs } : {}),
+        ...(s.maxHalfOpen !== undefined ? { maxHalfOpen: s.maxHalfOpen } : {}),
+        ...(s.maxHalfOpenPerAddress !== undefined ? { maxHalfOpenPerAddress: s.maxHalfOpenPerAddress } : {}),
+      },
+    });
+  }
+
+  get endpoint(): IkeEndpoint<SaRecord> {
+    return this.#endpoint;
+  }
+
+  // --- input ---------------------------------------------------------------------------------------
+
+  receive(frame: InboundFrame): void {
+    const m = frame.bytes;
+    this.#metrics.ikeMessages.inc({ direction: 'in', exchange: EXCHANGE_NAMES[m[18] ?? 0] ?? 'other' });
+    const started = process.hrtime.bigint();
+    this.#frame = frame;
+    try {
+      this.#handle(this.#endpoint.receive(m, toIkePath(frame.path), frame.shard, this.#clock()));
+    } catch (e) {
+      // A bug, not bad input (the engine turns bad input into drops); keep serving other SAs.
+      this.#log.error({ err: e, connection: frame.path.connection }, 'ike-step-failed');
+      this.#drop('internal_error');
+    } finally {
+      this.#frame = undefined;
+    }
+    this.#metrics.exchangeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.#afterCall();
+  }
+
+  /**
+   * Runs a command on an SA. Returns false when it does not fit the SA's state (e.g. a rekey of
+   * an SA not established) or the SA is gone.
+   */
+  command(rec: SaRecord, command: IkeSaCommand): boolean {
+    try {
+      this.#handle(this.#endpoint.command(rec.entry, command, this.#clock()));
+      return true;
+    } catch (e) {
+      if (!(e instanceof LocalUsageError)) throw e;
+      return false;
+    } finally {
+      this.#afterCall();
+    }
+  }
+
+  /** The stream `path` closed: SAs on it wait for their peer (RFC 9329 §6). */
+  connectionLost(path: PeerPath): void {
+    this.#handle(this.#endpoint.connectionLost(path.connection, this.#clock()));
+    this.#afterCall();
+  }
+
+  /** An authenticated ESP packet of `rec` came on `path`: the SA follows it. */
+  espPath(rec: SaRecord, path: PeerPath): void {
+    this.#frame = { kind: 'esp', path, bytes: new Uint8Array(0), shard: rec.shard };
+    try {
+      this.#handle(this.#endpoint.espPath(rec.entry, toIkePath(path), this.#clock()));
+    } finally {
+      this.#frame = undefined;
+    }
+    this.#afterCall();
+  }
+
+  /** Starts an initiator SA toward a responder (RFC 7296 §1.2). */
+  initiate(o: InitiateOptions): SaRecord {
+    const rec = this.#newRecord(0, o.path);
+    rec.expectedPeerId = o.remoteId;
+    const ctx: IkeSaContext = {
+      ...this.#baseContext(rec),
+      policy: {
+        ...this.#policy,
+        ...o.policy,
+        lifetimes: this.#policy.lifetimes!,
+        ...(this.#policy.dpdMs ? { dpdMs: this.#policy.dpdMs } : {}),
+      },
+      psk: () => o.psk,
+      expectedPeerId: o.remoteId,
+    };
+    const r = this.#endpoint.initiate(ctx, toIkePath(o.path), 0, this.#clock(), rec);
+    rec.entry = r.sa;
+    this.#handle(r.out);
+    this.#afterCall();
+    return rec;
+  }
+
+  /** The initiator re-established its stream on `path` (RFC 9329 §6). */
+  restore(rec: SaRecord, path: PeerPath): void {
+    rec.path = path;
+    this.command(rec, { kind: 'connection-restored', path: toIkePath(path) });
+  }
+
+  /** Holds an SA taken over from another worker; undefined if one of its SPIs is taken here. */
+  adopt(rec: SaRecord, state: SaEntry<SaRecord>['state']): SaEntry<SaRecord> | undefined {
+    const base = this.#baseContext(rec);
+    const ctx = rec.peerId !== undefined && base.forPeer ? base.forPeer(rec.peerId) : base;
+    const entry = this.#endpoint.adopt(state, ctx, rec.shard, rec);
+    this.#afterCall();
+    return entry;
+  }
+
+  forget(rec: SaRecord): void {
+    this.#endpoint.forget(rec.entry);
+    this.#afterCall();
+  }
+
+  newRecord(shard: number, path: PeerPath): SaRecord {
+    return this.#newRecord(shard, path);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  // --- timer ---------------------------------------------------------------------------------------
+
+  #afterCall(): void {
+    this.#updateGauges();
+    this.#arm();
+  }
+
+  #arm(): void {
+    if (this.#stopped) return;
+    const next = this.#endpoint.nextTimeout();
+    if (next === undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (this.#timer && this.#timerAt <= next) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = next;
+    const t = setTimeout(() => this.#fire(), Math.min(MAX_TIMER_MS, Math.max(0, next - this.#clock())));
+    t.unref();
+    this.#timer = t;
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    try {
+      this.#handle(this.#endpoint.timeout(this.#clock(), (sa) => sa.data?.lastEspInbound));
+    } catch (e) {
+      this.#log.error({ err: e }, 'ike-timeout-failed');
+      this.#drop('internal_error');
+    }
+    this.#afterCall();
+  }
+
+  // --- contexts --------------------------------------------------------------------------------------
+
+  #newRecord(shard: number, path: PeerPath): SaRecord {
+    const now = this.#clock();
+    return {
+      entry: undefined as unknown as SaEntry<SaRecord>,
+      id: this.#nextId++,
+      shard,
+      path,
+      children: new Map(),
+      createdAt: now,
+    };
+  }
+
+  #responderContext(entry: SaEntry<SaRecord>): IkeSaContext {
+    const rec = this.#newRecord(entry.shard, this.#frame!.path);
+    rec.entry = entry;
+    entry.data = rec;
+    return this.#baseContext(rec);
+  }
+
+  #baseContext(rec: SaRecord): IkeSaContext {
+    const s = this.#settings;
+    const base: IkeSaContext = {
+      provider: s.provider,
+      random: (n) => new Uint8Array(randomBytes(n)),
+      allocateIkeSpi: () => this.#allocator.ikeSpi(rec.shard, () => false),
+      allocateChildSpi: () => {
+        const spi = this.#allocator.espSpi(
+          rec.shard,
+          (c) => this.#hooks.espSpiTaken(c) || this.#pendingChildSpis.has(c),
+        );
+        this.#pendingChildSpis.add(spi);
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, spi);
+        return b;
+      },
+      policy: this.#policy,
+      psk: (peerId) => s.matchPeer(peerId)?.psk,
+      ...(s.certificate ? { certificate: s.certificate } : {}),
+      ...(s.trustAnchors ? { trustAnchors: s.trustAnchors, now: Date.now() } : {}),
+    };
+    return { ...base, forPeer: (peerId) => this.#peerContext(rec, base, peerId) };
+  }
+
+  /** The context once `peerId` is authenticated: its selectors and its pool (RFC 7296 §3.15). */
+  #peerContext(rec: SaRecord, base: IkeSaContext, peerId: string): IkeSaContext {
+    const peer = this.#settings.matchPeer(peerId);
+    rec.peer = peer;
+    rec.peerId = peerId;
+    if (!peer) return base;
+    const poolKey = (rec.poolKey ??= `${peerId}#${rec.id}`);
+    return {
+      ...base,
+      policy: { ...base.policy, localTs: peer.localTs, remoteTs: peer.remoteTs },
+      // A PSK is shared: our AUTH (RFC 7296 §2.15) uses the same key as the peer's.
+      psk: () => peer.psk,
+      assignAddress: (): AddressAssignment | undefined => {
+        const pool = peer.pool;
+        if (!pool) return undefined;
+        const address = pool.allocate(poolKey, rec.shard);
+        this.#metrics.poolAddresses.set({ pool: pool.name }, pool.inUse);
+        if (!address) {
+          this.#metrics.hot(this.#metrics.drops, 'pool', 'exhausted').inc();
+          this.#log.warn({ pool: pool.name, peerId, inUse: pool.inUse }, 'pool-exhausted');
+          return undefined;
+        }
+        rec.virtualIp = address;
+        return { address, ...(pool.dns ? { dns: pool.dns } : {}) };
+      },
+    };
+  }
+
+  // --- output --------------------------------------------------------------------------------------
+
+  #handle(out: readonly EndpointOutput<SaRecord>[]): void {
+    for (const o of out) {
+      switch (o.kind) {
+        case 'transmit':
+          this.#transmit(o.path, o.bytes, o.closeAfter, o.sa?.data);
+          break;
+        case 'sa-action':
+          if (o.sa.data) this.#saAction(o.sa.data, o.action);
+          break;
+        case 'dropped':
+          this.#drop(o.reason);
+          break;
+        case 'rejected':
+          this.#rejected(o.exchange, o.reason, o.by, o.detail, undefined, o.path);
+          break;
+        case 'lenient':
+          this.#lenient(o.exchange);
+          break;
+      }
+    }
+  }
+
+  #transmit(path: IkePath, bytes: Uint8Array, closeAfter: string | undefined, rec: SaRecord | undefined): void {
+    const frame = this.#frame;
+    const peerPath =
+      frame && frame.path.connection === path.id ? frame.path : rec && rec.path.connection === path.id ? rec.path : undefined;
+    if (!peerPath) {
+      this.#log.error({ connection: path.id, spi: rec ? spiOf(rec) : undefined }, 'ike-send-no-path');
+      this.#metrics.hot(this.#metrics.drops, 'ike-out', 'no_path').inc();
+      return;
+    }
+    const r = this.#edge.send({ kind: 'ike', path: peerPath, bytes, ...(closeAfter ? { closeAfter } : {}) });
+    this.#metrics.ikeMessages.inc({ direction: 'out', exchange: EXCHANGE_NAMES[bytes[18] ?? 0] ?? 'other' });
+    if (r !== 'sent') this.#metrics.hot(this.#metrics.drops, 'ike-out', r).inc();
+  }
+
+  #saAction(rec: SaRecord, a: SaAction): void {
+    switch (a.kind) {
+      case 'path-validated': {
+        const frame = this.#frame;
+        if (frame && frame.path.connection === a.path.id) rec.path = frame.path;
+        break;
+      }
+      case 'install-child':
+        this.#pendingChildSpis.delete(ipv4ToNumber(a.inboundSpi));
+        break;
+      case 'deleted':
+        for (const spi of this.#pendingChildSpisOf(rec)) this.#pendingChildSpis.delete(spi);
+        break;
+      case 'dropped':
+        this.#drop(a.reason);
+        return;
+      case 'rejected':
+        this.#rejected(a.exchange, a.reason, a.by, a.detail, rec);
+        return;
+      case 'lenient':
+        this.#lenient(a.exchange);
+        return;
+      default:
+        break;
+    }
+    this.#hooks.action(rec, a);
+  }
+
+  /** Child SPIs `rec` allocated and never installed (an IKE_AUTH or rekey that did not complete). */
+  #pendingChildSpisOf(rec: SaRecord): number[] {
+    const s = rec.entry.state;
+    const out: number[] = [];
+    for (const core of [s.current, s.previous, s.collision]) {
+      const t = core?.outstanding?.task;
+      if (t?.kind === 'ike-auth') out.push(ipv4ToNumber(t.childSpi));
+      if (t?.kind === 'rekey-child') out.push(ipv4ToNumber(t.newSpi));
+    }
+    return out;
+  }
+
+  #drop(reason: string): void {
+    this.#metrics.hot(this.#metrics.drops, 'ike', label(reason)).inc();
+  }
+
+  #rejected(
+    exchange: string,
+    reason: string,
+    by: 'us' | 'peer',
+    detail: string | undefined,
+    rec?: SaRecord,
+    path?: IkePath,
+  ): void {
+    const label = by === 'peer' ? `peer_${reason}` : reason;
+    this.#metrics.hot(this.#metrics.ikeRejections, exchange, label).inc();
+    const key = `${exchange}/${label}`;
+    const remote = rec ? `${rec.path.remote.address}:${rec.path.remote.port}` : path ? this.#remoteText() : undefined;
+    if (
+      !this.#logLimit.allow(key, this.#clock(), (suppressed) =>
+        this.#log.info({ exchange, reason: label, suppressed }, 'ike-rejections-suppressed'),
+      )
+    )
+      return;
+    this.#log.info(
+      { exchange, reason: label, by, detail, spi: rec ? spiOf(rec) : undefined, peerId: rec?.peerId, remote },
+      'ike-rejected',
+    );
+  }
+
+  #remoteText(): string | undefined {
+    const f = this.#frame;
+    return f ? `${f.path.remote.address}:${f.path.remote.port}` : undefined;
+  }
+
+  #lenient(exchange: string): void {
+    if (this.#lenientLogged) return;
+    this.#lenientLogged = true;
+    this.#log.info(
+      { exchange },
+      'accepted an AEAD cipher from a proposal that also carried integrity algorithms (mixed AEAD/non-AEAD proposal, as strongSwan accepts); logged once',
+    );
+  }
+
+  #updateGauges(): void {
+    const st = this.#endpoint.stats;
+    this.#metrics.ikeSas.set({ status: 'established' }, st.established);
+    this.#metrics.ikeSas.set({ status: 'other' }, st.sas - st.established);
+    this.#metrics.ikeHalfOpen.set(st.halfOpen);
+    this.#metrics.ikeCookieMode.set(st.cookieMode ? 1 : 0);
+  }
+}
+

@@ -1,0 +1,60 @@
+/**
+ * The worker's own record of each IKE SA and child SA, beside the protocol state the IKE endpoint
+ * keeps (`SaEntry.state`): the peer's newest path as the edge names it, the matched peer and its
+ * pool address, and the child SAs' ESP objects and counters.
+ */
+import type { PeerPath } from '@ikegate/cluster';
+import type { InboundSa, OutboundSa } from '@ikegate/esp';
+import type { SaEntry, TrafficSelector } from '@ikegate/ikev2';
+import type { Ipv4Range } from './ipv4.js';
+import type { PeerSettings } from './types.js';
+
+export interface ChildRecord {
+  readonly encryption: { readonly id: number; readonly keyBits: number };
+  readonly integrity?: number;
+  readonly esn: boolean;
+  readonly inKeys: Uint8Array;
+  readonly outKeys: Uint8Array;
+  readonly tsLocalRaw: readonly TrafficSelector[];
+  readonly tsRemoteRaw: readonly TrafficSelector[];
+  readonly inbound: InboundSa;
+  readonly outbound: OutboundSa;
+  readonly sa: SaRecord;
+  readonly inboundSpi: number;
+  readonly outboundSpi: number;
+  readonly inboundSpiBytes: Uint8Array;
+  readonly tsRemote: readonly Ipv4Range[];
+  readonly tsLocal: readonly Ipv4Range[];
+  readonly virtualIp?: number;
+  /** Set once the outbound sequence ran out and a rekey was asked for (asked once, not per packet). */
+  rekeyRequested: boolean;
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface SaRecord {
+  /** The endpoint's SA (protocol state, SPIs); set right after the record is made. */
+  entry: SaEntry<SaRecord>;
+  readonly id: number;
+  readonly shard: number;
+  /** The newest authenticated path to the peer, as the edge names it: IKE requests and ESP go there. */
+  path: PeerPath;
+  readonly children: Map<number, ChildRecord>;
+  peer?: PeerSettings;
+  peerId?: string;
+  virtualIp?: Uint8Array;
+  poolKey?: string;
+  /** Initiator: the identity the responder must authenticate as. */
+  expectedPeerId?: string;
+  /** Last authenticated inbound ESP (ms on the worker clock): liveness without IKE traffic. */
+  lastEspInbound?: number;
+  readonly createdAt: number;
+  establishedAt?: number;
+}
+
+/** Our newest IKE SPI (hex) of a record: what the API, the store and the logs name it by. */
+export function spiOf(rec: SaRecord): string {
+  return rec.entry.spis[0] ?? '';
+}
