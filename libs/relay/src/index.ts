@@ -13,6 +13,7 @@ export {
   type EdgeMessage,
   frameFromWire,
   frameToWire,
+  outboundFrameFromWire,
   PROTO_PATH,
   relayDefinition,
   type WireFrame,

@@ -28,14 +28,14 @@ test('relay.proto: the loaded schema has the fields the TypeScript shapes use (p
   const def = relayDefinition();
   const fields = (name: string) =>
     (def[name] as { type: { field: { name: string }[] } }).type.field.map((f) => f.name).sort();
-  assert.deepEqual(fields('ikegate.v1.Frame'), ['attempt', 'data', 'kind', 'path', 'shard']);
+  assert.deepEqual(fields('ikegate.v1.Frame'), ['attempt', 'closeAfter', 'data', 'kind', 'path', 'shard']);
   assert.deepEqual(fields('ikegate.v1.PeerPath'), ['connection', 'local', 'remote', 'transport']);
   assert.deepEqual(fields('ikegate.v1.EdgeMessage'), ['closed', 'credit', 'edgeId', 'frames']);
   assert.deepEqual(fields('ikegate.v1.WorkerMessage'), ['bounced', 'credit', 'frames', 'workerId']);
   assert.ok(def['ikegate.v1.FrameRelay'], 'service FrameRelay');
 });
 
-test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (qualified by edge); answers and bounced frames come back to the edge unqualified', async () => {
+test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (qualified by edge); answers (with closeAfter, RFC 9329 §6.3) and bounced frames come back to the edge unqualified', async () => {
   const metrics = new Metrics({ processMetrics: false });
   const server = new RelayServer({ workerId: 'w1', log, metrics });
   const atWorker: InboundFrame[] = [];
@@ -81,6 +81,21 @@ test('relay over gRPC: frames edge -> worker keep kind, bytes, shard and path (q
       server.edgeLink.send({ kind: 'ike', path: path('other-edge|tcp:1'), bytes: new Uint8Array([7]) }),
       'no-connection',
     );
+    // RFC 9329 §6.3: a COOKIE request goes out and the edge closes the stream; the relay carries
+    // the instruction (worker -> edge only) and frames without one arrive without the field.
+    assert.equal(
+      server.edgeLink.send({
+        kind: 'ike',
+        path: atWorker[0]!.path,
+        bytes: new Uint8Array([8]),
+        closeAfter: 'cookie',
+      }),
+      'sent',
+    );
+    await until(() => atEdge.length === 2);
+    assert.equal(atEdge[1]!.closeAfter, 'cookie');
+    assert.deepEqual([...atEdge[1]!.bytes], [8]);
+    assert.equal('closeAfter' in atEdge[0]!, false);
     // A frame for a shard the worker no longer owns goes back to its edge, shard and attempt kept.
     server.edgeLink.bounce!({ ...atWorker[0]!, attempt: 2 });
     await until(() => bounced.length === 1);

@@ -30,6 +30,7 @@ import {
   type EdgeMessage,
   frameFromWire,
   frameToWire,
+  outboundFrameFromWire,
   pathFromWire,
   pathToWire,
   relayClientConstructor,
@@ -346,12 +347,12 @@ export class RelayClient implements WorkerLink {
       let n = 0;
       for (const w of m.frames) {
         n++;
-        const f = frameFromWire(w);
+        const f = outboundFrameFromWire(w);
         if (!f) {
           metrics.drops.inc({ layer: 'relay', reason: 'bad_frame' });
           continue;
         }
-        this.#o.onFrame({ kind: f.kind, path: f.path, bytes: f.bytes });
+        this.#o.onFrame(f);
       }
       for (const w of m.bounced ?? []) {
         n++;

@@ -37,6 +37,8 @@ export interface WireFrame {
   data: Uint8Array;
   shard: number;
   attempt: number;
+  /** Worker -> edge: OutboundFrame.closeAfter, '' for none. */
+  closeAfter: string;
 }
 export interface EdgeMessage {
   edgeId: string;
@@ -107,6 +109,7 @@ export function frameToWire(f: InboundFrame | OutboundFrame): WireFrame {
     data: f.bytes,
     shard: 'shard' in f ? f.shard : 0,
     attempt: 'attempt' in f ? (f.attempt ?? 0) : 0,
+    closeAfter: 'closeAfter' in f ? (f.closeAfter ?? '') : '',
   };
 }
 
@@ -115,4 +118,12 @@ export function frameFromWire(w: WireFrame): InboundFrame | undefined {
   const kind = w.kind === 'FRAME_KIND_IKE' ? 'ike' : w.kind === 'FRAME_KIND_ESP' ? 'esp' : undefined;
   if (!path || !kind || !(w.data instanceof Uint8Array)) return undefined;
   return { kind, path, bytes: w.data, shard: w.shard, attempt: w.attempt };
+}
+
+/** A frame a worker asks an edge to send; undefined for one that does not name a usable path. */
+export function outboundFrameFromWire(w: WireFrame): OutboundFrame | undefined {
+  const f = frameFromWire(w);
+  if (!f) return undefined;
+  const frame: OutboundFrame = { kind: f.kind, path: f.path, bytes: f.bytes };
+  return w.closeAfter ? { ...frame, closeAfter: w.closeAfter } : frame;
 }

@@ -18,17 +18,16 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { appendFileSync, readFileSync } from 'node:fs';
-import { connect as tcpConnect, isIPv4, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { isIPv4, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import type { EdgeLink, OutboundFrame, PeerPath, SendResult } from '@ikegate/cluster';
 import { DEFAULT_SHARD_BITS } from '@ikegate/cluster';
 import { parseEspProposal, parseIkeProposal, parseCidr } from '@ikegate/config';
 import { defaultProvider } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
-import { encodeEspFrame, encodeIkeFrame, IKETCP_PREFIX, IketcpDecoder } from '@ikegate/iketcp';
 import type { TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
+import { dialStream, IketcpStream } from '@ikegate/transport';
 import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -76,13 +75,21 @@ function selector(cidr: string): TrafficSelector {
   return { tsType: 7, ipProtocol: 0, startPort: 0, endPort: 65535, startAddress: c.address, endAddress };
 }
 
-/** Carries frames between the Worker and the server over UDP, TCP or TLS. */
+/** How long a TCP connect plus TLS handshake to one server may take. */
+const DIAL_TIMEOUT_MS = 10_000;
+
+/**
+ * Carries frames between the Worker and the server over UDP, or over one RFC 9329 stream (an
+ * IketcpStream, originator) on TCP or TLS. close() also gives up a dial in progress.
+ */
 class Connector implements EdgeLink {
   #udp: UdpSocket | undefined;
-  #stream: Socket | undefined;
+  #stream: IketcpStream | undefined;
   #path: PeerPath | undefined;
   #generation = 0;
   #current = 0;
+  /** Aborts the dial in progress, if any (close() and a newer open() do). */
+  #dialing: AbortController | undefined;
   onStreamClosed: (() => void) | undefined;
 
   constructor(
@@ -126,83 +133,74 @@ class Connector implements EdgeLink {
       { host: this.server, port: transport === 'tls' ? this.o.ports.tls : this.o.ports.tcp },
       ...(this.o.alternates ?? []),
     ];
+    const dialing = new AbortController();
+    this.#dialing = dialing;
     let socket: Socket | undefined;
     let host = this.server;
     let port = candidates[0]!.port;
     let lastError: Error | undefined;
-    for (let i = 0; i < candidates.length && !socket; i++) {
+    for (let i = 0; i < candidates.length && !socket && !dialing.signal.aborted; i++) {
       const c = candidates[(this.#current + i) % candidates.length]!;
       try {
-        socket = await this.#dial(transport, c.host, c.port);
+        socket = await dialStream({
+          transport,
+          host: c.host,
+          port: c.port,
+          timeoutMs: DIAL_TIMEOUT_MS,
+          signal: dialing.signal,
+          tls: {
+            rejectUnauthorized: !this.o.insecure,
+            ...(this.o.ca ? { ca: readFileSync(this.o.ca) } : {}),
+            ...(this.o.keylog ? { onKeylog: keylogTo(this.o.keylog) } : {}),
+          },
+        });
         this.#current = (this.#current + i) % candidates.length;
         host = c.host;
         port = c.port;
       } catch (e) {
         lastError = e as Error;
-        this.log.warn({ server: `${c.host}:${c.port}`, err: lastError.message }, 'dial-failed');
+        if (!dialing.signal.aborted)
+          this.log.warn({ server: `${c.host}:${c.port}`, err: lastError.message }, 'dial-failed');
       }
     }
-    if (!socket) throw lastError ?? new Error('no server to dial');
-    socket.removeAllListeners('error');
-    socket.setNoDelay(true);
+    if (this.#dialing === dialing) this.#dialing = undefined;
+    if (socket && gen !== this.#generation) {
+      socket.destroy(); // closed (or reopened) while this dial was finishing
+      socket = undefined;
+    }
+    if (!socket) throw lastError ?? new Error('connector closed');
     const path: PeerPath = {
       connection: `${transport}:${gen}`,
       transport,
       local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       remote: { address: host, port },
     };
-    const decoder = new IketcpDecoder({ expectPrefix: false });
-    socket.write(IKETCP_PREFIX); // RFC 9329 §3: the initiator sends the prefix once, first
-    socket.on('data', (chunk: Buffer) => {
-      decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      for (let e = decoder.poll(); e; e = decoder.poll()) {
-        if (e.kind === 'ike') this.deliver('ike', e.message.slice(), path);
-        else if (e.kind === 'esp') this.deliver('esp', e.packet.slice(), path);
-        else if (e.kind === 'close') {
-          this.log.warn({ reason: e.reason }, 'stream-protocol-error');
-          socket.destroy();
+    // RFC 9329 §4: the initiator sends the prefix once, first; then frames both ways.
+    const stream: IketcpStream = new IketcpStream(socket, {
+      role: 'originator',
+      onEvent: (e) => {
+        switch (e.kind) {
+          case 'ike':
+          case 'esp':
+            // Copied: the Worker may keep it past this call.
+            return this.deliver(e.kind, (e.kind === 'ike' ? e.message : e.packet).slice(), path);
+          case 'close':
+            if (e.origin === 'protocol') this.log.warn({ reason: e.reason }, 'stream-protocol-error');
+            if (this.#stream !== stream) return; // closed by us (close() or a newer open())
+            this.log.warn({ transport, reason: e.reason }, 'stream-closed');
+            this.#stream = undefined;
+            this.onStreamClosed?.();
+            return;
+          case 'keepalive':
+          case 'drop':
+            return;
         }
-      }
+      },
     });
-    socket.on('error', (e) => this.log.warn({ err: e.message }, 'stream-error'));
-    socket.on('close', () => {
-      if (gen !== this.#generation) return;
-      this.log.warn({ transport }, 'stream-closed');
-      this.#stream = undefined;
-      this.onStreamClosed?.();
-    });
-    this.#stream = socket;
+    this.#stream = stream;
     this.#path = path;
     this.log.info({ transport, server: `${host}:${port}` }, 'connected');
     return path;
-  }
-
-  #dial(transport: 'tcp' | 'tls', host: string, port: number): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const s =
-        transport === 'tls'
-          ? tlsConnect(
-              {
-                host,
-                port,
-                servername: isIPv4(host) ? undefined : host,
-                rejectUnauthorized: !this.o.insecure,
-                ...(this.o.ca ? { ca: readFileSync(this.o.ca) } : {}),
-              },
-              () => resolve(s),
-            )
-          : tcpConnect({ host, port, noDelay: true }, () => resolve(s));
-      s.once('error', (e: Error) => {
-        s.destroy();
-        reject(e);
-      });
-      s.setTimeout(10_000, () => s.destroy(new Error(`connect to ${host}:${port} timed out`)));
-      s.once('connect', () => s.setTimeout(0));
-      if (transport === 'tls' && this.o.keylog) {
-        const file = this.o.keylog;
-        s.on('keylog', (line: Buffer) => appendFileSync(file, line));
-      }
-    });
   }
 
   send(frame: OutboundFrame): SendResult {
@@ -217,22 +215,45 @@ class Connector implements EdgeLink {
       return 'sent';
     }
     const s = this.#stream;
-    if (!s || s.destroyed) return 'no-connection';
-    if (frame.kind === 'esp' && s.writableLength > 1 << 20) return 'congested';
-    s.write(frame.kind === 'ike' ? encodeIkeFrame(frame.bytes) : encodeEspFrame(frame.bytes));
-    return 'sent';
+    if (!s) return 'no-connection';
+    const r =
+      frame.kind === 'ike'
+        ? s.sendIke(
+            frame.bytes,
+            frame.closeAfter !== undefined ? { closeAfter: frame.closeAfter } : undefined,
+          )
+        : s.sendEsp(frame.bytes);
+    return r === 'closed' ? 'no-connection' : r;
   }
 
+  /** Closes the UDP socket or the stream, and gives up a dial in progress. */
   close(): void {
     this.#generation++;
+    this.#dialing?.abort();
+    this.#dialing = undefined;
     this.#udp?.close();
     this.#udp = undefined;
-    this.#stream?.destroy();
+    const stream = this.#stream;
     this.#stream = undefined;
+    stream?.close('client_closed');
   }
 }
 
+function keylogTo(file: string): (line: Buffer) => void {
+  return (line) => appendFileSync(file, line);
+}
+
 export interface ConnectHandle {
+  /**
+   * The first connection attempt was made. It resolves whether or not the server answered (later
+   * attempts follow by themselves); it rejects only on a local error. The handle exists before it,
+   * so a stop (SIGTERM) is handled while a dial or IKE_SA_INIT is still waiting for the server.
+   */
+  readonly started: Promise<void>;
+  /**
+   * DELETE to the server (when an SA is up, 1 s grace), then closes the connection, gives up a dial
+   * in progress and closes the TUN device in a way that lets the process exit (see closeTun).
+   */
   stop(): Promise<void>;
 }
 
@@ -324,11 +345,13 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
     try {
       path = await connector.open(t);
     } catch (e) {
+      if (stopping) return; // the dial was given up by stop()
       log.warn({ err: (e as Error).message, transport: t }, 'connect-failed');
       setTimeout(() => void start(transport), retryDelayMs).unref();
       retryDelayMs = Math.min(retryDelayMs * 2, 30_000);
       return;
     }
+    if (stopping) return;
     const spi = worker.initiate({
       policy,
       psk: o.psk,
@@ -375,18 +398,54 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start((p) => worker.fromDevice(p));
   }
-  await start(o.transport);
   const keepAlive = setInterval(() => undefined, 1 << 30);
+  // Not awaited here: the caller gets the handle (and can stop) while the first attempt waits.
+  const started = start(o.transport);
   return {
+    started,
     async stop() {
       stopping = true;
       await worker.close(1000);
       connector.close();
-      device?.close();
+      if (device && o.tun) await closeTun(device, o.tun, log);
       clearInterval(keepAlive);
       log.info({}, 'disconnected');
     },
   };
+}
+
+/** `ip ARGS`, bounded, failures ignored (the caller checks the outcome another way). */
+async function ipQuiet(args: string[]): Promise<void> {
+  await run('ip', args, { timeout: 2_000 }).catch(() => undefined);
+}
+
+/** Whether `p` settled within `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const done = await Promise.race([p.then(() => true), timeout]);
+  clearTimeout(timer);
+  return done;
+}
+
+/**
+ * Closes the TUN device so that the process can exit. Its reader thread sits in read(2), and only
+ * a packet through the device ends that read (libs/tun device.ts): close() sends one through the
+ * device's waker, but a link that is down transmits nothing, and a TUN that never came up (no
+ * CHILD SA yet, so never configured) is down. Node's exit waits for that thread, so such a process
+ * ignored SIGTERM for good. Hence: link up, close, wait (bounded) for the reader to end; if it has
+ * not, delete the link, which ends the read too; if even that fails, exiting would hang, so the
+ * process kills itself.
+ */
+async function closeTun(device: TunDevice, name: string, log: Logger): Promise<void> {
+  await ipQuiet(['link', 'set', 'dev', name, 'up']);
+  device.close();
+  if (await within(device.stopped, 2_000)) return;
+  log.warn({ device: name }, 'tun-reader-blocked-deleting-link');
+  await ipQuiet(['link', 'del', 'dev', name]);
+  if (await within(device.stopped, 2_000)) return;
+  log.error({ device: name }, 'tun-reader-did-not-stop');
+  process.kill(process.pid, 'SIGKILL');
 }
 
 function rangeCidr(start: number, end: number): string | undefined {

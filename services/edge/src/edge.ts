@@ -7,15 +7,19 @@
  * - TCP 4500 (RFC 9329: "IKETCP" prefix, then 16-bit length-framed IKE and ESP);
  * - TLS 443 carrying the same RFC 9329 stream (RFC 9329 §8).
  *
+ * The sockets are binds (@ikegate/transport): the real ones from `settings.listen` by default, or
+ * whatever the constructor is given (in-memory ones in edge.test.ts). Every TCP/TLS stream is an
+ * IketcpStream (the one RFC 9329 implementation), as responder.
+ *
  * Abuse bounds (PROTOCOL.md, RFC 9329 §3/§5): a stream closes on a bad prefix, an oversize or
  * garbage length, or when the prefix does not arrive within `prefixTimeoutMs`; an idle stream closes
- * after `idleTimeoutMs`; connections are capped in total and per peer address; each stream buffers at
- * most one frame (the decoder) and `maxWriteBuffer` octets of output, past which ESP is dropped.
+ * after `idleTimeoutMs`; connections are capped in total and per peer address (counted from the TCP
+ * accept, so a TLS handshake counts too); each stream buffers at most one frame of input (the
+ * decoder), `maxWriteBuffer` octets of output past which ESP is dropped, and `maxIkeBuffer` octets of
+ * unread IKE output past which it is closed (`ike_output_overflow`: a peer repeating IKE_SA_INIT
+ * without reading cannot grow our memory). A worker's `closeAfter` (RFC 9329 §6.3, after a COOKIE)
+ * writes the frame, then ends the stream.
  */
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
-import { appendFileSync } from 'node:fs';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import {
   type EdgeLink,
   type InboundFrame,
@@ -29,8 +33,22 @@ import {
   type WorkerLink,
 } from '@ikegate/cluster';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
-import { encodeEspFrame, encodeIkeFrame, IketcpDecoder } from '@ikegate/iketcp';
+import { espFrameLength, ikeFrameLength } from '@ikegate/iketcp';
 import type { Logger, Metrics } from '@ikegate/telemetry';
+import {
+  type AcceptedStream,
+  type DatagramBind,
+  type Endpoint,
+  type IketcpCloseOrigin,
+  IketcpStream,
+  type IketcpStreamEvent,
+  NodeTcpListener,
+  NodeTlsListener,
+  NodeUdpBind,
+  type ResponderBinds,
+  type StreamAcceptor,
+  type StreamTransport,
+} from '@ikegate/transport';
 
 export interface EdgeListenSettings {
   readonly udp?: { readonly address: string; readonly ikePort: number; readonly natTPort: number };
@@ -46,6 +64,7 @@ export interface EdgeListenSettings {
 }
 
 export interface EdgeSettings {
+  /** What to listen on; used only when the constructor is given no binds. */
   readonly listen: EdgeListenSettings;
   readonly layout: ShardLayout;
   /** Cluster-wide key for the IKE_SA_INIT shard hash (libs/cluster initialRequestShard). */
@@ -60,7 +79,10 @@ export interface EdgeSettings {
   readonly maxConnectionsPerAddress?: number;
   readonly prefixTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** Queued output octets per stream past which ESP is dropped ('congested'). */
   readonly maxWriteBuffer?: number;
+  /** Unread IKE output octets per stream past which the stream is closed (ike_output_overflow). */
+  readonly maxIkeBuffer?: number;
 }
 
 export interface BoundPorts {
@@ -71,12 +93,8 @@ export interface BoundPorts {
 }
 
 interface StreamConnection {
-  readonly socket: Socket;
-  /** Set when we close the stream ourselves (PROTOCOL.md reason); else the peer closed it. */
-  closeReason?: string;
   readonly path: PeerPath;
-  readonly decoder: IketcpDecoder;
-  prefixTimer?: NodeJS.Timeout;
+  readonly stream: IketcpStream;
 }
 
 const DEFAULTS = {
@@ -85,26 +103,55 @@ const DEFAULTS = {
   prefixTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
   maxWriteBuffer: 1 << 20,
+  maxIkeBuffer: 256 * 1024,
 };
+
+/** The real binds for `listen`: UDP 500/4500, TCP and TLS (handshake within the prefix timeout). */
+export function edgeBindsFromSettings(settings: EdgeSettings): ResponderBinds {
+  const { udp, tcp, tls } = settings.listen;
+  return {
+    ...(udp
+      ? { ike: new NodeUdpBind(udp.address, udp.ikePort), natT: new NodeUdpBind(udp.address, udp.natTPort) }
+      : {}),
+    ...(tcp ? { tcp: new NodeTcpListener(tcp.address, tcp.port) } : {}),
+    ...(tls
+      ? {
+          tls: new NodeTlsListener({
+            address: tls.address,
+            port: tls.port,
+            certificate: tls.certificate,
+            key: tls.key,
+            // A TLS handshake must finish within the prefix timeout; caps apply from the TCP accept on.
+            handshakeTimeoutMs: settings.prefixTimeoutMs ?? DEFAULTS.prefixTimeoutMs,
+            ...(tls.keylogFile ? { keylogFile: tls.keylogFile } : {}),
+          }),
+        }
+      : {}),
+  };
+}
 
 export class Edge implements EdgeLink {
   readonly #s: EdgeSettings;
   readonly #log: Logger;
   readonly #metrics: Metrics;
-  #ike: UdpSocket | undefined;
-  #natT: UdpSocket | undefined;
-  #tcp: Server | undefined;
-  #tls: TlsServer | undefined;
+  readonly #binds: ResponderBinds;
+  #ikeLocal: Endpoint | undefined;
+  #natTLocal: Endpoint | undefined;
   readonly #streams = new Map<string, StreamConnection>();
   readonly #perAddress = new Map<string, number>();
   #admitted = 0;
   #nextConnection = 1;
   #ports: BoundPorts = {};
 
-  constructor(settings: EdgeSettings, log: Logger, metrics: Metrics) {
+  /**
+   * `binds` default to the real sockets of `settings.listen`; a test passes in-memory ones
+   * (@ikegate/transport/testing). The edge opens them in start() and closes them in close().
+   */
+  constructor(settings: EdgeSettings, log: Logger, metrics: Metrics, binds?: ResponderBinds) {
     this.#s = settings;
     this.#log = log;
     this.#metrics = metrics;
+    this.#binds = binds ?? edgeBindsFromSettings(settings);
   }
 
   get ports(): BoundPorts {
@@ -116,60 +163,41 @@ export class Edge implements EdgeLink {
   }
 
   async start(): Promise<BoundPorts> {
-    const { udp, tcp, tls } = this.#s.listen;
+    const { ike, natT, tcp, tls } = this.#binds;
     const ports: { -readonly [K in keyof BoundPorts]: BoundPorts[K] } = {};
-    if (udp) {
-      this.#ike = await bindUdp(udp.address, udp.ikePort);
-      this.#natT = await bindUdp(udp.address, udp.natTPort);
-      this.#ike.on('message', (m, r) => this.#onUdp(m, r.address, r.port, this.#ike!, false));
-      this.#natT.on('message', (m, r) => this.#onUdp(m, r.address, r.port, this.#natT!, true));
-      ports.ike = this.#ike.address().port;
-      ports.natT = this.#natT.address().port;
+    let address: string | undefined;
+    if (ike) {
+      this.#ikeLocal = await ike.open((d, a, p) => this.#onUdp(d, a, p, this.#ikeLocal!, false));
+      ports.ike = this.#ikeLocal.port;
+      address ??= this.#ikeLocal.address;
+    }
+    if (natT) {
+      this.#natTLocal = await natT.open((d, a, p) => this.#onUdp(d, a, p, this.#natTLocal!, true));
+      ports.natT = this.#natTLocal.port;
+      address ??= this.#natTLocal.address;
     }
     if (tcp) {
-      this.#tcp = createServer({ noDelay: true }, (s) => {
-        if (this.#admit(s, 'tcp')) this.#onStream(s, 'tcp');
-      });
-      ports.tcp = await listen(this.#tcp, tcp.address, tcp.port);
+      const local = await tcp.listen(this.#acceptor('tcp'));
+      ports.tcp = local.port;
+      address ??= local.address;
     }
     if (tls) {
-      // A TLS handshake must finish within the prefix timeout; caps apply from the TCP accept on.
-      this.#tls = createTlsServer(
-        {
-          cert: tls.certificate,
-          key: tls.key,
-          minVersion: 'TLSv1.2',
-          handshakeTimeout: this.#s.prefixTimeoutMs ?? DEFAULTS.prefixTimeoutMs,
-        },
-        (s) => this.#onStream(s, 'tls'),
-      );
-      this.#tls.on('connection', (raw: Socket) => {
-        if (!this.#admit(raw, 'tls')) raw.destroy();
-      });
-      this.#tls.on('tlsClientError', (err) => {
-        this.#metrics.drops.inc({ layer: 'tls', reason: 'handshake_failed' });
-        this.#log.debug({ err: err.message }, 'tls-handshake-failed');
-      });
-      if (tls.keylogFile) {
-        const file = tls.keylogFile;
-        this.#tls.on('keylog', (line) => appendFileSync(file, line));
-      }
-      ports.tls = await listen(this.#tls, tls.address, tls.port);
+      const local = await tls.listen(this.#acceptor('tls'));
+      ports.tls = local.port;
+      address ??= local.address;
     }
     this.#ports = ports;
-    this.#log.info({ ...ports, address: udp?.address ?? tcp?.address ?? tls?.address }, 'edge-listening');
+    this.#log.info({ ...ports, address }, 'edge-listening');
     return ports;
   }
 
   // --- UDP ---------------------------------------------------------------------------------------
 
-  #onUdp(m: Buffer, address: string, port: number, socket: UdpSocket, natT: boolean): void {
-    const localPort = natT ? this.#ports.natT! : this.#ports.ike!;
-    const bytes = new Uint8Array(m.buffer, m.byteOffset, m.byteLength);
+  #onUdp(bytes: Uint8Array, address: string, port: number, local: Endpoint, natT: boolean): void {
     const path: PeerPath = {
-      connection: `udp:${localPort}:${address}:${port}`,
+      connection: `udp:${local.port}:${address}:${port}`,
       transport: 'udp',
-      local: { address: socket.address().address, port: localPort },
+      local,
       remote: { address, port },
     };
     this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'in').inc(bytes.length);
@@ -191,121 +219,100 @@ export class Edge implements EdgeLink {
 
   // --- TCP and TLS (RFC 9329) --------------------------------------------------------------------
 
+  #acceptor(transport: StreamTransport): StreamAcceptor {
+    return {
+      admit: (remote) => this.#admit(remote.address, transport),
+      accepted: (s) => this.#onStream(s, transport),
+      handshakeFailed: (message) => {
+        this.#metrics.drops.inc({ layer: 'tls', reason: 'handshake_failed' });
+        this.#log.debug({ err: message }, 'tls-handshake-failed');
+      },
+      released: (remote) => this.#release(remote.address),
+    };
+  }
+
   /**
    * Connection caps (total and per peer address), applied when TCP accepts: a TLS peer counts
-   * from its first SYN, not from the end of its handshake. Releases the slot when the socket closes.
+   * from its first SYN, not from the end of its handshake. `#release` gives the slot back.
    */
-  #admit(socket: Socket, transport: 'tcp' | 'tls'): boolean {
-    const address = socket.remoteAddress ?? '';
+  #admit(address: string, transport: StreamTransport): boolean {
     const perAddress = this.#perAddress.get(address) ?? 0;
     const max = this.#s.maxConnections ?? DEFAULTS.maxConnections;
     const maxPer = this.#s.maxConnectionsPerAddress ?? DEFAULTS.maxConnectionsPerAddress;
     if (this.#admitted >= max || perAddress >= maxPer) {
       this.#metrics.connectionEvents.inc({ transport, event: 'refused', reason: 'connection_limit' });
-      socket.destroy();
       return false;
     }
     this.#admitted++;
     this.#perAddress.set(address, perAddress + 1);
-    socket.once('close', () => {
-      this.#admitted--;
-      const n = (this.#perAddress.get(address) ?? 1) - 1;
-      if (n <= 0) this.#perAddress.delete(address);
-      else this.#perAddress.set(address, n);
-    });
     return true;
   }
 
-  #onStream(socket: Socket | TLSSocket, transport: 'tcp' | 'tls'): void {
-    const address = socket.remoteAddress ?? '';
-    const id = `${transport}:${this.#nextConnection++}`;
-    const conn: StreamConnection = {
-      socket,
-      decoder: new IketcpDecoder({ expectPrefix: true }),
-      path: {
-        connection: id,
-        transport,
-        local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-        remote: { address, port: socket.remotePort ?? 0 },
-      },
-    };
-    this.#streams.set(id, conn);
-    this.#metrics.connections.inc({ transport });
-    this.#metrics.connectionEvents.inc({ transport, event: 'opened', reason: '' });
-    this.#log.debug({ connection: id, remote: `${address}:${conn.path.remote.port}` }, 'connection-opened');
-    // RFC 9329 §3: the prefix must come first; a peer that never sends it holds no resources long.
-    conn.prefixTimer = setTimeout(
-      () => this.#closeStream(conn, 'prefix_timeout'),
-      this.#s.prefixTimeoutMs ?? DEFAULTS.prefixTimeoutMs,
-    );
-    conn.prefixTimer.unref();
-    socket.setTimeout(this.#s.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs, () => this.#closeStream(conn, 'idle'));
-    socket.setNoDelay(true);
-    let reason = 'peer_closed';
-    socket.on('data', (chunk: Buffer) => {
-      conn.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.#metrics.hot(this.#metrics.frameBytes, transport, 'in').inc(chunk.length);
-      this.#drain(conn);
-    });
-    socket.on('end', () => {
-      conn.decoder.end();
-      this.#drain(conn);
-      socket.end();
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      reason = conn.closeReason ?? (err.code === 'ECONNRESET' ? 'reset' : 'error');
-    });
-    socket.on('close', () => {
-      clearTimeout(conn.prefixTimer);
-      if (conn.closeReason) reason = conn.closeReason;
-      if (this.#streams.delete(id)) {
-        this.#metrics.connections.dec({ transport });
-        this.#metrics.connectionEvents.inc({ transport, event: 'closed', reason });
-        this.#log.debug({ connection: id, reason }, 'connection-closed');
-        for (const w of this.#s.workers()) w.connectionClosed(conn.path);
-      }
-    });
+  #release(address: string): void {
+    this.#admitted--;
+    const n = (this.#perAddress.get(address) ?? 1) - 1;
+    if (n <= 0) this.#perAddress.delete(address);
+    else this.#perAddress.set(address, n);
   }
 
-  #drain(conn: StreamConnection): void {
-    for (let e = conn.decoder.poll(); e !== undefined; e = conn.decoder.poll()) {
-      switch (e.kind) {
-        case 'prefix':
-          clearTimeout(conn.prefixTimer);
-          break;
-        case 'ike':
-          this.#routeIke(e.message, conn.path);
-          break;
-        case 'esp':
-          this.#routeEsp(e.packet, conn.path);
-          break;
-        case 'keepalive':
-          // RFC 9329 §3: NAT keepalives have no place on a stream; the frame is dropped.
-          this.#metrics.drops.inc({ layer: 'iketcp', reason: 'keepalive' });
-          break;
-        case 'drop':
-          this.#metrics.drops.inc({ layer: 'iketcp', reason: e.reason });
-          break;
-        case 'close':
-          this.#metrics.drops.inc({ layer: 'iketcp', reason: e.reason });
-          this.#closeStream(conn, e.reason);
-          return;
-        case 'end':
-          if (e.discarded > 0) this.#metrics.drops.inc({ layer: 'iketcp', reason: 'truncated' });
-          break;
-      }
+  #onStream(accepted: AcceptedStream, transport: StreamTransport): void {
+    const id = `${transport}:${this.#nextConnection++}`;
+    const path: PeerPath = { connection: id, transport, local: accepted.local, remote: accepted.remote };
+    const bytesIn = this.#metrics.hot(this.#metrics.frameBytes, transport, 'in');
+    const stream = new IketcpStream(accepted.duplex, {
+      role: 'responder',
+      prefixTimeoutMs: this.#s.prefixTimeoutMs ?? DEFAULTS.prefixTimeoutMs,
+      idleTimeoutMs: this.#s.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      maxEspBuffer: this.#s.maxWriteBuffer ?? DEFAULTS.maxWriteBuffer,
+      maxIkeBuffer: this.#s.maxIkeBuffer ?? DEFAULTS.maxIkeBuffer,
+      onOctetsIn: (n) => bytesIn.inc(n),
+      onEvent: (e) => this.#onStreamEvent(path, e),
+    });
+    this.#streams.set(id, { path, stream });
+    this.#metrics.connections.inc({ transport });
+    this.#metrics.connectionEvents.inc({ transport, event: 'opened', reason: '' });
+    this.#log.debug(
+      { connection: id, remote: `${path.remote.address}:${path.remote.port}` },
+      'connection-opened',
+    );
+  }
+
+  /** Views in `e` are valid during this call only; routing copies what outlives it (#unrouted). */
+  #onStreamEvent(path: PeerPath, e: IketcpStreamEvent): void {
+    switch (e.kind) {
+      case 'ike':
+        return this.#routeIke(e.message, path);
+      case 'esp':
+        return this.#routeEsp(e.packet, path);
+      case 'keepalive':
+        // RFC 9329 §3: NAT keepalives have no place on a stream; the frame is dropped.
+        this.#metrics.drops.inc({ layer: 'iketcp', reason: 'keepalive' });
+        return;
+      case 'drop':
+        this.#metrics.drops.inc({ layer: 'iketcp', reason: e.reason });
+        return;
+      case 'close':
+        return this.#onStreamClosed(path, e.reason, e.origin);
     }
   }
 
-  #closeStream(conn: StreamConnection, reason: string): void {
-    this.#log.info(
-      { connection: conn.path.connection, remote: conn.path.remote.address, reason },
-      'connection-closing',
-    );
-    conn.closeReason ??= reason;
-    conn.socket.once('error', () => undefined);
-    conn.socket.destroy();
-    this.#metrics.connectionEvents.inc({ transport: conn.path.transport, event: 'closing', reason });
+  #onStreamClosed(path: PeerPath, reason: string, origin: IketcpCloseOrigin): void {
+    const transport = path.transport;
+    if (origin !== 'peer') {
+      // Our decision (PROTOCOL.md reason): logged and counted as 'closing' before 'closed'.
+      this.#log.info(
+        { connection: path.connection, remote: path.remote.address, reason },
+        'connection-closing',
+      );
+      this.#metrics.connectionEvents.inc({ transport, event: 'closing', reason });
+    }
+    if (origin === 'protocol') this.#metrics.drops.inc({ layer: 'iketcp', reason });
+    if (reason === 'ike_output_overflow') this.#metrics.drops.inc({ layer: 'edge', reason });
+    if (!this.#streams.delete(path.connection)) return;
+    this.#metrics.connections.dec({ transport });
+    this.#metrics.connectionEvents.inc({ transport, event: 'closed', reason });
+    this.#log.debug({ connection: path.connection, reason }, 'connection-closed');
+    for (const w of this.#s.workers()) w.connectionClosed(path);
   }
 
   // --- routing -----------------------------------------------------------------------------------
@@ -342,62 +349,45 @@ export class Edge implements EdgeLink {
     const { path } = frame;
     this.#metrics.hot(this.#metrics.frames, path.transport, frame.kind, 'out').inc();
     if (path.transport === 'udp') {
-      const natT = path.local.port === this.#ports.natT;
-      const socket = natT || frame.kind === 'esp' ? this.#natT : this.#ike;
-      if (!socket) return 'no-connection';
+      const natT = path.local.port === this.#natTLocal?.port;
+      const bind: DatagramBind | undefined =
+        natT || frame.kind === 'esp' ? this.#binds.natT : this.#binds.ike;
+      if (!bind) return 'no-connection';
       const bytes = frame.kind === 'ike' && natT ? encodeNonEspMarker(frame.bytes) : frame.bytes;
-      socket.send(bytes, path.remote.port, path.remote.address);
+      bind.send(bytes, path.remote.address, path.remote.port);
       this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'out').inc(bytes.length);
       return 'sent';
     }
     const conn = this.#streams.get(path.connection);
-    if (!conn || conn.socket.destroyed) {
-      this.#metrics.drops.inc({ layer: 'edge', reason: 'no_connection' });
-      return 'no-connection';
+    const r = !conn
+      ? 'closed'
+      : frame.kind === 'ike'
+        ? conn.stream.sendIke(
+            frame.bytes,
+            frame.closeAfter !== undefined ? { closeAfter: frame.closeAfter } : undefined,
+          )
+        : conn.stream.sendEsp(frame.bytes);
+    switch (r) {
+      case 'sent': {
+        const length =
+          frame.kind === 'ike' ? ikeFrameLength(frame.bytes.length) : espFrameLength(frame.bytes.length);
+        this.#metrics.hot(this.#metrics.frameBytes, path.transport, 'out').inc(length);
+        return 'sent';
+      }
+      case 'congested':
+        return 'congested';
+      case 'closed':
+        this.#metrics.drops.inc({ layer: 'edge', reason: 'no_connection' });
+        return 'no-connection';
     }
-    if (
-      frame.kind === 'esp' &&
-      conn.socket.writableLength > (this.#s.maxWriteBuffer ?? DEFAULTS.maxWriteBuffer)
-    )
-      return 'congested';
-    const bytes = frame.kind === 'ike' ? encodeIkeFrame(frame.bytes) : encodeEspFrame(frame.bytes);
-    conn.socket.write(bytes);
-    this.#metrics.hot(this.#metrics.frameBytes, path.transport, 'out').inc(bytes.length);
-    return 'sent';
   }
 
+  /** Closes every stream (reason `shutdown`) and every bind. */
   async close(): Promise<void> {
-    for (const c of this.#streams.values()) c.socket.destroy();
-    await Promise.all([
-      this.#ike ? new Promise<void>((r) => this.#ike!.close(() => r())) : undefined,
-      this.#natT ? new Promise<void>((r) => this.#natT!.close(() => r())) : undefined,
-      this.#tcp ? new Promise<void>((r) => this.#tcp!.close(() => r())) : undefined,
-      this.#tls ? new Promise<void>((r) => this.#tls!.close(() => r())) : undefined,
-    ]);
+    for (const c of this.#streams.values()) c.stream.close('shutdown');
+    const { ike, natT, tcp, tls } = this.#binds;
+    await Promise.all([ike?.close(), natT?.close(), tcp?.close(), tls?.close()]);
   }
-}
-
-function bindUdp(address: string, port: number): Promise<UdpSocket> {
-  const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(port, address, () => {
-      socket.off('error', reject);
-      socket.on('error', () => undefined);
-      resolve(socket);
-    });
-  });
-}
-
-function listen(server: Server, address: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => {
-      server.off('error', reject);
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : port);
-    });
-  });
 }
 
 export type { PeerTransport };

@@ -1,2 +1,8 @@
-export { type BoundPorts, Edge, type EdgeListenSettings, type EdgeSettings } from './edge.js';
+export {
+  type BoundPorts,
+  Edge,
+  edgeBindsFromSettings,
+  type EdgeListenSettings,
+  type EdgeSettings,
+} from './edge.js';
 export { ShardRouter, type ShardRouterOptions } from './router.js';

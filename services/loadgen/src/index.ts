@@ -20,4 +20,4 @@ export {
   expandId,
   type LoadgenSummary,
 } from './stats.js';
-export { MuxConnector, ConnectError } from './mux.js';
+export { MuxConnector } from './mux.js';

@@ -16,8 +16,9 @@ import { parseCidr, parseEspProposal, parseIkeProposal } from '@ikegate/config';
 import { defaultProvider } from '@ikegate/crypto';
 import type { IkeSaPolicy, TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
+import { DialError } from '@ikegate/transport';
 import { Worker } from '@ikegate/worker';
-import { ConnectError, MuxConnector } from './mux.js';
+import { MuxConnector } from './mux.js';
 import { expandId, latencySummary, type LoadgenSummary, quarterRates } from './stats.js';
 
 export type LoadgenTransport = 'udp' | 'tcp' | 'tls';
@@ -281,7 +282,7 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
         initiate(s, path);
       },
       (e: unknown) =>
-        fail(s, e instanceof ConnectError && e.code === 'timeout' ? 'timeout' : 'connect-failed', String(e)),
+        fail(s, e instanceof DialError && e.reason === 'timeout' ? 'timeout' : 'connect-failed', String(e)),
     );
   };
 

@@ -4,16 +4,16 @@
  * - UDP: a few shared sockets (SA i uses socket i mod n). IKE_SA_INIT goes to the server's IKE port,
  *   everything after to its NAT-T port behind the non-ESP marker (RFC 7296 §2.23, RFC 3948), as in
  *   `ikegate connect`. Responses are handed to the Worker, which routes them by IKE SPI.
- * - TCP/TLS: one RFC 9329 stream per IKE SA, the realistic load (each client has its own stream).
+ * - TCP/TLS: one RFC 9329 stream (an IketcpStream) per IKE SA, the realistic load (each client has
+ *   its own stream).
  *
  * Frames the Worker sends name their stream by `PeerPath.connection`.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect as tcpConnect, isIPv4, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { isIPv4 } from 'node:net';
 import type { EdgeLink, OutboundFrame, PeerPath, SendResult } from '@ikegate/cluster';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
-import { encodeEspFrame, encodeIkeFrame, IKETCP_PREFIX, IketcpDecoder } from '@ikegate/iketcp';
+import { dialStream, IketcpStream } from '@ikegate/transport';
 
 const EXCHANGE_IKE_SA_INIT = 34;
 
@@ -29,7 +29,9 @@ export type Deliver = (kind: 'ike' | 'esp', bytes: Uint8Array, path: PeerPath) =
 export class MuxConnector implements EdgeLink {
   readonly #udp = new Map<string, UdpSocket>();
   readonly #udpPaths: PeerPath[] = [];
-  readonly #streams = new Map<string, Socket>();
+  readonly #streams = new Map<string, IketcpStream>();
+  /** Gives up the dials in progress on close(). */
+  readonly #dialing = new AbortController();
   #nextStream = 1;
   #closed = false;
   /** Called when a stream closes (not after `close()`), with its connection id. */
@@ -81,45 +83,28 @@ export class MuxConnector implements EdgeLink {
     return p;
   }
 
-  /** Opens one RFC 9329 stream (the IKETCP prefix sent first); rejects on a connect error or timeout. */
+  /**
+   * Opens one RFC 9329 stream (an IketcpStream, originator: the IKETCP prefix goes first). Rejects
+   * with DialError (@ikegate/transport) on a connect or TLS error, or after `timeoutMs`.
+   */
   async openStream(transport: 'tcp' | 'tls', timeoutMs: number): Promise<PeerPath> {
     if (this.#closed) throw new Error('connector closed');
     const port = transport === 'tls' ? this.ports.tls : this.ports.tcp;
-    const socket: Socket = await new Promise((resolve, reject) => {
-      const s: Socket =
-        transport === 'tls'
-          ? tlsConnect(
-              {
-                host: this.server,
-                port,
-                servername: isIPv4(this.server) ? undefined : this.server,
-                rejectUnauthorized: !this.tlsOptions.insecure,
-                ...(this.tlsOptions.ca ? { ca: Buffer.from(this.tlsOptions.ca) } : {}),
-              },
-              () => done(),
-            )
-          : tcpConnect({ host: this.server, port, noDelay: true }, () => done());
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new ConnectError('timeout', `connect to ${this.server}:${port} timed out`));
-      }, timeoutMs);
-      const onError = (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        s.destroy();
-        reject(new ConnectError(e.code ?? 'error', e.message));
-      };
-      s.once('error', onError);
-      function done(): void {
-        clearTimeout(timer);
-        s.removeListener('error', onError);
-        resolve(s);
-      }
+    const socket = await dialStream({
+      transport,
+      host: this.server,
+      port,
+      timeoutMs,
+      signal: this.#dialing.signal,
+      tls: {
+        rejectUnauthorized: !this.tlsOptions.insecure,
+        ...(this.tlsOptions.ca ? { ca: this.tlsOptions.ca } : {}),
+      },
     });
     if (this.#closed) {
       socket.destroy();
       throw new Error('connector closed');
     }
-    socket.setNoDelay(true);
     const connection = `${transport}:${this.#nextStream++}`;
     const path: PeerPath = {
       connection,
@@ -127,23 +112,26 @@ export class MuxConnector implements EdgeLink {
       local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       remote: { address: this.server, port },
     };
-    const decoder = new IketcpDecoder({ expectPrefix: false });
-    socket.write(IKETCP_PREFIX); // RFC 9329 §3: the initiator sends the prefix once, first
-    socket.on('data', (chunk: Buffer) => {
-      decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      for (let e = decoder.poll(); e; e = decoder.poll()) {
-        if (e.kind === 'ike') this.deliver('ike', e.message.slice(), path);
-        else if (e.kind === 'esp') this.deliver('esp', e.packet.slice(), path);
-        else if (e.kind === 'close') socket.destroy();
-      }
+    const stream: IketcpStream = new IketcpStream(socket, {
+      role: 'originator',
+      onEvent: (e) => {
+        switch (e.kind) {
+          case 'ike':
+          case 'esp':
+            // Copied: the Worker may keep it past this call.
+            return this.deliver(e.kind, (e.kind === 'ike' ? e.message : e.packet).slice(), path);
+          case 'close':
+            if (this.#streams.get(connection) !== stream) return; // closeStream() or close()
+            this.#streams.delete(connection);
+            if (!this.#closed) this.onStreamClosed?.(connection);
+            return;
+          case 'keepalive':
+          case 'drop':
+            return;
+        }
+      },
     });
-    socket.on('error', () => undefined); // 'close' follows and is what we account
-    socket.on('close', () => {
-      if (this.#streams.get(connection) !== socket) return;
-      this.#streams.delete(connection);
-      if (!this.#closed) this.onStreamClosed?.(connection);
-    });
-    this.#streams.set(connection, socket);
+    this.#streams.set(connection, stream);
     return path;
   }
 
@@ -151,7 +139,7 @@ export class MuxConnector implements EdgeLink {
   closeStream(connection: string): void {
     const s = this.#streams.get(connection);
     this.#streams.delete(connection);
-    s?.destroy();
+    s?.close('loadgen_done');
   }
 
   get streams(): number {
@@ -171,25 +159,24 @@ export class MuxConnector implements EdgeLink {
       return 'sent';
     }
     const s = this.#streams.get(frame.path.connection);
-    if (!s || s.destroyed) return 'no-connection';
-    s.write(frame.kind === 'ike' ? encodeIkeFrame(frame.bytes) : encodeEspFrame(frame.bytes));
-    return 'sent';
+    if (!s) return 'no-connection';
+    const r =
+      frame.kind === 'ike'
+        ? s.sendIke(
+            frame.bytes,
+            frame.closeAfter !== undefined ? { closeAfter: frame.closeAfter } : undefined,
+          )
+        : s.sendEsp(frame.bytes);
+    return r === 'closed' ? 'no-connection' : r;
   }
 
   close(): void {
     this.#closed = true;
+    this.#dialing.abort();
     for (const s of this.#udp.values()) s.close();
     this.#udp.clear();
-    for (const s of this.#streams.values()) s.destroy();
+    const streams = [...this.#streams.values()];
     this.#streams.clear();
-  }
-}
-
-export class ConnectError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+    for (const s of streams) s.close('loadgen_done');
   }
 }

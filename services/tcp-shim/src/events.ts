@@ -9,13 +9,17 @@ export const SHIM_EVENTS = [
   'upstream_connecting',
   /** The stream is up and the IKETCP prefix was written. fields: daemon, local, flushedFrames */
   'upstream_connected',
-  /** The stream closed (FIN, reset, error or our own destroy). fields: daemon, hadError, droppedQueued */
+  /**
+   * The stream closed (FIN, reset, error, a failed dial or our own close). fields: daemon, hadError,
+   * opened, droppedQueued, discarded (octets of a partial frame), reason (IketcpStream's close reason,
+   * e.g. peer_closed, reset, bad_length, ike_output_overflow, or the dial's: timeout, ECONNREFUSED)
+   */
   'upstream_closed',
   /** A socket or TLS error on the stream; never fatal. fields: daemon, error, code */
   'upstream_error',
   /** The connect (and TLS handshake) did not finish in time. fields: daemon, timeoutMs */
   'upstream_connect_timeout',
-  /** The responder's stream did not parse (decoder 'close'); it is destroyed. fields: daemon, reason */
+  /** The responder's stream broke RFC 9329 framing; it is closed. fields: daemon, reason */
   'upstream_protocol_error',
   /** A UDP socket error; never fatal. fields: socket, error */
   'udp_error',

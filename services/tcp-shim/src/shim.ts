@@ -9,13 +9,17 @@
  *
  *   idle        -> a datagram arrives: dial upstream (TCP, or TLS when configured), queue the
  *                  frame (at most maxQueuedBytes; the oldest frames are dropped and counted)
- *   connecting  -> connected (TLS: handshake done): write "IKETCP" then the queue, in one write
- *                  (RFC 9329 §3, the originator's prefix comes first on every new stream)
+ *   connecting  -> connected (TLS: handshake done): an IketcpStream (originator) writes "IKETCP",
+ *                  then the queue follows, in one corked write (RFC 9329 §4, the originator's
+ *                  prefix comes first on every new stream)
  *               -> error, close or connectTimeoutMs: drop the queue, hold further dials off for
  *                  retryHoldoffMs (the daemon retransmits; no connect storm at ESP packet rate)
  *   open        -> each datagram becomes one frame; each frame from upstream becomes a datagram
  *               -> upstream closed or reset: back to idle. RFC 9329 §6: the initiator restores a
  *                  broken connection, so the shim (the daemon's side) redials on the next datagram.
+ *               -> IKE output the responder has not read passes maxQueuedBytes: the stream is
+ *                  closed (ike_output_overflow) and redialled on the next datagram; ESP past it is
+ *                  dropped (backpressure).
  *
  * Daemon -> upstream (RFC 9329 §3):
  *   port 500 socket:  the payload is an IKE message          -> IKE frame
@@ -27,7 +31,8 @@
  *   IKE frame -> from the socket the daemon last used for IKE: 4500 with the non-ESP marker
  *                prepended, or 500 as is
  *   ESP frame -> from the 4500 socket
- *   keepalive / malformed frame -> dropped and counted; decoder 'close' -> stream destroyed, logged
+ *   keepalive / malformed frame -> dropped and counted; RFC 9329 framing error -> stream closed, logged
+ * The stream itself (prefix, framing, decoding, output caps) is @ikegate/transport's IketcpStream.
  *
  * Nothing received from the network throws: every bad input is a drop with a reason in
  * `counters.dropsByReason`, every socket error is logged. All timers are unref'd and cleared by
@@ -37,19 +42,10 @@ import dgram from 'node:dgram';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import tls from 'node:tls';
 
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
-import {
-  encodeEspFrame,
-  encodeIkeFrame,
-  espFrameLength,
-  IKE_HEADER_SIZE,
-  IketcpDecoder,
-  IKETCP_PREFIX,
-  ikeFrameLength,
-  MAX_FRAME_LENGTH,
-} from '@ikegate/iketcp';
+import { espFrameLength, IKE_HEADER_SIZE, ikeFrameLength, MAX_FRAME_LENGTH } from '@ikegate/iketcp';
+import { DialError, dialStream, IketcpStream, type IketcpStreamEvent } from '@ikegate/transport';
 
 import { LocalUsageError } from './errors.js';
 import type { ShimDropReason, ShimEvent } from './events.js';
@@ -99,6 +95,12 @@ export interface TcpShimCounters {
 type SessionState = 'idle' | 'connecting' | 'open';
 type DaemonSocket = 'ike' | 'natT';
 
+/** A frame waiting for the stream; `bytes` (an IKE message or ESP packet) is owned here. */
+interface QueuedFrame {
+  readonly kind: 'ike' | 'esp';
+  readonly bytes: Uint8Array;
+}
+
 interface Session {
   readonly daemon: string;
   /** The daemon's source port as seen on each of our sockets. */
@@ -107,14 +109,21 @@ interface Session {
   /** Where the daemon last sent IKE from; replies go back the same way. */
   lastIkeVia: DaemonSocket;
   state: SessionState;
-  stream: net.Socket | undefined;
-  decoder: IketcpDecoder | undefined;
-  connectTimer: NodeJS.Timeout | undefined;
-  /** Frames waiting for the stream to connect; each is a fresh array owned here. */
-  queue: Uint8Array[];
+  /** State 'open': the stream to the responder. */
+  stream: IketcpStream | undefined;
+  /** Settles when the stream's socket has closed (close() waits for it). */
+  streamGone: Promise<void> | undefined;
+  /** State 'connecting': aborting gives the dial up. */
+  dialing: AbortController | undefined;
+  /** Settles once the dial in progress has been handled (close() waits for it). */
+  dialDone: Promise<void> | undefined;
+  /** Frames waiting for the stream to connect, in octets on the stream: `queuedBytes`. */
+  queue: QueuedFrame[];
   queuedBytes: number;
   dials: number;
   holdoffUntil: number;
+  /** Octets of a partial frame the stream discarded when it ended (for the upstream_closed log). */
+  discarded: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -134,6 +143,9 @@ function checkPositive(name: string, value: number): void {
 }
 
 function errorFields(err: unknown): Record<string, unknown> {
+  if (err instanceof DialError) {
+    return { error: err.cause instanceof Error ? err.cause.message : err.message, code: err.reason };
+  }
   if (err instanceof Error) {
     return { error: err.message, code: (err as NodeJS.ErrnoException).code };
   }
@@ -251,12 +263,13 @@ export class TcpShim {
     this.#closing = true;
     const waits: Promise<unknown>[] = [];
     for (const s of this.#sessions.values()) {
-      clearTimeout(s.connectTimer);
-      s.connectTimer = undefined;
-      const stream = s.stream;
-      if (stream !== undefined) {
-        if (!stream.closed) waits.push(new Promise((resolve) => stream.once('close', resolve)));
-        stream.destroy();
+      if (s.dialing !== undefined && s.dialDone !== undefined) {
+        s.dialing.abort();
+        waits.push(s.dialDone);
+      }
+      if (s.stream !== undefined && s.streamGone !== undefined) {
+        waits.push(s.streamGone);
+        s.stream.close('shim_closed');
       }
     }
     for (const sock of [this.#ikeSocket, this.#natTSocket]) {
@@ -310,12 +323,14 @@ export class TcpShim {
         lastIkeVia: 'ike',
         state: 'idle',
         stream: undefined,
-        decoder: undefined,
-        connectTimer: undefined,
+        streamGone: undefined,
+        dialing: undefined,
+        dialDone: undefined,
         queue: [],
         queuedBytes: 0,
         dials: 0,
         holdoffUntil: 0,
+        discarded: 0,
       };
       this.#sessions.set(daemon, s);
     }
@@ -331,7 +346,7 @@ export class TcpShim {
     const s = this.#session(rinfo.address);
     s.ikeRemotePort = rinfo.port;
     s.lastIkeVia = 'ike';
-    this.#sendUpstream(s, encodeIkeFrame(msg));
+    this.#sendUpstream(s, 'ike', msg);
   }
 
   /** Port 4500: IKE after a non-ESP marker, ESP, or a NAT-keepalive (RFC 3948 §2). */
@@ -353,35 +368,39 @@ export class TcpShim {
         s.natTRemotePort = rinfo.port;
         s.lastIkeVia = 'natT';
         // The marker is not used on TCP: the frame carries its own (RFC 9329 §3).
-        return this.#sendUpstream(s, encodeIkeFrame(c.message));
+        return this.#sendUpstream(s, 'ike', c.message);
       }
       case 'esp': {
         if (espFrameLength(c.packet.length) > MAX_FRAME_LENGTH) return this.#drop('too_large');
         const s = this.#session(rinfo.address);
         s.natTRemotePort = rinfo.port;
-        return this.#sendUpstream(s, encodeEspFrame(c.packet));
+        return this.#sendUpstream(s, 'esp', c.packet);
       }
     }
   }
 
-  /** `frame` is a fresh array; ownership passes to the stream or the queue. */
-  #sendUpstream(s: Session, frame: Uint8Array): void {
+  /**
+   * `bytes` (an IKE message or ESP packet) is a view of the datagram node handed us, fresh per
+   * datagram: the queue may keep it without a copy.
+   */
+  #sendUpstream(s: Session, kind: 'ike' | 'esp', bytes: Uint8Array): void {
     if (s.state === 'open' && s.stream !== undefined) {
-      if (s.stream.writableLength + frame.length > this.#maxQueuedBytes) return this.#drop('backpressure');
-      s.stream.write(frame);
-      this.counters.framesOut++;
+      const r = kind === 'ike' ? s.stream.sendIke(bytes) : s.stream.sendEsp(bytes);
+      if (r === 'sent') this.counters.framesOut++;
+      else this.#drop(r === 'congested' ? 'backpressure' : 'upstream_closed');
       return;
     }
     if (s.state === 'idle') {
       if (performance.now() < s.holdoffUntil) return this.#drop('upstream_holdoff');
       this.#dial(s);
     }
-    s.queue.push(frame);
-    s.queuedBytes += frame.length;
+    s.queue.push({ kind, bytes });
+    s.queuedBytes += kind === 'ike' ? ikeFrameLength(bytes.length) : espFrameLength(bytes.length);
     while (s.queuedBytes > this.#maxQueuedBytes) {
       const oldest = s.queue.shift();
       if (oldest === undefined) break;
-      s.queuedBytes -= oldest.length;
+      s.queuedBytes -=
+        oldest.kind === 'ike' ? ikeFrameLength(oldest.bytes.length) : espFrameLength(oldest.bytes.length);
       this.#drop('queue_overflow');
     }
   }
@@ -391,119 +410,136 @@ export class TcpShim {
     s.dials++;
     if (reconnect) this.counters.reconnects++;
     const up = this.#upstream;
-    const useTls = up.tls !== undefined;
     this.#log('upstream_connecting', {
       daemon: s.daemon,
       upstream: `${up.host}:${up.port}`,
-      tls: useTls,
+      tls: up.tls !== undefined,
       reconnect,
     });
-    let socket: net.Socket;
-    if (up.tls !== undefined) {
-      const t = up.tls;
-      const tlsSocket = tls.connect({
-        host: up.host,
-        port: up.port,
-        minVersion: 'TLSv1.2',
-        rejectUnauthorized: t.rejectUnauthorized ?? true,
-        ...(t.servername !== undefined ? { servername: t.servername } : {}),
-        ...(t.ca !== undefined ? { ca: t.ca } : {}),
-      });
-      const keylog = this.#keylog;
-      if (keylog !== undefined) tlsSocket.on('keylog', (line) => keylog.write(line));
-      socket = tlsSocket;
-    } else {
-      socket = net.connect({ host: up.host, port: up.port });
-    }
     s.state = 'connecting';
-    s.stream = socket;
-    s.decoder = new IketcpDecoder({ expectPrefix: false });
-    let opened = false;
-    s.connectTimer = setTimeout(() => {
-      s.connectTimer = undefined;
-      if (s.stream !== socket || s.state !== 'connecting') return;
-      this.#log('upstream_connect_timeout', { daemon: s.daemon, timeoutMs: this.#connectTimeoutMs });
-      socket.destroy();
-    }, this.#connectTimeoutMs);
-    s.connectTimer.unref();
+    const dialing = new AbortController();
+    s.dialing = dialing;
+    const keylog = this.#keylog;
+    const t = up.tls;
+    s.dialDone = dialStream({
+      transport: t !== undefined ? 'tls' : 'tcp',
+      host: up.host,
+      port: up.port,
+      timeoutMs: this.#connectTimeoutMs,
+      signal: dialing.signal,
+      ...(t !== undefined
+        ? {
+            tls: {
+              rejectUnauthorized: t.rejectUnauthorized ?? true,
+              ...(t.servername !== undefined ? { servername: t.servername } : {}),
+              ...(t.ca !== undefined ? { ca: t.ca } : {}),
+              ...(keylog !== undefined ? { onKeylog: (line: Buffer) => void keylog.write(line) } : {}),
+            },
+          }
+        : {}),
+    }).then(
+      (socket) => this.#opened(s, dialing, socket),
+      (err: unknown) => this.#dialFailed(s, dialing, err),
+    );
+  }
 
-    socket.once(useTls ? 'secureConnect' : 'connect', () => {
-      if (s.stream !== socket || this.#closing) return;
-      clearTimeout(s.connectTimer);
-      s.connectTimer = undefined;
-      opened = true;
-      socket.setNoDelay(true);
-      // The prefix and everything queued go out in one write, prefix first (RFC 9329 §3).
-      const out = Buffer.concat([IKETCP_PREFIX, ...s.queue]);
-      const flushed = s.queue.length;
-      this.counters.framesOut += flushed;
-      s.queue = [];
-      s.queuedBytes = 0;
-      s.state = 'open';
-      socket.write(out);
-      this.#log('upstream_connected', {
-        daemon: s.daemon,
-        local: `${socket.localAddress}:${socket.localPort}`,
-        flushedFrames: flushed,
-      });
-    });
-    socket.on('data', (chunk: Buffer) => this.#onUpstreamData(s, socket, chunk));
+  #opened(s: Session, dialing: AbortController, socket: net.Socket): void {
+    if (s.dialing !== dialing || this.#closing) {
+      socket.destroy(); // close() came first
+      return;
+    }
+    s.dialing = undefined;
+    s.discarded = 0;
     socket.on('error', (err) => this.#log('upstream_error', { daemon: s.daemon, ...errorFields(err) }));
-    socket.on('close', (hadError) => {
-      if (s.stream !== socket) return;
-      clearTimeout(s.connectTimer);
-      s.connectTimer = undefined;
-      const droppedQueued = s.queue.length;
-      if (droppedQueued > 0) this.#drop('upstream_closed', droppedQueued);
-      let discarded = 0;
-      const decoder = s.decoder;
-      if (decoder !== undefined && decoder.state !== 'closed') {
-        decoder.end();
-        const ev = decoder.poll();
-        if (ev?.kind === 'end') discarded = ev.discarded;
-      }
-      s.queue = [];
-      s.queuedBytes = 0;
-      s.stream = undefined;
-      s.decoder = undefined;
-      s.state = 'idle';
-      if (!opened) s.holdoffUntil = performance.now() + this.#retryHoldoffMs;
-      this.#log('upstream_closed', { daemon: s.daemon, hadError, opened, droppedQueued, discarded });
+    s.streamGone = new Promise((resolve) => socket.once('close', () => resolve()));
+    // The prefix and everything queued go out in one write, prefix first (RFC 9329 §4).
+    socket.cork();
+    const stream: IketcpStream = new IketcpStream(socket, {
+      role: 'originator',
+      maxEspBuffer: this.#maxQueuedBytes,
+      maxIkeBuffer: this.#maxQueuedBytes,
+      onEvent: (e) => this.#onUpstreamEvent(s, stream, e),
+    });
+    const queue = s.queue;
+    s.queue = [];
+    s.queuedBytes = 0;
+    s.state = 'open';
+    s.stream = stream;
+    let flushed = 0;
+    for (const f of queue) {
+      if ((f.kind === 'ike' ? stream.sendIke(f.bytes) : stream.sendEsp(f.bytes)) === 'sent') flushed++;
+    }
+    socket.uncork();
+    this.counters.framesOut += flushed;
+    this.#log('upstream_connected', {
+      daemon: s.daemon,
+      local: `${socket.localAddress}:${socket.localPort}`,
+      flushedFrames: flushed,
     });
   }
 
-  #onUpstreamData(s: Session, socket: net.Socket, chunk: Buffer): void {
-    const decoder = s.decoder;
-    if (s.stream !== socket || decoder === undefined || decoder.state === 'closed') return;
-    decoder.push(chunk);
-    // Bounded: each poll consumes octets of the chunk or returns undefined.
-    for (let ev = decoder.poll(); ev !== undefined; ev = decoder.poll()) {
-      switch (ev.kind) {
-        case 'ike':
-          this.counters.framesIn++;
-          this.#sendIkeToDaemon(s, ev.message);
-          break;
-        case 'esp':
-          this.counters.framesIn++;
-          if (s.natTRemotePort === undefined) this.#drop('no_natt_port');
-          // Copied: the view may point into the decoder's reusable tail buffer.
-          else this.#sendToDaemon(this.#natTSocket, s.daemon, s.natTRemotePort, ev.packet.slice());
-          break;
-        case 'keepalive':
-          this.#drop('upstream_keepalive');
-          break;
-        case 'drop':
-          this.#drop(`upstream_${ev.reason}`);
-          break;
-        case 'close':
-          this.#log('upstream_protocol_error', { daemon: s.daemon, reason: ev.reason });
-          socket.destroy();
-          return;
-        case 'prefix':
-        case 'end':
-          break;
-      }
+  #dialFailed(s: Session, dialing: AbortController, err: unknown): void {
+    if (s.dialing !== dialing) return;
+    s.dialing = undefined;
+    const reason = err instanceof DialError ? err.reason : 'error';
+    if (reason === 'timeout') {
+      this.#log('upstream_connect_timeout', { daemon: s.daemon, timeoutMs: this.#connectTimeoutMs });
+    } else if (reason !== 'aborted') {
+      this.#log('upstream_error', { daemon: s.daemon, ...errorFields(err) });
     }
+    this.#upstreamGone(s, { hadError: reason !== 'timeout' && reason !== 'aborted', opened: false, reason });
+  }
+
+  /** Views in `e` are valid during this call only: what goes to the daemon is copied first. */
+  #onUpstreamEvent(s: Session, stream: IketcpStream, e: IketcpStreamEvent): void {
+    if (s.stream !== stream) return;
+    switch (e.kind) {
+      case 'ike':
+        this.counters.framesIn++;
+        this.#sendIkeToDaemon(s, e.message);
+        return;
+      case 'esp':
+        this.counters.framesIn++;
+        if (s.natTRemotePort === undefined) this.#drop('no_natt_port');
+        else this.#sendToDaemon(this.#natTSocket, s.daemon, s.natTRemotePort, e.packet.slice());
+        return;
+      case 'keepalive':
+        this.#drop('upstream_keepalive');
+        return;
+      case 'drop':
+        if (e.reason === 'truncated') s.discarded += e.octets;
+        else this.#drop(`upstream_${e.reason}`);
+        return;
+      case 'close':
+        if (e.origin === 'protocol')
+          this.#log('upstream_protocol_error', { daemon: s.daemon, reason: e.reason });
+        this.#upstreamGone(s, {
+          hadError: e.reason === 'reset' || e.reason === 'error',
+          opened: true,
+          reason: e.reason,
+        });
+        return;
+    }
+  }
+
+  /** The stream (or the dial) is over: back to idle; what waited for it is dropped and counted. */
+  #upstreamGone(s: Session, how: { hadError: boolean; opened: boolean; reason: string }): void {
+    const droppedQueued = s.queue.length;
+    if (droppedQueued > 0) this.#drop('upstream_closed', droppedQueued);
+    s.queue = [];
+    s.queuedBytes = 0;
+    s.stream = undefined;
+    s.state = 'idle';
+    if (!how.opened) s.holdoffUntil = performance.now() + this.#retryHoldoffMs;
+    this.#log('upstream_closed', {
+      daemon: s.daemon,
+      hadError: how.hadError,
+      opened: how.opened,
+      droppedQueued,
+      discarded: s.discarded,
+      reason: how.reason,
+    });
+    s.discarded = 0;
   }
 
   #sendIkeToDaemon(s: Session, message: Uint8Array): void {

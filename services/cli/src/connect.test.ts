@@ -1,0 +1,180 @@
+/**
+ * `ikegate connect` stops on SIGTERM/SIGINT in every phase, gracefully (exit 0, "disconnected"
+ * logged), even when the server never answered or the TUN never came up (issue #9). The process is
+ * spawned as a user would run it; the "servers" are loopback ports that refuse, stay silent, or
+ * accept TCP and never speak TLS. The TUN case needs root and /dev/net/tun and is skipped without.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+
+const BIN = new URL('../bin/ikegate.mjs', import.meta.url).pathname;
+const HOST = '127.0.0.1';
+
+interface Running {
+  readonly proc: ChildProcess;
+  output(): string;
+  /** Resolves with how the process ended; rejects if it has not within `ms` (bounded wait). */
+  exited(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when the output matches `re`; rejects after `ms` or if the process ends first. */
+  logged(re: RegExp, ms: number): Promise<void>;
+}
+
+const spawned: ChildProcess[] = [];
+after(() => {
+  // A failed case must not leave processes behind: with a TUN, the launcher's child too.
+  for (const p of spawned) {
+    if (p.exitCode !== null || p.signalCode !== null || p.pid === undefined) continue;
+    for (const child of childrenOf(p.pid)) process.kill(child, 'SIGKILL');
+    p.kill('SIGKILL');
+  }
+});
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function connect(args: string[]): Running {
+  const proc = spawn(
+    process.execPath,
+    [
+      BIN,
+      'connect',
+      '--server',
+      HOST,
+      '--id',
+      'client@example.org',
+      '--remote-id',
+      'gw.example.org',
+      '--psk',
+      'connect-test-pre-shared-key-0123456789',
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  spawned.push(proc);
+  let text = '';
+  const waiters = new Set<() => void>();
+  const onText = (d: Buffer) => {
+    text += d.toString();
+    for (const w of waiters) w();
+  };
+  proc.stdout!.on('data', onText);
+  proc.stderr!.on('data', onText);
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    proc,
+    output: () => text,
+    exited: (ms) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`still running after ${ms} ms:\n${text}`)), ms);
+        void ended.then((r) => {
+          clearTimeout(timer);
+          resolve(r);
+        });
+      }),
+    logged: (re, ms) =>
+      new Promise((resolve, reject) => {
+        const done = (error?: Error) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (error) reject(error);
+          else resolve();
+        };
+        const check = () => {
+          if (re.test(text)) done();
+        };
+        const timer = setTimeout(() => done(new Error(`no ${re} within ${ms} ms:\n${text}`)), ms);
+        void ended.then(() => {
+          if (!re.test(text)) done(new Error(`exited before ${re}:\n${text}`));
+        });
+        waiters.add(check);
+        check();
+      }),
+  };
+}
+
+async function closedTcpPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, HOST, () => resolve()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+async function closedUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, HOST, () => resolve()));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** A stop handled by ikegate itself: exit 0 after "disconnected", not death by the signal. */
+async function assertStopsOn(c: Running, signal: NodeJS.Signals): Promise<void> {
+  c.proc.kill(signal);
+  const r = await c.exited(15_000);
+  assert.deepEqual(r, { code: 0, signal: null }, c.output());
+  assert.match(c.output(), /"msg":"disconnected"/);
+}
+
+describe(
+  'ikegate connect stops on a signal whatever the server does (issue #9)',
+  { timeout: 120_000 },
+  () => {
+    test('TCP to a port that refuses: the connect loop retries, SIGTERM ends it (RFC 9329 §6: the initiator redials)', async () => {
+      const c = connect(['--no-tun', '--transport', 'tcp', '--port-tcp', String(await closedTcpPort())]);
+      await c.logged(/"msg":"connect-failed"/, 15_000);
+      await assertStopsOn(c, 'SIGTERM');
+    });
+
+    test('TLS to a server that accepts TCP and never answers the handshake: SIGTERM during the dial (RFC 9329 §8)', async () => {
+      const held: Socket[] = [];
+      const silent = createServer((s) => held.push(s));
+      await new Promise<void>((resolve) => silent.listen(0, HOST, () => resolve()));
+      try {
+        const port = (silent.address() as AddressInfo).port;
+        const c = connect(['--no-tun', '--transport', 'tls', '--port-tls', String(port), '--insecure']);
+        for (let i = 0; i < 1_500 && held.length === 0; i++)
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.equal(held.length, 1, `the client dialled:\n${c.output()}`);
+        await assertStopsOn(c, 'SIGTERM');
+      } finally {
+        for (const s of held) s.destroy();
+        await new Promise<void>((resolve) => silent.close(() => resolve()));
+      }
+    });
+
+    test('UDP to a server that never answers IKE_SA_INIT: SIGINT while it retransmits (RFC 7296 §2.1)', async () => {
+      const c = connect(['--no-tun', '--transport', 'udp', '--port-ike', String(await closedUdpPort())]);
+      await c.logged(/"msg":"initiating"/, 15_000);
+      await assertStopsOn(c, 'SIGINT');
+    });
+
+    const root = process.getuid?.() === 0 && existsSync('/dev/net/tun');
+    test(
+      'with a TUN that never came up (no CHILD SA, link down): SIGTERM to the launcher ends it and its child, and the TUN is gone',
+      { skip: root ? false : 'needs root and /dev/net/tun' },
+      async () => {
+        const tun = `ikgct${process.pid % 10_000}`;
+        const c = connect(['--tun', tun, '--transport', 'tcp', '--port-tcp', String(await closedTcpPort())]);
+        // Two attempts (the retry comes 1 s after the first): by then the TUN reader is blocked in read(2).
+        await c.logged(/"msg":"connect-failed"[\s\S]*"msg":"connect-failed"/, 15_000);
+        await assertStopsOn(c, 'SIGTERM');
+        assert.throws(
+          () => execFileSync('ip', ['link', 'show', 'dev', tun], { stdio: 'ignore' }),
+          'the TUN device is gone',
+        );
+      },
+    );
+  },
+);

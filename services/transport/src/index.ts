@@ -1,0 +1,25 @@
+export type {
+  AcceptedStream,
+  DatagramBind,
+  DatagramReceiver,
+  Endpoint,
+  ResponderBinds,
+  StreamAcceptor,
+  StreamListener,
+  StreamTransport,
+} from './binds.js';
+export { type DialOptions, dialStream, type DialTlsOptions } from './dial.js';
+export { DialError, LocalUsageError, type TransportErrorCode } from './errors.js';
+export { NodeTcpListener, NodeTlsListener, type NodeTlsListenerOptions, NodeUdpBind } from './node-binds.js';
+export {
+  IKETCP_STREAM_DEFAULTS,
+  type IketcpCloseOrigin,
+  type IketcpCloseReason,
+  type IketcpRole,
+  type IketcpSendResult,
+  IketcpStream,
+  type IketcpStreamDropReason,
+  type IketcpStreamEvent,
+  type IketcpStreamOptions,
+  type IketcpStreamState,
+} from './stream.js';
