@@ -182,7 +182,8 @@ export class DataPlane {
     rec.children.set(c.inboundSpi, child);
     this.#byEspSpi.set(c.inboundSpi, child);
     if (child.virtualIp !== undefined) {
-      if (!this.#byVirtualIp.has(child.virtualIp)) this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), true);
+      if (!this.#byVirtualIp.has(child.virtualIp))
+        this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), true);
       this.#byVirtualIp.set(child.virtualIp, child);
     } else this.#siteChildren.add(child);
     this.#metrics.childSas.set(this.#byEspSpi.size);
@@ -200,13 +201,17 @@ export class DataPlane {
       this.#byVirtualIp.delete(child.virtualIp);
       for (const other of rec.children.values())
         if (other.virtualIp === child.virtualIp) this.#byVirtualIp.set(other.virtualIp, other);
-      if (!this.#byVirtualIp.has(child.virtualIp)) this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), false);
+      if (!this.#byVirtualIp.has(child.virtualIp))
+        this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), false);
     }
     this.#siteChildren.delete(child);
     this.#metrics.childSas.set(this.#byEspSpi.size);
     if (quiet) return true;
     this.#metrics.childSaEvents.inc({ event: 'removed' });
-    this.#log.info({ spi: spiOf(rec), peerId: rec.peerId, inboundSpi: hex32(inboundSpi), why }, 'child-sa-removed');
+    this.#log.info(
+      { spi: spiOf(rec), peerId: rec.peerId, inboundSpi: hex32(inboundSpi), why },
+      'child-sa-removed',
+    );
     return true;
   }
 
@@ -225,7 +230,8 @@ export class DataPlane {
     // An authenticated packet on a new path (RFC 9329 §6 reconnect, NAT rebinding): the SA follows.
     if (rec.path.connection !== frame.path.connection) this.#hooks.pathChanged(rec, frame.path);
     // RFC 4301 §5.2: the inner source must be inside the child SA's remote selectors.
-    if (r.nextHeader !== 4 || !packetMatches(r.packet, child.tsRemote, 'src')) return this.#drop('esp', 'ts_violation');
+    if (r.nextHeader !== 4 || !packetMatches(r.packet, child.tsRemote, 'src'))
+      return this.#drop('esp', 'ts_violation');
     child.packetsIn++;
     child.bytesIn += r.packet.length;
     this.#metrics.hot(this.#metrics.espPackets, 'in').inc();

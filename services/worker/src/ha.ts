@@ -24,7 +24,13 @@ export class Takeover {
   /** The SPI each record was last written under (a rekey changes the key it is stored by). */
   readonly #stored = new WeakMap<SaRecord, string>();
 
-  constructor(settings: WorkerSettings, driver: IkeDriver, dataPlane: DataPlane, log: Logger, metrics: Metrics) {
+  constructor(
+    settings: WorkerSettings,
+    driver: IkeDriver,
+    dataPlane: DataPlane,
+    log: Logger,
+    metrics: Metrics,
+  ) {
     this.#settings = settings;
     this.#driver = driver;
     this.#dataPlane = dataPlane;
@@ -95,7 +101,10 @@ export class Takeover {
     for (const c of snap.children) this.#dataPlane.add(rec, c, true);
     this.#stored.set(rec, spiOf(rec));
     this.#metrics.ikeSaEvents.inc({ event: 'adopted', reason: '' });
-    this.#log.info({ spi: spiOf(rec), peerId: rec.peerId, shard: rec.shard, children: rec.children.size }, 'ike-sa-adopted');
+    this.#log.info(
+      { spi: spiOf(rec), peerId: rec.peerId, shard: rec.shard, children: rec.children.size },
+      'ike-sa-adopted',
+    );
     const s = entry.state;
     // An exchange already outstanding is retransmitted from the state; the sync is not needed then.
     if (s.status === 'established' && s.peerMessageIdSync && !s.current?.outstanding)

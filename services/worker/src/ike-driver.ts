@@ -9,14 +9,8 @@
  * and logged with its reason; lines an unauthenticated peer can cause are rate-limited.
  */
 import { randomBytes } from 'node:crypto';
+import { type EdgeLink, type InboundFrame, type PeerPath, ShardSpiAllocator } from '@ikegate/cluster';
 import {
-  type EdgeLink,
-  type InboundFrame,
-  type PeerPath,
-  ShardSpiAllocator,
-} from '@ikegate/cluster';
-import {
-  type AddressAssignment,
   type EndpointOutput,
   type IkePath,
   IkeEndpoint,
@@ -28,8 +22,8 @@ import {
   type SaEntry,
 } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import { ipv4ToNumber } from './ipv4.js';
-import { LogLimiter } from './log-limit.js';
+import { SaContexts } from './contexts.js';
+import { IkeReports } from './reports.js';
 import { toIkePath } from './paths.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { InitiateOptions, WorkerSettings } from './types.js';
@@ -46,18 +40,6 @@ const DEFAULT_RECONNECT_WAIT_SECONDS = 30;
 
 type SaAction = Exclude<IkeSaAction, { kind: 'send' }>;
 
-const labels = new Map<string, string>();
-
-/** A drop reason as a metric label: snake_case, error codes without their prefix (bounded set). */
-function label(reason: string): string {
-  let l = labels.get(reason);
-  if (l === undefined) {
-    l = reason.replace(/^IKEGATE_ERR_IKEV2_/, '').toLowerCase().replace(/-/g, '_');
-    if (labels.size < 256) labels.set(reason, l);
-  }
-  return l;
-}
-
 /** What the worker does when something happened to an SA. */
 export interface DriverHooks {
   readonly action: (rec: SaRecord, action: SaAction) => void;
@@ -66,7 +48,6 @@ export interface DriverHooks {
 }
 
 export class IkeDriver {
-  readonly #settings: WorkerSettings;
   readonly #edge: EdgeLink;
   readonly #log: Logger;
   readonly #metrics: Metrics;
@@ -75,13 +56,12 @@ export class IkeDriver {
   readonly #endpoint: IkeEndpoint<SaRecord>;
   readonly #allocator: ShardSpiAllocator;
   readonly #policy: IkeSaPolicy;
-  readonly #pendingChildSpis = new Set<number>();
-  readonly #logLimit = new LogLimiter();
+  readonly #contexts: SaContexts;
+  readonly #reports: IkeReports;
   #frame: InboundFrame | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #nextId = 1;
-  #lenientLogged = false;
   #stopped = false;
 
   constructor(
@@ -92,7 +72,6 @@ export class IkeDriver {
     hooks: DriverHooks,
     clock: () => number,
   ) {
-    this.#settings = settings;
     this.#edge = edge;
     this.#log = log;
     this.#metrics = metrics;
@@ -111,6 +90,8 @@ export class IkeDriver {
       reconnectWaitMs: (s.reconnectWaitSeconds ?? DEFAULT_RECONNECT_WAIT_SECONDS) * 1000,
       ...(s.retransmit ? { retransmit: s.retransmit } : {}),
     };
+    this.#reports = new IkeReports(log, metrics, clock);
+    this.#contexts = new SaContexts(s, this.#policy, this.#allocator, metrics, log, hooks.espSpiTaken);
     this.#endpoint = new IkeEndpoint<SaRecord>({
       provider: s.provider,
       random: (n) => new Uint8Array(randomBytes(n)),
@@ -143,7 +124,7 @@ export class IkeDriver {
     } catch (e) {
       // A bug, not bad input (the engine turns bad input into drops); keep serving other SAs.
       this.#log.error({ err: e, connection: frame.path.connection }, 'ike-step-failed');
-      this.#drop('internal_error');
+      this.#reports.drop('internal_error');
     } finally {
       this.#frame = undefined;
     }
@@ -189,7 +170,7 @@ export class IkeDriver {
     const rec = this.#newRecord(0, o.path);
     rec.expectedPeerId = o.remoteId;
     const ctx: IkeSaContext = {
-      ...this.#baseContext(rec),
+      ...this.#contexts.base(rec),
       policy: {
         ...this.#policy,
         ...o.policy,
@@ -214,7 +195,7 @@ export class IkeDriver {
 
   /** Holds an SA taken over from another worker; undefined if one of its SPIs is taken here. */
   adopt(rec: SaRecord, state: SaEntry<SaRecord>['state']): SaEntry<SaRecord> | undefined {
-    const base = this.#baseContext(rec);
+    const base = this.#contexts.base(rec);
     const ctx = rec.peerId !== undefined && base.forPeer ? base.forPeer(rec.peerId) : base;
     const entry = this.#endpoint.adopt(state, ctx, rec.shard, rec);
     this.#afterCall();
@@ -267,7 +248,7 @@ export class IkeDriver {
       this.#handle(this.#endpoint.timeout(this.#clock(), (sa) => sa.data?.lastEspInbound));
     } catch (e) {
       this.#log.error({ err: e }, 'ike-timeout-failed');
-      this.#drop('internal_error');
+      this.#reports.drop('internal_error');
     }
     this.#afterCall();
   }
@@ -290,59 +271,7 @@ export class IkeDriver {
     const rec = this.#newRecord(entry.shard, this.#frame!.path);
     rec.entry = entry;
     entry.data = rec;
-    return this.#baseContext(rec);
-  }
-
-  #baseContext(rec: SaRecord): IkeSaContext {
-    const s = this.#settings;
-    const base: IkeSaContext = {
-      provider: s.provider,
-      random: (n) => new Uint8Array(randomBytes(n)),
-      allocateIkeSpi: () => this.#allocator.ikeSpi(rec.shard, () => false),
-      allocateChildSpi: () => {
-        const spi = this.#allocator.espSpi(
-          rec.shard,
-          (c) => this.#hooks.espSpiTaken(c) || this.#pendingChildSpis.has(c),
-        );
-        this.#pendingChildSpis.add(spi);
-        const b = new Uint8Array(4);
-        new DataView(b.buffer).setUint32(0, spi);
-        return b;
-      },
-      policy: this.#policy,
-      psk: (peerId) => s.matchPeer(peerId)?.psk,
-      ...(s.certificate ? { certificate: s.certificate } : {}),
-      ...(s.trustAnchors ? { trustAnchors: s.trustAnchors, now: Date.now() } : {}),
-    };
-    return { ...base, forPeer: (peerId) => this.#peerContext(rec, base, peerId) };
-  }
-
-  /** The context once `peerId` is authenticated: its selectors and its pool (RFC 7296 §3.15). */
-  #peerContext(rec: SaRecord, base: IkeSaContext, peerId: string): IkeSaContext {
-    const peer = this.#settings.matchPeer(peerId);
-    rec.peer = peer;
-    rec.peerId = peerId;
-    if (!peer) return base;
-    const poolKey = (rec.poolKey ??= `${peerId}#${rec.id}`);
-    return {
-      ...base,
-      policy: { ...base.policy, localTs: peer.localTs, remoteTs: peer.remoteTs },
-      // A PSK is shared: our AUTH (RFC 7296 §2.15) uses the same key as the peer's.
-      psk: () => peer.psk,
-      assignAddress: (): AddressAssignment | undefined => {
-        const pool = peer.pool;
-        if (!pool) return undefined;
-        const address = pool.allocate(poolKey, rec.shard);
-        this.#metrics.poolAddresses.set({ pool: pool.name }, pool.inUse);
-        if (!address) {
-          this.#metrics.hot(this.#metrics.drops, 'pool', 'exhausted').inc();
-          this.#log.warn({ pool: pool.name, peerId, inUse: pool.inUse }, 'pool-exhausted');
-          return undefined;
-        }
-        rec.virtualIp = address;
-        return { address, ...(pool.dns ? { dns: pool.dns } : {}) };
-      },
-    };
+    return this.#contexts.base(rec);
   }
 
   // --- output --------------------------------------------------------------------------------------
@@ -357,22 +286,31 @@ export class IkeDriver {
           if (o.sa.data) this.#saAction(o.sa.data, o.action);
           break;
         case 'dropped':
-          this.#drop(o.reason);
+          this.#reports.drop(o.reason);
           break;
         case 'rejected':
-          this.#rejected(o.exchange, o.reason, o.by, o.detail, undefined, o.path);
+          this.#reports.rejected(o.exchange, o.reason, o.by, o.detail, undefined, this.#frame?.path);
           break;
         case 'lenient':
-          this.#lenient(o.exchange);
+          this.#reports.lenient(o.exchange);
           break;
       }
     }
   }
 
-  #transmit(path: IkePath, bytes: Uint8Array, closeAfter: string | undefined, rec: SaRecord | undefined): void {
+  #transmit(
+    path: IkePath,
+    bytes: Uint8Array,
+    closeAfter: string | undefined,
+    rec: SaRecord | undefined,
+  ): void {
     const frame = this.#frame;
     const peerPath =
-      frame && frame.path.connection === path.id ? frame.path : rec && rec.path.connection === path.id ? rec.path : undefined;
+      frame && frame.path.connection === path.id
+        ? frame.path
+        : rec && rec.path.connection === path.id
+          ? rec.path
+          : undefined;
     if (!peerPath) {
       this.#log.error({ connection: path.id, spi: rec ? spiOf(rec) : undefined }, 'ike-send-no-path');
       this.#metrics.hot(this.#metrics.drops, 'ike-out', 'no_path').inc();
@@ -391,78 +329,24 @@ export class IkeDriver {
         break;
       }
       case 'install-child':
-        this.#pendingChildSpis.delete(ipv4ToNumber(a.inboundSpi));
+        this.#contexts.installed(a.inboundSpi);
         break;
       case 'deleted':
-        for (const spi of this.#pendingChildSpisOf(rec)) this.#pendingChildSpis.delete(spi);
+        this.#contexts.released(rec);
         break;
       case 'dropped':
-        this.#drop(a.reason);
+        this.#reports.drop(a.reason);
         return;
       case 'rejected':
-        this.#rejected(a.exchange, a.reason, a.by, a.detail, rec);
+        this.#reports.rejected(a.exchange, a.reason, a.by, a.detail, rec);
         return;
       case 'lenient':
-        this.#lenient(a.exchange);
+        this.#reports.lenient(a.exchange);
         return;
       default:
         break;
     }
     this.#hooks.action(rec, a);
-  }
-
-  /** Child SPIs `rec` allocated and never installed (an IKE_AUTH or rekey that did not complete). */
-  #pendingChildSpisOf(rec: SaRecord): number[] {
-    const s = rec.entry.state;
-    const out: number[] = [];
-    for (const core of [s.current, s.previous, s.collision]) {
-      const t = core?.outstanding?.task;
-      if (t?.kind === 'ike-auth') out.push(ipv4ToNumber(t.childSpi));
-      if (t?.kind === 'rekey-child') out.push(ipv4ToNumber(t.newSpi));
-    }
-    return out;
-  }
-
-  #drop(reason: string): void {
-    this.#metrics.hot(this.#metrics.drops, 'ike', label(reason)).inc();
-  }
-
-  #rejected(
-    exchange: string,
-    reason: string,
-    by: 'us' | 'peer',
-    detail: string | undefined,
-    rec?: SaRecord,
-    path?: IkePath,
-  ): void {
-    const label = by === 'peer' ? `peer_${reason}` : reason;
-    this.#metrics.hot(this.#metrics.ikeRejections, exchange, label).inc();
-    const key = `${exchange}/${label}`;
-    const remote = rec ? `${rec.path.remote.address}:${rec.path.remote.port}` : path ? this.#remoteText() : undefined;
-    if (
-      !this.#logLimit.allow(key, this.#clock(), (suppressed) =>
-        this.#log.info({ exchange, reason: label, suppressed }, 'ike-rejections-suppressed'),
-      )
-    )
-      return;
-    this.#log.info(
-      { exchange, reason: label, by, detail, spi: rec ? spiOf(rec) : undefined, peerId: rec?.peerId, remote },
-      'ike-rejected',
-    );
-  }
-
-  #remoteText(): string | undefined {
-    const f = this.#frame;
-    return f ? `${f.path.remote.address}:${f.path.remote.port}` : undefined;
-  }
-
-  #lenient(exchange: string): void {
-    if (this.#lenientLogged) return;
-    this.#lenientLogged = true;
-    this.#log.info(
-      { exchange },
-      'accepted an AEAD cipher from a proposal that also carried integrity algorithms (mixed AEAD/non-AEAD proposal, as strongSwan accepts); logged once',
-    );
   }
 
   #updateGauges(): void {
@@ -473,4 +357,3 @@ export class IkeDriver {
     this.#metrics.ikeCookieMode.set(st.cookieMode ? 1 : 0);
   }
 }
-

@@ -65,7 +65,8 @@ export class Worker implements WorkerLink {
       metrics,
       {
         pathChanged: (rec, path) => this.#driver.espPath(rec, path),
-        rekeyNeeded: (rec, child) => void this.#driver.command(rec, { kind: 'rekey-child', spi: child.inboundSpiBytes }),
+        rekeyNeeded: (rec, child) =>
+          void this.#driver.command(rec, { kind: 'rekey-child', spi: child.inboundSpiBytes }),
         checkpoint: (rec) => this.#ha.dirty(rec),
       },
       this.#clock,
@@ -131,7 +132,11 @@ export class Worker implements WorkerLink {
         return this.#established(rec, a.peerId);
       case 'path-validated':
         this.#log.debug(
-          { spi: spiOf(rec), connection: rec.path.connection, remote: `${rec.path.remote.address}:${rec.path.remote.port}` },
+          {
+            spi: spiOf(rec),
+            connection: rec.path.connection,
+            remote: `${rec.path.remote.address}:${rec.path.remote.port}`,
+          },
           'ike-sa-path-moved',
         );
         return this.#ha.dirty(rec);
@@ -151,7 +156,10 @@ export class Worker implements WorkerLink {
         this.#dataPlane.remove(rec, ipv4ToNumber(a.inboundSpi), a.reason);
         return;
       case 'child-failed':
-        this.#log.warn({ spi: spiOf(rec), peerId: rec.peerId, reason: a.reason, notify: a.notify }, 'child-sa-failed');
+        this.#log.warn(
+          { spi: spiOf(rec), peerId: rec.peerId, reason: a.reason, notify: a.notify },
+          'child-sa-failed',
+        );
         this.#settings.observer?.childFailed?.(spiOf(rec), a.reason, a.notify);
         return;
       case 'rekeyed-ike':
@@ -234,7 +242,9 @@ export class Worker implements WorkerLink {
 
   /** Forgets every SA of `shard` without telling peers (its lease moved to another worker). */
   dropShard(shard: number): number {
-    const recs = [...this.#driver.endpoint.entries()].flatMap((e) => (e.shard === shard && e.data ? [e.data] : []));
+    const recs = [...this.#driver.endpoint.entries()].flatMap((e) =>
+      e.shard === shard && e.data ? [e.data] : [],
+    );
     for (const rec of recs) this.#ha.forget(rec);
     if (recs.length > 0) this.#log.info({ shard, sas: recs.length }, 'shard-dropped');
     return recs.length;
@@ -279,7 +289,8 @@ export class Worker implements WorkerLink {
   async close(graceMs = 500): Promise<void> {
     let sent = 0;
     for (const e of [...this.#driver.endpoint.entries()])
-      if (e.state.status === 'established' && e.data && this.#driver.command(e.data, { kind: 'delete-ike' })) sent++;
+      if (e.state.status === 'established' && e.data && this.#driver.command(e.data, { kind: 'delete-ike' }))
+        sent++;
     if (sent > 0 && graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
     this.#closed = true;
     this.#driver.stop();

@@ -36,7 +36,11 @@ export class CookieJar {
     const c = this.#current;
     if (c && now - c.since < this.#lifetimeMs) return c;
     this.#previous = c;
-    this.#current = { version: ((c?.version ?? -1) + 1) & 0xff, key: this.#random(SECRET_LENGTH).slice(), since: now };
+    this.#current = {
+      version: ((c?.version ?? -1) + 1) & 0xff,
+      key: this.#random(SECRET_LENGTH).slice(),
+      since: now,
+    };
     return this.#current;
   }
 
@@ -62,7 +66,8 @@ export class CookieJar {
     const current = this.#secret(now);
     const previous = this.#previous;
     // The previous secret only while cookies it made can still be fresh.
-    const usable = previous !== undefined && now - previous.since < 2 * this.#lifetimeMs ? previous : undefined;
+    const usable =
+      previous !== undefined && now - previous.since < 2 * this.#lifetimeMs ? previous : undefined;
     const s = [current, usable].find((x) => x !== undefined && x.version === cookie[0]);
     if (!s) return false;
     return equalConstantTime(cookie.subarray(1), this.#mac(s.key, ni, address, spiI));

@@ -37,7 +37,12 @@ import {
   encodeMessage,
 } from '../codec/index.js';
 import { LocalUsageError, RemoteProtocolError } from '../errors.js';
-import { DEFAULT_HALF_OPEN_MS, notifyInitResponse, respondInit, screenInitRequest } from '../exchange/ike-init.js';
+import {
+  DEFAULT_HALF_OPEN_MS,
+  notifyInitResponse,
+  respondInit,
+  screenInitRequest,
+} from '../exchange/ike-init.js';
 import { createIkeSa, step } from '../sa/ike-sa.js';
 import { nextTimeout } from '../sa/lifetimes.js';
 import type {
@@ -253,7 +258,11 @@ export class IkeEndpoint<T> {
     }
     for (const e of due) {
       const activity = espActivityAt?.(e);
-      this.#step(e, activity === undefined ? { kind: 'timeout', now } : { kind: 'timeout', now, espActivityAt: activity }, out);
+      this.#step(
+        e,
+        activity === undefined ? { kind: 'timeout', now } : { kind: 'timeout', now, espActivityAt: activity },
+        out,
+      );
     }
     return out;
   }
@@ -273,7 +282,8 @@ export class IkeEndpoint<T> {
   /** The stream `pathId` closed: SAs on it wait for their peer (RFC 9329 §6). */
   connectionLost(pathId: string, now: number): EndpointOutput<T>[] {
     const out: EndpointOutput<T>[] = [];
-    for (const e of [...(this.#byPath.get(pathId) ?? [])]) this.#step(e, { kind: 'connection-lost', pathId, now }, out);
+    for (const e of [...(this.#byPath.get(pathId) ?? [])])
+      this.#step(e, { kind: 'connection-lost', pathId, now }, out);
     return out;
   }
 
@@ -289,7 +299,13 @@ export class IkeEndpoint<T> {
   }
 
   /** Starts an initiator SA on `path` (RFC 7296 §1.2) with its own context. */
-  initiate(ctx: IkeSaContext, path: IkePath, shard: number, now: number, data?: T): { sa: SaEntry<T>; out: EndpointOutput<T>[] } {
+  initiate(
+    ctx: IkeSaContext,
+    path: IkePath,
+    shard: number,
+    now: number,
+    data?: T,
+  ): { sa: SaEntry<T>; out: EndpointOutput<T>[] } {
     const e = this.#newEntry(shard, createIkeSa(now), ctx, data);
     const out: EndpointOutput<T>[] = [];
     this.#step(e, { kind: 'command', command: { kind: 'initiate', path }, now }, out);
@@ -368,7 +384,14 @@ export class IkeEndpoint<T> {
     }
     if (screen.kind === 'reply') {
       out.push({ kind: 'transmit', path, bytes: screen.bytes });
-      out.push({ kind: 'rejected', exchange: 'IKE_SA_INIT', reason: screen.reason, by: 'us', detail: screen.detail, path });
+      out.push({
+        kind: 'rejected',
+        exchange: 'IKE_SA_INIT',
+        reason: screen.reason,
+        by: 'us',
+        detail: screen.detail,
+        path,
+      });
       return;
     }
     const l = this.#limits;
@@ -512,7 +535,13 @@ export class IkeEndpoint<T> {
     e.state = r.state;
     for (const a of r.actions) {
       if (a.kind === 'send') {
-        out.push({ kind: 'transmit', path: a.path, bytes: a.bytes, ...(a.closeAfter ? { closeAfter: a.closeAfter } : {}), sa: e });
+        out.push({
+          kind: 'transmit',
+          path: a.path,
+          bytes: a.bytes,
+          ...(a.closeAfter ? { closeAfter: a.closeAfter } : {}),
+          sa: e,
+        });
         continue;
       }
       if (a.kind === 'established' && e.ctx.forPeer) e.ctx = e.ctx.forPeer(a.peerId);

@@ -34,13 +34,15 @@ import {
   type Work,
 } from '../sa/work.js';
 import { acceptChild, acceptedChild, childKeys, installChild, tsPayloads } from './child-sa.js';
+import { removeChild } from './informational.js';
 import { NONCE_LENGTH } from './ike-init.js';
 import { keComplete, keInitiation, keRespond } from './key-exchange.js';
 import { ourSaPayload } from './sa-payloads.js';
 
 export function nonceOf(payloads: readonly Payload[]): Uint8Array {
   const n = requirePayload(payloads, PayloadType.NONCE);
-  if (verifyNonce(n) !== undefined) throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'nonce length');
+  if (verifyNonce(n) !== undefined)
+    throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'nonce length');
   return copy(n.data);
 }
 
@@ -119,7 +121,9 @@ export function processRekeyChildResponse(
     ...(old?.virtualIp ? { virtualIp: old.virtualIp } : {}),
   });
   w.s.children = [...w.s.children, child];
-  w.actions.push(installChild(child, childKeys(ctx, core, a.suite, task.nonce, nr, secret), true, task.oldSpi));
+  w.actions.push(
+    installChild(child, childKeys(ctx, core, a.suite, task.nonce, nr, secret), true, task.oldSpi),
+  );
   const collision = w.s.childCollisions?.find((c) => bytesEqual(c.oldSpi, task.oldSpi));
   if (collision) {
     w.s.childCollisions = w.s.childCollisions!.filter((c) => c !== collision);
@@ -162,7 +166,11 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
   const { ctx } = w;
   const core = w.s.current!;
   const old = w.s.children.find((c) => bytesEqual(c.outboundSpi, rekey.spi));
-  if (!old) return refuse(NotifyError.CHILD_SA_NOT_FOUND, 'REKEY_SA names no child SA of ours', copy(rekey.spi));
+  if (!old)
+    return refuse(NotifyError.CHILD_SA_NOT_FOUND, 'REKEY_SA names no child SA of ours', copy(rekey.spi));
+  // The peer rekeys a child we already answered a rekey of: our answer never reached it (its IKE SA
+  // went away under it), so the child we made then is unknown to the peer. It goes.
+  if (old.replacedBy) removeChild(w, old.replacedBy, 'superseded');
   const ni = nonceOf(inner);
   const sa = requirePayload(inner, PayloadType.SA);
   const tsi = requirePayload(inner, PayloadType.TSi);
@@ -179,7 +187,11 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
         : {};
     a = acceptChild(ctx, sa, tsi, tsr, { ikeAuth: false, ...host });
   } catch (e) {
-    if (!(e instanceof RemoteProtocolError) || e.notify === undefined || e.notify === NotifyError.INVALID_SYNTAX)
+    if (
+      !(e instanceof RemoteProtocolError) ||
+      e.notify === undefined ||
+      e.notify === NotifyError.INVALID_SYNTAX
+    )
       throw e;
     return refuse(e.notify, e.message);
   }
@@ -197,7 +209,10 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
     if (!ke || ke.group !== group)
       return {
         out: [notify(NotifyError.INVALID_KE_PAYLOAD, encodeInvalidKe(group))],
-        rejected: { notify: NotifyError.INVALID_KE_PAYLOAD, detail: `PFS group ${ke?.group ?? 'none'}, chosen ${group}` },
+        rejected: {
+          notify: NotifyError.INVALID_KE_PAYLOAD,
+          detail: `PFS group ${ke?.group ?? 'none'}, chosen ${group}`,
+        },
       };
     const r = keRespond(ctx.provider, group, ke.data, ctx.random);
     secret = r.sharedSecret;
@@ -213,7 +228,12 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
     ...(old.virtualIp ? { virtualIp: old.virtualIp } : {}),
   });
   // The peer rekeyed it: we do not rekey the old one too; it expires if the peer never deletes it.
-  w.s.children = [...w.s.children.map((c) => (c === old ? { ...c, rekeyAt: undefined } : c)), child];
+  w.s.children = [
+    ...w.s.children.map((c) =>
+      bytesEqual(c.inboundSpi, old.inboundSpi) ? { ...c, rekeyAt: undefined, replacedBy: inboundSpi } : c,
+    ),
+    child,
+  ];
   w.actions.push(installChild(child, childKeys(ctx, core, a.suite, ni, nr, secret), false, old.inboundSpi));
   const ownTask = core.outstanding?.task;
   if (ownTask?.kind === 'rekey-child' && bytesEqual(ownTask.oldSpi, old.inboundSpi))

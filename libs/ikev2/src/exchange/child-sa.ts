@@ -100,7 +100,9 @@ export function acceptChild(
   let tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.localTs);
   if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)]);
   if (tsI.length === 0 || tsR.length === 0)
-    throw tsUnacceptable(`${tsi.selectors.length} TSi / ${tsr.selectors.length} TSr selectors outside our policy`);
+    throw tsUnacceptable(
+      `${tsi.selectors.length} TSi / ${tsr.selectors.length} TSr selectors outside our policy`,
+    );
   return {
     suite: selected.suite,
     peerSpi: copy(selected.peerSpi),

@@ -167,7 +167,15 @@ export function startAuth(w: Work): void {
   const childSpi = copy(ctx.allocateChildSpi());
   const inner: Payload[] = [
     idi,
-    ...ourAuth(ctx, core, idi, init.request, init.nr, init.peerSignatureHashes, intAuthFor(init.intAuth, core.nextRequestId)),
+    ...ourAuth(
+      ctx,
+      core,
+      idi,
+      init.request,
+      init.nr,
+      init.peerSignatureHashes,
+      intAuthFor(init.intAuth, core.nextRequestId),
+    ),
     ...certReqPayloads(ctx),
   ];
   if (ctx.policy.messageIdSync) inner.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
@@ -188,7 +196,15 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
   }
   let peerId: string;
   try {
-    peerId = verifyPeerAuth(ctx, core, inner, PayloadType.IDr, init.response!, init.ni, intAuthFor(init.intAuth, core.nextRequestId - 1));
+    peerId = verifyPeerAuth(
+      ctx,
+      core,
+      inner,
+      PayloadType.IDr,
+      init.response!,
+      init.ni,
+      intAuthFor(init.intAuth, core.nextRequestId - 1),
+    );
   } catch (e) {
     if (!(e instanceof RemoteProtocolError)) throw e;
     reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', e.message);
@@ -197,7 +213,13 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
   const expected = ctx.expectedPeerId;
   if (expected !== undefined && expected.toLowerCase() !== peerId.toLowerCase()) {
     // RFC 7296 §2.15: authenticated, but not as whom we set out to reach.
-    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', `peer is ${peerId}, expected ${expected}`);
+    reject(
+      w,
+      ExchangeType.IKE_AUTH,
+      NotifyError.AUTHENTICATION_FAILED,
+      'us',
+      `peer is ${peerId}, expected ${expected}`,
+    );
     startDeleteIkeUnanswered(w);
     return terminate(w, 'wrong-peer-id');
   }
@@ -209,7 +231,11 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
   if (error || !sa || !tsi || !tsr) {
     const type = error?.notifyType ?? NotifyError.NO_PROPOSAL_CHOSEN;
     reject(w, ExchangeType.IKE_AUTH, type, 'peer', error ? undefined : 'no child SA in the response');
-    w.actions.push({ kind: 'child-failed', reason: error ? 'error-notify' : 'missing-child', ...(error ? { notify: type } : {}) });
+    w.actions.push({
+      kind: 'child-failed',
+      reason: error ? 'error-notify' : 'missing-child',
+      ...(error ? { notify: type } : {}),
+    });
     return;
   }
   let vip: Uint8Array | undefined;
@@ -218,7 +244,11 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
     const cp = findPayload(inner, PayloadType.CP);
     if (cp?.cfgType === CfgType.CFG_REPLY) vip = parseCfgReply(cp).ipv4;
     if (ctx.policy.requestVirtualIp && vip === undefined)
-      throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'no INTERNAL_IP4_ADDRESS in CFG_REPLY', NotifyError.FAILED_CP_REQUIRED);
+      throw new RemoteProtocolError(
+        'IKEGATE_ERR_IKEV2_BAD_VALUE',
+        'no INTERNAL_IP4_ADDRESS in CFG_REPLY',
+        NotifyError.FAILED_CP_REQUIRED,
+      );
     const child: ChildSaState = scheduleChild(w, {
       inboundSpi: childSpi,
       outboundSpi: accepted.peerSpi,
@@ -263,7 +293,12 @@ function assignVirtualIp(
   };
 }
 
-export function respondAuth(w: Work, inner: readonly Payload[], messageId: number, requestDigest: Uint8Array): void {
+export function respondAuth(
+  w: Work,
+  inner: readonly Payload[],
+  messageId: number,
+  requestDigest: Uint8Array,
+): void {
   let { ctx } = w;
   const core = w.s.current!;
   const init = w.s.init!;
@@ -272,10 +307,25 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
     // RFC 9242: once an additional key exchange was negotiated, IKE_AUTH must follow it.
     if (core.suite.additionalKeyExchanges.length > 0 && init.intAuth === undefined)
       throw authFailed('IKE_AUTH before IKE_INTERMEDIATE');
-    peerId = verifyPeerAuth(ctx, core, inner, PayloadType.IDi, init.request!, init.nr!, intAuthFor(init.intAuth, messageId));
+    peerId = verifyPeerAuth(
+      ctx,
+      core,
+      inner,
+      PayloadType.IDi,
+      init.request!,
+      init.nr!,
+      intAuthFor(init.intAuth, messageId),
+    );
   } catch (e) {
     if (!(e instanceof RemoteProtocolError) || e.notify !== NotifyError.AUTHENTICATION_FAILED) throw e;
-    w.s.current = sendResponse(w, core, ExchangeType.IKE_AUTH, messageId, [notify(NotifyError.AUTHENTICATION_FAILED)], requestDigest);
+    w.s.current = sendResponse(
+      w,
+      core,
+      ExchangeType.IKE_AUTH,
+      messageId,
+      [notify(NotifyError.AUTHENTICATION_FAILED)],
+      requestDigest,
+    );
     reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', e.message);
     return terminate(w, 'authentication-failed');
   }
@@ -284,7 +334,15 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
   const idr = ourId(ctx, PayloadType.IDr);
   const out: Payload[] = [
     idr,
-    ...ourAuth(ctx, core, idr, init.response!, init.ni, init.peerSignatureHashes, intAuthFor(init.intAuth, messageId)),
+    ...ourAuth(
+      ctx,
+      core,
+      idr,
+      init.response!,
+      init.ni,
+      init.peerSignatureHashes,
+      intAuthFor(init.intAuth, messageId),
+    ),
   ];
   const peerSync = findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined;
   if (ctx.policy.messageIdSync && peerSync) out.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
@@ -308,9 +366,17 @@ export function respondAuth(w: Work, inner: readonly Payload[], messageId: numbe
         ...(vip ? { virtualIp: vip } : {}),
       };
       if (reply) out.push(reply);
-      out.push({ type: PayloadType.SA, critical: false, proposals: [{ ...a.proposal, spi: inboundSpi }] }, ...tsPayloads(a.tsI, a.tsR));
+      out.push(
+        { type: PayloadType.SA, critical: false, proposals: [{ ...a.proposal, spi: inboundSpi }] },
+        ...tsPayloads(a.tsI, a.tsR),
+      );
     } catch (e) {
-      if (!(e instanceof RemoteProtocolError) || e.notify === undefined || e.notify === NotifyError.INVALID_SYNTAX) throw e;
+      if (
+        !(e instanceof RemoteProtocolError) ||
+        e.notify === undefined ||
+        e.notify === NotifyError.INVALID_SYNTAX
+      )
+        throw e;
       out.push(notify(e.notify));
       reject(w, ExchangeType.IKE_AUTH, e.notify, 'us', e.message);
     }

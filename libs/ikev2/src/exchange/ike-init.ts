@@ -43,7 +43,13 @@ import {
   type NegotiatedSuite,
   selectProposal,
 } from '../negotiation/index.js';
-import { backoffAt, digest, retransmissionAnswerable, retransmitPolicy, sourceOf } from '../sa/task-manager.js';
+import {
+  backoffAt,
+  digest,
+  retransmissionAnswerable,
+  retransmitPolicy,
+  sourceOf,
+} from '../sa/task-manager.js';
 import type { IkeInitData, IkePath, IkeSaContext, IkeSaState, StepResult } from '../sa/types.js';
 import {
   copy,
@@ -78,13 +84,20 @@ function natPayloads(ctx: IkeSaContext, spiI: Uint8Array, spiR: Uint8Array, path
 }
 
 /** RFC 7296 §2.23: NAT between us if the peer's hashes of the addresses and ports differ from ours. */
-function detectNat(w: Work, payloads: readonly Payload[], spiI: Uint8Array, spiR: Uint8Array, path: IkePath): void {
+function detectNat(
+  w: Work,
+  payloads: readonly Payload[],
+  spiI: Uint8Array,
+  spiR: Uint8Array,
+  path: IkePath,
+): void {
   const sources: Uint8Array[] = [];
   let destination: Uint8Array | undefined;
   for (const n of notifies(payloads)) {
     try {
       if (n.notifyType === NotifyStatus.NAT_DETECTION_SOURCE_IP) sources.push(decodeNatDetection(n.data));
-      if (n.notifyType === NotifyStatus.NAT_DETECTION_DESTINATION_IP) destination = decodeNatDetection(n.data);
+      if (n.notifyType === NotifyStatus.NAT_DETECTION_DESTINATION_IP)
+        destination = decodeNatDetection(n.data);
     } catch (e) {
       if (!(e instanceof RemoteProtocolError)) throw e;
     }
@@ -110,7 +123,9 @@ export function deriveInitKeys(
 
 /** RFC 9370: some proposal of ours has an additional key exchange (so we need RFC 9242). */
 function offersAdditionalKe(ctx: IkeSaContext): boolean {
-  return ctx.policy.ikeProposals.some((p) => (p.additionalKeyExchanges ?? []).some((l) => l.some((g) => g !== 0)));
+  return ctx.policy.ikeProposals.some((p) =>
+    (p.additionalKeyExchanges ?? []).some((l) => l.some((g) => g !== 0)),
+  );
 }
 
 // --- initiator -----------------------------------------------------------------------------------
@@ -121,7 +136,9 @@ function initRequest(w: Work, init: IkeInitData, path: IkePath): Uint8Array {
   const ke = keInitiation(ctx.provider, init.keGroup, init.keSeed);
   const payloads: Payload[] = [];
   if (init.cookie) payloads.push(notify(NotifyStatus.COOKIE, init.cookie));
-  const policies = offersAdditionalKe(ctx) ? ctx.policy.ikeProposals : withoutAdditionalKe(ctx.policy.ikeProposals);
+  const policies = offersAdditionalKe(ctx)
+    ? ctx.policy.ikeProposals
+    : withoutAdditionalKe(ctx.policy.ikeProposals);
   payloads.push(
     ourSaPayload(policies, ProtocolId.IKE, new Uint8Array(0), init.keGroup),
     { type: PayloadType.KE, critical: false, group: init.keGroup, data: ke.publicData },
@@ -153,7 +170,9 @@ function sendInit(w: Work, init: IkeInitData): void {
 
 /** The sent proposals, as checkChosenProposal needs them (deterministic from the policy). */
 function sentProposals(w: Work, keGroup: number): readonly Proposal[] {
-  const policies = offersAdditionalKe(w.ctx) ? w.ctx.policy.ikeProposals : withoutAdditionalKe(w.ctx.policy.ikeProposals);
+  const policies = offersAdditionalKe(w.ctx)
+    ? w.ctx.policy.ikeProposals
+    : withoutAdditionalKe(w.ctx.policy.ikeProposals);
   return ourSaPayload(policies, ProtocolId.IKE, new Uint8Array(0), keGroup).proposals;
 }
 
@@ -184,7 +203,9 @@ export function onInitTimer(w: Work): void {
 }
 
 function initFailure(notifyType: number) {
-  return notifyType === NotifyError.NO_PROPOSAL_CHOSEN ? ('no-proposal-chosen' as const) : ('error-notify' as const);
+  return notifyType === NotifyError.NO_PROPOSAL_CHOSEN
+    ? ('no-proposal-chosen' as const)
+    : ('error-notify' as const);
 }
 
 export function processInitResponse(w: Work, raw: Uint8Array, msg: IkeMessage): void {
@@ -225,7 +246,11 @@ export function processInitResponse(w: Work, raw: Uint8Array, msg: IkeMessage): 
     w.s.init = { ...init, peerError: error.notifyType };
     return;
   }
-  const check = checkChosenProposal(requirePayload(p, PayloadType.SA).proposals, sentProposals(w, init.keGroup), ProtocolId.IKE);
+  const check = checkChosenProposal(
+    requirePayload(p, PayloadType.SA).proposals,
+    sentProposals(w, init.keGroup),
+    ProtocolId.IKE,
+  );
   if (check.kind !== 'ok') {
     w.actions.push({ kind: 'dropped', reason: 'bad-init-proposal' });
     return;
@@ -242,7 +267,8 @@ export function processInitResponse(w: Work, raw: Uint8Array, msg: IkeMessage): 
   detectNat(w, p, init.spiI, spiR, w.from ?? w.s.path!);
   // RFC 7383 §2.3: fragmentation is used only when both sides announced it.
   const fragmentation =
-    (w.ctx.policy.fragmentation ?? true) && findNotify(p, NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
+    (w.ctx.policy.fragmentation ?? true) &&
+    findNotify(p, NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
   const hashes = peerSignatureHashes(p);
   w.s.init = {
     ...(hashes ? { peerSignatureHashes: hashes } : {}),
@@ -330,7 +356,9 @@ export function screenInitRequest(ctx: IkeSaContext, msg: IkeMessage): InitScree
   const peerIntermediate =
     findNotify(p, NotifyStatus.INTERMEDIATE_EXCHANGE_SUPPORTED) !== undefined && offersAdditionalKe(ctx);
   const policies = peerIntermediate ? ctx.policy.ikeProposals : withoutAdditionalKe(ctx.policy.ikeProposals);
-  const selected = selectProposal(sa.proposals, policies, ProtocolId.IKE, 'ours', { preferKeyExchange: ke.group });
+  const selected = selectProposal(sa.proposals, policies, ProtocolId.IKE, 'ours', {
+    preferKeyExchange: ke.group,
+  });
   if (selected.kind === 'none')
     return {
       kind: 'reply',
@@ -380,7 +408,8 @@ export function respondInit(
   const nr = copy(ctx.random(NONCE_LENGTH));
   // RFC 7383 §2.3: answer the announcement only if we support fragmentation too.
   const fragmentation =
-    (ctx.policy.fragmentation ?? true) && findNotify(p, NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
+    (ctx.policy.fragmentation ?? true) &&
+    findNotify(p, NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
   const response = unprotectedResponse(spiI, spiR, [
     chosenSaPayload(a.proposal, new Uint8Array(0)),
     { type: PayloadType.KE, critical: false, group: a.suite.keyExchange!, data: publicData },

@@ -31,7 +31,16 @@ import {
 import { scheduleIkeSa, taskFailed } from '../sa/lifetimes.js';
 import { enqueue, sendRequest } from '../sa/task-manager.js';
 import type { IkeSaContext, IkeSaCore, IkeTask } from '../sa/types.js';
-import { compareBytes, copy, errorNotify, findNotify, notify, reject, requirePayload, type Work } from '../sa/work.js';
+import {
+  compareBytes,
+  copy,
+  errorNotify,
+  findNotify,
+  notify,
+  reject,
+  requirePayload,
+  type Work,
+} from '../sa/work.js';
 import { nonceOf } from './child-rekey.js';
 import { NONCE_LENGTH } from './ike-init.js';
 import { sendDeleteOn } from './informational.js';
@@ -126,16 +135,35 @@ export function processRekeyIkeResponse(
     return taskFailed(w, task);
   }
   const sa = requirePayload(inner, PayloadType.SA);
-  const check = checkChosenProposal(sa.proposals, sentProposals(ctx, task.newSpi, task.keGroup), ProtocolId.IKE);
+  const check = checkChosenProposal(
+    sa.proposals,
+    sentProposals(ctx, task.newSpi, task.keGroup),
+    ProtocolId.IKE,
+  );
   if (check.kind !== 'ok')
-    throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_NO_PROPOSAL', check.reason, NotifyError.NO_PROPOSAL_CHOSEN);
-  if (check.peerSpi.length !== 8) throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'IKE rekey SPI size');
+    throw new RemoteProtocolError(
+      'IKEGATE_ERR_IKEV2_NO_PROPOSAL',
+      check.reason,
+      NotifyError.NO_PROPOSAL_CHOSEN,
+    );
+  if (check.peerSpi.length !== 8)
+    throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'IKE rekey SPI size');
   const ke = requirePayload(inner, PayloadType.KE);
   if (ke.group !== task.keGroup || check.suite.keyExchange !== task.keGroup)
     throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_INVALID_KE', 'rekey KE group');
   const nr = nonceOf(inner);
   const secret = keComplete(keInitiation(ctx.provider, task.keGroup, task.keSeed), ke.data);
-  const ours = rekeyedCore(w, old, 'initiator', check.suite, task.newSpi, copy(check.peerSpi), task.nonce, nr, secret);
+  const ours = rekeyedCore(
+    w,
+    old,
+    'initiator',
+    check.suite,
+    task.newSpi,
+    copy(check.peerSpi),
+    task.nonce,
+    nr,
+    secret,
+  );
   // A collision SA we answered stays in `collision` while ours wins: the peer deletes it there.
   const theirs = w.s.collision;
   if (theirs && compareBytes(lowestNonce(ours), lowestNonce(theirs)) < 0) {
@@ -174,26 +202,50 @@ export function respondRekeyIke(w: Work, inner: readonly Payload[]): IkeRekeyAns
   const old = w.s.current!;
   const ke = requirePayload(inner, PayloadType.KE);
   const ni = nonceOf(inner);
-  const selected = selectProposal(sa.proposals, withoutAdditionalKe(ctx.policy.ikeProposals), ProtocolId.IKE, 'ours', {
-    preferKeyExchange: ke.group,
-  });
+  const selected = selectProposal(
+    sa.proposals,
+    withoutAdditionalKe(ctx.policy.ikeProposals),
+    ProtocolId.IKE,
+    'ours',
+    {
+      preferKeyExchange: ke.group,
+    },
+  );
   if (selected.kind === 'none')
     return {
       out: [notify(NotifyError.NO_PROPOSAL_CHOSEN)],
-      rejected: { notify: NotifyError.NO_PROPOSAL_CHOSEN, detail: `offered ${describeProposals(sa.proposals)}` },
+      rejected: {
+        notify: NotifyError.NO_PROPOSAL_CHOSEN,
+        detail: `offered ${describeProposals(sa.proposals)}`,
+      },
     };
-  if (selected.peerSpi.length !== 8) throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'IKE rekey SPI size');
+  if (selected.peerSpi.length !== 8)
+    throw new RemoteProtocolError('IKEGATE_ERR_IKEV2_BAD_VALUE', 'IKE rekey SPI size');
   const group = selected.suite.keyExchange!;
   if (ke.group !== group)
     return {
       out: [notify(NotifyError.INVALID_KE_PAYLOAD, encodeInvalidKe(group))],
-      rejected: { notify: NotifyError.INVALID_KE_PAYLOAD, detail: `KE payload group ${ke.group}, chosen ${group}` },
+      rejected: {
+        notify: NotifyError.INVALID_KE_PAYLOAD,
+        detail: `KE payload group ${ke.group}, chosen ${group}`,
+      },
     };
-  if (selected.lenient) w.actions.push({ kind: 'lenient', what: selected.lenient, exchange: 'CREATE_CHILD_SA' });
+  if (selected.lenient)
+    w.actions.push({ kind: 'lenient', what: selected.lenient, exchange: 'CREATE_CHILD_SA' });
   const r = keRespond(ctx.provider, group, ke.data, ctx.random);
   const nr = copy(ctx.random(NONCE_LENGTH));
   const spiR = copy(ctx.allocateIkeSpi());
-  const fresh = rekeyedCore(w, old, 'responder', selected.suite, copy(selected.peerSpi), spiR, ni, nr, r.sharedSecret);
+  const fresh = rekeyedCore(
+    w,
+    old,
+    'responder',
+    selected.suite,
+    copy(selected.peerSpi),
+    spiR,
+    ni,
+    nr,
+    r.sharedSecret,
+  );
   scheduleIkeSa(w);
   return {
     out: [

@@ -39,16 +39,28 @@ export function startLiveness(w: Work): void {
  * data plane (hard expiry); the peer is told either way.
  */
 export function startDeleteChild(w: Work, spi: Uint8Array): void {
-  w.s.current = sendRequest(w, w.s.current!, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.ESP, [spi])], {
-    kind: 'delete-child',
-    spi,
-  });
+  w.s.current = sendRequest(
+    w,
+    w.s.current!,
+    ExchangeType.INFORMATIONAL,
+    [deletePayload(ProtocolId.ESP, [spi])],
+    {
+      kind: 'delete-child',
+      spi,
+    },
+  );
 }
 
 export function startDeleteIke(w: Work): void {
-  w.s.current = sendRequest(w, w.s.current!, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.IKE, [])], {
-    kind: 'delete-ike',
-  });
+  w.s.current = sendRequest(
+    w,
+    w.s.current!,
+    ExchangeType.INFORMATIONAL,
+    [deletePayload(ProtocolId.IKE, [])],
+    {
+      kind: 'delete-ike',
+    },
+  );
 }
 
 /**
@@ -58,7 +70,9 @@ export function startDeleteIke(w: Work): void {
 export function startDeleteIkeUnanswered(w: Work): void {
   const core = w.s.current;
   if (!core || core.outstanding !== undefined || !connected(w)) return;
-  sendRequest(w, core, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.IKE, [])], { kind: 'delete-ike' });
+  sendRequest(w, core, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.IKE, [])], {
+    kind: 'delete-ike',
+  });
 }
 
 /** DELETE of an IKE SA other than the current one (replaced by a rekey or redundant after a collision). */

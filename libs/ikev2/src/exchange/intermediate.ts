@@ -26,7 +26,6 @@ import { copy, notify, reject, requirePayload, type Work } from '../sa/work.js';
 import { startAuth } from './ike-auth.js';
 import { keComplete, keInitiation, keRespond, prfOf } from './key-exchange.js';
 
-
 const SK_PAYLOAD = 46;
 
 function u32(n: number): Uint8Array {

@@ -105,4 +105,41 @@ describe('RFC 6311 Message ID synchronization', () => {
     p.deliver('responder', p.wire.shift()!.bytes);
     assert.ok(p.responder.log.some((a) => a.kind === 'dropped' && a.reason === 'unexpected-message-id-sync'));
   });
+
+  it('processes a sync request once: its retransmission from where it came gets the same answer, a replayed copy from elsewhere nothing (issue #9 defect 5, RFC 6311 §4)', () => {
+    const p = syncPair();
+    takeOver(p, 'initiator', 4, 0);
+    p.command('initiator', { kind: 'mid-sync' });
+    const request = p.wire[0]!.bytes;
+    p.run();
+    const counters = p.responder.state.current!;
+    const mark = p.responder.log.length;
+    p.deliver('responder', request);
+    const again = p.responder.log.slice(mark).filter((a) => a.kind === 'send');
+    assert.equal(again.length, 1, 'a retransmission is answered');
+    const first = p.responder.log
+      .slice(0, mark)
+      .filter((a) => a.kind === 'send')
+      .at(-1)!;
+    assert.deepEqual(
+      again[0]!.kind === 'send' && again[0]!.bytes,
+      first.kind === 'send' && first.bytes,
+      'with the same octets',
+    );
+    const elsewhere = {
+      ...p.responder.path,
+      id: 'udp:elsewhere',
+      remote: { address: Uint8Array.of(203, 0, 113, 7), port: 500 },
+    };
+    const mark2 = p.responder.log.length;
+    p.deliver('responder', request, elsewhere);
+    assert.deepEqual(
+      p.responder.log.slice(mark2).map((a) => a.kind),
+      ['dropped'],
+    );
+    const last = p.responder.log.at(-1)!;
+    assert.equal(last.kind === 'dropped' && last.reason, 'replayed-message-id-sync');
+    assert.equal(p.responder.state.current!.expectedRequestId, counters.expectedRequestId);
+    assert.equal(p.responder.state.path?.id, p.responder.path.id, 'a replay moves nothing');
+  });
 });

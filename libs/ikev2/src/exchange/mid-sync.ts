@@ -129,6 +129,11 @@ export function respondMidSync(
   return {
     ...updated,
     syncNonces: [...(core.syncNonces ?? []), v.nonce].slice(-MAX_SYNC_NONCES),
-    lastSyncResponse: { messageId: MID_SYNC_MESSAGE_ID, bytes: response, requestDigest, source: sourceOf(from) },
+    lastSyncResponse: {
+      messageId: MID_SYNC_MESSAGE_ID,
+      bytes: response,
+      requestDigest,
+      source: sourceOf(from),
+    },
   };
 }

@@ -46,7 +46,10 @@ export function withoutKe(policies: readonly ProposalPolicy[]): ProposalPolicy[]
  * strongSwan we ignore KE transforms a peer put there rather than refuse the child SA.
  */
 export function offersWithoutKe(proposals: readonly Proposal[]): Proposal[] {
-  return proposals.map((p) => ({ ...p, transforms: p.transforms.filter((t) => t.type !== TransformType.KE) }));
+  return proposals.map((p) => ({
+    ...p,
+    transforms: p.transforms.filter((t) => t.type !== TransformType.KE),
+  }));
 }
 
 const TYPE_NAMES: Readonly<Record<number, string>> = {
@@ -68,7 +71,8 @@ export function describeProposals(proposals: readonly Proposal[]): string {
       list.push(typeof key === 'number' ? `${t.id}/${key}` : String(t.id));
       byType.set(name, list);
     }
-    const proto = p.protocolId === ProtocolId.IKE ? 'IKE' : p.protocolId === ProtocolId.ESP ? 'ESP' : `P${p.protocolId}`;
+    const proto =
+      p.protocolId === ProtocolId.IKE ? 'IKE' : p.protocolId === ProtocolId.ESP ? 'ESP' : `P${p.protocolId}`;
     return `#${p.number} ${proto} ${[...byType].map(([k, v]) => `${k} ${v.join(',')}`).join(' ')}`;
   });
   const more = proposals.length > 8 ? ` (+${proposals.length - 8} more)` : '';

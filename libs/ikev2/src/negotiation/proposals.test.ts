@@ -134,6 +134,83 @@ describe('proposal selection (RFC 7296 §2.7, §3.3.6; RFC 9370 §2.2.1)', () =>
     assert.equal(r.kind, 'chosen');
     assert.ok(r.kind === 'chosen' && r.suite.integrity === undefined);
   });
+  test('a proposal mixing AEAD and non-AEAD ciphers with integrity is accepted as AEAD without integrity, flagged lenient (the one leniency, as strongSwan)', () => {
+    const t = (type: number, id: number, keyBits?: number): Transform => ({
+      type,
+      id,
+      attributes: keyBits ? [{ type: 14, value: keyBits }] : [],
+    });
+    // What an independent Go client sends: AES-GCM and AES-CBC in one proposal, with HMAC-SHA2-256.
+    const mixed: Proposal[] = [
+      {
+        number: 1,
+        protocolId: 1,
+        spi: new Uint8Array(0),
+        transforms: [t(1, GCM, 256), t(1, CBC, 128), t(2, 5), t(3, 12), t(4, 19)],
+      },
+    ];
+    const gcmOnly: ProposalPolicy = { encryption: [{ id: GCM, keyBits: 256 }], prf: [5], keyExchange: [19] };
+    const r = selectProposal(mixed, [gcmOnly], ProtocolId.IKE);
+    assert.ok(r.kind === 'chosen');
+    assert.equal(r.lenient, 'aead-with-integrity');
+    assert.equal(r.suite.integrity, undefined);
+    assert.ok(
+      !r.proposal.transforms.some((x) => x.type === TransformType.INTEG),
+      'the answer carries no INTEG',
+    );
+    assert.equal(checkChosenProposal([r.proposal], mixed, ProtocolId.IKE).kind, 'ok');
+    // Without a non-AEAD cipher in the proposal, AEAD with integrity stays unacceptable.
+    const pure: Proposal[] = [{ ...mixed[0]!, transforms: [t(1, GCM, 256), t(2, 5), t(3, 12), t(4, 19)] }];
+    assert.equal(selectProposal(pure, [gcmOnly], ProtocolId.IKE).kind, 'none');
+  });
+
+  test('unknown transform types, ADDKE2..7 without NONE that we do not do, and ESP requiring PFS we do not do are refused (RFC 7296 §3.3.6, RFC 9370 §2.2.1)', () => {
+    const t = (type: number, id: number, keyBits?: number): Transform => ({
+      type,
+      id,
+      attributes: keyBits ? [{ type: 14, value: keyBits }] : [],
+    });
+    const base = [t(1, GCM, 256), t(2, 5), t(4, 19)];
+    const offer = (...extra: Transform[]): Proposal[] => [
+      { number: 1, protocolId: 1, spi: new Uint8Array(0), transforms: [...base, ...extra] },
+    ];
+    const gcm: ProposalPolicy = { encryption: [{ id: GCM, keyBits: 256 }], prf: [5], keyExchange: [19] };
+    assert.equal(selectProposal(offer(), [gcm], ProtocolId.IKE).kind, 'chosen');
+    assert.equal(
+      selectProposal(offer(t(13, 1)), [gcm], ProtocolId.IKE).kind,
+      'none',
+      'unknown transform type 13',
+    );
+    assert.equal(
+      selectProposal(offer(t(241, 1)), [gcm], ProtocolId.IKE).kind,
+      'none',
+      'private-use transform type',
+    );
+    for (let addke = TransformType.ADDKE2; addke <= TransformType.ADDKE7; addke++) {
+      assert.equal(
+        selectProposal(offer(t(addke, 36)), [gcm], ProtocolId.IKE).kind,
+        'none',
+        `ADDKE${addke - 5} without NONE`,
+      );
+      assert.equal(
+        selectProposal(offer(t(addke, 36), t(addke, 0)), [gcm], ProtocolId.IKE).kind,
+        'chosen',
+        `ADDKE${addke - 5} with NONE`,
+      );
+    }
+    const esp: Proposal[] = [
+      {
+        number: 1,
+        protocolId: ProtocolId.ESP,
+        spi: Uint8Array.of(1, 2, 3, 4),
+        transforms: [t(1, GCM, 256), t(4, 19), t(5, 0)],
+      },
+    ];
+    const noPfs: ProposalPolicy = { encryption: [{ id: GCM, keyBits: 256 }] };
+    assert.equal(selectProposal(esp, [noPfs], ProtocolId.ESP).kind, 'none', 'PFS required, we have none');
+    assert.equal(selectProposal(esp, [{ ...noPfs, keyExchange: [19] }], ProtocolId.ESP).kind, 'chosen');
+  });
+
   test('ADDKE: absent type is NONE; mandatory ADDKE needs the peer to offer it (RFC 9370 §2.2.1)', () => {
     const pq: ProposalPolicy = { ...ike, additionalKeyExchanges: [[36]] };
     const pqOptional: ProposalPolicy = { ...ike, additionalKeyExchanges: [[36, 0]] };
@@ -236,8 +313,11 @@ function reference(offer: Proposal, p: ProposalPolicy, protocolId: number): bool
     const bits = typeof e.attributes[0]?.value === 'number' ? e.attributes[0].value : 0;
     if (!p.encryption.some((x) => x.id === e.id && x.keyBits === bits)) continue;
     const aead = isAeadEncryption(e.id);
+    // The one leniency: AEAD chosen from a proposal that mixes AEAD and non-AEAD ciphers with integrity.
+    const lenient = of(3).some((t) => t.id !== 0) && of(1).some((t) => !isAeadEncryption(t.id));
     const integOk = aead
-      ? !present(3) ||
+      ? lenient ||
+        !present(3) ||
         (of(3).length === offer.transforms.filter((t) => t.type === 3).length &&
           of(3).every((t) => t.id === 0))
       : of(3).some((t) => t.id !== 0 && t.attributes.length === 0 && (p.integrity ?? []).includes(t.id));

@@ -290,7 +290,9 @@ function matchOne(
   const ours = policy.keyExchange ?? [];
   const preferred = options.preferKeyExchange;
   const keOrder =
-    preferred !== undefined && ours.includes(preferred) ? [preferred, ...ours.filter((g) => g !== preferred)] : ours;
+    preferred !== undefined && ours.includes(preferred)
+      ? [preferred, ...ours.filter((g) => g !== preferred)]
+      : ours;
   const ke = pick(keOrder, kes, !isIke);
   if (ke === undefined || (isIke && ke === KEY_EXCHANGE_NONE)) return undefined;
   if (kes !== undefined) chosen.push(bare(TransformType.KE, ke));

@@ -140,7 +140,11 @@ describe('IKE SA pair', () => {
     });
     p.initiate();
     p.flush();
-    assert.equal(p.initiator.state.status, 'init-sent', 'an unauthenticated error does not end the setup at once');
+    assert.equal(
+      p.initiator.state.status,
+      'init-sent',
+      'an unauthenticated error does not end the setup at once',
+    );
     p.run();
     assert.equal(p.initiator.state.status, 'deleted');
     assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'no-proposal-chosen'));
@@ -201,7 +205,9 @@ describe('IKE SA pair', () => {
     assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
     assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
     assert.ok(
-      p.responder.log.some((a) => a.kind === 'rejected' && a.reason === 'authentication_failed' && a.by === 'us'),
+      p.responder.log.some(
+        (a) => a.kind === 'rejected' && a.reason === 'authentication_failed' && a.by === 'us',
+      ),
     );
     assert.equal(p.initiator.children.size, 0);
     assert.equal(p.responder.children.size, 0);
@@ -227,7 +233,10 @@ describe('IKE SA pair', () => {
   });
 
   it('answers INTERNAL_ADDRESS_FAILURE when no address is left, and the initiator reports the failed child at once (RFC 7296 §3.15.4)', () => {
-    const p = new Pair({ initiatorPolicy: { requestVirtualIp: true }, responderCtx: { assignAddress: () => undefined } });
+    const p = new Pair({
+      initiatorPolicy: { requestVirtualIp: true },
+      responderCtx: { assignAddress: () => undefined },
+    });
     p.establish();
     assert.equal(p.initiator.state.status, 'established');
     assert.equal(p.initiator.children.size, 0);
@@ -265,7 +274,14 @@ describe('IKE SA pair', () => {
 
   it('detects NAT from the NAT_DETECTION notifies (RFC 7296 §2.23)', () => {
     const p = new Pair();
-    p.responder.path = pathFor('udp', 'udp:nat', RESPONDER_ADDRESS, 500, Uint8Array.of(203, 0, 113, 9), 61000);
+    p.responder.path = pathFor(
+      'udp',
+      'udp:nat',
+      RESPONDER_ADDRESS,
+      500,
+      Uint8Array.of(203, 0, 113, 9),
+      61000,
+    );
     p.establish();
     assert.equal(p.responder.state.natRemote, true);
     assert.equal(p.responder.state.natLocal, false);
@@ -341,7 +357,11 @@ describe('IKE SA pair', () => {
     p.command('initiator', { kind: 'liveness' });
     p.tick();
     p.tick();
-    assert.equal(p.initiator.log.slice(mark).filter((a) => a.kind === 'send').length, 1, 'sent once, not again');
+    assert.equal(
+      p.initiator.log.slice(mark).filter((a) => a.kind === 'send').length,
+      1,
+      'sent once, not again',
+    );
     assert.ok(p.initiator.state.current?.outstanding, 'still outstanding');
     reconnected = true;
     p.initiator.path = { ...p.initiator.path, id: 'tcp:i2' };
@@ -399,7 +419,11 @@ describe('IKE SA pair', () => {
 
   it('refuses a child rekey that requires PFS when our policy has none, and logs it (RFC 7296 §3.3.6)', () => {
     const withPfs = [
-      { encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }], esn: [false], keyExchange: [KeyExchangeId.CURVE25519] },
+      {
+        encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+        esn: [false],
+        keyExchange: [KeyExchangeId.CURVE25519],
+      },
     ];
     const p = new Pair({ initiatorPolicy: { espProposals: withPfs } });
     p.establish();
@@ -530,7 +554,10 @@ describe('IKE SA pair', () => {
     const init = decodeMessage(p.wire[0]!.bytes);
     assert.ok(
       !init.payloads.some(
-        (x) => x.type === PayloadType.NOTIFY && 'notifyType' in x && x.notifyType === NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED,
+        (x) =>
+          x.type === PayloadType.NOTIFY &&
+          'notifyType' in x &&
+          x.notifyType === NotifyStatus.IKEV2_FRAGMENTATION_SUPPORTED,
       ),
     );
     void INITIATOR_ADDRESS;

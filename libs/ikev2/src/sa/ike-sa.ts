@@ -39,6 +39,7 @@ import {
   type MessageHeaderFields,
   NotifyError,
   type Payload,
+  PayloadType,
   type SkfPayload,
 } from '../codec/index.js';
 import { unprotect } from '../codec/protect.js';
@@ -57,8 +58,13 @@ import {
 } from '../exchange/informational.js';
 import { processRekeyChildResponse, respondRekeyChild, startRekeyChild } from '../exchange/child-rekey.js';
 import { processRekeyIkeResponse, respondRekeyIke, startRekeyIke } from '../exchange/ike-rekey.js';
-import { isMidSyncRequest, processMidSyncResponse, respondMidSync, startMidSync } from '../exchange/mid-sync.js';
-import { onLifetimeTimers, taskFailed } from './lifetimes.js';
+import {
+  isMidSyncRequest,
+  processMidSyncResponse,
+  respondMidSync,
+  startMidSync,
+} from '../exchange/mid-sync.js';
+import { onLifetimeTimers, scheduleIkeSa, taskFailed } from './lifetimes.js';
 import {
   classifyRequest,
   completeRequest,
@@ -196,8 +202,21 @@ function onCommand(w: Work, c: IkeSaCommand): void {
     default:
       if (w.s.status !== 'established')
         throw new LocalUsageError('IKEGATE_ERR_IKEV2_BAD_STATE', `${c.kind} in ${w.s.status}`);
-      if (isQueueable(c) && enqueue(w, c) === 'full') w.actions.push({ kind: 'dropped', reason: 'queue-full' });
+      if (!isQueueable(c) || inFlight(w, c)) return;
+      if (enqueue(w, c) === 'full') w.actions.push({ kind: 'dropped', reason: 'queue-full' });
   }
+}
+
+/** Whether a request of ours on any core already does what `c` asks (the same child's rekey or delete). */
+function inFlight(w: Work, c: { kind: string; spi?: Uint8Array }): boolean {
+  if (c.kind !== 'rekey-child' && c.kind !== 'delete-child') return false;
+  for (const slot of SLOTS) {
+    const t = w.s[slot]?.outstanding?.task;
+    if (!t || !c.spi) continue;
+    if (c.kind === 'rekey-child' && t.kind === 'rekey-child' && bytesEqual(t.oldSpi, c.spi)) return true;
+    if (c.kind === 'delete-child' && t.kind === 'delete-child' && bytesEqual(t.spi, c.spi)) return true;
+  }
+  return false;
 }
 
 /** Starts queued requests while the window (of one) is free. */
@@ -206,6 +225,8 @@ function drainQueue(w: Work): void {
     const [c, ...rest] = w.s.queue;
     if (!c) break;
     w.s.queue = rest;
+    // Already running on an older core (an IKE rekey moved the window on): not twice.
+    if (inFlight(w, c)) continue;
     switch (c.kind) {
       case 'liveness':
         startLiveness(w);
@@ -340,9 +361,20 @@ type Opened =
  * Verifies and decrypts `msg` on `core` (an SKF fragment is added to its reassembly). 'forged'
  * means integrity failed: nothing may change. 'malformed' means it is authenticated but broken.
  */
-function open(w: Work, slot: CoreSlot, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage, response: boolean): Opened {
+function open(
+  w: Work,
+  slot: CoreSlot,
+  core: IkeSaCore,
+  bytes: Uint8Array,
+  msg: IkeMessage,
+  response: boolean,
+): Opened {
   const skf = skfOf(msg);
   if (skf) return openFragment(w, slot, core, bytes, msg, skf, response);
+  // Without an SK payload nothing in the message is authenticated (an INVALID_IKE_SPI answer, a
+  // forgery): never "authenticated but malformed".
+  const last = msg.payloads[msg.payloads.length - 1];
+  if (last?.type !== PayloadType.SK || !('body' in last)) return { kind: 'forged', reason: 'unprotected' };
   try {
     return { kind: 'payloads', payloads: decryptMessage(bytes, msg, protectionOf(w.ctx, core, 'peer')) };
   } catch (e) {
@@ -363,7 +395,8 @@ function openFragment(
   response: boolean,
 ): Opened {
   // Only when both announced it, and never over TCP (RFC 9329 §2).
-  if (!core.fragmentation || w.from?.transport !== 'udp') return { kind: 'forged', reason: 'unexpected-fragment' };
+  if (!core.fragmentation || w.from?.transport !== 'udp')
+    return { kind: 'forged', reason: 'unexpected-fragment' };
   const r = addFragment(w.ctx, core, bytes, msg, skf, response);
   if (r.kind === 'forged') return { kind: 'forged', reason: r.reason };
   w.s[slot] = r.core;
@@ -434,7 +467,8 @@ function processResponse(
   } catch (e) {
     if (!(e instanceof RemoteProtocolError)) throw e;
     reject(w, h.exchangeType, e.notify ?? NotifyError.INVALID_SYNTAX, 'peer', e.message);
-    if (task.kind === 'ike-auth' || task.kind === 'intermediate') return terminate(w, 'authentication-failed');
+    if (task.kind === 'ike-auth' || task.kind === 'intermediate')
+      return terminate(w, 'authentication-failed');
     taskFailed(w, task);
   }
 }
@@ -488,7 +522,8 @@ function onMidSyncCandidate(
   // Message ID 0 is also the first request on a rekeyed SA.
   if (disposition === 'out-of-window')
     return void w.actions.push({ kind: 'dropped', reason: 'message-id-out-of-window' });
-  if (disposition === 'maybe-retransmission') return onMaybeRetransmission(w, core, bytes, msg, opened.payloads);
+  if (disposition === 'maybe-retransmission')
+    return onMaybeRetransmission(w, core, bytes, msg, opened.payloads);
   validatePath(w);
   dispatchRequest(w, slot, msg.header, opened.payloads, digest(w.ctx, bytes));
 }
@@ -518,13 +553,22 @@ function onMaybeRetransmission(
   if (!retransmissionAnswerable(cached.source, from))
     return void w.actions.push({
       kind: 'dropped',
-      reason: from.transport === 'tcp' && cached.source.pathId === from.id ? 'retransmission-on-stream' : 'retransmission-from-elsewhere',
+      reason:
+        from.transport === 'tcp' && cached.source.pathId === from.id
+          ? 'retransmission-on-stream'
+          : 'retransmission-from-elsewhere',
     });
   pushSends(w, cached, from);
 }
 
 /** Integrity of a message (or fragment) without keeping anything from it. */
-function authenticates(w: Work, core: IkeSaCore, bytes: Uint8Array, msg: IkeMessage, skf: SkfPayload | undefined): boolean {
+function authenticates(
+  w: Work,
+  core: IkeSaCore,
+  bytes: Uint8Array,
+  msg: IkeMessage,
+  skf: SkfPayload | undefined,
+): boolean {
   try {
     if (skf) {
       if (!core.fragmentation) return false;
@@ -552,9 +596,17 @@ function answerError(
   requestDigest: Uint8Array,
 ): void {
   const type = e.notify ?? NotifyError.INVALID_SYNTAX;
-  w.s[slot] = sendResponse(w, w.s[slot]!, h.exchangeType, h.messageId, [notify(type, e.notifyData)], requestDigest);
+  w.s[slot] = sendResponse(
+    w,
+    w.s[slot]!,
+    h.exchangeType,
+    h.messageId,
+    [notify(type, e.notifyData)],
+    requestDigest,
+  );
   reject(w, h.exchangeType, type, 'us', e.message);
-  if (w.s.status === 'init-answered') terminate(w, type === NotifyError.INVALID_SYNTAX ? 'invalid-syntax' : 'error-notify');
+  if (w.s.status === 'init-answered')
+    terminate(w, type === NotifyError.INVALID_SYNTAX ? 'invalid-syntax' : 'error-notify');
 }
 
 function dispatchRequest(
@@ -577,8 +629,18 @@ function dispatchRequest(
         const { response, ikeDeleted } = respondInformational(w, inner);
         w.s[slot] = sendResponse(w, w.s[slot]!, h.exchangeType, h.messageId, response, requestDigest);
         if (!ikeDeleted) return;
-        if (slot === 'current') terminate(w, 'peer-deleted');
-        else w.s[slot] = undefined;
+        if (slot !== 'current') {
+          // Our request still outstanding on the deleted SA will never be answered: a child
+          // rekey or delete it carried is started again on the current SA (RFC 7296 §2.18).
+          requeueLost(w, w.s[slot]?.outstanding?.task);
+          w.s[slot] = undefined;
+          return;
+        }
+        // The peer deletes the SA a rekey we answered replaced, while our own rekey of it is
+        // still outstanding (ours was lost, or theirs won, RFC 7296 §2.8.1, §2.25.2): the SA we
+        // answered is the one that lives on; our rekey request is forgotten.
+        if (w.s.collision) return adoptCollision(w);
+        terminate(w, 'peer-deleted');
         return;
       }
       case ExchangeType.CREATE_CHILD_SA:
@@ -610,8 +672,28 @@ function dispatchRequest(
   }
 }
 
+function requeueLost(w: Work, task: NonNullable<IkeSaCore['outstanding']>['task'] | undefined): void {
+  if (task?.kind === 'rekey-child' && w.s.children.some((c) => bytesEqual(c.inboundSpi, task.oldSpi)))
+    enqueue(w, { kind: 'rekey-child', spi: task.oldSpi }, true);
+  else if (task?.kind === 'delete-child') enqueue(w, { kind: 'delete-child', spi: task.spi }, true);
+}
+
+/** The peer's rekey of the IKE SA (held in `collision`) replaced it: switch to the new SA. */
+function adoptCollision(w: Work): void {
+  const fresh = w.s.collision!;
+  w.s.collision = undefined;
+  w.s.current = fresh;
+  scheduleIkeSa(w);
+  w.actions.push({ kind: 'rekeyed-ike', newInitiatorSpi: fresh.spiI, newResponderSpi: fresh.spiR });
+}
+
 /** CREATE_CHILD_SA on the current SA: a child rekey, an IKE rekey, or a new child (not offered). */
-function respondCreateChildSa(w: Work, h: MessageHeaderFields, inner: Payload[], requestDigest: Uint8Array): void {
+function respondCreateChildSa(
+  w: Work,
+  h: MessageHeaderFields,
+  inner: Payload[],
+  requestDigest: Uint8Array,
+): void {
   const rekeyChild = respondRekeyChild(w, inner);
   if (rekeyChild !== undefined) {
     w.s.current = sendResponse(w, w.s.current!, h.exchangeType, h.messageId, rekeyChild.out, requestDigest);

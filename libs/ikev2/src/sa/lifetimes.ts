@@ -75,8 +75,12 @@ function retryAt(w: Work, expireAt: number | undefined): number {
   return w.now + Math.max(MIN_RETRY_MS, Math.min(retry, left));
 }
 
-/** A rekey (or other) request of ours failed without killing the SA: retry rekeys later. */
+/**
+ * A rekey (or other) request of ours failed without killing the SA: retry rekeys later, when the
+ * SA has lifetimes (without them nothing expires, and a refused manual rekey is not repeated).
+ */
 export function taskFailed(w: Work, task: IkeTask): void {
+  if (!w.ctx.policy.lifetimes) return;
   if (task.kind === 'rekey-ike') {
     w.s.rekeyAt = retryAt(w, w.s.expireAt);
     return;

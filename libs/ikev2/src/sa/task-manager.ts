@@ -74,11 +74,7 @@ export function flagsFor(role: 'initiator' | 'responder', response: boolean): nu
 }
 
 /** SK protection of what `core`'s `sender` side sends (our outbound or our inbound keys). */
-export function protectionOf(
-  ctx: IkeSaContext,
-  core: IkeSaCore,
-  sender: 'us' | 'peer',
-): SkProtection {
+export function protectionOf(ctx: IkeSaContext, core: IkeSaCore, sender: 'us' | 'peer'): SkProtection {
   const initiatorSends = (core.role === 'initiator') === (sender === 'us');
   const k = core.keys;
   return initiatorSends

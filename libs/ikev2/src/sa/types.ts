@@ -426,6 +426,11 @@ export interface ChildSaState {
   readonly tsLocal: readonly TrafficSelector[];
   readonly tsRemote: readonly TrafficSelector[];
   readonly virtualIp?: Uint8Array;
+  /**
+   * Our inbound SPI of the child SA we created answering the peer's rekey of this one. If the peer
+   * rekeys this one again, it never got that answer: the replacement is an orphan and goes.
+   */
+  readonly replacedBy?: Uint8Array;
   /** When to rekey it, and when it expires without a rekey (absent: never). */
   readonly rekeyAt?: number;
   readonly expireAt?: number;

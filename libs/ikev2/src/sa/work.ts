@@ -121,7 +121,13 @@ export function notifyReason(type: number): string {
 }
 
 /** Records a refused exchange (STYLE: every rejection leaves a log line and a metric). */
-export function reject(w: Work, exchangeType: number, notifyType: number, by: 'us' | 'peer', detail?: string): void {
+export function reject(
+  w: Work,
+  exchangeType: number,
+  notifyType: number,
+  by: 'us' | 'peer',
+  detail?: string,
+): void {
   w.actions.push({
     kind: 'rejected',
     exchange: exchangeName(exchangeType),

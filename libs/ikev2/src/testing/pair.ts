@@ -9,12 +9,7 @@
  */
 import { type CryptoProvider, EncryptionId, KeyExchangeId, nodeProvider, PrfId } from '@ikegate/crypto';
 import { type TrafficSelector, TsType } from '../codec/index.js';
-import {
-  type EndpointLimits,
-  type EndpointOutput,
-  IkeEndpoint,
-  type SaEntry,
-} from '../endpoint/index.js';
+import { type EndpointLimits, type EndpointOutput, IkeEndpoint, type SaEntry } from '../endpoint/index.js';
 import type {
   IkePath,
   IkeSaAction,
@@ -280,7 +275,12 @@ export class Pair {
       let a: LoggedAction;
       switch (o.kind) {
         case 'transmit': {
-          a = { kind: 'send', bytes: o.bytes, path: o.path, ...(o.closeAfter ? { closeAfter: o.closeAfter } : {}) };
+          a = {
+            kind: 'send',
+            bytes: o.bytes,
+            path: o.path,
+            ...(o.closeAfter ? { closeAfter: o.closeAfter } : {}),
+          };
           if (o.closeAfter) side.closed++;
           const f: Flight = { to: peer, bytes: o.bytes, index: this.sent++ };
           const d = this.filter(f);
@@ -307,7 +307,8 @@ export class Pair {
       side.log.push(a);
       logged.push(a);
     }
-    if (this.#roundTrip) for (const sa of side.endpoint.entries()) sa.state = stateFromJson(stateToJson(sa.state));
+    if (this.#roundTrip)
+      for (const sa of side.endpoint.entries()) sa.state = stateFromJson(stateToJson(sa.state));
     return logged;
   }
 
@@ -379,9 +380,16 @@ export class Pair {
     }
   }
 
-  /** Runs IKE_SA_INIT + IKE_AUTH, retransmissions included, until nothing is in flight or due. */
+  /**
+   * Runs IKE_SA_INIT + IKE_AUTH, retransmissions included, until the initiator's SA is
+   * established or gone and nothing is in flight (or nothing more is due).
+   */
   establish(maxSteps?: number): void {
     this.initiate();
-    this.run(maxSteps);
+    const settled = () => {
+      const s = this.initiator.sa?.state.status;
+      return this.wire.length === 0 && (s === 'established' || s === 'deleted');
+    };
+    this.run(maxSteps, settled);
   }
 }

@@ -1,0 +1,342 @@
+/**
+ * The defects of issue #9, each as the rule it breaks: what an unauthenticated packet, a lost
+ * stream, a timer that fires early or late, or a peer that never answers does to one IKE SA.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
+import {
+  CfgAttributeType,
+  decodeMessage,
+  decryptMessage,
+  encodeProtectedMessage,
+  ExchangeType,
+  HeaderFlag,
+  NotifyError,
+  type Payload,
+  PayloadType,
+} from '../codec/index.js';
+import { skProtection } from '../negotiation/index.js';
+import { INITIATOR_ADDRESS, type LoggedAction, Pair, pathFor, RESPONDER_ADDRESS } from '../testing/pair.js';
+import type { IkeSaCore } from './types.js';
+
+const sends = (log: readonly LoggedAction[]) => log.filter((a) => a.kind === 'send');
+const dropped = (log: readonly LoggedAction[]) =>
+  log.flatMap((a) => (a.kind === 'dropped' ? [a.reason] : []));
+const elsewhere = pathFor(
+  'udp',
+  'udp:500:203.0.113.66:500',
+  RESPONDER_ADDRESS,
+  500,
+  Uint8Array.of(203, 0, 113, 66),
+  500,
+);
+
+/** The 28-octet header of issue #9: an SA's two SPIs, Message ID `mid`, nothing else. */
+function bareHeader(
+  core: IkeSaCore,
+  exchange: number,
+  mid: number,
+  flags = HeaderFlag.INITIATOR,
+): Uint8Array {
+  const b = new Uint8Array(28);
+  b.set(core.spiI, 0);
+  b.set(core.spiR, 8);
+  b[17] = 0x20;
+  b[18] = exchange;
+  b[19] = flags;
+  new DataView(b.buffer).setUint32(20, mid);
+  new DataView(b.buffer).setUint32(24, 28);
+  return b;
+}
+
+/** Re-protects a message of the initiator with its own keys after editing its inner payloads. */
+function reprotect(p: Pair, bytes: Uint8Array, edit: (inner: Payload[]) => Payload[]): Uint8Array {
+  const core = p.initiator.state.current!;
+  const k = core.keys;
+  const msg = decodeMessage(bytes);
+  const inner = decryptMessage(
+    bytes,
+    msg,
+    skProtection(p.initiator.ctx.provider, core.suite, k.skEi, k.skAi),
+  );
+  return encodeProtectedMessage(
+    {
+      initiatorSpi: msg.header.initiatorSpi,
+      responderSpi: msg.header.responderSpi,
+      exchangeType: msg.header.exchangeType,
+      flags: msg.header.flags,
+      messageId: msg.header.messageId,
+    },
+    edit(inner),
+    skProtection(p.initiator.ctx.provider, core.suite, k.skEi, k.skAi),
+    p.initiator.ctx.random,
+  );
+}
+
+describe('an unauthenticated message changes no SA and no path (issue #9 defect 1, RFC 7296 §2.1, §2.23)', () => {
+  it('a 28-octet header with an SA’s SPIs and Message ID 1 from another address gets no answer and moves nothing', () => {
+    const p = new Pair();
+    p.establish();
+    const before = p.responder.state;
+    const path = before.path;
+    const mark = p.responder.log.length;
+    p.deliver('responder', bareHeader(before.current!, ExchangeType.IKE_AUTH, 1), elsewhere);
+    const log = p.responder.log.slice(mark);
+    assert.deepEqual(sends(log), [], 'no reflection, no amplification');
+    assert.equal(p.responder.state, before, 'the state object is untouched');
+    assert.equal(p.responder.state.path, path);
+    assert.ok(!log.some((a) => a.kind === 'path-validated'));
+  });
+
+  it('an exact copy of the last request from another address is not answered; from where it came, it is (RFC 7296 §2.1, §2.11)', () => {
+    const p = new Pair();
+    let authRequest: Uint8Array | undefined;
+    p.filter = (f) => {
+      if (f.to === 'responder' && decodeMessage(f.bytes).header.exchangeType === ExchangeType.IKE_AUTH)
+        authRequest = f.bytes;
+      return 'deliver';
+    };
+    p.establish();
+    const state = p.responder.state;
+    const mark = p.responder.log.length;
+    p.deliver('responder', authRequest!, elsewhere);
+    assert.deepEqual(sends(p.responder.log.slice(mark)), []);
+    assert.deepEqual(dropped(p.responder.log.slice(mark)), ['retransmission-from-elsewhere']);
+    assert.equal(p.responder.state, state);
+    p.deliver('responder', authRequest!);
+    assert.equal(
+      sends(p.responder.log.slice(mark)).length,
+      1,
+      'its retransmission is answered from the cache',
+    );
+    assert.equal(p.responder.state, state, 'and processed no further');
+  });
+
+  it('a forged message over TCP does not switch a UDP SA to TCP, nor any path', () => {
+    const p = new Pair();
+    p.establish();
+    const before = p.responder.state;
+    const tcp = pathFor('tcp', 'tcp:9', RESPONDER_ADDRESS, 4500, INITIATOR_ADDRESS, 50000);
+    const forged = new Uint8Array(80).fill(0x41);
+    forged.set(bareHeader(before.current!, ExchangeType.INFORMATIONAL, 2).subarray(0, 24), 0);
+    new DataView(forged.buffer).setUint32(24, 80);
+    forged[16] = PayloadType.SK;
+    new DataView(forged.buffer).setUint16(30, 52);
+    p.deliver('responder', forged, tcp);
+    assert.equal(p.responder.state, before);
+    assert.equal(p.responder.state.path?.transport, 'udp');
+  });
+
+  it('an authenticated new request from a new address moves the SA there (NAT rebinding, RFC 7296 §2.23)', () => {
+    const p = new Pair();
+    p.establish();
+    p.responder.path = pathFor(
+      'udp',
+      'udp:4500:192.0.2.1:62000',
+      RESPONDER_ADDRESS,
+      4500,
+      INITIATOR_ADDRESS,
+      62000,
+    );
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    assert.equal(p.responder.state.path?.id, 'udp:4500:192.0.2.1:62000');
+    assert.ok(p.responder.log.some((a) => a.kind === 'path-validated'));
+  });
+
+  it('over TCP a duplicate on the same live stream is dropped; after a reconnect it is answered on the new stream (RFC 9329 §6)', () => {
+    const p = new Pair({ transport: 'tcp' });
+    p.establish();
+    p.command('initiator', { kind: 'liveness' });
+    const liveness = p.wire[0]!.bytes;
+    p.flush();
+    const mark = p.responder.log.length;
+    p.deliver('responder', liveness);
+    assert.deepEqual(sends(p.responder.log.slice(mark)), []);
+    assert.deepEqual(dropped(p.responder.log.slice(mark)), ['retransmission-on-stream']);
+    const next = { ...p.responder.path, id: 'tcp:r2', remote: { ...p.responder.path.remote, port: 51000 } };
+    p.deliver('responder', liveness, next);
+    const answered = sends(p.responder.log.slice(mark));
+    assert.equal(answered.length, 1);
+    assert.equal(answered[0]!.kind === 'send' && answered[0]!.path.id, 'tcp:r2');
+    assert.equal(p.responder.state.path?.id, 'tcp:r1', 'a retransmission moves nothing');
+  });
+});
+
+describe('every request is answered, retransmitted or the SA declared dead (issue #9 defect 3, RFC 7296 §2.4)', () => {
+  it('a timer that fires early does nothing, and the retransmission still happens when it is due', () => {
+    const p = new Pair();
+    p.establish();
+    p.filter = (f) => (f.to === 'responder' ? 'drop' : 'deliver');
+    p.command('initiator', { kind: 'liveness' });
+    const due = p.initiator.endpoint.nextTimeout()!;
+    const mark = p.initiator.log.length;
+    assert.deepEqual(p.initiator.endpoint.timeout(due - 1), [], 'early: nothing');
+    assert.equal(p.initiator.endpoint.nextTimeout(), due, 'still scheduled');
+    p.now = due;
+    p.tick();
+    assert.equal(sends(p.initiator.log.slice(mark)).length, 1, 'retransmitted on time');
+  });
+
+  it('a timer that fires very late (a paused process) retransmits once and leaves the peer a full interval', () => {
+    const p = new Pair();
+    p.establish();
+    p.filter = (f) => (f.to === 'responder' ? 'drop' : 'deliver');
+    p.command('initiator', { kind: 'liveness' });
+    const due = p.initiator.endpoint.nextTimeout()!;
+    p.now = due + 20_000;
+    const mark = p.initiator.log.length;
+    p.tick();
+    assert.equal(sends(p.initiator.log.slice(mark)).length, 1);
+    assert.equal(p.initiator.state.status, 'established', 'a pause is not a dead peer');
+    assert.equal(p.initiator.endpoint.nextTimeout(), p.now + 2000);
+  });
+
+  it('over TCP a request is never retransmitted on the live stream, and an unanswered one ends in dead-peer', () => {
+    const p = new Pair({
+      transport: 'tcp',
+      initiatorPolicy: { retransmit: { initialMs: 100, maxRetransmits: 3 } },
+    });
+    p.establish();
+    p.filter = (f) => (f.to === 'responder' ? 'drop' : 'deliver');
+    const mark = p.initiator.log.length;
+    p.command('initiator', { kind: 'liveness' });
+    p.run();
+    assert.equal(sends(p.initiator.log.slice(mark)).length, 1);
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'dead-peer'));
+  });
+
+  it('an SA whose stream closed is held for the reconnect wait, then deleted as connection-lost; a reconnect within it resumes (RFC 9329 §6)', () => {
+    const p = new Pair({ transport: 'tcp', responderPolicy: { reconnectWaitMs: 30_000, dpdMs: 5000 } });
+    p.establish();
+    p.connectionLost('responder');
+    p.command('responder', { kind: 'liveness' });
+    assert.deepEqual(sends(p.responder.log.slice(-2)), [], 'no send on a closed stream');
+    // Within the wait the initiator comes back on a new stream: the liveness goes out there.
+    p.now += 10_000;
+    p.responder.path = { ...p.responder.path, id: 'tcp:r2' };
+    p.initiator.path = { ...p.initiator.path, id: 'tcp:i2' };
+    p.command('initiator', { kind: 'connection-restored', path: p.initiator.path });
+    p.command('initiator', { kind: 'liveness' });
+    p.flush();
+    assert.equal(
+      p.responder.state.current?.outstanding,
+      undefined,
+      'the held request was resent and answered',
+    );
+    assert.equal(p.responder.state.status, 'established');
+    // Then the stream closes for good.
+    p.connectionLost('responder');
+    p.filter = () => 'drop';
+    const lostAt = p.now;
+    p.run(1000, () => p.responder.sa!.state.status === 'deleted');
+    assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'connection-lost'));
+    assert.equal(p.now - lostAt, 30_000);
+  });
+
+  it('a refused child rekey is retried later, and a refused IKE rekey too (RFC 7296 §2.8)', () => {
+    const lifetimes = { ikeMs: 100_000, childMs: 50_000, marginMs: 10_000, retryMs: 3000 };
+    const p = new Pair({ initiatorPolicy: { lifetimes }, responderPolicy: { espProposals: [] } });
+    p.establish();
+    const child = p.initiator.state.children[0];
+    assert.equal(child, undefined, 'no ESP proposal on the responder: no child');
+    const q = new Pair({ initiatorPolicy: { lifetimes } });
+    q.establish();
+    const keep = q.responder.ctx;
+    q.responder.ctx = { ...keep, policy: { ...keep.policy, espProposals: [] } };
+    const rekeyAt = q.initiator.state.children[0]!.rekeyAt!;
+    q.run(
+      1000,
+      () => q.now >= rekeyAt && q.initiator.log.some((a) => a.kind === 'rejected' && a.by === 'peer'),
+    );
+    assert.equal(q.initiator.state.children.length, 1);
+    const retry = q.initiator.state.children[0]!.rekeyAt!;
+    assert.equal(retry, q.now + 3000);
+    q.responder.ctx = keep;
+    q.run(1000, () => q.initiator.log.filter((a) => a.kind === 'install-child').length === 2);
+    assert.equal(q.now, retry);
+  });
+
+  it('an IKE SA that cannot be rekeyed before its lifetime ends is deleted at hard expiry (RFC 7296 §2.8)', () => {
+    const lifetimes = { ikeMs: 60_000, childMs: 1_000_000, marginMs: 10_000, retryMs: 5000 };
+    const refuse = {
+      ikeProposals: [
+        {
+          encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }],
+          prf: [PrfId.HMAC_SHA2_256],
+          keyExchange: [KeyExchangeId.CURVE25519],
+        },
+      ],
+    };
+    const p = new Pair({ initiatorPolicy: { lifetimes } });
+    p.establish();
+    const keep = p.responder.ctx;
+    p.responder.ctx = {
+      ...keep,
+      policy: {
+        ...keep.policy,
+        ...refuse,
+        ikeProposals: [{ ...refuse.ikeProposals[0]!, prf: [PrfId.HMAC_SHA2_512] }],
+      },
+    };
+    p.run(1000, () => p.initiator.sa!.state.status === 'deleted');
+    assert.ok(p.initiator.log.some((a) => a.kind === 'deleted' && a.reason === 'expired'));
+    assert.equal(p.now, 60_000);
+    assert.ok(
+      p.initiator.log.filter((a) => a.kind === 'rejected' && a.by === 'peer').length >= 2,
+      'retried before giving up',
+    );
+  });
+
+  it('a burst of rekey requests for one child (ESP sequence exhaustion) starts one rekey, not one per packet', () => {
+    const p = new Pair();
+    p.establish();
+    const spi = [...p.initiator.children.values()][0]!.inboundSpi;
+    const mark = p.initiator.log.length;
+    for (let i = 0; i < 1000; i++) p.command('initiator', { kind: 'rekey-child', spi });
+    assert.ok(p.initiator.state.queue.length <= 1);
+    p.run();
+    assert.equal(p.initiator.log.slice(mark).filter((a) => a.kind === 'install-child').length, 1);
+  });
+});
+
+describe('authenticated but malformed requests are answered (issue #9 defect 5, RFC 7296 §2.21.2, §2.21.3)', () => {
+  it('an IKE_AUTH with a malformed configuration payload is answered INVALID_SYNTAX and the half-open SA ends', () => {
+    const p = new Pair({ initiatorPolicy: { requestVirtualIp: true } });
+    p.initiate();
+    p.flush(2);
+    const auth = p.wire.shift()!;
+    assert.equal(decodeMessage(auth.bytes).header.exchangeType, ExchangeType.IKE_AUTH);
+    const bad = reprotect(p, auth.bytes, (inner) =>
+      inner.map((x) =>
+        x.type === PayloadType.CP
+          ? {
+              ...x,
+              attributes: [{ type: CfgAttributeType.INTERNAL_IP4_ADDRESS, value: Uint8Array.of(10, 0, 0) }],
+            }
+          : x,
+      ),
+    );
+    const mark = p.responder.log.length;
+    p.deliver('responder', bad);
+    const log = p.responder.log.slice(mark);
+    const answer = log.find((a) => a.kind === 'send');
+    assert.ok(answer?.kind === 'send');
+    const responderCore = p.responder.state.current!;
+    const k = responderCore.keys;
+    const inner = decryptMessage(
+      answer.bytes,
+      decodeMessage(answer.bytes),
+      skProtection(p.responder.ctx.provider, responderCore.suite, k.skEr, k.skAr),
+    );
+    assert.ok(
+      inner.some(
+        (x) =>
+          x.type === PayloadType.NOTIFY && 'notifyType' in x && x.notifyType === NotifyError.INVALID_SYNTAX,
+      ),
+    );
+    assert.ok(log.some((a) => a.kind === 'deleted' && a.reason === 'invalid-syntax'));
+    assert.ok(log.some((a) => a.kind === 'rejected' && a.reason === 'invalid_syntax'));
+  });
+});
