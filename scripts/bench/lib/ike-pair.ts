@@ -40,7 +40,14 @@ function context(localId: string): IkeSaContext {
     remoteTs: [any],
   };
   const psk = new TextEncoder().encode('bench pre-shared key');
-  return { provider: nodeProvider, random, allocateIkeSpi: () => random(8), allocateChildSpi: () => random(4), policy, psk: () => psk };
+  return {
+    provider: nodeProvider,
+    random,
+    allocateIkeSpi: () => random(8),
+    allocateChildSpi: () => random(4),
+    policy,
+    psk: () => psk,
+  };
 }
 
 const ctxI = context('initiator@example.org');

@@ -151,7 +151,9 @@ function run(out: readonly EndpointOutput<undefined>[]): void {
       continue;
     }
     if (o.kind !== 'sa-action') {
-      log(o.kind === 'rejected' ? 'rejected' : 'dropped', { reason: o.kind === 'lenient' ? 'lenient' : o.reason });
+      log(o.kind === 'rejected' ? 'rejected' : 'dropped', {
+        reason: o.kind === 'lenient' ? 'lenient' : o.reason,
+      });
       continue;
     }
     const a = o.action;
