@@ -48,6 +48,8 @@ export interface Listen {
     readonly maxConnectionsPerAddress: number;
     readonly prefixTimeoutSeconds: number;
     readonly idleTimeoutSeconds: number;
+    /** IKE output queued on one stream past which it is closed (a peer that does not read). */
+    readonly maxIkeOutputKiB: number;
   };
   /** RFC 9329 over TLS; with no certificate a self-signed one is generated at start. */
   readonly tls: {
@@ -138,6 +140,18 @@ export interface Config {
   };
   /** 0 disables dead peer detection. */
   readonly dpd: { readonly intervalSeconds: number };
+  /**
+   * Bounds on IKE state an unauthenticated peer can cause (RFC 7296 §2.6), and retransmission
+   * (RFC 7296 §2.4: the first after `initialMs`, doubling, the peer dead after `maxRetransmits`).
+   */
+  readonly ike: {
+    readonly halfOpenTimeoutSeconds: number;
+    readonly cookieThreshold: number;
+    readonly maxHalfOpen: number;
+    readonly maxHalfOpenPerAddress: number;
+    readonly maxSas: number;
+    readonly retransmit: { readonly initialMs: number; readonly maxRetransmits: number };
+  };
   readonly dataplane: {
     readonly tun: { readonly name: string; readonly mtu: number };
     readonly masquerade: { readonly enabled: boolean; readonly outInterface: string | null };
@@ -362,6 +376,7 @@ class Validator {
       'peers',
       'lifetimes',
       'dpd',
+      'ike',
       'dataplane',
       'failover',
       'log',
@@ -398,6 +413,29 @@ class Validator {
 
     const d = this.section(this.get(root, 'dpd'), 'dpd', ['intervalSeconds']);
     const dpd = { intervalSeconds: this.int(d, 'intervalSeconds', 'dpd', 30, 0, 3600) };
+
+    const ik = this.section(this.get(root, 'ike'), 'ike', [
+      'halfOpenTimeoutSeconds',
+      'cookieThreshold',
+      'maxHalfOpen',
+      'maxHalfOpenPerAddress',
+      'maxSas',
+      'retransmit',
+    ]);
+    const rt = this.section(this.get(ik, 'retransmit'), 'ike.retransmit', ['initialMs', 'maxRetransmits']);
+    const ike = {
+      halfOpenTimeoutSeconds: this.int(ik, 'halfOpenTimeoutSeconds', 'ike', 30, 1, 600),
+      cookieThreshold: this.int(ik, 'cookieThreshold', 'ike', 1000, 0, 10_000_000),
+      maxHalfOpen: this.int(ik, 'maxHalfOpen', 'ike', 20_000, 1, 10_000_000),
+      maxHalfOpenPerAddress: this.int(ik, 'maxHalfOpenPerAddress', 'ike', 5000, 1, 10_000_000),
+      maxSas: this.int(ik, 'maxSas', 'ike', 1_000_000, 1, 100_000_000),
+      retransmit: {
+        initialMs: this.int(rt, 'initialMs', 'ike.retransmit', 1000, 100, 60_000),
+        maxRetransmits: this.int(rt, 'maxRetransmits', 'ike.retransmit', 5, 0, 20),
+      },
+    };
+    if (ike.maxHalfOpenPerAddress > ike.maxHalfOpen)
+      this.add('ike.maxHalfOpenPerAddress', `must not exceed ike.maxHalfOpen (${ike.maxHalfOpen})`);
 
     const dp = this.section(this.get(root, 'dataplane'), 'dataplane', ['tun', 'masquerade']);
     const tun = this.section(this.get(dp, 'tun'), 'dataplane.tun', ['name', 'mtu']);
@@ -453,6 +491,7 @@ class Validator {
       peers,
       lifetimes,
       dpd,
+      ike,
       dataplane,
       failover,
       log,
@@ -586,12 +625,14 @@ class Validator {
       'maxConnectionsPerAddress',
       'prefixTimeoutSeconds',
       'idleTimeoutSeconds',
+      'maxIkeOutputKiB',
     ]);
     const limits = {
       maxConnections: this.int(l, 'maxConnections', 'listen.limits', 10_000, 1, 1_000_000),
       maxConnectionsPerAddress: this.int(l, 'maxConnectionsPerAddress', 'listen.limits', 256, 1, 1_000_000),
       prefixTimeoutSeconds: this.int(l, 'prefixTimeoutSeconds', 'listen.limits', 10, 1, 300),
       idleTimeoutSeconds: this.int(l, 'idleTimeoutSeconds', 'listen.limits', 300, 5, 86_400),
+      maxIkeOutputKiB: this.int(l, 'maxIkeOutputKiB', 'listen.limits', 256, 16, 65_536),
     };
     return { udp, tcp, tls, limits };
   }

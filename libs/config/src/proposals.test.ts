@@ -39,7 +39,7 @@ describe('parseIkeProposal', () => {
         prf: [5],
         integrity: [],
         keyExchange: [31],
-        additionalKeyExchange1: [36],
+        additionalKeyExchanges: [[36]],
       },
     ],
     [
@@ -79,27 +79,39 @@ describe('parseEspProposal', () => {
     assert.deepEqual(parseEspProposal('aes256gcm16'), {
       encryption: [{ id: 20, keyBits: 256 }],
       integrity: [],
+      esn: [false],
     });
     assert.deepEqual(parseEspProposal('aes128gcm16'), {
       encryption: [{ id: 20, keyBits: 128 }],
       integrity: [],
+      esn: [false],
     });
   });
   it('aes256-sha512 → ENCR_AES_CBC (12) + AUTH_HMAC_SHA2_512_256 (14)', () => {
     assert.deepEqual(parseEspProposal('aes256-sha512'), {
       encryption: [{ id: 12, keyBits: 256 }],
       integrity: [14],
+      esn: [false],
     });
   });
   it('chacha20poly1305-noesn → ENCR_CHACHA20_POLY1305 (28)', () => {
     assert.deepEqual(parseEspProposal('chacha20poly1305-noesn'), {
       encryption: [{ id: 28, keyBits: 256 }],
       integrity: [],
+      esn: [false],
     });
   });
-  it('rejects a PRF, a key exchange, and unknown tokens', () => {
+  it('aes256gcm16-x25519 → PFS with X25519 (31) for CREATE_CHILD_SA rekeys (RFC 7296 §1.3.1)', () => {
+    assert.deepEqual(parseEspProposal('aes256gcm16-x25519'), {
+      encryption: [{ id: 20, keyBits: 256 }],
+      integrity: [],
+      keyExchange: [31],
+      esn: [false],
+    });
+  });
+  it('rejects a PRF, an additional key exchange, and unknown tokens', () => {
     assert.throws(() => parseEspProposal('aes256gcm16-prfsha256'), /PRF/);
-    assert.throws(() => parseEspProposal('aes256gcm16-x25519'), /not supported/);
+    assert.throws(() => parseEspProposal('aes256gcm16-x25519-ke1_mlkem768'), /additional key exchanges/);
     assert.throws(() => parseEspProposal('aes256gcm16-bogus'), /"bogus"/);
   });
 });

@@ -168,7 +168,8 @@ export function tryParseIkeProposal(text: string): Parsed<IkeProposalPolicy> {
       prf,
       integrity: t.integrity,
       keyExchange: t.keyExchange,
-      ...(t.ke1.length > 0 ? { additionalKeyExchange1: t.ke1 } : {}),
+      // RFC 9370 ADDKE1 (one additional key exchange, run in IKE_INTERMEDIATE).
+      ...(t.ke1.length > 0 ? { additionalKeyExchanges: [t.ke1] } : {}),
     },
   };
 }
@@ -179,10 +180,18 @@ export function tryParseEspProposal(text: string): Parsed<EspProposalPolicy> {
   if (!r.ok) return r;
   const t = r.value;
   if (t.prf.length > 0) return { ok: false, message: 'ESP proposals take no PRF' };
-  if (t.keyExchange.length > 0 || t.ke1.length > 0) {
-    return { ok: false, message: 'key exchange (PFS) in ESP proposals is not supported yet' };
-  }
-  return { ok: true, value: { encryption: t.encryption, integrity: t.integrity } };
+  if (t.ke1.length > 0) return { ok: false, message: 'additional key exchanges (ke1_) are for IKE proposals' };
+  // A key exchange method makes PFS part of the proposal (RFC 7296 §1.3.1: CREATE_CHILD_SA rekeys
+  // carry a KE payload); IKE_AUTH never does, so the first child SA has none (§1.2). No ESN.
+  return {
+    ok: true,
+    value: {
+      encryption: t.encryption,
+      integrity: t.integrity,
+      ...(t.keyExchange.length > 0 ? { keyExchange: t.keyExchange } : {}),
+      esn: [false],
+    },
+  };
 }
 
 /** Parses one IKE proposal string. Throws ConfigError (path `proposal`) naming the bad token. */
