@@ -7,7 +7,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requirement } from '@ikegate/testkit';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 
@@ -163,7 +166,7 @@ describe(
     const root = process.getuid?.() === 0 && existsSync('/dev/net/tun');
     test(
       'with a TUN that never came up (no CHILD SA, link down): SIGTERM to the launcher ends it and its child, and the TUN is gone',
-      { skip: root ? false : 'needs root and /dev/net/tun' },
+      { skip: requirement(root ? false : 'needs root and /dev/net/tun') },
       async () => {
         const tun = `ikgct${process.pid % 10_000}`;
         const c = connect(['--tun', tun, '--transport', 'tcp', '--port-tcp', String(await closedTcpPort())]);
@@ -176,5 +179,63 @@ describe(
         );
       },
     );
+  },
+);
+
+describe(
+  'ikegate connect gives up at once when the gateway refuses its child SA (issue #9 defect 5)',
+  { timeout: 120_000 },
+  () => {
+    const base = 30_000 + (process.pid % 500) * 5;
+    const ports = { ike: base, natT: base + 1, tcp: base + 2, control: base + 3 };
+    const dir = mkdtempSync(join(tmpdir(), 'ikegate-connect-pool-'));
+    const config = join(dir, 'ikegate.yaml');
+    // A /30 pool: one address for peers (not the network, the gateway's .1 or the broadcast).
+    writeFileSync(
+      config,
+      `identity: { id: gw.example.org }
+listen:
+  udp: { address: ${HOST}, ikePort: ${ports.ike}, natTPort: ${ports.natT} }
+  tcp: { address: ${HOST}, port: ${ports.tcp} }
+  tls: { enabled: false }
+control: { address: ${HOST}, port: ${ports.control} }
+proposals: { ike: [aes256gcm16-prfsha256-x25519], esp: [aes256gcm16] }
+pools: [{ name: rw, cidr: 10.66.0.0/30 }]
+peers:
+  - { name: rw, id: '*@example.org', auth: { psk: 'connect-test-pre-shared-key-0123456789' }, pool: rw, remoteTs: [dynamic] }
+dataplane: { masquerade: { enabled: false } }
+log: { level: info }
+`,
+    );
+    const gateway = spawn(process.execPath, [BIN, 'up', '--config', config, '--no-tun'], { stdio: 'ignore' });
+    spawned.push(gateway);
+    after(() => gateway.kill('SIGTERM'));
+    const args = (id: string) => [
+      '--no-tun',
+      '--transport',
+      'tcp',
+      '--port-tcp',
+      String(ports.tcp),
+      '--id',
+      id,
+    ];
+
+    test('the second client finds the pool empty: INTERNAL_ADDRESS_FAILURE (RFC 7296 §3.15.4), an error naming it, exit code 3', async () => {
+      for (let i = 0; i < 100; i++) {
+        try {
+          if ((await fetch(`http://${HOST}:${ports.control}/healthz`)).ok) break;
+        } catch {
+          // not up yet
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const first = connect(args('alice@example.org'));
+      await first.logged(/"msg":"tun-configured"|"msg":"ike-sa-established"/, 20_000);
+      const second = connect(args('bob@example.org'));
+      const r = await second.exited(20_000);
+      assert.deepEqual(r, { code: 3, signal: null }, second.output());
+      assert.match(second.output(), /no virtual IP left in its pool \(INTERNAL_ADDRESS_FAILURE/);
+      await assertStopsOn(first, 'SIGTERM');
+    });
   },
 );

@@ -302,6 +302,12 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
         childInstalled: (c) => {
           void configureTun(c.virtualIp, c.tsRemote);
         },
+        // The gateway refused our child SA: with nothing to route through, an IKE SA alone is
+        // useless, and retrying will not help (an empty pool, our selectors refused). Say why, exit.
+        childFailed: (spi, reason, notify) => {
+          log.error({ spi, reason, notify }, `giving up: ${childFailure(notify, reason)}`);
+          void giveUp(3);
+        },
         ikeSaDeleted: (_spi, reason) => {
           established = false;
           if (stopping) return;
@@ -401,7 +407,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
   const keepAlive = setInterval(() => undefined, 1 << 30);
   // Not awaited here: the caller gets the handle (and can stop) while the first attempt waits.
   const started = start(o.transport);
-  return {
+  const handle: ConnectHandle = {
     started,
     async stop() {
       stopping = true;
@@ -412,6 +418,28 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
       log.info({}, 'disconnected');
     },
   };
+  async function giveUp(code: number): Promise<void> {
+    if (stopping) return;
+    await handle.stop();
+    process.exit(code);
+  }
+  return handle;
+}
+
+/** Why the gateway refused our child SA, for an operator (RFC 7296 §3.10.1 error notifies). */
+function childFailure(notify: number | undefined, reason: string): string {
+  switch (notify) {
+    case 36:
+      return 'the gateway has no virtual IP left in its pool (INTERNAL_ADDRESS_FAILURE, RFC 7296 §3.15.4)';
+    case 37:
+      return 'the gateway requires a configuration request (FAILED_CP_REQUIRED)';
+    case 38:
+      return 'the gateway refused our traffic selectors (TS_UNACCEPTABLE); check --ts';
+    case 14:
+      return 'no ESP proposal in common with the gateway (NO_PROPOSAL_CHOSEN); check --esp';
+    default:
+      return `the gateway created no child SA (${notify !== undefined ? `notify ${notify}` : reason})`;
+  }
 }
 
 /** `ip ARGS`, bounded, failures ignored (the caller checks the outcome another way). */

@@ -25,7 +25,13 @@ class Gateway {
   readonly logFile = join(this.dir, 'ikegate.log');
   #proc: ChildProcess | undefined;
 
+  constructor(
+    readonly ports: typeof PORTS = PORTS,
+    readonly poolCidr = '10.64.0.0/16',
+  ) {}
+
   async start(): Promise<void> {
+    const PORTS = this.ports;
     const config = join(this.dir, 'ikegate.yaml');
     writeFileSync(
       config,
@@ -39,7 +45,7 @@ proposals:
   ike: [aes256gcm16-prfsha256-x25519]
   esp: [aes256gcm16]
 pools:
-  - { name: rw, cidr: 10.64.0.0/16 }
+  - { name: rw, cidr: ${this.poolCidr} }
 peers:
   - name: load
     id: '*@example.org'
@@ -70,7 +76,7 @@ log: { level: warn }
 
   /** The gateway's established IKE SAs from load identities (control API). */
   async established(): Promise<number> {
-    const r = (await (await fetch(`http://${HOST}:${PORTS.control}/v1/sas`)).json()) as {
+    const r = (await (await fetch(`http://${HOST}:${this.ports.control}/v1/sas`)).json()) as {
       sas: { status: string; peerId?: string; children: unknown[] }[];
     };
     return r.sas.filter(
@@ -211,6 +217,34 @@ describe('ikegate loadgen against ikegate up (loopback)', () => {
     assert.equal(run.summary.established, 10);
     assert.equal(await run.stop(), 0);
     assert.equal(await gw.waitFor(10), 10); // last case: the gateway keeps them until it stops
+  });
+});
+
+describe('ikegate loadgen against a gateway whose pool runs out', () => {
+  const ports = {
+    ike: BASE + 9000,
+    natT: BASE + 9001,
+    tcp: BASE + 9002,
+    tls: BASE + 9003,
+    control: BASE + 9004,
+  };
+  // A /29: five addresses for peers (not the network, the gateway's .1 or the broadcast).
+  const gw = new Gateway(ports, '10.65.0.0/29');
+  before(() => gw.start());
+  after(() => gw.stop());
+
+  it('fails the setups past the pool at once as internal-address-failure, not at their timeout, and deletes their IKE SAs (RFC 7296 §3.15.4, issue #9 defect 5)', async () => {
+    const run = await runLoadgen(options('udp', 8, { ports, concurrency: 8, timeoutMs: 60_000 }));
+    try {
+      const s = run.summary;
+      assertConsistent(s);
+      assert.equal(s.established, 5, JSON.stringify(s));
+      assert.deepEqual(s.failures, { 'internal-address-failure': 3 });
+      assert.equal(await gw.waitFor(5), 5, 'the refused ones left no IKE SA on the gateway');
+    } finally {
+      await run.stop({ deleteSas: true });
+    }
+    assert.equal(await gw.waitFor(0), 0);
   });
 });
 

@@ -82,6 +82,14 @@ const FAILURE_NAMES: Record<string, string> = {
   'no-proposal-chosen': 'no-proposal',
 };
 
+/** Error notifies that refuse a child SA (RFC 7296 §3.10.1), as failure reasons. */
+const CHILD_FAILURE_NAMES: Record<number, string> = {
+  14: 'child-no-proposal',
+  36: 'internal-address-failure',
+  37: 'failed-cp-required',
+  38: 'ts-unacceptable',
+};
+
 function selector(cidr: string): TrafficSelector {
   const c = parseCidr(cidr, true);
   if (typeof c === 'string') throw new Error(`--ts ${cidr}: ${c}`);
@@ -196,6 +204,14 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
           if (!s || !c.weInitiated) return;
           s.child = true;
           maybeDone(s);
+        },
+        // The gateway refused the child SA (e.g. INTERNAL_ADDRESS_FAILURE: its pool is empty,
+        // RFC 7296 §3.15.4): the setup fails now, not at its timeout, and its IKE SA goes.
+        childFailed: (spi, reason, notify) => {
+          const s = bySpi.get(spi);
+          if (!s) return;
+          fail(s, notify !== undefined ? (CHILD_FAILURE_NAMES[notify] ?? `notify-${notify}`) : reason);
+          queueMicrotask(() => worker.command(spi, 'delete'));
         },
         ikeSaDeleted: (spi, reason) => {
           const s = bySpi.get(spi);

@@ -10,11 +10,13 @@ import {
   type IkePath,
   type IkeSaCommand,
   type IkeSaContext,
+  type IkeProposalPolicy,
   type InstallChildAction,
   type SaEntry,
 } from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import { PassThrough } from 'node:stream';
+import { parseIkeProposal } from '@ikegate/config';
 import { parseIpv4 } from './ipv4.js';
 import { type AddressPoolLike, Worker } from './worker.js';
 
@@ -67,7 +69,10 @@ function icmp(src: string, dst: string): Uint8Array {
 }
 
 /** A worker and a protocol-core initiator joined by direct calls (the `ikegate up` wiring). */
-function harness(peerId: string) {
+function harness(
+  peerId: string,
+  o: { gatewayIke?: IkeProposalPolicy[]; initiatorIke?: IkeProposalPolicy[]; initiatorPsk?: Uint8Array } = {},
+) {
   const out = new PassThrough();
   const logLines: string[] = [];
   out.on('data', (d: Buffer) => logLines.push(...d.toString().trim().split('\n')));
@@ -79,7 +84,7 @@ function harness(peerId: string) {
       provider: defaultProvider,
       policy: {
         localId: 'gw.example.org',
-        ikeProposals: ike,
+        ikeProposals: o.gatewayIke ?? ike,
         espProposals: esp,
         localTs: [any],
         remoteTs: [any],
@@ -113,13 +118,13 @@ function harness(peerId: string) {
     policy: {
       localId: peerId,
       localIdType: 3,
-      ikeProposals: ike,
+      ikeProposals: o.initiatorIke ?? ike,
       espProposals: esp,
       localTs: [any],
       remoteTs: [hostNet],
       requestVirtualIp: true,
     },
-    psk: () => PSK,
+    psk: () => o.initiatorPsk ?? PSK,
   };
   // The protocol-core initiator: an IkeEndpoint of its own, its path the mirror of the worker's.
   const initiator = new IkeEndpoint<undefined>({
@@ -261,4 +266,67 @@ test('worker: DELETE from the peer removes the SA, its children and frees the VI
   assert.equal(h.worker.ikeSaCount, 0);
   assert.equal(h.worker.childSaCount, 0);
   assert.ok(h.logLines.some((l) => l.includes('"reason":"peer-deleted"')));
+});
+
+test('worker: a hybrid proposal from config syntax (x25519 + ke1_mlkem768) runs IKE_INTERMEDIATE before IKE_AUTH (RFC 9370, RFC 9242)', async () => {
+  const hybrid = [parseIkeProposal('aes256gcm16-prfsha256-x25519-ke1_mlkem768')];
+  const h = harness('carol@example.org', { gatewayIke: hybrid, initiatorIke: hybrid });
+  h.initiate();
+  assert.equal(h.state().status, 'established');
+  assert.deepEqual(h.state().current?.suite.additionalKeyExchanges, [36]);
+  const text = await h.metrics.render();
+  assert.match(text, /ikegate_ike_messages_total\{direction="in",exchange="IKE_INTERMEDIATE"\} 1/);
+});
+
+test("worker: the 28-octet header of issue #9 (an SA's SPIs, Message ID 1, another address) is not answered and moves nothing (RFC 7296 §2.23)", async () => {
+  const h = harness('carol@example.org');
+  h.initiate();
+  const [before] = h.worker.list();
+  const sent = h.toInitiator.length;
+  const core = h.state().current!;
+  const bare = new Uint8Array(28);
+  bare.set(core.spiI, 0);
+  bare.set(core.spiR, 8);
+  bare.set([0, 0x20, 35, 0x08, 0, 0, 0, 1, 0, 0, 0, 28], 16);
+  const attacker: PeerPath = {
+    connection: 'udp:4500:203.0.113.66:4500',
+    transport: 'udp',
+    local: { address: '192.0.2.1', port: 4500 },
+    remote: { address: '203.0.113.66', port: 4500 },
+  };
+  const d = routeIkeMessage(bare, attacker.remote.address, HASH_KEY, LAYOUT);
+  h.worker.deliver({ kind: 'ike', path: attacker, bytes: bare, shard: d.kind === 'shard' ? d.shard : 0 });
+  assert.equal(h.toInitiator.length, sent, 'nothing sent');
+  const [after] = h.worker.list();
+  assert.equal(after!.remote, before!.remote, 'the SA still answers the real peer');
+  h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
+  const esp = h.toInitiator.slice(sent);
+  assert.equal(esp.length, 1);
+  assert.equal(esp[0]!.path.remote.address, '192.0.2.10', 'ESP still goes to the real peer');
+});
+
+test('worker: a refused IKE_AUTH leaves a log line with its reason and ikegate_ike_rejections_total (issue #9 defect 5)', async () => {
+  const h = harness('mallory@example.org', {
+    initiatorPsk: new TextEncoder().encode('a-wrong-psk-0123456789'),
+  });
+  h.initiate();
+  const text = await h.metrics.render();
+  assert.match(text, /ikegate_ike_rejections_total\{exchange="IKE_AUTH",reason="authentication_failed"\} 1/);
+  const line = h.logLines.find((l) => l.includes('"msg":"ike-rejected"'));
+  assert.ok(line, h.logLines.join('\n'));
+  assert.match(line, /"reason":"authentication_failed"/);
+  assert.match(line, /PSK AUTH mismatch for mallory@example.org/);
+  assert.ok(!h.logLines.some((l) => /a-wrong-psk|worker-test-psk/.test(l)), 'no PSK in logs');
+  assert.match(text, /ikegate_ike_sa_events_total\{event="deleted",reason="authentication-failed"\} 1/);
+});
+
+test('worker: a NO_PROPOSAL_CHOSEN IKE_SA_INIT is logged with what was offered, counted, and keeps no state (issue #9 defects 2 and 5)', async () => {
+  const other = [parseIkeProposal('aes128gcm16-prfsha512-ecp384')];
+  const h = harness('carol@example.org', { initiatorIke: other });
+  h.initiate();
+  assert.equal(h.worker.ikeSaCount, 0);
+  const text = await h.metrics.render();
+  assert.match(text, /ikegate_ike_rejections_total\{exchange="IKE_SA_INIT",reason="no_proposal_chosen"\} 1/);
+  const line = h.logLines.find((l) => l.includes('"msg":"ike-rejected"'));
+  assert.match(line ?? '', /offered #1 IKE ENCR 20\/128 PRF 7 KE 20/);
 });
