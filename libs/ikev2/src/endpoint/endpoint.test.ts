@@ -249,6 +249,27 @@ describe('IKE endpoint: no state for unauthenticated IKE_SA_INIT requests it ref
   });
 });
 
+describe('IKE endpoint timers', () => {
+  it('after a long pause, due SAs are handled in bounded batches; what is left stays due', () => {
+    const p = new Pair({ responderLimits: { halfOpenMs: 1000, cookieThreshold: 100 } });
+    for (let i = 1; i <= 5; i++) {
+      const q = new Pair();
+      q.initiate();
+      p.responder.endpoint.receive(q.wire.shift()!.bytes, from(Uint8Array.of(203, 0, 113, i)), 0, 0);
+    }
+    assert.equal(p.responder.endpoint.stats.sas, 5);
+    const deleted = (n: number) =>
+      p.responder.endpoint
+        .timeout(20_000, undefined, n)
+        .filter((o) => o.kind === 'sa-action' && o.action.kind === 'deleted').length;
+    assert.equal(deleted(2), 2);
+    assert.ok(p.responder.endpoint.nextTimeout()! <= 20_000, 'the rest is still due');
+    assert.equal(deleted(2), 2);
+    assert.equal(deleted(2), 1);
+    assert.equal(p.responder.endpoint.nextTimeout(), undefined);
+  });
+});
+
 describe('deadline heap', () => {
   it('pops items in deadline order under random inserts, moves and removals (against a sorted list)', () => {
     let seed = 42;

@@ -247,12 +247,24 @@ export class IkeEndpoint<T> {
     return out;
   }
 
-  /** Runs what is due at `now` on every SA (call when `nextTimeout()` passes; early is harmless). */
-  timeout(now: number, espActivityAt?: (sa: SaEntry<T>) => number | undefined): EndpointOutput<T>[] {
+  /**
+   * Runs what is due at `now` (call when `nextTimeout()` passes; early is harmless). At most
+   * `limit` SAs per call, so a timer that fires after a long pause does not block the process:
+   * `nextTimeout()` is then still at or before `now`, and the driver calls again soon.
+   */
+  timeout(
+    now: number,
+    espActivityAt?: (sa: SaEntry<T>) => number | undefined,
+    limit = 1024,
+  ): EndpointOutput<T>[] {
     const out: EndpointOutput<T>[] = [];
     // Bounded: each due SA is stepped once per call; one whose new deadline is still due waits.
     const due: Entry<T>[] = [];
-    for (let top = this.#heap.peek(); top && top.deadline <= now; top = this.#heap.peek()) {
+    for (
+      let top = this.#heap.peek();
+      top && top.deadline <= now && due.length < limit;
+      top = this.#heap.peek()
+    ) {
       this.#heap.remove(top);
       due.push(top);
     }
