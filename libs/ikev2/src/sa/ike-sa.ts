@@ -11,8 +11,9 @@
  * initiator and responder halves. A responder SA is created by ../endpoint/ once an IKE_SA_INIT
  * request passed the stateless checks there (COOKIE, proposals, KE group, limits).
  *
- * The order of checks on a received message is what keeps an unauthenticated packet from
- * changing anything: decode the header; find the SA core by both SPIs; check the I flag; classify
+ * Files: messages.ts handles a received message, paths.ts the path rules, lifetimes.ts rekeys,
+ * expiry and liveness. The order of checks on a received message is what keeps an
+ * unauthenticated packet from changing anything: decode the header; find the SA core by both SPIs; check the I flag; classify
  * the Message ID (an out-of-window request or an unexpected response is dropped before any
  * crypto); verify integrity; only then process, update the path (RFC 7296 §2.23, RFC 9329 §6)
  * and the liveness time. A retransmission (same octets as the request we answered, or an
@@ -48,7 +49,6 @@ import type {
   StepResult,
 } from './types.js';
 import { bytesEqual, type Work } from './work.js';
-
 import { onMessage } from './messages.js';
 import { onConnectionLost, resendAll, validatePath } from './paths.js';
 
