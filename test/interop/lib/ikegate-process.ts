@@ -4,7 +4,7 @@
  * reached from inside the namespace with a one-shot `node -e fetch(...)`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -106,6 +106,30 @@ export class IkegateProcess {
     return { status: r.status, body: parsed };
   }
 
+  /** The control API's /metrics (Prometheus text); read samples with `metricValue`. */
+  metrics(): string {
+    return String(this.api('GET', '/metrics').body);
+  }
+
+  /**
+   * SIGKILL to the process this object started and every descendant (`ikegate connect` with a TUN
+   * re-executes itself: the child holds the sockets), deepest first, so nothing can say goodbye
+   * (no DELETE, no orderly close). Returns the pids signalled.
+   */
+  killHard(): number[] {
+    const root = this.#proc?.pid;
+    if (root === undefined || this.#proc?.exitCode !== null || this.#proc?.signalCode !== null) return [];
+    const pids = [root, ...descendants(root)].reverse();
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    return pids;
+  }
+
   /** SIGTERM, then SIGKILL if it has not exited within timeoutMs. */
   async stop(timeoutMs = 8_000): Promise<void> {
     const p = this.#proc;
@@ -115,6 +139,29 @@ export class IkegateProcess {
     while (p.exitCode === null && p.signalCode === null && Date.now() < until) await sleep(50);
     if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   }
+}
+
+/** Pids of every live descendant of `pid`, breadth first (from /proc/<pid>/stat's ppid). */
+function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parentOf.set(ppid, [...(parentOf.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // exited while we looked
+    }
+  }
+  const out: number[] = [];
+  for (let queue = [pid]; queue.length > 0;) {
+    const children = queue.flatMap((p) => parentOf.get(p) ?? []);
+    out.push(...children);
+    queue = children;
+  }
+  return out;
 }
 
 /** The YAML for a gateway in the Chain3 topology: one PSK road-warrior peer class with a pool. */
@@ -128,7 +175,22 @@ export function gatewayConfig(o: {
   extra?: string;
   childSeconds?: number;
   ikeSeconds?: number;
+  /** dpd.intervalSeconds (the gateway's default when omitted). */
+  dpdSeconds?: number;
+  /** ike.retransmit: first interval and how many retransmissions before the peer is dead. */
+  retransmit?: { initialMs: number; maxRetransmits: number };
+  /** failover.waitSeconds: how long an SA whose TCP stream closed waits for its peer. */
+  failoverWaitSeconds?: number;
 }): string {
+  const optional = [
+    o.dpdSeconds !== undefined ? `dpd: { intervalSeconds: ${o.dpdSeconds} }` : '',
+    o.retransmit
+      ? `ike: { retransmit: { initialMs: ${o.retransmit.initialMs}, maxRetransmits: ${o.retransmit.maxRetransmits} } }`
+      : '',
+    o.failoverWaitSeconds !== undefined
+      ? `failover: { policy: wait-for-reconnect, waitSeconds: ${o.failoverWaitSeconds} }`
+      : '',
+  ].filter((l) => l !== '');
   return `identity: { id: gw.example.org }
 listen:
   udp: { address: ${o.listen} }
@@ -152,5 +214,27 @@ dataplane:
   tun: { name: ${o.tun}, mtu: 1400 }
   masquerade: { enabled: true, outInterface: ${o.outInterface} }
 log: { level: debug }
-${o.extra ?? ''}`;
+${optional.map((l) => `${l}\n`).join('')}${o.extra ?? ''}`;
+}
+
+/**
+ * One sample from Prometheus text (`/metrics`): the value of `name` whose labels include all of
+ * `labels` (in any order), or 0 when there is no such line (a counter never incremented).
+ */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = new Map([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
+  }
+  return 0;
+}
+
+/** When ikegate logged `line` (ms since the epoch): pino's `time`, an ISO string or a number. */
+export function logTime(line: LogLine): number {
+  const t = line.time;
+  const ms = typeof t === 'number' ? t : Date.parse(String(t));
+  if (!Number.isFinite(ms)) throw new Error(`no time on log line ${JSON.stringify(line)}`);
+  return ms;
 }

@@ -37,6 +37,11 @@ export class Chain3 {
     this.gatewayToHost = `v${id}gh`.slice(0, 15);
   }
 
+  /** The gateway's interface toward the client (named in `create()`). */
+  get gatewayToClient(): string {
+    return `v${this.gatewayToHost.slice(1, -2)}gc`;
+  }
+
   create(): this {
     this.destroy();
     const id = this.gatewayToHost.slice(1, -2);
