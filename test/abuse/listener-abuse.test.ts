@@ -8,122 +8,23 @@
  * no knobs for them, see docs/configuration.md): prefixTimeoutMs 10 s, maxConnectionsPerAddress 256,
  * maxFrameLength 65535 (so "Length > max" cannot be expressed on the wire), maxGarbageFrames 8.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { mkdtempSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
+import { Gateway, HOST, portsFrom, rssKiB, send, udp, until } from './lib/gateway.js';
 
-const IKEGATE_BIN = new URL('../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
-const HOST = '127.0.0.1';
-const BASE = 20_000 + (process.pid % 1_900) * 5;
-const PORTS = { ike: BASE, natT: BASE + 1, tcp: BASE + 2, tls: BASE + 3, control: BASE + 4 } as const;
+const PORTS = portsFrom(20_000 + (process.pid % 1_900) * 5);
 const PREFIX = Buffer.from('IKETCP', 'latin1');
-const PSK = 'abuse-suite-pre-shared-key-0123456789';
 
 // --- the ikegate process -------------------------------------------------------------------------
 
-class Gateway {
-  readonly dir = mkdtempSync(join(tmpdir(), 'ikegate-abuse-'));
-  readonly logFile = join(this.dir, 'ikegate.log');
-  #proc: ChildProcess | undefined;
-
-  start(): void {
-    const config = join(this.dir, 'ikegate.yaml');
-    writeFileSync(
-      config,
-      `identity: { id: gw.example.org }
-listen:
-  udp: { address: ${HOST}, ikePort: ${PORTS.ike}, natTPort: ${PORTS.natT} }
-  tcp: { address: ${HOST}, port: ${PORTS.tcp} }
-  tls: { address: ${HOST}, port: ${PORTS.tls} }
-  limits: { prefixTimeoutSeconds: 2 }
-control: { address: ${HOST}, port: ${PORTS.control} }
-proposals:
-  ike: [aes256gcm16-prfsha256-x25519]
-  esp: [aes256gcm16]
-pools:
-  - { name: rw, cidr: 10.99.0.0/24 }
-peers:
-  - name: road-warriors
-    id: '*@example.org'
-    auth: { psk: '${PSK}' }
-    pool: rw
-    remoteTs: [dynamic]
-dataplane:
-  masquerade: { enabled: false }
-log: { level: info }
-`,
-    );
-    // The log goes to a file, not a pipe: a flood must never block the gateway on a full pipe.
-    const out = openSync(this.logFile, 'a');
-    this.#proc = spawn(process.execPath, [IKEGATE_BIN, 'up', '--config', config, '--no-tun'], {
-      stdio: ['ignore', out, out],
-    });
-    closeSync(out);
-  }
-
-  get pid(): number {
-    const pid = this.#proc?.pid;
-    assert.ok(pid !== undefined, 'ikegate was not spawned');
-    return pid;
-  }
-
-  get alive(): boolean {
-    const p = this.#proc;
-    return p !== undefined && p.exitCode === null && p.signalCode === null;
-  }
-
-  logTail(n = 20): string {
-    try {
-      return readFileSync(this.logFile, 'utf8').split('\n').slice(-n).join('\n');
-    } catch {
-      return '';
-    }
-  }
-
-  /** SIGTERM, a bounded wait, then SIGKILL. */
-  async stop(timeoutMs = 8_000): Promise<void> {
-    const p = this.#proc;
-    if (!p || !this.alive) return;
-    p.kill('SIGTERM');
-    for (let i = 0; i < timeoutMs / 50 && this.alive; i++) await sleep(50);
-    if (this.alive) p.kill('SIGKILL');
-  }
-}
-
-const gw = new Gateway();
-
-async function control(path: string): Promise<{ status: number; text: string }> {
-  const r = await fetch(`http://${HOST}:${PORTS.control}${path}`, { signal: AbortSignal.timeout(5_000) });
-  return { status: r.status, text: await r.text() };
-}
-
-/** Sum of every sample of `name` whose labels include `labels` (absent series count as 0). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = new Map<string, string>();
-    for (const kv of (m[3] ?? '').matchAll(/([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g)) got.set(kv[1]!, kv[2]!);
-    if (Object.entries(labels).every(([k, v]) => got.get(k) === v)) sum += Number(m[4]);
-  }
-  return sum;
-}
-
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const r = await control('/metrics');
-  assert.equal(r.status, 200);
-  return sample(r.text, name, labels);
-}
+const gw = new Gateway(PORTS);
+const control = (path: string) => gw.control(path);
+const metric = (name: string, labels: Record<string, string> = {}) => gw.metric(name, labels);
+const assertUp = () => gw.assertUp();
 
 const drops = (layer: string, reason: string): Promise<number> =>
   metric('ikegate_drops_total', { layer, reason });
@@ -131,26 +32,6 @@ const closing = (reason: string): Promise<number> =>
   metric('ikegate_connection_events_total', { transport: 'tcp', event: 'closing', reason });
 const tcpIkeIn = (): Promise<number> =>
   metric('ikegate_frames_total', { transport: 'tcp', kind: 'ike', direction: 'in' });
-
-/** Polls `read` until `ok(value)` (bounded by timeoutMs); returns the last value read. */
-async function until(
-  read: () => Promise<number>,
-  ok: (v: number) => boolean,
-  timeoutMs = 5_000,
-): Promise<number> {
-  let v = await read();
-  for (let i = 0; i < timeoutMs / 50 && !ok(v); i++) {
-    await sleep(50);
-    v = await read();
-  }
-  return v;
-}
-
-async function assertUp(): Promise<void> {
-  assert.ok(gw.alive, `ikegate exited; log tail:\n${gw.logTail()}`);
-  const h = await control('/healthz');
-  assert.equal(h.status, 200, 'control /healthz must answer 200');
-}
 
 // --- wire helpers --------------------------------------------------------------------------------
 
@@ -220,41 +101,10 @@ function espPacket(): Buffer {
   return p;
 }
 
-async function udp(): Promise<{ socket: UdpSocket; received: Buffer[] }> {
-  const socket = createSocket('udp4');
-  const received: Buffer[] = [];
-  socket.on('message', (m) => received.push(m));
-  socket.on('error', () => undefined);
-  await new Promise<void>((r) => socket.bind(0, HOST, () => r()));
-  return { socket, received };
-}
-
-function send(socket: UdpSocket, bytes: Uint8Array, port: number): Promise<void> {
-  return new Promise((r) => socket.send(bytes, port, HOST, () => r()));
-}
-
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  assert.ok(m, 'VmRSS not found');
-  return Number(m[1]);
-}
-
 // --- the suite -----------------------------------------------------------------------------------
 
 describe('listener abuse against `ikegate up --no-tun` (RFC 9329, PROTOCOL.md)', { timeout: 240_000 }, () => {
-  before(async () => {
-    gw.start();
-    for (let i = 0; i < 300; i++) {
-      if (!gw.alive) break;
-      try {
-        if ((await control('/healthz')).status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(100);
-    }
-    assert.fail(`ikegate did not come up; log tail:\n${gw.logTail()}`);
-  });
+  before(() => gw.up());
 
   after(async () => {
     // Diagnostics for the report: what the suite made the gateway count.

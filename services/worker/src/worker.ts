@@ -22,6 +22,7 @@ import { DataPlane } from './data-plane.js';
 import { Takeover } from './ha.js';
 import { IkeDriver } from './ike-driver.js';
 import { ipv4Text, ipv4ToNumber } from './ipv4.js';
+import { LogLimiter } from './log-limit.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { SaSnapshot } from './snapshot.js';
 import type { InitiateOptions, PacketDevice, SaSummary, WorkerSettings } from './types.js';
@@ -50,6 +51,7 @@ export class Worker implements WorkerLink {
   readonly #dataPlane: DataPlane;
   readonly #driver: IkeDriver;
   readonly #ha: Takeover;
+  readonly #logLimit = new LogLimiter();
   #closed = false;
 
   constructor(settings: WorkerSettings, edge: EdgeLink, log: Logger, metrics: Metrics) {
@@ -201,7 +203,14 @@ export class Worker implements WorkerLink {
     }
     this.#ha.gone(rec);
     this.#metrics.ikeSaEvents.inc({ event: 'deleted', reason });
-    this.#log.info({ spi: spiOf(rec), peerId: rec.peerId, reason }, 'ike-sa-deleted');
+    // Half-open SAs that never authenticated are an unauthenticated peer's doing: counted always,
+    // logged within bounds (a flood of IKE_SA_INITs must not become a flood of log lines).
+    const logged =
+      reason !== 'half-open-expired' ||
+      this.#logLimit.allow(reason, this.#clock(), (suppressed) =>
+        this.#log.info({ reason, suppressed }, 'ike-sa-deleted-suppressed'),
+      );
+    if (logged) this.#log.info({ spi: spiOf(rec), peerId: rec.peerId, reason }, 'ike-sa-deleted');
     this.#settings.observer?.ikeSaDeleted?.(spiOf(rec), reason);
   }
 

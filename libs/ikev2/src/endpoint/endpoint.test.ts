@@ -235,6 +235,9 @@ describe('IKE endpoint: no state for unauthenticated IKE_SA_INIT requests it ref
       0,
       'never to a response',
     );
+    const lying = header(HeaderFlag.INITIATOR, 40);
+    new DataView(lying.buffer).setUint32(24, 28);
+    assert.equal(answers(lying, 0).length, 0, 'a header whose Length is not the datagram is not answered');
     const a = answers(header(HeaderFlag.INITIATOR, 40), 0);
     assert.equal(a.length, 1);
     const reply = a[0]!.kind === 'transmit' ? a[0]!.bytes : new Uint8Array();

@@ -464,6 +464,7 @@ export class IkeEndpoint<T> {
     const flags = bytes[19]!;
     if ((flags & HeaderFlag.RESPONSE) !== 0) return; // a response MUST NOT be answered
     if (bytes.length < INVALID_SPI_RESPONSE_LENGTH) return; // never answer with more than came in
+    if (u32(bytes, 24) !== bytes.length) return; // not even a well-formed header: no answer
     if (!this.#takeInvalidSpiToken(now)) return;
     const reply = encodeMessage(
       {

@@ -89,6 +89,16 @@ describe('an unauthenticated message changes no SA and no path (issue #9 defect 
     assert.ok(!log.some((a) => a.kind === 'path-validated'));
   });
 
+  it('the 28-octet header from the peer’s own address and port is not a retransmission either: no SK payload, nothing resent (RFC 7296 §2.1)', () => {
+    const p = new Pair();
+    p.establish();
+    const before = p.responder.state;
+    const mark = p.responder.log.length;
+    for (let i = 0; i < 3; i++) p.deliver('responder', bareHeader(before.current!, ExchangeType.IKE_AUTH, 1));
+    assert.deepEqual(sends(p.responder.log.slice(mark)), [], 'no amplification towards the peer either');
+    assert.equal(p.responder.state, before);
+  });
+
   it('an exact copy of the last request from another address is not answered; from where it came, it is (RFC 7296 §2.1, §2.11)', () => {
     const p = new Pair();
     let authRequest: Uint8Array | undefined;

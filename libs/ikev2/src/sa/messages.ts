@@ -296,6 +296,9 @@ function authenticates(
   msg: IkeMessage,
   skf: SkfPayload | undefined,
 ): boolean {
+  // Without an SK (or SKF) payload nothing is authenticated: a bare header is never a retransmission.
+  const last = msg.payloads[msg.payloads.length - 1];
+  if (!skf && (last?.type !== PayloadType.SK || !('body' in last))) return false;
   try {
     if (skf) {
       if (!core.fragmentation) return false;
@@ -306,6 +309,7 @@ function authenticates(
     return true;
   } catch (e) {
     if (!(e instanceof RemoteProtocolError)) throw e;
+    // Only what is thrown after the ICV checked out (padding, the inner chain) means authentic.
     return e.code !== 'IKEGATE_ERR_IKEV2_INTEGRITY';
   }
 }

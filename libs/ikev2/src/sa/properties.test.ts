@@ -132,6 +132,10 @@ describe('IKE SA properties', () => {
           sample.ctx,
         );
         for (const a of r.actions) assert.ok(KNOWN_ACTIONS.has(a.kind), a.kind);
+        // Outside IKE_SA_INIT nothing is answered that is not a genuine message (a retransmission).
+        const genuine = messages.some((m) => Buffer.from(m).equals(Buffer.from(bytes)));
+        if (bytes[18] !== ExchangeType.IKE_SA_INIT && !genuine)
+          assert.ok(!r.actions.some((a) => a.kind === 'send'), 'a forgery is never answered');
         // Only an authenticated message may move the SA: a path change needs a validated path.
         if (r.state.path?.id !== sample.state.path?.id)
           assert.ok(r.actions.some((a) => a.kind === 'path-validated'));
