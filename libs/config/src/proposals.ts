@@ -180,7 +180,8 @@ export function tryParseEspProposal(text: string): Parsed<EspProposalPolicy> {
   if (!r.ok) return r;
   const t = r.value;
   if (t.prf.length > 0) return { ok: false, message: 'ESP proposals take no PRF' };
-  if (t.ke1.length > 0) return { ok: false, message: 'additional key exchanges (ke1_) are for IKE proposals' };
+  if (t.ke1.length > 0)
+    return { ok: false, message: 'additional key exchanges (ke1_) are for IKE proposals' };
   // A key exchange method makes PFS part of the proposal (RFC 7296 §1.3.1: CREATE_CHILD_SA rekeys
   // carry a KE payload); IKE_AUTH never does, so the first child SA has none (§1.2). No ESN.
   return {
