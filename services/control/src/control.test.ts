@@ -16,7 +16,8 @@ class Sas implements WorkerControl {
   }
   command(spi: string, c: 'delete' | 'rekey-ike' | 'rekey-children' | 'liveness'): boolean {
     this.commands.push([spi, c]);
-    return this.get(spi) !== undefined;
+    // As the worker: only an established SA takes a command.
+    return this.get(spi)?.status === 'established';
   }
 }
 
@@ -78,6 +79,24 @@ test('control API: DELETE and rekey start exchanges on the worker (RFC 7296 §1.
     [SA.spi, 'delete'],
     [SA.spi, 'rekey-ike'],
   ]);
+});
+
+test('control API: a command on an SA that is not established is a 409, not a 202 that does nothing', async () => {
+  const halfOpen: SaSummary = { ...SA, spi: 'fedcba9876543210', status: 'init-answered' };
+  const sas = new Sas([SA, halfOpen]);
+  const control = buildControl({
+    metrics: new Metrics({ processMetrics: false }),
+    workers: () => [sas],
+    peers: () => [],
+    pools: () => [],
+    ready: () => true,
+  });
+  const del = await control.inject({ method: 'DELETE', url: `/v1/sas/${halfOpen.spi}` });
+  assert.equal(del.statusCode, 409);
+  assert.equal(del.json().error, 'conflict');
+  const live = await control.inject({ method: 'POST', url: `/v1/sas/${halfOpen.spi}/liveness` });
+  assert.equal(live.statusCode, 409);
+  assert.equal((await control.inject({ method: 'POST', url: `/v1/sas/${SA.spi}/liveness` })).statusCode, 202);
 });
 
 test('control API: /metrics in the Prometheus format, /healthz, peers without credentials, pools', async () => {

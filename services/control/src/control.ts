@@ -44,6 +44,10 @@ export function buildControl(s: ControlSettings): FastifyInstance {
   };
   const badSpi = { error: 'bad_spi', message: 'spi must be 16 hex digits (our IKE SPI)' };
   const notFound = (spi: string) => ({ error: 'not_found', message: `no IKE SA with SPI ${spi}` });
+  const notReady = (spi: string) => ({
+    error: 'conflict',
+    message: `IKE SA ${spi} cannot take that command now (not established, or its request queue is full)`,
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) =>
@@ -63,7 +67,7 @@ export function buildControl(s: ControlSettings): FastifyInstance {
     if (!SPI.test(req.params.spi)) return reply.code(400).send(badSpi);
     const f = find(req.params.spi);
     if (!f) return reply.code(404).send(notFound(req.params.spi));
-    f.w.command(req.params.spi, 'delete');
+    if (!f.w.command(req.params.spi, 'delete')) return reply.code(409).send(notReady(req.params.spi));
     return reply.code(202).send({ status: 'deleting', spi: req.params.spi });
   });
   app.post<{ Params: { spi: string }; Body: { what?: unknown } }>(
@@ -75,7 +79,8 @@ export function buildControl(s: ControlSettings): FastifyInstance {
         return reply.code(400).send({ error: 'bad_request', message: 'what must be "ike" or "children"' });
       const f = find(req.params.spi);
       if (!f) return reply.code(404).send(notFound(req.params.spi));
-      f.w.command(req.params.spi, what === 'ike' ? 'rekey-ike' : 'rekey-children');
+      if (!f.w.command(req.params.spi, what === 'ike' ? 'rekey-ike' : 'rekey-children'))
+        return reply.code(409).send(notReady(req.params.spi));
       return reply.code(202).send({ status: 'rekeying', what, spi: req.params.spi });
     },
   );
@@ -83,7 +88,7 @@ export function buildControl(s: ControlSettings): FastifyInstance {
     if (!SPI.test(req.params.spi)) return reply.code(400).send(badSpi);
     const f = find(req.params.spi);
     if (!f) return reply.code(404).send(notFound(req.params.spi));
-    f.w.command(req.params.spi, 'liveness');
+    if (!f.w.command(req.params.spi, 'liveness')) return reply.code(409).send(notReady(req.params.spi));
     return reply.code(202).send({ status: 'checking', spi: req.params.spi });
   });
   app.get('/v1/peers', async () => ({ peers: s.peers() }));
