@@ -12,10 +12,11 @@
 import { randomBytes } from 'node:crypto';
 import type { EdgeLink, InboundFrame, PeerPath } from '@ikegate/cluster';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
-import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
+import type { InstallChildAction } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
 import { type ChildRecord, type SaRecord, spiOf } from './records.js';
+import type { ChildSnapshot } from './snapshot.js';
 import type { PacketDevice, WorkerSettings } from './types.js';
 
 /** Outbound ESP sequence numbers skipped on takeover: more than are sent between checkpoints. */
@@ -23,20 +24,7 @@ export const TAKEOVER_SEQUENCE_MARGIN = 1n << 20n;
 const CHECKPOINT_EVERY_PACKETS = 1 << 16;
 
 /** A child SA as stored and restored (snapshot.ts); `seqOut`/`seqIn` continue a taken-over SA. */
-export interface ChildSpec {
-  readonly inboundSpi: number;
-  readonly outboundSpi: number;
-  readonly encryption: { readonly id: number; readonly keyBits: number };
-  readonly integrity?: number;
-  readonly esn?: boolean;
-  readonly inKeys: Uint8Array;
-  readonly outKeys: Uint8Array;
-  readonly tsLocal: readonly TrafficSelector[];
-  readonly tsRemote: readonly TrafficSelector[];
-  readonly virtualIp?: number;
-  readonly seqOut: bigint;
-  readonly seqIn: bigint;
-}
+export type ChildSpec = ChildSnapshot;
 
 export interface DataPlaneHooks {
   /** An authenticated ESP packet of `rec` came on `path`, not the SA's path. */

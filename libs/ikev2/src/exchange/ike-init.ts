@@ -69,6 +69,7 @@ import { startIntermediate } from './intermediate.js';
 import { keComplete, keInitiation, keRespond, prfOf } from './key-exchange.js';
 import { chosenSaPayload, describeProposals, ourSaPayload, withoutAdditionalKe } from './sa-payloads.js';
 import { terminate } from './informational.js';
+import { createIkeSa } from '../sa/state.js';
 
 export const NONCE_LENGTH = 32;
 export const DEFAULT_HALF_OPEN_MS = 30_000;
@@ -421,14 +422,9 @@ export function respondInit(
   ]);
   const hashes = peerSignatureHashes(p);
   const state: IkeSaState = {
+    ...createIkeSa(now),
     status: 'init-answered',
     path,
-    children: [],
-    queue: [],
-    natLocal: false,
-    natRemote: false,
-    peerMessageIdSync: false,
-    lastInboundAt: now,
     halfOpenExpiresAt: now + halfOpenMs,
     init: {
       spiI,

@@ -53,6 +53,7 @@ import { onMessage } from './messages.js';
 import { onConnectionLost, resendAll, validatePath } from './paths.js';
 
 export { nextTimeout } from './lifetimes.js';
+export { createIkeSa } from './state.js';
 
 /** Every status change `step` may make; a change outside this table is a bug (checked in step). */
 export const STATUS_TRANSITIONS: Readonly<Record<IkeSaStatus, readonly IkeSaStatus[]>> = {
@@ -63,19 +64,6 @@ export const STATUS_TRANSITIONS: Readonly<Record<IkeSaStatus, readonly IkeSaStat
   established: ['deleted'],
   deleted: [],
 };
-
-/** A fresh initiator SA; it then gets the `initiate` command. */
-export function createIkeSa(now = 0): IkeSaState {
-  return {
-    status: 'idle',
-    children: [],
-    queue: [],
-    natLocal: false,
-    natRemote: false,
-    peerMessageIdSync: false,
-    lastInboundAt: now,
-  };
-}
 
 /** Fields whose change alone does not need a write-through (timing bookkeeping). */
 const VOLATILE: ReadonlySet<string> = new Set(['livenessAt', 'lastInboundAt']);
