@@ -200,6 +200,16 @@ export function respondRekeyIke(w: Work, inner: readonly Payload[]): IkeRekeyAns
   if (sa?.proposals[0]?.protocolId !== ProtocolId.IKE) return undefined;
   const { ctx } = w;
   const old = w.s.current!;
+  // The SA an earlier rekey replaced is still being deleted: a third generation would push it out
+  // with whatever request of ours is outstanding on it. Try again later (RFC 7296 §2.25).
+  if (w.s.previous)
+    return {
+      out: [notify(NotifyError.TEMPORARY_FAILURE)],
+      rejected: {
+        notify: NotifyError.TEMPORARY_FAILURE,
+        detail: 'the previous IKE SA is still being deleted',
+      },
+    };
   const ke = requirePayload(inner, PayloadType.KE);
   const ni = nonceOf(inner);
   const selected = selectProposal(

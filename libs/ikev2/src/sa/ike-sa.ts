@@ -155,6 +155,8 @@ function onCommand(w: Work, c: IkeSaCommand): void {
 
 /** Whether a request of ours on any core already does what `c` asks (the same child's rekey or delete). */
 function inFlight(w: Work, c: { kind: string; spi?: Uint8Array }): boolean {
+  // One IKE rekey at a time: a second one asked while the first runs is the same request.
+  if (c.kind === 'rekey-ike') return w.s.current?.outstanding?.task.kind === 'rekey-ike';
   if (c.kind !== 'rekey-child' && c.kind !== 'delete-child') return false;
   for (const slot of SLOTS) {
     const t = w.s[slot]?.outstanding?.task;
@@ -165,12 +167,22 @@ function inFlight(w: Work, c: { kind: string; spi?: Uint8Array }): boolean {
   return false;
 }
 
+/**
+ * Whether a queued request can start now. An IKE rekey waits while the SA an earlier rekey
+ * replaced is still being deleted (`previous`): a third generation would push that one out with
+ * its outstanding request (RFC 7296 §2.18: the DELETE is the last request on the old SA).
+ */
+function ready(w: Work, c: { kind: string }): boolean {
+  return c.kind !== 'rekey-ike' || w.s.previous === undefined;
+}
+
 /** Starts queued requests while the window (of one) is free. */
 function drainQueue(w: Work): void {
   while (w.s.status === 'established' && !busy(w) && w.s.queue.length > 0) {
-    const [c, ...rest] = w.s.queue;
-    if (!c) break;
-    w.s.queue = rest;
+    const i = w.s.queue.findIndex((x) => ready(w, x));
+    if (i < 0) break;
+    const c = w.s.queue[i]!;
+    w.s.queue = [...w.s.queue.slice(0, i), ...w.s.queue.slice(i + 1)];
     // Already running on an older core (an IKE rekey moved the window on): not twice.
     if (inFlight(w, c)) continue;
     switch (c.kind) {
