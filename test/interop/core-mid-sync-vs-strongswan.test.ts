@@ -73,6 +73,17 @@ describe('RFC 6311 Message ID sync started by the protocol core, answered by str
     assert.match(log, /generating INFORMATIONAL response 0 \[ N\(MSG_ID_SYN\) \]/);
     assert.match(log, /responder requested MID sync/);
     assert.equal(responder.count('error'), 0);
+    // Our first request after the sync is Message ID 1, never a second 0: strongSwan derives its
+    // AES-GCM IV from the Message ID and would refuse to encrypt a second response 0 (and drop
+    // the SA without a word).
+    const live = await responder.waitFor('liveness-start', 5000);
+    assert.equal(live.messageId, 1);
+    const until2 = Date.now() + 5000;
+    while (!/generating INFORMATIONAL response 1 \[ \]/.test(charon.log()) && Date.now() < until2)
+      await sleep(50);
+    assert.match(charon.log(), /parsed INFORMATIONAL request 1 \[ \]/);
+    assert.match(charon.log(), /generating INFORMATIONAL response 1 \[ \]/);
+    assert.doesNotMatch(charon.log(), /no IV or padding/);
     // the IKE SA still works: a child rekey and traffic
     assert.match(charon.swanctl('--rekey', '--child', 't'), /rekey completed successfully/);
     await responder.waitFor('install-child', 10_000, 2);

@@ -186,6 +186,11 @@ function run(out: readonly EndpointOutput<undefined>[]): void {
             log('mid-sync-start', { peerSupports: peer.sa.state.peerMessageIdSync });
             command(peer, { kind: 'mid-sync' });
           }, after);
+          // Then a request of our own on the synced counters (a cluster's first DPD after a takeover).
+          setTimeout(() => {
+            log('liveness-start', { messageId: peer.sa.state.current?.nextRequestId });
+            command(peer, { kind: 'liveness' });
+          }, after + 1000);
         }
         break;
       }

@@ -122,6 +122,22 @@ describe('certificate authentication (RFC 7296 §3.6-3.8, RFC 7427)', () => {
     assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
   });
 
+  it("checks the chain against the claimed identity's own anchors: another peer's CA, or none (a PSK peer), fails (RFC 7296 §2.15)", () => {
+    const asked: string[] = [];
+    const ok = certPair({
+      responder: { trustAnchorsFor: (id) => (asked.push(id), id === 'carol@example.org' ? [ca] : [otherCa]) },
+    });
+    ok.establish();
+    assert.equal(ok.responder.state.status, 'established');
+    assert.deepEqual(asked, ['carol@example.org']);
+    for (const anchors of [[otherCa], []]) {
+      const p = certPair({ responder: { trustAnchors: [ca, otherCa], trustAnchorsFor: () => anchors } });
+      p.establish();
+      assert.ok(p.responder.log.some((a) => a.kind === 'deleted' && a.reason === 'authentication-failed'));
+      assert.equal(p.responder.children.size, 0);
+    }
+  });
+
   it('fails a signature peer when we have no trust anchors (PSK stays the default)', () => {
     const p = certPair({ responder: { trustAnchors: [] } });
     p.establish();

@@ -129,9 +129,11 @@ export function verifyPeerSignature(
   id: IdPayload,
   authData: Uint8Array,
   octets: Uint8Array,
+  /** The identity the ID payload claims, as text (which peer's anchors apply). */
+  peerId: string,
 ): void {
-  const anchors = ctx.trustAnchors ?? [];
-  if (anchors.length === 0) throw authFailed('no trust anchors for certificate authentication');
+  const anchors = ctx.trustAnchorsFor ? ctx.trustAnchorsFor(peerId) : (ctx.trustAnchors ?? []);
+  if (anchors.length === 0) throw authFailed(`no trust anchors for certificate authentication of ${peerId}`);
   if (ctx.now === undefined) throw authFailed('no time to validate certificates at');
   const certs: X509Certificate[] = [];
   for (const p of payloads) {

@@ -106,7 +106,7 @@ function verifyPeerAuth(
   const fromInitiator = idType === PayloadType.IDi;
   const octets = () => signedOctetsOf(ctx, core, realMessage, nonce, fromInitiator, id, intAuth);
   if (auth.method === AuthMethod.DIGITAL_SIGNATURE) {
-    verifyPeerSignature(ctx, payloads, id, auth.data, octets());
+    verifyPeerSignature(ctx, payloads, id, auth.data, octets(), peerId);
     return peerId;
   }
   if (auth.method !== AuthMethod.SHARED_KEY_MIC) throw authFailed(`auth method ${auth.method}`);

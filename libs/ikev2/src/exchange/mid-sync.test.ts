@@ -65,6 +65,23 @@ describe('RFC 6311 Message ID synchronization', () => {
     });
   }
 
+  it('a responder that never sent a request syncs and then requests with Message ID 1, never a second 0 (RFC 6311 §4.2; strongSwan interop)', () => {
+    const p = syncPair();
+    takeOver(p, 'responder', 0, 0);
+    assert.equal(p.responder.state.current!.nextRequestId, 0, 'nothing sent yet in this direction');
+    p.command('responder', { kind: 'mid-sync' });
+    const sync = decodeMessage(p.wire[0]!.bytes);
+    assert.equal(sync.header.messageId, 0);
+    p.run();
+    assert.equal(p.initiator.state.current!.expectedRequestId, 1, 'the peer was told to expect 1 next');
+    const mark = p.wire.length;
+    p.command('responder', { kind: 'liveness' });
+    assert.equal(decodeMessage(p.wire[mark]!.bytes).header.messageId, 1);
+    p.run();
+    assert.equal(p.responder.state.current!.outstanding, undefined, 'answered');
+    assert.equal(p.initiator.state.status, 'established');
+  });
+
   it('without the sync a pushed-ahead request is out of the peer window (RFC 6311 §1)', () => {
     const p = syncPair();
     takeOver(p, 'initiator', 10, 0);

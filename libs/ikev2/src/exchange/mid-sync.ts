@@ -40,7 +40,10 @@ function u32(b: Uint8Array): number {
 
 /** Cluster side: sends the sync request on the current SA. */
 export function startMidSync(w: Work): void {
-  const core = w.s.current!;
+  // Message ID 0 is the sync exchange's own (§4.2): our next request after it is at least 1, or
+  // the peer would see a second request 0, and a peer that derives its AES-GCM IVs from the
+  // Message ID (strongSwan's iv_gen_seq) refuses to encrypt a second response 0 and drops the SA.
+  const core = { ...w.s.current!, nextRequestId: Math.max(1, w.s.current!.nextRequestId) };
   const nonce = u32(w.ctx.random(4));
   const data = encodeMessageIdSync({
     nonce,

@@ -282,6 +282,12 @@ export interface IkeSaContext {
   /** Accept peers that authenticate with a certificate chaining to one of these (RFC 7427). */
   readonly trustAnchors?: readonly X509Certificate[];
   /**
+   * The anchors a peer claiming `peerId` (its ID payload) must chain to, instead of all of
+   * `trustAnchors`: a certificate from one peer's CA then never authenticates an identity that
+   * belongs to a peer with another CA, or to a PSK peer (an empty list refuses certificates).
+   */
+  readonly trustAnchorsFor?: (peerId: string) => readonly X509Certificate[];
+  /**
    * Responder: once IKE_AUTH has authenticated the peer as `peerId`, the context to use for the
    * rest of that exchange and every later event (its selectors, proposals and address pool).
    */
