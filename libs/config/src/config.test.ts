@@ -3,7 +3,15 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { fuzzRuns, fuzzSeed } from '@ikegate/testkit';
 import fc from 'fast-check';
-import { ConfigError, DYNAMIC, loadConfig, matchPeer, parseConfig } from './index.js';
+import {
+  ConfigError,
+  DYNAMIC,
+  loadConfig,
+  matchPeer,
+  parseConfig,
+  PeerIndex,
+  type PeerIdPattern,
+} from './index.js';
 
 const MINIMAL = `
 identity: { id: gw.example.org }
@@ -37,7 +45,13 @@ describe('parseConfig: a valid configuration', () => {
       certificate: null,
       key: null,
     });
-    assert.deepEqual(c.control, { address: '127.0.0.1', port: 8080 });
+    assert.deepEqual(c.control, {
+      address: '127.0.0.1',
+      port: 8080,
+      accessFile: null,
+      tls: null,
+      stateFile: null,
+    });
     assert.deepEqual(c.proposals.ikeText, ['aes256gcm16-prfsha256-x25519', 'aes256gcm16-prfsha384-ecp384']);
     assert.deepEqual(c.proposals.espText, ['aes256gcm16', 'aes128gcm16']);
     assert.equal(c.proposals.ike.length, 2);
@@ -286,11 +300,41 @@ peers:
     assert.equal(matchPeer(c, 'alice@example.org')?.name, 'alice');
     assert.equal(matchPeer(c, 'ALICE@example.org')?.name, 'alice');
   });
-  it('the first matching wildcard wins', () => {
-    assert.equal(matchPeer(c, 'bob@example.org')?.name, 'any');
-    const specificFirst = { peers: [c.peers[1]!, c.peers[0]!] };
-    assert.equal(matchPeer(specificFirst, 'bob@example.org')?.name, 'example');
-    assert.equal(matchPeer(specificFirst, 'bob@other.org')?.name, 'any');
+  it('the most specific wildcard wins, whatever the order (`*` last)', () => {
+    assert.equal(matchPeer(c, 'bob@example.org')?.name, 'example');
+    const reversed = { peers: [c.peers[2]!, c.peers[1]!, c.peers[0]!] };
+    assert.equal(matchPeer(reversed, 'bob@example.org')?.name, 'example');
+    assert.equal(matchPeer(reversed, 'bob@other.org')?.name, 'any');
+  });
+  it('PeerIndex agrees with a naive scan (exact, then longest suffix, then *) on random ids', () => {
+    const alphabet = ['a', 'b', '@', '.'];
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ unit: fc.constantFrom(...alphabet), minLength: 1, maxLength: 5 }), {
+          maxLength: 8,
+        }),
+        fc.boolean(),
+        fc.string({ unit: fc.constantFrom(...alphabet, 'A'), maxLength: 7 }),
+        (patterns, withAny, id) => {
+          const peers: { name: string; match: PeerIdPattern }[] = patterns.map((p, i) => ({
+            name: `p${i}`,
+            match: i % 2 === 0 ? { kind: 'exact', id: p } : { kind: 'suffix', suffix: p },
+          }));
+          if (withAny) peers.push({ name: 'any', match: { kind: 'any' } });
+          const lower = id.toLowerCase();
+          const exact = peers.find((p) => p.match.kind === 'exact' && p.match.id.toLowerCase() === lower);
+          const suffixes = peers
+            .filter((p) => p.match.kind === 'suffix' && lower.endsWith(p.match.suffix.toLowerCase()))
+            .sort(
+              (x, y) =>
+                (y.match as { suffix: string }).suffix.length - (x.match as { suffix: string }).suffix.length,
+            );
+          const expected = exact ?? suffixes[0] ?? peers.find((p) => p.match.kind === 'any');
+          assert.equal(new PeerIndex(peers).match(id)?.name, expected?.name);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
   it('no match is undefined', () => {
     assert.equal(matchPeer({ peers: [c.peers[1]!] }, 'bob@other.org'), undefined);

@@ -99,6 +99,37 @@ export interface Peer {
   /** The selectors as written. */
   readonly localTsText: readonly string[];
   readonly remoteTsText: readonly string[];
+  /** This peer's ESP proposals (and the strings as written); null: the global `proposals.esp`. */
+  readonly espProposals: readonly EspProposalPolicy[] | null;
+  readonly espText: readonly string[] | null;
+  /** Overrides of the global lifetimes, DPD and wait-for-reconnect; an absent field is global. */
+  readonly lifetimes: {
+    readonly ikeSeconds?: number;
+    readonly childSeconds?: number;
+    readonly rekeyMarginSeconds?: number;
+  } | null;
+  readonly dpd: { readonly intervalSeconds: number } | null;
+  readonly failover: { readonly waitSeconds: number } | null;
+}
+
+/** API access (issue #10): who may call the control and admin APIs, and over what. */
+export interface ControlConfig {
+  readonly address: string;
+  readonly port: number;
+  /**
+   * The access file (tokens stored hashed, client certificate subjects, roles); null: the API
+   * serves only /healthz, /readyz and /metrics. Every role reads it (workers' and edges' admin
+   * endpoints take the same tokens).
+   */
+  readonly accessFile: string | null;
+  /** HTTPS for the API; with `clientCa`, clients may authenticate with certificates (mTLS). */
+  readonly tls: {
+    readonly certificate: string;
+    readonly key: string;
+    readonly clientCa: string | null;
+  } | null;
+  /** `ikegate up`: where API changes to peers, pools and policies persist (default beside the config). */
+  readonly stateFile: string | null;
 }
 
 export interface ClusterConfig {
@@ -123,7 +154,7 @@ export interface Config {
   readonly source: string;
   readonly identity: Identity;
   readonly listen: Listen;
-  readonly control: { readonly address: string; readonly port: number };
+  readonly control: ControlConfig;
   readonly proposals: {
     readonly ike: readonly IkeProposalPolicy[];
     readonly esp: readonly EspProposalPolicy[];
@@ -247,7 +278,16 @@ function isFqdn(s: string): boolean {
 /** Linux IFNAMSIZ is 16 including the NUL. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-class Validator {
+/** What a peer's overrides are checked against: the global lifetimes. */
+export interface PeerGlobals {
+  readonly lifetimes: Config['lifetimes'];
+}
+
+/** [A-Za-z0-9_.-], 1-64, not starting with a dot or dash: safe in URLs, labels and file names. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Walks a document and collects issues; used for the file and, one document at a time, the API. */
+export class Validator {
   readonly issues: ConfigIssue[] = [];
   constructor(private readonly baseDir: string | undefined) {}
 
@@ -384,14 +424,8 @@ class Validator {
     ]);
     const identity = this.identity(root);
     const listen = this.listen(root);
-    const c = this.section(this.get(root, 'control'), 'control', ['address', 'port']);
-    const control = {
-      address: this.address(c, 'address', 'control', '127.0.0.1'),
-      port: this.port(c, 'port', 'control', 8080),
-    };
+    const control = this.control(root);
     const proposals = this.proposals(root);
-    const pools = this.pools(root);
-    const peers = this.peers(root, pools);
 
     const l = this.section(this.get(root, 'lifetimes'), 'lifetimes', [
       'ikeSeconds',
@@ -410,6 +444,8 @@ class Validator {
         `must be less than both lifetimes (ikeSeconds ${lifetimes.ikeSeconds}, childSeconds ${lifetimes.childSeconds})`,
       );
     }
+    const pools = this.pools(root);
+    const peers = this.peers(root, pools, { lifetimes });
 
     const d = this.section(this.get(root, 'dpd'), 'dpd', ['intervalSeconds']);
     const dpd = { intervalSeconds: this.int(d, 'intervalSeconds', 'dpd', 30, 0, 3600) };
@@ -459,18 +495,7 @@ class Validator {
       masquerade: { enabled: this.bool(masq, 'enabled', 'dataplane.masquerade', true), outInterface },
     };
 
-    const f = this.section(this.get(root, 'failover'), 'failover', ['policy', 'waitSeconds']);
-    const policy = this.str(f, 'policy', 'failover', 'wait-for-reconnect');
-    if (policy !== 'wait-for-reconnect') {
-      this.add(
-        'failover.policy',
-        `must be "wait-for-reconnect" (the only policy supported), got ${describe(policy)}`,
-      );
-    }
-    const failover = {
-      policy: 'wait-for-reconnect' as const,
-      waitSeconds: this.int(f, 'waitSeconds', 'failover', 30, 0, 3600),
-    };
+    const failover = this.failoverPolicy(this.get(root, 'failover'), 'failover');
 
     const lg = this.section(this.get(root, 'log'), 'log', ['level']);
     const level = this.str(lg, 'level', 'log', 'info');
@@ -496,6 +521,28 @@ class Validator {
       failover,
       log,
       cluster,
+    };
+  }
+
+  private control(root: Obj): ControlConfig {
+    const p = 'control';
+    const c = this.section(this.get(root, p), p, ['address', 'port', 'accessFile', 'tls', 'stateFile']);
+    let tls: ControlConfig['tls'] = null;
+    if (this.has(c, 'tls')) {
+      const t = this.section(this.get(c, 'tls'), 'control.tls', ['certificate', 'key', 'clientCa']);
+      const certificate = this.file(t, 'certificate', 'control.tls');
+      const key = this.file(t, 'key', 'control.tls');
+      if (certificate === null) this.add('control.tls.certificate', 'is required with control.tls');
+      if (key === null) this.add('control.tls.key', 'is required with control.tls');
+      const clientCa = this.file(t, 'clientCa', 'control.tls');
+      if (certificate !== null && key !== null) tls = { certificate, key, clientCa };
+    }
+    return {
+      address: this.address(c, 'address', p, '127.0.0.1'),
+      port: this.port(c, 'port', p, 8080),
+      accessFile: this.file(c, 'accessFile', p),
+      tls,
+      stateFile: this.file(c, 'stateFile', p),
     };
   }
 
@@ -670,151 +717,279 @@ class Validator {
     const out: Pool[] = [];
     const names = new Map<string, string>();
     for (const { value, path } of this.list(root, 'pools', '')) {
-      const o = this.section(value, path, ['name', 'cidr', 'dns']);
-      if (!isPlainObject(value)) continue;
-      if (!this.has(o, 'name')) this.add(join(path, 'name'), 'is required');
-      if (!this.has(o, 'cidr')) this.add(join(path, 'cidr'), 'is required');
-      const name = this.str(o, 'name', path, '');
-      if (name !== '') {
-        const first = names.get(name);
-        if (first !== undefined)
-          this.add(join(path, 'name'), `duplicate pool name "${name}" (first at ${first})`);
-        else names.set(name, path);
+      const pool = this.pool(value, path, out);
+      if (!pool) continue;
+      const first = names.get(pool.name);
+      if (first !== undefined) {
+        this.add(join(path, 'name'), `duplicate pool name "${pool.name}" (first at ${first})`);
+        continue;
       }
-      const cidrText = this.str(o, 'cidr', path, '');
-      let cidr: Cidr | undefined;
-      if (cidrText !== '') {
-        const c = parseCidr(cidrText);
-        if (typeof c === 'string') this.add(join(path, 'cidr'), c);
-        else if (c.address.length !== 4) this.add(join(path, 'cidr'), 'must be an IPv4 network');
-        else if (c.prefix > 30)
-          this.add(join(path, 'cidr'), 'prefix must be at most /30 (gateway + one host)');
-        else {
-          for (const other of out) {
-            if (overlaps(other.cidr, c)) {
-              this.add(join(path, 'cidr'), `overlaps pool "${other.name}" (${other.cidr.text})`);
-            }
-          }
-          cidr = c;
-        }
-      }
-      const dns: IpAddress[] = [];
-      for (const { text, path: p } of this.strings(o, 'dns', path, [])) {
-        const address = parseIp(text);
-        if (address === undefined) this.add(p, `must be an IPv4 or IPv6 address, got ${describe(text)}`);
-        else dns.push({ address, text });
-      }
-      if (name !== '' && cidr !== undefined) {
-        const gw = Uint8Array.from(cidr.address);
-        gw[3] = gw[3]! + 1;
-        out.push({ name, cidr, gateway: { address: gw, text: Array.from(gw).join('.') }, dns });
-      }
+      names.set(pool.name, path);
+      out.push(pool);
     }
     return out;
   }
 
-  private peers(root: Obj, pools: readonly Pool[]): Peer[] {
+  /** One pool document; `others` are the pools it must not overlap (a pool named alike is skipped). */
+  pool(value: unknown, path: string, others: readonly Pool[]): Pool | undefined {
+    const o = this.section(value, path, ['name', 'cidr', 'dns']);
+    if (!isPlainObject(value)) {
+      if (value === undefined || value === null) this.add(path === '' ? '' : path, 'must be a mapping');
+      return undefined;
+    }
+    if (!this.has(o, 'name')) this.add(join(path, 'name'), 'is required');
+    if (!this.has(o, 'cidr')) this.add(join(path, 'cidr'), 'is required');
+    const name = this.name(o, path);
+    const cidrText = this.str(o, 'cidr', path, '');
+    let cidr: Cidr | undefined;
+    if (cidrText !== '') {
+      const c = parseCidr(cidrText);
+      if (typeof c === 'string') this.add(join(path, 'cidr'), c);
+      else if (c.address.length !== 4) this.add(join(path, 'cidr'), 'must be an IPv4 network');
+      else if (c.prefix > 30) this.add(join(path, 'cidr'), 'prefix must be at most /30 (gateway + one host)');
+      else if (c.prefix < 8) this.add(join(path, 'cidr'), 'prefix must be at least /8');
+      else {
+        for (const other of others) {
+          if (other.name !== name && overlaps(other.cidr, c)) {
+            this.add(join(path, 'cidr'), `overlaps pool "${other.name}" (${other.cidr.text})`);
+          }
+        }
+        cidr = c;
+      }
+    }
+    const dns: IpAddress[] = [];
+    for (const { text, path: p } of this.strings(o, 'dns', path, [])) {
+      const address = parseIp(text);
+      if (address === undefined) this.add(p, `must be an IPv4 or IPv6 address, got ${describe(text)}`);
+      else dns.push({ address, text });
+    }
+    if (name === '' || cidr === undefined) return undefined;
+    const gw = Uint8Array.from(cidr.address);
+    gw[3] = gw[3]! + 1;
+    return { name, cidr, gateway: { address: gw, text: Array.from(gw).join('.') }, dns };
+  }
+
+  /** A document's `name`: 1-64 characters [A-Za-z0-9_.-] (it appears in URLs and metric labels). */
+  private name(o: Obj, path: string): string {
+    const name = this.str(o, 'name', path, '');
+    if (name !== '' && !NAME.test(name)) {
+      this.add(
+        join(path, 'name'),
+        'must be 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit',
+      );
+      return '';
+    }
+    return name;
+  }
+
+  private peers(root: Obj, pools: readonly Pool[], globals: PeerGlobals): Peer[] {
     const out: Peer[] = [];
     const names = new Map<string, string>();
     const ids = new Map<string, string>();
     const poolNames = new Set(pools.map((p) => p.name));
     for (const { value, path } of this.list(root, 'peers', '')) {
-      const o = this.section(value, path, ['name', 'id', 'auth', 'pool', 'localTs', 'remoteTs']);
-      if (!isPlainObject(value)) continue;
-      let ok = true;
-      for (const k of ['name', 'id', 'auth']) {
-        if (!this.has(o, k)) {
-          this.add(join(path, k), 'is required');
-          ok = false;
-        }
+      const peer = this.peer(value, path, poolNames, globals);
+      if (!peer) continue;
+      const first = names.get(peer.name);
+      if (first !== undefined) {
+        this.add(join(path, 'name'), `duplicate peer name "${peer.name}" (first at ${first})`);
+        continue;
       }
-      const name = this.str(o, 'name', path, '');
-      if (name !== '') {
-        const first = names.get(name);
-        if (first !== undefined)
-          this.add(join(path, 'name'), `duplicate peer name "${name}" (first at ${first})`);
-        else names.set(name, path);
+      const firstId = ids.get(peer.id.toLowerCase());
+      if (firstId !== undefined) {
+        this.add(
+          join(path, 'id'),
+          `duplicate peer id "${peer.id}" (first at ${firstId}); it could never match`,
+        );
+        continue;
       }
-      const id = this.str(o, 'id', path, '');
-      let match: PeerIdPattern | undefined;
-      if (id !== '') {
-        if (id === '*') match = { kind: 'any' };
-        else if (id.startsWith('*') && !id.slice(1).includes('*'))
-          match = { kind: 'suffix', suffix: id.slice(1) };
-        else if (!id.includes('*')) match = { kind: 'exact', id };
-        else this.add(join(path, 'id'), 'a "*" wildcard is only allowed as the first character');
-        const first = ids.get(id.toLowerCase());
-        if (match && first !== undefined) {
-          this.add(join(path, 'id'), `duplicate peer id "${id}" (first at ${first}); it could never match`);
-        } else ids.set(id.toLowerCase(), path);
-      }
-      const auth = this.auth(o, path);
-      let pool: string | null = null;
-      if (this.has(o, 'pool')) {
-        const p = this.str(o, 'pool', path, '');
-        if (p !== '' && !poolNames.has(p)) {
-          const hint = suggest(p, [...poolNames]);
-          this.add(
-            join(path, 'pool'),
-            `no pool named "${p}"${hint ? ` (did you mean "${hint}"?)` : ''}` +
-              (poolNames.size ? `; pools: ${[...poolNames].join(', ')}` : '; no pools are defined'),
-          );
-        } else if (p !== '') pool = p;
-      }
-      const localTs: TrafficSelector[] = [];
-      const localTsText: string[] = [];
-      for (const { text, path: p } of this.strings(o, 'localTs', path, ['0.0.0.0/0'])) {
-        const c = parseCidr(text, true);
-        if (typeof c === 'string') {
-          this.add(p, text === DYNAMIC ? '"dynamic" is only allowed in remoteTs' : c);
-        } else {
-          localTs.push(selector(c));
-          localTsText.push(text);
-        }
-      }
-      if (
-        this.has(o, 'localTs') &&
-        localTsText.length === 0 &&
-        !this.issues.some((i) => i.path.startsWith(`${path}.localTs`))
-      ) {
-        this.add(join(path, 'localTs'), 'must list at least one selector');
-      }
-      const remoteTs: RemoteTs[] = [];
-      const remoteTsText: string[] = [];
-      for (const { text, path: p } of this.strings(o, 'remoteTs', path, [DYNAMIC])) {
-        if (text === DYNAMIC) {
-          if (pool !== null) {
-            remoteTs.push(DYNAMIC);
-            remoteTsText.push(text);
-          } else if (!this.has(o, 'pool')) {
-            // (a pool that was given but invalid has its own issue already)
-            const written = this.has(o, 'remoteTs');
-            this.add(
-              written ? p : join(path, 'remoteTs'),
-              `"dynamic"${written ? '' : ' (the default)'} needs a pool: set ${path}.pool, or list the remote subnets`,
-            );
-          }
-          continue;
-        }
-        const c = parseCidr(text, true);
-        if (typeof c === 'string') this.add(p, c);
-        else {
-          remoteTs.push(selector(c));
-          remoteTsText.push(text);
-        }
-      }
-      if (
-        this.has(o, 'remoteTs') &&
-        remoteTsText.length === 0 &&
-        !this.issues.some((i) => i.path.startsWith(`${path}.remoteTs`))
-      ) {
-        this.add(join(path, 'remoteTs'), 'must list at least one selector');
-      }
-      if (ok && name !== '' && match !== undefined && auth !== undefined) {
-        out.push({ name, id, match, auth, pool, localTs, remoteTs, localTsText, remoteTsText });
-      }
+      names.set(peer.name, path);
+      ids.set(peer.id.toLowerCase(), path);
+      out.push(peer);
     }
     return out;
+  }
+
+  /** One peer document: `poolNames` it may refer to, `globals` its overrides are checked against. */
+  peer(value: unknown, path: string, poolNames: ReadonlySet<string>, globals: PeerGlobals): Peer | undefined {
+    const o = this.section(value, path, [
+      'name',
+      'id',
+      'auth',
+      'pool',
+      'localTs',
+      'remoteTs',
+      'proposals',
+      'lifetimes',
+      'dpd',
+      'failover',
+    ]);
+    if (!isPlainObject(value)) {
+      if (value === undefined || value === null) this.add(path, 'must be a mapping');
+      return undefined;
+    }
+    let ok = true;
+    for (const k of ['name', 'id', 'auth']) {
+      if (!this.has(o, k)) {
+        this.add(join(path, k), 'is required');
+        ok = false;
+      }
+    }
+    const name = this.name(o, path);
+    const id = this.str(o, 'id', path, '');
+    let match: PeerIdPattern | undefined;
+    if (id !== '') {
+      if (id.length > 255) this.add(join(path, 'id'), 'must be at most 255 characters');
+      else if (id === '*') match = { kind: 'any' };
+      else if (id.startsWith('*') && !id.slice(1).includes('*'))
+        match = { kind: 'suffix', suffix: id.slice(1) };
+      else if (!id.includes('*')) match = { kind: 'exact', id };
+      else this.add(join(path, 'id'), 'a "*" wildcard is only allowed as the first character');
+    }
+    const auth = this.auth(o, path);
+    let pool: string | null = null;
+    if (this.has(o, 'pool')) {
+      const p = this.str(o, 'pool', path, '');
+      if (p !== '' && !poolNames.has(p)) {
+        const hint = suggest(p, [...poolNames]);
+        this.add(
+          join(path, 'pool'),
+          `no pool named "${p}"${hint ? ` (did you mean "${hint}"?)` : ''}` +
+            (poolNames.size ? `; pools: ${[...poolNames].join(', ')}` : '; no pools are defined'),
+        );
+      } else if (p !== '') pool = p;
+    }
+    const localTs: TrafficSelector[] = [];
+    const localTsText: string[] = [];
+    for (const { text, path: p } of this.strings(o, 'localTs', path, ['0.0.0.0/0'])) {
+      const c = parseCidr(text, true);
+      if (typeof c === 'string') {
+        this.add(p, text === DYNAMIC ? '"dynamic" is only allowed in remoteTs' : c);
+      } else {
+        localTs.push(selector(c));
+        localTsText.push(text);
+      }
+    }
+    if (
+      this.has(o, 'localTs') &&
+      localTsText.length === 0 &&
+      !this.issues.some((i) => i.path.startsWith(join(path, 'localTs')))
+    ) {
+      this.add(join(path, 'localTs'), 'must list at least one selector');
+    }
+    const remoteTs: RemoteTs[] = [];
+    const remoteTsText: string[] = [];
+    for (const { text, path: p } of this.strings(o, 'remoteTs', path, [DYNAMIC])) {
+      if (text === DYNAMIC) {
+        if (pool !== null) {
+          remoteTs.push(DYNAMIC);
+          remoteTsText.push(text);
+        } else if (!this.has(o, 'pool')) {
+          // (a pool that was given but invalid has its own issue already)
+          const written = this.has(o, 'remoteTs');
+          this.add(
+            written ? p : join(path, 'remoteTs'),
+            `"dynamic"${written ? '' : ' (the default)'} needs a pool: set ${join(path, 'pool')}, or list the remote subnets`,
+          );
+        }
+        continue;
+      }
+      const c = parseCidr(text, true);
+      if (typeof c === 'string') this.add(p, c);
+      else {
+        remoteTs.push(selector(c));
+        remoteTsText.push(text);
+      }
+    }
+    if (
+      this.has(o, 'remoteTs') &&
+      remoteTsText.length === 0 &&
+      !this.issues.some((i) => i.path.startsWith(join(path, 'remoteTs')))
+    ) {
+      this.add(join(path, 'remoteTs'), 'must list at least one selector');
+    }
+    const overrides = this.peerOverrides(o, path, globals);
+    if (!ok || name === '' || match === undefined || auth === undefined) return undefined;
+    return { name, id, match, auth, pool, localTs, remoteTs, localTsText, remoteTsText, ...overrides };
+  }
+
+  /** A peer's `proposals.esp`, `lifetimes`, `dpd` and `failover` overrides. */
+  private peerOverrides(
+    o: Obj,
+    path: string,
+    globals: PeerGlobals,
+  ): Pick<Peer, 'espProposals' | 'espText' | 'lifetimes' | 'dpd' | 'failover'> {
+    let espProposals: EspProposalPolicy[] | null = null;
+    let espText: string[] | null = null;
+    if (this.has(o, 'proposals')) {
+      const pp = join(path, 'proposals');
+      const pr = this.section(this.get(o, 'proposals'), pp, ['esp']);
+      if (this.has(pr, 'esp')) {
+        const items = this.strings(pr, 'esp', pp, []);
+        if (items.length === 0 && !this.issues.some((i) => i.path.startsWith(join(pp, 'esp'))))
+          this.add(join(pp, 'esp'), 'must list at least one proposal');
+        espProposals = [];
+        espText = [];
+        for (const { text, path: p } of items) {
+          const r = tryParseEspProposal(text);
+          if (r.ok) {
+            espProposals.push(r.value);
+            espText.push(text);
+          } else this.add(p, r.message);
+        }
+      }
+    }
+    let lifetimes: Peer['lifetimes'] = null;
+    if (this.has(o, 'lifetimes')) {
+      const lp = join(path, 'lifetimes');
+      const l = this.section(this.get(o, 'lifetimes'), lp, [
+        'ikeSeconds',
+        'childSeconds',
+        'rekeyMarginSeconds',
+      ]);
+      const pick = (k: string, min: number, max: number) =>
+        this.has(l, k) ? { [k]: this.int(l, k, lp, 0, min, max) } : {};
+      lifetimes = {
+        ...pick('ikeSeconds', 60, 86400 * 7),
+        ...pick('childSeconds', 60, 86400 * 7),
+        ...pick('rekeyMarginSeconds', 0, 86400),
+      };
+      const ike = lifetimes.ikeSeconds || globals.lifetimes.ikeSeconds;
+      const child = lifetimes.childSeconds || globals.lifetimes.childSeconds;
+      const margin = lifetimes.rekeyMarginSeconds ?? globals.lifetimes.rekeyMarginSeconds;
+      if (margin >= Math.min(ike, child))
+        this.add(
+          join(lp, 'rekeyMarginSeconds' in lifetimes ? 'rekeyMarginSeconds' : 'ikeSeconds'),
+          `the rekey margin (${margin} s) must be less than both lifetimes (ikeSeconds ${ike}, childSeconds ${child}; unset fields are the global lifetimes)`,
+        );
+    }
+    let dpd: Peer['dpd'] = null;
+    if (this.has(o, 'dpd')) {
+      const dp = join(path, 'dpd');
+      const d = this.section(this.get(o, 'dpd'), dp, ['intervalSeconds']);
+      if (this.has(d, 'intervalSeconds'))
+        dpd = { intervalSeconds: this.int(d, 'intervalSeconds', dp, 30, 0, 3600) };
+    }
+    let failover: Peer['failover'] = null;
+    if (this.has(o, 'failover')) {
+      const fp = join(path, 'failover');
+      const f = this.section(this.get(o, 'failover'), fp, ['waitSeconds']);
+      if (this.has(f, 'waitSeconds')) failover = { waitSeconds: this.int(f, 'waitSeconds', fp, 30, 0, 3600) };
+    }
+    return { espProposals, espText, lifetimes, dpd, failover };
+  }
+
+  /** The `failover:` document (cluster-wide wait-for-reconnect policy). */
+  failoverPolicy(value: unknown, path: string): Config['failover'] {
+    const f = this.section(value, path, ['policy', 'waitSeconds']);
+    const policy = this.str(f, 'policy', path, 'wait-for-reconnect');
+    if (policy !== 'wait-for-reconnect') {
+      this.add(
+        join(path, 'policy'),
+        `must be "wait-for-reconnect" (the only policy supported), got ${describe(policy)}`,
+      );
+    }
+    return { policy: 'wait-for-reconnect', waitSeconds: this.int(f, 'waitSeconds', path, 30, 0, 3600) };
   }
 
   private auth(o: Obj, path: string): PeerAuth | undefined {

@@ -2,7 +2,7 @@
  * @ikegate/config: loading and validating ikegate's configuration file (YAML or JSON), strongSwan
  * style proposal strings, peer matching by identity, and virtual IP pools. Named exports only.
  */
-export type { ClusterConfig } from './config.js';
+export type { ClusterConfig, ControlConfig, PeerGlobals } from './config.js';
 export type {
   Config,
   Identity,
@@ -25,7 +25,18 @@ export {
   parseConfig,
 } from './config.js';
 export { ConfigError, type ConfigIssue } from './errors.js';
-export { matchPeer } from './match.js';
+export type { PeerDoc, PoolDoc, FailoverDoc, PeerAuthDoc, ManagedDocuments, Checked } from './documents.js';
+export { matchPeer, PeerIndex } from './match.js';
+export {
+  checkFailoverDoc,
+  checkPeerDoc,
+  checkPoolDoc,
+  compileDocuments,
+  peerDoc,
+  poolDoc,
+  seedDocuments,
+  type PeerContext,
+} from './documents.js';
 export type { Cidr, IpAddress } from './net.js';
 export { formatIp, parseCidr, parseIp } from './net.js';
 export { AddressPool } from './pool.js';
