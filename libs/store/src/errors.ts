@@ -13,7 +13,13 @@ export type StoreErrorCode =
   | 'IKEGATE_ERR_STORE_BAD_KEK'
   | 'IKEGATE_ERR_STORE_BAD_SYNC'
   | 'IKEGATE_ERR_STORE_LIST_TOO_LONG'
-  | 'IKEGATE_ERR_STORE_CLOSED';
+  | 'IKEGATE_ERR_STORE_CLOSED'
+  /** ManagedFollower.mutate lost the optimistic race to other writers on every attempt. */
+  | 'IKEGATE_ERR_STORE_CONFIG_CONFLICT'
+  /** A managed-config commit or seed that is malformed (a change, base version or actor). */
+  | 'IKEGATE_ERR_STORE_BAD_CHANGE'
+  /** Managed-config state at rest (state file, Redis keys) that is corrupt or not ours. */
+  | 'IKEGATE_ERR_STORE_BAD_STATE';
 
 export class LocalUsageError extends Error {
   override readonly name = 'LocalUsageError';

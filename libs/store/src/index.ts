@@ -35,3 +35,21 @@ export {
 } from './redis.js';
 export { type Kek, type Keyring, SEAL_FORMAT, Sealer } from './seal.js';
 export { SealedStore, type ShardBackend } from './sealed-store.js';
+export type { ConfigChange, ManagedState, ManagedStore, VersionedChanges } from './managed/types.js';
+export { emptyManagedState, SEED_ACTOR, UNSEEDED_FAILOVER } from './managed/changes.js';
+export { DEFAULT_FILE_LOG_LIMIT, FileManagedStore, type FileManagedStoreOptions } from './managed/file.js';
+export {
+  DEFAULT_MANAGED_CHANNEL,
+  DEFAULT_REDIS_LOG_LIMIT,
+  MANAGED_KEYS,
+  RedisManagedStore,
+  type RedisManagedStoreOptions,
+} from './managed/redis.js';
+export {
+  DEFAULT_MUTATE_ATTEMPTS,
+  DEFAULT_POLL_MS,
+  type FollowerLog,
+  ManagedFollower,
+  type ManagedChangeEvent,
+  type ManagedFollowerOptions,
+} from './managed/follower.js';
