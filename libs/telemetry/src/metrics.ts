@@ -123,6 +123,41 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Control/admin API requests by method, route pattern (never the raw URL) and status code. */
+  readonly apiRequests = new Counter({
+    name: 'ikegate_api_requests_total',
+    help: 'Control and admin API requests by method, route and status code',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  /** Requests refused before any route ran: missing/unknown credentials, or a role too low. */
+  readonly apiAuthFailures = new Counter({
+    name: 'ikegate_api_auth_failures_total',
+    help: 'API requests refused by authentication (401) or authorization (403), by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  /** Reloads of the API access file (tokens, client certificates), by result (ok, invalid). */
+  readonly apiAccessReloads = new Counter({
+    name: 'ikegate_api_access_reloads_total',
+    help: 'Reloads of the API access file by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  /** The managed configuration version this process has applied (peers, pools, policies). */
+  readonly configVersion = new Gauge({
+    name: 'ikegate_config_version',
+    help: 'Managed configuration version applied by this process',
+    registers: [this.registry],
+  });
+  /** Managed configuration changes applied, by kind (peer, pool, failover) and result. */
+  readonly configChanges = new Counter({
+    name: 'ikegate_config_changes_total',
+    help: 'Managed configuration changes applied by this process, by kind and result',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly #children = new WeakMap<object, Map<string, { inc(value?: number): void }>>();
 
   /**

@@ -5,3 +5,4 @@ export { fuzzRuns, fuzzSeed } from './fuzz.js';
 export { fromHex, toHex } from './hex.js';
 export { SeededRandom } from './random.js';
 export { isCi, requirement } from './requirement.js';
+export { type ApiAccess, type ApiRole, writeApiAccess } from './api-access.js';

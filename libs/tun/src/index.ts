@@ -18,6 +18,7 @@ export {
 export { TUN_READ_BUFFER_SIZE, TunDevice, type TunCounters } from './device.js';
 export {
   addRoute,
+  removeRoute,
   configure,
   deleteLink,
   enableForwarding,

@@ -70,6 +70,11 @@ export async function addRoute(cidr: string, dev: string, opts: NetnsOption = {}
   await run(['ip', 'route', 'replace', cidr, 'dev', dev], opts);
 }
 
+/** `ip route del <cidr> dev <dev>`. */
+export async function removeRoute(cidr: string, dev: string, opts: NetnsOption = {}): Promise<void> {
+  await run(['ip', 'route', 'del', cidr, 'dev', dev], opts);
+}
+
 /** `ip link del dev <name>`; also wakes a TunDevice read blocked on a closed device. */
 export async function deleteLink(name: string, opts: NetnsOption = {}): Promise<void> {
   await run(['ip', 'link', 'del', 'dev', name], opts);
