@@ -250,6 +250,7 @@ export async function bench(): Promise<BenchFigure[]> {
           hostNet: `${sub}.2.0/24`,
           outInterface: p.net.gatewayToHost,
           tun: `${tun}0`,
+          accessFile: gw.access.file,
         }).replace('log: { level: debug }', 'log: { level: info }'),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });

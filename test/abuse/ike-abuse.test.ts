@@ -60,10 +60,22 @@ interface SaView {
   readonly transport: string;
 }
 
+/** Every SA on /v1/sas: the largest pages, `next` followed until null, so none is missed. */
 async function sas(): Promise<SaView[]> {
-  const r = await gw.control('/v1/sas');
-  assert.equal(r.status, 200);
-  return (JSON.parse(r.text) as { sas: SaView[] }).sas;
+  const out: SaView[] = [];
+  for (let cursor: string | null = null; ;) {
+    const r = await gw.control(
+      `/v1/sas?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      {},
+      'viewer',
+    );
+    assert.equal(r.status, 200, r.text);
+    const page = JSON.parse(r.text) as { items: SaView[]; next: string | null; unreachable: string[] };
+    assert.deepEqual(page.unreachable, []);
+    out.push(...page.items);
+    if (page.next === null) return out;
+    cursor = page.next;
+  }
 }
 
 function nonZero(n: number): Buffer {
@@ -342,7 +354,7 @@ describe('IKE abuse against `ikegate up --no-tun` (RFC 7296, RFC 9329)', { timeo
       // The real peer still gets the SA's requests and its answers still count.
       const out0 = await ikeMessages('out', 'INFORMATIONAL');
       const in0 = await ikeMessages('in', 'INFORMATIONAL');
-      const r = await gw.control(`/v1/sas/${sa.spi}/liveness`, { method: 'POST' });
+      const r = await gw.control(`/v1/sas/${sa.spi}/liveness`, { method: 'POST' }, 'operator');
       assert.equal(r.status, 202);
       assert.equal(
         await until(

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { requirement } from '@ikegate/testkit';
-import { TestCluster, until } from './lib/cluster.js';
+import { type SaList, TestCluster, until } from './lib/cluster.js';
 
 const skip = requirement(
   spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
@@ -27,10 +27,7 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
     await c.startControl();
     // Every shard leased before peers arrive (placement converges within a few lease ticks).
     const shards = await until(
-      () =>
-        c
-          .api(c.controlPort, '/v1/shards')
-          .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+      () => c.shards(),
       (v) => v.owned === 1024 && Object.keys(v.byWorker).length === 3,
     );
     assert.equal(shards.owned, 1024);
@@ -42,7 +39,7 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
         if (p.proc.alive)
           console.error(
             p.id,
-            String((await c.api(p.admin, '/metrics')).body)
+            String((await c.api(p.admin, '/metrics', { role: 'none' })).body)
               .split('\n')
               .filter((l) => /^ikegate_(drops|ike_messages)/.test(l))
               .join(' | '),
@@ -58,7 +55,11 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
   });
 
   test('placement: 1024 shard leases spread evenly over 3 workers (sticky rendezvous, ARCHITECTURE.md)', async () => {
-    const r = (await c.api(c.controlPort, '/v1/shards')).body as { byWorker: Record<string, number> };
+    const r = await c.shards();
+    assert.equal(r.count, 1024);
+    assert.equal(r.items.length, 1024);
+    for (const s of r.items)
+      assert.ok(s.owner && typeof s.epoch === 'number' && s.expiresAt, JSON.stringify(s));
     for (const n of Object.values(r.byWorker)) assert.ok(n === 341 || n === 342, JSON.stringify(r.byWorker));
   });
 
@@ -80,8 +81,12 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
     );
     // SPIs hash uniformly over shards: each worker holds about a third (binomial, 6 sigma margin).
     for (const n of counts) assert.ok(n > 100 && n < 235, `uneven: ${counts.join(', ')}`);
-    const cluster = (await c.api(c.controlPort, '/v1/sas')).body as { sas: unknown[]; unreachable: string[] };
-    assert.equal(cluster.sas.length, total);
+    const first = (await c.ctl('/v1/sas')).body as SaList;
+    assert.equal(first.counts.established, total, JSON.stringify(first.counts));
+    assert.deepEqual(first.unreachable, []);
+    const cluster = await c.allSas();
+    assert.equal(cluster.items.length, total);
+    assert.equal(new Set(cluster.items.map((s) => s.spi)).size, total);
     assert.deepEqual(cluster.unreachable, []);
   });
 
@@ -97,10 +102,7 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
     const before = await c.sasByWorker();
     const w4 = await c.addWorker('w4');
     const shards = await until(
-      () =>
-        c
-          .api(c.controlPort, '/v1/shards')
-          .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+      () => c.shards(),
       (v) => v.owned === 1024 && (v.byWorker.w4 ?? 0) >= 255,
       30_000,
     );
@@ -136,7 +138,16 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
       direction: 'in',
       exchange: 'INFORMATIONAL',
     });
-    assert.equal((await c.api(w4.admin, `/v1/sas/${spi}/liveness`, 'POST')).status, 202);
+    assert.equal(
+      (
+        await c.api(w4.admin, `/internal/v1/sas/${spi}/command`, {
+          method: 'POST',
+          body: { command: 'liveness' },
+          role: 'operator',
+        })
+      ).status,
+      202,
+    );
     const after4 = await until(
       () => c.metric(w4.admin, 'ikegate_ike_messages_total', { direction: 'in', exchange: 'INFORMATIONAL' }),
       (v) => v > before4,
@@ -150,10 +161,7 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
     victim.proc.child.kill('SIGSTOP');
     try {
       const shards = await until(
-        () =>
-          c
-            .api(c.controlPort, '/v1/shards')
-            .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+        () => c.shards(),
         (v) => v.owned === 1024 && v.byWorker.w2 === undefined,
         30_000,
       );
@@ -180,10 +188,7 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
     const [e1] = c.edges;
     // Let placement settle after the previous test's resumed worker (this test is about edges).
     await until(
-      () =>
-        c
-          .api(c.controlPort, '/v1/shards')
-          .then((r) => r.body as { owned: number; byWorker: Record<string, number> }),
+      () => c.shards(),
       (v) => v.owned === 1024 && Object.values(v.byWorker).every((n) => n === 256),
       30_000,
     );
@@ -207,11 +212,7 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
     );
     assert.deepEqual(initsAfter, initsBefore);
     // Each SA still works through the surviving edge: its worker's liveness check is answered.
-    const all = (
-      (await c.api(c.controlPort, '/v1/sas')).body as {
-        sas: { spi: string; peerId: string; worker: string }[];
-      }
-    ).sas;
+    const all = (await c.allSas('peer=load')).items;
     for (let i = 1; i <= 3; i++) {
       const sa = all.find((s) => s.peerId === `roam-${i}@example.org`);
       assert.ok(sa, `roam-${i} has an SA`);
@@ -220,7 +221,11 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
         direction: 'in',
         exchange: 'INFORMATIONAL',
       });
-      assert.equal((await c.api(w.admin, `/v1/sas/${sa.spi}/liveness`, 'POST')).status, 202);
+      // Through the control API this time (it finds the owner and calls its internal endpoint).
+      assert.equal(
+        (await c.ctl(`/v1/sas/${sa.spi}/liveness`, { method: 'POST', role: 'operator' })).status,
+        202,
+      );
       const after = await until(
         () => c.metric(w.admin, 'ikegate_ike_messages_total', { direction: 'in', exchange: 'INFORMATIONAL' }),
         (v) => v > before,
@@ -230,14 +235,12 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
   });
 
   test('Redis stalls for 2 s: established SAs keep answering, state writes fail, stay pending and land once Redis is back (nothing lost)', async () => {
-    const all = (
-      (await c.api(c.controlPort, '/v1/sas')).body as {
-        sas: { spi: string; worker: string; peerId: string }[];
-      }
-    ).sas;
+    const all = (await c.allSas()).items;
     // Peers whose edge is still up (the UDP loadgen's edge was killed above).
     const sample = all
-      .filter((s) => /^(t-|roam-)/.test(s.peerId) && c.workers.find((w) => w.id === s.worker)?.proc.alive)
+      .filter(
+        (s) => /^(t-|roam-)/.test(s.peerId ?? '') && c.workers.find((w) => w.id === s.worker)?.proc.alive,
+      )
       .slice(0, 6);
     assert.equal(sample.length, 6);
     const pid = c.redisPid();
@@ -251,7 +254,10 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
           direction: 'in',
           exchange: 'INFORMATIONAL',
         });
-        await c.api(w.admin, `/v1/sas/${sa.spi}/liveness`, 'POST');
+        await c.api(w.admin, `/internal/v1/sas/${sa.spi}/command`, {
+          method: 'POST',
+          body: { command: 'liveness' },
+        });
         answered.push(
           await until(
             () =>

@@ -66,7 +66,7 @@ describe(
       await c.addEdge('e1');
       await c.startControl();
       await until(
-        () => c.api(c.controlPort, '/v1/shards').then((r) => (r.body as { owned: number }).owned),
+        () => c.shards().then((r) => r.owned),
         (n) => n === 1024,
       );
     });

@@ -27,14 +27,6 @@ const skip = requirement(!netns.ok && netns.why);
 const PSK = 'connect-failover-psk-6e0d2b9a17';
 const WAIT_SECONDS = 3;
 
-interface SaView {
-  readonly spi: string;
-  readonly status: string;
-  readonly transport: string;
-  readonly remote: string;
-  readonly virtualIp?: string;
-}
-
 describe(
   '`ikegate connect` -> `ikegate up` over RFC 9329 TCP: a closed stream waits failover.waitSeconds for the peer (issue #9)',
   { skip },
@@ -69,8 +61,8 @@ describe(
       ]);
       return c;
     };
-    const sas = () => (gw.api('GET', '/v1/sas').body as { sas: SaView[] }).sas;
-    const inUse = () => (gw.api('GET', '/v1/pools').body as { pools: { inUse: number }[] }).pools[0]!.inUse;
+    const sas = () => gw.sas();
+    const inUse = () => gw.poolInUse();
     const lost = () =>
       metricValue(gw.metrics(), 'ikegate_ike_sa_events_total', {
         event: 'deleted',
@@ -89,6 +81,7 @@ describe(
           outInterface: net.gatewayToHost,
           tun: 'ikg0',
           failoverWaitSeconds: WAIT_SECONDS,
+          accessFile: gw.access.file,
         }),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });

@@ -74,6 +74,7 @@ describe(
           hostNet: '10.86.2.0/24',
           outInterface: net.gatewayToHost,
           tun: 'ikg0',
+          accessFile: gw.access.file,
         }),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });

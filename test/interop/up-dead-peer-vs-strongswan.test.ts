@@ -89,6 +89,7 @@ describe(
           tun: 'ikg0',
           dpdSeconds: DPD_SECONDS,
           retransmit: RETRANSMIT,
+          accessFile: gw.access.file,
         }),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });
@@ -128,8 +129,7 @@ describe(
       assert.ok(watch.packets('ike_to_peer') > sentBefore, 'a liveness check after the DPD interval');
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(gw.count('ike-sa-deleted'), 0);
-      const pools = gw.api('GET', '/v1/pools').body as { pools: { inUse: number }[] };
-      assert.equal(pools.pools[0]!.inUse, 1);
+      assert.equal(gw.poolInUse(), 1);
     });
 
     test('a vanished peer is declared dead after the DPD interval plus the retransmission schedule, its virtual IP freed (RFC 7296 §2.4)', async () => {
@@ -170,10 +170,8 @@ describe(
         1 + RETRANSMIT.maxRetransmits,
         'one liveness request and maxRetransmits retransmissions went towards the vanished peer',
       );
-      const pools = gw.api('GET', '/v1/pools').body as { pools: { inUse: number }[] };
-      assert.equal(pools.pools[0]!.inUse, 0, 'the virtual IP is back in the pool');
-      const sas = (gw.api('GET', '/v1/sas').body as { sas: unknown[] }).sas;
-      assert.equal(sas.length, 0);
+      assert.equal(gw.poolInUse(), 0, 'the virtual IP is back in the pool');
+      assert.equal(gw.sas().length, 0);
       const m = gw.metrics();
       assert.equal(
         metricValue(m, 'ikegate_ike_sa_events_total', { event: 'deleted', reason: 'dead-peer' }),

@@ -94,6 +94,7 @@ ${ports.map((port) => `    ${ikeMatch({ port, dir: 'sport', exchange: IKE_AUTH, 
           hostNet: '10.84.2.0/24',
           outInterface: net.gatewayToHost,
           tun: 'ikg0',
+          accessFile: gw.access.file,
         }),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });
@@ -150,12 +151,11 @@ ${ports.map((port) => `    ${ikeMatch({ port, dir: 'sport', exchange: IKE_AUTH, 
       assert.equal(metricValue(m, 'ikegate_ike_sa_events_total', { event: 'established' }), 1);
       assert.equal(gw.count('ike-sa-established'), 1);
       assert.equal(gw.count('child-sa-installed'), 1);
-      const sas = (gw.api('GET', '/v1/sas').body as { sas: { status: string; children: unknown[] }[] }).sas;
+      const sas = gw.sas();
       assert.equal(sas.length, 1);
       assert.equal(sas[0]!.status, 'established');
       assert.equal(sas[0]!.children.length, 1, 'exactly one child SA installed on the gateway');
-      const pools = gw.api('GET', '/v1/pools').body as { pools: { inUse: number }[] };
-      assert.equal(pools.pools[0]!.inUse, 1, 'one virtual IP handed out, not two');
+      assert.equal(gw.poolInUse(), 1, 'one virtual IP handed out, not two');
     });
 
     test('the two IKE_AUTH responses on the wire are byte-identical, as are the two requests (RFC 7296 §2.1)', async () => {

@@ -81,11 +81,7 @@ describe(
     let charon: Charon;
     let vip = '';
 
-    const saSpi = () => {
-      const r = gw.api('GET', '/v1/sas');
-      const sas = (r.body as { sas: { spi: string; status: string }[] }).sas;
-      return sas.find((s) => s.status === 'established')?.spi ?? '';
-    };
+    const saSpi = () => gw.sas().find((s) => s.status === 'established')?.spi ?? '';
 
     before(async () => {
       net.create();
@@ -103,6 +99,7 @@ describe(
           hostNet: '10.87.2.0/24',
           outInterface: net.gatewayToHost,
           tun: 'ikg1',
+          accessFile: gw.access.file,
         }),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });
@@ -178,16 +175,16 @@ describe(
       await gw.waitFor('ike-sa-rekeyed');
       const spi = saSpi();
       assert.match(spi, /^[0-9a-f]{16}$/);
-      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'children' }).status, 202);
+      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'children' }, 'operator').status, 202);
       await gw.waitFor('child-sa-installed', { n: installed + 2 });
-      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'ike' }).status, 202);
+      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'ike' }, 'operator').status, 202);
       await gw.waitFor('ike-sa-rekeyed', { n: 2 });
       const r = await running;
       assert.equal(r.error, undefined, JSON.stringify(r));
       assert.equal(r.reply.bytes, 16 * MB);
       assert.equal(r.reply.sha256, r.sha256);
       assert.equal(pingThrough(net.client, vip, net.hostAddr, 2), 2);
-      const sas = (gw.api('GET', '/v1/sas').body as { sas: { children: unknown[] }[] }).sas;
+      const sas = gw.sas();
       assert.equal(sas.length, 1);
       assert.equal(sas[0]!.children.length, 1);
       // All of it over the one stream the shim opened: no redial.
@@ -209,8 +206,7 @@ describe(
       assert.match(charon.swanctl('--terminate', '--ike', 'rw'), /terminate completed successfully/);
       const del = await gw.waitFor('ike-sa-deleted');
       assert.equal(del.reason, 'peer-deleted');
-      const pools = gw.api('GET', '/v1/pools').body as { pools: { inUse: number }[] };
-      assert.equal(pools.pools[0]!.inUse, 0);
+      assert.equal(gw.poolInUse(), 0);
     });
 
     test('tshark with the RFC 9329 dissector: every frame of the TCP 4500 stream is IKE or ESP, none malformed, and the IKE exchanges are the ones ikegate counted', async () => {

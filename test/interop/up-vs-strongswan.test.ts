@@ -34,11 +34,7 @@ describe(
     let charon: Charon;
     let vip = '';
 
-    const saSpi = () => {
-      const r = gw.api('GET', '/v1/sas');
-      const sas = (r.body as { sas: { spi: string; status: string }[] }).sas;
-      return sas.find((s) => s.status === 'established')?.spi ?? '';
-    };
+    const saSpi = () => gw.sas().find((s) => s.status === 'established')?.spi ?? '';
 
     before(async () => {
       net.create();
@@ -52,6 +48,7 @@ describe(
           hostNet: '10.88.2.0/24',
           outInterface: net.gatewayToHost,
           tun: 'ikg0',
+          accessFile: gw.access.file,
         }),
       );
       await gw.waitFor('ikegate-up', { timeoutMs: 20_000 });
@@ -110,16 +107,16 @@ describe(
       await gw.waitFor('ike-sa-rekeyed');
       const spi = saSpi();
       assert.match(spi, /^[0-9a-f]{16}$/);
-      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'children' }).status, 202);
+      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'children' }, 'operator').status, 202);
       await gw.waitFor('child-sa-installed', { n: installed + 2 });
-      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'ike' }).status, 202);
+      assert.equal(gw.api('POST', `/v1/sas/${spi}/rekey`, { what: 'ike' }, 'operator').status, 202);
       await gw.waitFor('ike-sa-rekeyed', { n: 2 });
       const r = await running;
       assert.equal(r.error, undefined, JSON.stringify(r));
       assert.equal(r.reply.sha256, r.sha256);
       assert.equal(pingThrough(net.client, vip, net.hostAddr, 2), 2);
       // Old child SAs are gone: one child left on each side.
-      const sas = (gw.api('GET', '/v1/sas').body as { sas: { children: unknown[] }[] }).sas;
+      const sas = gw.sas();
       assert.equal(sas.length, 1);
       assert.equal(sas[0]!.children.length, 1);
     });
@@ -137,8 +134,7 @@ describe(
       assert.match(charon.swanctl('--terminate', '--ike', 'rw'), /terminate completed successfully/);
       const del = await gw.waitFor('ike-sa-deleted');
       assert.equal(del.reason, 'peer-deleted');
-      const pools = gw.api('GET', '/v1/pools').body as { pools: { inUse: number }[] };
-      assert.equal(pools.pools[0]!.inUse, 0);
+      assert.equal(gw.poolInUse(), 0);
     });
 
     test('DELETE from ikegate (control API) closes the SA on strongSwan too (RFC 7296 §1.4.1)', async () => {
@@ -148,15 +144,19 @@ describe(
       );
       await gw.waitFor('ike-sa-established', { n: 2 });
       const spi = saSpi();
-      assert.equal(gw.api('DELETE', `/v1/sas/${spi}`).status, 202);
+      assert.equal(gw.api('DELETE', `/v1/sas/${spi}`, undefined, 'operator').status, 202);
       const del = await gw.waitFor('ike-sa-deleted', { n: 2 });
       assert.equal(del.reason, 'deleted');
       const until = Date.now() + 10_000;
       while (/ESTABLISHED/.test(charon.swanctl('--list-sas')) && Date.now() < until)
         await new Promise((r) => setTimeout(r, 100));
       assert.doesNotMatch(charon.swanctl('--list-sas'), /ESTABLISHED/);
-      assert.equal(gw.api('GET', '/v1/sas/0000000000000000').status, 404);
-      assert.equal(gw.api('GET', '/v1/sas/nothex').status, 400);
+      const unknown = gw.api('GET', '/v1/sas/0000000000000000', undefined, 'viewer');
+      assert.equal(unknown.status, 404);
+      assert.equal((unknown.body as { type: string }).type, 'urn:ikegate:problem:not-found');
+      const bad = gw.api('GET', '/v1/sas/nothex', undefined, 'viewer');
+      assert.equal(bad.status, 400);
+      assert.equal((bad.body as { type: string }).type, 'urn:ikegate:problem:validation');
     });
   },
 );

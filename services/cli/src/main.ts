@@ -5,12 +5,14 @@
  * loadgen's and tcp-shim's, which their packages own (they parse their own arguments).
  */
 import { ConfigError } from '@ikegate/config';
+import { AccessFileError } from '@ikegate/control';
 import { LocalUsageError as TcpShimUsageError, runTcpShim, TCP_SHIM_USAGE } from '@ikegate/tcp-shim';
 import { TunUnavailableError } from '@ikegate/tun';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { LOADGEN_USAGE, loadgenMain } from '@ikegate/loadgen';
 import { connect, type ConnectTransport } from './connect.js';
+import { CTL_USAGE, ctlMain } from './ctl.js';
 import { RoleUsageError, runControl, runEdge, runWorker } from './roles.js';
 import { up } from './up.js';
 
@@ -97,6 +99,10 @@ The cluster control API (config cluster:): members, shard leases, SAs gathered f
   --config FILE           configuration with a cluster: section (default ikegate.yaml)
 ${HELP_OPTION}`,
   },
+  ctl: {
+    summary: 'the control API from the command line: SAs, peers, pools, cluster (like swanctl)',
+    usage: CTL_USAGE,
+  },
   loadgen: {
     summary: 'many IKE SA setups from one process, for load tests',
     usage: LOADGEN_USAGE,
@@ -177,7 +183,8 @@ function stopOnSignals(stop: () => Promise<void>): void {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (isCommand(command) && command !== 'help' && asksForHelp(rest)) {
+  // ctl prints its own usage per subcommand (`ikegate ctl sas --help`).
+  if (isCommand(command) && command !== 'help' && command !== 'ctl' && asksForHelp(rest)) {
     process.stdout.write(usageOf(command));
     return 0;
   }
@@ -207,6 +214,8 @@ async function main(argv: string[]): Promise<number> {
       await handle.started;
       return -1;
     }
+    case 'ctl':
+      return await ctlMain(rest);
     case 'loadgen':
       return await loadgenMain(rest);
     case 'worker':
@@ -403,9 +412,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`ikegate tcp-shim: ${e.message}\n`);
       process.exit(2);
     }
-    if (e instanceof ConfigError || e instanceof TunUnavailableError) {
+    if (e instanceof ConfigError || e instanceof AccessFileError || e instanceof TunUnavailableError) {
       process.stderr.write(`ikegate: ${e.message}\n`);
-      process.exit(e instanceof ConfigError ? 3 : 4);
+      process.exit(e instanceof TunUnavailableError ? 4 : 3);
     }
     process.stderr.write(`ikegate: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);

@@ -10,44 +10,31 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify from 'fastify';
+import { dirname, resolve } from 'node:path';
 import { DEFAULT_SHARD_BITS, shardCount } from '@ikegate/cluster';
 import { type Config, loadConfig } from '@ikegate/config';
-import { buildControl } from '@ikegate/control';
+import {
+  AccessControl,
+  apiNotice,
+  buildControlApi,
+  buildEdgeAdmin,
+  buildWorkerAdmin,
+  ClusterBackend,
+  internalToken,
+} from '@ikegate/control';
 import { Edge, ShardRouter } from '@ikegate/edge';
 import { RelayServer } from '@ikegate/relay';
-import { RedisStore } from '@ikegate/store';
+import { RedisManagedStore, RedisStore, Sealer } from '@ikegate/store';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import { RedisMembership, ShardOwner, type SaSummary } from '@ikegate/worker';
+import { EDGE_MEMBER_PREFIX, RedisMembership, ShardOwner } from '@ikegate/worker';
 import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { buildWorker, tlsMaterialFor } from './up.js';
+import { HostRoutes } from './host-network.js';
+import { startManaged } from '@ikegate/control';
+import { apiTls, buildDirectory, buildWorker, tlsMaterialFor } from './up.js';
 
 const run = promisify(execFile);
-
-/**
- * Host routes for virtual IPs, applied one at a time in order (`ip route replace/del`), so a quick
- * add-then-remove never ends with a stale route. Failures are logged, never thrown.
- */
-class HostRoutes {
-  #chain: Promise<void> = Promise.resolve();
-  constructor(
-    private readonly dev: string,
-    private readonly log: Logger,
-  ) {}
-
-  set(address: string, present: boolean): void {
-    this.#chain = this.#chain.then(async () => {
-      try {
-        if (present) await run('ip', ['route', 'replace', `${address}/32`, 'dev', this.dev]);
-        else await run('ip', ['route', 'del', `${address}/32`, 'dev', this.dev]);
-      } catch (e) {
-        this.log.warn({ address, present, err: (e as Error).message.split('\n')[0] }, 'vip-route-failed');
-      }
-    });
-  }
-}
 
 export interface RoleHandle {
   stop(): Promise<void>;
@@ -109,6 +96,25 @@ function initialHashKey(config: Config): Uint8Array {
   );
 }
 
+/** The cluster's shared secrets from the KEK: the internal API credential and the managed store's sealer. */
+function clusterSecrets(config: Config) {
+  const c = clusterOf(config);
+  const keyring = readKek(c.kek.file, c.kek.id);
+  return { kek: keyring.current.key, sealer: new Sealer(keyring) };
+}
+
+/** The API access list (control.accessFile) plus the cluster's internal credential. */
+function accessFor(config: Config, log: Logger, metrics: Metrics): AccessControl {
+  const access = new AccessControl({
+    file: config.control.accessFile,
+    internalSecret: clusterSecrets(config).kek,
+    log,
+    metrics,
+  });
+  access.start();
+  return access;
+}
+
 export async function runWorker(o: {
   config: string;
   id: string;
@@ -127,27 +133,35 @@ export async function runWorker(o: {
   const c = clusterOf(config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-worker' }).child({ worker: o.id });
   const metrics = new Metrics();
+  const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
   const members = new RedisMembership(store.backend.client);
   const relay = new RelayServer({ workerId: o.id, log, metrics });
   const routes = new HostRoutes(o.tun ?? '', log);
   const ownerRef: { owner?: ShardOwner } = {};
-  const { worker } = buildWorker(
+  const { directory, events } = buildDirectory(config, log, metrics, SHARDS);
+  const managed = await startManaged({
+    store: new RedisManagedStore(store.backend.client, clusterSecrets(config).sealer),
     config,
-    relay.edgeLink,
     log,
     metrics,
-    {
-      persistence: {
-        dirty: (spi, shard) => ownerRef.owner?.dirty(spi, shard),
-        gone: (spi, shard) => ownerRef.owner?.gone(spi, shard),
-      },
-      ownsShard: (shard) => ownerRef.owner?.owned.has(shard) ?? false,
-      // Return traffic for a virtual IP must reach the worker holding its SA: a host route via our TUN.
-      ...(o.tun ? { onVirtualIp: (vip: string, present: boolean) => routes.set(vip, present) } : {}),
+    directory,
+    applied: (kind) => {
+      if (kind === 'failover' || kind === 'reload') events.worker?.failoverChanged();
     },
-    SHARDS,
-  );
+  });
+  const worker = buildWorker(config, relay.edgeLink, log, metrics, directory, {
+    persistence: {
+      dirty: (spi, shard) => ownerRef.owner?.dirty(spi, shard),
+      gone: (spi, shard) => ownerRef.owner?.gone(spi, shard),
+    },
+    ownsShard: (shard) => ownerRef.owner?.owned.has(shard) ?? false,
+    workerId: o.id,
+    shardEpoch: (shard) => ownerRef.owner?.owned.get(shard),
+    // Return traffic for a virtual IP must reach the worker holding its SA: a host route via our TUN.
+    ...(o.tun ? { onVirtualIp: (vip: string, present: boolean) => routes.set(vip, present) } : {}),
+  });
+  events.worker = worker;
   relay.attach(worker);
   if (device && o.tun) {
     const d = device;
@@ -174,25 +188,31 @@ export async function runWorker(o: {
     leaseTtlMs: c.leaseTtlMs,
     log,
     metrics,
+    configVersion: () => managed.state.version,
   });
   ownerRef.owner = owner;
-  const admin = buildControl({
+  const admin = buildWorkerAdmin({
+    log,
     metrics,
-    workers: () => [worker],
-    peers: () => [],
-    pools: () => [],
-    ready: () => owner.owned.size > 0,
+    access,
+    worker,
+    ready: () => owner.owned.size > 0 || owner.draining,
+    status: () => ({
+      id: o.id,
+      shards: [...owner.owned].map(([shard, epoch]) => ({ shard, epoch })),
+      draining: owner.draining,
+      configVersion: managed.state.version,
+      pendingWrites: owner.pendingWrites,
+      invalid: directory.invalid(),
+    }),
   });
-  admin.get('/v1/shards', async () => ({
-    worker: o.id,
-    shards: [...owner.owned.keys()],
-    pendingWrites: owner.pendingWrites,
-  }));
   await admin.listen({ host: a.host, port: a.port });
   owner.start();
   log.info({ relay: `${r.host}:${relayPort}`, admin: o.admin }, 'worker-up');
   return {
     async stop() {
+      managed.stop();
+      access.stop();
       await owner.stop();
       await relay.close();
       device?.close();
@@ -214,10 +234,13 @@ export interface EdgeRoleOptions {
 
 export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
   const config = loadConfig(o.config);
+  const c = clusterOf(config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-edge' }).child({ edge: o.id });
   const metrics = new Metrics();
+  const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
   const members = new RedisMembership(store.backend.client);
+  const edgeMembers = new RedisMembership(store.backend.client, EDGE_MEMBER_PREFIX);
   const edgeRef: { edge?: Edge } = {};
   const router = new ShardRouter({
     edgeId: o.id,
@@ -265,26 +288,46 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
   edgeRef.edge = edge;
   const ports = await edge.start();
   const a = hostPort(o.admin, '--admin');
-  const admin = buildControl({
-    metrics,
-    workers: () => [],
-    peers: () => [],
-    pools: () => [],
-    ready: () => true,
-  });
-  admin.get('/v1/routes', async () => {
+  const status = () => {
     const owners = new Map<string, number>();
     for (const w of router.table) if (w) owners.set(w, (owners.get(w) ?? 0) + 1);
     return {
-      edge: o.id,
-      shardsByWorker: Object.fromEntries(owners),
+      id: o.id,
+      connections: edge.connectionCount,
+      draining: edge.draining,
       unowned: router.table.filter((w) => !w).length,
+      shardsByWorker: Object.fromEntries(owners),
     };
+  };
+  const admin = buildEdgeAdmin({
+    log,
+    metrics,
+    access,
+    ready: () => !edge.draining,
+    status,
+    drain: async (graceMs) => {
+      await edge.drain(graceMs);
+      await heartbeat();
+    },
   });
   await admin.listen({ host: a.host, port: a.port });
+  // Edges are members too (for the control API's /v1/edges and drains), with the workers' TTL.
+  const heartbeat = () =>
+    edgeMembers
+      .heartbeat(
+        { id: o.id, relay: '', admin: o.admin, ...(edge.draining ? { draining: true } : {}) },
+        c.leaseTtlMs * 2,
+      )
+      .catch((e: Error) => log.warn({ err: e.message }, 'edge-heartbeat-failed'));
+  await heartbeat();
+  const beat = setInterval(() => void heartbeat(), Math.max(100, Math.floor(c.leaseTtlMs / 3)));
+  beat.unref();
   log.info({ ...ports, admin: o.admin }, 'edge-up');
   return {
     async stop() {
+      clearInterval(beat);
+      access.stop();
+      await edgeMembers.leave(o.id).catch(() => undefined);
       await edge.close();
       router.stop();
       await admin.close();
@@ -298,39 +341,41 @@ export async function runControl(o: { config: string }): Promise<RoleHandle> {
   const config = loadConfig(o.config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-control' });
   const metrics = new Metrics();
+  const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
-  const members = new RedisMembership(store.backend.client);
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 });
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.contentType);
-    return metrics.render();
+  const client = store.backend.client;
+  const managed = await startManaged({
+    store: new RedisManagedStore(client, clusterSecrets(config).sealer),
+    config,
+    log,
+    metrics,
   });
-  app.get('/v1/members', async () => ({ members: await members.list() }));
-  app.get('/v1/shards', async () => {
-    const leases = await store.owners();
-    const byWorker: Record<string, number> = {};
-    for (const l of leases.values()) byWorker[l.owner] = (byWorker[l.owner] ?? 0) + 1;
-    return { shards: SHARDS, owned: leases.size, byWorker };
+  const backend = new ClusterBackend({
+    workers: new RedisMembership(client),
+    edges: new RedisMembership(client, EDGE_MEMBER_PREFIX),
+    leases: store,
+    shardCount: SHARDS,
+    authorization: `Bearer ${internalToken(clusterSecrets(config).kek)}`,
+    controlVersion: () => managed.state.version,
   });
-  app.get('/v1/sas', async () => {
-    const all: (SaSummary & { worker: string })[] = [];
-    const failed: string[] = [];
-    for (const m of await members.list()) {
-      try {
-        const r = await fetch(`http://${m.admin}/v1/sas`, { signal: AbortSignal.timeout(3000) });
-        const body = (await r.json()) as { sas: SaSummary[] };
-        for (const sa of body.sas) all.push({ ...sa, worker: m.id });
-      } catch {
-        failed.push(m.id);
-      }
-    }
-    return { sas: all, unreachable: failed };
+  const app = buildControlApi({
+    log,
+    metrics,
+    access,
+    backend,
+    managed,
+    globals: { lifetimes: config.lifetimes },
+    baseDir: dirname(resolve(config.source)),
+    ready: () => client.status === 'ready',
+    ...(config.control.tls ? { tls: apiTls(config)! } : {}),
   });
   await app.listen({ host: config.control.address, port: config.control.port });
+  apiNotice(log, access, `${config.control.address}:${config.control.port}`);
   log.info({ control: `${config.control.address}:${config.control.port}` }, 'control-up');
   return {
     async stop() {
+      managed.stop();
+      access.stop();
       await app.close();
       await store.close();
     },

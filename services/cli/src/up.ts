@@ -10,42 +10,25 @@
  * alone.
  */
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DEFAULT_SHARD_BITS } from '@ikegate/cluster';
-import {
-  AddressPool,
-  type Config,
-  DYNAMIC,
-  formatIp,
-  loadConfig,
-  matchPeer,
-  type Peer,
-} from '@ikegate/config';
-import { buildControl } from '@ikegate/control';
+import { basename, dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { DEFAULT_SHARD_BITS, type EdgeLink } from '@ikegate/cluster';
+import { type Config, loadConfig } from '@ikegate/config';
+import { AccessControl, apiNotice, buildControlApi, LocalBackend } from '@ikegate/control';
 import { defaultProvider } from '@ikegate/crypto';
 import { Edge } from '@ikegate/edge';
 import type { TrafficSelector } from '@ikegate/ikev2';
+import { FileManagedStore } from '@ikegate/store';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import {
-  addRoute,
-  configure,
-  enableForwarding,
-  ensureMasquerade,
-  reexecWithTun,
-  removeMasquerade,
-  TunDevice,
-} from '@ikegate/tun';
-import {
-  type AddressPoolLike,
-  type PeerSettings,
-  ShardedPool,
-  Worker,
-  type WorkerSettings,
-} from '@ikegate/worker';
-import type { EdgeLink } from '@ikegate/cluster';
+import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
+import { type ManagedPool, PeerDirectory, Worker, type WorkerSettings } from '@ikegate/worker';
+import { UpNetwork } from './host-network.js';
+import { startManaged } from '@ikegate/control';
+
+const run = promisify(execFile);
 
 export interface UpOptions {
   readonly configPath: string;
@@ -71,16 +54,6 @@ const ANY_V4: TrafficSelector = {
   startAddress: new Uint8Array([0, 0, 0, 0]),
   endAddress: new Uint8Array([255, 255, 255, 255]),
 };
-
-function selectorCidr(ts: TrafficSelector): string | undefined {
-  if (ts.tsType !== 7) return undefined;
-  const start = Buffer.from(ts.startAddress).readUInt32BE(0);
-  const end = Buffer.from(ts.endAddress).readUInt32BE(0);
-  const size = end - start + 1;
-  const bits = 32 - Math.log2(size);
-  if (!Number.isInteger(bits) || (start & (size - 1)) !== 0) return undefined;
-  return `${formatIp(ts.startAddress)}/${bits}`;
-}
 
 /** A self-signed certificate for TLS 443 when the config names none (openssl; never hand-rolled). */
 function selfSignedCertificate(log: Logger, commonName: string): { certificate: string; key: string } {
@@ -119,87 +92,51 @@ function selfSignedCertificate(log: Logger, commonName: string): { certificate: 
   }
 }
 
-/**
- * The config's pools. `shardCount` (cluster workers): each pool splits its addresses by shard
- * (ShardedPool), so workers owning different shards never hand out the same address.
- */
-function poolAdapter(
+/** The directory of peers and pools a worker authenticates and addresses with (managed config). */
+export function buildDirectory(
   config: Config,
+  log: Logger,
+  metrics: Metrics,
   shardCount?: number,
-): Map<string, AddressPoolLike & { size: number; cidr: string }> {
-  const pools = new Map<string, AddressPoolLike & { size: number; cidr: string }>();
-  for (const p of config.pools) {
-    const dns = p.dns.map((d) => d.address);
-    if (shardCount !== undefined) {
-      const sharded = new ShardedPool(p.name, p.cidr.address, p.cidr.prefix, shardCount, dns);
-      pools.set(p.name, Object.assign(sharded, { cidr: p.cidr.text }));
-      continue;
-    }
-    const pool = new AddressPool(p.cidr);
-    pools.set(p.name, {
-      name: p.name,
-      cidr: p.cidr.text,
-      dns,
-      allocate: (key) => pool.allocate(key),
-      release: (key) => pool.release(key),
-      get inUse() {
-        return pool.inUse;
-      },
-      get size() {
-        return pool.size;
-      },
-    });
-  }
-  return pools;
+): {
+  directory: PeerDirectory;
+  events: { worker?: Worker; pool?: (p: ManagedPool, c: 'put' | 'deleted') => void };
+} {
+  const events: { worker?: Worker; pool?: (p: ManagedPool, c: 'put' | 'deleted') => void } = {};
+  const directory = new PeerDirectory({
+    globals: {
+      ikeLifetimeSeconds: config.lifetimes.ikeSeconds,
+      childLifetimeSeconds: config.lifetimes.childSeconds,
+      rekeyMarginSeconds: config.lifetimes.rekeyMarginSeconds,
+      dpdSeconds: config.dpd.intervalSeconds,
+    },
+    ...(shardCount !== undefined ? { shardCount } : {}),
+    log,
+    metrics,
+    events: {
+      peerChanged: (name, change, keepSas) => events.worker?.peerChanged(name, change, keepSas),
+      poolChanged: (pool, change) => events.pool?.(pool, change),
+    },
+  });
+  return { directory, events };
 }
 
-function peerSettings(peer: Peer, pools: Map<string, AddressPoolLike>): PeerSettings {
-  const psk =
-    peer.auth.kind === 'psk'
-      ? new TextEncoder().encode(peer.auth.psk)
-      : peer.auth.kind === 'psk-file'
-        ? pskFromFile(peer.auth.file)
-        : undefined;
-  const pool = peer.pool !== null ? pools.get(peer.pool) : undefined;
-  return {
-    name: peer.name,
-    ...(psk ? { psk } : {}),
-    localTs: peer.localTs,
-    // 'dynamic': any address, narrowed by the state machine to the virtual IP it assigned.
-    remoteTs: peer.remoteTs.map((t) => (t === DYNAMIC ? ANY_V4 : t)),
-    ...(pool ? { pool } : {}),
-  };
-}
-
-/** A PSK file's contents without a trailing newline. */
-function pskFromFile(file: string): Uint8Array {
-  const a = new Uint8Array(readFileSync(file));
-  let n = a.length;
-  while (n > 0 && (a[n - 1] === 0x0a || a[n - 1] === 0x0d)) n--;
-  return a.subarray(0, n);
-}
-
-/** The Worker a config describes (peers, pools, proposals, lifetimes); shared by `up` and `worker`. */
+/** The Worker a config describes (identity, proposals, lifetimes); peers and pools from `directory`. */
 export function buildWorker(
   config: Config,
   edge: EdgeLink,
   log: Logger,
   metrics: Metrics,
+  directory: PeerDirectory,
   extra: Partial<WorkerSettings> = {},
-  shardCount?: number,
-): { worker: Worker; pools: Map<string, AddressPoolLike & { size: number; cidr: string }> } {
-  const pools = poolAdapter(config, shardCount);
-  const peers = new Map(config.peers.map((p) => [p.name, peerSettings(p, pools)]));
-  const trustAnchors = config.peers.flatMap((p) =>
-    p.auth.kind === 'cert' ? [new X509Certificate(readFileSync(p.auth.ca))] : [],
-  );
+): Worker {
   const certificate = config.identity.certificate
     ? {
         chainPem: readFileSync(config.identity.certificate.chain, 'utf8'),
         privateKey: createPrivateKey(readFileSync(config.identity.certificate.key, 'utf8')),
       }
     : undefined;
-  const worker = new Worker(
+  return new Worker(
     {
       provider: defaultProvider,
       policy: {
@@ -211,12 +148,10 @@ export function buildWorker(
         remoteTs: [ANY_V4],
         messageIdSync: true,
       },
-      matchPeer: (id) => {
-        const p = matchPeer(config, id);
-        return p ? peers.get(p.name) : undefined;
-      },
+      matchPeer: (id) => directory.match(id),
+      currentTrustAnchors: () => directory.trustAnchors(),
+      currentReconnectWaitSeconds: () => directory.failover.waitSeconds,
       ...(certificate ? { certificate } : {}),
-      ...(trustAnchors.length > 0 ? { trustAnchors } : {}),
       layout: { shardBits: DEFAULT_SHARD_BITS },
       ikeLifetimeSeconds: config.lifetimes.ikeSeconds,
       childLifetimeSeconds: config.lifetimes.childSeconds,
@@ -235,7 +170,6 @@ export function buildWorker(
     log,
     metrics,
   );
-  return { worker, pools };
 }
 
 /** TLS certificate and key from the config, or a generated self-signed pair (logged). */
@@ -248,6 +182,24 @@ export function tlsMaterialFor(
   return tls.certificate && tls.key
     ? { certificate: readFileSync(tls.certificate, 'utf8'), key: readFileSync(tls.key, 'utf8') }
     : selfSignedCertificate(log, config.identity.id);
+}
+
+/** Where `ikegate up` keeps API changes: control.stateFile, or `<config>.state.json` beside it. */
+export function stateFileOf(config: Config): string {
+  if (config.control.stateFile) return config.control.stateFile;
+  const file = resolve(config.source);
+  return join(dirname(file), `${basename(file).replace(/\.(ya?ml|json)$/i, '')}.state.json`);
+}
+
+/** Reads the control API's TLS material (control.tls). */
+export function apiTls(config: Config) {
+  const t = config.control.tls;
+  if (!t) return undefined;
+  return {
+    certificate: readFileSync(t.certificate, 'utf8'),
+    key: readFileSync(t.key, 'utf8'),
+    ...(t.clientCa ? { clientCa: readFileSync(t.clientCa, 'utf8') } : {}),
+  };
 }
 
 export async function up(options: UpOptions): Promise<Running | undefined> {
@@ -264,14 +216,46 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
   }
 
   const metrics = new Metrics();
+  const access = new AccessControl({
+    file: config.control.accessFile,
+    log: log.child({ role: 'api' }),
+    metrics,
+  });
+  access.start();
   const layout = { shardBits: DEFAULT_SHARD_BITS };
   const edgeRef: { edge?: Edge } = {};
-  const { worker, pools } = buildWorker(
+  const workerLog = log.child({ role: 'worker' });
+  const { directory, events } = buildDirectory(config, workerLog, metrics);
+  const network = device
+    ? new UpNetwork({ dev: tunName, log, masquerade: config.dataplane.masquerade })
+    : undefined;
+  const syncNetwork = () =>
+    network?.sync(
+      directory.pools().map((p) => ({ name: p.name, cidr: p.cidr })),
+      directory.remoteSubnets(),
+    );
+  const stateFile = stateFileOf(config);
+  const managed = await startManaged({
+    store: await FileManagedStore.open(stateFile),
+    config,
+    log,
+    metrics,
+    directory,
+    applied: (kind) => {
+      if (kind === 'failover' || kind === 'reload') events.worker?.failoverChanged();
+      if (kind !== 'failover') void syncNetwork();
+    },
+  });
+  const worker = buildWorker(
     config,
     { send: (f) => (edgeRef.edge ? edgeRef.edge.send(f) : 'no-connection') },
-    log.child({ role: 'worker' }),
+    workerLog,
     metrics,
+    directory,
+    // The API names the one worker of `ikegate up` `local` (GET /v1/workers).
+    { workerId: 'local' },
   );
+  events.worker = worker;
 
   const tls = config.listen.tls;
   const tlsMaterial = tlsMaterialFor(config, log);
@@ -306,32 +290,11 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
   );
   edgeRef.edge = edge;
 
-  let masqueraded = false;
   if (device) {
     const mtu = config.dataplane.tun.mtu;
-    const first = config.pools[0];
-    await configure(tunName, {
-      address: first ? `${formatIp(first.gateway.address)}/${first.cidr.prefix}` : '',
-      mtu,
-    });
-    for (const p of config.pools.slice(1)) await addRoute(p.cidr.text, tunName);
-    for (const peer of config.peers)
-      for (const ts of peer.remoteTs) {
-        const cidr = ts === DYNAMIC ? undefined : selectorCidr(ts);
-        if (cidr && cidr !== '0.0.0.0/0') await addRoute(cidr, tunName);
-      }
+    await run('ip', ['link', 'set', 'dev', tunName, 'mtu', String(mtu), 'up']);
+    await syncNetwork();
     await enableForwarding();
-    if (config.dataplane.masquerade.enabled && config.pools.length > 0) {
-      for (const p of config.pools)
-        await ensureMasquerade({
-          table: `ikegate_${p.name.replace(/[^A-Za-z0-9_]/g, '_')}`,
-          sourceCidr: p.cidr.text,
-          ...(config.dataplane.masquerade.outInterface
-            ? { outInterface: config.dataplane.masquerade.outInterface }
-            : {}),
-        });
-      masqueraded = true;
-    }
     const d = device;
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start(
@@ -341,30 +304,33 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
       },
       (err) => log.error({ err: err.message }, 'tun-read-failed'),
     );
-    log.info({ device: tunName, mtu, pools: config.pools.map((p) => p.cidr.text) }, 'tun-up');
+    log.info({ device: tunName, mtu, pools: directory.pools().map((p) => p.cidr) }, 'tun-up');
   }
 
   const ports = await edge.start();
-  const control = buildControl({
+  const control = buildControlApi({
+    log: log.child({ role: 'api' }),
     metrics,
-    workers: () => [worker],
-    peers: () =>
-      config.peers.map((p) => ({
-        name: p.name,
-        id: p.id,
-        auth: p.auth.kind,
-        ...(p.pool !== null ? { pool: p.pool } : {}),
-      })),
-    pools: () =>
-      [...pools.values()].map((p) => ({ name: p.name, cidr: p.cidr, inUse: p.inUse, size: p.size })),
+    access,
+    backend: new LocalBackend(
+      worker,
+      () => managed.state.version,
+      () => directory.invalid(),
+    ),
+    managed,
+    globals: { lifetimes: config.lifetimes },
+    baseDir: dirname(resolve(config.source)),
     ready: () => true,
+    ...(config.control.tls ? { tls: apiTls(config)! } : {}),
   });
   await control.listen({ host: config.control.address, port: config.control.port });
+  apiNotice(log, access, `${config.control.address}:${config.control.port}`);
   log.info(
     {
       ...ports,
       control: `${config.control.address}:${config.control.port}`,
       config: config.source,
+      state: stateFile,
       id: config.identity.id,
     },
     'ikegate-up',
@@ -374,13 +340,13 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
   const stop = () =>
     (stopping ??= (async () => {
       log.info({}, 'ikegate-stopping');
+      managed.stop();
+      access.stop();
       await worker.close();
       await edge.close();
       await control.close();
       device?.close();
-      if (masqueraded)
-        for (const p of config.pools)
-          await removeMasquerade(`ikegate_${p.name.replace(/[^A-Za-z0-9_]/g, '_')}`).catch(() => undefined);
+      await network?.clear();
       log.info({}, 'ikegate-stopped');
       log.flush();
     })());

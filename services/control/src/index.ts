@@ -1,1 +1,16 @@
-export { buildControl, type ControlSettings, type WorkerControl } from './control.js';
+export {
+  AccessControl,
+  AccessFileError,
+  internalToken,
+  newToken,
+  type Role,
+  roleAllows,
+  tokenHash,
+} from './access.js';
+export { buildEdgeAdmin, buildWorkerAdmin, type EdgeStatus, type WorkerStatus } from './admin-api.js';
+export { apiNotice, buildControlApi, type ControlApiOptions } from './api.js';
+export { type ControlBackend, LocalBackend } from './backend.js';
+export { ClusterBackend } from './cluster-backend.js';
+export { openApiDocument } from './openapi.js';
+export { PROBLEMS, typeOf } from './problem.js';
+export { type ManagedOptions, startManaged } from './managed.js';

@@ -513,6 +513,24 @@ describe('edge over RFC 9329 streams through in-memory binds', () => {
     );
   });
 
+  test('drain: no new TCP stream is accepted, the open ones close (reason drain) spread over the grace period, UDP stays (issue #10; RFC 9329 §6)', async () => {
+    const s = await setup();
+    const peers = [0, 1, 2].map(() => streamPeer(s, [encodeIkeFrame(initRequest())]));
+    await until(() => s.delivered().length === 3, 'frames');
+    const open = await s.edge.drain(300);
+    assert.equal(open, 3);
+    assert.equal(s.edge.draining, true);
+    assert.equal(s.binds.tcp.connect().refused, true, 'no new streams');
+    await until(() => peers.every((p) => p.isClosed), 'all closed within the grace period');
+    assert.equal(await count(s.metrics.connectionEvents, { event: 'closed', reason: 'drain' }), 3);
+    assert.ok(
+      s.workers.every((w) => w.closed.length === 3),
+      'every worker is told of each closed stream: its SAs wait for the peer to reconnect',
+    );
+    assert.equal(s.binds.ike.inject(initRequest(), '198.51.100.7', 500), true, 'UDP still served');
+    assert.equal(await s.edge.drain(300), 0, 'idempotent');
+  });
+
   test('close(): every stream closes with reason shutdown, the workers are told, the binds are released', async () => {
     const s = await setup();
     const peer = streamPeer(s, [encodeIkeFrame(initRequest())]);

@@ -142,6 +142,8 @@ export class Edge implements EdgeLink {
   #admitted = 0;
   #nextConnection = 1;
   #ports: BoundPorts = {};
+  #draining = false;
+  readonly #drainTimers: NodeJS.Timeout[] = [];
 
   /**
    * `binds` default to the real sockets of `settings.listen`; a test passes in-memory ones
@@ -160,6 +162,33 @@ export class Edge implements EdgeLink {
 
   get connectionCount(): number {
     return this.#streams.size;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Drains this edge (POST /v1/edges/{id}/drain): stops accepting TCP/TLS streams at once, then
+   * closes the open ones (reason `drain`) spread evenly over `graceMs`, so their peers reconnect
+   * through another edge a few at a time (RFC 9329 §6: the initiator re-establishes the stream;
+   * the worker holds each SA for it under the wait-for-reconnect policy). UDP stays open: its
+   * peers move when the address they use leads elsewhere. Idempotent.
+   */
+  async drain(graceMs: number): Promise<number> {
+    if (this.#draining) return this.#streams.size;
+    this.#draining = true;
+    const { tcp, tls } = this.#binds;
+    await Promise.all([tcp?.close(), tls?.close()]);
+    const streams = [...this.#streams.values()];
+    const step = streams.length > 0 ? graceMs / streams.length : 0;
+    streams.forEach((c, i) => {
+      const t = setTimeout(() => c.stream.close('drain'), Math.floor(i * step));
+      t.unref();
+      this.#drainTimers.push(t);
+    });
+    this.#log.info({ streams: streams.length, graceMs }, 'edge-draining');
+    return streams.length;
   }
 
   async start(): Promise<BoundPorts> {
@@ -384,6 +413,7 @@ export class Edge implements EdgeLink {
 
   /** Closes every stream (reason `shutdown`) and every bind. */
   async close(): Promise<void> {
+    for (const t of this.#drainTimers) clearTimeout(t);
     for (const c of this.#streams.values()) c.stream.close('shutdown');
     const { ike, natT, tcp, tls } = this.#binds;
     await Promise.all([ike?.close(), natT?.close(), tcp?.close(), tls?.close()]);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { writeApiAccess } from '@ikegate/testkit';
 import { runLoadgen, type LoadgenOptions, type LoadgenTransport } from './loadgen.js';
 import { expandId, latencySummary, percentile, quarterRates, type LoadgenSummary } from './stats.js';
 import { LoadgenUsageError, parseLoadgenArgs } from './cli.js';
@@ -23,6 +24,8 @@ const PSK = 'loadgen-suite-pre-shared-key-0123456789';
 class Gateway {
   readonly dir = mkdtempSync(join(tmpdir(), 'ikegate-loadgen-'));
   readonly logFile = join(this.dir, 'ikegate.log');
+  /** Tokens for the control API (control.accessFile). */
+  readonly access = writeApiAccess(this.dir);
   #proc: ChildProcess | undefined;
 
   constructor(
@@ -40,7 +43,7 @@ listen:
   udp: { address: ${HOST}, ikePort: ${PORTS.ike}, natTPort: ${PORTS.natT} }
   tcp: { address: ${HOST}, port: ${PORTS.tcp} }
   tls: { address: ${HOST}, port: ${PORTS.tls} }
-control: { address: ${HOST}, port: ${PORTS.control} }
+control: { address: ${HOST}, port: ${PORTS.control}, accessFile: '${this.access.file}' }
 proposals:
   ike: [aes256gcm16-prfsha256-x25519]
   esp: [aes256gcm16]
@@ -74,14 +77,29 @@ log: { level: warn }
     throw new Error(`gateway did not come up; log:\n${readFileSync(this.logFile, 'utf8')}`);
   }
 
-  /** The gateway's established IKE SAs from load identities (control API). */
+  /**
+   * The gateway's established IKE SAs from load identities (control API): every page of /v1/sas,
+   * `next` followed until null (a run holds more SAs than one default page).
+   */
   async established(): Promise<number> {
-    const r = (await (await fetch(`http://${HOST}:${this.ports.control}/v1/sas`)).json()) as {
-      sas: { status: string; peerId?: string; children: unknown[] }[];
-    };
-    return r.sas.filter(
-      (s) => s.status === 'established' && s.peerId?.startsWith('load-') && s.children.length > 0,
-    ).length;
+    let n = 0;
+    for (let cursor: string | null = null; ;) {
+      const url = `http://${HOST}:${this.ports.control}/v1/sas?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const res = await fetch(url, { headers: this.access.headers('viewer') });
+      if (res.status !== 200) throw new Error(`GET /v1/sas: ${res.status} ${await res.text()}`);
+      const page = (await res.json()) as {
+        items: { status: string; peerId?: string; children: unknown[] }[];
+        next: string | null;
+        unreachable: string[];
+      };
+      if (page.unreachable.length > 0)
+        throw new Error(`GET /v1/sas: unreachable ${page.unreachable.join(', ')}`);
+      n += page.items.filter(
+        (s) => s.status === 'established' && s.peerId?.startsWith('load-') && s.children.length > 0,
+      ).length;
+      if (page.next === null) return n;
+      cursor = page.next;
+    }
   }
 
   /** Polls (bounded) until the gateway holds `n` load SAs; returns the last count seen. */

@@ -23,31 +23,61 @@ import type { Persistence, Worker } from './worker.js';
 
 export interface MemberInfo {
   readonly id: string;
-  /** host:port of the worker's relay server (edges connect there). */
+  /** host:port of the worker's relay server (edges connect there); '' for an edge. */
   readonly relay: string;
   /** host:port of its admin HTTP (metrics, SAs). */
   readonly admin: string;
+  /** Drained by an operator (POST /v1/workers/{id}/drain): placement gives it no shard. */
+  readonly draining?: boolean;
+  /** The managed configuration version it applied. */
+  readonly configVersion?: number;
 }
+
+/** Set by the control API while a worker is drained; read by that worker each lease round. */
+export const DRAIN_PREFIX = 'ikegate:drain:worker:';
+export const EDGE_MEMBER_PREFIX = 'ikegate:edge:';
 
 /** The live set of workers. */
 export interface Membership {
   heartbeat(info: MemberInfo, ttlMs: number): Promise<void>;
   leave(id: string): Promise<void>;
   list(): Promise<MemberInfo[]>;
+  /** Whether an operator drained worker `id`; absent: never. */
+  draining?(id: string): Promise<boolean>;
 }
 
 const MEMBER_PREFIX = 'ikegate:member:';
 
-/** Membership in Redis: one key per worker with a TTL (SCAN to list; one node in Cluster mode). */
+/**
+ * Membership in Redis: one key per member with a TTL (SCAN to list; one node in Cluster mode).
+ * Workers use the default prefix; edges `EDGE_MEMBER_PREFIX`.
+ */
 export class RedisMembership implements Membership {
-  constructor(private readonly client: Redis | Cluster) {}
+  constructor(
+    private readonly client: Redis | Cluster,
+    private readonly prefix = MEMBER_PREFIX,
+  ) {}
 
   async heartbeat(info: MemberInfo, ttlMs: number): Promise<void> {
-    await this.client.set(`${MEMBER_PREFIX}${info.id}`, JSON.stringify(info), 'PX', ttlMs);
+    await this.client.set(`${this.prefix}${info.id}`, JSON.stringify(info), 'PX', ttlMs);
   }
 
   async leave(id: string): Promise<void> {
-    await this.client.del(`${MEMBER_PREFIX}${id}`);
+    await this.client.del(`${this.prefix}${id}`);
+  }
+
+  /** Whether an operator drained worker `id` (control API). */
+  async draining(id: string): Promise<boolean> {
+    return (await this.client.exists(`${DRAIN_PREFIX}${id}`)) === 1;
+  }
+
+  /** Drains (or undrains) worker `id`; false when undraining one that was not drained. */
+  async setDraining(id: string, drain: boolean, actor: string): Promise<boolean> {
+    if (drain) {
+      await this.client.set(`${DRAIN_PREFIX}${id}`, JSON.stringify({ actor, at: Date.now() }));
+      return true;
+    }
+    return (await this.client.del(`${DRAIN_PREFIX}${id}`)) === 1;
   }
 
   async list(): Promise<MemberInfo[]> {
@@ -55,7 +85,7 @@ export class RedisMembership implements Membership {
     const keys: string[] = [];
     let cursor = '0';
     for (let i = 0; i < 1000; i++) {
-      const [next, batch] = await client.scan(cursor, 'MATCH', `${MEMBER_PREFIX}*`, 'COUNT', 500);
+      const [next, batch] = await client.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 500);
       keys.push(...batch);
       cursor = next;
       if (cursor === '0') break;
@@ -89,6 +119,8 @@ export interface ShardOwnerOptions {
   readonly metrics: Metrics;
   /** Coalescing delay for SA writes (default 20 ms). */
   readonly flushMs?: number;
+  /** The managed configuration version applied, published with the heartbeat. */
+  readonly configVersion?: () => number;
 }
 
 type Pending = { readonly kind: 'put' | 'delete'; readonly shard: number };
@@ -114,6 +146,7 @@ export class ShardOwner implements Persistence {
   #backoffMs = 0;
   #stopped = false;
   #ticking = false;
+  #draining = false;
   readonly #writeFailures: Counter<'reason'>;
   readonly #writes: Counter<'kind'>;
   readonly #dirtyGauge: Gauge;
@@ -148,6 +181,11 @@ export class ShardOwner implements Persistence {
 
   get pendingWrites(): number {
     return this.#pending.size;
+  }
+
+  /** An operator drained this worker: it releases its shards and takes none. */
+  get draining(): boolean {
+    return this.#draining;
   }
 
   // --- Persistence (called by the Worker) --------------------------------------------------------
@@ -246,9 +284,26 @@ export class ShardOwner implements Persistence {
     this.#ticking = true;
     try {
       const { store, members, workerId, shardCount, leaseTtlMs, log } = this.#o;
-      await members.heartbeat({ id: workerId, relay: this.#o.relay, admin: this.#o.admin }, leaseTtlMs * 2);
-      const live = (await members.list()).map((m) => m.id);
-      if (!live.includes(workerId)) live.push(workerId);
+      const draining = (await members.draining?.(workerId).catch(() => this.#draining)) ?? false;
+      if (draining !== this.#draining) {
+        this.#draining = draining;
+        log.info({ draining, shards: this.#owned.size }, draining ? 'worker-draining' : 'worker-undrained');
+      }
+      await members.heartbeat(
+        {
+          id: workerId,
+          relay: this.#o.relay,
+          admin: this.#o.admin,
+          ...(draining ? { draining } : {}),
+          ...(this.#o.configVersion ? { configVersion: this.#o.configVersion() } : {}),
+        },
+        leaseTtlMs * 2,
+      );
+      const all = await members.list();
+      // Drained workers get no shard; if every worker is drained, draining means nothing.
+      const serving = all.filter((m) => !m.draining && !(m.id === workerId && draining));
+      const live = (serving.length > 0 || all.length === 0 ? serving : all).map((m) => m.id);
+      if (!live.includes(workerId) && (!draining || serving.length === 0)) live.push(workerId);
       const leases = await store.owners();
       const previous: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) previous.push(leases.get(s)?.owner);

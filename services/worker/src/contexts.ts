@@ -47,9 +47,15 @@ export class SaContexts {
     for (const spi of this.#pendingOf(rec)) this.#pendingChildSpis.delete(spi);
   }
 
+  /** The configured peer an identity belongs to now. */
+  peerFor(peerId: string) {
+    return this.#settings.matchPeer(peerId);
+  }
+
   /** The context of an SA before its peer is authenticated (`forPeer` gives the peer's own). */
   base(rec: SaRecord): IkeSaContext {
     const s = this.#settings;
+    const anchors = s.currentTrustAnchors?.() ?? s.trustAnchors;
     const base: IkeSaContext = {
       provider: s.provider,
       random: (n) => new Uint8Array(randomBytes(n)),
@@ -67,7 +73,12 @@ export class SaContexts {
       policy: this.#policy,
       psk: (peerId) => s.matchPeer(peerId)?.psk,
       ...(s.certificate ? { certificate: s.certificate } : {}),
-      ...(s.trustAnchors ? { trustAnchors: s.trustAnchors, now: Date.now() } : {}),
+      ...(anchors ? { trustAnchors: anchors, now: Date.now() } : {}),
+      // Only the CA of the peer an identity belongs to authenticates it (none for a PSK peer).
+      trustAnchorsFor: (peerId) => {
+        const peer = s.matchPeer(peerId);
+        return peer ? (peer.trustAnchors ?? anchors ?? []) : [];
+      },
     };
     return { ...base, forPeer: (peerId) => this.#peer(rec, base, peerId) };
   }
@@ -79,9 +90,20 @@ export class SaContexts {
     rec.peerId = peerId;
     if (!peer) return base;
     const poolKey = (rec.poolKey ??= `${peerId}#${rec.id}`);
+    const wait = peer.reconnectWaitSeconds ?? this.#settings.currentReconnectWaitSeconds?.();
+    const { dpdMs: _globalDpd, ...inherited } = base.policy;
+    const dpdMs = peer.dpdMs ?? base.policy.dpdMs ?? 0;
     return {
       ...base,
-      policy: { ...base.policy, localTs: peer.localTs, remoteTs: peer.remoteTs },
+      policy: {
+        ...inherited,
+        localTs: peer.localTs,
+        remoteTs: peer.remoteTs,
+        ...(peer.espProposals ? { espProposals: peer.espProposals } : {}),
+        ...(peer.lifetimes ? { lifetimes: peer.lifetimes } : {}),
+        ...(dpdMs > 0 ? { dpdMs } : {}),
+        ...(wait !== undefined ? { reconnectWaitMs: wait * 1000 } : {}),
+      },
       // A PSK is shared: our AUTH (RFC 7296 §2.15) uses the same key as the peer's.
       psk: () => peer.psk,
       assignAddress: (): AddressAssignment | undefined => {

@@ -115,6 +115,9 @@ export class Takeover {
   /** Forgets `rec` without telling the peer (its shard's lease moved to another worker). */
   forget(rec: SaRecord): void {
     for (const spi of [...rec.children.keys()]) this.#dataPlane.remove(rec, spi, 'shard-moved', true);
+    // The address moves with the SA (the new owner claims it); here it is free again, or a shard
+    // that comes back later would find it still taken by an SA this worker no longer holds.
+    if (rec.virtualIp && rec.peer?.pool && rec.poolKey) rec.peer.pool.release(rec.poolKey);
     this.#driver.forget(rec);
     this.#stored.delete(rec);
   }

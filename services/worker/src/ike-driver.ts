@@ -202,6 +202,19 @@ export class IkeDriver {
     return entry;
   }
 
+  /**
+   * Gives an established SA the context its peer's settings give now (they changed), if its
+   * identity still belongs to the peer named `peerName`; false otherwise (nothing changes).
+   */
+  refreshContext(rec: SaRecord, peerName: string): boolean {
+    const entry = rec.entry;
+    if (rec.peerId === undefined || entry.state.status !== 'established') return false;
+    if (this.#contexts.peerFor(rec.peerId)?.name !== peerName) return false;
+    const base = this.#contexts.base(rec);
+    entry.ctx = base.forPeer ? base.forPeer(rec.peerId) : base;
+    return true;
+  }
+
   forget(rec: SaRecord): void {
     this.#endpoint.forget(rec.entry);
     this.#afterCall();

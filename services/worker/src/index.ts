@@ -8,6 +8,8 @@ export {
   type WorkerObserver,
   type PacketDevice,
   type PeerSettings,
+  type SaPage,
+  type SaQuery,
   type SaSummary,
   Worker,
   type WorkerSettings,
@@ -15,10 +17,13 @@ export {
 export { addressBytes, toIkePath } from './paths.js';
 export { ipv4Ranges, ipv4Text, packetMatches, parseIpv4 } from './ipv4.js';
 export {
+  DRAIN_PREFIX,
+  EDGE_MEMBER_PREFIX,
   type MemberInfo,
   type Membership,
   RedisMembership,
   ShardOwner,
   type ShardOwnerOptions,
 } from './cluster.js';
-export { ShardedPool } from './sharded-pool.js';
+export { PeerDirectory, type DirectoryEvents, type DirectoryGlobals } from './directory.js';
+export { ManagedPool } from './managed-pool.js';

@@ -3,7 +3,8 @@
  * process): settings, peers and pools, the packet device, the observer, write-through hooks.
  */
 import type { ShardLayout } from '@ikegate/cluster';
-import type { IkeSaContext, IkeSaPolicy, RetransmitPolicy } from '@ikegate/ikev2';
+import type { X509Certificate } from 'node:crypto';
+import type { IkeSaContext, IkeSaPolicy, LifetimePolicy, RetransmitPolicy } from '@ikegate/ikev2';
 import type { Ipv4Range } from './ipv4.js';
 
 /** Where inner packets go and come from: a TUN device in production. */
@@ -19,6 +20,17 @@ export interface PeerSettings {
   readonly localTs: IkeSaPolicy['localTs'];
   readonly remoteTs: IkeSaPolicy['remoteTs'];
   readonly pool?: AddressPoolLike;
+  /**
+   * The CAs a certificate presented for this peer's identity must chain to; empty: certificates
+   * never authenticate it (a PSK peer). Absent: the worker's global `trustAnchors` (tests).
+   */
+  readonly trustAnchors?: readonly X509Certificate[];
+  /** Overrides of the worker's policy once this peer is authenticated (issue #10 peer fields). */
+  readonly espProposals?: IkeSaPolicy['espProposals'];
+  readonly lifetimes?: LifetimePolicy;
+  /** 0 disables liveness checks for this peer. */
+  readonly dpdMs?: number;
+  readonly reconnectWaitSeconds?: number;
 }
 
 export interface AddressPoolLike {
@@ -38,6 +50,13 @@ export interface WorkerSettings {
   readonly policy: IkeSaPolicy;
   /** Finds the peer settings for an authenticated identity (exact ids before wildcards). */
   readonly matchPeer: (peerId: string) => PeerSettings | undefined;
+  /**
+   * Every CA some peer names, read when an SA starts (its CERTREQ); a function because peers
+   * change at run time. Takes precedence over `trustAnchors`.
+   */
+  readonly currentTrustAnchors?: () => readonly X509Certificate[];
+  /** The cluster's wait-for-reconnect time now (policies/failover), for peers without their own. */
+  readonly currentReconnectWaitSeconds?: () => number;
   readonly certificate?: IkeSaContext['certificate'];
   readonly trustAnchors?: IkeSaContext['trustAnchors'];
   readonly layout: ShardLayout;
@@ -73,6 +92,10 @@ export interface WorkerSettings {
   readonly onVirtualIp?: (address: string, present: boolean) => void;
   /** In a cluster: whether we hold the shard's lease; frames for other shards are bounced. */
   readonly ownsShard?: (shard: number) => boolean;
+  /** This worker's id in a cluster, shown with its SAs. */
+  readonly workerId?: string;
+  /** The lease epoch under which this worker holds `shard` (cluster), shown with its SAs. */
+  readonly shardEpoch?: (shard: number) => number | undefined;
   /**
    * The clock (ms) every IKE deadline is on. Wall-clock by default: deadlines are stored with the
    * SA and another worker resumes them after a takeover.
@@ -122,10 +145,18 @@ export interface SaSummary {
   readonly peerId?: string;
   readonly peer?: string;
   readonly shard: number;
+  /** The worker holding the SA (cluster) and its lease epoch of the shard. */
+  readonly worker?: string;
+  readonly epoch?: number;
+  /** The edge the peer is reached through (cluster). */
+  readonly edge?: string;
   readonly transport: string;
   readonly remote: string;
   readonly virtualIp?: string;
+  readonly createdAt: string;
   readonly establishedAt?: string;
+  /** The last authenticated message or ESP packet from the peer. */
+  readonly lastActivity?: string;
   readonly children: readonly {
     inboundSpi: string;
     outboundSpi: string;

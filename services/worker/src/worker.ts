@@ -17,7 +17,7 @@
 import type { EdgeLink, InboundFrame, PeerPath, WorkerLink } from '@ikegate/cluster';
 import type { IkeSaAction } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import { summarize } from './admin.js';
+import { page, type SaPage, type SaQuery, summarize } from './admin.js';
 import { DataPlane } from './data-plane.js';
 import { Takeover } from './ha.js';
 import { IkeDriver } from './ike-driver.js';
@@ -28,6 +28,7 @@ import type { SaSnapshot } from './snapshot.js';
 import type { InitiateOptions, PacketDevice, SaSummary, WorkerSettings } from './types.js';
 
 export { TAKEOVER_SEQUENCE_MARGIN } from './data-plane.js';
+export type { SaPage, SaQuery } from './admin.js';
 export type {
   AddressPoolLike,
   ChildInfo,
@@ -269,13 +270,77 @@ export class Worker implements WorkerLink {
 
   // --- control API -------------------------------------------------------------------------------
 
+  #summaryContext() {
+    const s = this.#settings;
+    return {
+      ...(s.workerId !== undefined ? { worker: s.workerId } : {}),
+      ...(s.shardEpoch ? { epoch: s.shardEpoch } : {}),
+    };
+  }
+
+  #records(): Iterable<SaRecord> {
+    const out: SaRecord[] = [];
+    for (const e of this.#driver.endpoint.entries()) if (e.data) out.push(e.data);
+    return out;
+  }
+
   list(): SaSummary[] {
-    return [...this.#driver.endpoint.entries()].flatMap((e) => (e.data ? [summarize(e.data)] : []));
+    const ctx = this.#summaryContext();
+    return [...this.#records()].map((r) => summarize(r, ctx));
+  }
+
+  /** One keyset page of SAs in SPI order with counts by state (admin.ts). */
+  page(q: SaQuery): SaPage {
+    return page(this.#records(), q, this.#summaryContext());
   }
 
   get(spi: string): SaSummary | undefined {
-    const rec = this.#record(spi);
-    return rec ? summarize(rec) : undefined;
+    const rec = this.#record(spi.toLowerCase());
+    return rec ? summarize(rec, this.#summaryContext()) : undefined;
+  }
+
+  /** Who holds addresses of pool `name` here: each address with its SA. */
+  poolHolders(name: string): { address: string; spi: string; peerId?: string; peer?: string }[] {
+    const out: { address: string; spi: string; peerId?: string; peer?: string }[] = [];
+    for (const r of this.#records()) {
+      if (!r.virtualIp || r.peer?.pool?.name !== name) continue;
+      out.push({
+        address: ipv4Text(r.virtualIp),
+        spi: spiOf(r),
+        ...(r.peerId !== undefined ? { peerId: r.peerId } : {}),
+        peer: r.peer.name,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * A configured peer changed (managed configuration, issue #10). Deleted: its established SAs are
+   * deleted with an INFORMATIONAL DELETE (RFC 7296 §1.4.1) unless `keepSas`. Changed: its SAs take
+   * the new settings at their next event (rekey proposals, lifetimes of new SAs, DPD, the
+   * reconnect wait); their keys and traffic selectors stay until they are rekeyed.
+   */
+  peerChanged(name: string, change: 'put' | 'deleted', keepSas: boolean): number {
+    let n = 0;
+    for (const r of this.#records()) {
+      if (r.peer?.name !== name || r.peerId === undefined) continue;
+      if (change === 'deleted') {
+        if (!keepSas && this.#driver.command(r, { kind: 'delete-ike' })) n++;
+        continue;
+      }
+      if (this.#driver.refreshContext(r, name)) n++;
+    }
+    if (n > 0) this.#log.info({ peer: name, change, keepSas, sas: n }, 'peer-change-applied-to-sas');
+    return n;
+  }
+
+  /** The cluster failover policy changed: established SAs of peers without their own take it. */
+  failoverChanged(): number {
+    let n = 0;
+    for (const r of this.#records())
+      if (r.peer && r.peer.reconnectWaitSeconds === undefined && this.#driver.refreshContext(r, r.peer.name))
+        n++;
+    return n;
   }
 
   /**
@@ -283,7 +348,7 @@ export class Worker implements WorkerLink {
    * take the command now (not established).
    */
   command(spi: string, command: 'delete' | 'rekey-ike' | 'rekey-children' | 'liveness'): boolean {
-    const rec = this.#record(spi);
+    const rec = this.#record(spi.toLowerCase());
     if (!rec) return false;
     if (command === 'delete') return this.#driver.command(rec, { kind: 'delete-ike' });
     if (command === 'rekey-ike') return this.#driver.command(rec, { kind: 'rekey-ike' });

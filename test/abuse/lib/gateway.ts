@@ -1,7 +1,8 @@
 /**
  * What the abuse suites share: one `ikegate up --no-tun` on loopback (ports from the suite, the
- * log in a file so a flood never blocks the gateway on a full pipe), its control API and
- * /metrics, and small UDP helpers. No root, no namespaces: everything is on 127.0.0.1.
+ * log in a file so a flood never blocks the gateway on a full pipe), its control API (bearer
+ * tokens from an access file in the gateway's directory) and /metrics, and small UDP helpers. No
+ * root, no namespaces: everything is on 127.0.0.1.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type ApiAccess, type ApiRole, writeApiAccess } from '@ikegate/testkit';
 
 export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 export const HOST = '127.0.0.1';
@@ -31,6 +33,8 @@ export function portsFrom(base: number): Ports {
 export class Gateway {
   readonly dir = mkdtempSync(join(tmpdir(), 'ikegate-abuse-'));
   readonly logFile = join(this.dir, 'ikegate.log');
+  /** Tokens for the control API (control.accessFile in the config start() writes). */
+  readonly access: ApiAccess = writeApiAccess(this.dir);
   #proc: ChildProcess | undefined;
 
   constructor(readonly ports: Ports) {}
@@ -46,7 +50,7 @@ listen:
   tcp: { address: ${HOST}, port: ${ports.tcp} }
   tls: { address: ${HOST}, port: ${ports.tls} }
   limits: { prefixTimeoutSeconds: 2 }
-control: { address: ${HOST}, port: ${ports.control} }
+control: { address: ${HOST}, port: ${ports.control}, accessFile: '${this.access.file}' }
 proposals:
   ike: [aes256gcm16-prfsha256-x25519]
   esp: [aes256gcm16]
@@ -113,9 +117,17 @@ log: { level: info }
     if (this.alive) p.kill('SIGKILL');
   }
 
-  async control(path: string, init: RequestInit = {}): Promise<{ status: number; text: string }> {
+  /** One control API request with `role`'s bearer token (none when null). */
+  async control(
+    path: string,
+    init: RequestInit = {},
+    role: ApiRole | null = 'admin',
+  ): Promise<{ status: number; text: string }> {
+    const headers = new Headers(init.headers);
+    if (role !== null) headers.set('authorization', this.access.headers(role).authorization);
     const r = await fetch(`http://${HOST}:${this.ports.control}${path}`, {
       ...init,
+      headers,
       signal: AbortSignal.timeout(5_000),
     });
     return { status: r.status, text: await r.text() };

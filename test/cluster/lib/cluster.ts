@@ -3,6 +3,11 @@
  * control process, each the real `ikegate` command in its own process (the same config file plus
  * role flags), and `ikegate loadgen` processes as the peers. Ports are ones the kernel just handed
  * out as free, so parallel suites do not collide; `stop()` ends everything it started.
+ *
+ * The API needs a bearer token (issue #10): `start()` writes an access file with a viewer, an
+ * operator and an admin token into the cluster's directory and names it in the config, and every
+ * call through `api`/`ctl` carries one (admin unless a role is given). Worker and edge admin
+ * endpoints take the same tokens under `/internal/v1/...`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -12,6 +17,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type ApiAccess, type ApiRole, writeApiAccess } from '@ikegate/testkit';
 import { type RedisServer, startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
 
 export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
@@ -99,11 +105,27 @@ export interface WorkerProc {
 }
 export interface EdgeProc {
   readonly id: string;
+  /** Where its IKE/TCP listeners are (127.0.0.1 unless `addEdge` was given an address). */
+  readonly address: string;
   readonly admin: number;
   readonly ike: number;
   readonly natT: number;
   readonly tcp: number;
   readonly proc: Proc;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers: Headers;
+}
+
+export interface ApiInit {
+  readonly method?: string;
+  /** Sent as JSON. */
+  readonly body?: unknown;
+  /** Whose token to send (default admin); `none` sends no Authorization header. */
+  readonly role?: ApiRole | 'none';
 }
 
 export class TestCluster {
@@ -115,12 +137,19 @@ export class TestCluster {
   control: Proc | undefined;
   redis: RedisServer | undefined;
   controlPort = 0;
+  #access: ApiAccess | undefined;
 
   constructor(
     readonly leaseTtlMs = 3000,
     /** Data-plane variant: edges on all addresses, the peers' virtual IPs from `pool`. */
     readonly dataplane?: { readonly pool: string; readonly localTs: string },
   ) {}
+
+  /** The API tokens (written by `start()`). */
+  get access(): ApiAccess {
+    if (!this.#access) throw new Error('TestCluster.start() first');
+    return this.#access;
+  }
 
   /** A port the kernel just handed out as free (TCP and UDP), so parallel suites never collide. */
   async port(): Promise<number> {
@@ -149,6 +178,7 @@ export class TestCluster {
     if (typeof r === 'string') throw new Error(r);
     this.redis = r;
     writeFileSync(join(this.dir, 'kek.hex'), randomBytes(32).toString('hex'));
+    this.#access = writeApiAccess(this.dir);
     writeFileSync(
       this.configFile,
       `identity: { id: gw.example.org }
@@ -156,7 +186,7 @@ listen:
   udp: { address: ${this.dataplane ? '0.0.0.0' : HOST} }
   tcp: { address: ${this.dataplane ? '0.0.0.0' : HOST} }
   tls: { address: ${HOST}, enabled: false }
-control: { address: ${HOST}, port: ${this.controlPort} }
+control: { address: ${HOST}, port: ${this.controlPort}, accessFile: ${this.#access.file} }
 proposals:
   ike: [aes256gcm16-prfsha256-x25519]
   esp: [aes256gcm16]
@@ -200,11 +230,16 @@ cluster:
     return w;
   }
 
-  async addEdge(id: string): Promise<EdgeProc> {
+  /**
+   * An edge on loopback with free ports, or on `o.address` (an address of this namespace, e.g. a
+   * veth end toward a peer's namespace) with the given UDP ports (strongSwan needs 500/4500).
+   */
+  async addEdge(id: string, o: { address?: string; ike?: number; natT?: number } = {}): Promise<EdgeProc> {
     const admin = await this.port();
-    const ike = await this.port();
-    const natT = await this.port();
+    const ike = o.ike ?? (await this.port());
+    const natT = o.natT ?? (await this.port());
     const tcp = await this.port();
+    const address = o.address ?? HOST;
     const proc = new Proc(id, [
       'edge',
       '--config',
@@ -219,8 +254,9 @@ cluster:
       String(natT),
       '--tcp',
       String(tcp),
+      ...(o.address ? ['--address', o.address] : []),
     ]);
-    const e = { id, admin, ike, natT, tcp, proc };
+    const e = { id, address, admin, ike, natT, tcp, proc };
     this.edges.push(e);
     await proc.waitFor('edge-up');
     return e;
@@ -236,10 +272,35 @@ cluster:
     edge: EdgeProc,
     o: { count: number; transport: 'udp' | 'tcp'; idPrefix: string; concurrency?: number },
   ): Promise<{ proc: Proc; summary: Record<string, unknown> }> {
+    const proc = this.spawnLoadgen(edge, { ...o, hold: true });
+    const summary = await proc.waitLine(
+      (l) => 'established' in l && 'attempted' in l,
+      'loadgen summary',
+      180_000,
+    );
+    return { proc, summary };
+  }
+
+  /**
+   * `ikegate loadgen --json --quiet` against an edge, not waited for: `hold` keeps its SAs up until
+   * stopped; otherwise `deleteAtEnd` deletes them (INFORMATIONAL DELETE) before it exits.
+   */
+  spawnLoadgen(
+    edge: EdgeProc,
+    o: {
+      count: number;
+      transport: 'udp' | 'tcp';
+      idPrefix: string;
+      concurrency?: number;
+      rate?: number;
+      hold?: boolean;
+      deleteAtEnd?: boolean;
+    },
+  ): Proc {
     const proc = new Proc(`loadgen-${o.idPrefix}`, [
       'loadgen',
       '--server',
-      HOST,
+      edge.address,
       '--port-ike',
       String(edge.ike),
       '--port-natt',
@@ -252,6 +313,7 @@ cluster:
       String(o.count),
       '--concurrency',
       String(o.concurrency ?? 32),
+      ...(o.rate !== undefined ? ['--rate', String(o.rate)] : []),
       '--id',
       `${o.idPrefix}-{n}@example.org`,
       '--remote-id',
@@ -262,29 +324,25 @@ cluster:
       '10.0.0.0/8',
       '--timeout',
       '90',
-      '--hold',
+      ...(o.hold ? ['--hold'] : []),
+      ...(o.deleteAtEnd ? ['--delete-at-end'] : []),
       '--no-vip',
       '--json',
       '--quiet',
     ]);
     this.loadgens.push(proc);
-    const summary = await proc.waitLine(
-      (l) => 'established' in l && 'attempted' in l,
-      'loadgen summary',
-      180_000,
-    );
-    return { proc, summary };
+    return proc;
   }
 
   /** `ikegate connect --no-tun --no-vip` over TCP to `edge`, with the other edges as alternates. */
   async client(edge: EdgeProc, id: string): Promise<Proc> {
     const alternates = this.edges
       .filter((e) => e !== edge)
-      .flatMap((e) => ['--alternate', `${HOST}:${e.tcp}`]);
+      .flatMap((e) => ['--alternate', `${e.address}:${e.tcp}`]);
     const proc = new Proc(`connect-${id}`, [
       'connect',
       '--server',
-      HOST,
+      edge.address,
       '--port-tcp',
       String(edge.tcp),
       ...alternates,
@@ -326,14 +384,71 @@ cluster:
     return pid;
   }
 
-  async api(port: number, path: string, method = 'GET'): Promise<{ status: number; body: unknown }> {
-    const r = await fetch(`http://${HOST}:${port}${path}`, { method, signal: AbortSignal.timeout(10_000) });
+  /** One HTTP call to a process's API (control, or a worker's or edge's admin port), with a token. */
+  async api(port: number, path: string, init: ApiInit = {}): Promise<ApiResponse> {
+    const role = init.role ?? 'admin';
+    const r = await fetch(`http://${HOST}:${port}${path}`, {
+      method: init.method ?? 'GET',
+      headers: {
+        ...(role !== 'none' ? this.access.headers(role) : {}),
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      signal: AbortSignal.timeout(10_000),
+    });
     const text = await r.text();
     try {
-      return { status: r.status, body: JSON.parse(text) };
+      return { status: r.status, body: JSON.parse(text), headers: r.headers };
     } catch {
-      return { status: r.status, body: text };
+      return { status: r.status, body: text, headers: r.headers };
     }
+  }
+
+  /** A call to the control API. */
+  async ctl(path: string, init: ApiInit = {}): Promise<ApiResponse> {
+    return this.api(this.controlPort, path, init);
+  }
+
+  /** GET /v1/shards. */
+  async shards(): Promise<ShardList> {
+    const r = await this.ctl('/v1/shards');
+    if (r.status !== 200) throw new Error(`GET /v1/shards: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body as ShardList;
+  }
+
+  /** Every SA the control API lists (all pages of GET /v1/sas, `query` as filters). */
+  async allSas(query = ''): Promise<{ items: SaItem[]; unreachable: string[] }> {
+    const items: SaItem[] = [];
+    const unreachable = new Set<string>();
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 1000; pages++) {
+      const q = `limit=1000${query ? `&${query}` : ''}${cursor ? `&cursor=${cursor}` : ''}`;
+      const r = await this.ctl(`/v1/sas?${q}`);
+      if (r.status !== 200) throw new Error(`GET /v1/sas?${q}: ${r.status} ${JSON.stringify(r.body)}`);
+      const page = r.body as SaList;
+      items.push(...page.items);
+      for (const w of page.unreachable) unreachable.add(w);
+      cursor = page.next;
+      if (cursor === null) return { items, unreachable: [...unreachable] };
+    }
+    throw new Error('GET /v1/sas: more than 1000 pages');
+  }
+
+  /** One worker's SAs (every page of its GET /internal/v1/sas), `query` as filters. */
+  async workerSas(w: WorkerProc, query = ''): Promise<SaItem[]> {
+    const out: SaItem[] = [];
+    let after = '';
+    for (let pages = 0; pages < 1000; pages++) {
+      const q = `limit=1000${query ? `&${query}` : ''}${after ? `&after=${after}` : ''}`;
+      const r = await this.api(w.admin, `/internal/v1/sas?${q}`);
+      if (r.status !== 200)
+        throw new Error(`${w.id} GET /internal/v1/sas?${q}: ${r.status} ${JSON.stringify(r.body)}`);
+      const page = r.body as { items: SaItem[]; more: boolean };
+      out.push(...page.items);
+      if (!page.more || page.items.length === 0) return out;
+      after = page.items.at(-1)!.spi;
+    }
+    throw new Error(`${w.id}: more than 1000 pages`);
   }
 
   /** Established SAs per worker, from each worker's admin API. */
@@ -341,20 +456,18 @@ cluster:
     const out = new Map<string, string[]>();
     for (const w of this.workers) {
       if (!w.proc.alive) continue;
-      const r = await this.api(w.admin, '/v1/sas').catch(() => undefined);
-      const sas = ((r?.body as { sas?: { spi: string; status: string }[] })?.sas ?? []).filter(
-        (s) => s.status === 'established',
-      );
-      out.set(
-        w.id,
-        sas.map((s) => s.spi),
-      );
+      const sas = await this.workerSas(w, 'state=established').catch(() => undefined);
+      if (sas)
+        out.set(
+          w.id,
+          sas.map((s) => s.spi),
+        );
     }
     return out;
   }
 
   async metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = String((await this.api(port, '/metrics')).body);
+    const text = String((await this.api(port, '/metrics', { role: 'none' })).body);
     let sum = 0;
     for (const line of text.split('\n')) {
       if (!line.startsWith(name)) continue;
@@ -372,6 +485,36 @@ cluster:
     await this.control?.stop('SIGKILL');
     await this.redis?.stop();
   }
+}
+
+/** An SA as GET /v1/sas and a worker's GET /internal/v1/sas list it (schemas.ts saOutput). */
+export interface SaItem {
+  readonly spi: string;
+  readonly status: string;
+  readonly peerId?: string;
+  readonly peer?: string;
+  readonly shard: number;
+  readonly worker?: string;
+  readonly epoch?: number;
+  readonly edge?: string;
+  readonly transport: string;
+  readonly virtualIp?: string;
+  readonly lastActivity?: string;
+  readonly children: readonly unknown[];
+}
+
+export interface SaList {
+  readonly items: SaItem[];
+  readonly next: string | null;
+  readonly counts: Record<string, number>;
+  readonly unreachable: string[];
+}
+
+export interface ShardList {
+  readonly count: number;
+  readonly owned: number;
+  readonly byWorker: Record<string, number>;
+  readonly items: { shard: number; owner?: string; epoch?: number; expiresAt?: string }[];
 }
 
 /** Polls `f` until `ok` (bounded); returns the last value. */

@@ -1,22 +1,48 @@
 /**
  * Runs the real `ikegate` command (services/cli) inside a namespace, as a user would, and reads
  * its pino log lines back (one JSON object per line; `msg` is the event name). The control API is
- * reached from inside the namespace with a one-shot `node -e fetch(...)`.
+ * reached from inside the namespace with a one-shot `node -e fetch(...)`, with a bearer token from
+ * the access file each process writes into its directory (put `access.file` in the config).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type ApiAccess, type ApiRole, writeApiAccess } from '@ikegate/testkit';
 
 export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 
 export type LogLine = Record<string, unknown> & { msg: string };
 
+/** The fields of a `/v1/sas` item the interop suites read. */
+export interface SaView {
+  readonly spi: string;
+  readonly status: string;
+  readonly peerId?: string;
+  readonly peer?: string;
+  readonly transport: string;
+  readonly remote: string;
+  readonly virtualIp?: string;
+  readonly children: readonly unknown[];
+}
+
+/** The fields of a `/v1/pools` item the interop suites read. */
+export interface PoolView {
+  readonly name: string;
+  readonly size: number;
+  readonly inUse: number;
+}
+
+/** The largest page `/v1/sas` gives (its `limit` maximum). */
+const MAX_PAGE = 1000;
+
 export class IkegateProcess {
   readonly lines: LogLine[] = [];
   readonly stderr: string[] = [];
   readonly dir = mkdtempSync(join(tmpdir(), 'ikegate-proc-'));
+  /** Tokens for this process's control API: `access.file` goes in the config as control.accessFile. */
+  readonly access: ApiAccess = writeApiAccess(this.dir);
   #proc: ChildProcess | undefined;
   #buf = '';
 
@@ -85,12 +111,22 @@ export class IkegateProcess {
     }
   }
 
-  /** Calls the control API inside the namespace; returns status and parsed JSON (or text). */
-  api(method: string, path: string, body?: unknown): { status: number; body: unknown } {
-    const script = `fetch('http://127.0.0.1:${this.controlPort}${path}', { method: ${JSON.stringify(method)}, ${
-      body === undefined
-        ? ''
-        : `headers: {'content-type': 'application/json'}, body: ${JSON.stringify(JSON.stringify(body))}`
+  /**
+   * Calls the control API inside the namespace with `role`'s bearer token (none when null);
+   * returns status and parsed JSON (or text).
+   */
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    role: ApiRole | null = 'admin',
+  ): { status: number; body: unknown } {
+    const headers = {
+      ...(role !== null ? this.access.headers(role) : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    };
+    const script = `fetch('http://127.0.0.1:${this.controlPort}${path}', { method: ${JSON.stringify(method)}, headers: ${JSON.stringify(headers)}, ${
+      body === undefined ? '' : `body: ${JSON.stringify(JSON.stringify(body))}`
     } }).then(async (r) => { const t = await r.text(); process.stdout.write(JSON.stringify({ status: r.status, text: t })); })`;
     const out = execFileSync('ip', ['netns', 'exec', this.netns, process.execPath, '-e', script], {
       encoding: 'utf8',
@@ -104,6 +140,40 @@ export class IkegateProcess {
       // not JSON (e.g. /metrics)
     }
     return { status: r.status, body: parsed };
+  }
+
+  /**
+   * Every IKE SA on `GET /v1/sas` (`query` adds filters, e.g. `state=established`): pages of the
+   * largest size, `next` followed as the cursor until it is null. Throws on a status other than 200
+   * or a worker reported unreachable, so a caller never sees part of the table as the whole.
+   */
+  sas(query = ''): SaView[] {
+    const out: SaView[] = [];
+    for (let cursor: string | null = null; ;) {
+      const q = [`limit=${MAX_PAGE}`, ...(query ? [query] : []), ...(cursor ? [`cursor=${cursor}`] : [])];
+      const r = this.api('GET', `/v1/sas?${q.join('&')}`, undefined, 'viewer');
+      if (r.status !== 200) throw new Error(`GET /v1/sas: ${r.status} ${JSON.stringify(r.body)}`);
+      const page = r.body as { items: SaView[]; next: string | null; unreachable: string[] };
+      if (page.unreachable.length > 0)
+        throw new Error(`GET /v1/sas: workers unreachable: ${page.unreachable.join(', ')}`);
+      out.push(...page.items);
+      if (page.next === null) return out;
+      cursor = encodeURIComponent(page.next);
+    }
+  }
+
+  /** `GET /v1/pools`: every pool with its use (not paged). */
+  pools(): PoolView[] {
+    const r = this.api('GET', '/v1/pools', undefined, 'viewer');
+    if (r.status !== 200) throw new Error(`GET /v1/pools: ${r.status} ${JSON.stringify(r.body)}`);
+    return (r.body as { items: PoolView[] }).items;
+  }
+
+  /** One pool's `inUse` by name (the gatewayConfig pool is `rw`). */
+  poolInUse(name = 'rw'): number {
+    const pool = this.pools().find((p) => p.name === name);
+    if (!pool) throw new Error(`no pool ${name} on GET /v1/pools`);
+    return pool.inUse;
   }
 
   /** The control API's /metrics (Prometheus text); read samples with `metricValue`. */
@@ -172,6 +242,8 @@ export function gatewayConfig(o: {
   hostNet: string;
   outInterface: string;
   tun: string;
+  /** control.accessFile (IkegateProcess.access.file): without it the API has no /v1 routes. */
+  accessFile: string;
   extra?: string;
   childSeconds?: number;
   ikeSeconds?: number;
@@ -196,7 +268,7 @@ listen:
   udp: { address: ${o.listen} }
   tcp: { address: ${o.listen} }
   tls: { address: ${o.listen} }
-control: { address: 127.0.0.1, port: 8080 }
+control: { address: 127.0.0.1, port: 8080, accessFile: '${o.accessFile}' }
 proposals:
   ike: [aes256gcm16-prfsha256-x25519]
   esp: [aes256gcm16]

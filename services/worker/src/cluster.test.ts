@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { defaultProvider } from '@ikegate/crypto';
+import { MemoryStore } from '@ikegate/store';
+import { createLogger, Metrics } from '@ikegate/telemetry';
+import { type MemberInfo, type Membership, ShardOwner } from './cluster.js';
+import { Worker } from './worker.js';
+
+const SHARDS = 16;
+
+/** Membership in memory, with the drain flags the control API sets in Redis. */
+class Members implements Membership {
+  readonly records = new Map<string, MemberInfo>();
+  readonly drained = new Set<string>();
+  async heartbeat(info: MemberInfo): Promise<void> {
+    this.records.set(info.id, info);
+  }
+  async leave(id: string): Promise<void> {
+    this.records.delete(id);
+  }
+  async list(): Promise<MemberInfo[]> {
+    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+  async draining(id: string): Promise<boolean> {
+    return this.drained.has(id);
+  }
+}
+
+function owner(id: string, store: MemoryStore, members: Members): ShardOwner {
+  const log = createLogger({ destination: new PassThrough(), level: 'silent' });
+  const metrics = new Metrics({ processMetrics: false });
+  const worker = new Worker(
+    {
+      provider: defaultProvider,
+      policy: { localId: 'gw.example.org', ikeProposals: [], espProposals: [], localTs: [], remoteTs: [] },
+      matchPeer: () => undefined,
+      layout: { shardBits: 4 },
+      ikeLifetimeSeconds: 3600,
+      childLifetimeSeconds: 3600,
+      rekeyMarginSeconds: 60,
+      dpdSeconds: 0,
+    },
+    { send: () => 'sent' },
+    log,
+    metrics,
+  );
+  return new ShardOwner({
+    workerId: id,
+    relay: `${id}:1`,
+    admin: `${id}:2`,
+    store,
+    members,
+    worker,
+    shardCount: SHARDS,
+    leaseTtlMs: 60_000,
+    log,
+    metrics,
+    configVersion: () => 7,
+  });
+}
+
+test('a drained worker releases every shard to the others and takes none until undrained (issue #10 drain)', async () => {
+  const store = new MemoryStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new Members();
+  const a = owner('w1', store, members);
+  const b = owner('w2', store, members);
+  const round = async () => {
+    for (let i = 0; i < 3; i++) {
+      await a.tick();
+      await b.tick();
+    }
+  };
+  await round();
+  assert.equal(a.owned.size + b.owned.size, SHARDS);
+  assert.ok(a.owned.size > 0 && b.owned.size > 0, 'both hold shards');
+  assert.equal(members.records.get('w1')?.configVersion, 7, 'the applied config version is published');
+
+  members.drained.add('w1');
+  await round();
+  assert.equal(a.draining, true);
+  assert.equal(members.records.get('w1')?.draining, true);
+  assert.equal(a.owned.size, 0, 'w1 holds nothing');
+  assert.equal(b.owned.size, SHARDS, 'w2 holds everything');
+
+  members.drained.add('w2');
+  await round();
+  assert.equal(
+    a.owned.size + b.owned.size,
+    SHARDS,
+    'every worker drained: draining means nothing, no shard is dropped',
+  );
+
+  members.drained.clear();
+  await round();
+  assert.equal(a.draining, false);
+  assert.ok(a.owned.size > 0, 'undrained: w1 takes shards again');
+  assert.equal(a.owned.size + b.owned.size, SHARDS);
+  await a.stop();
+  await b.stop();
+});
