@@ -34,8 +34,12 @@ export interface LeaseTable {
    * Starts a new tenure of `shard` for `owner`, live for `ttlMs`. Fails (undefined) while another
    * owner's lease is live. If `owner` itself holds a live lease, that tenure ends and a new one
    * with a higher epoch begins (a restarted worker with the same id fences its old incarnation).
+   *
+   * `takeFrom`: also take the shard while `takeFrom` holds a live lease on it: the caller knows
+   * that holder is gone (its membership ended: it died or stopped heartbeating). Its tenure ends
+   * like an expired one: the new epoch fences every write it may still attempt.
    */
-  acquire(shard: number, owner: string, ttlMs: number): Promise<LeaseGrant | undefined>;
+  acquire(shard: number, owner: string, ttlMs: number, takeFrom?: string): Promise<LeaseGrant | undefined>;
   /**
    * Extends the live lease of this exact tenure to `ttlMs` from now. False when the lease expired,
    * was released, or another tenure began: the caller must stop writing and re-acquire.

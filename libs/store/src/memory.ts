@@ -108,10 +108,15 @@ export class MemoryBackend implements ShardBackend {
     return { sas, sync };
   }
 
-  async acquire(shard: number, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
+  async acquire(
+    shard: number,
+    owner: string,
+    ttlMs: number,
+    takeFrom?: string,
+  ): Promise<LeaseGrant | undefined> {
     const s = this.state(shard);
     const live = this.liveLease(s);
-    if (live !== undefined && live.owner !== owner) return undefined;
+    if (live !== undefined && live.owner !== owner && live.owner !== takeFrom) return undefined;
     s.epoch += 1;
     s.lease = { owner, epoch: s.epoch, expiresAt: this.now() + ttlMs };
     this.leaseVersion += 1;

@@ -72,12 +72,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
 const SCRIPTS = {
-  // KEYS: lease, epoch. ARGV: owner, ttlMs. Reply: {epoch, expiresAt} or nil.
+  // KEYS: lease, epoch. ARGV: owner, ttlMs, takeFrom ('' for none). Reply: {epoch, expiresAt} or nil.
   ikegateAcquire: {
     keys: 2,
     lua: `
 local holder = redis.call('HGET', KEYS[1], 'owner')
-if holder and holder ~= ARGV[1] then return false end
+if holder and holder ~= ARGV[1] and (ARGV[3] == '' or holder ~= ARGV[3]) then return false end
 ${NOW_MS}
 local ttl = tonumber(ARGV[2])
 local epoch = redis.call('INCR', KEYS[2])
@@ -259,8 +259,20 @@ export class RedisBackend implements ShardBackend {
     return { sas, sync };
   }
 
-  async acquire(shard: number, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
-    const r = await this.run('ikegateAcquire', leaseKey(shard), epochKey(shard), owner, ttlMs);
+  async acquire(
+    shard: number,
+    owner: string,
+    ttlMs: number,
+    takeFrom?: string,
+  ): Promise<LeaseGrant | undefined> {
+    const r = await this.run(
+      'ikegateAcquire',
+      leaseKey(shard),
+      epochKey(shard),
+      owner,
+      ttlMs,
+      takeFrom ?? '',
+    );
     if (r === null) return undefined;
     const [epoch, expiresAt] = r as [number, string];
     await this.client.incr(VERSION_KEY);

@@ -27,7 +27,7 @@ export interface ShardBackend {
   getSync(shard: number, key: string): Promise<SyncState | undefined>;
   /** SA keys and sealed values and sync checkpoints of a shard. */
   listSealed(shard: number): Promise<ShardContents>;
-  acquire(shard: number, owner: string, ttlMs: number): Promise<LeaseGrant | undefined>;
+  acquire(shard: number, owner: string, ttlMs: number, takeFrom?: string): Promise<LeaseGrant | undefined>;
   renew(shard: number, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
   release(shard: number, owner: string, epoch: number): Promise<boolean>;
   owners(): Promise<Map<number, Lease>>;
@@ -111,11 +111,17 @@ export class SealedStore implements Store {
     return { sas, sync: raw.sync };
   }
 
-  async acquire(shard: number, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
+  async acquire(
+    shard: number,
+    owner: string,
+    ttlMs: number,
+    takeFrom?: string,
+  ): Promise<LeaseGrant | undefined> {
     checkShard(shard, this.backend.shardCount);
     checkOwner(owner);
     checkTtl(ttlMs);
-    return this.backend.acquire(shard, owner, ttlMs);
+    if (takeFrom !== undefined) checkOwner(takeFrom);
+    return this.backend.acquire(shard, owner, ttlMs, takeFrom);
   }
 
   async renew(shard: number, owner: string, epoch: number, ttlMs: number): Promise<boolean> {

@@ -185,6 +185,21 @@ export function storeContract(
       assert.equal((await s.owners()).get(5)?.owner, 'w2');
     });
 
+    it('acquire with takeFrom ends the live tenure of the holder it names (a dead member) and fences its writes; any other holder still refuses it', async (h) => {
+      const s = h.store;
+      const a = await s.acquire(6, 'w1', h.ttlMs * 50);
+      assert.ok(a);
+      await s.putSa(6, a.epoch, 'k', text('from-w1'));
+      assert.equal(await s.acquire(6, 'w2', h.ttlMs * 50, 'w3'), undefined, 'takeFrom names another holder');
+      const b = await s.acquire(6, 'w2', h.ttlMs * 50, 'w1');
+      assert.ok(b);
+      assert.ok(b.epoch > a.epoch);
+      assert.equal((await s.owners()).get(6)?.owner, 'w2');
+      await assert.rejects(s.putSa(6, a.epoch, 'k', text('late-w1')), FencedWriteError);
+      assert.equal(await s.renew(6, 'w1', a.epoch, h.ttlMs * 50), false);
+      assert.deepEqual(await s.getSa(6, 'k'), text('from-w1'));
+    });
+
     it('concurrent acquires of a free shard by several owners grant exactly one lease', async (h) => {
       const s = h.store;
       for (let round = 0; round < 5; round++) {
