@@ -63,4 +63,24 @@ describe('shard placement (sticky rendezvous)', () => {
   test('with no workers every shard is unowned', () => {
     assert.ok(placeShards(8, []).every((w) => w === undefined));
   });
+
+  test('no flapping back (issue #11): shards taken from a worker that died or paused do not return to it when it is back; it gets others, and loads balance', () => {
+    const workers = ['w1', 'w2', 'w3'];
+    const before = placeShards(1024, workers);
+    const moved = new Map<number, string>();
+    before.forEach((w, s) => {
+      if (w === 'w3') moved.set(s, 'w3');
+    });
+    const whileAway = placeShards(1024, ['w1', 'w2'], before);
+    const back = placeShards(1024, workers, whileAway, moved);
+    const returned = [...moved.keys()].filter((s) => back[s] === 'w3');
+    assert.deepEqual(returned, [], 'none of the shards that moved goes back');
+    const loads = workers.map((w) => back.filter((o) => o === w).length);
+    assert.ok(Math.max(...loads) - Math.min(...loads) <= 1, JSON.stringify(loads));
+    // Only balance moves: w3's new shards, nothing else changes hands.
+    const changed = back.filter((o, s) => o !== whileAway[s]).length;
+    assert.equal(changed, loads[2]);
+    // With nobody else able to take it, an avoided shard still gets an owner.
+    assert.deepEqual(placeShards(4, ['w3'], [], new Map([[0, 'w3']])), ['w3', 'w3', 'w3', 'w3']);
+  });
 });

@@ -8,12 +8,17 @@
  *    of them one more; the extra ones go to the workers that own most now (ties by id), so a
  *    balanced cluster is left as it is.
  * 2. Keep: a shard whose previous owner is still present stays, unless that owner is over its
- *    target; an over-target owner gives up the shards it ranks lowest (rendezvous score).
+ *    target; an over-target owner gives up the shards it ranks lowest (rendezvous score), those
+ *    with an `avoid` entry last.
  * 3. Fill: every unowned shard goes to the worker with the highest rendezvous score
  *    (hash of worker id and shard) among those still under target.
  *
  * Hence a leaving worker moves only its own shards, and a joining worker takes only the shards
  * needed to balance. Deterministic: the same inputs give the same placement on every node.
+ *
+ * `avoid` (issue #11, no flapping back): shard -> a worker it must not be given to (the shard was
+ * taken from that worker because it died or paused; its SAs moved once and must not move back when
+ * it returns). Such a worker is skipped in the fill for that shard while any other can take it.
  */
 import { createHash } from 'node:crypto';
 
@@ -31,6 +36,7 @@ export function placeShards(
   shards: number,
   workers: readonly string[],
   previous: readonly (string | undefined)[] = [],
+  avoid: ReadonlyMap<number, string> = new Map(),
 ): (string | undefined)[] {
   const ids = [...new Set(workers)].sort();
   if (ids.length === 0) return new Array<string | undefined>(shards).fill(undefined);
@@ -56,7 +62,8 @@ export function placeShards(
     const mine = owned.get(w) ?? [];
     const limit = target.get(w) ?? 0;
     if (mine.length <= limit) continue;
-    mine.sort((a, b) => score(w, b) - score(w, a));
+    // Keep the shards that must not go back where they came from (avoid); give up others first.
+    mine.sort((a, b) => Number(avoid.has(b)) - Number(avoid.has(a)) || score(w, b) - score(w, a));
     for (const s of mine.splice(limit)) owner[s] = undefined;
   }
 
@@ -64,8 +71,13 @@ export function placeShards(
     if (owner[s] !== undefined) continue;
     let best: string | undefined;
     let bestScore = -1;
+    const avoided = avoid.get(s);
+    const canAvoid =
+      avoided !== undefined &&
+      ids.some((w) => w !== avoided && (owned.get(w)?.length ?? 0) < (target.get(w) ?? 0));
     for (const w of ids) {
       if ((owned.get(w)?.length ?? 0) >= (target.get(w) ?? 0)) continue;
+      if (canAvoid && w === avoided) continue;
       const sc = score(w, s);
       if (sc > bestScore) {
         bestScore = sc;
