@@ -7,6 +7,9 @@ export {
   type RelayClientOptions,
   RelayServer,
   type RelayServerOptions,
+  type RelayTls,
+  relayCertificateName,
+  workerNameAdmits,
   unqualify,
 } from './relay.js';
 export {

@@ -6,16 +6,26 @@
  * past `maxQueue` frames ESP is dropped (counted) and IKE is still kept up to twice that, so a slow
  * peer costs packets, never unbounded memory.
  *
+ * Security (issue #11): with `tls`, the relay runs over mutual TLS against the cluster's relay CA.
+ * A worker accepts only edges with a client certificate from that CA whose subject CN is `edge:<id>`
+ * (that edge only) or `edge` (any id, bound to the certificate while its stream lives: a second
+ * stream for a connected id with another certificate is refused, `edge_id_conflict`); an edge
+ * accepts only a worker whose certificate's CN is `worker:<id>` for the worker it dialled, or
+ * `worker`. Refusals end the stream with PERMISSION_DENIED and are logged and counted.
+ *
  * Worker paths carry the edge: the relay names a peer connection `<edgeId>|<connection>` on the
  * worker side, so a worker answers through the edge that the peer's newest path runs through
  * (after a peer reconnects to another edge, its next authenticated message moves the SA there).
  */
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
 import {
   type ClientDuplexStream,
   credentials,
   type ServerDuplexStream,
   Server,
   ServerCredentials,
+  status,
 } from '@grpc/grpc-js';
 import type {
   EdgeLink,
@@ -38,6 +48,31 @@ import {
   type WireFrame,
   type WorkerMessage,
 } from './wire.js';
+
+/** The relay's mutual TLS material (PEM). */
+export interface RelayTls {
+  /** The relay CA: the only issuer whose certificates are accepted on either end. */
+  readonly ca: Buffer;
+  readonly certificate: Buffer;
+  readonly key: Buffer;
+}
+
+/** The subject CN of a certificate, from Node's parsed form (a string or, repeated, the first). */
+function commonName(cert: PeerCertificate | undefined): string | undefined {
+  const cn = cert?.subject?.CN as string | string[] | undefined;
+  return Array.isArray(cn) ? cn[0] : cn;
+}
+
+/** The CN a relay certificate of ours carries (for logs and checks at start). */
+export function relayCertificateName(pem: Buffer): string | undefined {
+  const m = /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(pem).subject);
+  return m?.[1];
+}
+
+/** Whether a worker certificate's CN admits worker `workerId`. */
+export function workerNameAdmits(cn: string | undefined, workerId: string): boolean {
+  return cn === 'worker' || cn === `worker:${workerId}`;
+}
 
 export const MAX_BATCH = 256;
 export const INITIAL_CREDIT = 4096;
@@ -153,6 +188,7 @@ class Pipe {
 interface EdgeStream {
   readonly call: ServerDuplexStream<EdgeMessage, WorkerMessage>;
   readonly pipe: Pipe;
+  readonly identity: EdgeIdentity;
 }
 
 export interface RelayServerOptions {
@@ -160,6 +196,15 @@ export interface RelayServerOptions {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly maxQueue?: number;
+  /** Mutual TLS; without it the relay is plaintext and unauthenticated (tests, a trusted network). */
+  readonly tls?: RelayTls;
+}
+
+interface EdgeIdentity {
+  /** SHA-256 fingerprint of the edge's certificate; '' without TLS. */
+  readonly fingerprint: string;
+  /** The id its certificate names (CN `edge:<id>`), or undefined for a shared `edge` certificate. */
+  readonly boundId: string | undefined;
 }
 
 /**
@@ -209,23 +254,66 @@ export class RelayServer {
   };
 
   async start(address: string, port: number): Promise<number> {
+    const tls = this.#o.tls;
+    const creds = tls
+      ? ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.certificate, private_key: tls.key }], true)
+      : ServerCredentials.createInsecure();
     return new Promise((resolve, reject) =>
-      this.#server.bindAsync(`${address}:${port}`, ServerCredentials.createInsecure(), (err, bound) =>
+      this.#server.bindAsync(`${address}:${port}`, creds, (err, bound) =>
         err ? reject(err) : resolve(bound),
       ),
     );
   }
 
+  /** Who is at the other end of `call` (TLS), or why it may not be an edge. */
+  #identity(call: ServerDuplexStream<EdgeMessage, WorkerMessage>): EdgeIdentity | string {
+    if (!this.#o.tls) return { fingerprint: '', boundId: undefined };
+    const ctx = call.getAuthContext();
+    const cert = ctx?.sslPeerCertificate;
+    if (!cert || !ctx.transportSecurityType) return 'no_client_certificate';
+    const cn = commonName(cert);
+    if (cn === 'edge') return { fingerprint: cert.fingerprint256, boundId: undefined };
+    if (cn?.startsWith('edge:') && cn.length > 5)
+      return { fingerprint: cert.fingerprint256, boundId: cn.slice(5) };
+    return 'not_an_edge_certificate';
+  }
+
+  #refuse(call: ServerDuplexStream<EdgeMessage, WorkerMessage>, reason: string, detail: object): void {
+    this.#o.metrics.drops.inc({ layer: 'relay', reason });
+    this.#o.log.warn({ reason, peer: call.getPeer(), ...detail }, 'relay-edge-refused');
+    call.emit('error', { code: status.PERMISSION_DENIED, details: reason });
+  }
+
   #onStream(call: ServerDuplexStream<EdgeMessage, WorkerMessage>): void {
     let edgeId = '';
     let stream: EdgeStream | undefined;
+    let refused = false;
     const { metrics, workerId } = this.#o;
     call.on('data', (m: EdgeMessage) => {
+      if (refused) return;
       if (!stream) {
         if (!m.edgeId || m.edgeId.includes(SEPARATOR)) {
           metrics.drops.inc({ layer: 'relay', reason: 'no_edge_id' });
           call.end();
           return;
+        }
+        const identity = this.#identity(call);
+        if (typeof identity === 'string') {
+          refused = true;
+          return this.#refuse(call, identity, { edgeId: m.edgeId });
+        }
+        if (identity.boundId !== undefined && identity.boundId !== m.edgeId) {
+          refused = true;
+          return this.#refuse(call, 'edge_id_mismatch', {
+            edgeId: m.edgeId,
+            certificate: `edge:${identity.boundId}`,
+          });
+        }
+        const current = this.#edges.get(m.edgeId);
+        if (current && current.identity.fingerprint !== identity.fingerprint) {
+          // Another certificate holds this id now: the connected edge keeps it (no hijack).
+          refused = true;
+          return this.#refuse(call, 'edge_id_conflict', { edgeId: m.edgeId });
         }
         edgeId = m.edgeId;
         const pipe = new Pipe(
@@ -233,7 +321,7 @@ export class RelayServer {
           this.#o.maxQueue ?? DEFAULT_MAX_QUEUE,
           (reason) => metrics.drops.inc({ layer: 'relay', reason }),
         );
-        stream = { call, pipe };
+        stream = { call, pipe, identity };
         const old = this.#edges.get(edgeId);
         old?.pipe.close();
         this.#edges.set(edgeId, stream);
@@ -293,6 +381,10 @@ export interface RelayClientOptions {
   /** A frame the worker handed back (not its shard any more): route it again. */
   readonly onBounce?: (frame: InboundFrame) => void;
   readonly maxQueue?: number;
+  /** Mutual TLS: our edge certificate, and the worker's must name `workerId` (CN `worker:<id>` or `worker`). */
+  readonly tls?: RelayTls;
+  /** The worker we expect at `target` (checked against its certificate with `tls`). */
+  readonly workerId?: string;
 }
 
 /**
@@ -312,7 +404,18 @@ export class RelayClient implements WorkerLink {
   constructor(o: RelayClientOptions) {
     this.#o = o;
     const Ctor = relayClientConstructor();
-    this.#client = new Ctor(o.target, credentials.createInsecure(), {
+    const creds = o.tls
+      ? credentials.createSsl(o.tls.ca, o.tls.key, o.tls.certificate, {
+          // The worker is named by its certificate (pods come and go with new addresses).
+          checkServerIdentity: (_host, cert) =>
+            workerNameAdmits(commonName(cert), o.workerId ?? '')
+              ? undefined
+              : new Error(
+                  `relay: the certificate at ${o.target} (CN=${commonName(cert)}) is not worker ${o.workerId}`,
+                ),
+        })
+      : credentials.createInsecure();
+    this.#client = new Ctor(o.target, creds, {
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.keepalive_time_ms': 10_000,
     });
