@@ -5,6 +5,19 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+const EXCHANGE_NAMES: Readonly<Record<number, string>> = {
+  34: 'IKE_SA_INIT',
+  35: 'IKE_AUTH',
+  36: 'CREATE_CHILD_SA',
+  37: 'INFORMATIONAL',
+  43: 'IKE_INTERMEDIATE',
+};
+
+/** The `exchange` label of an IKE message: its header's exchange type (octet 18), bounded. */
+export function exchangeLabel(message: Uint8Array): string {
+  return EXCHANGE_NAMES[message[18] ?? 0] ?? 'other';
+}
+
 export class Metrics {
   readonly registry = new Registry();
 

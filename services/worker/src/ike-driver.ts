@@ -21,20 +21,13 @@ import {
   LocalUsageError,
   type SaEntry,
 } from '@ikegate/ikev2';
-import type { Logger, Metrics } from '@ikegate/telemetry';
+import { exchangeLabel, type Logger, type Metrics } from '@ikegate/telemetry';
 import { SaContexts } from './contexts.js';
 import { IkeReports } from './reports.js';
 import { toIkePath } from './paths.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { InitiateOptions, WorkerSettings } from './types.js';
 
-const EXCHANGE_NAMES: Record<number, string> = {
-  34: 'IKE_SA_INIT',
-  35: 'IKE_AUTH',
-  36: 'CREATE_CHILD_SA',
-  37: 'INFORMATIONAL',
-  43: 'IKE_INTERMEDIATE',
-};
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const DEFAULT_RECONNECT_WAIT_SECONDS = 30;
 
@@ -116,7 +109,7 @@ export class IkeDriver {
 
   receive(frame: InboundFrame): void {
     const m = frame.bytes;
-    this.#metrics.ikeMessages.inc({ direction: 'in', exchange: EXCHANGE_NAMES[m[18] ?? 0] ?? 'other' });
+    this.#metrics.ikeMessages.inc({ direction: 'in', exchange: exchangeLabel(m) });
     const started = process.hrtime.bigint();
     this.#frame = frame;
     try {
@@ -330,7 +323,7 @@ export class IkeDriver {
       return;
     }
     const r = this.#edge.send({ kind: 'ike', path: peerPath, bytes, ...(closeAfter ? { closeAfter } : {}) });
-    this.#metrics.ikeMessages.inc({ direction: 'out', exchange: EXCHANGE_NAMES[bytes[18] ?? 0] ?? 'other' });
+    this.#metrics.ikeMessages.inc({ direction: 'out', exchange: exchangeLabel(bytes) });
     if (r !== 'sent') this.#metrics.hot(this.#metrics.drops, 'ike-out', r).inc();
   }
 
