@@ -77,6 +77,11 @@ function selector(cidr: string): TrafficSelector {
 
 /** How long a TCP connect plus TLS handshake to one server may take. */
 const DIAL_TIMEOUT_MS = 10_000;
+/**
+ * The same with alternates to try (issue #11): a dead edge must not hold the reconnect for 10 s
+ * when another one answers; a whole round of candidates is still bounded.
+ */
+const ALTERNATE_DIAL_TIMEOUT_MS = 2_000;
 
 /**
  * Carries frames between the Worker and the server over UDP, or over one RFC 9329 stream (an
@@ -88,6 +93,8 @@ class Connector implements EdgeLink {
   #path: PeerPath | undefined;
   #generation = 0;
   #current = 0;
+  /** The stream to `#current` ended: start the next dial with the candidate after it. */
+  #rotate = false;
   /** Aborts the dial in progress, if any (close() and a newer open() do). */
   #dialing: AbortController | undefined;
   onStreamClosed: (() => void) | undefined;
@@ -139,14 +146,18 @@ class Connector implements EdgeLink {
     let host = this.server;
     let port = candidates[0]!.port;
     let lastError: Error | undefined;
+    // After a stream ended, the edge it ran through is likely gone: try the others first.
+    const start = this.#rotate && candidates.length > 1 ? this.#current + 1 : this.#current;
+    this.#rotate = false;
+    const timeoutMs = candidates.length > 1 ? ALTERNATE_DIAL_TIMEOUT_MS : DIAL_TIMEOUT_MS;
     for (let i = 0; i < candidates.length && !socket && !dialing.signal.aborted; i++) {
-      const c = candidates[(this.#current + i) % candidates.length]!;
+      const c = candidates[(start + i) % candidates.length]!;
       try {
         socket = await dialStream({
           transport,
           host: c.host,
           port: c.port,
-          timeoutMs: DIAL_TIMEOUT_MS,
+          timeoutMs,
           signal: dialing.signal,
           tls: {
             rejectUnauthorized: !this.o.insecure,
@@ -154,7 +165,7 @@ class Connector implements EdgeLink {
             ...(this.o.keylog ? { onKeylog: keylogTo(this.o.keylog) } : {}),
           },
         });
-        this.#current = (this.#current + i) % candidates.length;
+        this.#current = (start + i) % candidates.length;
         host = c.host;
         port = c.port;
       } catch (e) {
@@ -189,6 +200,7 @@ class Connector implements EdgeLink {
             if (this.#stream !== stream) return; // closed by us (close() or a newer open())
             this.log.warn({ transport, reason: e.reason }, 'stream-closed');
             this.#stream = undefined;
+            this.#rotate = true;
             this.onStreamClosed?.();
             return;
           case 'keepalive':
