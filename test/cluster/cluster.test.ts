@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { requirement } from '@ikegate/testkit';
 import { type SaList, TestCluster, until } from './lib/cluster.js';
 
@@ -170,7 +171,10 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
       victim.proc.child.kill('SIGCONT');
     }
     const lost = await victim.proc.waitFor('shard-lost', 15_000);
-    assert.ok(['renew-refused', 'fenced-write'].includes(String(lost.why)), JSON.stringify(lost));
+    assert.ok(
+      ['renew-refused', 'fenced-write', 'lease-gone'].includes(String(lost.why)),
+      JSON.stringify(lost),
+    );
     // The others adopted every SA w2 held.
     const by = await until(
       () => c.sasByWorker(),
@@ -182,6 +186,22 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
         [...by.entries()].some(([w, s]) => w !== 'w2' && s.includes(spi)),
         spi,
       );
+    // No flapping back (issue #11): w2 is a member again and gets shards by (paced) rebalancing,
+    // but none of the SAs that moved away from it comes back: they moved once.
+    await until(
+      () => c.shards(),
+      (v) => (v.byWorker.w2 ?? 0) > 0,
+      30_000,
+    );
+    for (let round = 0; round < 4; round++) {
+      await sleep(c.leaseTtlMs / 3);
+      const now = (await c.sasByWorker()).get('w2') ?? [];
+      assert.deepEqual(
+        now.filter((spi) => held.includes(spi)),
+        [],
+        `round ${round}: an SA that moved off w2 came back to it`,
+      );
+    }
   });
 
   test('kill -9 of an edge: its TCP peers reconnect to the other edge and continue on the same IKE SAs (RFC 9329 §6)', async () => {

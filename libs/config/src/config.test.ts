@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { fuzzRuns, fuzzSeed } from '@ikegate/testkit';
 import fc from 'fast-check';
@@ -141,6 +141,30 @@ describe('parseConfig: every error names its field path', () => {
     ['enabled not bool', base('listen: { tls: { enabled: "yes" } }'), 'listen.tls.enabled', /true or false/],
     ['tls cert without key', base('listen: { tls: { certificate: a.pem } }'), 'listen.tls.key', /together/],
     ['tcp/tls clash', base('listen: { tls: { port: 4500 } }'), 'listen.tls.port', /conflicts/],
+    [
+      'cluster relay without TLS (issue #11: secure by default)',
+      base('cluster: { kek: { file: k.hex } }'),
+      'cluster.relayTls',
+      /mutual TLS.*insecureRelay: true/,
+    ],
+    [
+      'cluster relay TLS and insecureRelay together',
+      base('cluster: { kek: { file: k.hex }, insecureRelay: true, relayTls: { ca: ca.pem } }'),
+      'cluster.insecureRelay',
+      /contradicts/,
+    ],
+    [
+      'cluster relay TLS without its CA',
+      base('cluster: { kek: { file: k.hex }, relayTls: {} }'),
+      'cluster.relayTls.ca',
+      /required/,
+    ],
+    [
+      'cluster relay certificate without key',
+      base('cluster: { kek: { file: k.hex }, relayTls: { ca: ca.pem, certificate: c.pem } }'),
+      'cluster.relayTls',
+      /together/,
+    ],
     [
       'unknown ike token',
       base('proposals: { ike: [aes256gcm16-prfsha256-x9999] }'),
@@ -285,6 +309,19 @@ describe('parseConfig: every error names its field path', () => {
     assert.doesNotMatch(far.message, /did you mean/);
     assert.match(far.message, /unknown key/);
   });
+});
+
+test('cluster: the relay over mutual TLS, or plaintext only when insecureRelay says so (issue #11)', () => {
+  const tls = parseConfig(
+    `${MINIMAL}cluster: { kek: { file: /k.hex }, relayTls: { ca: /ca.pem, certificate: /w.pem, key: /w.key } }\n`,
+  );
+  assert.deepEqual(tls.cluster?.relayTls, { ca: '/ca.pem', certificate: '/w.pem', key: '/w.key' });
+  assert.equal(tls.cluster?.insecureRelay, false);
+  const perProcess = parseConfig(`${MINIMAL}cluster: { kek: { file: /k.hex }, relayTls: { ca: /ca.pem } }\n`);
+  assert.deepEqual(perProcess.cluster?.relayTls, { ca: '/ca.pem', certificate: null, key: null });
+  const plain = parseConfig(`${MINIMAL}cluster: { kek: { file: /k.hex }, insecureRelay: true }\n`);
+  assert.equal(plain.cluster?.relayTls, null);
+  assert.equal(plain.cluster?.insecureRelay, true);
 });
 
 describe('matchPeer', () => {

@@ -145,6 +145,18 @@ export interface ClusterConfig {
   readonly kek: { readonly file: string; readonly id: number };
   /** Shard lease time to live; a worker renews at a third of it. */
   readonly leaseTtlMs: number;
+  /**
+   * Mutual TLS for the edge <-> worker relay (PEM files): the relay CA and this process's
+   * certificate (CN `edge:<id>` or `edge` for edges, `worker:<id>` or `worker` for workers).
+   * `ikegate edge|worker --relay-cert/--relay-key` override the certificate per process.
+   */
+  readonly relayTls: {
+    readonly ca: string;
+    readonly certificate: string | null;
+    readonly key: string | null;
+  } | null;
+  /** Run the relay without TLS (an explicit choice: anyone who reaches a relay port joins). */
+  readonly insecureRelay: boolean;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -555,7 +567,7 @@ export class Validator {
   private cluster(root: Obj): ClusterConfig | null {
     if (!this.has(root, 'cluster') || this.get(root, 'cluster') === null) return null;
     const p = 'cluster';
-    const o = this.section(this.get(root, p), p, ['redis', 'kek', 'leaseTtlMs']);
+    const o = this.section(this.get(root, p), p, ['redis', 'kek', 'leaseTtlMs', 'relayTls', 'insecureRelay']);
     const r = this.section(this.get(o, 'redis'), 'cluster.redis', [
       'host',
       'port',
@@ -592,10 +604,33 @@ export class Validator {
         'cluster.kek.file',
         'is required: a file with 32 random octets as 64 hex digits (SA keys are sealed with it at rest)',
       );
+    const insecureRelay = this.bool(o, 'insecureRelay', 'cluster', false);
+    let relayTls: ClusterConfig['relayTls'] = null;
+    if (this.has(o, 'relayTls')) {
+      const t = this.section(this.get(o, 'relayTls'), 'cluster.relayTls', ['ca', 'certificate', 'key']);
+      const ca = this.file(t, 'ca', 'cluster.relayTls');
+      if (ca === null) this.add('cluster.relayTls.ca', 'is required: the relay CA certificate (PEM)');
+      const certificate = this.file(t, 'certificate', 'cluster.relayTls');
+      const key = this.file(t, 'key', 'cluster.relayTls');
+      if ((certificate === null) !== (key === null))
+        this.add(
+          'cluster.relayTls',
+          'certificate and key go together (or both come from --relay-cert/--relay-key)',
+        );
+      relayTls = { ca: ca ?? '', certificate, key };
+      if (insecureRelay) this.add('cluster.insecureRelay', 'contradicts cluster.relayTls: choose one');
+    } else if (!insecureRelay) {
+      this.add(
+        'cluster.relayTls',
+        'is required: the edge <-> worker relay runs over mutual TLS ({ ca, certificate, key }); set insecureRelay: true to run it in plaintext on a network only the cluster reaches',
+      );
+    }
     return {
       redis,
       kek: { file: kekFile ?? '', id: this.int(k, 'id', 'cluster.kek', 1, 1, 255) },
       leaseTtlMs: this.int(o, 'leaseTtlMs', 'cluster', 10_000, 500, 60_000),
+      relayTls,
+      insecureRelay,
     };
   }
 

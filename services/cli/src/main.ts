@@ -75,6 +75,7 @@ by its SPI to the worker that owns the SA's shard.
   --admin HOST:PORT       admin HTTP: /metrics, /v1/routes (required)
   --address A             listen on A instead of the configured addresses
   --udp-ike P --udp-natt P --tcp P --tls P   listen ports instead of the configured ones
+  --relay-cert FILE --relay-key FILE   this edge's relay certificate (CN edge:<id>) instead of cluster.relayTls's
 ${HELP_OPTION}`,
   },
   worker: {
@@ -88,6 +89,7 @@ state through to Redis, and serves the frame relay the edges connect to.
   --relay HOST:PORT       where the edges reach this worker's frame relay (required)
   --admin HOST:PORT       admin HTTP: /metrics, /v1/sas, /v1/shards (required)
   --tun NAME              a TUN device for the data plane (needs root); without: control plane only
+  --relay-cert FILE --relay-key FILE   this worker's relay certificate (CN worker:<id>) instead of cluster.relayTls's
 ${HELP_OPTION}`,
   },
   control: {
@@ -272,6 +274,8 @@ async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
         'udp-natt': { type: 'string' },
         tcp: { type: 'string' },
         tls: { type: 'string' },
+        'relay-cert': { type: 'string' },
+        'relay-key': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -281,6 +285,11 @@ async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
   if (!v.id || !/^[A-Za-z0-9_.-]{1,64}$/.test(v.id))
     throw new UsageError(`${role}: --id is required (letters, digits, _ . -)`);
   if (!v.admin) throw new UsageError(`${role}: --admin HOST:PORT is required`);
+  if ((v['relay-cert'] === undefined) !== (v['relay-key'] === undefined))
+    throw new UsageError(`${role}: --relay-cert and --relay-key go together`);
+  const relayCert = v['relay-cert']
+    ? { relayCert: { certificate: v['relay-cert'], key: v['relay-key']! } }
+    : {};
   if (role === 'worker') {
     if (!v.relay) throw new UsageError('worker: --relay HOST:PORT is required');
     return runWorker({
@@ -289,6 +298,7 @@ async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
       relay: v.relay,
       admin: v.admin,
       ...(v.tun ? { tun: v.tun } : {}),
+      ...relayCert,
     });
   }
   const opt = (x: string | undefined, name: string) => (x === undefined ? undefined : port(x, name, 0));
@@ -304,6 +314,7 @@ async function runRole(role: 'worker' | 'edge' | 'control', argv: string[]) {
     admin: v.admin,
     ...(v.address ? { address: v.address } : {}),
     ports,
+    ...relayCert,
   });
 }
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_SHARD_BITS, shardCount } from '@ikegate/cluster';
-import { type Config, loadConfig } from '@ikegate/config';
+import { type ClusterConfig, type Config, loadConfig } from '@ikegate/config';
 import {
   AccessControl,
   apiNotice,
@@ -23,10 +23,10 @@ import {
   internalToken,
 } from '@ikegate/control';
 import { Edge, ShardRouter } from '@ikegate/edge';
-import { RelayServer } from '@ikegate/relay';
+import { relayCertificateName, RelayServer, type RelayTls, workerNameAdmits } from '@ikegate/relay';
 import { RedisManagedStore, RedisStore, Sealer } from '@ikegate/store';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import { EDGE_MEMBER_PREFIX, RedisMembership, ShardOwner } from '@ikegate/worker';
+import { EDGE_MEMBER_PREFIX, type MembershipOptions, RedisMembership, ShardOwner } from '@ikegate/worker';
 import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -87,6 +87,78 @@ function openStore(config: Config, log: Logger): RedisStore {
   return store;
 }
 
+export interface RelayCertFiles {
+  readonly certificate: string;
+  readonly key: string;
+}
+
+/**
+ * The relay's TLS material for this process: the CA from the config, the certificate from the
+ * command line or the config. Its CN must admit this process (`edge:<id>`/`edge`,
+ * `worker:<id>`/`worker`), checked here so a wrong mount fails at start, not at the first stream.
+ * Without relayTls (insecureRelay: true) the relay is plaintext, and the start says so.
+ */
+function relayTlsOf(
+  c: ClusterConfig,
+  files: RelayCertFiles | undefined,
+  kind: 'edge' | 'worker',
+  id: string,
+  log: Logger,
+): { tls?: RelayTls } {
+  if (!c.relayTls) {
+    log.warn(
+      { insecureRelay: true },
+      'relay-plaintext: anyone who reaches a relay port can join the cluster',
+    );
+    return {};
+  }
+  const certificate = files?.certificate ?? c.relayTls.certificate;
+  const key = files?.key ?? c.relayTls.key;
+  if (!certificate || !key)
+    throw new RoleUsageError(
+      `${kind} ${id}: a relay certificate is required (--relay-cert/--relay-key or cluster.relayTls)`,
+    );
+  const read = (f: string) => {
+    try {
+      return readFileSync(f);
+    } catch (e) {
+      throw new RoleUsageError(`${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  const tls: RelayTls = { ca: read(c.relayTls.ca), certificate: read(certificate), key: read(key) };
+  let cn: string | undefined;
+  try {
+    cn = relayCertificateName(tls.certificate);
+  } catch (e) {
+    throw new RoleUsageError(`${certificate}: not a PEM certificate (${(e as Error).message})`);
+  }
+  const ok = kind === 'worker' ? workerNameAdmits(cn, id) : cn === 'edge' || cn === `edge:${id}`;
+  if (!ok)
+    throw new RoleUsageError(
+      `${certificate}: its CN (${cn}) does not name ${kind} ${id} (CN ${kind}:${id} or ${kind})`,
+    );
+  return { tls };
+}
+
+/**
+ * Member records are authenticated with the cluster secret; a forged or foreign record under the
+ * members' prefix is ignored, logged (at most once a minute per key) and counted.
+ */
+function membershipOptions(config: Config, log: Logger, metrics: Metrics): MembershipOptions {
+  const logged = new Map<string, number>();
+  return {
+    secret: clusterSecrets(config).kek,
+    onRejected: (key, why) => {
+      metrics.drops.inc({ layer: 'cluster', reason: `member_record_${why}` });
+      const now = Date.now();
+      if ((logged.get(key) ?? 0) > now - 60_000) return;
+      if (logged.size > 1000) logged.clear();
+      logged.set(key, now);
+      log.warn({ key, why }, 'member-record-ignored');
+    },
+  };
+}
+
 /** The IKE_SA_INIT shard hash key must be the same on every edge: derived from the KEK. */
 function initialHashKey(config: Config): Uint8Array {
   const c = clusterOf(config);
@@ -122,6 +194,7 @@ export async function runWorker(o: {
   admin: string;
   /** A TUN device for this worker's data plane (needs root); none: control plane only. */
   tun?: string;
+  relayCert?: RelayCertFiles;
 }): Promise<RoleHandle | undefined> {
   const config = loadConfig(o.config);
   let device: TunDevice | undefined;
@@ -135,8 +208,17 @@ export async function runWorker(o: {
   const metrics = new Metrics();
   const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
-  const members = new RedisMembership(store.backend.client);
-  const relay = new RelayServer({ workerId: o.id, log, metrics });
+  const members = new RedisMembership(
+    store.backend.client,
+    undefined,
+    membershipOptions(config, log, metrics),
+  );
+  const relay = new RelayServer({
+    workerId: o.id,
+    log,
+    metrics,
+    ...relayTlsOf(c, o.relayCert, 'worker', o.id, log),
+  });
   const routes = new HostRoutes(o.tun ?? '', log);
   const ownerRef: { owner?: ShardOwner } = {};
   const { directory, events } = buildDirectory(config, log, metrics, SHARDS);
@@ -230,6 +312,7 @@ export interface EdgeRoleOptions {
   /** Overrides of the config's listen addresses/ports (several edges on one host). */
   readonly address?: string;
   readonly ports?: { ike?: number; natT?: number; tcp?: number; tls?: number };
+  readonly relayCert?: RelayCertFiles;
 }
 
 export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
@@ -239,11 +322,21 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
   const metrics = new Metrics();
   const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
-  const members = new RedisMembership(store.backend.client);
-  const edgeMembers = new RedisMembership(store.backend.client, EDGE_MEMBER_PREFIX);
+  const members = new RedisMembership(
+    store.backend.client,
+    undefined,
+    membershipOptions(config, log, metrics),
+  );
+  const edgeMembers = new RedisMembership(
+    store.backend.client,
+    EDGE_MEMBER_PREFIX,
+    membershipOptions(config, log, metrics),
+  );
   const edgeRef: { edge?: Edge } = {};
+  const relayTls = relayTlsOf(c, o.relayCert, 'edge', o.id, log).tls;
   const router = new ShardRouter({
     edgeId: o.id,
+    ...(relayTls ? { relayTls } : {}),
     store,
     members,
     shardCount: SHARDS,
@@ -276,6 +369,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
       route: (shard) => router.route(shard),
       workers: () => router.workers(),
       unrouted: (frame) => router.deliverLater(frame),
+      countIkeMessages: true,
       maxConnections: l.limits.maxConnections,
       maxConnectionsPerAddress: l.limits.maxConnectionsPerAddress,
       prefixTimeoutMs: l.limits.prefixTimeoutSeconds * 1000,
@@ -351,8 +445,8 @@ export async function runControl(o: { config: string }): Promise<RoleHandle> {
     metrics,
   });
   const backend = new ClusterBackend({
-    workers: new RedisMembership(client),
-    edges: new RedisMembership(client, EDGE_MEMBER_PREFIX),
+    workers: new RedisMembership(client, undefined, membershipOptions(config, log, metrics)),
+    edges: new RedisMembership(client, EDGE_MEMBER_PREFIX, membershipOptions(config, log, metrics)),
     leases: store,
     shardCount: SHARDS,
     authorization: `Bearer ${internalToken(clusterSecrets(config).kek)}`,

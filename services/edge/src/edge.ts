@@ -34,7 +34,7 @@ import {
 } from '@ikegate/cluster';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import { espFrameLength, ikeFrameLength } from '@ikegate/iketcp';
-import type { Logger, Metrics } from '@ikegate/telemetry';
+import { exchangeLabel, type Logger, type Metrics } from '@ikegate/telemetry';
 import {
   type AcceptedStream,
   type DatagramBind,
@@ -83,6 +83,11 @@ export interface EdgeSettings {
   readonly maxWriteBuffer?: number;
   /** Unread IKE output octets per stream past which the stream is closed (ike_output_overflow). */
   readonly maxIkeBuffer?: number;
+  /**
+   * Count IKE messages relayed in `ikegate_ike_messages_total` (a cluster edge's own metrics);
+   * off where the worker shares this process's metrics (`ikegate up`), so nothing counts twice.
+   */
+  readonly countIkeMessages?: boolean;
 }
 
 export interface BoundPorts {
@@ -348,6 +353,8 @@ export class Edge implements EdgeLink {
 
   #routeIke(message: Uint8Array, path: PeerPath): void {
     this.#metrics.hot(this.#metrics.frames, path.transport, 'ike', 'in').inc();
+    if (this.#s.countIkeMessages)
+      this.#metrics.ikeMessages.inc({ direction: 'in', exchange: exchangeLabel(message) });
     const d = routeIkeMessage(message, path.remote.address, this.#s.initialHashKey, this.#s.layout);
     if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `ike_${d.reason}` });
     const worker = this.#s.route(d.shard);
@@ -377,6 +384,8 @@ export class Edge implements EdgeLink {
   send(frame: OutboundFrame): SendResult {
     const { path } = frame;
     this.#metrics.hot(this.#metrics.frames, path.transport, frame.kind, 'out').inc();
+    if (frame.kind === 'ike' && this.#s.countIkeMessages)
+      this.#metrics.ikeMessages.inc({ direction: 'out', exchange: exchangeLabel(frame.bytes) });
     if (path.transport === 'udp') {
       const natT = path.local.port === this.#natTLocal?.port;
       const bind: DatagramBind | undefined =

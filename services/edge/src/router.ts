@@ -1,11 +1,15 @@
 /**
  * The edge's view of the cluster: which worker owns each shard (the lease table in the store) and
  * one relay stream per live worker. The table is re-read when the store's lease version moves and
- * at least every `fullRefreshMs`, so an edge follows takeovers within a poll interval; frames for a
- * shard without a live owner are dropped and counted (`no_owner`), as the routing rule says.
+ * at least every `fullRefreshMs`, so an edge follows takeovers within a poll interval.
+ *
+ * Frames for a shard without a live owner (and frames a worker hands back) wait in one bounded
+ * queue (frames, bytes, 5 s each) retried every 100 ms; all waiting frames share one refresh per
+ * round (a full lease-table read only when its version moved) and forced reads are rate-limited,
+ * so unowned traffic costs the store a constant few commands per second, not reads per frame (issue #11: 2,000 INITs had cost 8.1M commands).
  */
 import type { InboundFrame, OutboundFrame, WorkerLink } from '@ikegate/cluster';
-import { RelayClient } from '@ikegate/relay';
+import { RelayClient, type RelayTls } from '@ikegate/relay';
 import type { Store } from '@ikegate/store';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import type { Membership } from '@ikegate/worker';
@@ -20,10 +24,30 @@ export interface ShardRouterOptions {
   readonly onFrame: (frame: OutboundFrame) => void;
   readonly pollMs?: number;
   readonly fullRefreshMs?: number;
+  /** Mutual TLS for the relay streams (each worker's certificate must name it). */
+  readonly relayTls?: RelayTls;
 }
 
-/** Bounded re-routing of bounced or unowned frames: 100, 200, ... ms apart (about 5 s in all). */
-const MAX_REROUTES = 10;
+/**
+ * Frames waiting for an owner (a shard between owners, or a frame a worker handed back) are held at
+ * most this long, then dropped and counted (`reroute_exhausted`): TCP peers do not retransmit, so a
+ * takeover should not lose them, but an edge must not hold them for ever either.
+ */
+const REROUTE_WAIT_MS = 5000;
+/** At most this many frames (and bytes) wait; beyond, new ones are dropped (`reroute_queue_full`). */
+const REROUTE_MAX_FRAMES = 4096;
+const REROUTE_MAX_BYTES = 8 << 20;
+/** Waiting frames are retried this often; one retry round shares one lease-table read. */
+const REROUTE_EVERY_MS = 100;
+/** Forced lease-table reads are at least this far apart, however many frames wait or bounce. */
+const MIN_FORCED_REFRESH_MS = 100;
+/** A frame bounced back by workers more often than this is dropped (owners disagree for too long). */
+const MAX_BOUNCES = 10;
+
+interface Waiting {
+  readonly frame: InboundFrame;
+  readonly until: number;
+}
 
 export class ShardRouter {
   readonly #o: ShardRouterOptions;
@@ -33,6 +57,12 @@ export class ShardRouter {
   #lastFull = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** The refresh in flight: concurrent callers share it (one lease-table read, not one each). */
+  #refreshing: Promise<void> | undefined;
+  #lastForced = 0;
+  #waiting: Waiting[] = [];
+  #waitingBytes = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(o: ShardRouterOptions) {
     this.#o = o;
@@ -52,7 +82,24 @@ export class ShardRouter {
     return this.#owners;
   }
 
-  async refresh(force = false): Promise<void> {
+  /**
+   * Re-reads the member set, and the lease table when its version moved, `force` is set, or
+   * `fullRefreshMs` passed. Calls while one runs share it; forced reads are rate-limited
+   * (MIN_FORCED_REFRESH_MS), so no traffic pattern turns into a read per frame.
+   */
+  refresh(force = false): Promise<void> {
+    if (this.#refreshing) return this.#refreshing;
+    const now = Date.now();
+    const forced = force && now - this.#lastForced >= MIN_FORCED_REFRESH_MS;
+    if (forced) this.#lastForced = now;
+    const run = this.#refreshNow(forced).finally(() => {
+      this.#refreshing = undefined;
+    });
+    this.#refreshing = run;
+    return run;
+  }
+
+  async #refreshNow(force: boolean): Promise<void> {
     const { store, members, shardCount, log, edgeId, metrics } = this.#o;
     const live = await members.list();
     const liveIds = new Set(live.map((m) => m.id));
@@ -64,11 +111,13 @@ export class ShardRouter {
         relay: m.relay,
         client: new RelayClient({
           edgeId,
+          workerId: m.id,
           target: m.relay,
+          ...(this.#o.relayTls ? { tls: this.#o.relayTls } : {}),
           log,
           metrics,
           onFrame: this.#o.onFrame,
-          onBounce: (f) => this.#rerouteLater(f),
+          onBounce: (f) => this.#bounced(f),
         }),
       });
       log.info({ worker: m.id, relay: m.relay }, 'worker-joined');
@@ -91,34 +140,70 @@ export class ShardRouter {
     }
   }
 
-  /**
-   * A worker handed a frame back: its lease moved. Re-read the lease table and route it again,
-   * a few times at most (a shard between owners has none for a moment); then drop and count it.
-   */
-  /** For frames of a shard without an owner right now: deliver once the lease table has one. */
+  /** A frame of a shard without an owner right now: delivered once the lease table has one. */
   deliverLater(frame: InboundFrame): void {
-    this.#rerouteLater(frame);
+    this.#wait(frame);
   }
 
-  #rerouteLater(frame: InboundFrame): void {
+  /** Frames waiting for an owner (gauge, tests). */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** A worker handed a frame back (its lease moved): route it again once the table says where. */
+  #bounced(frame: InboundFrame): void {
     const attempt = (frame.attempt ?? 0) + 1;
-    if (attempt > MAX_REROUTES) {
+    if (attempt > MAX_BOUNCES) {
       this.#o.metrics.drops.inc({ layer: 'edge', reason: 'reroute_exhausted' });
       return;
     }
     this.#o.metrics.drops.inc({ layer: 'edge', reason: 'rerouted' });
-    const t = setTimeout(() => {
-      void this.refresh(true)
-        .catch(() => undefined)
-        .then(() => {
-          const w = this.route(frame.shard);
-          // Between the old owner's release and the new owner's acquire the shard has no owner:
-          // keep waiting (bounded) instead of dropping, since TCP peers do not retransmit.
-          if (w) w.deliver({ ...frame, attempt });
-          else this.#rerouteLater({ ...frame, attempt });
-        });
-    }, 100 * attempt);
-    t.unref();
+    this.#wait({ ...frame, attempt });
+  }
+
+  #wait(frame: InboundFrame): void {
+    if (
+      this.#stopped ||
+      this.#waiting.length >= REROUTE_MAX_FRAMES ||
+      this.#waitingBytes + frame.bytes.length > REROUTE_MAX_BYTES
+    ) {
+      this.#o.metrics.drops.inc({ layer: 'edge', reason: 'reroute_queue_full' });
+      return;
+    }
+    this.#waiting.push({ frame, until: Date.now() + REROUTE_WAIT_MS });
+    this.#waitingBytes += frame.bytes.length;
+    this.#armRetry();
+  }
+
+  #armRetry(): void {
+    if (this.#retryTimer || this.#waiting.length === 0 || this.#stopped) return;
+    this.#retryTimer = setTimeout(() => void this.#retry(), REROUTE_EVERY_MS);
+    this.#retryTimer.unref();
+  }
+
+  /**
+   * One round for every waiting frame: one shared refresh, then deliver or keep. Not a forced
+   * one: a lease changes hands only through acquire/release, which move the table's version (a
+   * lapsed lease is seen by the periodic full read), so waiting frames never cost a full read.
+   */
+  async #retry(): Promise<void> {
+    await this.refresh().catch(() => undefined);
+    this.#retryTimer = undefined;
+    const now = Date.now();
+    const still: Waiting[] = [];
+    let bytes = 0;
+    for (const w of this.#waiting) {
+      const link = this.route(w.frame.shard);
+      if (link) link.deliver(w.frame);
+      else if (w.until <= now) this.#o.metrics.drops.inc({ layer: 'edge', reason: 'reroute_exhausted' });
+      else {
+        still.push(w);
+        bytes += w.frame.bytes.length;
+      }
+    }
+    this.#waiting = still;
+    this.#waitingBytes = bytes;
+    this.#armRetry();
   }
 
   start(): void {
@@ -136,6 +221,9 @@ export class ShardRouter {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#retryTimer);
+    this.#waiting = [];
+    this.#waitingBytes = 0;
     for (const c of this.#clients.values()) c.client.close();
     this.#clients.clear();
   }

@@ -13,11 +13,13 @@
  * - Fencing: a write rejected with FencedWriteError, or a renewal refused, means another worker
  *   holds the shard now: this worker drops the shard at once and never writes it again.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import { placeShards } from '@ikegate/cluster';
 import { FencedWriteError, type Store } from '@ikegate/store';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { Counter, Gauge } from 'prom-client';
+import { PeerWatch } from './peer-watch.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import type { Persistence, Worker } from './worker.js';
 
@@ -44,26 +46,142 @@ export interface Membership {
   list(): Promise<MemberInfo[]>;
   /** Whether an operator drained worker `id`; absent: never. */
   draining?(id: string): Promise<boolean>;
+  /**
+   * Ends member `id`'s record if it still names `relay` (it was seen dead there); true when a
+   * record was removed. Its leases may then be taken at once (LeaseTable.acquire takeFrom).
+   */
+  evict?(id: string, relay: string): Promise<boolean>;
+  /**
+   * Shards taken from a worker that was gone (died, paused past its record), remembered for
+   * `ttlMs`: placement does not give them back to it when it returns (no second move).
+   */
+  recordMoves?(
+    moves: readonly { readonly shard: number; readonly from: string }[],
+    ttlMs: number,
+  ): Promise<void>;
+  /** The remembered moves still in force: shard -> the worker it must not go back to. */
+  moves?(): Promise<Map<number, string>>;
 }
 
+/** How long a shard taken from a gone worker stays away from it (placement `avoid`). */
+export const MOVE_MEMORY_MS = 60 * 60_000;
+/**
+ * SAs a worker hands over per placement round for balance (not for drains or deaths): shards are
+ * released until this many SAs moved, so empty shards (a forming cluster) move at once and a
+ * loaded worker sheds its share over several rounds instead of in one burst.
+ */
+export const MAX_REBALANCE_SAS_PER_ROUND = 1000;
+const MOVES_KEY = 'ikegate:placement:moved';
+
 const MEMBER_PREFIX = 'ikegate:member:';
+
+export interface MembershipOptions {
+  /**
+   * The cluster secret (from the KEK): records are written with an HMAC-SHA256 over their content
+   * and key, and records without a valid one are ignored by list() (issue #11: one forged
+   * `ikegate:member:*` key had made a worker give half its shards to nobody).
+   */
+  readonly secret?: Uint8Array;
+  /** A record under our prefix that list() ignored, and why (log and count it). */
+  readonly onRejected?: (key: string, why: 'unauthenticated' | 'malformed') => void;
+}
 
 /**
  * Membership in Redis: one key per member with a TTL (SCAN to list; one node in Cluster mode).
  * Workers use the default prefix; edges `EDGE_MEMBER_PREFIX`.
  */
 export class RedisMembership implements Membership {
+  readonly #macKey: Buffer | undefined;
+
   constructor(
     private readonly client: Redis | Cluster,
     private readonly prefix = MEMBER_PREFIX,
-  ) {}
+    private readonly options: MembershipOptions = {},
+  ) {
+    this.#macKey =
+      options.secret === undefined
+        ? undefined
+        : createHmac('sha256', options.secret).update('ikegate member record v1').digest();
+  }
+
+  #mac(key: string, body: string): string {
+    return createHmac('sha256', this.#macKey!).update(key).update('\0').update(body).digest('base64url');
+  }
 
   async heartbeat(info: MemberInfo, ttlMs: number): Promise<void> {
-    await this.client.set(`${this.prefix}${info.id}`, JSON.stringify(info), 'PX', ttlMs);
+    const key = `${this.prefix}${info.id}`;
+    const body = JSON.stringify(info);
+    const value = this.#macKey ? JSON.stringify({ body, mac: this.#mac(key, body) }) : body;
+    await this.client.set(key, value, 'PX', ttlMs);
+  }
+
+  /** The record stored under `key`, if it is well formed and (with a secret) authentic. */
+  #open(key: string, value: string): MemberInfo | undefined {
+    try {
+      let body = value;
+      if (this.#macKey) {
+        const sealed = JSON.parse(value) as { body?: unknown; mac?: unknown };
+        const mac = typeof sealed.mac === 'string' ? Buffer.from(sealed.mac) : Buffer.alloc(0);
+        const want = typeof sealed.body === 'string' ? Buffer.from(this.#mac(key, sealed.body)) : undefined;
+        if (!want || mac.length !== want.length || !timingSafeEqual(mac, want)) {
+          this.options.onRejected?.(key, 'unauthenticated');
+          return undefined;
+        }
+        body = sealed.body as string;
+      }
+      const m = JSON.parse(body) as MemberInfo;
+      if (typeof m.id === 'string' && typeof m.relay === 'string' && key === `${this.prefix}${m.id}`)
+        return m;
+    } catch {
+      // falls through: not a record of ours
+    }
+    this.options.onRejected?.(key, 'malformed');
+    return undefined;
   }
 
   async leave(id: string): Promise<void> {
     await this.client.del(`${this.prefix}${id}`);
+  }
+
+  async recordMoves(
+    moves: readonly { readonly shard: number; readonly from: string }[],
+    ttlMs: number,
+  ): Promise<void> {
+    if (moves.length === 0) return;
+    const until = Date.now() + ttlMs;
+    await this.client.hset(MOVES_KEY, ...moves.flatMap((m) => [String(m.shard), `${m.from}|${until}`]));
+  }
+
+  async moves(): Promise<Map<number, string>> {
+    const all = await this.client.hgetall(MOVES_KEY);
+    const now = Date.now();
+    const out = new Map<number, string>();
+    const expired: string[] = [];
+    for (const [field, value] of Object.entries(all)) {
+      const at = value.lastIndexOf('|');
+      const shard = Number(field);
+      const until = Number(value.slice(at + 1));
+      if (at <= 0 || !Number.isInteger(shard) || !(until > now)) expired.push(field);
+      else out.set(shard, value.slice(0, at));
+    }
+    if (expired.length > 0) await this.client.hdel(MOVES_KEY, ...expired);
+    return out;
+  }
+
+  async evict(id: string, relay: string): Promise<boolean> {
+    // One key: compare and delete atomically (a restarted worker at another address is kept).
+    const r = await this.client.eval(
+      `local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, m = pcall(cjson.decode, v)
+if ok and type(m) == 'table' and type(m.body) == 'string' then ok, m = pcall(cjson.decode, m.body) end
+if not ok or type(m) ~= 'table' or m.relay ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`,
+      1,
+      `${this.prefix}${id}`,
+      relay,
+    );
+    return r === 1;
   }
 
   /** Whether an operator drained worker `id` (control API). */
@@ -93,15 +211,10 @@ export class RedisMembership implements Membership {
     if (keys.length === 0) return [];
     const values = await client.mget(...keys);
     const out: MemberInfo[] = [];
-    for (const v of values) {
-      if (!v) continue;
-      try {
-        const m = JSON.parse(v) as MemberInfo;
-        if (typeof m.id === 'string' && typeof m.relay === 'string') out.push(m);
-      } catch {
-        // a foreign key under our prefix: ignored
-      }
-    }
+    values.forEach((v, i) => {
+      const m = v ? this.#open(keys[i]!, v) : undefined;
+      if (m) out.push(m);
+    });
     return out.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 }
@@ -121,6 +234,11 @@ export interface ShardOwnerOptions {
   readonly flushMs?: number;
   /** The managed configuration version applied, published with the heartbeat. */
   readonly configVersion?: () => number;
+  /**
+   * Watch the other workers' relay ports and take a dead one's shards at once (PeerWatch);
+   * default true. Without it, a dead worker is noticed when its membership record expires.
+   */
+  readonly watchPeers?: boolean;
 }
 
 type Pending = { readonly kind: 'put' | 'delete'; readonly shard: number };
@@ -147,6 +265,13 @@ export class ShardOwner implements Persistence {
   #stopped = false;
   #ticking = false;
   #draining = false;
+  /** Another tick was asked for while one ran (a member died): run it right after. */
+  #again = false;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The last lease holder seen per shard (to know whom a lapsed lease belonged to). */
+  #lastOwners: (string | undefined)[] = [];
+  readonly #watch: PeerWatch | undefined;
+  readonly #takeovers: Counter<'reason'>;
   readonly #writeFailures: Counter<'reason'>;
   readonly #writes: Counter<'kind'>;
   readonly #dirtyGauge: Gauge;
@@ -173,6 +298,41 @@ export class ShardOwner implements Persistence {
       registers,
     });
     this.#ownedGauge = new Gauge({ name: 'ikegate_shards_owned', help: 'Shard leases held', registers });
+    this.#takeovers = new Counter({
+      name: 'ikegate_shard_takeovers_total',
+      help: 'Shards taken from a worker that was no longer a member (dead: its relay refused; lapsed: its record expired)',
+      labelNames: ['reason'],
+      registers,
+    });
+    if (o.watchPeers !== false && o.relay !== '')
+      this.#watch = new PeerWatch({
+        self: o.workerId,
+        log: o.log,
+        onDead: (id, relay) => void this.#memberDied(id, relay),
+      });
+  }
+
+  /** The watch saw `id` die: end its membership and run a placement round now (fast takeover). */
+  async #memberDied(id: string, relay: string): Promise<void> {
+    const { members, log } = this.#o;
+    const evicted = await withTimeout(members.evict?.(id, relay) ?? Promise.resolve(false)).catch(
+      (e: Error) => {
+        log.warn({ worker: id, err: e.message }, 'member-evict-failed');
+        return false;
+      },
+    );
+    log.warn({ worker: id, relay, evicted }, 'member-dead');
+    this.kick();
+  }
+
+  /** Runs a placement round as soon as possible (after the one running, if any). */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    void this.tick().catch((e: Error) => this.#o.log.warn({ err: e.message }, 'lease-tick-failed'));
   }
 
   get owned(): ReadonlyMap<number, number> {
@@ -265,7 +425,39 @@ export class ShardOwner implements Persistence {
 
   // --- leases ------------------------------------------------------------------------------------
 
+  /**
+   * The membership record lives one lease TTL and is refreshed on its own timer (every TTL/4), not
+   * in the placement round: a long round (a takeover adopting many SAs) must not let it lapse.
+   */
+  async heartbeat(): Promise<void> {
+    const { members, workerId, leaseTtlMs } = this.#o;
+    await withTimeout(
+      members.heartbeat(
+        {
+          id: workerId,
+          relay: this.#o.relay,
+          admin: this.#o.admin,
+          ...(this.#draining ? { draining: true } : {}),
+          ...(this.#o.configVersion ? { configVersion: this.#o.configVersion() } : {}),
+        },
+        leaseTtlMs,
+      ),
+    );
+  }
+
   start(): void {
+    const beat = async () => {
+      if (this.#stopped) return;
+      await this.heartbeat().catch((e: Error) => this.#o.log.warn({ err: e.message }, 'heartbeat-failed'));
+      if (!this.#stopped) {
+        this.#heartbeatTimer = setTimeout(
+          () => void beat(),
+          Math.max(50, Math.floor(this.#o.leaseTtlMs / 4)),
+        );
+        this.#heartbeatTimer.unref();
+      }
+    };
+    void beat();
     const every = Math.max(100, Math.floor(this.#o.leaseTtlMs / 3));
     const loop = async () => {
       if (this.#stopped) return;
@@ -283,23 +475,27 @@ export class ShardOwner implements Persistence {
     if (this.#ticking) return;
     this.#ticking = true;
     try {
+      do {
+        this.#again = false;
+        await this.#round();
+      } while (this.#again && !this.#stopped);
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #round(): Promise<void> {
+    {
       const { store, members, workerId, shardCount, leaseTtlMs, log } = this.#o;
       const draining = (await members.draining?.(workerId).catch(() => this.#draining)) ?? false;
       if (draining !== this.#draining) {
         this.#draining = draining;
         log.info({ draining, shards: this.#owned.size }, draining ? 'worker-draining' : 'worker-undrained');
       }
-      await members.heartbeat(
-        {
-          id: workerId,
-          relay: this.#o.relay,
-          admin: this.#o.admin,
-          ...(draining ? { draining } : {}),
-          ...(this.#o.configVersion ? { configVersion: this.#o.configVersion() } : {}),
-        },
-        leaseTtlMs * 2,
-      );
+      await this.heartbeat();
       const all = await members.list();
+      this.#watch?.update(all);
+      const memberIds = new Set(all.map((m) => m.id));
       // Drained workers get no shard; if every worker is drained, draining means nothing.
       const serving = all.filter((m) => !m.draining && !(m.id === workerId && draining));
       const live = (serving.length > 0 || all.length === 0 ? serving : all).map((m) => m.id);
@@ -307,7 +503,8 @@ export class ShardOwner implements Persistence {
       const leases = await store.owners();
       const previous: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) previous.push(leases.get(s)?.owner);
-      const plan = placeShards(shardCount, live, previous);
+      const avoid = (await members.moves?.().catch(() => undefined)) ?? new Map<number, string>();
+      const plan = placeShards(shardCount, live, previous, avoid);
 
       // Renewals first and all at once (pipelined by the client): a slow tick must not let leases
       // lapse one after another. Then drain what the plan moved away.
@@ -334,8 +531,25 @@ export class ShardOwner implements Persistence {
         }),
       );
       if (reacquired > 0) log.warn({ shards: reacquired }, 'leases-lapsed-and-reacquired');
+      let movedSas = 0;
       for (const [shard, epoch] of [...this.#owned]) {
         if (plan[shard] === workerId) continue;
+        const lease = leases.get(shard);
+        if (!lease || lease.owner !== workerId || lease.epoch !== epoch) {
+          // Not ours any more (we were paused or cut off and another took it): nothing to hand
+          // over, and nothing to pace. Drop it and its SAs now; their new owner has them.
+          this.#lose(shard, 'lease-gone');
+          continue;
+        }
+        // Balance moves are paced (a drain is not): a returning or new worker fills up over a few
+        // rounds instead of pulling a third of every SA through one takeover burst.
+        if (!draining && movedSas >= MAX_REBALANCE_SAS_PER_ROUND) {
+          log.debug(
+            { pending: [...this.#owned.keys()].filter((s) => plan[s] !== workerId).length },
+            'rebalance-paced',
+          );
+          break;
+        }
         await this.flush(shard);
         if ([...this.#pending.values()].some((p) => p.shard === shard)) {
           // Not all of it is in the store yet (Redis trouble): keep the lease, drain next tick.
@@ -345,30 +559,43 @@ export class ShardOwner implements Persistence {
         }
         await store.release(shard, workerId, epoch);
         this.#owned.delete(shard);
-        this.#o.worker.dropShard(shard);
+        movedSas += this.#o.worker.dropShard(shard);
         log.info({ shard, epoch, to: plan[shard] }, 'shard-released');
       }
-      const wanted: number[] = [];
+      const wanted: [shard: number, takeFrom: string | undefined][] = [];
+      const moves: { shard: number; from: string }[] = [];
       for (let s = 0; s < shardCount; s++) {
         if (plan[s] !== workerId || this.#owned.has(s)) continue;
         const lease = leases.get(s);
-        if (lease && lease.owner !== workerId) continue; // wait until its owner releases it or it expires
-        wanted.push(s);
+        // Whose SAs these are, if that worker is gone (its lease live or lapsed): remember it.
+        const was = lease?.owner ?? this.#lastOwners[s];
+        if (was !== undefined && was !== workerId && !memberIds.has(was)) moves.push({ shard: s, from: was });
+        // A live member's lease: wait until it releases the shard (drain) or its lease expires.
+        // A lease whose holder is no member any more (seen dead, or its record lapsed): take it
+        // now; the new epoch fences anything the old holder may still write.
+        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) continue;
+        wanted.push([s, lease && lease.owner !== workerId ? lease.owner : undefined]);
       }
       // Bounded parallelism: takeover of many shards must not flood the store.
       for (let i = 0; i < wanted.length; i += 32) {
-        await Promise.all(wanted.slice(i, i + 32).map((s) => this.#take(s)));
+        await Promise.all(wanted.slice(i, i + 32).map(([s, from]) => this.#take(s, from)));
       }
+      const taken = moves.filter((m) => this.#owned.has(m.shard));
+      await members
+        .recordMoves?.(taken, MOVE_MEMORY_MS)
+        .catch((e: Error) => log.warn({ err: e.message, shards: taken.length }, 'record-moves-failed'));
+      // The last holder seen for each shard, kept across rounds where it has no lease (it lapsed
+      // before the holder's record did): whose SAs they were when someone takes the shard later.
+      this.#lastOwners = previous.map((o, s) => o ?? this.#lastOwners[s]);
       this.#ownedGauge.set(this.#owned.size);
-    } finally {
-      this.#ticking = false;
     }
   }
 
-  async #take(shard: number): Promise<void> {
+  async #take(shard: number, takeFrom?: string): Promise<void> {
     const { store, workerId, leaseTtlMs, worker, log, metrics } = this.#o;
-    const grant = await store.acquire(shard, workerId, leaseTtlMs);
+    const grant = await store.acquire(shard, workerId, leaseTtlMs, takeFrom);
     if (!grant) return;
+    if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
     this.#owned.set(shard, grant.epoch);
     const contents = await store.listShard(shard);
     let adopted = 0;
@@ -381,7 +608,10 @@ export class ShardOwner implements Persistence {
       }
     }
     if (contents.sas.size > 0 || adopted > 0)
-      log.info({ shard, epoch: grant.epoch, adopted }, 'shard-acquired');
+      log.info(
+        { shard, epoch: grant.epoch, adopted, ...(takeFrom ? { from: takeFrom } : {}) },
+        'shard-acquired',
+      );
     else log.debug({ shard, epoch: grant.epoch }, 'shard-acquired');
   }
 
@@ -397,6 +627,8 @@ export class ShardOwner implements Persistence {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#heartbeatTimer);
+    this.#watch?.stop();
     clearTimeout(this.#flushTimer);
     await this.flush().catch(() => undefined);
     const { store, workerId } = this.#o;

@@ -20,6 +20,7 @@ export {
   DRAIN_PREFIX,
   EDGE_MEMBER_PREFIX,
   type MemberInfo,
+  type MembershipOptions,
   type Membership,
   RedisMembership,
   ShardOwner,

@@ -17,7 +17,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ApiAccess, type ApiRole, writeApiAccess } from '@ikegate/testkit';
+import { type ApiAccess, type ApiRole, makeTestPki, type TestPki, writeApiAccess } from '@ikegate/testkit';
 import { type RedisServer, startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
 
 export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
@@ -138,12 +138,19 @@ export class TestCluster {
   redis: RedisServer | undefined;
   controlPort = 0;
   #access: ApiAccess | undefined;
+  #pki: TestPki | undefined;
 
   constructor(
     readonly leaseTtlMs = 3000,
     /** Data-plane variant: edges on all addresses, the peers' virtual IPs from `pool`. */
     readonly dataplane?: { readonly pool: string; readonly localTs: string },
   ) {}
+
+  /** A relay certificate from the cluster's relay CA with subject CN `cn` (after `start()`). */
+  issueRelayCert(name: string, cn: string): { certificate: string; key: string } {
+    if (!this.#pki) throw new Error('TestCluster.start() first');
+    return this.#pki.issue(name, cn);
+  }
 
   /** The API tokens (written by `start()`). */
   get access(): ApiAccess {
@@ -178,6 +185,10 @@ export class TestCluster {
     if (typeof r === 'string') throw new Error(r);
     this.redis = r;
     writeFileSync(join(this.dir, 'kek.hex'), randomBytes(32).toString('hex'));
+    // The relay runs over mutual TLS: one CA, a certificate every worker shares (CN worker), and
+    // one per edge (CN edge:<id>) issued in addEdge.
+    this.#pki = makeTestPki(this.dir);
+    const workerCert = this.#pki.issue('relay-worker', 'worker');
     this.#access = writeApiAccess(this.dir);
     writeFileSync(
       this.configFile,
@@ -205,6 +216,7 @@ cluster:
   redis: { host: ${HOST}, port: ${r.port} }
   kek: { file: kek.hex }
   leaseTtlMs: ${this.leaseTtlMs}
+  relayTls: { ca: ${this.#pki.ca}, certificate: ${workerCert.certificate}, key: ${workerCert.key} }
 `,
     );
   }
@@ -240,8 +252,13 @@ cluster:
     const natT = o.natT ?? (await this.port());
     const tcp = await this.port();
     const address = o.address ?? HOST;
+    const cert = this.#pki!.issue(`relay-edge-${id}`, `edge:${id}`);
     const proc = new Proc(id, [
       'edge',
+      '--relay-cert',
+      cert.certificate,
+      '--relay-key',
+      cert.key,
       '--config',
       this.configFile,
       '--id',
