@@ -324,7 +324,12 @@ describe(
         [...all].sort(),
         'the same SPIs, every one, on the other worker',
       );
-      const shards = await c.shards();
+      // Empty shards may still be between the drained worker's release and the other's acquire.
+      const shards = await until(
+        () => c.shards(),
+        (v) => v.byWorker[other.id] === 1024,
+        30_000,
+      );
       assert.deepEqual(shards.byWorker, { [other.id]: 1024 });
       const workers = (await c.ctl('/v1/workers')).body as { items: { id: string; draining: boolean }[] };
       assert.equal(workers.items.find((w) => w.id === victim.id)?.draining, true);
