@@ -22,6 +22,14 @@ import type { PacketDevice, WorkerSettings } from './types.js';
 /** Outbound ESP sequence numbers skipped on takeover: more than are sent between checkpoints. */
 export const TAKEOVER_SEQUENCE_MARGIN = 1n << 20n;
 const CHECKPOINT_EVERY_PACKETS = 1 << 16;
+/**
+ * Inbound anti-replay survives a takeover only as far as its last checkpoint (issue #11): the new
+ * owner refuses every sequence number at or below it. So the inbound high-water mark is written
+ * through at most this many packets and this long after it moved; a replay of anything older is
+ * refused after a takeover, and only the packets of the last interval stay exposed.
+ */
+export const INBOUND_CHECKPOINT_PACKETS = 1024n;
+export const INBOUND_CHECKPOINT_MS = 250;
 
 /** A child SA as stored and restored (snapshot.ts); `seqOut`/`seqIn` continue a taken-over SA. */
 export type ChildSpec = ChildSnapshot;
@@ -47,6 +55,9 @@ export class DataPlane {
   readonly #byEspSpi = new Map<number, ChildRecord>();
   readonly #byVirtualIp = new Map<number, ChildRecord>();
   readonly #siteChildren = new Set<ChildRecord>();
+  /** Children whose inbound sequence moved since their last checkpoint (written on a timer). */
+  readonly #seqDirty = new Set<ChildRecord>();
+  #seqTimer: NodeJS.Timeout | undefined;
   #device: PacketDevice | undefined;
 
   constructor(
@@ -162,6 +173,7 @@ export class DataPlane {
       tsLocal: ipv4Ranges(c.tsLocal),
       ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
       rekeyRequested: false,
+      checkpointedIn: adopted ? c.seqIn : 0n,
       packetsIn: 0,
       packetsOut: 0,
       bytesIn: 0,
@@ -222,6 +234,7 @@ export class DataPlane {
       return this.#drop('esp', 'ts_violation');
     child.packetsIn++;
     child.bytesIn += r.packet.length;
+    this.#inboundMoved(child);
     this.#metrics.hot(this.#metrics.espPackets, 'in').inc();
     this.#metrics.hot(this.#metrics.espBytes, 'in').inc(r.packet.length);
     if (!this.#device) return this.#drop('esp', 'no_device');
@@ -258,6 +271,36 @@ export class DataPlane {
     this.#metrics.hot(this.#metrics.espBytes, 'out').inc(packet.length);
     const sent = this.#edge.send({ kind: 'esp', path: child.sa.path, bytes: r.packet });
     if (sent !== 'sent') this.#drop('esp-out', sent);
+  }
+
+  /** Schedules (or, past INBOUND_CHECKPOINT_PACKETS, writes at once) the inbound high-water mark. */
+  #inboundMoved(child: ChildRecord): void {
+    if (child.inbound.highestSequence - child.checkpointedIn >= INBOUND_CHECKPOINT_PACKETS) {
+      this.#seqDirty.delete(child);
+      return this.#checkpointInbound(child);
+    }
+    if (this.#seqDirty.has(child)) return;
+    this.#seqDirty.add(child);
+    if (this.#seqTimer) return;
+    this.#seqTimer = setTimeout(() => {
+      this.#seqTimer = undefined;
+      const due = [...this.#seqDirty];
+      this.#seqDirty.clear();
+      for (const c of due) if (c.sa.children.get(c.inboundSpi) === c) this.#checkpointInbound(c);
+    }, INBOUND_CHECKPOINT_MS);
+    this.#seqTimer.unref();
+  }
+
+  #checkpointInbound(child: ChildRecord): void {
+    child.checkpointedIn = child.inbound.highestSequence;
+    this.#hooks.checkpoint(child.sa);
+  }
+
+  /** Stops the checkpoint timer (the worker is closing). */
+  stop(): void {
+    clearTimeout(this.#seqTimer);
+    this.#seqTimer = undefined;
+    this.#seqDirty.clear();
   }
 
   #drop(layer: string, reason: string): void {

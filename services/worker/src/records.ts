@@ -28,6 +28,8 @@ export interface ChildRecord {
   readonly virtualIp?: number;
   /** Set once the outbound sequence ran out and a rekey was asked for (asked once, not per packet). */
   rekeyRequested: boolean;
+  /** The inbound sequence number the last checkpoint wrote (data-plane.ts, inbound checkpoints). */
+  checkpointedIn: bigint;
   packetsIn: number;
   packetsOut: number;
   bytesIn: number;

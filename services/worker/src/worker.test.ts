@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { routeEspPacket, routeIkeMessage, type OutboundFrame, type PeerPath } from '@ikegate/cluster';
 import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
@@ -18,7 +19,7 @@ import { createLogger, Metrics } from '@ikegate/telemetry';
 import { PassThrough } from 'node:stream';
 import { parseIkeProposal } from '@ikegate/config';
 import { parseIpv4 } from './ipv4.js';
-import { type AddressPoolLike, Worker } from './worker.js';
+import { type AddressPoolLike, type Persistence, Worker } from './worker.js';
 
 const LAYOUT = { shardBits: 10 };
 const HASH_KEY = new Uint8Array(32).fill(7);
@@ -71,7 +72,12 @@ function icmp(src: string, dst: string): Uint8Array {
 /** A worker and a protocol-core initiator joined by direct calls (the `ikegate up` wiring). */
 function harness(
   peerId: string,
-  o: { gatewayIke?: IkeProposalPolicy[]; initiatorIke?: IkeProposalPolicy[]; initiatorPsk?: Uint8Array } = {},
+  o: {
+    gatewayIke?: IkeProposalPolicy[];
+    initiatorIke?: IkeProposalPolicy[];
+    initiatorPsk?: Uint8Array;
+    persistence?: Persistence;
+  } = {},
 ) {
   const out = new PassThrough();
   const logLines: string[] = [];
@@ -98,6 +104,7 @@ function harness(
       childLifetimeSeconds: 3600,
       rekeyMarginSeconds: 60,
       dpdSeconds: 0,
+      ...(o.persistence ? { persistence: o.persistence } : {}),
     },
     { send: (f) => (toInitiator.push(f), 'sent') },
     createLogger({ destination: out, level: 'debug' }),
@@ -329,4 +336,68 @@ test('worker: a NO_PROPOSAL_CHOSEN IKE_SA_INIT is logged with what was offered, 
   assert.match(text, /ikegate_ike_rejections_total\{exchange="IKE_SA_INIT",reason="no_proposal_chosen"\} 1/);
   const line = h.logLines.find((l) => l.includes('"msg":"ike-rejected"'));
   assert.match(line ?? '', /offered #1 IKE ENCR 20\/128 PRF 7 KE 20/);
+});
+
+test('worker: inbound anti-replay survives a takeover up to a checkpoint written within 1024 packets or 250 ms; a replay of an older packet is refused by the new owner (issue #11, RFC 4303 §3.4.3)', async () => {
+  const dirty: string[] = [];
+  // What the store holds: the snapshot as of each write-through (as ShardOwner's flush takes it).
+  let stored: ReturnType<Worker['snapshot']>;
+  const persistence: Persistence = {
+    dirty: (spi) => {
+      dirty.push(spi);
+      stored = h.worker.snapshot(spi);
+    },
+    gone: () => undefined,
+  };
+  const h = harness('carol@example.org', { persistence });
+  h.initiate();
+  const c = h.installs[0]!;
+  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
+  const out = new OutboundSa({
+    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
+    suite: espSuite(defaultProvider, alg, c.keys.encrI),
+  });
+  const packet = () => {
+    const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
+    assert.equal(r.kind, 'packet');
+    return r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+  };
+  const frame = (bytes: Uint8Array) => {
+    const d = routeEspPacket(bytes, LAYOUT);
+    return { kind: 'esp' as const, path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 };
+  };
+  const captured = packet(); // sequence 1, seen by the old owner
+  h.worker.deliver(frame(captured));
+  assert.equal(h.written.length, 1);
+  const spi = h.worker.sasInShard(frame(captured).shard)[0] ?? '';
+  assert.notEqual(spi, '');
+  dirty.length = 0;
+  // A few packets: the checkpoint follows within INBOUND_CHECKPOINT_MS, not at once.
+  for (let i = 0; i < 5; i++) h.worker.deliver(frame(packet()));
+  assert.equal(dirty.length, 0, 'not one write per packet');
+  await sleep(400);
+  assert.ok(dirty.length >= 1, 'the inbound high-water mark was written within 250 ms');
+  // 1024 more: written at once, without waiting for the timer.
+  dirty.length = 0;
+  for (let i = 0; i < 1024; i++) h.worker.deliver(frame(packet()));
+  assert.ok(dirty.length >= 1, 'a checkpoint after 1024 packets');
+
+  // Two more after that checkpoint (the exposed interval), then the old owner dies: the new one
+  // adopts the SA as the store has it.
+  h.worker.deliver(frame(packet()));
+  h.worker.deliver(frame(packet()));
+  const snap = stored;
+  assert.ok(snap && snap.children[0]!.seqIn >= 1024n, 'the stored checkpoint is recent');
+  assert.ok(snap.children[0]!.seqIn < (h.worker.snapshot(spi)?.children[0]!.seqIn ?? 0n));
+  const next = harness('carol@example.org');
+  assert.ok(next.worker.adopt(snap));
+  next.worker.deliver(frame(captured));
+  assert.equal(next.written.length, 0, 'the replayed packet is refused after the takeover');
+  assert.ok(
+    (await next.metrics.registry.metrics()).includes('ikegate_drops_total{layer="esp",reason="replay"} 1'),
+  );
+  next.worker.deliver(frame(packet()));
+  assert.equal(next.written.length, 1, "the peer's next packet is accepted");
+  await h.worker.close(0);
+  await next.worker.close(0);
 });

@@ -368,5 +368,6 @@ export class Worker implements WorkerLink {
     if (sent > 0 && graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
     this.#closed = true;
     this.#driver.stop();
+    this.#dataPlane.stop();
   }
 }
