@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -252,6 +253,62 @@ describe(
       const none = run([]);
       assert.equal(none.status, 2, none.stderr);
       assert.match(none.stderr, /CN \(worker\) does not name edge e9/);
+    });
+  },
+);
+
+describe(
+  'HA: Redis reached over TLS as an ACL user (issue #11: cluster.redis username, password, tls)',
+  { skip },
+  () => {
+    const c = new TestCluster(3000, undefined, true);
+
+    before(async () => {
+      await c.start();
+      await c.addWorker('w1');
+      await c.addEdge('e1');
+      await c.startControl();
+      await until(
+        () => c.shards(),
+        (v) => v.owned === 1024,
+        30_000,
+      );
+    });
+
+    after(() => c.stop());
+
+    test('worker, edge and control work through a TLS-only Redis with the default user off; a plaintext client and one without the ACL user get nothing', async () => {
+      const load = await c.loadgen(c.edges[0]!, { count: 10, transport: 'udp', idPrefix: 'tls' });
+      assert.equal(load.summary.established, 10, JSON.stringify(load.summary));
+      const held = await until(
+        () => c.sasByWorker(),
+        (m) => (m.get('w1')?.length ?? 0) === 10,
+      );
+      assert.equal(held.get('w1')?.length, 10, 'SAs written through and listed');
+      load.proc.child.kill('SIGTERM');
+
+      const port = String(c.redis!.port);
+      const cli = (args: string[]) =>
+        spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', port, ...args], {
+          encoding: 'utf8',
+          timeout: 10_000,
+        });
+      const plain = cli(['ping']);
+      assert.doesNotMatch(plain.stdout, /PONG/, 'plaintext gets no answer');
+      const anonymous = cli(['--tls', '--cacert', join(c.dir, 'relay-ca.pem'), 'ping']);
+      assert.match(anonymous.stdout + anonymous.stderr, /NOAUTH/, 'TLS without the ACL user is refused');
+      const user = cli([
+        '--tls',
+        '--cacert',
+        join(c.dir, 'relay-ca.pem'),
+        '--user',
+        TestCluster.REDIS_USER.name,
+        '--pass',
+        TestCluster.REDIS_USER.password,
+        '--no-auth-warning',
+        'ping',
+      ]);
+      assert.match(user.stdout, /PONG/, 'the ACL user over TLS is answered (the check above is not vacuous)');
     });
   },
 );

@@ -154,6 +154,20 @@ describe('parseConfig: every error names its field path', () => {
       /contradicts/,
     ],
     [
+      'redis ACL user without a password',
+      base('cluster: { kek: { file: k.hex }, insecureRelay: true, redis: { username: ikegate } }'),
+      'cluster.redis.username',
+      /password/,
+    ],
+    [
+      'redis TLS certificate without key',
+      base(
+        'cluster: { kek: { file: k.hex }, insecureRelay: true, redis: { tls: { ca: ca.pem, certificate: c.pem } } }',
+      ),
+      'cluster.redis.tls',
+      /together/,
+    ],
+    [
       'cluster relay TLS without its CA',
       base('cluster: { kek: { file: k.hex }, relayTls: {} }'),
       'cluster.relayTls.ca',

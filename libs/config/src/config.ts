@@ -132,15 +132,30 @@ export interface ControlConfig {
   readonly stateFile: string | null;
 }
 
+/** How to reach Redis safely: an ACL user and password, and TLS (files, PEM). */
+export interface RedisSecurity {
+  readonly username?: string;
+  readonly password?: string;
+  /**
+   * TLS to Redis (and to Sentinels): `ca` verifies the server; `certificate`/`key` are a client
+   * certificate for servers with `tls-auth-clients yes`; `servername` the name the server's
+   * certificate must carry (default: the host).
+   */
+  readonly tls?: {
+    readonly ca: string | null;
+    readonly certificate: string | null;
+    readonly key: string | null;
+    readonly servername: string | null;
+  };
+}
+
 export interface ClusterConfig {
-  readonly redis:
-    | { readonly host: string; readonly port: number; readonly password?: string }
-    | {
-        readonly sentinels: readonly { host: string; port: number }[];
-        readonly name: string;
-        readonly password?: string;
-      }
-    | { readonly nodes: readonly { host: string; port: number }[]; readonly password?: string };
+  readonly redis: RedisSecurity &
+    (
+      | { readonly host: string; readonly port: number }
+      | { readonly sentinels: readonly { host: string; port: number }[]; readonly name: string }
+      | { readonly nodes: readonly { host: string; port: number }[] }
+    );
   /** Key-encryption key for SA records at rest (libs/store SealedStore). */
   readonly kek: { readonly file: string; readonly id: number };
   /** Shard lease time to live; a worker renews at a third of it. */
@@ -575,10 +590,39 @@ export class Validator {
       'name',
       'nodes',
       'password',
+      'username',
+      'tls',
     ]);
     let redis: ClusterConfig['redis'];
     const password = this.str(r, 'password', 'cluster.redis', null);
-    const pw = password !== null ? { password } : {};
+    const username = this.str(r, 'username', 'cluster.redis', null);
+    if (username !== null && password === null)
+      this.add(
+        'cluster.redis.username',
+        'needs cluster.redis.password (an ACL user authenticates with both)',
+      );
+    let tls: RedisSecurity['tls'];
+    if (this.has(r, 'tls')) {
+      const t = this.section(this.get(r, 'tls'), 'cluster.redis.tls', [
+        'ca',
+        'certificate',
+        'key',
+        'servername',
+      ]);
+      tls = {
+        ca: this.file(t, 'ca', 'cluster.redis.tls'),
+        certificate: this.file(t, 'certificate', 'cluster.redis.tls'),
+        key: this.file(t, 'key', 'cluster.redis.tls'),
+        servername: this.str(t, 'servername', 'cluster.redis.tls', null),
+      };
+      if ((tls.certificate === null) !== (tls.key === null))
+        this.add('cluster.redis.tls', 'certificate and key go together');
+    }
+    const pw = {
+      ...(password !== null ? { password } : {}),
+      ...(username !== null ? { username } : {}),
+      ...(tls ? { tls } : {}),
+    };
     if (this.has(r, 'sentinels')) {
       redis = {
         sentinels: this.list(r, 'sentinels', 'cluster.redis').map((e) => this.redisNode(e.value, e.path)),

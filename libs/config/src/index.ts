@@ -2,7 +2,7 @@
  * @ikegate/config: loading and validating ikegate's configuration file (YAML or JSON), strongSwan
  * style proposal strings, peer matching by identity, and virtual IP pools. Named exports only.
  */
-export type { ClusterConfig, ControlConfig, PeerGlobals } from './config.js';
+export type { ClusterConfig, ControlConfig, PeerGlobals, RedisSecurity } from './config.js';
 export type {
   Config,
   Identity,

@@ -33,15 +33,24 @@ export interface RedisNode {
 }
 
 /** Where the store lives: one server, a Sentinel-managed master, or a Redis Cluster. */
+/** `username`: a Redis 6+ ACL user (AUTH username password); without it the default user. */
 export type RedisConnection =
-  | (RedisNode & { readonly password?: string; readonly db?: number })
+  | (RedisNode & { readonly username?: string; readonly password?: string; readonly db?: number })
   | {
       readonly sentinels: readonly RedisNode[];
       readonly name: string;
+      readonly username?: string;
       readonly password?: string;
       readonly sentinelPassword?: string;
     }
-  | { readonly nodes: readonly RedisNode[]; readonly password?: string };
+  | { readonly nodes: readonly RedisNode[]; readonly username?: string; readonly password?: string };
+
+function credentialsOf(c: { readonly username?: string; readonly password?: string }): RedisOptions {
+  return {
+    ...(c.username === undefined ? {} : { username: c.username }),
+    ...(c.password === undefined ? {} : { password: c.password }),
+  };
+}
 
 export interface RedisStoreOptions {
   readonly connection: RedisConnection;
@@ -336,7 +345,7 @@ function connect(c: RedisConnection, extra: RedisOptions): Redis | Cluster {
       c.nodes.map((n) => ({ host: n.host, port: n.port })),
       {
         enableAutoPipelining: true,
-        redisOptions: { ...base, ...(c.password === undefined ? {} : { password: c.password }) },
+        redisOptions: { ...base, ...credentialsOf(c) },
       },
     );
   }
@@ -345,7 +354,9 @@ function connect(c: RedisConnection, extra: RedisOptions): Redis | Cluster {
       ...base,
       sentinels: c.sentinels.map((n) => ({ host: n.host, port: n.port })),
       name: c.name,
-      ...(c.password === undefined ? {} : { password: c.password }),
+      ...credentialsOf(c),
+      // Sentinels speak TLS too when the data nodes do.
+      ...(base.tls ? { sentinelTLS: base.tls, enableTLSForSentinelMode: true } : {}),
       ...(c.sentinelPassword === undefined ? {} : { sentinelPassword: c.sentinelPassword }),
     });
   }
@@ -353,7 +364,7 @@ function connect(c: RedisConnection, extra: RedisOptions): Redis | Cluster {
     ...base,
     host: c.host,
     port: c.port,
-    ...(c.password === undefined ? {} : { password: c.password }),
+    ...credentialsOf(c),
     ...(c.db === undefined ? {} : { db: c.db }),
   });
 }

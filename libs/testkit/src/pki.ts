@@ -9,7 +9,8 @@ import { join } from 'node:path';
 export interface TestPki {
   readonly ca: string;
   /** A leaf: certificate and key files. */
-  issue(name: string, cn: string): { readonly certificate: string; readonly key: string };
+  /** `san`: the subjectAltName entries (default DNS:ikegate-relay), e.g. `IP:127.0.0.1`. */
+  issue(name: string, cn: string, san?: string): { readonly certificate: string; readonly key: string };
 }
 
 function openssl(args: string[]): void {
@@ -43,14 +44,14 @@ export function makeTestPki(dir: string, caName = 'relay-ca'): TestPki {
   ]);
   return {
     ca,
-    issue(name: string, cn: string) {
+    issue(name: string, cn: string, san = 'DNS:ikegate-relay') {
       const key = join(dir, `${name}.key`);
       const csr = join(dir, `${name}.csr`);
       const certificate = join(dir, `${name}.pem`);
       const ext = join(dir, `${name}.ext`);
       writeFileSync(
         ext,
-        'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:ikegate-relay\n',
+        `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${san}\n`,
       );
       openssl([
         'req',

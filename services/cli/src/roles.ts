@@ -71,14 +71,33 @@ function readKek(file: string, id: number) {
 
 function openStore(config: Config, log: Logger): RedisStore {
   const c = clusterOf(config);
+  const { tls, ...connection } = c.redis;
+  const read = (f: string | null) => {
+    if (f === null) return undefined;
+    try {
+      return readFileSync(f);
+    } catch (e) {
+      throw new RoleUsageError(`${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
   const store = new RedisStore({
-    connection: c.redis,
+    connection,
     kek: readKek(c.kek.file, c.kek.id),
     shardCount: SHARDS,
     redisOptions: {
       maxRetriesPerRequest: 2,
       enableOfflineQueue: true,
       retryStrategy: (n: number) => Math.min(n * 200, 2000),
+      ...(tls
+        ? {
+            tls: {
+              ...(tls.ca ? { ca: read(tls.ca) } : {}),
+              ...(tls.certificate ? { cert: read(tls.certificate) } : {}),
+              ...(tls.key ? { key: read(tls.key) } : {}),
+              ...(tls.servername ? { servername: tls.servername } : {}),
+            },
+          }
+        : {}),
     },
   });
   const client = store.backend.client;

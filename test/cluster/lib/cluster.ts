@@ -144,7 +144,12 @@ export class TestCluster {
     readonly leaseTtlMs = 3000,
     /** Data-plane variant: edges on all addresses, the peers' virtual IPs from `pool`. */
     readonly dataplane?: { readonly pool: string; readonly localTs: string },
+    /** Redis over TLS only, with an ACL user (the default user off): `cluster.redis.username/password/tls`. */
+    readonly secureRedis = false,
   ) {}
+
+  /** With `secureRedis`: the ACL user the cluster uses. */
+  static readonly REDIS_USER = { name: 'ikegate', password: 'redis-acl-secret-7d1c' };
 
   /** A relay certificate from the cluster's relay CA with subject CN `cn` (after `start()`). */
   issueRelayCert(name: string, cn: string): { certificate: string; key: string } {
@@ -181,14 +186,21 @@ export class TestCluster {
 
   async start(): Promise<void> {
     this.controlPort = await this.port();
-    const r = await startRedisServer();
-    if (typeof r === 'string') throw new Error(r);
-    this.redis = r;
-    writeFileSync(join(this.dir, 'kek.hex'), randomBytes(32).toString('hex'));
     // The relay runs over mutual TLS: one CA, a certificate every worker shares (CN worker), and
     // one per edge (CN edge:<id>) issued in addEdge.
     this.#pki = makeTestPki(this.dir);
     const workerCert = this.#pki.issue('relay-worker', 'worker');
+    const redisCert = this.secureRedis ? this.#pki.issue('redis-server', 'redis', 'IP:127.0.0.1') : undefined;
+    const r = await startRedisServer(
+      'redis-server',
+      redisCert ? { tls: { ...redisCert, ca: this.#pki.ca }, user: TestCluster.REDIS_USER } : {},
+    );
+    if (typeof r === 'string') throw new Error(r);
+    this.redis = r;
+    writeFileSync(join(this.dir, 'kek.hex'), randomBytes(32).toString('hex'));
+    const redisSecurity = redisCert
+      ? `, username: ${TestCluster.REDIS_USER.name}, password: ${TestCluster.REDIS_USER.password}, tls: { ca: ${this.#pki.ca} }`
+      : '';
     this.#access = writeApiAccess(this.dir);
     writeFileSync(
       this.configFile,
@@ -213,7 +225,7 @@ dataplane:
   masquerade: { enabled: false }
 log: { level: info }
 cluster:
-  redis: { host: ${HOST}, port: ${r.port} }
+  redis: { host: ${HOST}, port: ${r.port}${redisSecurity} }
   kek: { file: kek.hex }
   leaseTtlMs: ${this.leaseTtlMs}
   relayTls: { ca: ${this.#pki.ca}, certificate: ${workerCert.certificate}, key: ${workerCert.key} }

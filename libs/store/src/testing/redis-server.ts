@@ -45,6 +45,18 @@ export interface RedisServerOptions {
    * the hash-tag layout for real.
    */
   readonly cluster?: boolean;
+  /**
+   * Serve TLS only (the plaintext port is closed) with this certificate, key and CA (files); the
+   * CA also verifies client certificates when `authClients`.
+   */
+  readonly tls?: {
+    readonly certificate: string;
+    readonly key: string;
+    readonly ca: string;
+    readonly authClients?: boolean;
+  };
+  /** ACL: the default user is disabled and this one may do everything (AUTH user password). */
+  readonly user?: { readonly name: string; readonly password: string };
 }
 
 const CLUSTER_OK_POLLS = 100;
@@ -88,6 +100,32 @@ export async function startRedisServer(
       '--dir',
       dir,
     ];
+    if (options.tls) {
+      args.splice(0, 2, '--port', '0', '--tls-port', String(port));
+      args.push(
+        '--tls-cert-file',
+        options.tls.certificate,
+        '--tls-key-file',
+        options.tls.key,
+        '--tls-ca-cert-file',
+        options.tls.ca,
+        '--tls-auth-clients',
+        options.tls.authClients ? 'yes' : 'no',
+      );
+    }
+    if (options.user)
+      args.push(
+        '--user',
+        'default',
+        'off',
+        '--user',
+        options.user.name,
+        'on',
+        `>${options.user.password}`,
+        '~*',
+        '&*',
+        '+@all',
+      );
     if (options.cluster === true)
       args.push(
         '--cluster-enabled',
