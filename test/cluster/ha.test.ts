@@ -64,9 +64,13 @@ describe(
       for (const id of ['w1', 'w2', 'w3']) await c.addWorker(id);
       await c.addEdge('e1');
       await c.startControl();
+      // Balanced (341/342 each), so no shard is between owners when the test counts the victim's.
       await until(
         () => c.shards(),
-        (v) => v.owned === 1024 && Object.keys(v.byWorker).length === 3,
+        (v) =>
+          v.owned === 1024 &&
+          Object.keys(v.byWorker).length === 3 &&
+          Object.values(v.byWorker).every((n) => n === 341 || n === 342),
         60_000,
       );
     });
@@ -130,6 +134,37 @@ describe(
       );
       assert.equal(now.size, 60, 'no SA lost, none added');
       load.proc.child.kill('SIGTERM');
+    });
+
+    test('kill -9 of an edge whose TCP peers never come back: their SAs wait failover.waitSeconds, then are deleted as connection-lost and counted (RFC 9329 §6; issue #11: they stayed established)', async () => {
+      const put = await c.ctl('/v1/policies/failover', {
+        method: 'PUT',
+        role: 'admin',
+        body: { policy: 'wait-for-reconnect', waitSeconds: 2 },
+      });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      const e2 = await c.addEdge('e2');
+      const load = await c.loadgen(e2, { count: 10, transport: 'tcp', idPrefix: 'gone' });
+      assert.equal(load.summary.established, 10, JSON.stringify(load.summary));
+      const mine = async () => (await c.allSas()).items.filter((s) => s.peerId?.startsWith('gone-'));
+      assert.equal((await until(mine, (s) => s.length === 10)).length, 10);
+      // The edge dies first, then its peers: nobody reports the streams closed.
+      e2.proc.child.kill('SIGKILL');
+      load.proc.child.kill('SIGKILL');
+      const left = await until(mine, (s) => s.length === 0, 40_000);
+      assert.deepEqual(
+        left.map((s) => s.spi),
+        [],
+        'deleted once the edge was gone past its grace and the wait ran out',
+      );
+      let lost = 0;
+      for (const w of c.workers.filter((x) => x.proc.alive))
+        lost += await c.metric(w.admin, 'ikegate_ike_sa_events_total', {
+          event: 'deleted',
+          reason: 'connection-lost',
+        });
+      assert.ok(lost >= 10, `connection-lost deletions counted: ${lost}`);
+      assert.ok(c.workers.some((w) => w.proc.alive && w.proc.count('edge-streams-gone') > 0));
     });
   },
 );

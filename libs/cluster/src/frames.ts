@@ -60,6 +60,11 @@ export interface WorkerLink {
   deliver(frame: InboundFrame): void;
   /** A TCP/TLS stream closed; the worker stops sending on it and waits for the peer (RFC 9329 §6). */
   connectionClosed(path: PeerPath): void;
+  /**
+   * Every TCP/TLS stream that ran through edge `edgeId` is gone (the edge died, or restarted as
+   * incarnation `except`, whose streams are kept): each SA on one waits for its peer (RFC 9329 §6).
+   */
+  edgeGone?(edgeId: string, except?: string): void;
 }
 
 /** The edge side, as a worker sees it. */

@@ -193,6 +193,11 @@ interface EdgeStream {
 
 export interface RelayServerOptions {
   readonly workerId: string;
+  /**
+   * How long an edge whose relay stream ended may take to come back before the streams of its
+   * peers count as gone (default 10 s: more than the edge's 5 s reconnect back-off).
+   */
+  readonly edgeGraceMs?: number;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly maxQueue?: number;
@@ -215,6 +220,11 @@ export class RelayServer {
   readonly #o: RelayServerOptions;
   readonly #server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
   readonly #edges = new Map<string, EdgeStream>();
+  /** The incarnation each edge's streams were last named with (`tcp:<incarnation>:<n>`). */
+  readonly #incarnations = new Map<string, string>();
+  #lastConnection = '';
+  /** Edges whose relay stream ended: their streams count as gone unless they are back in time. */
+  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #worker: WorkerLink | undefined;
 
   constructor(o: RelayServerOptions) {
@@ -325,6 +335,8 @@ export class RelayServer {
         const old = this.#edges.get(edgeId);
         old?.pipe.close();
         this.#edges.set(edgeId, stream);
+        clearTimeout(this.#graceTimers.get(edgeId));
+        this.#graceTimers.delete(edgeId);
         this.#o.log.info({ edgeId }, 'relay-edge-connected');
       }
       stream.pipe.credit(m.credit);
@@ -336,6 +348,7 @@ export class RelayServer {
           metrics.drops.inc({ layer: 'relay', reason: 'bad_frame' });
           continue;
         }
+        if (f.path.transport !== 'udp') this.#noteIncarnation(edgeId, f.path.connection);
         this.#worker?.deliver({ ...f, path: qualify(edgeId, f.path) });
       }
       for (const p of m.closed) {
@@ -349,6 +362,16 @@ export class RelayServer {
         this.#edges.delete(edgeId);
         stream.pipe.close();
         this.#o.log.warn({ edgeId }, 'relay-edge-disconnected');
+        const id = edgeId;
+        clearTimeout(this.#graceTimers.get(id));
+        const t = setTimeout(() => {
+          this.#graceTimers.delete(id);
+          if (this.#edges.has(id)) return;
+          this.#o.log.warn({ edgeId: id }, 'relay-edge-gone');
+          this.#worker?.edgeGone?.(id);
+        }, this.#o.edgeGraceMs ?? 10_000);
+        t.unref();
+        this.#graceTimers.set(id, t);
       }
     };
     call.on('end', () => {
@@ -359,7 +382,26 @@ export class RelayServer {
     call.on('close', gone);
   }
 
+  /** A stream name `<transport>:<incarnation>:<n>` from a new incarnation: the old one's are gone. */
+  #noteIncarnation(edgeId: string, connection: string): void {
+    // Per frame: the common case (the same stream as the last frame) costs one comparison.
+    if (this.#lastConnection === connection) return;
+    this.#lastConnection = connection;
+    const a = connection.indexOf(':');
+    const b = connection.indexOf(':', a + 1);
+    if (a < 0 || b < 0) return;
+    const incarnation = connection.slice(a + 1, b);
+    const known = this.#incarnations.get(edgeId);
+    if (known === incarnation) return;
+    this.#incarnations.set(edgeId, incarnation);
+    if (known === undefined) return;
+    this.#o.log.warn({ edgeId, incarnation, was: known }, 'relay-edge-restarted');
+    this.#worker?.edgeGone?.(edgeId, incarnation);
+  }
+
   async close(): Promise<void> {
+    for (const t of this.#graceTimers.values()) clearTimeout(t);
+    this.#graceTimers.clear();
     for (const e of this.#edges.values()) {
       e.pipe.close();
       e.call.end();

@@ -34,6 +34,7 @@ import {
 } from '@ikegate/cluster';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import { espFrameLength, ikeFrameLength } from '@ikegate/iketcp';
+import { randomBytes } from 'node:crypto';
 import { exchangeLabel, type Logger, type Metrics } from '@ikegate/telemetry';
 import {
   type AcceptedStream,
@@ -146,6 +147,12 @@ export class Edge implements EdgeLink {
   readonly #perAddress = new Map<string, number>();
   #admitted = 0;
   #nextConnection = 1;
+  /**
+   * This process's incarnation, in every stream's name (`tcp:<incarnation>:<n>`): a restarted edge
+   * never reuses a dead stream's name, so no SA sends to another peer's stream, and workers can
+   * tell that the streams of an earlier incarnation are gone (RelayServer).
+   */
+  readonly incarnation = randomBytes(4).toString('hex');
   #ports: BoundPorts = {};
   #draining = false;
   readonly #drainTimers: NodeJS.Timeout[] = [];
@@ -290,7 +297,7 @@ export class Edge implements EdgeLink {
   }
 
   #onStream(accepted: AcceptedStream, transport: StreamTransport): void {
-    const id = `${transport}:${this.#nextConnection++}`;
+    const id = `${transport}:${this.incarnation}:${this.#nextConnection++}`;
     const path: PeerPath = { connection: id, transport, local: accepted.local, remote: accepted.remote };
     const bytesIn = this.#metrics.hot(this.#metrics.frameBytes, transport, 'in');
     const stream = new IketcpStream(accepted.duplex, {

@@ -147,6 +147,11 @@ export class IkeDriver {
     this.#afterCall();
   }
 
+  connectionsLost(match: (connection: string) => boolean): void {
+    this.#handle(this.#endpoint.connectionsLost(match, this.#clock()));
+    this.#afterCall();
+  }
+
   /** An authenticated ESP packet of `rec` came on `path`: the SA follows it. */
   espPath(rec: SaRecord, path: PeerPath): void {
     this.#frame = { kind: 'esp', path, bytes: new Uint8Array(0), shard: rec.shard };

@@ -122,6 +122,24 @@ export class Worker implements WorkerLink {
     this.#driver.connectionLost(path);
   }
 
+  /**
+   * Edge `edgeId` is gone (or restarted as incarnation `except`): every TCP/TLS stream through it
+   * is closed, so each SA on one waits for its peer to reconnect (RFC 9329 §6, failover.waitSeconds)
+   * and is deleted as `connection-lost` if it does not (issue #11: such SAs stayed "established").
+   */
+  edgeGone(edgeId: string, except?: string): void {
+    if (this.#closed) return;
+    const streams = [`${edgeId}|tcp:`, `${edgeId}|tls:`];
+    let n = 0;
+    this.#driver.connectionsLost((connection) => {
+      if (!streams.some((p) => connection.startsWith(p))) return false;
+      if (except !== undefined && connection.includes(`:${except}:`)) return false;
+      n++;
+      return true;
+    });
+    this.#log.warn({ edgeId, ...(except ? { except } : {}), streams: n }, 'edge-streams-gone');
+  }
+
   /** An inner packet from the TUN device: find its child SA and send it as ESP. */
   fromDevice(packet: Uint8Array): void {
     this.#dataPlane.outbound(packet);

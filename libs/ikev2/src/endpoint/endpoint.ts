@@ -299,6 +299,17 @@ export class IkeEndpoint<T> {
     return out;
   }
 
+  /** connectionLost for every path whose id `match` accepts (one scan of the paths in use). */
+  connectionsLost(match: (pathId: string) => boolean, now: number): EndpointOutput<T>[] {
+    const out: EndpointOutput<T>[] = [];
+    for (const pathId of [...this.#byPath.keys()]) {
+      if (!match(pathId)) continue;
+      for (const e of [...(this.#byPath.get(pathId) ?? [])])
+        this.#step(e, { kind: 'connection-lost', pathId, now }, out);
+    }
+    return out;
+  }
+
   /**
    * The data plane saw an authenticated ESP packet of `sa` on another path than the SA's: the SA
    * follows it (RFC 9329 §6: the connection of the last valid message; RFC 7296 §2.23).
