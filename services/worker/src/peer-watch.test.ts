@@ -71,7 +71,7 @@ test('a member whose server closes idle connections but still listens is never d
   }
 });
 
-test('members that leave the list are let go; a dead verdict is asked again while the member stays listed', async () => {
+test('members that leave the list are let go; one that refuses from the first dial is never declared dead (no eviction by misconfiguration)', async () => {
   const l = await listener();
   const dead: string[] = [];
   const w = new PeerWatch({ self: 'w1', log, onDead: (id) => dead.push(id), retryMs: 100 });
@@ -84,14 +84,52 @@ test('members that leave the list are let go; a dead verdict is asked again whil
     await sleep(200);
     assert.deepEqual(dead, [], 'a member no longer listed gets no verdict');
 
-    // Listed but refusing: dead; still listed after retryMs: asked again (and dead again).
+    // Listed but refusing from the first dial (a wrong address, a rejecting network policy): never
+    // reached, so no verdict however long it stays listed.
     w.update([{ id: 'w3', relay: l.relay }]);
-    await until(() => dead.length === 1);
-    await sleep(150);
+    await sleep(400);
     w.update([{ id: 'w3', relay: l.relay }]);
-    await until(() => dead.length === 2);
-    assert.deepEqual(dead, ['w3', 'w3']);
+    await sleep(200);
+    assert.deepEqual(dead, [], 'a member never reached is not declared dead');
   } finally {
     w.stop();
+  }
+});
+
+test('a member declared dead but still listed a while later (its eviction failed, or it came back) is asked again', async () => {
+  let l = await listener();
+  const relay = l.relay;
+  const port = Number(relay.split(':')[1]);
+  const dead: string[] = [];
+  const w = new PeerWatch({ self: 'w1', log, onDead: (id) => dead.push(id), retryMs: 100 });
+  try {
+    w.update([{ id: 'w2', relay }]);
+    await until(() => w.connected === 1);
+    await l.stop();
+    await until(() => dead.length === 1);
+    // It comes back on the same address: asked again after retryMs, reached, no new verdict.
+    l = await new Promise((resolve) => {
+      const sockets = new Set<Socket>();
+      const server = createServer((s) => sockets.add(s));
+      server.listen(port, '127.0.0.1', () =>
+        resolve({
+          relay,
+          server,
+          stop: () =>
+            new Promise<void>((r) => {
+              server.close(() => r());
+              for (const s of sockets) s.destroy();
+            }),
+        }),
+      );
+    });
+    await sleep(150);
+    w.update([{ id: 'w2', relay }]);
+    await until(() => w.connected === 1);
+    assert.equal(w.connected, 1);
+    assert.deepEqual(dead, ['w2']);
+  } finally {
+    w.stop();
+    await l.stop();
   }
 });

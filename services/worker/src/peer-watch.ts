@@ -2,7 +2,10 @@
  * Fast detection of a dead worker (issue #11): every worker holds one idle TCP connection to each
  * other member's relay port. `kill -9` (or any exit) closes the dead process's sockets at once, so
  * the connection ends; the watcher dials again straight away, and a refused dial (the host answers,
- * nothing listens) is the verdict: that member is dead. A dial that times out or finds no route
+ * nothing listens) is the verdict: that member is dead. Only a member this watcher has reached
+ * before can be declared dead: a relay port that refuses from the start (a wrong address, a
+ * network policy that rejects worker-to-worker traffic) gives no verdict, so a misconfiguration
+ * cannot make workers evict each other. A dial that times out or finds no route
  * (a pause, a partition, a vanished pod address) gives no verdict: the lease TTL stays the fallback
  * for those, and the fencing epochs keep a wrong verdict harmless (the member loses its shards at
  * its next renewal; nothing it writes lands).
@@ -34,6 +37,8 @@ interface Watched {
   dead: boolean;
   deadAt: number;
   closed: boolean;
+  /** This watcher has had a connection to it: only then does a refused dial mean it died. */
+  reached: boolean;
 }
 
 function split(relay: string): { host: string; port: number } | undefined {
@@ -74,6 +79,7 @@ export class PeerWatch {
         dead: false,
         deadAt: 0,
         closed: false,
+        reached: false,
       };
       this.#peers.set(id, w);
       this.#dial(w);
@@ -121,11 +127,12 @@ export class PeerWatch {
     s.once('connect', () => {
       clearTimeout(timer);
       connectedAt = Date.now();
+      w.reached = true;
     });
     s.on('data', () => undefined); // nothing is expected; never buffered
     s.on('error', (e: NodeJS.ErrnoException) => {
       // An error on an established connection (a reset) ends it like a close: ask again at once.
-      if (connectedAt === 0) verdict = e.code === 'ECONNREFUSED' ? 'refused' : 'error';
+      if (connectedAt === 0) verdict = e.code === 'ECONNREFUSED' && w.reached ? 'refused' : 'error';
     });
     s.once('close', () => {
       clearTimeout(timer);
