@@ -226,8 +226,10 @@ describe(
         2000,
         'the edge counts the IKE messages it relays (issue #11: declared but never counted)',
       );
+      // The edge re-reads the whole lease table (1,024 reads) every 10 s whatever happens; that
+      // read may land in either window. Beyond it, unowned frames must cost nothing per frame.
       assert.ok(
-        flood < idle * 2 + 500,
+        flood < idle * 2 + 1024 + 500,
         `the store saw ${flood} commands with 2,000 unowned INITs vs ${idle} idle over the same time`,
       );
     });

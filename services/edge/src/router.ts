@@ -41,6 +41,13 @@ const REROUTE_MAX_BYTES = 8 << 20;
 const REROUTE_EVERY_MS = 100;
 /** Forced lease-table reads are at least this far apart, however many frames wait or bounce. */
 const MIN_FORCED_REFRESH_MS = 100;
+/**
+ * The whole lease table (one read per shard) is re-read at least this often even when its version
+ * did not move: only a lease that lapsed with nobody taking it changes the table without an
+ * acquire or release, and such a shard has no live owner to route to either way. It was 2 s: at
+ * 1,024 shards that was ~500 Redis commands a second per idle edge.
+ */
+const FULL_REFRESH_MS = 10_000;
 /** A frame bounced back by workers more often than this is dropped (owners disagree for too long). */
 const MAX_BOUNCES = 10;
 
@@ -130,7 +137,11 @@ export class ShardRouter {
     }
     const version = await store.version();
     const now = Date.now();
-    if (force || version !== this.#version || now - this.#lastFull >= (this.#o.fullRefreshMs ?? 2000)) {
+    if (
+      force ||
+      version !== this.#version ||
+      now - this.#lastFull >= (this.#o.fullRefreshMs ?? FULL_REFRESH_MS)
+    ) {
       const leases = await store.owners();
       const owners: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) owners.push(leases.get(s)?.owner);
