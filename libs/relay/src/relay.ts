@@ -460,6 +460,9 @@ export class RelayClient implements WorkerLink {
     this.#client = new Ctor(o.target, creds, {
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.keepalive_time_ms': 10_000,
+      // The worker is checked by its certificate's CN (above), not by a host name; a fixed SNI
+      // also keeps Node from sending an IP address as the server name (RFC 6066 §3).
+      ...(o.tls ? { 'grpc.ssl_target_name_override': 'ikegate-relay' } : {}),
     });
     this.#open();
   }
