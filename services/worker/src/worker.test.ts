@@ -77,6 +77,7 @@ function harness(
     initiatorIke?: IkeProposalPolicy[];
     initiatorPsk?: Uint8Array;
     persistence?: Persistence;
+    dpdSeconds?: number;
   } = {},
 ) {
   const out = new PassThrough();
@@ -103,7 +104,7 @@ function harness(
       ikeLifetimeSeconds: 3600,
       childLifetimeSeconds: 3600,
       rekeyMarginSeconds: 60,
-      dpdSeconds: 0,
+      dpdSeconds: o.dpdSeconds ?? 0,
       ...(o.persistence ? { persistence: o.persistence } : {}),
     },
     { send: (f) => (toInitiator.push(f), 'sent') },
@@ -399,5 +400,26 @@ test('worker: inbound anti-replay survives a takeover up to a checkpoint written
   next.worker.deliver(frame(packet()));
   assert.equal(next.written.length, 1, "the peer's next packet is accepted");
   await h.worker.close(0);
+  await next.worker.close(0);
+});
+
+test('worker: an adopted SA runs its timers: with DPD on (the same configuration on both owners), the new owner sends a liveness check by itself, with no traffic and no command (issue #11, RFC 7296 §2.4)', async () => {
+  const h = harness('carol@example.org', { dpdSeconds: 0.3 });
+  h.initiate();
+  const spi = h.worker.list()[0]?.spi ?? '';
+  const snap = h.worker.snapshot(spi);
+  assert.ok(snap, 'the established SA has a snapshot');
+  await h.worker.close(0);
+
+  const next = harness('carol@example.org', { dpdSeconds: 0.3 });
+  assert.ok(next.worker.adopt(snap));
+  const sentAtAdoption = next.toInitiator.length;
+  // INFORMATIONAL requests (not responses) from the adopted SA.
+  const requests = () =>
+    next.toInitiator
+      .slice(sentAtAdoption)
+      .filter((f) => f.kind === 'ike' && f.bytes[18] === 37 && (f.bytes[19]! & 0x20) === 0);
+  for (let i = 0; i < 150 && requests().length === 0; i++) await sleep(20);
+  assert.ok(requests().length > 0, 'the adopted SA sent an INFORMATIONAL request on its own timer');
   await next.worker.close(0);
 });
