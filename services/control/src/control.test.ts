@@ -432,6 +432,10 @@ describe('bad input gets a 4xx problem document naming the field (RFC 9457)', ()
     assert.equal(r.headers.allow, 'GET, DELETE');
     assert.equal(r.json().type, 'urn:ikegate:problem:method-not-allowed');
     assert.equal((await gw.call('admin', 'GET', '/v1/nothing')).status, 404);
+    // A method no route has, with no body and no content type: still 405, not a body error.
+    const q = await gw.app.inject({ method: 'QUERY' as 'GET', url: '/healthz' });
+    assert.equal(q.statusCode, 405, q.body);
+    assert.equal(q.headers.allow, 'GET');
   });
 
   test('a duplicate name is 409 already-exists; a duplicate identity is 409 naming the other peer', async () => {

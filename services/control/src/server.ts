@@ -16,7 +16,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import Fastify, { type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from 'fastify';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type AccessControl, type Principal, type Role, roleAllows } from './access.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemOf, sendProblem } from './problem.js';
@@ -141,6 +146,8 @@ export function createServer(o: ServerOptions): { app: FastifyInstance; routes: 
 
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
+    // No route: answer 404/405 now, before fastify reads (and may refuse) a body for it.
+    if (req.routeOptions.url === undefined) return notFound(req, reply);
     const role = req.routeOptions.config.role;
     if (role === undefined || role === 'public') return;
     const r = o.access.authenticate(req.headers.authorization, certificateOf(req.raw));
@@ -199,7 +206,7 @@ export function createServer(o: ServerOptions): { app: FastifyInstance; routes: 
   });
   // A known path with another method is 405 with the methods it has (RFC 9110 §15.5.6).
   let patterns: { re: RegExp; method: string }[] | undefined;
-  app.setNotFoundHandler((req, reply) => {
+  const notFound = (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0] ?? '';
     patterns ??= routes.map((r) => ({
       re: new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}$`),
@@ -213,7 +220,8 @@ export function createServer(o: ServerOptions): { app: FastifyInstance; routes: 
         { allow: allow.join(', ') },
       );
     return sendProblem(reply, new ProblemError('route-not-found', `${req.method} ${path}`).problem);
-  });
+  };
+  app.setNotFoundHandler(notFound);
   return { app, routes };
 }
 
