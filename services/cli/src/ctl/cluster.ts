@@ -3,30 +3,10 @@
  * (one process) the listings show its one worker and edge, and drains are refused by the API
  * (409 not-clustered), which is printed like any other refusal.
  */
+import type { EdgeView as EdgeItem, WorkerView as WorkerItem } from '@ikegate/control';
 import { type Ctx, type CtlCommand, str } from './context.js';
 import { CtlUsageError } from './errors.js';
 import { NONE, table, when } from './output.js';
-
-interface WorkerItem {
-  readonly id: string;
-  readonly relay?: string;
-  readonly admin?: string;
-  readonly healthy: boolean;
-  readonly draining: boolean;
-  readonly shards: number;
-  readonly sas?: number;
-  readonly configVersion?: number;
-  readonly pendingWrites?: number;
-}
-
-interface EdgeItem {
-  readonly id: string;
-  readonly admin?: string;
-  readonly healthy: boolean;
-  readonly draining: boolean;
-  readonly connections?: number;
-  readonly unowned?: number;
-}
 
 interface Shards {
   readonly count: number;

@@ -2,35 +2,13 @@
  * `ctl sas` (every IKE SA matching some filters, following `next` until the last page),
  * `ctl sa SPI` (one in detail) and `ctl sa delete|rekey|liveness SPI`.
  */
+import type { SaSummary } from '@ikegate/worker';
 import { type Ctx, type CtlCommand, str } from './context.js';
 import { CtlApiError, CtlUsageError } from './errors.js';
 import { ago, bytes, NONE, table, when } from './output.js';
 
-/** GET /v1/sas items, as the API sends them (services/control/src/schemas.ts saOutput). */
-interface Sa {
-  readonly spi: string;
-  readonly status: string;
-  readonly peerId?: string;
-  readonly peer?: string;
-  readonly shard: number;
-  readonly worker?: string;
-  readonly epoch?: number;
-  readonly edge?: string;
-  readonly transport: string;
-  readonly remote: string;
-  readonly virtualIp?: string;
-  readonly createdAt: string;
-  readonly establishedAt?: string;
-  readonly lastActivity?: string;
-  readonly children: readonly {
-    readonly inboundSpi: string;
-    readonly outboundSpi: string;
-    readonly packetsIn: number;
-    readonly packetsOut: number;
-    readonly bytesIn: number;
-    readonly bytesOut: number;
-  }[];
-}
+/** GET /v1/sas items, as the API sends them (its schema is built from this type). */
+type Sa = SaSummary;
 
 interface SaPage {
   readonly items: Sa[];
