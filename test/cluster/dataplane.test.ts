@@ -143,6 +143,13 @@ describe(
       );
       assert.equal(replies, 2, 'traffic flows through the new owner');
       assert.equal(client.count('initiating'), 1, 'no new IKE_SA_INIT');
+      // RFC 6311 §4.3 both ways: the new owner restarted its inbound window past the stored
+      // checkpoint and told the peer; `connect` moved its outbound counter above it.
+      const adoptedLine = await other.proc.waitFor('ike-sa-adopted', 5_000);
+      const counter = BigInt(String(adoptedLine.replayCounter));
+      const synced = await client.waitFor('replay-counter-synced', 5_000);
+      assert.equal(BigInt(String(synced.counter)), counter, 'the peer got the counter the new owner chose');
+      assert.equal(synced.children, 1);
     });
   },
 );

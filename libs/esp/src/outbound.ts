@@ -108,6 +108,21 @@ export class OutboundSa {
     return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
   }
 
+  /**
+   * Moves the sequence counter forward so the next packet carries at least `last + 1` (RFC 6311
+   * §4.3: the peer's cluster tells us where its inbound replay window now starts). Never moves
+   * back; a value past the SN space leaves the counter exhausted (`rekey_required` next).
+   * @returns whether the counter moved.
+   */
+  skipTo(last: bigint): boolean {
+    const max = this.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+    const target = last > max ? max : last;
+    if (target <= this.lastSequence) return false;
+    this.#hi = Number(target >> 32n);
+    this.#lo = Number(target & 0xffff_ffffn);
+    return true;
+  }
+
   /** Exact length of the ESP packet for an inner packet of `innerLength` octets. */
   packetLength(innerLength: number): number {
     const t = this.#t;

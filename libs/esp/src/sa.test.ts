@@ -154,6 +154,21 @@ describe('outbound sequence numbers (RFC 4303 §3.3.3)', () => {
     assert.equal(inb.highestSequence, 0x1_0000_0001n);
   });
 
+  test('skipTo moves the counter forward only (RFC 6311 §4.3 replay counter sync); past the SN space it is exhausted', () => {
+    const { out, in: inb } = saPair(suite);
+    assert.equal(inb.decapsulate(packetOf(out.encapsulate(ipv4(40)))).kind, 'inner');
+    assert.equal(out.skipTo(1000n), true);
+    assert.equal(out.skipTo(10n), false, 'never backwards');
+    assert.equal(out.lastSequence, 1000n);
+    assert.equal(peekSequence(packetOf(out.encapsulate(ipv4(40)))), 1001);
+    assert.equal(out.skipTo(1n << 40n), true, 'clamped to 2^32 - 1 without ESN');
+    assert.deepEqual(out.encapsulate(ipv4(40)), { kind: 'rekey_required' });
+    const esn = saPair(suite, { esn: true }).out;
+    assert.equal(esn.skipTo(0x1_0000_0005n), true);
+    assert.equal(peekSequence(packetOf(esn.encapsulate(ipv4(40)))), 6, 'the low half on the wire');
+    assert.equal(esn.lastSequence, 0x1_0000_0006n);
+  });
+
   test('with ESN the counter stops at 2^64 - 1', () => {
     const { out } = saPair(suite, { esn: true, lastSequence: 0xffff_ffff_ffff_fffen });
     assert.equal(packetOf(out.encapsulate(ipv4(40))).length > 0, true);

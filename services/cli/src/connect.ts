@@ -294,6 +294,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
     remoteTs: o.remoteTs.map(selector),
     requestVirtualIp: o.requestVirtualIp ?? true,
     messageIdSync: true,
+    replayCounterSync: true,
   };
   const worker = new Worker(
     {

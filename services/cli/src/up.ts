@@ -147,6 +147,7 @@ export function buildWorker(
         localTs: [ANY_V4],
         remoteTs: [ANY_V4],
         messageIdSync: true,
+        replayCounterSync: true,
       },
       matchPeer: (id) => directory.match(id),
       currentTrustAnchors: () => directory.trustAnchors(),

@@ -126,6 +126,7 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
     remoteTs: (o.remoteTs ?? ['0.0.0.0/0']).map(selector),
     requestVirtualIp: o.requestVirtualIp ?? true,
     messageIdSync: true,
+    replayCounterSync: true,
   };
 
   const bySpi = new Map<string, Setup>();

@@ -30,6 +30,23 @@ const CHECKPOINT_EVERY_PACKETS = 1 << 16;
  */
 export const INBOUND_CHECKPOINT_PACKETS = 1024n;
 export const INBOUND_CHECKPOINT_MS = 250;
+/**
+ * RFC 6311 §4.3: with a peer that announced IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED, the new owner
+ * restarts its inbound windows this far past the stored checkpoint (far more than can arrive
+ * between checkpoints, writes in flight included) and tells the peer to continue above it: then
+ * nothing the failed owner accepted, checkpointed or not, can be replayed.
+ */
+export const REPLAY_SYNC_MARGIN = 1n << 20n;
+
+/** Where an adopted SA's inbound windows restart when the peer syncs replay counters (§4.3). */
+export function replaySyncPoint(children: readonly ChildSpec[]): { value: bigint; esn: boolean } {
+  const esn = children.length > 0 && children.every((c) => c.esn === true);
+  const max = esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+  let top = 0n;
+  for (const c of children) if (c.seqIn > top) top = c.seqIn;
+  const value = top + REPLAY_SYNC_MARGIN;
+  return { value: value > max ? max : value, esn };
+}
 
 /** A child SA as stored and restored (snapshot.ts); `seqOut`/`seqIn` continue a taken-over SA. */
 export type ChildSpec = ChildSnapshot;
@@ -271,6 +288,16 @@ export class DataPlane {
     this.#metrics.hot(this.#metrics.espBytes, 'out').inc(packet.length);
     const sent = this.#edge.send({ kind: 'esp', path: child.sa.path, bytes: r.packet });
     if (sent !== 'sent') this.#drop('esp-out', sent);
+  }
+
+  /**
+   * RFC 6311 §4.3, peer side: the cluster restarted its inbound windows at `counter`; every
+   * outbound child of `rec` continues above it. Returns how many counters moved.
+   */
+  skipOutbound(rec: SaRecord, counter: bigint): number {
+    let moved = 0;
+    for (const child of rec.children.values()) if (child.outbound.skipTo(counter)) moved++;
+    return moved;
   }
 
   /** Schedules (or, past INBOUND_CHECKPOINT_PACKETS, writes at once) the inbound high-water mark. */

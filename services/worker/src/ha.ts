@@ -7,9 +7,16 @@
  * counters, claims its virtual IP, and, when the peer supports it, starts an RFC 6311 Message ID
  * sync so a request the old owner answered but did not write through cannot desynchronize the
  * peer. The peer does not re-authenticate.
+ *
+ * Inbound anti-replay: the stored checkpoint may lag what the old owner accepted (by at most
+ * INBOUND_CHECKPOINT_PACKETS or INBOUND_CHECKPOINT_MS). A peer that announced
+ * IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED gets the RFC 6311 §4.3 sync in the same exchange: the new
+ * owner's windows restart REPLAY_SYNC_MARGIN past the checkpoint and the peer continues above
+ * that, so no packet the old owner saw can be replayed. A peer without it keeps sending where it
+ * was; the windows then restart at the checkpoint and only the last interval stays exposed.
  */
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import type { DataPlane } from './data-plane.js';
+import { type DataPlane, replaySyncPoint } from './data-plane.js';
 import type { IkeDriver } from './ike-driver.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { SaSnapshot } from './snapshot.js';
@@ -98,17 +105,34 @@ export class Takeover {
     if (!entry) return undefined;
     rec.entry = entry;
     if (snap.virtualIp && rec.peer?.pool && rec.poolKey) rec.peer.pool.claim?.(rec.poolKey, snap.virtualIp);
-    for (const c of snap.children) this.#dataPlane.add(rec, c, true);
+    const s = entry.state;
+    const syncReplay =
+      s.status === 'established' &&
+      s.peerMessageIdSync &&
+      s.peerReplayCounterSync === true &&
+      this.#settings.policy.replayCounterSync === true &&
+      snap.children.length > 0;
+    const replay = syncReplay ? replaySyncPoint(snap.children) : undefined;
+    for (const c of snap.children) this.#dataPlane.add(rec, replay ? { ...c, seqIn: replay.value } : c, true);
     this.#stored.set(rec, spiOf(rec));
     this.#metrics.ikeSaEvents.inc({ event: 'adopted', reason: '' });
     this.#log.info(
-      { spi: spiOf(rec), peerId: rec.peerId, shard: rec.shard, children: rec.children.size },
+      {
+        spi: spiOf(rec),
+        peerId: rec.peerId,
+        shard: rec.shard,
+        children: rec.children.size,
+        ...(replay ? { replayCounter: replay.value.toString() } : {}),
+      },
       'ike-sa-adopted',
     );
-    const s = entry.state;
-    // An exchange already outstanding is retransmitted from the state; the sync is not needed then.
-    if (s.status === 'established' && s.peerMessageIdSync && !s.current?.outstanding)
+    // An exchange already outstanding is retransmitted from the state; the Message ID sync is not
+    // needed then, but a replay counter sync is (the peer must leave the restarted windows): it
+    // waits in the queue for that exchange.
+    if (replay) this.#driver.command(rec, { kind: 'mid-sync', replayCounter: replay });
+    else if (s.status === 'established' && s.peerMessageIdSync && !s.current?.outstanding)
       this.#driver.command(rec, { kind: 'mid-sync' });
+    if (replay) this.dirty(rec);
     return rec;
   }
 

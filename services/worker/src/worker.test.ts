@@ -78,6 +78,8 @@ function harness(
     initiatorPsk?: Uint8Array;
     persistence?: Persistence;
     dpdSeconds?: number;
+    /** RFC 6311 on both sides: Message ID and replay counter sync. */
+    sync?: boolean;
   } = {},
 ) {
   const out = new PassThrough();
@@ -95,6 +97,7 @@ function harness(
         espProposals: esp,
         localTs: [any],
         remoteTs: [any],
+        ...(o.sync ? { messageIdSync: true, replayCounterSync: true } : {}),
       },
       matchPeer: (id) =>
         id.endsWith('@example.org')
@@ -131,6 +134,7 @@ function harness(
       localTs: [any],
       remoteTs: [hostNet],
       requestVirtualIp: true,
+      ...(o.sync ? { messageIdSync: true, replayCounterSync: true } : {}),
     },
     psk: () => o.initiatorPsk ?? PSK,
   };
@@ -151,10 +155,12 @@ function harness(
   let sa: SaEntry<undefined> | undefined;
   const installs: InstallChildAction[] = [];
   const initiatorActions: EndpointOutput<undefined>[] = [];
+  // The worker the initiator's messages reach (another one after a takeover: `retarget`).
+  let target = worker;
   const deliver = (bytes: Uint8Array) => {
     const d = routeIkeMessage(bytes, path.remote.address, HASH_KEY, LAYOUT);
     assert.equal(d.kind, 'shard');
-    worker.deliver({ kind: 'ike', path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
+    target.deliver({ kind: 'ike', path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
   };
   const run = (out: readonly EndpointOutput<undefined>[]) => {
     for (const o of out) {
@@ -175,7 +181,17 @@ function harness(
     run(r.out);
   };
   const command = (c: IkeSaCommand) => run(initiator.command(sa!, c, Date.now()));
+  /** After a takeover: the initiator now talks to `w`, whose IKE output is `frames`. */
+  const retarget = (w: Worker, frames: OutboundFrame[]) => {
+    target = w;
+    for (let i = 0; i < 16 && frames.length > 0; i++) {
+      const f = frames.shift()!;
+      if (f.kind === 'ike') run(initiator.receive(f.bytes, initiatorPath, 0, Date.now()));
+      for (let j = 0; j < 16 && toInitiator.length > 0; j++) frames.push(toInitiator.shift()!);
+    }
+  };
   return {
+    retarget,
     worker,
     metrics,
     written,
@@ -421,5 +437,64 @@ test('worker: an adopted SA runs its timers: with DPD on (the same configuration
       .filter((f) => f.kind === 'ike' && f.bytes[18] === 37 && (f.bytes[19]! & 0x20) === 0);
   for (let i = 0; i < 150 && requests().length === 0; i++) await sleep(20);
   assert.ok(requests().length > 0, 'the adopted SA sent an INFORMATIONAL request on its own timer');
+  await next.worker.close(0);
+});
+
+test('worker: with RFC 6311 IPSEC_REPLAY_COUNTER_SYNC the new owner restarts its inbound window past the checkpoint and the peer continues above it, so not even a packet the old owner accepted after its last checkpoint can be replayed (issue #11, RFC 6311 §4.3)', async () => {
+  let stored: ReturnType<Worker['snapshot']>;
+  const persistence: Persistence = {
+    dirty: (spi) => void (stored = h.worker.snapshot(spi)),
+    gone: () => undefined,
+  };
+  const h = harness('dave@example.org', { persistence, sync: true });
+  h.initiate();
+  const c = h.installs[0]!;
+  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
+  const out = new OutboundSa({
+    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
+    suite: espSuite(defaultProvider, alg, c.keys.encrI),
+  });
+  const packet = () => {
+    const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
+    assert.equal(r.kind, 'packet');
+    return r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+  };
+  const frame = (bytes: Uint8Array) => {
+    const d = routeEspPacket(bytes, LAYOUT);
+    return { kind: 'esp' as const, path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 };
+  };
+  for (let i = 0; i < 1030; i++) h.worker.deliver(frame(packet()));
+  const spi = h.worker.list()[0]?.spi ?? '';
+  const snap = stored;
+  const checkpoint = snap?.children[0]?.seqIn ?? 0n;
+  assert.ok(checkpoint >= 1024n, 'a checkpoint after 1024 packets');
+  // Accepted by the old owner after that checkpoint: the interval a replay could use without §4.3.
+  const captured = packet();
+  h.worker.deliver(frame(captured));
+  assert.ok((h.worker.snapshot(spi)?.children[0]?.seqIn ?? 0n) > checkpoint);
+  assert.ok(snap);
+
+  const next = harness('dave@example.org', { sync: true });
+  assert.ok(next.worker.adopt(snap));
+  assert.ok(next.logLines.some((l) => l.includes('ike-sa-adopted') && l.includes('"replayCounter"')));
+  next.worker.deliver(frame(captured));
+  assert.equal(next.written.length, 0, 'the packet after the checkpoint is refused as a replay');
+  // The sync exchange (Message ID 0) reaches the peer, which reports the counter.
+  const sentBefore = h.initiatorActions.length;
+  h.retarget(next.worker, next.toInitiator);
+  const sync = h.initiatorActions
+    .slice(sentBefore)
+    .flatMap((o) =>
+      o.kind === 'sa-action' && o.action.kind === 'replay-counter-sync' ? [o.action.counter] : [],
+    );
+  assert.equal(sync.length, 1, 'one IPSEC_REPLAY_COUNTER_SYNC');
+  assert.ok(sync[0]! > (h.worker.snapshot(spi)?.children[0]?.seqIn ?? 0n), 'past what the old owner saw');
+  // What a peer's data plane does with it (Worker.skipOutbound in `connect`): continue above it.
+  out.skipTo(sync[0]!);
+  next.worker.deliver(frame(packet()));
+  assert.equal(next.written.length, 1, "the peer's next packet, above the counter, is accepted");
+  assert.equal(h.state().status, 'established');
+  assert.equal(h.state().current?.outstanding, undefined, 'the sync exchange completed');
+  await h.worker.close(0);
   await next.worker.close(0);
 });

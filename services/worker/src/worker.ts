@@ -191,6 +191,15 @@ export class Worker implements WorkerLink {
         return this.#deleted(rec, a.reason);
       case 'persist':
         return this.#ha.dirty(rec);
+      case 'replay-counter-sync': {
+        // RFC 6311 §4.3 (we are the peer of a cluster that took this SA over).
+        const moved = this.#dataPlane.skipOutbound(rec, a.counter);
+        this.#log.info(
+          { spi: spiOf(rec), peerId: rec.peerId, counter: a.counter.toString(), children: moved },
+          'replay-counter-synced',
+        );
+        return this.#ha.dirty(rec);
+      }
       default:
         return;
     }

@@ -141,10 +141,34 @@ function ourAuth(
   ];
 }
 
-function established(w: Work, core: IkeSaCore, peerId: string, peerSync: boolean): void {
+/** What the peer announced of RFC 6311 in its IKE_AUTH message. */
+function peerSyncOf(inner: readonly Payload[]): { messageId: boolean; replayCounter: boolean } {
+  return {
+    messageId: findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined,
+    replayCounter: findNotify(inner, NotifyStatus.IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED) !== undefined,
+  };
+}
+
+/** RFC 6311 notifies of ours for IKE_AUTH; a responder answers only what the peer announced. */
+function ourSyncNotifies(ctx: IkeSaContext, peer?: ReturnType<typeof peerSyncOf>): Payload[] {
+  const out: Payload[] = [];
+  if (ctx.policy.messageIdSync && (peer?.messageId ?? true))
+    out.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
+  if (ctx.policy.replayCounterSync && (peer?.replayCounter ?? true))
+    out.push(notify(NotifyStatus.IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED));
+  return out;
+}
+
+function established(
+  w: Work,
+  core: IkeSaCore,
+  peerId: string,
+  peerSync: ReturnType<typeof peerSyncOf>,
+): void {
   w.s.peerId = peerId;
   w.s.status = 'established';
-  w.s.peerMessageIdSync = peerSync;
+  w.s.peerMessageIdSync = peerSync.messageId;
+  if (peerSync.replayCounter && w.ctx.policy.replayCounterSync) w.s.peerReplayCounterSync = true;
   w.s.init = undefined;
   w.s.halfOpenExpiresAt = undefined;
   w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
@@ -178,7 +202,7 @@ export function startAuth(w: Work): void {
     ),
     ...certReqPayloads(ctx),
   ];
-  if (ctx.policy.messageIdSync) inner.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
+  inner.push(...ourSyncNotifies(ctx));
   if (ctx.policy.requestVirtualIp) inner.push(buildCfgRequest({ ipv4: true, dns: true }));
   inner.push(sentChildProposals(ctx, childSpi), ...tsPayloads(ctx.policy.localTs, ctx.policy.remoteTs));
   w.s.current = sendRequest(w, core, ExchangeType.IKE_AUTH, inner, { kind: 'ike-auth', childSpi });
@@ -223,7 +247,7 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
     startDeleteIkeUnanswered(w);
     return terminate(w, 'wrong-peer-id');
   }
-  established(w, core, peerId, findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined);
+  established(w, core, peerId, peerSyncOf(inner));
   const error = errorNotify(inner);
   const sa = findPayload(inner, PayloadType.SA);
   const tsi = findPayload(inner, PayloadType.TSi);
@@ -344,8 +368,8 @@ export function respondAuth(
       intAuthFor(init.intAuth, messageId),
     ),
   ];
-  const peerSync = findNotify(inner, NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED) !== undefined;
-  if (ctx.policy.messageIdSync && peerSync) out.push(notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC_SUPPORTED));
+  const peerSync = peerSyncOf(inner);
+  out.push(...ourSyncNotifies(ctx, peerSync));
 
   let newChild: ChildSaState | undefined;
   const sa = findPayload(inner, PayloadType.SA);

@@ -159,4 +159,55 @@ describe('RFC 6311 Message ID synchronization', () => {
     assert.equal(p.responder.state.current!.expectedRequestId, counters.expectedRequestId);
     assert.equal(p.responder.state.path?.id, p.responder.path.id, 'a replay moves nothing');
   });
+
+  describe('IPSEC_REPLAY_COUNTER_SYNC (RFC 6311 §4.3)', () => {
+    const both = { messageIdSync: true, replayCounterSync: true };
+    const counters = (p: Pair, side: SideName) =>
+      p.side(side).log.flatMap((a) => (a.kind === 'replay-counter-sync' ? [a.counter] : []));
+
+    for (const cluster of ['initiator', 'responder'] as const) {
+      it(`both announce support in IKE_AUTH; the ${cluster} as the cluster side sends the counter in its sync request and the peer reports it once`, () => {
+        const p = new Pair({ initiatorPolicy: both, responderPolicy: both });
+        p.establish();
+        const peer = other(cluster);
+        assert.equal(p.side(cluster).state.peerReplayCounterSync, true);
+        assert.equal(p.side(peer).state.peerReplayCounterSync, true);
+        takeOver(p, cluster, 2, 0);
+        p.command(cluster, { kind: 'mid-sync', replayCounter: { value: 1_049_600n, esn: false } });
+        const request = p.wire[0]!.bytes;
+        p.run();
+        assert.deepEqual(counters(p, peer), [1_049_600n]);
+        assert.deepEqual(counters(p, cluster), [], 'the response carries no counter');
+        assert.equal(p.side(cluster).state.current!.outstanding, undefined, 'the sync completed');
+        // A retransmission of the same request is answered from the cache, not applied again.
+        p.deliver(peer, request);
+        assert.deepEqual(counters(p, peer), [1_049_600n]);
+      });
+    }
+
+    it('carries a 64-bit counter in the 8-octet form when the Child SAs use ESN', () => {
+      const p = new Pair({ initiatorPolicy: both, responderPolicy: both });
+      p.establish();
+      takeOver(p, 'responder', 0, 0);
+      p.command('responder', { kind: 'mid-sync', replayCounter: { value: (1n << 40n) + 5n, esn: true } });
+      p.run();
+      assert.deepEqual(counters(p, 'initiator'), [(1n << 40n) + 5n]);
+    });
+
+    it('is not sent to a peer that did not announce support, and a peer without the policy ignores one', () => {
+      const p = new Pair({ initiatorPolicy: both, responderPolicy: { messageIdSync: true } });
+      p.establish();
+      assert.equal(p.initiator.state.peerReplayCounterSync, undefined, 'the responder did not announce it');
+      assert.equal(p.responder.state.peerReplayCounterSync, undefined, 'nor takes it up');
+      p.command('initiator', { kind: 'mid-sync', replayCounter: { value: 99n, esn: false } });
+      p.run();
+      assert.deepEqual(counters(p, 'responder'), []);
+      // Forced on the sending side (a peer announcing nothing still gets a counter): ignored.
+      p.initiator.state = { ...p.initiator.state, peerReplayCounterSync: true };
+      p.command('initiator', { kind: 'mid-sync', replayCounter: { value: 99n, esn: false } });
+      p.run();
+      assert.deepEqual(counters(p, 'responder'), []);
+      assert.equal(p.initiator.state.current!.outstanding, undefined, 'the Message ID sync still completes');
+    });
+  });
 });

@@ -12,12 +12,22 @@
  * Each sync request is processed once: its nonce is remembered (a bounded list), a retransmission
  * of the same octets from where it came gets the same answer, any other copy is dropped.
  *
+ * IPSEC_REPLAY_COUNTER_SYNC (§4.3) rides in the same request when the peer announced
+ * IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED: the Incoming IPsec SA Replay Counter is where the cluster's
+ * inbound replay windows (all Child SAs of the IKE SA) now start, so that the sequence numbers the
+ * failed member accepted after its last checkpoint cannot be replayed to the new one. The peer
+ * moves the outbound counter of each Child SA to at least that value (the `replay-counter-sync`
+ * action; the data plane owns the counters) and answers with IKEV2_MESSAGE_ID_SYNC only. A
+ * counter that does not decode is dropped with a reason; the Message ID sync still proceeds.
+ *
  * Not done: a request the peer had outstanding under the old counters is not renumbered; it is
  * retransmitted as it was (and, if the cluster now treats it as out of window, times out).
  */
 import {
   decodeMessageIdSync,
+  decodeReplayCounterSync,
   encodeMessageIdSync,
+  encodeReplayCounterSync,
   ExchangeType,
   NotifyStatus,
   type Payload,
@@ -38,8 +48,14 @@ function u32(b: Uint8Array): number {
   return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
 }
 
-/** Cluster side: sends the sync request on the current SA. */
-export function startMidSync(w: Work): void {
+/**
+ * Cluster side: sends the sync request on the current SA; with `replayCounter` (and a peer that
+ * announced support) IPSEC_REPLAY_COUNTER_SYNC goes in the same message.
+ */
+export function startMidSync(
+  w: Work,
+  replayCounter?: { readonly value: bigint; readonly esn: boolean },
+): void {
   // Message ID 0 is the sync exchange's own (§4.2): our next request after it is at least 1, or
   // the peer would see a second request 0, and a peer that derives its AES-GCM IVs from the
   // Message ID (strongSwan's iv_gen_seq) refuses to encrypt a second response 0 and drops the SA.
@@ -50,11 +66,19 @@ export function startMidSync(w: Work): void {
     expectedSendRequestId: core.nextRequestId,
     expectedRecvRequestId: core.expectedRequestId,
   });
+  const payloads = [notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC, data)];
+  if (replayCounter && w.s.peerReplayCounterSync)
+    payloads.push(
+      notify(
+        NotifyStatus.IPSEC_REPLAY_COUNTER_SYNC,
+        encodeReplayCounterSync({ nonce, incomingReplayCounter: replayCounter.value }, replayCounter.esn),
+      ),
+    );
   w.s.current = sendRequest(
     w,
     core,
     ExchangeType.INFORMATIONAL,
-    [notify(NotifyStatus.IKEV2_MESSAGE_ID_SYNC, data)],
+    payloads,
     { kind: 'mid-sync', nonce },
     MID_SYNC_MESSAGE_ID,
   );
@@ -104,6 +128,15 @@ export function respondMidSync(
       return core;
     }
     return 'replayed-message-id-sync';
+  }
+  const replay = findNotify(inner, NotifyStatus.IPSEC_REPLAY_COUNTER_SYNC);
+  if (replay && w.ctx.policy.replayCounterSync) {
+    try {
+      const counter = decodeReplayCounterSync(replay.data).incomingReplayCounter;
+      w.actions.push({ kind: 'replay-counter-sync', counter });
+    } catch {
+      w.actions.push({ kind: 'dropped', reason: 'invalid-replay-counter-sync' });
+    }
   }
   const updated: IkeSaCore = {
     ...core,

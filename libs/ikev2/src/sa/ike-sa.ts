@@ -202,7 +202,7 @@ function drainQueue(w: Work): void {
         startRekeyIke(w, c.keGroup);
         break;
       case 'mid-sync':
-        startMidSync(w);
+        startMidSync(w, c.replayCounter);
         break;
     }
   }

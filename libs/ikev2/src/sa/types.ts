@@ -55,8 +55,15 @@ export type IkeSaCommand =
   /**
    * RFC 6311 §4: push our Message ID counters to the peer (e.g. after a cluster takeover). Only
    * valid once established and when the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED.
+   * `replayCounter` (§4.3): also tell the peer where our inbound replay windows now start, so it
+   * moves the sequence counters of every outbound Child SA past it; sent only when the peer
+   * announced IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED. `esn`: the 8-octet form (the Child SAs use
+   * extended sequence numbers).
    */
-  | { readonly kind: 'mid-sync' };
+  | {
+      readonly kind: 'mid-sync';
+      readonly replayCounter?: { readonly value: bigint; readonly esn: boolean };
+    };
 
 /** `now` is milliseconds on the driver's monotonic clock; the machine never reads a clock. */
 export type IkeSaEvent =
@@ -168,6 +175,11 @@ export type IkeSaAction =
    * from a proposal mixing AEAD and non-AEAD ciphers with integrity): log it (once) at info.
    */
   | { readonly kind: 'lenient'; readonly what: 'aead-with-integrity'; readonly exchange: string }
+  /**
+   * RFC 6311 §4.3: the peer's cluster (authenticated, in its sync exchange) restarted its inbound
+   * replay windows at `counter`: every outbound Child SA of this IKE SA continues above it.
+   */
+  | { readonly kind: 'replay-counter-sync'; readonly counter: bigint }
   /** A message was dropped without an answer (STYLE.md rule 7: count it with this reason). */
   | { readonly kind: 'dropped'; readonly reason: string };
 
@@ -229,6 +241,8 @@ export interface IkeSaPolicy {
   readonly requestVirtualIp?: boolean;
   /** RFC 6311: announce IKEV2_MESSAGE_ID_SYNC_SUPPORTED in IKE_AUTH. */
   readonly messageIdSync?: boolean;
+  /** RFC 6311 §4.3: announce IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED in IKE_AUTH and honour it. */
+  readonly replayCounterSync?: boolean;
   readonly retransmit?: RetransmitPolicy;
   /**
    * Over TCP no request is retransmitted on a live stream (RFC 9329 §2); the peer is dead when no
@@ -494,6 +508,8 @@ export interface IkeSaState {
   readonly natRemote: boolean;
   /** RFC 6311: the peer announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED. */
   readonly peerMessageIdSync: boolean;
+  /** RFC 6311 §4.3: the peer announced IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED (absent: no). */
+  readonly peerReplayCounterSync?: boolean;
   /** A rekey-ike we answered while our own was outstanding (RFC 7296 §2.8.1). */
   readonly collision?: IkeSaCore;
   /** Child rekeys we answered while rekeying the same child ourselves (RFC 7296 §2.8.1). */

@@ -143,6 +143,7 @@ export async function testGateway(
         localTs: [ANY],
         remoteTs: [ANY],
         messageIdSync: true,
+        replayCounterSync: true,
       },
       matchPeer: (id) => directory.match(id),
       currentTrustAnchors: () => directory.trustAnchors(),
