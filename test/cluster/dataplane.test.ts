@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { requirement } from '@ikegate/testkit';
 import { canUseNetns, ip } from '../interop/lib/netns.js';
 import { pingThrough } from '../interop/lib/swanctl.js';
+import { Capture, haveCaptureTools, tsharkFields } from '../interop/lib/capture.js';
 import { PSK, type Proc, TestCluster, until } from './lib/cluster.js';
 
 const netns = canUseNetns();
@@ -20,7 +21,9 @@ const skip = requirement(
     ? netns.why
     : spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0
       ? 'redis-server not installed'
-      : false,
+      : !haveCaptureTools()
+        ? 'tcpdump/tshark not installed'
+        : false,
 );
 
 const tag = `dp${process.pid % 10000}`;
@@ -36,6 +39,8 @@ describe(
     let forwardBefore = '0';
     let client: Proc;
     let vip = '';
+    let capture: Capture | undefined;
+    const pcap = `${c.dir}/client.pcap`;
 
     before(async () => {
       forwardBefore = readFileSync(FORWARD, 'utf8').trim();
@@ -63,7 +68,10 @@ describe(
       await c.start();
       await c.addWorker('w1', `ik${tag}1`.slice(0, 15));
       await c.addWorker('w2', `ik${tag}2`.slice(0, 15));
-      await c.addEdge('e1');
+      const e1 = await c.addEdge('e1');
+      // The client's side of the wire, to see the RFC 6311 sync after the takeover (tshark).
+      capture = new Capture(CLIENT, `v${tag}cc`, pcap, `tcp port ${e1.tcp}`);
+      await capture.start();
       await c.startControl();
       await until(
         () => c.shards().then((r) => r.owned),
@@ -72,6 +80,7 @@ describe(
     });
 
     after(async () => {
+      await capture?.stop();
       if (process.env.IKEGATE_CLUSTER_DEBUG)
         for (const w of c.workers)
           console.error(
@@ -150,6 +159,26 @@ describe(
       const synced = await client.waitFor('replay-counter-synced', 5_000);
       assert.equal(BigInt(String(synced.counter)), counter, 'the peer got the counter the new owner chose');
       assert.equal(synced.children, 1);
+      // On the wire (tshark with the RFC 9329 dissector): after the setup, the new owner's sync
+      // request (INFORMATIONAL, Message ID 0, from the gateway) and the peer's answer to it.
+      await capture!.stop();
+      const e1 = c.edges[0]!;
+      const rows = tsharkFields(
+        pcap,
+        ['ip.src', 'isakmp.exchangetype', 'isakmp.messageid', 'isakmp.flag_r'],
+        ['-d', `tcp.port==${e1.tcp},iketcp`, '-Y', 'isakmp'],
+      ).map(
+        ([src, type, mid, response]) =>
+          `${src === '10.66.1.1' ? 'gw' : 'peer'} ${type} ${Number(mid)} ${response === 'True' || response === '1' ? 'response' : 'request'}`,
+      );
+      assert.deepEqual(
+        rows.slice(0, 4),
+        ['peer 34 0 request', 'gw 34 0 response', 'peer 35 1 request', 'gw 35 1 response'],
+        rows.join(', '),
+      );
+      const sync = rows.indexOf('gw 37 0 request');
+      assert.ok(sync >= 4, `the sync request after the setup: ${rows.join(', ')}`);
+      assert.ok(rows.slice(sync).includes('peer 37 0 response'), `answered: ${rows.join(', ')}`);
     });
   },
 );
