@@ -338,6 +338,26 @@ test('cluster: the relay over mutual TLS, or plaintext only when insecureRelay s
   assert.equal(plain.cluster?.insecureRelay, true);
 });
 
+test('cluster.redis.replicaAcks: 1 by default with sentinels, 0 otherwise; refused with nodes (Redis failover, issue #11)', () => {
+  const cluster = (redis: string) =>
+    parseConfig(`${MINIMAL}cluster: { kek: { file: /k.hex }, insecureRelay: true, redis: ${redis} }\n`)
+      .cluster?.redis;
+  const sentinel = cluster('{ sentinels: [{ host: 10.0.0.5, port: 26379 }], name: gw }');
+  assert.equal(sentinel?.replicaAcks, 1);
+  assert.equal(sentinel?.replicaAckTimeoutMs, 500);
+  assert.equal(cluster('{ host: 10.0.0.5 }')?.replicaAcks, 0);
+  const set = cluster('{ host: 10.0.0.5, replicaAcks: 2, replicaAckTimeoutMs: 250 }');
+  assert.equal(set?.replicaAcks, 2);
+  assert.equal(set?.replicaAckTimeoutMs, 250);
+  const issues = issuesOf(
+    `${MINIMAL}cluster: { kek: { file: /k.hex }, insecureRelay: true, redis: { nodes: [{ host: 10.0.0.5 }], replicaAcks: 1 } }\n`,
+  );
+  assert.deepEqual(
+    issues.map((i) => i.path),
+    ['cluster.redis.replicaAcks'],
+  );
+});
+
 describe('matchPeer', () => {
   const c = parseConfig(`
 identity: { id: gw.example.org }

@@ -149,8 +149,19 @@ export interface RedisSecurity {
   };
 }
 
+/**
+ * Write-through durability across a Redis failover (libs/store RedisStore, docs/ha.md "Redis
+ * failover"): every fenced write and lease grant waits (WAIT) until `replicaAcks` replicas have it,
+ * at most `replicaAckTimeoutMs` per wait. Default 1 with `sentinels`, 0 otherwise.
+ */
+export interface RedisReplicaAcks {
+  readonly replicaAcks: number;
+  readonly replicaAckTimeoutMs: number;
+}
+
 export interface ClusterConfig {
   readonly redis: RedisSecurity &
+    RedisReplicaAcks &
     (
       | { readonly host: string; readonly port: number }
       | { readonly sentinels: readonly { host: string; port: number }[]; readonly name: string }
@@ -592,6 +603,8 @@ export class Validator {
       'password',
       'username',
       'tls',
+      'replicaAcks',
+      'replicaAckTimeoutMs',
     ]);
     let redis: ClusterConfig['redis'];
     const password = this.str(r, 'password', 'cluster.redis', null);
@@ -618,10 +631,18 @@ export class Validator {
       if ((tls.certificate === null) !== (tls.key === null))
         this.add('cluster.redis.tls', 'certificate and key go together');
     }
+    const replicaAcks = this.int(r, 'replicaAcks', 'cluster.redis', this.has(r, 'sentinels') ? 1 : 0, 0, 16);
+    if (replicaAcks > 0 && this.has(r, 'nodes'))
+      this.add(
+        'cluster.redis.replicaAcks',
+        'is not supported with nodes (Redis Cluster) yet: leave it out or set 0',
+      );
     const pw = {
       ...(password !== null ? { password } : {}),
       ...(username !== null ? { username } : {}),
       ...(tls ? { tls } : {}),
+      replicaAcks,
+      replicaAckTimeoutMs: this.int(r, 'replicaAckTimeoutMs', 'cluster.redis', 500, 1, 60_000),
     };
     if (this.has(r, 'sentinels')) {
       redis = {

@@ -1,8 +1,9 @@
 /**
  * Errors of @ikegate/store (STYLE.md rule 6). Store inputs come from our own workers, so there is no
  * RemoteProtocolError here: a misuse of the API is a LocalUsageError, a write by a tenure that no
- * longer holds the shard is a FencedWriteError, and a value that cannot be opened with the
- * configured KEK is a SealedValueError. Redis connection errors are ioredis' own and pass through.
+ * longer holds the shard is a FencedWriteError, a value that cannot be opened with the configured
+ * KEK is a SealedValueError, and a write the replicas did not confirm (`replicaAcks`) is a
+ * ReplicaAckError. Redis connection errors are ioredis' own and pass through.
  */
 export type StoreErrorCode =
   | 'IKEGATE_ERR_STORE_BAD_SHARD'
@@ -19,7 +20,9 @@ export type StoreErrorCode =
   /** A managed-config commit or seed that is malformed (a change, base version or actor). */
   | 'IKEGATE_ERR_STORE_BAD_CHANGE'
   /** Managed-config state at rest (state file, Redis keys) that is corrupt or not ours. */
-  | 'IKEGATE_ERR_STORE_BAD_STATE';
+  | 'IKEGATE_ERR_STORE_BAD_STATE'
+  /** `replicaAcks`/`replicaAckTimeoutMs` out of range, or `replicaAcks` with a Redis Cluster. */
+  | 'IKEGATE_ERR_STORE_BAD_REPLICA_ACKS';
 
 export class LocalUsageError extends Error {
   override readonly name = 'LocalUsageError';
@@ -52,6 +55,18 @@ export class FencedWriteError extends Error {
           : `the live lease has epoch ${currentEpoch}`),
     );
   }
+}
+
+/**
+ * A write (or lease grant/release) reached the Redis primary but was not confirmed by the required
+ * replicas (`replicaAcks`): a connected replica did not acknowledge it within the timeout, or the
+ * connection ended before it did (the primary may have died and a replica without the write may
+ * be promoted). It is not known to survive a failover: the caller keeps it and writes it again
+ * (every fenced write is idempotent for the same epoch and value).
+ */
+export class ReplicaAckError extends Error {
+  override readonly name = 'ReplicaAckError';
+  readonly code = 'IKEGATE_ERR_STORE_REPLICA_ACK';
 }
 
 export type SealedValueErrorCode = 'IKEGATE_ERR_STORE_UNSEAL' | 'IKEGATE_ERR_STORE_UNKNOWN_KEK';

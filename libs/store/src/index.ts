@@ -11,6 +11,7 @@ export {
 export {
   FencedWriteError,
   LocalUsageError,
+  ReplicaAckError,
   SealedValueError,
   type SealedValueErrorCode,
   type StoreErrorCode,
@@ -30,6 +31,8 @@ export {
   type RedisConnection,
   RedisBackend,
   type RedisNode,
+  type ReplicaAckOptions,
+  type ReplicaAckStats,
   RedisStore,
   type RedisStoreOptions,
 } from './redis.js';

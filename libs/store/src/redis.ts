@@ -8,12 +8,23 @@
  * workers' clocks never decide who owns a shard. The epoch counter is a separate key without a
  * TTL: it survives expiry and release, and only ever grows.
  *
+ * Replication (docs/ha.md "Redis failover"): Redis replicates asynchronously, so a primary that
+ * dies right after acknowledging a write may take it along, and the promoted replica would lack it,
+ * or lack an epoch bump (a lower epoch on the new primary could let a fenced-off owner write again).
+ * With `replicaAcks: n` every fenced write, lease grant and release is confirmed by n replicas
+ * (WAIT) before its call resolves; one WAIT covers every write this connection sent before it, so
+ * concurrent writes share it. A write the replicas did not confirm rejects with ReplicaAckError and
+ * the caller writes it again (the worker keeps it pending), also after a switch to a new primary.
+ * When the primary has fewer online replicas than asked (a failover left none yet), waiting cannot
+ * help: writes are accepted unreplicated and counted (`replicaStats`); an operator who wants them
+ * refused instead sets `min-replicas-to-write` on the servers.
+ *
  * Listing a shard uses the shard's index set (SSCAN in bounded batches) instead of a keyspace SCAN,
  * which in Redis Cluster would have to visit every node.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Lease, LeaseGrant, ShardContents, SyncState } from './contract.js';
-import { FencedWriteError, LocalUsageError } from './errors.js';
+import { FencedWriteError, LocalUsageError, ReplicaAckError } from './errors.js';
 import {
   checkShardCount,
   DEFAULT_SHARD_COUNT,
@@ -32,18 +43,46 @@ export interface RedisNode {
   readonly port: number;
 }
 
+/** How many replicas confirm a write before it counts as done (module comment, "Replication"). */
+export interface ReplicaAckOptions {
+  /**
+   * Replicas that must acknowledge (WAIT) every fenced write (putSa, deleteSa, putSync) and every
+   * lease grant or release before the call resolves. 0: no waiting (replication stays
+   * asynchronous; a failover may lose the last writes). Standalone and Sentinel only.
+   */
+  readonly replicaAcks?: number;
+  /** How long one WAIT may block the connection (default 500 ms). */
+  readonly replicaAckTimeoutMs?: number;
+}
+
 /** Where the store lives: one server, a Sentinel-managed master, or a Redis Cluster. */
 /** `username`: a Redis 6+ ACL user (AUTH username password); without it the default user. */
-export type RedisConnection =
-  | (RedisNode & { readonly username?: string; readonly password?: string; readonly db?: number })
-  | {
-      readonly sentinels: readonly RedisNode[];
-      readonly name: string;
-      readonly username?: string;
-      readonly password?: string;
-      readonly sentinelPassword?: string;
-    }
-  | { readonly nodes: readonly RedisNode[]; readonly username?: string; readonly password?: string };
+export type RedisConnection = ReplicaAckOptions &
+  (
+    | (RedisNode & { readonly username?: string; readonly password?: string; readonly db?: number })
+    | {
+        readonly sentinels: readonly RedisNode[];
+        readonly name: string;
+        readonly username?: string;
+        readonly password?: string;
+        readonly sentinelPassword?: string;
+      }
+    | { readonly nodes: readonly RedisNode[]; readonly username?: string; readonly password?: string }
+  );
+
+/** What the replica waits did so far (RedisBackend.replicaStats). */
+export interface ReplicaAckStats {
+  /** WAIT commands sent (each covers every write sent before it on the connection). */
+  waits: number;
+  /** Writes rejected because no replica confirmed them (ReplicaAckError, or WAIT itself failed). */
+  unconfirmed: number;
+  /** Writes accepted while the primary had fewer online replicas than `replicaAcks`. */
+  unreplicated: number;
+}
+
+export const DEFAULT_REPLICA_ACK_TIMEOUT_MS = 500;
+/** After a WAIT found too few online replicas, writes skip WAIT for this long (then look again). */
+const FEW_REPLICAS_RECHECK_MS = 1000;
 
 function credentialsOf(c: { readonly username?: string; readonly password?: string }): RedisOptions {
   return {
@@ -165,19 +204,119 @@ function pairsToRecord(flat: readonly string[]): Record<string, string> {
 export class RedisBackend implements ShardBackend {
   readonly shardCount: number;
   readonly client: Redis | Cluster;
+  readonly replicaAcks: number;
+  readonly replicaAckTimeoutMs: number;
+  readonly replicaStats: ReplicaAckStats = { waits: 0, unconfirmed: 0, unreplicated: 0 };
+  /** Bumped whenever the connection closes: a WAIT only vouches for writes of its own connection. */
+  #generation = 0;
+  /** The next WAIT, not sent yet: writes whose replies arrived join it. */
+  #barrier: { readonly generation: number; readonly done: Promise<boolean> } | undefined;
+  /** Until then the primary is known to have fewer online replicas than replicaAcks. */
+  #fewReplicasUntil = 0;
 
   constructor(options: RedisStoreOptions) {
     this.shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
     checkShardCount(this.shardCount);
-    this.client = connect(options.connection, options.redisOptions ?? {});
+    const c = options.connection;
+    this.replicaAcks = c.replicaAcks ?? 0;
+    this.replicaAckTimeoutMs = c.replicaAckTimeoutMs ?? DEFAULT_REPLICA_ACK_TIMEOUT_MS;
+    if (!Number.isInteger(this.replicaAcks) || this.replicaAcks < 0 || this.replicaAcks > 16) {
+      throw new LocalUsageError(
+        'IKEGATE_ERR_STORE_BAD_REPLICA_ACKS',
+        `replicaAcks must be 0..16, got ${this.replicaAcks}`,
+      );
+    }
+    if (!Number.isInteger(this.replicaAckTimeoutMs) || this.replicaAckTimeoutMs < 1) {
+      throw new LocalUsageError(
+        'IKEGATE_ERR_STORE_BAD_REPLICA_ACKS',
+        `replicaAckTimeoutMs must be a positive integer, got ${this.replicaAckTimeoutMs}`,
+      );
+    }
+    if (this.replicaAcks > 0 && 'nodes' in c) {
+      throw new LocalUsageError(
+        'IKEGATE_ERR_STORE_BAD_REPLICA_ACKS',
+        'replicaAcks is not supported with a Redis Cluster (nodes) yet: WAIT would have to reach the node of each slot',
+      );
+    }
+    this.client = connect(c, options.redisOptions ?? {});
+    this.client.on('close', () => {
+      this.#generation++;
+      this.#fewReplicasUntil = 0;
+    });
     for (const [name, s] of Object.entries(SCRIPTS)) {
       this.client.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
     }
   }
 
+  /**
+   * Resolves once `replicaAcks` replicas confirmed every write this connection sent before now
+   * (`generation`: the connection the caller's write went out on). Rejects with ReplicaAckError
+   * when that is not known: the connection changed since, or an online replica did not confirm in
+   * time. Resolves unconfirmed (counted) when the primary has too few online replicas to wait for.
+   */
+  async #replicated(generation: number): Promise<void> {
+    if (this.replicaAcks === 0) return;
+    if (generation !== this.#generation) {
+      this.replicaStats.unconfirmed++;
+      throw new ReplicaAckError(
+        'the connection to Redis ended before replicas confirmed the write (failover?); write it again',
+      );
+    }
+    if (Date.now() < this.#fewReplicasUntil) {
+      this.replicaStats.unreplicated++;
+      return;
+    }
+    let b = this.#barrier;
+    if (b === undefined || b.generation !== generation) {
+      const done = new Promise<boolean>((resolve, reject) => {
+        // Sent after this I/O round: every write whose reply came in the same round joins it.
+        setImmediate(() => {
+          if (this.#barrier?.done === done) this.#barrier = undefined;
+          this.#wait(generation).then(resolve, reject);
+        });
+      });
+      b = { generation, done };
+      this.#barrier = b;
+    }
+    let confirmed: boolean;
+    try {
+      confirmed = await b.done;
+    } catch (e) {
+      this.replicaStats.unconfirmed++; // ReplicaAckError, or the connection failed during WAIT
+      throw e;
+    }
+    if (!confirmed) this.replicaStats.unreplicated++;
+  }
+
+  /** One WAIT: true when confirmed, false when too few replicas are online to confirm anything. */
+  async #wait(generation: number): Promise<boolean> {
+    this.replicaStats.waits++;
+    const acked = Number(
+      await (this.client as Redis).call('WAIT', this.replicaAcks, this.replicaAckTimeoutMs),
+    );
+    if (generation !== this.#generation) {
+      throw new ReplicaAckError(
+        'the connection to Redis changed before replicas confirmed the write (failover?); write it again',
+      );
+    }
+    if (acked >= this.replicaAcks) return true;
+    const info = String(await (this.client as Redis).info('replication'));
+    const online = [...info.matchAll(/^slave\d+:.*state=online/gm)].length;
+    if (generation !== this.#generation || online >= this.replicaAcks) {
+      throw new ReplicaAckError(
+        `${acked} of ${this.replicaAcks} replicas confirmed the write within ${this.replicaAckTimeoutMs} ms; write it again`,
+      );
+    }
+    // Fewer replicas than asked are online (e.g. the one left after a failover is the primary now):
+    // the write is on this primary and nothing can confirm it. Stop waiting for a while.
+    this.#fewReplicasUntil = Date.now() + FEW_REPLICAS_RECHECK_MS;
+    return false;
+  }
+
   async putSealed(shard: number, epoch: number, key: string, sealed: Uint8Array): Promise<void> {
     // ioredis sends only Buffers as binary; any other Uint8Array would go out as "1,2,3".
     const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    const gen = this.#generation;
     const r = await this.run(
       'ikegatePutSa',
       leaseKey(shard),
@@ -188,6 +327,7 @@ export class RedisBackend implements ShardBackend {
       key,
     );
     this.checkFence(r, shard, epoch);
+    await this.#replicated(gen);
   }
 
   async getSealed(shard: number, key: string): Promise<Uint8Array | undefined> {
@@ -196,6 +336,7 @@ export class RedisBackend implements ShardBackend {
   }
 
   async deleteSa(shard: number, epoch: number, key: string): Promise<void> {
+    const gen = this.#generation;
     const r = await this.run(
       'ikegateDeleteSa',
       leaseKey(shard),
@@ -206,6 +347,7 @@ export class RedisBackend implements ShardBackend {
       key,
     );
     this.checkFence(r, shard, epoch);
+    await this.#replicated(gen);
   }
 
   async putSync(
@@ -214,6 +356,7 @@ export class RedisBackend implements ShardBackend {
     key: string,
     fields: SyncFields,
   ): Promise<SyncState | undefined> {
+    const gen = this.#generation;
     const r = await this.run(
       'ikegatePutSync',
       leaseKey(shard),
@@ -224,6 +367,7 @@ export class RedisBackend implements ShardBackend {
     );
     if (r === 'M') return undefined;
     this.checkFence(r, shard, epoch);
+    await this.#replicated(gen);
     return syncFromFields(pairsToRecord(r as string[]));
   }
 
@@ -274,6 +418,7 @@ export class RedisBackend implements ShardBackend {
     ttlMs: number,
     takeFrom?: string,
   ): Promise<LeaseGrant | undefined> {
+    const gen = this.#generation;
     const r = await this.run(
       'ikegateAcquire',
       leaseKey(shard),
@@ -285,6 +430,9 @@ export class RedisBackend implements ShardBackend {
     if (r === null) return undefined;
     const [epoch, expiresAt] = r as [number, string];
     await this.client.incr(VERSION_KEY);
+    // The epoch bump must survive a failover before anyone writes under it: a promoted replica
+    // with the old epoch would hand the same epoch to the next owner, and both would pass the fence.
+    await this.#replicated(gen);
     return { epoch, expiresAt: Number(expiresAt) };
   }
 
@@ -293,8 +441,12 @@ export class RedisBackend implements ShardBackend {
   }
 
   async release(shard: number, owner: string, epoch: number): Promise<boolean> {
+    const gen = this.#generation;
     const released = (await this.run('ikegateRelease', leaseKey(shard), owner, epoch)) === 1;
-    if (released) await this.client.incr(VERSION_KEY);
+    if (released) {
+      await this.client.incr(VERSION_KEY);
+      await this.#replicated(gen);
+    }
     return released;
   }
 
@@ -338,6 +490,7 @@ export class RedisBackend implements ShardBackend {
 }
 
 function connect(c: RedisConnection, extra: RedisOptions): Redis | Cluster {
+  // replicaAcks/replicaAckTimeoutMs are ours, not ioredis options; nothing below spreads `c`.
   // Auto-pipelining batches owners()' concurrent reads per node, also in Cluster mode.
   const base: RedisOptions = { enableAutoPipelining: true, ...extra };
   if ('nodes' in c) {

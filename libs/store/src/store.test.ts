@@ -5,7 +5,7 @@
  */
 import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { requirement } from '@ikegate/testkit';
 import { leaseKey, MAX_TTL_MS, saKey } from './keys.js';
 import { MemoryStore } from './memory.js';
@@ -13,6 +13,8 @@ import { type RedisConnection, RedisStore } from './redis.js';
 import type { Keyring } from './seal.js';
 import { type ContractOptions, realElapse, storeContract, type StoreUnderTest } from './testing/contract.js';
 import { type RedisServer, startRedisServer } from './testing/redis-server.js';
+import { type SentinelTopology, startSentinelTopology } from './testing/redis-sentinel.js';
+import { type RedisClusterServers, startRedisCluster } from './testing/redis-cluster.js';
 
 storeContract('MemoryStore', async (kek) => {
   let now = 1_000_000;
@@ -42,6 +44,23 @@ after(async () => {
   if (typeof clusterServer !== 'string') await clusterServer.stop();
 });
 
+// Primary + replica + 3 sentinels (failover itself: sentinel.test.ts). The contract runs through
+// the ioredis Sentinel client with every write confirmed by the replica (WAIT).
+const sentinel: SentinelTopology | string = await startSentinelTopology();
+after(async () => {
+  if (typeof sentinel !== 'string') await sentinel.stop();
+});
+const sentinelPrimary: RedisServer | string =
+  typeof sentinel === 'string' ? sentinel : { port: sentinel.nodes[0]!.port, stop: async () => {} };
+
+// Three primaries, the slots split between them: keys of different shards live on different nodes.
+const cluster3: RedisClusterServers | string = await startRedisCluster('redis-server', 3);
+after(async () => {
+  if (typeof cluster3 !== 'string') await cluster3.stop();
+});
+const cluster3Server: RedisServer | string =
+  typeof cluster3 === 'string' ? cluster3 : { port: cluster3.nodes[0]!.port, stop: async () => {} };
+
 /** The contract options for a Redis suite: skipped when its server did not start (a failure under CI). */
 function redisOptions(server: RedisServer | string, propertyRuns: number): ContractOptions {
   const skip = requirement(typeof server === 'string' && server);
@@ -51,12 +70,16 @@ function redisOptions(server: RedisServer | string, propertyRuns: number): Contr
 function redisHarness(
   server: RedisServer | string,
   connect: (port: number) => RedisConnection,
+  /** The client for the raw-bytes hooks; default a plain one (one node owns every slot). */
+  rawClient: (port: number) => Redis | Cluster = (port) => new Redis({ host: '127.0.0.1', port }),
 ): (kek: Keyring) => Promise<StoreUnderTest> {
   return async (kek) => {
     if (typeof server === 'string') throw new Error(server);
-    // One node owns every slot, so a plain client reaches every key for the raw-bytes hooks.
-    const raw = new Redis({ host: '127.0.0.1', port: server.port });
-    await raw.flushdb();
+    const raw = rawClient(server.port);
+    if (raw instanceof Cluster) {
+      await raw.ping(); // loads the slot map
+      await Promise.all(raw.nodes('master').map((n) => n.flushdb()));
+    } else await raw.flushdb();
     const store = new RedisStore({ connection: connect(server.port), kek });
     // ioredis retries a broken connection or cluster forever; fail this test in bounded time instead.
     const timer = new AbortController();
@@ -102,4 +125,29 @@ storeContract(
   'RedisStore (one-node Redis Cluster, ioredis Cluster client)',
   redisHarness(clusterServer, (port) => ({ nodes: [{ host: '127.0.0.1', port }] })),
   redisOptions(clusterServer, 20),
+);
+
+storeContract(
+  'RedisStore (Sentinel: primary + replica, ioredis Sentinel client, replicaAcks 1)',
+  redisHarness(sentinelPrimary, () => {
+    if (typeof sentinel === 'string') throw new Error(sentinel);
+    return { sentinels: sentinel.sentinels, name: sentinel.name, replicaAcks: 1 };
+  }),
+  redisOptions(sentinelPrimary, 20),
+);
+
+storeContract(
+  'RedisStore (Redis Cluster of 3 primaries, ioredis Cluster client)',
+  redisHarness(
+    cluster3Server,
+    () => {
+      if (typeof cluster3 === 'string') throw new Error(cluster3);
+      return { nodes: cluster3.nodes };
+    },
+    () => {
+      if (typeof cluster3 === 'string') throw new Error(cluster3);
+      return new Cluster(cluster3.nodes.map((n) => ({ host: n.host, port: n.port })));
+    },
+  ),
+  redisOptions(cluster3Server, 20),
 );

@@ -19,6 +19,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ApiAccess, type ApiRole, makeTestPki, type TestPki, writeApiAccess } from '@ikegate/testkit';
 import { type RedisServer, startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
+import {
+  type SentinelTopology,
+  startSentinelTopology,
+} from '../../../libs/store/src/testing/redis-sentinel.js';
 
 export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 export const PSK = 'cluster-test-psk-3e8a51f02c';
@@ -136,6 +140,8 @@ export class TestCluster {
   readonly loadgens: Proc[] = [];
   control: Proc | undefined;
   redis: RedisServer | undefined;
+  /** With `sentinelRedis`: the Redis topology (`redis.port` is then its first primary). */
+  sentinel: SentinelTopology | undefined;
   controlPort = 0;
   #access: ApiAccess | undefined;
   #pki: TestPki | undefined;
@@ -146,6 +152,11 @@ export class TestCluster {
     readonly dataplane?: { readonly pool: string; readonly localTs: string },
     /** Redis over TLS only, with an ACL user (the default user off): `cluster.redis.username/password/tls`. */
     readonly secureRedis = false,
+    /**
+     * Redis as a Sentinel topology (primary, replica, 3 sentinels; testing/redis-sentinel.ts),
+     * reached through `cluster.redis.sentinels` (replicaAcks 1, the default with sentinels).
+     */
+    readonly sentinelRedis = false,
   ) {}
 
   /** With `secureRedis`: the ACL user the cluster uses. */
@@ -191,10 +202,18 @@ export class TestCluster {
     this.#pki = makeTestPki(this.dir);
     const workerCert = this.#pki.issue('relay-worker', 'worker');
     const redisCert = this.secureRedis ? this.#pki.issue('redis-server', 'redis', 'IP:127.0.0.1') : undefined;
-    const r = await startRedisServer(
-      'redis-server',
-      redisCert ? { tls: { ...redisCert, ca: this.#pki.ca }, user: TestCluster.REDIS_USER } : {},
-    );
+    let r: RedisServer | string;
+    if (this.sentinelRedis) {
+      const topo = await startSentinelTopology();
+      if (typeof topo === 'string') throw new Error(topo);
+      this.sentinel = topo;
+      r = { port: topo.nodes[0]!.port, stop: () => topo.stop() };
+    } else {
+      r = await startRedisServer(
+        'redis-server',
+        redisCert ? { tls: { ...redisCert, ca: this.#pki.ca }, user: TestCluster.REDIS_USER } : {},
+      );
+    }
     if (typeof r === 'string') throw new Error(r);
     this.redis = r;
     writeFileSync(join(this.dir, 'kek.hex'), randomBytes(32).toString('hex'));
@@ -223,9 +242,13 @@ ${this.dataplane ? '    pool: rw\n' : ''}
 dpd: { intervalSeconds: 0 }
 dataplane:
   masquerade: { enabled: false }
-log: { level: info }
+log: { level: ${process.env.IKEGATE_TEST_LOG_LEVEL ?? "info"} }
 cluster:
-  redis: { host: ${HOST}, port: ${r.port}${redisSecurity} }
+  redis: ${
+    this.sentinel
+      ? `{ sentinels: [${this.sentinel.sentinels.map((n) => `{ host: ${n.host}, port: ${n.port} }`).join(', ')}], name: ${this.sentinel.name} }`
+      : `{ host: ${HOST}, port: ${r.port}${redisSecurity} }`
+  }
   kek: { file: kek.hex }
   leaseTtlMs: ${this.leaseTtlMs}
   relayTls: { ca: ${this.#pki.ca}, certificate: ${workerCert.certificate}, key: ${workerCert.key} }
