@@ -145,6 +145,13 @@ class Pipe {
     this.#queue = [];
   }
 
+  /** Closes the pipe and returns what was queued and never written. */
+  takeUnsent(): Outgoing[] {
+    const unsent = this.#queue;
+    this.close();
+    return unsent;
+  }
+
   get queued(): number {
     return this.#queue.length;
   }
@@ -516,7 +523,7 @@ export class RelayClient implements WorkerLink {
       if (this.#call !== call) return;
       this.#call = undefined;
       this.#pipe = undefined;
-      pipe.close();
+      this.#bounceUnsent(pipe.takeUnsent());
       if (this.#closed) return;
       this.#o.log.warn(
         { target: this.#o.target, why, retryInMs: this.#backoffMs },
@@ -542,8 +549,21 @@ export class RelayClient implements WorkerLink {
   }
 
   deliver(frame: InboundFrame): void {
+    // No stream to this worker (it died or restarts): the router finds the shard's owner again,
+    // rather than the frame waiting for a worker that may never come back (a TCP peer would not
+    // resend it).
+    if (!this.#pipe && this.#o.onBounce) return this.#o.onBounce(frame);
     // Queued until the next flush: copy, since an edge's decoder reuses its buffer for split frames.
     this.#push({ frame: frameToWire({ ...frame, bytes: frame.bytes.slice() }), ike: frame.kind === 'ike' });
+  }
+
+  /** Frames that never reached the worker go back to the router (`onBounce`). */
+  #bounceUnsent(items: readonly Outgoing[]): void {
+    for (const item of items) {
+      if (!('frame' in item)) continue;
+      const f = this.#o.onBounce ? frameFromWire(item.frame) : undefined;
+      if (f) this.#o.onBounce!(f);
+    }
   }
 
   connectionClosed(path: PeerPath): void {
@@ -553,7 +573,8 @@ export class RelayClient implements WorkerLink {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
-    this.#pipe?.close();
+    if (this.#pipe) this.#bounceUnsent(this.#pipe.takeUnsent());
+    this.#bounceUnsent(this.#pending.splice(0));
     this.#call?.end();
     this.#client.close();
   }

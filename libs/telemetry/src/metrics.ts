@@ -3,6 +3,8 @@
  * `ikegate up` (all roles in one process) and separate processes expose the same names. Label
  * values are bounded sets (reasons, kinds, transports), never SPIs or addresses.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 const EXCHANGE_NAMES: Readonly<Record<number, string>> = {
@@ -17,6 +19,18 @@ const EXCHANGE_NAMES: Readonly<Record<number, string>> = {
 export function exchangeLabel(message: Uint8Array): string {
   return EXCHANGE_NAMES[message[18] ?? 0] ?? 'other';
 }
+
+/** The version in the repository's package.json (the one `ikegate version` prints). */
+export const IKEGATE_VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
 
 export class Metrics {
   readonly registry = new Registry();
@@ -192,9 +206,50 @@ export class Metrics {
     return child;
   }
 
-  constructor(options: { readonly processMetrics?: boolean } = {}) {
-    if (options.processMetrics ?? true)
+  /** Time from an IKE SA's first message to its authentication, by transport (RFC 7296 §1.2). */
+  readonly ikeSaSetup = new Histogram({
+    name: 'ikegate_ike_sa_setup_seconds',
+    help: 'From the first IKE_SA_INIT of an IKE SA to its established IKE_AUTH, by transport',
+    labelNames: ['transport'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly certificateExpiry = new Gauge({
+    name: 'ikegate_certificate_expiry_timestamp_seconds',
+    help: 'notAfter of a certificate this process presents (relay, identity, API), as a Unix time',
+    labelNames: ['certificate'] as const,
+    registers: [this.registry],
+  });
+  /** 1, labelled with what runs: the version, the role and the Node.js version. */
+  readonly buildInfo = new Gauge({
+    name: 'ikegate_build_info',
+    help: 'Always 1: the ikegate version, role and Node.js version of this process',
+    labelNames: ['version', 'role', 'node_version'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { readonly processMetrics?: boolean; readonly role?: string } = {}) {
+    if (options.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry, prefix: 'ikegate_' });
+      // prom-client's active handle/request/resource gauges end in _total, which Prometheus
+      // reserves for counters (`promtool check metrics`); they are left out.
+      for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total'])
+        this.registry.removeSingleMetric(`ikegate_nodejs_${name}`);
+    }
+    this.buildInfo.set(
+      { version: IKEGATE_VERSION, role: options.role ?? 'library', node_version: process.versions.node },
+      1,
+    );
+  }
+
+  /** Exports the notAfter of the first certificate in `pem` as `certificate` (none if unreadable). */
+  watchCertificate(certificate: string, pem: string | Uint8Array): void {
+    try {
+      const notAfter = Date.parse(new X509Certificate(pem).validTo) / 1000;
+      if (Number.isFinite(notAfter)) this.certificateExpiry.set({ certificate }, notAfter);
+    } catch {
+      // Not a certificate: the process refuses it elsewhere with a clear error.
+    }
   }
 
   /** Prometheus text exposition format. */

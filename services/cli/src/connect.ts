@@ -278,7 +278,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
     device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
   }
   const server = isIPv4(o.server) ? o.server : (await lookup(o.server, { family: 4 })).address;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ role: 'connect' });
   let currentSpi = '';
   let stopping = false;
   let configuredVip: string | undefined;

@@ -123,6 +123,7 @@ function relayTlsOf(
   kind: 'edge' | 'worker',
   id: string,
   log: Logger,
+  metrics?: Metrics,
 ): { tls?: RelayTls } {
   if (!c.relayTls) {
     log.warn(
@@ -145,6 +146,7 @@ function relayTlsOf(
     }
   };
   const tls: RelayTls = { ca: read(c.relayTls.ca), certificate: read(certificate), key: read(key) };
+  metrics?.watchCertificate('relay', tls.certificate);
   let cn: string | undefined;
   try {
     cn = relayCertificateName(tls.certificate);
@@ -224,7 +226,7 @@ export async function runWorker(o: {
   }
   const c = clusterOf(config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-worker' }).child({ worker: o.id });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ role: 'worker' });
   const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
   const members = new RedisMembership(
@@ -236,7 +238,7 @@ export async function runWorker(o: {
     workerId: o.id,
     log,
     metrics,
-    ...relayTlsOf(c, o.relayCert, 'worker', o.id, log),
+    ...relayTlsOf(c, o.relayCert, 'worker', o.id, log, metrics),
   });
   const routes = new HostRoutes(o.tun ?? '', log);
   const ownerRef: { owner?: ShardOwner } = {};
@@ -255,6 +257,7 @@ export async function runWorker(o: {
     persistence: {
       dirty: (spi, shard) => ownerRef.owner?.dirty(spi, shard),
       gone: (spi, shard) => ownerRef.owner?.gone(spi, shard),
+      durable: (spi) => ownerRef.owner?.durable(spi),
     },
     ownsShard: (shard) => ownerRef.owner?.owned.has(shard) ?? false,
     workerId: o.id,
@@ -338,7 +341,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
   const config = loadConfig(o.config);
   const c = clusterOf(config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-edge' }).child({ edge: o.id });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ role: 'edge' });
   const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
   const members = new RedisMembership(
@@ -352,7 +355,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
     membershipOptions(config, log, metrics),
   );
   const edgeRef: { edge?: Edge } = {};
-  const relayTls = relayTlsOf(c, o.relayCert, 'edge', o.id, log).tls;
+  const relayTls = relayTlsOf(c, o.relayCert, 'edge', o.id, log, metrics).tls;
   const router = new ShardRouter({
     edgeId: o.id,
     ...(relayTls ? { relayTls } : {}),
@@ -453,7 +456,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
 export async function runControl(o: { config: string }): Promise<RoleHandle> {
   const config = loadConfig(o.config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-control' });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ role: 'control' });
   const access = accessFor(config, log, metrics);
   const store = openStore(config, log);
   const client = store.backend.client;

@@ -216,7 +216,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
     device = TunDevice.fromFd(tunName, r.fds.get(tunName)!, { wakeFd: r.wakeFds.get(tunName) });
   }
 
-  const metrics = new Metrics();
+  const metrics = new Metrics({ role: 'up' });
   const access = new AccessControl({
     file: config.control.accessFile,
     log: log.child({ role: 'api' }),
@@ -299,10 +299,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
     const d = device;
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start(
-      (packet) => {
-        metrics.hot(metrics.tunPackets, 'rx').inc();
-        worker.fromDevice(packet);
-      },
+      (packet) => worker.fromDevice(packet),
       (err) => log.error({ err: err.message }, 'tun-read-failed'),
     );
     log.info({ device: tunName, mtu, pools: directory.pools().map((p) => p.cidr) }, 'tun-up');

@@ -235,7 +235,7 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
     },
     { send: (f) => connector.send(f) },
     log.child({ role: 'worker' }),
-    new Metrics(),
+    new Metrics({ role: 'loadgen' }),
   );
   const connector = new MuxConnector(
     server,

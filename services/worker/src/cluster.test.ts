@@ -27,9 +27,13 @@ class Members implements Membership {
   }
 }
 
-function owner(id: string, store: MemoryStore, members: Members): ShardOwner {
+function owner(
+  id: string,
+  store: MemoryStore,
+  members: Members,
+  metrics = new Metrics({ processMetrics: false }),
+): ShardOwner {
   const log = createLogger({ destination: new PassThrough(), level: 'silent' });
-  const metrics = new Metrics({ processMetrics: false });
   const worker = new Worker(
     {
       provider: defaultProvider,
@@ -102,4 +106,57 @@ test('a drained worker releases every shard to the others and takes none until u
   assert.equal(a.owned.size + b.owned.size, SHARDS);
   await a.stop();
   await b.stop();
+});
+
+/** The MemoryStore with its SA removals held until `open()` (a slow or stalled Redis). */
+class GatedStore extends MemoryStore {
+  #gate: Promise<void> = new Promise(() => undefined);
+  #open: () => void = () => undefined;
+  constructor() {
+    super({
+      kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+      now: Date.now,
+      shardCount: SHARDS,
+    });
+    this.shut();
+  }
+  shut(): void {
+    this.#gate = new Promise((r) => (this.#open = r));
+  }
+  open(): void {
+    this.#open();
+  }
+  override async deleteSa(shard: number, epoch: number, key: string): Promise<void> {
+    await this.#gate;
+    return super.deleteSa(shard, epoch, key);
+  }
+}
+
+test('write-ahead: durable(spi) resolves only once the SA change is in the store, at once when nothing is pending, and after DURABLE_WAIT_MS (counted) when the store does not answer (issue #11)', async () => {
+  const store = new GatedStore();
+  const metrics = new Metrics({ processMetrics: false });
+  const a = owner('w1', store as MemoryStore, new Members(), metrics);
+  await a.tick();
+  assert.equal(a.owned.size, SHARDS);
+  assert.equal(a.durable('00000000000000aa'), undefined, 'nothing pending: no wait');
+
+  a.gone('00000000000000aa', 3);
+  let done = false;
+  const wait = a.durable('00000000000000aa')!.then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(done, false, 'held while the write is not done');
+  store.open();
+  await wait;
+  assert.equal(done, true, 'released by the write');
+  assert.equal(a.durable('00000000000000aa'), undefined);
+
+  // A store that never answers: the wait ends after DURABLE_WAIT_MS, counted.
+  store.shut();
+  a.gone('00000000000000bb', 4);
+  const started = Date.now();
+  await a.durable('00000000000000bb');
+  assert.ok(Date.now() - started >= 900, 'waited for the bound');
+  assert.match(await metrics.render(), /ikegate_store_durable_timeouts_total 1/);
+  store.open();
+  await a.stop();
 });

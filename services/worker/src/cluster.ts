@@ -18,7 +18,7 @@ import type { Redis, Cluster } from 'ioredis';
 import { placeShards } from '@ikegate/cluster';
 import { FencedWriteError, type Store } from '@ikegate/store';
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { PeerWatch } from './peer-watch.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import type { Persistence, Worker } from './worker.js';
@@ -65,6 +65,12 @@ export interface Membership {
 
 /** How long a shard taken from a gone worker stays away from it (placement `avoid`). */
 export const MOVE_MEMORY_MS = 60 * 60_000;
+/**
+ * How long an SA's IKE messages wait for its state to reach the store (write-ahead) before they
+ * go out anyway (counted in ikegate_store_durable_timeouts_total): a Redis outage delays IKE by
+ * this much, it does not stop it.
+ */
+export const DURABLE_WAIT_MS = 1000;
 /**
  * SAs a worker hands over per placement round for balance (not for drains or deaths): shards are
  * released until this many SAs moved, so empty shards (a forming cluster) move at once and a
@@ -276,6 +282,16 @@ export class ShardOwner implements Persistence {
   readonly #writes: Counter<'kind'>;
   readonly #dirtyGauge: Gauge;
   readonly #ownedGauge: Gauge;
+  readonly #writeSeconds: Histogram<'kind'>;
+  readonly #takeoverSeconds: Histogram<'reason'>;
+  /** Per SPI: times marked dirty (for write-ahead waiters), while a write is pending or running. */
+  readonly #generation = new Map<string, number>();
+  readonly #inFlight = new Set<string>();
+  readonly #waiters = new Map<string, { readonly generation: number; readonly resolve: () => void }[]>();
+  #flushSoon: NodeJS.Immediate | undefined;
+  readonly #durableTimeouts: Counter;
+  /** When this worker learned that a member was gone (its verdict or the round that saw it). */
+  readonly #goneSince = new Map<string, number>();
 
   constructor(o: ShardOwnerOptions) {
     this.#o = o;
@@ -298,12 +314,35 @@ export class ShardOwner implements Persistence {
       registers,
     });
     this.#ownedGauge = new Gauge({ name: 'ikegate_shards_owned', help: 'Shard leases held', registers });
+    this.#writeSeconds = new Histogram({
+      name: 'ikegate_store_write_seconds',
+      help: 'Latency of one fenced SA write (put) or removal (delete) in the store',
+      labelNames: ['kind'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.#durableTimeouts = new Counter({
+      name: 'ikegate_store_durable_timeouts_total',
+      help: 'IKE messages sent before their SA state reached the store, after waiting the write-ahead limit',
+      registers,
+    });
+    this.#takeoverSeconds = new Histogram({
+      name: 'ikegate_shard_takeover_seconds',
+      help: 'From learning that a shard holder was gone to that shard leased here with its SAs adopted',
+      labelNames: ['reason'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers,
+    });
     this.#takeovers = new Counter({
       name: 'ikegate_shard_takeovers_total',
       help: 'Shards taken from a worker that was no longer a member (dead: its relay refused; lapsed: its record expired)',
       labelNames: ['reason'],
       registers,
     });
+    // Known label values start at 0, so alerts and dashboards see the series before the first event.
+    for (const reason of ['fenced', 'store_error']) this.#writeFailures.inc({ reason }, 0);
+    this.#takeovers.inc({ reason: 'member_gone' }, 0);
+    for (const reason of ['member_gone', 'lease_lapsed']) this.#takeoverSeconds.zero({ reason });
     if (o.watchPeers !== false && o.relay !== '')
       this.#watch = new PeerWatch({
         self: o.workerId,
@@ -322,6 +361,7 @@ export class ShardOwner implements Persistence {
       },
     );
     log.warn({ worker: id, relay, evicted }, 'member-dead');
+    if (!this.#goneSince.has(id)) this.#goneSince.set(id, Date.now());
     this.kick();
   }
 
@@ -353,13 +393,64 @@ export class ShardOwner implements Persistence {
   dirty(spi: string, shard: number): void {
     if (!this.#owned.has(shard)) return;
     this.#pending.set(spi, { kind: 'put', shard });
+    this.#generation.set(spi, (this.#generation.get(spi) ?? 0) + 1);
     this.#scheduleFlush();
   }
 
   gone(spi: string, shard: number): void {
     if (!this.#owned.has(shard)) return;
     this.#pending.set(spi, { kind: 'delete', shard });
+    this.#generation.set(spi, (this.#generation.get(spi) ?? 0) + 1);
     this.#scheduleFlush();
+  }
+
+  /**
+   * Write-ahead for IKE: resolves once the SA's state as marked so far is in the store (flushed
+   * now rather than on the batching timer), or after DURABLE_WAIT_MS when the store does not
+   * answer. Undefined when nothing of it is pending or being written.
+   */
+  durable(spi: string): Promise<void> | undefined {
+    if (!this.#pending.has(spi) && !this.#inFlight.has(spi)) return undefined;
+    const generation = this.#generation.get(spi) ?? 0;
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        this.#durableTimeouts.inc();
+        resolve();
+      }, DURABLE_WAIT_MS);
+      timer.unref();
+      const list = this.#waiters.get(spi) ?? [];
+      list.push({
+        generation,
+        resolve: () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      this.#waiters.set(spi, list);
+      if (this.#backoffMs === 0 && !this.#flushSoon && !this.#stopped)
+        this.#flushSoon = setImmediate(() => {
+          this.#flushSoon = undefined;
+          void this.flush();
+        });
+    });
+  }
+
+  /** `spi`'s state up to `generation` is in the store (or moot: fenced, shard gone). */
+  #settled(spi: string, generation: number): void {
+    const list = this.#waiters.get(spi);
+    if (list) {
+      const left = list.filter((w) => w.generation > generation);
+      for (const w of list) if (w.generation <= generation) w.resolve();
+      if (left.length > 0) this.#waiters.set(spi, left);
+      else this.#waiters.delete(spi);
+    }
+    if (!this.#pending.has(spi) && !this.#inFlight.has(spi) && !this.#waiters.has(spi))
+      this.#generation.delete(spi);
   }
 
   #scheduleFlush(): void {
@@ -394,20 +485,34 @@ export class ShardOwner implements Persistence {
       batch.map(async ([spi, p]) => {
         const epoch = this.#owned.get(p.shard);
         this.#pending.delete(spi);
-        if (epoch === undefined) return;
+        const generation = this.#generation.get(spi) ?? 0;
+        if (epoch === undefined) return this.#settled(spi, generation);
+        this.#inFlight.add(spi);
         try {
+          let end: () => number;
           if (p.kind === 'put') {
             const snap = worker.snapshot(spi);
-            if (!snap) return;
-            await withTimeout(store.putSa(p.shard, epoch, spi, encodeSnapshot(snap)));
+            if (!snap) {
+              this.#inFlight.delete(spi);
+              return this.#settled(spi, generation);
+            }
+            const bytes = encodeSnapshot(snap);
+            end = this.#writeSeconds.startTimer({ kind: p.kind });
+            await withTimeout(store.putSa(p.shard, epoch, spi, bytes));
           } else {
+            end = this.#writeSeconds.startTimer({ kind: p.kind });
             await withTimeout(store.deleteSa(p.shard, epoch, spi));
           }
+          end();
           this.#writes.inc({ kind: p.kind });
+          this.#inFlight.delete(spi);
+          this.#settled(spi, generation);
         } catch (e) {
+          this.#inFlight.delete(spi);
           if (e instanceof FencedWriteError) {
             this.#writeFailures.inc({ reason: 'fenced' });
             this.#lose(p.shard, 'fenced-write');
+            this.#settled(spi, generation);
             return;
           }
           failed++;
@@ -562,23 +667,33 @@ export class ShardOwner implements Persistence {
         movedSas += this.#o.worker.dropShard(shard);
         log.info({ shard, epoch, to: plan[shard] }, 'shard-released');
       }
-      const wanted: [shard: number, takeFrom: string | undefined][] = [];
+      const wanted: [shard: number, takeFrom: string | undefined, formerHolder: string | undefined][] = [];
+      // A gone member that is back, or gone for an hour: nothing to time any more.
+      for (const [id, at] of this.#goneSince)
+        if (memberIds.has(id) || Date.now() - at > MOVE_MEMORY_MS) this.#goneSince.delete(id);
       const moves: { shard: number; from: string }[] = [];
       for (let s = 0; s < shardCount; s++) {
         if (plan[s] !== workerId || this.#owned.has(s)) continue;
         const lease = leases.get(s);
         // Whose SAs these are, if that worker is gone (its lease live or lapsed): remember it.
         const was = lease?.owner ?? this.#lastOwners[s];
-        if (was !== undefined && was !== workerId && !memberIds.has(was)) moves.push({ shard: s, from: was });
+        if (was !== undefined && was !== workerId && !memberIds.has(was)) {
+          moves.push({ shard: s, from: was });
+          if (!this.#goneSince.has(was)) this.#goneSince.set(was, Date.now());
+        }
         // A live member's lease: wait until it releases the shard (drain) or its lease expires.
         // A lease whose holder is no member any more (seen dead, or its record lapsed): take it
         // now; the new epoch fences anything the old holder may still write.
         if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) continue;
-        wanted.push([s, lease && lease.owner !== workerId ? lease.owner : undefined]);
+        wanted.push([
+          s,
+          lease && lease.owner !== workerId ? lease.owner : undefined,
+          was !== undefined && !memberIds.has(was) ? was : undefined,
+        ]);
       }
       // Bounded parallelism: takeover of many shards must not flood the store.
       for (let i = 0; i < wanted.length; i += 32) {
-        await Promise.all(wanted.slice(i, i + 32).map(([s, from]) => this.#take(s, from)));
+        await Promise.all(wanted.slice(i, i + 32).map(([s, from, former]) => this.#take(s, from, former)));
       }
       const taken = moves.filter((m) => this.#owned.has(m.shard));
       await members
@@ -591,12 +706,14 @@ export class ShardOwner implements Persistence {
     }
   }
 
-  async #take(shard: number, takeFrom?: string): Promise<void> {
+  /** `formerHolder`: the gone member whose SAs these are (its lease live or lapsed), for timing. */
+  async #take(shard: number, takeFrom?: string, formerHolder?: string): Promise<void> {
     const { store, workerId, leaseTtlMs, worker, log, metrics } = this.#o;
     const grant = await store.acquire(shard, workerId, leaseTtlMs, takeFrom);
     if (!grant) return;
     if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
     this.#owned.set(shard, grant.epoch);
+    const goneSince = formerHolder === undefined ? undefined : this.#goneSince.get(formerHolder);
     const contents = await store.listShard(shard);
     let adopted = 0;
     for (const [spi, bytes] of contents.sas) {
@@ -607,6 +724,11 @@ export class ShardOwner implements Persistence {
         log.error({ shard, spi, err: (e as Error).message }, 'snapshot-unreadable');
       }
     }
+    if (goneSince !== undefined)
+      this.#takeoverSeconds.observe(
+        { reason: takeFrom !== undefined ? 'member_gone' : 'lease_lapsed' },
+        (Date.now() - goneSince) / 1000,
+      );
     if (contents.sas.size > 0 || adopted > 0)
       log.info(
         { shard, epoch: grant.epoch, adopted, ...(takeFrom ? { from: takeFrom } : {}) },
@@ -618,7 +740,11 @@ export class ShardOwner implements Persistence {
   #lose(shard: number, why: string): void {
     if (!this.#owned.delete(shard)) return;
     const dropped = this.#o.worker.dropShard(shard);
-    for (const [spi, p] of this.#pending) if (p.shard === shard) this.#pending.delete(spi);
+    for (const [spi, p] of this.#pending)
+      if (p.shard === shard) {
+        this.#pending.delete(spi);
+        this.#settled(spi, Number.POSITIVE_INFINITY);
+      }
     this.#o.log.warn({ shard, why, sasDropped: dropped }, 'shard-lost');
     this.#ownedGauge.set(this.#owned.size);
   }

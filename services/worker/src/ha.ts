@@ -56,6 +56,13 @@ export class Takeover {
     p.dirty(spi, rec.shard);
   }
 
+  /** Resolves once `rec`'s latest state is in the store; undefined when nothing is pending. */
+  durable(rec: SaRecord): Promise<void> | undefined {
+    const spi = this.#stored.get(rec);
+    if (spi === undefined) return undefined;
+    return this.#settings.persistence?.durable?.(spi);
+  }
+
   /** The SA is gone: its stored record too. */
   gone(rec: SaRecord): void {
     const spi = this.#stored.get(rec);
@@ -129,6 +136,12 @@ export class Takeover {
     // An exchange already outstanding is retransmitted from the state; the Message ID sync is not
     // needed then, but a replay counter sync is (the peer must leave the restarted windows): it
     // waits in the queue for that exchange.
+    // A request the old owner had outstanding goes out again at once, on the SA's path: its
+    // answer may have reached the old owner after its last write, or nobody (a peer that already
+    // answered it, e.g. installed a rekeyed child, answers again from its cache). Not while the
+    // peer's stream is gone: the wait for it to reconnect stays as it was.
+    if ((s.current?.outstanding || s.previous?.outstanding) && s.disconnectedAt === undefined)
+      this.#driver.restore(rec, rec.path);
     if (replay) this.#driver.command(rec, { kind: 'mid-sync', replayCounter: replay });
     else if (s.status === 'established' && s.peerMessageIdSync && !s.current?.outstanding)
       this.#driver.command(rec, { kind: 'mid-sync' });

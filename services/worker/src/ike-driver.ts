@@ -38,6 +38,8 @@ export interface DriverHooks {
   readonly action: (rec: SaRecord, action: SaAction) => void;
   /** Whether an inbound ESP SPI is taken (the data plane's index). */
   readonly espSpiTaken: (spi: number) => boolean;
+  /** Resolves when the SA's state is in the store; its IKE messages wait for it (write-ahead). */
+  readonly durable?: (rec: SaRecord) => Promise<void> | undefined;
 }
 
 export class IkeDriver {
@@ -288,10 +290,20 @@ export class IkeDriver {
   // --- output --------------------------------------------------------------------------------------
 
   #handle(out: readonly EndpointOutput<SaRecord>[]): void {
+    // An SA's messages go out after the batch's state changes were handed to the store (the
+    // `persist` action may come after the message in the same batch).
+    let held: { path: IkePath; bytes: Uint8Array; closeAfter?: string; rec: SaRecord }[] | undefined;
     for (const o of out) {
       switch (o.kind) {
         case 'transmit':
-          this.#transmit(o.path, o.bytes, o.closeAfter, o.sa?.data);
+          if (o.sa?.data && this.#hooks.durable)
+            (held ??= []).push({
+              path: o.path,
+              bytes: o.bytes,
+              ...(o.closeAfter ? { closeAfter: o.closeAfter } : {}),
+              rec: o.sa.data,
+            });
+          else this.#transmit(o.path, o.bytes, o.closeAfter, o.sa?.data);
           break;
         case 'sa-action':
           if (o.sa.data) this.#saAction(o.sa.data, o.action);
@@ -307,6 +319,35 @@ export class IkeDriver {
           break;
       }
     }
+    for (const h of held ?? []) this.#afterDurable(h.rec, h.path, h.bytes, h.closeAfter);
+  }
+
+  /**
+   * Sends `bytes` once the SA's state is in the store (write-ahead): a peer never sees an exchange
+   * that a takeover right after it would not find. The path is chosen now, from the frame being
+   * handled; messages of one SA stay in order. Without anything pending, it goes out at once.
+   */
+  #afterDurable(rec: SaRecord, path: IkePath, bytes: Uint8Array, closeAfter: string | undefined): void {
+    const peerPath = this.#peerPath(path, rec);
+    const wait = this.#hooks.durable?.(rec);
+    if (!wait && !rec.heldSends) return this.#send(peerPath, path, bytes, closeAfter, rec);
+    rec.heldCount = (rec.heldCount ?? 0) + 1;
+    rec.heldSends = (rec.heldSends ?? Promise.resolve())
+      .then(() => wait)
+      .then(() => {
+        this.#send(peerPath, path, bytes, closeAfter, rec);
+        rec.heldCount = (rec.heldCount ?? 1) - 1;
+        if (rec.heldCount === 0) rec.heldSends = undefined;
+      });
+  }
+
+  #peerPath(path: IkePath, rec: SaRecord | undefined): PeerPath | undefined {
+    const frame = this.#frame;
+    return frame && frame.path.connection === path.id
+      ? frame.path
+      : rec && rec.path.connection === path.id
+        ? rec.path
+        : undefined;
   }
 
   #transmit(
@@ -315,13 +356,16 @@ export class IkeDriver {
     closeAfter: string | undefined,
     rec: SaRecord | undefined,
   ): void {
-    const frame = this.#frame;
-    const peerPath =
-      frame && frame.path.connection === path.id
-        ? frame.path
-        : rec && rec.path.connection === path.id
-          ? rec.path
-          : undefined;
+    this.#send(this.#peerPath(path, rec), path, bytes, closeAfter, rec);
+  }
+
+  #send(
+    peerPath: PeerPath | undefined,
+    path: IkePath,
+    bytes: Uint8Array,
+    closeAfter: string | undefined,
+    rec: SaRecord | undefined,
+  ): void {
     if (!peerPath) {
       this.#log.error({ connection: path.id, spi: rec ? spiOf(rec) : undefined }, 'ike-send-no-path');
       this.#metrics.hot(this.#metrics.drops, 'ike-out', 'no_path').inc();

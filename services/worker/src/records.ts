@@ -54,6 +54,9 @@ export interface SaRecord {
   lastEspInbound?: number;
   readonly createdAt: number;
   establishedAt?: number;
+  /** IKE messages waiting for the SA's state to reach the store, in order (write-ahead). */
+  heldSends?: Promise<void>;
+  heldCount?: number;
 }
 
 /** Our newest IKE SPI (hex) of a record: what the API, the store and the logs name it by. */

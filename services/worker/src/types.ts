@@ -106,6 +106,12 @@ export interface WorkerSettings {
 export interface Persistence {
   dirty(spi: string, shard: number): void;
   gone(spi: string, shard: number): void;
+  /**
+   * Resolves once the SA's state as of this call is in the store (undefined: nothing pending).
+   * IKE messages of the SA wait for it, so that a peer never sees a state a takeover would not
+   * find (write-ahead). Never rejects; it resolves after a bounded wait when the store is down.
+   */
+  durable?(spi: string): Promise<void> | undefined;
 }
 
 export interface ChildInfo {

@@ -156,7 +156,7 @@ function harness(
   const installs: InstallChildAction[] = [];
   const initiatorActions: EndpointOutput<undefined>[] = [];
   // The worker the initiator's messages reach (another one after a takeover: `retarget`).
-  let target = worker;
+  let target: Pick<Worker, 'deliver'> = worker;
   const deliver = (bytes: Uint8Array) => {
     const d = routeIkeMessage(bytes, path.remote.address, HASH_KEY, LAYOUT);
     assert.equal(d.kind, 'shard');
@@ -181,13 +181,16 @@ function harness(
     run(r.out);
   };
   const command = (c: IkeSaCommand) => run(initiator.command(sa!, c, Date.now()));
-  /** After a takeover: the initiator now talks to `w`, whose IKE output is `frames`. */
-  const retarget = (w: Worker, frames: OutboundFrame[]) => {
+  /**
+   * After a takeover: the initiator now talks to `w`, whose IKE output is `frames`. `follow`
+   * false: only `frames` reach the initiator (what `w` sends back to it afterwards does not).
+   */
+  const retarget = (w: Pick<Worker, 'deliver'>, frames: OutboundFrame[], follow = true) => {
     target = w;
     for (let i = 0; i < 16 && frames.length > 0; i++) {
       const f = frames.shift()!;
       if (f.kind === 'ike') run(initiator.receive(f.bytes, initiatorPath, 0, Date.now()));
-      for (let j = 0; j < 16 && toInitiator.length > 0; j++) frames.push(toInitiator.shift()!);
+      for (let j = 0; follow && j < 16 && toInitiator.length > 0; j++) frames.push(toInitiator.shift()!);
     }
   };
   return {
@@ -495,6 +498,53 @@ test('worker: with RFC 6311 IPSEC_REPLAY_COUNTER_SYNC the new owner restarts its
   assert.equal(next.written.length, 1, "the peer's next packet, above the counter, is accepted");
   assert.equal(h.state().status, 'established');
   assert.equal(h.state().current?.outstanding, undefined, 'the sync exchange completed');
+  await h.worker.close(0);
+  await next.worker.close(0);
+});
+
+test('worker: a takeover between a CHILD SA rekey request and its response: the new owner resends the outstanding request, the peer answers from its cache, and traffic continues on the new child (issue #11, RFC 7296 §2.1, §2.8)', async () => {
+  let stored: ReturnType<Worker['snapshot']>;
+  const persistence: Persistence = {
+    dirty: (spi) => void (stored = h.worker.snapshot(spi)),
+    gone: () => undefined,
+  };
+  const h = harness('erin@example.org', { persistence });
+  h.initiate();
+  const spi = h.worker.list()[0]?.spi ?? '';
+  assert.ok(h.worker.command(spi, 'rekey-children'));
+  // What the store holds when the request goes out (write-ahead): the SA with it outstanding.
+  const atRequest = stored;
+  assert.ok(atRequest && atRequest.state.current?.outstanding, 'the request is in the stored state');
+  const request = h.toInitiator.splice(0);
+  assert.equal(request.length, 1);
+  // The peer installs the new child and answers, but the owner dies before the answer reaches it.
+  const blackHole = { deliver: () => undefined };
+  h.retarget(blackHole, request, false);
+  assert.equal(h.installs.length, 2, 'the peer installed the rekeyed child');
+  const rekeyed = h.installs[1]!;
+
+  const next = harness('erin@example.org');
+  assert.ok(next.worker.adopt(atRequest));
+  assert.equal(next.toInitiator.length, 1, 'the outstanding request went out again at once');
+  h.retarget(next.worker, next.toInitiator);
+  const children = next.worker.get(spi)?.children ?? [];
+  assert.ok(
+    children.some((c) => c.inboundSpi === Buffer.from(rekeyed.outboundSpi).toString('hex')),
+    `the new owner holds the rekeyed child: ${JSON.stringify(children)}`,
+  );
+  // ESP on the rekeyed child reaches the new owner's device.
+  const alg = { encryption: rekeyed.encryption.id, keyBits: rekeyed.encryption.keyBits };
+  const out = new OutboundSa({
+    spi: Buffer.from(rekeyed.outboundSpi).readUInt32BE(0),
+    // The gateway initiated this CREATE_CHILD_SA: the peer sends with the responder's keys.
+    suite: espSuite(defaultProvider, alg, rekeyed.weInitiated ? rekeyed.keys.encrI : rekeyed.keys.encrR),
+  });
+  const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
+  assert.equal(r.kind, 'packet');
+  const bytes = r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+  const d = routeEspPacket(bytes, LAYOUT);
+  next.worker.deliver({ kind: 'esp', path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
+  assert.equal(next.written.length, 1, 'a packet on the new child is accepted');
   await h.worker.close(0);
   await next.worker.close(0);
 });

@@ -61,6 +61,23 @@ export class Worker implements WorkerLink {
     this.#log = log;
     this.#metrics = metrics;
     this.#clock = settings.clock ?? Date.now;
+    // Series an alert or a dashboard waits for exist from the start (at 0), not from the first event.
+    for (const [event, reason] of [
+      ['established', ''],
+      ['adopted', ''],
+      ['deleted', 'connection-lost'],
+    ] as const)
+      metrics.ikeSaEvents.inc({ event, reason }, 0);
+    for (const [exchange, reason] of [
+      ['IKE_SA_INIT', 'no_proposal_chosen'],
+      ['IKE_SA_INIT', 'cookie_required'],
+      ['IKE_AUTH', 'authentication_failed'],
+      ['IKE_AUTH', 'ts_unacceptable'],
+      ['CREATE_CHILD_SA', 'no_proposal_chosen'],
+    ] as const)
+      metrics.ikeRejections.inc({ exchange, reason }, 0);
+    // Setups that happen before the first scrape still show up in rate() (a series must exist first).
+    for (const transport of ['udp', 'tcp', 'tls']) metrics.ikeSaSetup.zero({ transport });
     this.#dataPlane = new DataPlane(
       settings,
       edge,
@@ -79,15 +96,29 @@ export class Worker implements WorkerLink {
       edge,
       log,
       metrics,
-      { action: (rec, a) => this.#onAction(rec, a), espSpiTaken: (spi) => this.#dataPlane.hasSpi(spi) },
+      {
+        action: (rec, a) => this.#onAction(rec, a),
+        espSpiTaken: (spi) => this.#dataPlane.hasSpi(spi),
+        durable: (rec) => this.#ha.durable(rec),
+      },
       this.#clock,
     );
     this.#ha = new Takeover(settings, this.#driver, this.#dataPlane, log, metrics);
   }
 
-  /** Attaches the packet device decrypted inner packets are written to. */
+  /**
+   * Attaches the packet device decrypted inner packets are written to; packets written count as
+   * `ikegate_tun_packets_total{direction="tx"}`.
+   */
   attachDevice(device: PacketDevice): void {
-    this.#dataPlane.attachDevice(device);
+    const tx = this.#metrics.hot(this.#metrics.tunPackets, 'tx');
+    this.#dataPlane.attachDevice({
+      write: (p) => {
+        const ok = device.write(p);
+        if (ok) tx.inc();
+        return ok;
+      },
+    });
   }
 
   get ikeSaCount(): number {
@@ -141,7 +172,9 @@ export class Worker implements WorkerLink {
   }
 
   /** An inner packet from the TUN device: find its child SA and send it as ESP. */
+  /** A packet read from the device (`ikegate_tun_packets_total{direction="rx"}`). */
   fromDevice(packet: Uint8Array): void {
+    this.#metrics.hot(this.#metrics.tunPackets, 'rx').inc();
     this.#dataPlane.outbound(packet);
   }
 
@@ -209,6 +242,10 @@ export class Worker implements WorkerLink {
     rec.peerId = peerId;
     rec.establishedAt = this.#clock();
     this.#metrics.ikeSaEvents.inc({ event: 'established', reason: '' });
+    this.#metrics.ikeSaSetup.observe(
+      { transport: rec.path.transport },
+      Math.max(0, rec.establishedAt - rec.createdAt) / 1000,
+    );
     this.#log.info(
       {
         spi: spiOf(rec),

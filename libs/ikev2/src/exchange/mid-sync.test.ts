@@ -160,6 +160,25 @@ describe('RFC 6311 Message ID synchronization', () => {
     assert.equal(p.responder.state.path?.id, p.responder.path.id, 'a replay moves nothing');
   });
 
+  it('a request the peer had outstanding when the SA moved (lost with the old member, over TCP) goes out again after the sync and is answered (RFC 6311 §2, RFC 9329 §2)', () => {
+    const p = new Pair({
+      transport: 'tcp',
+      initiatorPolicy: { messageIdSync: true },
+      responderPolicy: { messageIdSync: true },
+    });
+    p.establish();
+    p.command('initiator', { kind: 'liveness' });
+    p.wire.length = 0; // lost in the relay with the member that died
+    assert.ok(p.initiator.state.current!.outstanding, 'the peer waits for an answer');
+    p.flush();
+    assert.equal(p.wire.length, 0, 'over TCP nothing resends it on the live stream by itself');
+    p.command('responder', { kind: 'mid-sync' });
+    p.flush();
+    assert.equal(p.initiator.state.current!.outstanding, undefined, 'answered after the sync');
+    assert.equal(p.initiator.state.status, 'established');
+    assert.equal(p.responder.state.current!.outstanding, undefined);
+  });
+
   describe('IPSEC_REPLAY_COUNTER_SYNC (RFC 6311 §4.3)', () => {
     const both = { messageIdSync: true, replayCounterSync: true };
     const counters = (p: Pair, side: SideName) =>

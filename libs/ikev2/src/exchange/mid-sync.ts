@@ -143,9 +143,13 @@ export function respondMidSync(
     expectedRequestId: Math.max(core.expectedRequestId, v.expectedSendRequestId),
     nextRequestId: Math.max(core.nextRequestId, v.expectedRecvRequestId),
   };
+  // A request of ours the cluster has not seen yet (its expected ID is not past it) is resent
+  // after this exchange (messages.ts): tell the cluster to expect that ID, not the one after it.
+  const pending = updated.outstanding?.messageId;
   const data = encodeMessageIdSync({
     nonce: v.nonce,
-    expectedSendRequestId: updated.nextRequestId,
+    expectedSendRequestId:
+      pending !== undefined && pending >= v.expectedRecvRequestId ? pending : updated.nextRequestId,
     expectedRecvRequestId: updated.expectedRequestId,
   });
   const response = encodeProtectedMessage(

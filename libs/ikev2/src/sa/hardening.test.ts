@@ -155,22 +155,33 @@ describe('an unauthenticated message changes no SA and no path (issue #9 defect 
     assert.ok(p.responder.log.some((a) => a.kind === 'path-validated'));
   });
 
-  it('over TCP a duplicate on the same live stream is dropped; after a reconnect it is answered on the new stream (RFC 9329 §6)', () => {
+  it('over TCP a retransmission is answered from the cache on the same stream (a cluster member that took the SA over, RFC 6311 §2) and on a new stream after a reconnect (RFC 9329 §6); from another address it is not', () => {
     const p = new Pair({ transport: 'tcp' });
     p.establish();
     p.command('initiator', { kind: 'liveness' });
     const liveness = p.wire[0]!.bytes;
     p.flush();
     const mark = p.responder.log.length;
+    const first = p.responder.log.filter((a) => a.kind === 'send').at(-1)!;
     p.deliver('responder', liveness);
-    assert.deepEqual(sends(p.responder.log.slice(mark)), []);
-    assert.deepEqual(dropped(p.responder.log.slice(mark)), ['retransmission-on-stream']);
+    const same = sends(p.responder.log.slice(mark));
+    assert.equal(same.length, 1, 'answered on the same stream');
+    assert.deepEqual(same[0], first, 'with the cached response');
     const next = { ...p.responder.path, id: 'tcp:r2', remote: { ...p.responder.path.remote, port: 51000 } };
     p.deliver('responder', liveness, next);
     const answered = sends(p.responder.log.slice(mark));
-    assert.equal(answered.length, 1);
-    assert.equal(answered[0]!.kind === 'send' && answered[0]!.path.id, 'tcp:r2');
+    assert.equal(answered.length, 2);
+    assert.equal(answered[1]!.kind === 'send' && answered[1]!.path.id, 'tcp:r2');
     assert.equal(p.responder.state.path?.id, 'tcp:r1', 'a retransmission moves nothing');
+    const stranger = {
+      ...p.responder.path,
+      id: 'tcp:r3',
+      remote: { address: Uint8Array.of(203, 0, 113, 9), port: 51001 },
+    };
+    const mark2 = p.responder.log.length;
+    p.deliver('responder', liveness, stranger);
+    assert.deepEqual(sends(p.responder.log.slice(mark2)), []);
+    assert.deepEqual(dropped(p.responder.log.slice(mark2)), ['retransmission-from-elsewhere']);
   });
 });
 

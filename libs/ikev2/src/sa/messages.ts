@@ -36,6 +36,7 @@ import {
   isExpectedResponse,
   protectionOf,
   pushSends,
+  resendOutstanding,
   retransmissionAnswerable,
   SLOTS,
   sendResponse,
@@ -244,6 +245,10 @@ function onMidSyncCandidate(
     if (typeof synced === 'string') return void w.actions.push({ kind: 'dropped', reason: synced });
     w.s[slot] = synced;
     validatePath(w);
+    // A new sync means the SA moved to another cluster member: a request of ours may have been
+    // lost with the old one (over TCP nothing else would resend it), so it goes out once more;
+    // the cluster answers it, or answers it again from its cache.
+    if (synced !== core && synced.outstanding) w.s[slot] = resendOutstanding(w, synced);
     return;
   }
   // Message ID 0 is also the first request on a rekeyed SA.
@@ -278,13 +283,7 @@ function onMaybeRetransmission(
   }
   const from = w.from!;
   if (!retransmissionAnswerable(cached.source, from))
-    return void w.actions.push({
-      kind: 'dropped',
-      reason:
-        from.transport === 'tcp' && cached.source.pathId === from.id
-          ? 'retransmission-on-stream'
-          : 'retransmission-from-elsewhere',
-    });
+    return void w.actions.push({ kind: 'dropped', reason: 'retransmission-from-elsewhere' });
   pushSends(w, cached, from);
 }
 

@@ -226,13 +226,15 @@ export function sourceOf(path: IkePath): RequestSource {
 
 /**
  * May a retransmission from `path` be answered with `cached`? Only towards where the original
- * came from: the same UDP tuple; over TCP the same peer address on another stream (a reconnect,
- * RFC 9329 §6) — a duplicate on the same live stream is not a retransmission the peer may send.
+ * came from: the same UDP tuple; over TCP the same peer address, on the same stream or another
+ * one (a reconnect, RFC 9329 §6). A peer does not retransmit on a live stream (RFC 9329 §2), but
+ * an HA cluster member that took the SA over does, once (it cannot know whether the request its
+ * failed predecessor sent was answered, RFC 6311 §2); answering from the cache changes nothing.
  */
 export function retransmissionAnswerable(cached: RequestSource, path: IkePath): boolean {
   if (cached.transport !== path.transport) return false;
   if (path.transport === 'udp') return cached.pathId === path.id;
-  return cached.pathId !== path.id && bytesEqual(cached.address, path.remote.address);
+  return bytesEqual(cached.address, path.remote.address);
 }
 
 /**
