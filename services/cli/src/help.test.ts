@@ -106,6 +106,30 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
     '--port-tls',
     '--log-level',
   ],
+  drill: [
+    '--local',
+    '--workers',
+    '--edges',
+    '--lease-ttl',
+    '--control',
+    '--token-file',
+    '--edge',
+    '--psk-file',
+    '--id',
+    '--remote-id',
+    '--peers',
+    '--transport',
+    '--probe-interval',
+    '--before',
+    '--after',
+    '--stop-for',
+    '--max-p99',
+    '--max-lost',
+    '--max-reauths',
+    '--json',
+    '--html',
+    '--quiet',
+  ],
   'tcp-shim': [
     '--listen',
     '--ike-port',
@@ -200,6 +224,7 @@ describe('ikegate --help', () => {
       ['worker', ['--bogus']],
       ['tcp-shim', ['--bogus']],
       ['ctl', ['--bogus']],
+      ['drill', ['kill-worker', '--bogus']],
     ] as const) {
       const r = await ikegate(command, ...args);
       assert.equal(r.code, 2, `${command}: ${r.stderr}`);

@@ -2,7 +2,8 @@
  * The `ikegate` command: `ikegate <command> [options]`; `ikegate --help` lists the commands and
  * `ikegate <command> --help` (or `-h`, or `ikegate help <command>`) prints that command's usage
  * and exits 0. Each command's usage text lives in COMMANDS below, next to the others, except
- * loadgen's and tcp-shim's, which their packages own (they parse their own arguments).
+ * loadgen's and tcp-shim's, which their packages own, and drill's (drill/args.ts); those parse their
+ * own arguments.
  */
 import { ConfigError } from '@ikegate/config';
 import { AccessFileError } from '@ikegate/control';
@@ -13,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { LOADGEN_USAGE, loadgenMain } from '@ikegate/loadgen';
 import { connect, type ConnectTransport } from './connect.js';
 import { CTL_USAGE, ctlMain } from './ctl.js';
+import { DRILL_USAGE, drillMain } from './drill/main.js';
 import { RoleUsageError, runControl, runEdge, runWorker } from './roles.js';
 import { up } from './up.js';
 
@@ -108,6 +110,10 @@ ${HELP_OPTION}`,
   loadgen: {
     summary: 'many IKE SA setups from one process, for load tests',
     usage: LOADGEN_USAGE,
+  },
+  drill: {
+    summary: 'inject a fault (kill/stop a worker, kill an edge) under live traffic; outage per SA',
+    usage: DRILL_USAGE,
   },
   'tcp-shim': {
     summary: "carry a UDP-only IKE daemon's traffic over RFC 9329 TCP",
@@ -220,6 +226,8 @@ async function main(argv: string[]): Promise<number> {
       return await ctlMain(rest);
     case 'loadgen':
       return await loadgenMain(rest);
+    case 'drill':
+      return await drillMain(rest);
     case 'worker':
     case 'edge':
     case 'control': {
