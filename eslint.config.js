@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '**/vectors/**', '**/testdata/**', '.venv-st/**'] },
+  { ignores: ['node_modules/**', '**/vectors/**', '**/testdata/**', '.venv-st/**', '.prometheus/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,295 @@
+/**
+ * Issue #13: the Grafana dashboards in helm/ikegate/dashboards show real data.
+ *
+ * Structure (always): the files are what scripts/dashboards.ts generates, unique uids and panel
+ * ids, every panel on the datasource variable, every query filtered by the cluster / namespace /
+ * instance variables.
+ *
+ * Data (real processes): a cluster (Redis, 2 workers with TUNs, 1 edge, control) scraped every
+ * second by a real Prometheus on loopback, with the labels a Kubernetes scrape would add
+ * (cluster, namespace). Peers connect (a `connect` client with a TUN pinging a host behind the
+ * cluster over TCP, UDP load-generator SAs), one is rekeyed through the API, one peer fails to
+ * authenticate, a stranger sends garbage to the TCP port, and the worker holding the pinging
+ * client's SA is killed with -9. Then every query of every panel, with the dashboard's variables
+ * substituted, must return a non-empty result with at least one number through Prometheus's HTTP
+ * API. Every target's /metrics must pass `promtool check metrics`.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { requirement } from '@ikegate/testkit';
+import { DASHBOARDS, fileOf, textOf } from '../../scripts/dashboards.js';
+import { canUseNetns, ip } from '../interop/lib/netns.js';
+import { pingThrough } from '../interop/lib/swanctl.js';
+import { PSK, type Proc, TestCluster, until } from '../cluster/lib/cluster.js';
+import { prometheusMissing, PrometheusServer, promtool } from './lib/prometheus.js';
+
+interface Panel {
+  id: number;
+  title: string;
+  type: string;
+  datasource: { type: string; uid: string };
+  gridPos: { h: number; w: number; x: number; y: number };
+  targets: { expr: string; refId: string }[];
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  panels: Panel[];
+  templating: { list: { name: string }[] };
+}
+
+const dashboards = DASHBOARDS.map((d) => JSON.parse(readFileSync(fileOf(d), 'utf8')) as Dashboard);
+
+describe('Grafana dashboards: structure (issue #13)', () => {
+  test('the files are what scripts/dashboards.ts generates (run `npx tsx scripts/dashboards.ts` after a change)', () => {
+    for (const d of DASHBOARDS) assert.equal(readFileSync(fileOf(d), 'utf8'), textOf(d), fileOf(d));
+  });
+
+  test('unique uids and panel ids; every panel on ${datasource}, inside the 24-column grid, every query filtered by cluster, namespace and instance', () => {
+    assert.equal(new Set(dashboards.map((d) => d.uid)).size, dashboards.length);
+    for (const d of dashboards) {
+      assert.deepEqual(
+        d.templating.list.map((v) => v.name),
+        ['datasource', 'cluster', 'namespace', 'instance'],
+      );
+      const ids = d.panels.map((p) => p.id);
+      assert.equal(new Set(ids).size, ids.length, `${d.uid}: duplicate panel ids`);
+      for (const p of d.panels) {
+        assert.deepEqual(p.datasource, { type: 'prometheus', uid: '${datasource}' }, p.title);
+        assert.ok(p.gridPos.x + p.gridPos.w <= 24 && p.gridPos.w > 0 && p.gridPos.h > 0, p.title);
+        assert.ok(p.targets.length > 0, `${p.title}: no query`);
+        for (const t of p.targets)
+          for (const v of ['cluster="$cluster"', 'namespace="$namespace"', 'instance=~"$instance"'])
+            assert.ok(t.expr.includes(v), `${d.uid} / ${p.title}: ${t.expr} lacks ${v}`);
+      }
+    }
+  });
+});
+
+const netns = canUseNetns();
+const skip = requirement(
+  !netns.ok
+    ? netns.why
+    : spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0
+      ? 'redis-server not installed'
+      : prometheusMissing(),
+);
+
+const tag = `ob${process.pid % 10000}`;
+const CLIENT = `ig${tag}c`;
+const HOSTNS = `ig${tag}h`;
+const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const LABELS = { cluster: 'test', namespace: 'ikegate' };
+
+/** The dashboard's variables as Grafana substitutes them ("All" instances is `.*`). */
+function substitute(expr: string): string {
+  return expr
+    .replaceAll('$cluster', LABELS.cluster)
+    .replaceAll('$namespace', LABELS.namespace)
+    .replaceAll('$instance', '.*')
+    .replaceAll('$__rate_interval', '2m');
+}
+
+describe(
+  'Grafana dashboards: every panel query returns data from a real Prometheus scraping a running cluster (issue #13)',
+  { skip },
+  () => {
+    const c = new TestCluster(4000, { pool: '10.203.0.0/16', localTs: '10.66.2.0/24' });
+    const prom = new PrometheusServer();
+    let forwardBefore = '0';
+    let client: Proc;
+    let vip = '';
+    let pinger: ReturnType<typeof spawn> | undefined;
+
+    before(async () => {
+      forwardBefore = readFileSync(FORWARD, 'utf8').trim();
+      for (const ns of [CLIENT, HOSTNS]) {
+        spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+        ip('netns', 'add', ns);
+        ip('-n', ns, 'link', 'set', 'lo', 'up');
+      }
+      for (const l of [`v${tag}c`, `v${tag}h`]) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
+      ip('link', 'add', `v${tag}c`, 'type', 'veth', 'peer', 'name', `v${tag}cc`);
+      ip('link', 'set', `v${tag}cc`, 'netns', CLIENT);
+      ip('addr', 'add', '10.66.1.1/24', 'dev', `v${tag}c`);
+      ip('link', 'set', `v${tag}c`, 'up');
+      ip('-n', CLIENT, 'addr', 'add', '10.66.1.2/24', 'dev', `v${tag}cc`);
+      ip('-n', CLIENT, 'link', 'set', `v${tag}cc`, 'up');
+      ip('link', 'add', `v${tag}h`, 'type', 'veth', 'peer', 'name', `v${tag}hh`);
+      ip('link', 'set', `v${tag}hh`, 'netns', HOSTNS);
+      ip('addr', 'add', '10.66.2.1/24', 'dev', `v${tag}h`);
+      ip('link', 'set', `v${tag}h`, 'up');
+      ip('-n', HOSTNS, 'addr', 'add', '10.66.2.2/24', 'dev', `v${tag}hh`);
+      ip('-n', HOSTNS, 'link', 'set', `v${tag}hh`, 'up');
+      ip('-n', HOSTNS, 'route', 'add', 'default', 'via', '10.66.2.1');
+      writeFileSync(FORWARD, '1');
+      await c.start();
+      await c.addWorker('w1', `ik${tag}1`.slice(0, 15));
+      await c.addWorker('w2', `ik${tag}2`.slice(0, 15));
+      await c.addEdge('e1');
+      await c.startControl();
+      await until(
+        () => c.shards().then((r) => r.owned),
+        (n) => n === 1024,
+      );
+      await prom.start(
+        [...c.workers.map((w) => w.admin), ...c.edges.map((e) => e.admin), c.controlPort].map((port) => ({
+          address: `127.0.0.1:${port}`,
+          labels: LABELS,
+        })),
+      );
+    });
+
+    after(async () => {
+      pinger?.kill('SIGKILL');
+      await prom.stop();
+      await c.stop();
+      for (const ns of [CLIENT, HOSTNS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      for (const l of [`v${tag}c`, `v${tag}h`]) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
+      writeFileSync(FORWARD, forwardBefore);
+    });
+
+    test('every target is scraped and its /metrics passes `promtool check metrics`', async () => {
+      const health = await until(
+        () => prom.targets(),
+        (m) => m.size === 4 && [...m.values()].every((h) => h === 'up'),
+        20_000,
+      );
+      assert.ok(
+        [...health.values()].every((h) => h === 'up'),
+        JSON.stringify([...health]),
+      );
+      for (const address of health.keys()) {
+        const text = await (await fetch(`http://${address}/metrics`)).text();
+        const r = promtool(['check', 'metrics'], text);
+        assert.equal(r.status, 0, `${address}: ${r.out}`);
+        assert.equal(r.out.trim(), '', `${address}: ${r.out}`);
+      }
+    });
+
+    test('the scenario: TCP client with traffic, UDP SAs, a rekey, a failed authentication, garbage on the TCP port, kill -9 of a worker', async () => {
+      const e1 = c.edges[0]!;
+      client = c.spawn(
+        'connect-ob',
+        [
+          'connect',
+          '--server',
+          '10.66.1.1',
+          '--port-tcp',
+          String(e1.tcp),
+          '--transport',
+          'tcp',
+          '--id',
+          'ob-1@example.org',
+          '--remote-id',
+          'gw.example.org',
+          '--psk',
+          PSK,
+          '--ts',
+          '10.66.2.0/24',
+          '--tun',
+          `ik${tag}c`.slice(0, 15),
+          '--dpd',
+          '0',
+          '--log-level',
+          process.env.IKEGATE_TEST_LOG_LEVEL ?? 'info',
+        ],
+        CLIENT,
+      );
+      vip = String((await client.waitFor('tun-configured', 30_000)).virtualIp);
+      assert.equal(pingThrough(CLIENT, vip, '10.66.2.2', 2), 2);
+      // Steady traffic through the tunnel for the rest of the test (bounded: 600 pings).
+      pinger = spawn(
+        'ip',
+        ['netns', 'exec', CLIENT, 'ping', '-q', '-i', '0.2', '-c', '600', '-I', vip, '10.66.2.2'],
+        { stdio: 'ignore' },
+      );
+      const udp = await c.loadgen(e1, { count: 20, transport: 'udp', idPrefix: 'ob-udp' });
+      assert.equal(udp.summary.established, 20);
+      // A peer with the wrong PSK: IKE_AUTH refused (authentication_failed).
+      const bad = c.spawn('loadgen-bad', [
+        'loadgen',
+        '--server',
+        e1.address,
+        '--port-ike',
+        String(e1.ike),
+        '--port-natt',
+        String(e1.natT),
+        '--transport',
+        'udp',
+        '--count',
+        '3',
+        '--id',
+        'ob-bad-{n}@example.org',
+        '--remote-id',
+        'gw.example.org',
+        '--psk',
+        'not-the-right-psk-at-all',
+        '--no-vip',
+        '--json',
+        '--quiet',
+        '--timeout',
+        '20',
+      ]);
+      await bad.waitLine((l) => 'attempted' in l, 'bad loadgen summary', 60_000);
+      // A rekey of the client's CHILD SA through the control API.
+      const sas = await c.allSas('identity=ob-1@example.org');
+      assert.equal(sas.items.length, 1);
+      const spi = sas.items[0]!.spi;
+      assert.equal(
+        (await c.ctl(`/v1/sas/${spi}/rekey`, { method: 'POST', body: { what: 'children' } })).status,
+        202,
+      );
+      // Garbage on the RFC 9329 port: not the IKETCP prefix.
+      await new Promise<void>((resolve) => {
+        const s = tcpConnect(e1.tcp, '127.0.0.1', () => s.end('GET / HTTP/1.0\r\n\r\n'));
+        s.on('close', () => resolve());
+        s.on('error', () => resolve());
+        s.setTimeout(5000, () => s.destroy());
+      });
+      // kill -9 of the worker holding the pinging client's SA.
+      const holder = sas.items[0]!.worker;
+      const victim = c.workers.find((w) => w.id === holder)!;
+      await victim.proc.stop('SIGKILL');
+      const other = c.workers.find((w) => w !== victim)!;
+      await other.proc.waitFor('ike-sa-adopted', 30_000, (l) => l.peerId === 'ob-1@example.org');
+      const replies = await until(
+        async () => pingThrough(CLIENT, vip, '10.66.2.2', 1),
+        (n) => n === 1,
+        20_000,
+      );
+      if (replies !== 1)
+        writeFileSync(
+          '/tmp/ob-debug.json',
+          JSON.stringify({
+            client: client.lines,
+            other: other.proc.lines.filter((l) => !String(l.msg).startsWith('shard')),
+            victim: victim.proc.lines.filter((l) => !String(l.msg).startsWith('shard')),
+            edge: c.edges[0]!.proc.lines,
+            otherAll: other.proc.lines,
+            metricsOther: await (await fetch(`http://127.0.0.1:${other.admin}/metrics`)).text(),
+          }),
+        );
+      assert.equal(replies, 1, 'traffic flows through the new owner');
+      // A few scrapes after everything happened.
+      await sleep(5000);
+    });
+
+    test('every panel query of every dashboard returns a non-empty result with a number in it', async () => {
+      const empty: string[] = [];
+      for (const d of dashboards)
+        for (const p of d.panels)
+          for (const t of p.targets) {
+            const result = await prom.query(substitute(t.expr));
+            const numbers = result.map((r) => Number(r.value[1])).filter((v) => Number.isFinite(v));
+            if (numbers.length === 0)
+              empty.push(`${d.uid} / ${p.title} [${t.refId}]: ${JSON.stringify(result).slice(0, 200)}`);
+          }
+      assert.deepEqual(empty, [], `panels without data:\n${empty.join('\n')}`);
+    });
+  },
+);
