@@ -262,18 +262,6 @@ describe(
         (n) => n === 1,
         20_000,
       );
-      if (replies !== 1)
-        writeFileSync(
-          '/tmp/ob-debug.json',
-          JSON.stringify({
-            client: client.lines,
-            other: other.proc.lines.filter((l) => !String(l.msg).startsWith('shard')),
-            victim: victim.proc.lines.filter((l) => !String(l.msg).startsWith('shard')),
-            edge: c.edges[0]!.proc.lines,
-            otherAll: other.proc.lines,
-            metricsOther: await (await fetch(`http://127.0.0.1:${other.admin}/metrics`)).text(),
-          }),
-        );
       assert.equal(replies, 1, 'traffic flows through the new owner');
       // A few scrapes after everything happened.
       await sleep(5000);
