@@ -242,7 +242,7 @@ ${this.dataplane ? '    pool: rw\n' : ''}
 dpd: { intervalSeconds: 0 }
 dataplane:
   masquerade: { enabled: false }
-log: { level: ${process.env.IKEGATE_TEST_LOG_LEVEL ?? "info"} }
+log: { level: ${process.env.IKEGATE_TEST_LOG_LEVEL ?? 'info'} }
 cluster:
   redis: ${
     this.sentinel
