@@ -34,7 +34,7 @@ export class ClusterProc {
   constructor(
     readonly name: string,
     args: readonly string[],
-    private readonly keep = 5000,
+    private readonly keep = process.env.IKEGATE_DRILL_DUMP ? 500_000 : 5000,
   ) {
     this.child = spawn(process.execPath, [IKEGATE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (d: Buffer) => {
@@ -164,7 +164,7 @@ peers:
 dpd: { intervalSeconds: 0 }
 dataplane:
   masquerade: { enabled: false }
-log: { level: info }
+log: { level: ${process.env.IKEGATE_DRILL_LOG_LEVEL ?? 'info'} }
 cluster:
   redis: { host: ${HOST}, port: ${o.redisPort} }
   kek: { file: kek.hex }
@@ -278,6 +278,10 @@ export class LocalCluster {
   }
 
   async stop(): Promise<void> {
+    const dump = process.env.IKEGATE_DRILL_DUMP;
+    if (dump)
+      for (const p of [...this.edges, ...this.workers])
+        writeFileSync(`${dump}/${p.id}.jsonl`, p.proc.lines.map((l) => JSON.stringify(l)).join('\n'));
     await Promise.all([...this.edges, ...this.workers].map((p) => p.proc.stop()));
     await this.control?.stop();
     await this.#redis?.stop();
