@@ -393,14 +393,15 @@ export async function startPeers(
     const waiting = p?.out !== undefined && p.out.msgId === msgId;
     // A response to another message ID while a probe waits: the gateway answered from stale state.
     if (p?.out !== undefined && p.out.msgId !== msgId) p.record.staleAnswers++;
-    const before = waiting ? worker.get(p!.record.spi)?.lastActivity : undefined;
     worker.deliver({ kind, path, bytes, shard: 0 });
-    // Answered only if our state machine took it (authenticated: its last-activity instant moved).
+    // Answered only if our state machine took it: its request with this Message ID is no longer
+    // outstanding. (Not "its last-activity instant moved": a sync request and this answer can
+    // arrive within the same millisecond.)
     if (!waiting || !p?.out || p.out.msgId !== msgId) {
       if (p) o.onIke?.(p.record.n, 'in', bytes, waiting ? 'taken-meanwhile' : 'not-waited-for');
       return;
     }
-    if (worker.get(p.record.spi)?.lastActivity === before) {
+    if (worker.snapshot(p.record.spi)?.state.current?.outstanding?.messageId === msgId) {
       p.record.rejectedAnswers++;
       o.onIke?.(p.record.n, 'in', bytes, 'not-accepted');
       return;
