@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { requirement } from '@ikegate/testkit';
-import { canUseNetns, ip } from '../interop/lib/netns.js';
+import { canUseNetns } from '../interop/lib/netns.js';
 import { pingThrough } from '../interop/lib/swanctl.js';
 import { Capture, haveCaptureTools, tsharkFields } from '../interop/lib/capture.js';
 import { PSK, type Proc, TestCluster, until } from './lib/cluster.js';
+import { ClientHostNet } from './lib/client-host.js';
 
 const netns = canUseNetns();
 const skip = requirement(
@@ -27,50 +27,26 @@ const skip = requirement(
 );
 
 const tag = `dp${process.pid % 10000}`;
-const CLIENT = `ig${tag}c`;
-const HOSTNS = `ig${tag}h`;
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 describe(
   'cluster data plane: connect -> edge -> worker TUN -> host, and a worker killed under it (issue #5)',
   { skip },
   () => {
     const c = new TestCluster(4000, { pool: '10.201.0.0/16', localTs: '10.66.2.0/24' });
-    let forwardBefore = '0';
+    const net = new ClientHostNet(tag);
     let client: Proc;
     let vip = '';
     let capture: Capture | undefined;
     const pcap = `${c.dir}/client.pcap`;
 
     before(async () => {
-      forwardBefore = readFileSync(FORWARD, 'utf8').trim();
-      for (const ns of [CLIENT, HOSTNS]) {
-        spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-        ip('netns', 'add', ns);
-        ip('-n', ns, 'link', 'set', 'lo', 'up');
-      }
-      spawnSync('ip', ['link', 'del', `v${tag}c`], { stdio: 'ignore' });
-      spawnSync('ip', ['link', 'del', `v${tag}h`], { stdio: 'ignore' });
-      ip('link', 'add', `v${tag}c`, 'type', 'veth', 'peer', 'name', `v${tag}cc`);
-      ip('link', 'set', `v${tag}cc`, 'netns', CLIENT);
-      ip('addr', 'add', '10.66.1.1/24', 'dev', `v${tag}c`);
-      ip('link', 'set', `v${tag}c`, 'up');
-      ip('-n', CLIENT, 'addr', 'add', '10.66.1.2/24', 'dev', `v${tag}cc`);
-      ip('-n', CLIENT, 'link', 'set', `v${tag}cc`, 'up');
-      ip('link', 'add', `v${tag}h`, 'type', 'veth', 'peer', 'name', `v${tag}hh`);
-      ip('link', 'set', `v${tag}hh`, 'netns', HOSTNS);
-      ip('addr', 'add', '10.66.2.1/24', 'dev', `v${tag}h`);
-      ip('link', 'set', `v${tag}h`, 'up');
-      ip('-n', HOSTNS, 'addr', 'add', '10.66.2.2/24', 'dev', `v${tag}hh`);
-      ip('-n', HOSTNS, 'link', 'set', `v${tag}hh`, 'up');
-      ip('-n', HOSTNS, 'route', 'add', 'default', 'via', '10.66.2.1');
-      writeFileSync(FORWARD, '1');
+      net.setUp();
       await c.start();
       await c.addWorker('w1', `ik${tag}1`.slice(0, 15));
       await c.addWorker('w2', `ik${tag}2`.slice(0, 15));
       const e1 = await c.addEdge('e1');
       // The client's side of the wire, to see the RFC 6311 sync after the takeover (tshark).
-      capture = new Capture(CLIENT, `v${tag}cc`, pcap, `tcp port ${e1.tcp}`);
+      capture = new Capture(net.client, `v${tag}cc`, pcap, `tcp port ${e1.tcp}`);
       await capture.start();
       await c.startControl();
       await until(
@@ -95,10 +71,7 @@ describe(
             w.proc.stderr.join('').slice(-1000),
           );
       await c.stop();
-      for (const ns of [CLIENT, HOSTNS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      spawnSync('ip', ['link', 'del', `v${tag}c`], { stdio: 'ignore' });
-      spawnSync('ip', ['link', 'del', `v${tag}h`], { stdio: 'ignore' });
-      writeFileSync(FORWARD, forwardBefore);
+      net.tearDown();
     });
 
     test('a virtual IP from the sharded pool, ping through edge -> worker -> TUN -> host and back (RFC 7296 §3.15, RFC 9329)', async () => {
@@ -126,11 +99,11 @@ describe(
           '--dpd',
           '0',
         ],
-        CLIENT,
+        net.client,
       );
       vip = String((await client.waitFor('tun-configured', 30_000)).virtualIp);
       assert.match(vip, /^10\.201\.\d+\.\d+$/);
-      assert.equal(pingThrough(CLIENT, vip, '10.66.2.2', 3), 3);
+      assert.equal(pingThrough(net.client, vip, '10.66.2.2', 3), 3);
     });
 
     test('kill -9 of the worker holding the SA: the other adopts it and its virtual IP route; pings flow again on the same IKE SA', async () => {
@@ -146,7 +119,7 @@ describe(
       );
       assert.equal(adopted, 1, 'the other worker adopted the SA');
       const replies = await until(
-        async () => pingThrough(CLIENT, vip, '10.66.2.2', 2),
+        async () => pingThrough(net.client, vip, '10.66.2.2', 2),
         (n) => n === 2,
         20_000,
       );

@@ -15,12 +15,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { requirement } from '@ikegate/testkit';
 import { canUseNetns, ip } from '../interop/lib/netns.js';
 import { pingThrough } from '../interop/lib/swanctl.js';
 import { type EdgeProc, PSK, type Proc, TestCluster, until } from './lib/cluster.js';
+import { ClientHostNet } from './lib/client-host.js';
 
 const netns = canUseNetns();
 const tools = ['nft', 'conntrack', 'redis-server'].filter(
@@ -30,12 +30,9 @@ const tools = ['nft', 'conntrack', 'redis-server'].filter(
 const skip = requirement(!netns.ok ? netns.why : tools.length > 0 ? `missing: ${tools.join(', ')}` : false);
 
 const tag = `es${process.pid % 10000}`;
-const CLIENT = `ig${tag}c`;
-const HOSTNS = `ig${tag}h`;
 const TABLE = `ikegate_svc_${tag}`;
 const SERVICE = '10.67.0.100';
 const EDGE_ADDRESSES = ['10.67.0.11', '10.67.0.12'];
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 function sh(cmd: string, args: string[], input?: string): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
@@ -84,7 +81,7 @@ describe(
   { skip },
   () => {
     const c = new TestCluster(4000, { pool: '10.202.0.0/16', localTs: '10.66.2.0/24' });
-    let forwardBefore = '0';
+    const net = new ClientHostNet(tag, { hostAddresses: ['10.66.2.130'], clientDefaultRoute: true });
     const clients: { transport: 'udp' | 'tcp'; proc: Proc; vip: string; host: string }[] = [];
     // One client namespace (one source address, so one backend), two hosts: each client's
     // selectors cover only its own host, so their TUN routes do not overlap.
@@ -94,31 +91,9 @@ describe(
     };
 
     before(async () => {
-      forwardBefore = readFileSync(FORWARD, 'utf8').trim();
-      for (const ns of [CLIENT, HOSTNS]) {
-        spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-        ip('netns', 'add', ns);
-        ip('-n', ns, 'link', 'set', 'lo', 'up');
-      }
-      for (const l of [`v${tag}c`, `v${tag}h`]) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
-      ip('link', 'add', `v${tag}c`, 'type', 'veth', 'peer', 'name', `v${tag}cc`);
-      ip('link', 'set', `v${tag}cc`, 'netns', CLIENT);
-      ip('addr', 'add', '10.66.1.1/24', 'dev', `v${tag}c`);
-      ip('link', 'set', `v${tag}c`, 'up');
-      ip('-n', CLIENT, 'addr', 'add', '10.66.1.2/24', 'dev', `v${tag}cc`);
-      ip('-n', CLIENT, 'link', 'set', `v${tag}cc`, 'up');
-      ip('-n', CLIENT, 'route', 'add', 'default', 'via', '10.66.1.1');
-      ip('link', 'add', `v${tag}h`, 'type', 'veth', 'peer', 'name', `v${tag}hh`);
-      ip('link', 'set', `v${tag}hh`, 'netns', HOSTNS);
-      ip('addr', 'add', '10.66.2.1/24', 'dev', `v${tag}h`);
-      ip('link', 'set', `v${tag}h`, 'up');
-      ip('-n', HOSTNS, 'addr', 'add', '10.66.2.2/24', 'dev', `v${tag}hh`);
-      ip('-n', HOSTNS, 'addr', 'add', '10.66.2.130/24', 'dev', `v${tag}hh`);
-      ip('-n', HOSTNS, 'link', 'set', `v${tag}hh`, 'up');
-      ip('-n', HOSTNS, 'route', 'add', 'default', 'via', '10.66.2.1');
+      net.setUp();
       // The edges' own (pod) addresses, on this side of the client's link (gone with it).
-      for (const a of EDGE_ADDRESSES) ip('addr', 'add', `${a}/32`, 'dev', `v${tag}c`);
-      writeFileSync(FORWARD, '1');
+      for (const a of EDGE_ADDRESSES) ip('addr', 'add', `${a}/32`, 'dev', net.clientLink);
       await c.start();
       await c.addWorker('w1', `ik${tag}1`.slice(0, 15));
       await c.addWorker('w2', `ik${tag}2`.slice(0, 15));
@@ -136,9 +111,7 @@ describe(
       await c.stop();
       spawnSync('nft', ['delete', 'table', 'ip', TABLE], { stdio: 'ignore' });
       spawnSync('conntrack', ['-D', '-d', SERVICE], { stdio: 'ignore' });
-      for (const ns of [CLIENT, HOSTNS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      for (const l of [`v${tag}c`, `v${tag}h`]) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
-      writeFileSync(FORWARD, forwardBefore);
+      net.tearDown();
     });
 
     test('a UDP and a TCP peer reach the cluster through the service address only, get virtual IPs and ping the host', async () => {
@@ -164,7 +137,7 @@ describe(
             '--dpd',
             '0',
           ],
-          CLIENT,
+          net.client,
         );
         const vip = String((await proc.waitFor('tun-configured', 30_000)).virtualIp);
         assert.match(vip, /^10\.202\.\d+\.\d+$/);
@@ -172,7 +145,7 @@ describe(
         clients.push({ transport, proc, vip, host });
       }
       for (const { transport, vip, host } of clients)
-        assert.equal(pingThrough(CLIENT, vip, host, 2), 2, `${transport} pings`);
+        assert.equal(pingThrough(net.client, vip, host, 2), 2, `${transport} pings`);
       const backends = new Set(flows().map((f) => f.backend));
       assert.equal(backends.size, 1, `one client address, one backend: ${JSON.stringify(flows())}`);
       assert.ok(EDGE_ADDRESSES.includes([...backends][0]!));
@@ -190,7 +163,7 @@ describe(
       const outage: Record<string, number> = {};
       for (const { transport, vip, host } of clients) {
         const replies = await until(
-          async () => pingThrough(CLIENT, vip, host, 1),
+          async () => pingThrough(net.client, vip, host, 1),
           (n) => n === 1,
           30_000,
         );
@@ -198,7 +171,7 @@ describe(
         outage[`${transport} first ping answered`] = Date.now() - killedAt;
       }
       for (const { transport, proc, vip, host } of clients) {
-        assert.equal(pingThrough(CLIENT, vip, host, 3), 3, `${transport} steady again`);
+        assert.equal(pingThrough(net.client, vip, host, 3), 3, `${transport} steady again`);
         assert.equal(proc.count('initiating'), 1, `${transport}: no new IKE_SA_INIT`);
       }
       assert.ok(

@@ -16,15 +16,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requirement } from '@ikegate/testkit';
 import { DASHBOARDS, fileOf, textOf } from '../../scripts/dashboards.js';
-import { canUseNetns, ip } from '../interop/lib/netns.js';
+import { canUseNetns } from '../interop/lib/netns.js';
 import { pingThrough } from '../interop/lib/swanctl.js';
 import { PSK, type Proc, TestCluster, until } from '../cluster/lib/cluster.js';
+import { ClientHostNet } from '../cluster/lib/client-host.js';
 import { prometheusMissing, PrometheusServer, promtool } from './lib/prometheus.js';
 
 interface Panel {
@@ -80,9 +81,6 @@ const skip = requirement(
 );
 
 const tag = `ob${process.pid % 10000}`;
-const CLIENT = `ig${tag}c`;
-const HOSTNS = `ig${tag}h`;
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 const LABELS = { cluster: 'test', namespace: 'ikegate' };
 
 /** The dashboard's variables as Grafana substitutes them ("All" instances is `.*`). */
@@ -100,33 +98,13 @@ describe(
   () => {
     const c = new TestCluster(4000, { pool: '10.203.0.0/16', localTs: '10.66.2.0/24' });
     const prom = new PrometheusServer();
-    let forwardBefore = '0';
+    const net = new ClientHostNet(tag);
     let client: Proc;
     let vip = '';
     let pinger: ReturnType<typeof spawn> | undefined;
 
     before(async () => {
-      forwardBefore = readFileSync(FORWARD, 'utf8').trim();
-      for (const ns of [CLIENT, HOSTNS]) {
-        spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-        ip('netns', 'add', ns);
-        ip('-n', ns, 'link', 'set', 'lo', 'up');
-      }
-      for (const l of [`v${tag}c`, `v${tag}h`]) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
-      ip('link', 'add', `v${tag}c`, 'type', 'veth', 'peer', 'name', `v${tag}cc`);
-      ip('link', 'set', `v${tag}cc`, 'netns', CLIENT);
-      ip('addr', 'add', '10.66.1.1/24', 'dev', `v${tag}c`);
-      ip('link', 'set', `v${tag}c`, 'up');
-      ip('-n', CLIENT, 'addr', 'add', '10.66.1.2/24', 'dev', `v${tag}cc`);
-      ip('-n', CLIENT, 'link', 'set', `v${tag}cc`, 'up');
-      ip('link', 'add', `v${tag}h`, 'type', 'veth', 'peer', 'name', `v${tag}hh`);
-      ip('link', 'set', `v${tag}hh`, 'netns', HOSTNS);
-      ip('addr', 'add', '10.66.2.1/24', 'dev', `v${tag}h`);
-      ip('link', 'set', `v${tag}h`, 'up');
-      ip('-n', HOSTNS, 'addr', 'add', '10.66.2.2/24', 'dev', `v${tag}hh`);
-      ip('-n', HOSTNS, 'link', 'set', `v${tag}hh`, 'up');
-      ip('-n', HOSTNS, 'route', 'add', 'default', 'via', '10.66.2.1');
-      writeFileSync(FORWARD, '1');
+      net.setUp();
       await c.start();
       await c.addWorker('w1', `ik${tag}1`.slice(0, 15));
       await c.addWorker('w2', `ik${tag}2`.slice(0, 15));
@@ -148,9 +126,7 @@ describe(
       pinger?.kill('SIGKILL');
       await prom.stop();
       await c.stop();
-      for (const ns of [CLIENT, HOSTNS]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      for (const l of [`v${tag}c`, `v${tag}h`]) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
-      writeFileSync(FORWARD, forwardBefore);
+      net.tearDown();
     });
 
     test('every target is scraped and its /metrics passes `promtool check metrics`', async () => {
@@ -198,14 +174,14 @@ describe(
           '--log-level',
           process.env.IKEGATE_TEST_LOG_LEVEL ?? 'info',
         ],
-        CLIENT,
+        net.client,
       );
       vip = String((await client.waitFor('tun-configured', 30_000)).virtualIp);
-      assert.equal(pingThrough(CLIENT, vip, '10.66.2.2', 2), 2);
+      assert.equal(pingThrough(net.client, vip, '10.66.2.2', 2), 2);
       // Steady traffic through the tunnel for the rest of the test (bounded: 600 pings).
       pinger = spawn(
         'ip',
-        ['netns', 'exec', CLIENT, 'ping', '-q', '-i', '0.2', '-c', '600', '-I', vip, '10.66.2.2'],
+        ['netns', 'exec', net.client, 'ping', '-q', '-i', '0.2', '-c', '600', '-I', vip, '10.66.2.2'],
         { stdio: 'ignore' },
       );
       const udp = await c.loadgen(e1, { count: 20, transport: 'udp', idPrefix: 'ob-udp' });
@@ -258,7 +234,7 @@ describe(
       const other = c.workers.find((w) => w !== victim)!;
       await other.proc.waitFor('ike-sa-adopted', 30_000, (l) => l.peerId === 'ob-1@example.org');
       const replies = await until(
-        async () => pingThrough(CLIENT, vip, '10.66.2.2', 1),
+        async () => pingThrough(net.client, vip, '10.66.2.2', 1),
         (n) => n === 1,
         20_000,
       );
