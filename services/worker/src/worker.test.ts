@@ -69,6 +69,28 @@ function icmp(src: string, dst: string): Uint8Array {
   return p;
 }
 
+/**
+ * The peer's side of a child SA it installed: its outbound ESP SA (keys by who initiated the
+ * exchange), ICMP packets through it, and each as the frame the worker receives on `path`.
+ */
+function peerEsp(c: InstallChildAction, path: PeerPath) {
+  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
+  const out = new OutboundSa({
+    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
+    suite: espSuite(defaultProvider, alg, c.weInitiated ? c.keys.encrI : c.keys.encrR),
+  });
+  const packet = () => {
+    const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
+    assert.equal(r.kind, 'packet');
+    return r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+  };
+  const frame = (bytes: Uint8Array) => {
+    const d = routeEspPacket(bytes, LAYOUT);
+    return { kind: 'esp' as const, path, bytes, shard: d.kind === 'shard' ? d.shard : 0 };
+  };
+  return { out, packet, frame };
+}
+
 /** A worker and a protocol-core initiator joined by direct calls (the `ikegate up` wiring). */
 function harness(
   peerId: string,
@@ -371,21 +393,7 @@ test('worker: inbound anti-replay survives a takeover up to a checkpoint written
   };
   const h = harness('carol@example.org', { persistence });
   h.initiate();
-  const c = h.installs[0]!;
-  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
-  const out = new OutboundSa({
-    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
-    suite: espSuite(defaultProvider, alg, c.keys.encrI),
-  });
-  const packet = () => {
-    const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
-    assert.equal(r.kind, 'packet');
-    return r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
-  };
-  const frame = (bytes: Uint8Array) => {
-    const d = routeEspPacket(bytes, LAYOUT);
-    return { kind: 'esp' as const, path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 };
-  };
+  const { packet, frame } = peerEsp(h.installs[0]!, h.path);
   const captured = packet(); // sequence 1, seen by the old owner
   h.worker.deliver(frame(captured));
   assert.equal(h.written.length, 1);
@@ -451,21 +459,7 @@ test('worker: with RFC 6311 IPSEC_REPLAY_COUNTER_SYNC the new owner restarts its
   };
   const h = harness('dave@example.org', { persistence, sync: true });
   h.initiate();
-  const c = h.installs[0]!;
-  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
-  const out = new OutboundSa({
-    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
-    suite: espSuite(defaultProvider, alg, c.keys.encrI),
-  });
-  const packet = () => {
-    const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
-    assert.equal(r.kind, 'packet');
-    return r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
-  };
-  const frame = (bytes: Uint8Array) => {
-    const d = routeEspPacket(bytes, LAYOUT);
-    return { kind: 'esp' as const, path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 };
-  };
+  const { out, packet, frame } = peerEsp(h.installs[0]!, h.path);
   for (let i = 0; i < 1030; i++) h.worker.deliver(frame(packet()));
   const spi = h.worker.list()[0]?.spi ?? '';
   const snap = stored;
@@ -532,18 +526,10 @@ test('worker: a takeover between a CHILD SA rekey request and its response: the 
     children.some((c) => c.inboundSpi === Buffer.from(rekeyed.outboundSpi).toString('hex')),
     `the new owner holds the rekeyed child: ${JSON.stringify(children)}`,
   );
-  // ESP on the rekeyed child reaches the new owner's device.
-  const alg = { encryption: rekeyed.encryption.id, keyBits: rekeyed.encryption.keyBits };
-  const out = new OutboundSa({
-    spi: Buffer.from(rekeyed.outboundSpi).readUInt32BE(0),
-    // The gateway initiated this CREATE_CHILD_SA: the peer sends with the responder's keys.
-    suite: espSuite(defaultProvider, alg, rekeyed.weInitiated ? rekeyed.keys.encrI : rekeyed.keys.encrR),
-  });
-  const r = out.encapsulate(icmp('10.9.0.2', '10.2.0.7'));
-  assert.equal(r.kind, 'packet');
-  const bytes = r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
-  const d = routeEspPacket(bytes, LAYOUT);
-  next.worker.deliver({ kind: 'esp', path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
+  // ESP on the rekeyed child reaches the new owner's device (the gateway initiated this
+  // CREATE_CHILD_SA: the peer sends with the responder's keys).
+  const esp = peerEsp(rekeyed, h.path);
+  next.worker.deliver(esp.frame(esp.packet()));
   assert.equal(next.written.length, 1, 'a packet on the new child is accepted');
   await h.worker.close(0);
   await next.worker.close(0);
