@@ -55,11 +55,15 @@ export class Worker implements WorkerLink {
   readonly #logLimit = new LogLimiter();
   #closed = false;
 
+  /** `ikegate_tun_packets_total{direction="rx"}`, resolved once (per-packet path). */
+  readonly #tunRx: { inc(value?: number): void };
+
   constructor(settings: WorkerSettings, edge: EdgeLink, log: Logger, metrics: Metrics) {
     this.#settings = settings;
     this.#edge = edge;
     this.#log = log;
     this.#metrics = metrics;
+    this.#tunRx = metrics.hot(metrics.tunPackets, 'rx');
     this.#clock = settings.clock ?? Date.now;
     // Series an alert or a dashboard waits for exist from the start (at 0), not from the first event.
     for (const [event, reason] of [
@@ -174,7 +178,7 @@ export class Worker implements WorkerLink {
   /** An inner packet from the TUN device: find its child SA and send it as ESP. */
   /** A packet read from the device (`ikegate_tun_packets_total{direction="rx"}`). */
   fromDevice(packet: Uint8Array): void {
-    this.#metrics.hot(this.#metrics.tunPackets, 'rx').inc();
+    this.#tunRx.inc();
     this.#dataPlane.outbound(packet);
   }
 
