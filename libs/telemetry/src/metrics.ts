@@ -32,6 +32,17 @@ export const IKEGATE_VERSION: string = (() => {
   }
 })();
 
+/** A configured peer's SAs held by one worker, summed when /metrics is scraped. */
+export interface PeerFigures {
+  ikeSas: number;
+  childSas: number;
+  /** Inner octets/packets, including CHILD SAs already gone (monotonic per process). */
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -228,6 +239,104 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // --- per configured peer ------------------------------------------------------------------------
+  // `peer` is the name of a peer entry in the configuration: bounded by the configuration, never by
+  // what arrives from the network (identities matched by a wildcard entry share its name).
+
+  /**
+   * Where the SA-derived per-peer series come from: set by the worker, read at scrape time only, so
+   * the per-packet path never touches a per-peer series. Undefined: no per-peer SA series.
+   */
+  peerFigures: (() => ReadonlyMap<string, PeerFigures>) | undefined;
+  #figures: ReadonlyMap<string, PeerFigures> | undefined;
+
+  readonly peerIkeSas: Gauge<'peer'> = new Gauge({
+    name: 'ikegate_peer_ike_sas',
+    help: 'Established IKE SAs of a configured peer held by this process',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+    collect: () => this.#collectPeers(this.peerIkeSas, (f, set) => set({}, f.ikeSas)),
+  });
+  readonly peerChildSas: Gauge<'peer'> = new Gauge({
+    name: 'ikegate_peer_child_sas',
+    help: 'CHILD SAs of a configured peer held by this process',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+    collect: () => this.#collectPeers(this.peerChildSas, (f, set) => set({}, f.childSas)),
+  });
+  readonly peerEspInnerBytes: Counter<'peer' | 'direction'> = new Counter({
+    name: 'ikegate_peer_esp_inner_bytes_total',
+    help: 'Inner packet octets through the CHILD SAs of a configured peer, by direction',
+    labelNames: ['peer', 'direction'] as const,
+    registers: [this.registry],
+    collect: () =>
+      this.#collectPeers(this.peerEspInnerBytes, (f, set) => {
+        set({ direction: 'in' }, f.bytesIn);
+        set({ direction: 'out' }, f.bytesOut);
+      }),
+  });
+  readonly peerEspPackets: Counter<'peer' | 'direction'> = new Counter({
+    name: 'ikegate_peer_esp_packets_total',
+    help: 'Inner packets through the CHILD SAs of a configured peer, by direction',
+    labelNames: ['peer', 'direction'] as const,
+    registers: [this.registry],
+    collect: () =>
+      this.#collectPeers(this.peerEspPackets, (f, set) => {
+        set({ direction: 'in' }, f.packetsIn);
+        set({ direction: 'out' }, f.packetsOut);
+      }),
+  });
+  /** IKE SA and CHILD SA rekeys (kind ike|child) of a configured peer, either side initiating. */
+  readonly peerRekeys = new Counter({
+    name: 'ikegate_peer_rekeys_total',
+    help: 'Rekeys of the IKE SAs (kind=ike) and CHILD SAs (kind=child) of a configured peer',
+    labelNames: ['peer', 'kind'] as const,
+    registers: [this.registry],
+  });
+  /**
+   * What went wrong for a configured peer, by reason: refused exchanges (authentication_failed is
+   * counted for the peer whose identity was CLAIMED, i.e. also for someone guessing at it), failed
+   * CHILD SAs (child_ prefix) and IKE SAs deleted for a fault (dead_peer, connection_lost, ...).
+   */
+  readonly peerErrors = new Counter({
+    name: 'ikegate_peer_errors_total',
+    help: 'Refused exchanges, failed CHILD SAs and faulted IKE SAs of a configured peer, by reason',
+    labelNames: ['peer', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly peerLastError = new Gauge({
+    name: 'ikegate_peer_last_error_timestamp_seconds',
+    help: 'When a configured peer last had an error of this reason, as a Unix time',
+    labelNames: ['peer', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly peerLastEstablished = new Gauge({
+    name: 'ikegate_peer_last_established_timestamp_seconds',
+    help: 'When an IKE SA of a configured peer was last established here, as a Unix time',
+    labelNames: ['peer'] as const,
+    registers: [this.registry],
+  });
+
+  /** One error of a configured peer: counted, and its time kept for "last errors". */
+  peerError(peer: string, reason: string, nowMs: number): void {
+    this.peerErrors.inc({ peer, reason });
+    this.peerLastError.set({ peer, reason }, Math.floor(nowMs / 1000));
+  }
+
+  #collectPeers(
+    metric: Gauge<string> | Counter<string>,
+    each: (f: PeerFigures, set: (labels: Record<string, string>, value: number) => void) => void,
+  ): void {
+    const figures = this.#figures ?? this.peerFigures?.();
+    metric.reset();
+    if (!figures) return;
+    for (const [peer, f] of figures)
+      each(f, (labels, value) => {
+        if (metric instanceof Gauge) metric.set({ peer, ...labels }, value);
+        else metric.inc({ peer, ...labels }, value);
+      });
+  }
+
   constructor(options: { readonly processMetrics?: boolean; readonly role?: string } = {}) {
     if (options.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry, prefix: 'ikegate_' });
@@ -252,9 +361,14 @@ export class Metrics {
     }
   }
 
-  /** Prometheus text exposition format. */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  /** Prometheus text exposition format. The per-peer figures are gathered once per render. */
+  async render(): Promise<string> {
+    this.#figures = this.peerFigures?.();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.#figures = undefined;
+    }
   }
 
   get contentType(): string {

@@ -58,6 +58,8 @@ export interface DataPlaneHooks {
   readonly rekeyNeeded: (rec: SaRecord, child: ChildRecord) => void;
   /** A checkpoint of the sequence numbers is due (write-through). */
   readonly checkpoint: (rec: SaRecord) => void;
+  /** A child left the data plane (its counters are final). */
+  readonly childGone?: (rec: SaRecord, child: ChildRecord) => void;
 }
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -223,6 +225,7 @@ export class DataPlane {
     }
     this.#siteChildren.delete(child);
     this.#metrics.childSas.set(this.#byEspSpi.size);
+    this.#hooks.childGone?.(rec, child);
     if (quiet) return true;
     this.#metrics.childSaEvents.inc({ event: 'removed' });
     this.#log.info(

@@ -394,7 +394,7 @@ export class IkeDriver {
         return;
       case 'rejected':
         this.#reports.rejected(a.exchange, a.reason, a.by, a.detail, rec);
-        return;
+        break; // the worker attributes it to a peer too
       case 'lenient':
         this.#reports.lenient(a.exchange);
         return;

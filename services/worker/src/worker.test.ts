@@ -534,3 +534,71 @@ test('worker: a takeover between a CHILD SA rekey request and its response: the 
   await h.worker.close(0);
   await next.worker.close(0);
 });
+
+test('worker: per-peer series labelled with the configured peer name: SAs, traffic kept after the SA is gone, a CHILD SA rekey, an IKE_AUTH refused for a claimed identity (issue #13, RFC 7296 §2.15, §1.3.3)', async () => {
+  const h = harness('carol@example.org');
+  h.initiate();
+  const c = h.installs[0]!;
+  const out = new OutboundSa({
+    spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
+    suite: espSuite(
+      defaultProvider,
+      { encryption: c.encryption.id, keyBits: c.encryption.keyBits },
+      c.keys.encrI,
+    ),
+  });
+  const packet = icmp('10.9.0.2', '10.2.0.7');
+  const r = out.encapsulate(packet);
+  assert.equal(r.kind, 'packet');
+  const bytes = r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+  const d = routeEspPacket(bytes, LAYOUT);
+  h.worker.deliver({ kind: 'esp', path: h.path, bytes, shard: d.kind === 'shard' ? d.shard : 0 });
+  assert.equal(h.written.length, 1);
+  let text = await h.metrics.render();
+  assert.match(text, /ikegate_peer_ike_sas\{peer="rw"\} 1/);
+  assert.match(text, /ikegate_peer_child_sas\{peer="rw"\} 1/);
+  assert.match(
+    text,
+    new RegExp(`ikegate_peer_esp_inner_bytes_total\\{peer="rw",direction="in"\\} ${packet.length}\\b`),
+  );
+  assert.match(text, /ikegate_peer_esp_packets_total\{peer="rw",direction="in"\} 1\b/);
+  assert.match(text, /ikegate_peer_last_established_timestamp_seconds\{peer="rw"\} \d{10}/);
+
+  h.command({ kind: 'rekey-child', spi: c.inboundSpi });
+  assert.equal(h.installs.length, 2, 'the CHILD SA was rekeyed');
+  text = await h.metrics.render();
+  assert.match(text, /ikegate_peer_rekeys_total\{peer="rw",kind="child"\} 1/);
+  assert.match(text, /ikegate_peer_child_sas\{peer="rw"\} 1/);
+  // The rekeyed-away child's traffic stays in the counter.
+  assert.match(
+    text,
+    new RegExp(`ikegate_peer_esp_inner_bytes_total\\{peer="rw",direction="in"\\} ${packet.length}\\b`),
+  );
+
+  h.command({ kind: 'delete-ike' });
+  text = await h.metrics.render();
+  assert.match(text, /ikegate_peer_ike_sas\{peer="rw"\} 0/);
+  assert.match(
+    text,
+    new RegExp(`ikegate_peer_esp_inner_bytes_total\\{peer="rw",direction="in"\\} ${packet.length}\\b`),
+  );
+  // Deleted by the peer: an ordinary end, not an error.
+  assert.doesNotMatch(text, /ikegate_peer_errors_total\{/);
+
+  // The wrong PSK for an identity the entry matches: counted for that entry, with its time.
+  const bad = harness('mallory@example.org', {
+    initiatorPsk: new TextEncoder().encode('wrong-psk-wrong-psk'),
+  });
+  bad.initiate();
+  text = await bad.metrics.render();
+  assert.match(text, /ikegate_peer_errors_total\{peer="rw",reason="authentication_failed"\} 1/);
+  assert.match(
+    text,
+    /ikegate_peer_last_error_timestamp_seconds\{peer="rw",reason="authentication_failed"\} \d{10}/,
+  );
+  assert.doesNotMatch(text, /ikegate_peer_ike_sas\{peer="rw"\} [1-9]/);
+  // An identity no entry matches: no per-peer series at all (bounded by the configuration).
+  const stranger = harness('eve@elsewhere.net');
+  stranger.initiate();
+  assert.doesNotMatch(await stranger.metrics.render(), /ikegate_peer_[a-z_]+\{peer=/);
+});

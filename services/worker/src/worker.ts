@@ -23,6 +23,7 @@ import { Takeover } from './ha.js';
 import { IkeDriver } from './ike-driver.js';
 import { ipv4Text, ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './log-limit.js';
+import { PeerStats } from './peer-stats.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { SaSnapshot } from './snapshot.js';
 import type { InitiateOptions, PacketDevice, SaSummary, WorkerSettings } from './types.js';
@@ -52,6 +53,7 @@ export class Worker implements WorkerLink {
   readonly #dataPlane: DataPlane;
   readonly #driver: IkeDriver;
   readonly #ha: Takeover;
+  readonly #peers: PeerStats;
   readonly #logLimit = new LogLimiter();
   #closed = false;
 
@@ -92,6 +94,7 @@ export class Worker implements WorkerLink {
         rekeyNeeded: (rec, child) =>
           void this.#driver.command(rec, { kind: 'rekey-child', spi: child.inboundSpiBytes }),
         checkpoint: (rec) => this.#ha.dirty(rec),
+        childGone: (rec, child) => this.#peers.childGone(rec, child),
       },
       this.#clock,
     );
@@ -108,6 +111,16 @@ export class Worker implements WorkerLink {
       this.#clock,
     );
     this.#ha = new Takeover(settings, this.#driver, this.#dataPlane, log, metrics);
+    const endpoint = this.#driver.endpoint;
+    this.#peers = new PeerStats(
+      metrics,
+      this.#clock,
+      function* () {
+        for (const e of endpoint.entries()) yield e.data;
+      },
+      settings.matchPeer,
+    );
+    metrics.peerFigures = () => this.#peers.figures();
   }
 
   /**
@@ -200,6 +213,7 @@ export class Worker implements WorkerLink {
         return this.#ha.dirty(rec);
       case 'install-child': {
         const child = this.#dataPlane.install(rec, a);
+        if (a.replaces) this.#peers.rekeyed(rec, 'child');
         this.#settings.observer?.childInstalled?.({
           ikeSpi: spiOf(rec),
           inboundSpi: child.inboundSpi,
@@ -214,6 +228,7 @@ export class Worker implements WorkerLink {
         this.#dataPlane.remove(rec, ipv4ToNumber(a.inboundSpi), a.reason);
         return;
       case 'child-failed':
+        this.#peers.childFailed(rec, a.reason);
         this.#log.warn(
           { spi: spiOf(rec), peerId: rec.peerId, reason: a.reason, notify: a.notify },
           'child-sa-failed',
@@ -221,6 +236,7 @@ export class Worker implements WorkerLink {
         this.#settings.observer?.childFailed?.(spiOf(rec), a.reason, a.notify);
         return;
       case 'rekeyed-ike':
+        this.#peers.rekeyed(rec, 'ike');
         this.#metrics.ikeSaEvents.inc({ event: 'rekeyed', reason: '' });
         this.#log.info({ spi: spiOf(rec), peerId: rec.peerId }, 'ike-sa-rekeyed');
         return;
@@ -228,6 +244,8 @@ export class Worker implements WorkerLink {
         return this.#deleted(rec, a.reason);
       case 'persist':
         return this.#ha.dirty(rec);
+      case 'rejected':
+        return this.#peers.rejected(rec, a);
       case 'replay-counter-sync': {
         // RFC 6311 §4.3 (we are the peer of a cluster that took this SA over).
         const moved = this.#dataPlane.skipOutbound(rec, a.counter);
@@ -246,6 +264,7 @@ export class Worker implements WorkerLink {
     rec.peerId = peerId;
     rec.establishedAt = this.#clock();
     this.#metrics.ikeSaEvents.inc({ event: 'established', reason: '' });
+    this.#peers.established(rec);
     this.#metrics.ikeSaSetup.observe(
       { transport: rec.path.transport },
       Math.max(0, rec.establishedAt - rec.createdAt) / 1000,
@@ -272,6 +291,7 @@ export class Worker implements WorkerLink {
     }
     this.#ha.gone(rec);
     this.#metrics.ikeSaEvents.inc({ event: 'deleted', reason });
+    this.#peers.deleted(rec, reason);
     // Half-open SAs that never authenticated are an unauthenticated peer's doing: counted always,
     // logged within bounds (a flood of IKE_SA_INITs must not become a flood of log lines).
     const logged =

@@ -81,6 +81,18 @@ function idString(id: IdPayload): string {
   return new TextDecoder('utf-8', { fatal: false }).decode(id.data);
 }
 
+/** The identity an IDi claims (unauthenticated; bounded), for attributing a refusal. */
+function claimedId(payloads: readonly Payload[]): string | undefined {
+  const id: IdPayload | undefined = payloads.find(
+    (p): p is IdPayload => p.type === PayloadType.IDi && !('unknown' in p),
+  );
+  if (!id || (id.idType !== IdType.ID_FQDN && id.idType !== IdType.ID_RFC822_ADDR)) return undefined;
+  return idString(id).slice(0, MAX_CLAIMED_ID);
+}
+
+/** Longer claimed identities are cut (they only ever name a configured peer, never a label). */
+const MAX_CLAIMED_ID = 255;
+
 function authFailed(why: string): RemoteProtocolError {
   return new RemoteProtocolError('IKEGATE_ERR_IKEV2_AUTH_FAILED', why, NotifyError.AUTHENTICATION_FAILED);
 }
@@ -350,7 +362,7 @@ export function respondAuth(
       [notify(NotifyError.AUTHENTICATION_FAILED)],
       requestDigest,
     );
-    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', e.message);
+    reject(w, ExchangeType.IKE_AUTH, NotifyError.AUTHENTICATION_FAILED, 'us', e.message, claimedId(inner));
     return terminate(w, 'authentication-failed');
   }
   // The peer is authenticated: from here on its own policy (traffic selectors, pool) applies.

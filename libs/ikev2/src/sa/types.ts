@@ -133,6 +133,11 @@ export interface Rejection {
   readonly by: 'us' | 'peer';
   /** A short human summary for the log line (e.g. what a peer offered); never secrets. */
   readonly detail?: string;
+  /**
+   * IKE_AUTH refused: the identity the peer claimed in IDi. NOT authenticated (anyone can claim
+   * any identity): for attributing failures to a configured peer in metrics and logs only.
+   */
+  readonly claimedId?: string;
 }
 
 export type IkeSaAction =

@@ -127,6 +127,7 @@ export function reject(
   notifyType: number,
   by: 'us' | 'peer',
   detail?: string,
+  claimedId?: string,
 ): void {
   w.actions.push({
     kind: 'rejected',
@@ -134,5 +135,6 @@ export function reject(
     reason: notifyReason(notifyType),
     by,
     ...(detail !== undefined ? { detail } : {}),
+    ...(claimedId !== undefined ? { claimedId } : {}),
   });
 }
