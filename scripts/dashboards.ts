@@ -35,7 +35,12 @@ interface DashboardSpec {
   readonly title: string;
   readonly description: string;
   readonly panels: readonly PanelSpec[];
+  /** A variable after cluster / namespace / instance (one value, from `label_values(query)`). */
+  readonly extraVariable?: { readonly name: string; readonly label: string; readonly query: string };
 }
+
+/** The per-peer dashboard's selector: one configured peer (the `peer` label, a peer entry's name). */
+const P = `${S},peer="$peer"`;
 
 const q = (expr: string, legend: string) => ({ expr, legend });
 
@@ -277,6 +282,18 @@ export const DASHBOARDS: readonly DashboardSpec[] = [
           ),
         ],
       },
+      {
+        title: 'TLS handshakes (last hour)',
+        description:
+          'Handshakes on the RFC 9329 TLS listener: completed, by TLS version; failed, by reason (protocol: not TLS or nothing in common; timeout; reset: the client went away).',
+        unit: 'none',
+        targets: [
+          q(
+            `sum by (result, version, reason) (increase(ikegate_tls_handshakes_total{${S}}[${RARE}]))`,
+            '{{result}} {{version}}{{reason}}',
+          ),
+        ],
+      },
     ],
   },
   {
@@ -344,6 +361,88 @@ export const DASHBOARDS: readonly DashboardSpec[] = [
       },
     ],
   },
+  {
+    uid: 'ikegate-peer',
+    title: 'ikegate / Peer',
+    description:
+      "One configured peer (a peer entry of the configuration): its SAs, rekeys, traffic and last errors. The `peer` label is the entry's name; identities matched by a wildcard entry share it.",
+    extraVariable: {
+      name: 'peer',
+      label: 'Peer',
+      query: 'label_values(ikegate_peer_ike_sas{cluster="$cluster",namespace="$namespace"}, peer)',
+    },
+    panels: [
+      {
+        title: 'Established IKE SAs',
+        description: "The peer's established IKE SAs, summed over workers.",
+        unit: 'none',
+        type: 'stat',
+        w: 6,
+        targets: [q(`sum(ikegate_peer_ike_sas{${P}})`, 'IKE SAs')],
+      },
+      {
+        title: 'CHILD SAs',
+        description: "The peer's CHILD SAs (ESP), summed over workers.",
+        unit: 'none',
+        type: 'stat',
+        w: 6,
+        targets: [q(`sum(ikegate_peer_child_sas{${P}})`, 'CHILD SAs')],
+      },
+      {
+        title: 'Last established',
+        description: 'When an IKE SA of this peer was last established (a reconnect or a new identity).',
+        unit: 'dateTimeFromNow',
+        type: 'stat',
+        w: 12,
+        targets: [q(`max(ikegate_peer_last_established_timestamp_seconds{${P}}) * 1000`, 'established')],
+      },
+      {
+        title: 'Traffic',
+        description: "Inner bits per second through the peer's CHILD SAs, in (from the peer) and out.",
+        unit: 'bps',
+        targets: [
+          q(`sum by (direction) (rate(ikegate_peer_esp_inner_bytes_total{${P}}[${R}])) * 8`, '{{direction}}'),
+        ],
+      },
+      {
+        title: 'Packets',
+        description: "Inner packets per second through the peer's CHILD SAs.",
+        unit: 'pps',
+        targets: [
+          q(`sum by (direction) (rate(ikegate_peer_esp_packets_total{${P}}[${R}]))`, '{{direction}}'),
+        ],
+      },
+      {
+        title: 'SAs over time, by worker',
+        description: "Which workers hold the peer's IKE SAs (moves show takeovers and drains).",
+        unit: 'none',
+        targets: [q(`sum by (instance) (ikegate_peer_ike_sas{${P}})`, '{{instance}}')],
+      },
+      {
+        title: 'Rekeys (last hour)',
+        description: 'IKE SA and CHILD SA rekeys of this peer, either side initiating.',
+        unit: 'none',
+        targets: [q(`sum by (kind) (increase(ikegate_peer_rekeys_total{${P}}[${RARE}]))`, '{{kind}}')],
+      },
+      {
+        title: 'Errors by reason',
+        description:
+          'Refused exchanges (authentication_failed counts every attempt with an identity of this peer, also guesses), failed CHILD SAs (child_) and IKE SAs ended by a fault (dead_peer, connection_lost).',
+        unit: 'none',
+        targets: [q(`sum by (reason) (increase(ikegate_peer_errors_total{${P}}[${RARE}]))`, '{{reason}}')],
+      },
+      {
+        title: 'Last errors',
+        description: 'When each kind of error last happened for this peer (newest first in the legend).',
+        unit: 'dateTimeFromNow',
+        type: 'stat',
+        w: 24,
+        targets: [
+          q(`max by (reason) (ikegate_peer_last_error_timestamp_seconds{${P}}) * 1000`, '{{reason}}'),
+        ],
+      },
+    ],
+  },
 ];
 
 function variable(name: string, label: string, query: string, all: boolean) {
@@ -359,7 +458,6 @@ function variable(name: string, label: string, query: string, all: boolean) {
     includeAll: all,
     multi: all,
     ...(all ? { allValue: '.*' } : {}),
-    current: {},
     options: [],
     hide: 0,
   };
@@ -384,12 +482,24 @@ export function render(d: DashboardSpec): unknown {
       datasource: { type: 'prometheus', uid: '${datasource}' },
       gridPos,
       fieldConfig: { defaults: { unit: p.unit }, overrides: [] },
+      // Every option the panel plugin's schema marks required (Grafana's defaults), so the file
+      // passes the strict schema check (test/observability/grafana-schema.test.ts).
       options:
         (p.type ?? 'timeseries') === 'stat'
-          ? { reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false }, colorMode: 'value' }
+          ? {
+              reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
+              colorMode: 'value',
+              graphMode: 'area',
+              justifyMode: 'auto',
+              orientation: 'auto',
+              textMode: 'auto',
+              wideLayout: true,
+              showPercentChange: false,
+              percentChangeColorMode: 'standard',
+            }
           : {
-              legend: { displayMode: 'list', placement: 'bottom', showLegend: true },
-              tooltip: { mode: 'multi' },
+              legend: { displayMode: 'list', placement: 'bottom', showLegend: true, calcs: [] },
+              tooltip: { mode: 'multi', sort: 'none' },
             },
       targets: p.targets.map((t, j) => ({
         datasource: { type: 'prometheus', uid: '${datasource}' },
@@ -418,7 +528,6 @@ export function render(d: DashboardSpec): unknown {
           label: 'Prometheus',
           type: 'datasource',
           query: 'prometheus',
-          current: {},
           hide: 0,
           options: [],
           refresh: 1,
@@ -436,6 +545,9 @@ export function render(d: DashboardSpec): unknown {
           'label_values(ikegate_build_info{cluster="$cluster",namespace="$namespace"}, instance)',
           true,
         ),
+        ...(d.extraVariable
+          ? [variable(d.extraVariable.name, d.extraVariable.label, d.extraVariable.query, false)]
+          : []),
       ],
     },
     annotations: { list: [] },

@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requirement } from '@ikegate/testkit';
@@ -53,9 +54,11 @@ describe('Grafana dashboards: structure (issue #13)', () => {
   test('unique uids and panel ids; every panel on ${datasource}, inside the 24-column grid, every query filtered by cluster, namespace and instance', () => {
     assert.equal(new Set(dashboards.map((d) => d.uid)).size, dashboards.length);
     for (const d of dashboards) {
+      // The per-peer dashboard adds `peer`, and every one of its queries is for that one peer.
+      const extra = d.uid === 'ikegate-peer' ? ['peer'] : [];
       assert.deepEqual(
         d.templating.list.map((v) => v.name),
-        ['datasource', 'cluster', 'namespace', 'instance'],
+        ['datasource', 'cluster', 'namespace', 'instance', ...extra],
       );
       const ids = d.panels.map((p) => p.id);
       assert.equal(new Set(ids).size, ids.length, `${d.uid}: duplicate panel ids`);
@@ -64,7 +67,12 @@ describe('Grafana dashboards: structure (issue #13)', () => {
         assert.ok(p.gridPos.x + p.gridPos.w <= 24 && p.gridPos.w > 0 && p.gridPos.h > 0, p.title);
         assert.ok(p.targets.length > 0, `${p.title}: no query`);
         for (const t of p.targets)
-          for (const v of ['cluster="$cluster"', 'namespace="$namespace"', 'instance=~"$instance"'])
+          for (const v of [
+            'cluster="$cluster"',
+            'namespace="$namespace"',
+            'instance=~"$instance"',
+            ...extra.map((e) => `${e}="$${e}"`),
+          ])
             assert.ok(t.expr.includes(v), `${d.uid} / ${p.title}: ${t.expr} lacks ${v}`);
       }
     }
@@ -89,6 +97,7 @@ function substitute(expr: string): string {
     .replaceAll('$cluster', LABELS.cluster)
     .replaceAll('$namespace', LABELS.namespace)
     .replaceAll('$instance', '.*')
+    .replaceAll('$peer', 'load')
     .replaceAll('$__rate_interval', '2m');
 }
 
@@ -220,9 +229,32 @@ describe(
         (await c.ctl(`/v1/sas/${spi}/rekey`, { method: 'POST', body: { what: 'children' } })).status,
         202,
       );
+      // The rekey is done (and scraped) before its worker is killed below.
+      const holderAdmin = c.workers.find((w) => w.id === sas.items[0]!.worker)!.admin;
+      await until(
+        async () => {
+          const text = await fetch(`http://127.0.0.1:${holderAdmin}/metrics`).then((r) => r.text());
+          return /ikegate_peer_rekeys_total\{peer="load",kind="child"\} 1/.test(text);
+        },
+        (done) => done,
+        20_000,
+      );
       // Garbage on the RFC 9329 port: not the IKETCP prefix.
       await new Promise<void>((resolve) => {
         const s = tcpConnect(e1.tcp, '127.0.0.1', () => s.end('GET / HTTP/1.0\r\n\r\n'));
+        s.on('close', () => resolve());
+        s.on('error', () => resolve());
+        s.setTimeout(5000, () => s.destroy());
+      });
+      // A TLS client that completes the handshake and leaves, and one that speaks no TLS at all.
+      await new Promise<void>((resolve) => {
+        const s = tlsConnect({ port: e1.tls, host: '127.0.0.1', rejectUnauthorized: false }, () => s.end());
+        s.on('close', () => resolve());
+        s.on('error', () => resolve());
+        s.setTimeout(5000, () => s.destroy());
+      });
+      await new Promise<void>((resolve) => {
+        const s = tcpConnect(e1.tls, '127.0.0.1', () => s.end('GET / HTTP/1.0\r\n\r\n'));
         s.on('close', () => resolve());
         s.on('error', () => resolve());
         s.setTimeout(5000, () => s.destroy());
@@ -244,6 +276,18 @@ describe(
     });
 
     test('every panel query of every dashboard returns a non-empty result with a number in it', async () => {
+      // Panels whose series start at 0 show the scenario's events, not just their zeros.
+      for (const expr of [
+        'sum(ikegate_tls_handshakes_total{result="ok"})',
+        'sum(ikegate_tls_handshakes_total{result="failed",reason="protocol"})',
+        'sum(ikegate_peer_errors_total{peer="load",reason="authentication_failed"})',
+        // Its worker was killed: its last samples count.
+        'sum(max_over_time(ikegate_peer_rekeys_total{peer="load",kind="child"}[1h]))',
+        'sum(ikegate_peer_esp_packets_total{peer="load",direction="in"})',
+      ]) {
+        const r = await prom.query(expr);
+        assert.ok(Number(r[0]?.value[1]) >= 1, `${expr}: ${JSON.stringify(r)}`);
+      }
       const empty: string[] = [];
       for (const d of dashboards)
         for (const p of d.panels)

@@ -130,6 +130,16 @@ export class Metrics {
     labelNames: ['transport', 'event', 'reason'] as const,
     registers: [this.registry],
   });
+  /**
+   * TLS handshakes on the RFC 9329 TLS listener (RFC 9329 §8): `ok` by the protocol version agreed,
+   * `failed` by a bounded reason (`tlsFailureReason`).
+   */
+  readonly tlsHandshakes = new Counter({
+    name: 'ikegate_tls_handshakes_total',
+    help: 'TLS handshakes on the RFC 9329 TLS listener, by result, TLS version (ok) and reason (failed)',
+    labelNames: ['result', 'version', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly espPackets = new Counter({
     name: 'ikegate_esp_packets_total',
     help: 'ESP packets encapsulated (out) and decapsulated (in)',
@@ -374,4 +384,16 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * A failed TLS handshake's reason as a bounded label: `timeout`, `reset` (the client went away),
+ * `protocol` (not TLS, no shared version or cipher, bad record), or `other`.
+ */
+export function tlsFailureReason(code: string | undefined, message: string): string {
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT' || /timeout/i.test(message)) return 'timeout';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'reset';
+  if (code?.startsWith('ERR_SSL_') || /SSL|TLS|wrong version|unknown protocol/i.test(message))
+    return 'protocol';
+  return 'other';
 }

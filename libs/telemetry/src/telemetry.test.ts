@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createLogger, Metrics } from './index.js';
+import { createLogger, Metrics, tlsFailureReason } from './index.js';
 
 test('logger: one JSON line per event, secrets redacted at any logged depth (STYLE: never keys in logs)', async () => {
   const out = new PassThrough();
@@ -28,4 +28,15 @@ test('metrics: counters render in the Prometheus exposition format with bounded 
   assert.match(text, /ikegate_drops_total\{layer="iketcp",reason="bad_prefix"\} 1/);
   assert.match(text, /ikegate_frames_total\{transport="tcp",kind="ike",direction="in"\} 3/);
   assert.match(m.contentType, /text\/plain/);
+});
+
+test('TLS handshake failures map to a bounded reason label (RFC 9329 §8 listener; metric hygiene)', () => {
+  const cases: [string | undefined, string, string][] = [
+    ['ERR_TLS_HANDSHAKE_TIMEOUT', 'TLS handshake timeout', 'timeout'],
+    ['ECONNRESET', 'socket hang up', 'reset'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number', 'protocol'],
+    ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'tlsv1 alert unknown ca', 'protocol'],
+    [undefined, 'something else entirely', 'other'],
+  ];
+  for (const [code, message, reason] of cases) assert.equal(tlsFailureReason(code, message), reason, message);
 });

@@ -315,12 +315,14 @@ describe('edge over RFC 9329 streams through in-memory binds', () => {
     assert.equal(failed.refused, false);
     await until(() => failed.isClosed, 'failed handshake closed');
     assert.equal(await count(s.metrics.drops, { layer: 'tls', reason: 'handshake_failed' }), 1);
+    assert.equal(await count(s.metrics.tlsHandshakes, { result: 'failed' }), 1);
     const peer = s.binds.tls.connect({ address: '198.51.100.30' });
     assert.equal(peer.refused, false, 'the failed handshake’s slot was released');
     peer.write(cat(IKETCP_PREFIX, encodeIkeFrame(initRequest())));
     await until(() => s.delivered().length === 1, 'IKE over TLS');
     assert.equal(s.delivered()[0]!.path.transport, 'tls');
     assert.equal(s.delivered()[0]!.path.local.port, 443);
+    assert.equal(await count(s.metrics.tlsHandshakes, { result: 'ok' }), 1);
   });
 
   test('a wrong prefix closes the stream (bad_prefix) and a missing one times out (prefix_timeout), each counted as a drop and a closing/closed event (RFC 9329 §4; PROTOCOL.md)', async () => {

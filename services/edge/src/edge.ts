@@ -35,7 +35,7 @@ import {
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import { espFrameLength, ikeFrameLength } from '@ikegate/iketcp';
 import { randomBytes } from 'node:crypto';
-import { exchangeLabel, type Logger, type Metrics } from '@ikegate/telemetry';
+import { exchangeLabel, type Logger, type Metrics, tlsFailureReason } from '@ikegate/telemetry';
 import {
   type AcceptedStream,
   type DatagramBind,
@@ -225,6 +225,10 @@ export class Edge implements EdgeLink {
     if (tls) {
       const local = await tls.listen(this.#acceptor('tls'));
       ports.tls = local.port;
+      // The series a dashboard shows exist from the start (at 0).
+      this.#metrics.tlsHandshakes.inc({ result: 'ok', version: 'TLSv1.3', reason: '' }, 0);
+      for (const reason of ['timeout', 'protocol'])
+        this.#metrics.tlsHandshakes.inc({ result: 'failed', version: '', reason }, 0);
       address ??= local.address;
     }
     this.#ports = ports;
@@ -263,10 +267,16 @@ export class Edge implements EdgeLink {
   #acceptor(transport: StreamTransport): StreamAcceptor {
     return {
       admit: (remote) => this.#admit(remote.address, transport),
-      accepted: (s) => this.#onStream(s, transport),
-      handshakeFailed: (message) => {
+      accepted: (s) => {
+        if (transport === 'tls')
+          this.#metrics.tlsHandshakes.inc({ result: 'ok', version: s.tlsVersion ?? 'unknown', reason: '' });
+        this.#onStream(s, transport);
+      },
+      handshakeFailed: (message, code) => {
+        const reason = tlsFailureReason(code, message);
+        this.#metrics.tlsHandshakes.inc({ result: 'failed', version: '', reason });
         this.#metrics.drops.inc({ layer: 'tls', reason: 'handshake_failed' });
-        this.#log.debug({ err: message }, 'tls-handshake-failed');
+        this.#log.debug({ err: message, code, reason }, 'tls-handshake-failed');
       },
       released: (remote) => this.#release(remote.address),
     };

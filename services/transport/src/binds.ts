@@ -44,6 +44,8 @@ export interface AcceptedStream {
   readonly duplex: Duplex;
   readonly local: Endpoint;
   readonly remote: Endpoint;
+  /** TLS: the protocol version the handshake agreed on (`TLSv1.3`, `TLSv1.2`). */
+  readonly tlsVersion?: string;
 }
 
 /**
@@ -57,8 +59,11 @@ export interface StreamAcceptor {
   /** False refuses the connection: it is destroyed at once, and nothing else is called for it. */
   admit(remote: Endpoint): boolean;
   accepted(stream: AcceptedStream): void;
-  /** TLS only: the handshake failed or timed out; `message` says why (for a debug log). */
-  handshakeFailed(message: string): void;
+  /**
+   * TLS only: the handshake failed or timed out; `message` says why (for a debug log), `code`
+   * is node's error code when it gave one (`ERR_SSL_...`, `ECONNRESET`, `ERR_TLS_HANDSHAKE_TIMEOUT`).
+   */
+  handshakeFailed(message: string, code?: string): void;
   released(remote: Endpoint): void;
 }
 

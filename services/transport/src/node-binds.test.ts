@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodeIkeFrame, IKETCP_PREFIX } from '@ikegate/iketcp';
+import { tlsFailureReason } from '@ikegate/telemetry';
 import type { AcceptedStream, Endpoint, StreamAcceptor } from './binds.js';
 import { dialStream } from './dial.js';
 import { DialError } from './errors.js';
@@ -37,6 +38,7 @@ function ike(body = 0): Uint8Array {
 function recorder(admit: (remote: Endpoint) => boolean = () => true) {
   const calls: string[] = [];
   const streams: AcceptedStream[] = [];
+  const failures: { message: string; code: string | undefined }[] = [];
   const acceptor: StreamAcceptor = {
     admit: (remote) => {
       calls.push('admit');
@@ -47,10 +49,13 @@ function recorder(admit: (remote: Endpoint) => boolean = () => true) {
       calls.push('accepted');
       streams.push(s);
     },
-    handshakeFailed: () => calls.push('handshakeFailed'),
+    handshakeFailed: (message, code) => {
+      calls.push('handshakeFailed');
+      failures.push({ message, code });
+    },
     released: () => calls.push('released'),
   };
-  return { calls, streams, acceptor };
+  return { calls, streams, failures, acceptor };
 }
 
 describe('NodeUdpBind (RFC 7296 §2.23, RFC 3948)', () => {
@@ -182,6 +187,7 @@ describe('NodeTlsListener and dialStream over TLS (RFC 9329 §8)', () => {
         tls: { ca: cert, servername: 'gw.test', onKeylog: (line) => clientKeys.push(line.toString()) },
       });
       await until(() => r.streams.length === 1, 'accepted');
+      assert.equal(r.streams[0]!.tlsVersion, 'TLSv1.3', 'the agreed version is reported');
       const bytes: Buffer[] = [];
       r.streams[0]!.duplex.on('data', (c: Buffer) => bytes.push(c));
       const client = new IketcpStream(socket, { role: 'originator', onEvent: () => undefined });
@@ -211,6 +217,9 @@ describe('NodeTlsListener and dialStream over TLS (RFC 9329 §8)', () => {
       await until(() => r.calls.includes('released') && r.calls.includes('handshakeFailed'), 'both');
       assert.deepEqual(r.calls[0], 'admit');
       assert.deepEqual([...r.calls].sort(), ['admit', 'handshakeFailed', 'released']);
+      // The client's alert (unknown CA) or its reset: a bounded reason either way, never `other`.
+      const reason = tlsFailureReason(r.failures[0]!.code, r.failures[0]!.message);
+      assert.ok(['protocol', 'reset'].includes(reason), JSON.stringify({ reason, ...r.failures[0] }));
     } finally {
       await listener.close();
     }

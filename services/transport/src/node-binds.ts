@@ -160,12 +160,20 @@ export class NodeTlsListener implements StreamListener {
       { cert: o.certificate, key: o.key, minVersion: 'TLSv1.2', handshakeTimeout: o.handshakeTimeoutMs },
       (s: TLSSocket) => {
         s.setNoDelay(true);
-        acceptor.accepted({ duplex: s, local: localOf(s), remote: remoteOf(s) });
+        const version = s.getProtocol();
+        acceptor.accepted({
+          duplex: s,
+          local: localOf(s),
+          remote: remoteOf(s),
+          ...(version ? { tlsVersion: version } : {}),
+        });
       },
     );
     // A TLS peer counts against the caps from its TCP accept, not from the end of its handshake.
     server.on('connection', (raw: Socket) => void admitted(raw, acceptor));
-    server.on('tlsClientError', (err) => acceptor.handshakeFailed(err.message));
+    server.on('tlsClientError', (err: Error & { code?: string }) =>
+      acceptor.handshakeFailed(err.message, err.code),
+    );
     if (o.keylogFile) {
       const file = o.keylogFile;
       server.on('keylog', (line) => appendFileSync(file, line));

@@ -115,6 +115,8 @@ export interface EdgeProc {
   readonly ike: number;
   readonly natT: number;
   readonly tcp: number;
+  /** RFC 9329 over TLS (on 127.0.0.1 unless `addEdge` was given an address). */
+  readonly tls: number;
   readonly proc: Proc;
 }
 
@@ -201,6 +203,7 @@ export class TestCluster {
     // one per edge (CN edge:<id>) issued in addEdge.
     this.#pki = makeTestPki(this.dir);
     const workerCert = this.#pki.issue('relay-worker', 'worker');
+    const edgeTls = this.#pki.issue('edge-tls', 'gw.example.org', 'DNS:gw.example.org');
     const redisCert = this.secureRedis ? this.#pki.issue('redis-server', 'redis', 'IP:127.0.0.1') : undefined;
     let r: RedisServer | string;
     if (this.sentinelRedis) {
@@ -227,7 +230,7 @@ export class TestCluster {
 listen:
   udp: { address: ${this.dataplane ? '0.0.0.0' : HOST} }
   tcp: { address: ${this.dataplane ? '0.0.0.0' : HOST} }
-  tls: { address: ${HOST}, enabled: false }
+  tls: { address: ${HOST}, certificate: ${edgeTls.certificate}, key: ${edgeTls.key} }
 control: { address: ${HOST}, port: ${this.controlPort}, accessFile: ${this.#access.file} }
 proposals:
   ike: [aes256gcm16-prfsha256-x25519]
@@ -286,6 +289,7 @@ cluster:
     const ike = o.ike ?? (await this.port());
     const natT = o.natT ?? (await this.port());
     const tcp = await this.port();
+    const tls = await this.port();
     const address = o.address ?? HOST;
     const cert = this.#pki!.issue(`relay-edge-${id}`, `edge:${id}`);
     const proc = new Proc(id, [
@@ -306,9 +310,11 @@ cluster:
       String(natT),
       '--tcp',
       String(tcp),
+      '--tls',
+      String(tls),
       ...(o.address ? ['--address', o.address] : []),
     ]);
-    const e = { id, address, admin, ike, natT, tcp, proc };
+    const e = { id, address, admin, ike, natT, tcp, tls, proc };
     this.edges.push(e);
     await proc.waitFor('edge-up');
     return e;
