@@ -1,2 +1,19 @@
-export { createLogger, type Logger, type LoggerConfig, REDACTED_FIELDS } from './logger.js';
+export { createLogger, type Logger, type LoggerConfig, REDACTED_FIELDS, traceFields } from './logger.js';
 export { exchangeLabel, IKEGATE_VERSION, Metrics, type PeerFigures, tlsFailureReason } from './metrics.js';
+export {
+  Attr,
+  exchangeSpanName,
+  httpSpanName,
+  Outcome,
+  SpanEvent,
+  SpanName,
+  TRACER_NAME,
+} from './trace-names.js';
+export {
+  startTracing,
+  tracer,
+  tracingActive,
+  tracingConfigured,
+  type TracingHandle,
+  type TracingOptions,
+} from './tracing.js';

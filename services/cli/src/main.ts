@@ -6,6 +6,7 @@
  * own arguments.
  */
 import { ConfigError } from '@ikegate/config';
+import { startTracing } from '@ikegate/telemetry';
 import { AccessFileError } from '@ikegate/control';
 import { LocalUsageError as TcpShimUsageError, runTcpShim, TCP_SHIM_USAGE } from '@ikegate/tcp-shim';
 import { TunUnavailableError } from '@ikegate/tun';
@@ -175,6 +176,29 @@ class UsageError extends Error {}
  * SIGINT/SIGTERM stop gracefully (DELETE to peers, TUN and nftables cleaned up). A terminal's
  * Ctrl-C reaches both the TUN launcher and this process, so repeats while stopping are ignored.
  */
+/**
+ * Runs a long-lived role with the OpenTelemetry SDK started first when the environment asks for
+ * traces (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT; docs/observability.md
+ * "Tracing"); otherwise the SDK is never loaded. Spans still buffered are exported at stop. A
+ * launcher that only re-executed itself (TUN) shuts the SDK down at once: its child traces.
+ */
+async function traced(
+  role: string,
+  run: () => Promise<{ stop(): Promise<void> } | undefined>,
+): Promise<{ stop(): Promise<void> } | undefined> {
+  const tracing = await startTracing({ role });
+  if (!tracing) return run();
+  let handle: { stop(): Promise<void> } | undefined;
+  try {
+    handle = await run();
+  } finally {
+    if (!handle) await tracing.shutdown();
+  }
+  if (!handle) return undefined;
+  const h = handle;
+  return { stop: () => h.stop().finally(() => tracing.shutdown()) };
+}
+
 function stopOnSignals(stop: () => Promise<void>): void {
   let stopping = false;
   const onSignal = () => {
@@ -205,11 +229,13 @@ async function main(argv: string[]): Promise<number> {
         if (a !== '--no-tun') i++;
       }
       const tlsKeylog = flag(rest, '--tls-keylog');
-      const running = await up({
-        configPath: flag(rest, '--config') ?? 'ikegate.yaml',
-        noTun: rest.includes('--no-tun'),
-        ...(tlsKeylog ? { tlsKeylog } : {}),
-      });
+      const running = await traced('up', () =>
+        up({
+          configPath: flag(rest, '--config') ?? 'ikegate.yaml',
+          noTun: rest.includes('--no-tun'),
+          ...(tlsKeylog ? { tlsKeylog } : {}),
+        }),
+      );
       if (!running) return -1; // the launcher of a re-executed child: its exit code follows
       stopOnSignals(() => running.stop());
       return -1;
@@ -231,7 +257,7 @@ async function main(argv: string[]): Promise<number> {
     case 'worker':
     case 'edge':
     case 'control': {
-      const handle = await runRole(command, rest);
+      const handle = await traced(command, () => runRole(command, rest));
       if (handle) stopOnSignals(() => handle.stop());
       return -1;
     }

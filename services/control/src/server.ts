@@ -22,7 +22,16 @@ import Fastify, {
   type FastifyRequest,
   type RouteOptions,
 } from 'fastify';
-import type { Logger, Metrics } from '@ikegate/telemetry';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import { Attr, httpSpanName, type Logger, type Metrics, tracer, tracingActive } from '@ikegate/telemetry';
 import { type AccessControl, type Principal, type Role, roleAllows } from './access.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problemOf, sendProblem } from './problem.js';
 
@@ -71,6 +80,11 @@ export interface RouteRecord {
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function traceIdsOf(span: Span): { trace_id: string; span_id: string } {
+  const c = span.spanContext();
+  return { trace_id: c.traceId, span_id: c.spanId };
+}
 
 function certificateOf(raw: IncomingMessage) {
   const socket = raw.socket as TLSSocket;
@@ -145,6 +159,40 @@ export function createServer(o: ServerOptions): { app: FastifyInstance; routes: 
   });
 
   app.decorateRequest('principal', null);
+  // Tracing (docs/observability.md): a server span per request, first of all hooks, active for
+  // everything after it (authentication, the handler, their log lines). Method, route pattern
+  // and status only: never the URL's values, a header or a body.
+  const spans = new WeakMap<FastifyRequest, Span>();
+  const endSpan = (req: FastifyRequest, status: number | undefined) => {
+    const span = spans.get(req);
+    if (!span) return;
+    spans.delete(req);
+    if (status !== undefined) span.setAttribute(Attr.httpStatus, status);
+    if (status === undefined || status >= 500) {
+      span.setAttribute(Attr.errorType, status === undefined ? 'aborted' : String(status));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.end();
+  };
+  app.addHook('onRequest', (req, _reply, done) => {
+    if (!tracingActive()) return done();
+    const route = req.routeOptions.url;
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const span = tracer().startSpan(
+      httpSpanName(req.method, route),
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          [Attr.httpMethod]: req.method,
+          ...(route !== undefined ? { [Attr.httpRoute]: route } : {}),
+        },
+      },
+      parent,
+    );
+    spans.set(req, span);
+    context.with(trace.setSpan(parent, span), done);
+  });
+  app.addHook('onRequestAbort', async (req) => endSpan(req, undefined));
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     // No route: answer 404/405 now, before fastify reads (and may refuse) a body for it.
     if (req.routeOptions.url === undefined) return notFound(req, reply);
@@ -177,7 +225,10 @@ export function createServer(o: ServerOptions): { app: FastifyInstance; routes: 
     o.metrics.apiRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     if (!MUTATING.has(req.method) || req.routeOptions.url === undefined) return;
     const status = reply.statusCode;
-    o.log.info(
+    // onResponse runs outside the request's async context: the audit line joins its span here.
+    const span = spans.get(req);
+    const log = span ? o.log.child(traceIdsOf(span)) : o.log;
+    log.info(
       {
         actor: req.principal?.actor ?? 'anonymous',
         via: req.principal?.via,
@@ -197,6 +248,9 @@ export function createServer(o: ServerOptions): { app: FastifyInstance; routes: 
       'audit',
     );
   });
+
+  // After the audit hook: the span ends once everything about the request is written.
+  app.addHook('onResponse', async (req, reply) => endSpan(req, reply.statusCode));
 
   app.setErrorHandler((error, req, reply) => {
     const { problem, headers } = problemOf(error as Parameters<typeof problemOf>[0]);

@@ -17,7 +17,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import { placeShards } from '@ikegate/cluster';
 import { FencedWriteError, type Store } from '@ikegate/store';
-import type { Logger, Metrics } from '@ikegate/telemetry';
+import { context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+import { Attr, type Logger, type Metrics, SpanName, tracer, tracingActive } from '@ikegate/telemetry';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { PeerWatch } from './peer-watch.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
@@ -709,32 +710,82 @@ export class ShardOwner implements Persistence {
   /** `formerHolder`: the gone member whose SAs these are (its lease live or lapsed), for timing. */
   async #take(shard: number, takeFrom?: string, formerHolder?: string): Promise<void> {
     const { store, workerId, leaseTtlMs, worker, log, metrics } = this.#o;
+    const startedAt = performance.now();
     const grant = await store.acquire(shard, workerId, leaseTtlMs, takeFrom);
     if (!grant) return;
     if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
     this.#owned.set(shard, grant.epoch);
     const goneSince = formerHolder === undefined ? undefined : this.#goneSince.get(formerHolder);
-    const contents = await store.listShard(shard);
-    let adopted = 0;
-    for (const [spi, bytes] of contents.sas) {
-      try {
-        if (worker.adopt(decodeSnapshot(bytes))) adopted++;
-      } catch (e) {
-        metrics.drops.inc({ layer: 'store', reason: 'bad_snapshot' });
-        log.error({ shard, spi, err: (e as Error).message }, 'snapshot-unreadable');
+    let span: Span | undefined;
+    let contents: Awaited<ReturnType<Store['listShard']>>;
+    try {
+      contents = await store.listShard(shard);
+    } catch (e) {
+      // A takeover that could not read the shard's SAs is one a trace must show.
+      if (tracingActive() && (takeFrom !== undefined || formerHolder !== undefined)) {
+        span = this.#takeoverSpan(shard, grant.epoch, takeFrom, formerHolder, startedAt);
+        span.setAttribute(Attr.shardOutcome, 'failed');
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+        span.end();
       }
+      throw e;
     }
+    // A span for a takeover or adoption, not for leasing an empty shard nobody held (a start).
+    if (tracingActive() && (takeFrom !== undefined || formerHolder !== undefined || contents.sas.size > 0))
+      span = this.#takeoverSpan(shard, grant.epoch, takeFrom, formerHolder, startedAt);
+    let adopted = 0;
+    const adopt = () => {
+      for (const [spi, bytes] of contents.sas) {
+        try {
+          if (worker.adopt(decodeSnapshot(bytes))) adopted++;
+        } catch (e) {
+          metrics.drops.inc({ layer: 'store', reason: 'bad_snapshot' });
+          log.error({ shard, spi, err: (e as Error).message }, 'snapshot-unreadable');
+        }
+      }
+      if (contents.sas.size > 0 || adopted > 0)
+        log.info(
+          { shard, epoch: grant.epoch, adopted, ...(takeFrom ? { from: takeFrom } : {}) },
+          'shard-acquired',
+        );
+      else log.debug({ shard, epoch: grant.epoch }, 'shard-acquired');
+    };
+    // Inside the span: adopted SAs link their later exchanges to it, log lines carry its ids.
+    if (span) context.with(trace.setSpan(context.active(), span), adopt);
+    else adopt();
     if (goneSince !== undefined)
       this.#takeoverSeconds.observe(
         { reason: takeFrom !== undefined ? 'member_gone' : 'lease_lapsed' },
         (Date.now() - goneSince) / 1000,
       );
-    if (contents.sas.size > 0 || adopted > 0)
-      log.info(
-        { shard, epoch: grant.epoch, adopted, ...(takeFrom ? { from: takeFrom } : {}) },
-        'shard-acquired',
-      );
-    else log.debug({ shard, epoch: grant.epoch }, 'shard-acquired');
+    if (span) {
+      span.setAttributes({
+        [Attr.shardAdopted]: adopted,
+        [Attr.shardStored]: contents.sas.size,
+        [Attr.shardOutcome]: 'acquired',
+      });
+      span.end();
+    }
+  }
+
+  /** The span of one shard takeover (docs/observability.md "Tracing"), started at `startedAt`. */
+  #takeoverSpan(
+    shard: number,
+    epoch: number,
+    takeFrom: string | undefined,
+    formerHolder: string | undefined,
+    startedAt: number,
+  ): Span {
+    const span = tracer().startSpan(SpanName.shardTakeover, { root: true, startTime: startedAt });
+    if (span.isRecording())
+      span.setAttributes({
+        [Attr.shard]: shard,
+        [Attr.shardEpoch]: epoch,
+        [Attr.workerId]: this.#o.workerId,
+        ...(takeFrom !== undefined ? { [Attr.shardTakenFrom]: takeFrom } : {}),
+        ...(formerHolder !== undefined ? { [Attr.shardFormerHolder]: formerHolder } : {}),
+      });
+    return span;
   }
 
   #lose(shard: number, why: string): void {

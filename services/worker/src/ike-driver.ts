@@ -21,10 +21,11 @@ import {
   LocalUsageError,
   type SaEntry,
 } from '@ikegate/ikev2';
-import { exchangeLabel, type Logger, type Metrics } from '@ikegate/telemetry';
+import { exchangeLabel, type Logger, type Metrics, tracingActive } from '@ikegate/telemetry';
 import { SaContexts } from './contexts.js';
 import { IkeReports } from './reports.js';
 import { toIkePath } from './paths.js';
+import { IkeTraces, type InboundMessage } from './tracing.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { InitiateOptions, WorkerSettings } from './types.js';
 
@@ -53,6 +54,8 @@ export class IkeDriver {
   readonly #policy: IkeSaPolicy;
   readonly #contexts: SaContexts;
   readonly #reports: IkeReports;
+  /** Spans of IKE SA setups and exchanges, while a tracer provider is registered (tracing.ts). */
+  readonly #traces = new IkeTraces();
   #frame: InboundFrame | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -114,8 +117,10 @@ export class IkeDriver {
     this.#metrics.ikeMessages.inc({ direction: 'in', exchange: exchangeLabel(m) });
     const started = process.hrtime.bigint();
     this.#frame = frame;
+    const at = tracingActive() ? performance.now() : 0;
     try {
-      this.#handle(this.#endpoint.receive(m, toIkePath(frame.path), frame.shard, this.#clock()));
+      const out = this.#endpoint.receive(m, toIkePath(frame.path), frame.shard, this.#clock());
+      this.#run(out, at > 0 ? { inbound: { bytes: m, at } } : undefined);
     } catch (e) {
       // A bug, not bad input (the engine turns bad input into drops); keep serving other SAs.
       this.#log.error({ err: e, connection: frame.path.connection }, 'ike-step-failed');
@@ -133,7 +138,7 @@ export class IkeDriver {
    */
   command(rec: SaRecord, command: IkeSaCommand): boolean {
     try {
-      this.#handle(this.#endpoint.command(rec.entry, command, this.#clock()));
+      this.#run(this.#endpoint.command(rec.entry, command, this.#clock()), { fromCaller: true });
       return true;
     } catch (e) {
       if (!(e instanceof LocalUsageError)) throw e;
@@ -145,12 +150,12 @@ export class IkeDriver {
 
   /** The stream `path` closed: SAs on it wait for their peer (RFC 9329 §6). */
   connectionLost(path: PeerPath): void {
-    this.#handle(this.#endpoint.connectionLost(path.connection, this.#clock()));
+    this.#run(this.#endpoint.connectionLost(path.connection, this.#clock()));
     this.#afterCall();
   }
 
   connectionsLost(match: (connection: string) => boolean): void {
-    this.#handle(this.#endpoint.connectionsLost(match, this.#clock()));
+    this.#run(this.#endpoint.connectionsLost(match, this.#clock()));
     this.#afterCall();
   }
 
@@ -158,7 +163,7 @@ export class IkeDriver {
   espPath(rec: SaRecord, path: PeerPath): void {
     this.#frame = { kind: 'esp', path, bytes: new Uint8Array(0), shard: rec.shard };
     try {
-      this.#handle(this.#endpoint.espPath(rec.entry, toIkePath(path), this.#clock()));
+      this.#run(this.#endpoint.espPath(rec.entry, toIkePath(path), this.#clock()));
     } finally {
       this.#frame = undefined;
     }
@@ -182,7 +187,8 @@ export class IkeDriver {
     };
     const r = this.#endpoint.initiate(ctx, toIkePath(o.path), 0, this.#clock(), rec);
     rec.entry = r.sa;
-    this.#handle(r.out);
+    if (tracingActive()) this.#traces.initiated(rec);
+    this.#run(r.out);
     this.#afterCall();
     return rec;
   }
@@ -198,6 +204,7 @@ export class IkeDriver {
     const base = this.#contexts.base(rec);
     const ctx = rec.peerId !== undefined && base.forPeer ? base.forPeer(rec.peerId) : base;
     const entry = this.#endpoint.adopt(state, ctx, rec.shard, rec);
+    if (entry && tracingActive()) this.#traces.adopted(rec);
     this.#afterCall();
     return entry;
   }
@@ -216,6 +223,7 @@ export class IkeDriver {
   }
 
   forget(rec: SaRecord): void {
+    this.#traces.forgotten(rec);
     this.#endpoint.forget(rec.entry);
     this.#afterCall();
   }
@@ -258,7 +266,7 @@ export class IkeDriver {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     try {
-      this.#handle(this.#endpoint.timeout(this.#clock(), (sa) => sa.data?.lastEspInbound));
+      this.#run(this.#endpoint.timeout(this.#clock(), (sa) => sa.data?.lastEspInbound));
     } catch (e) {
       this.#log.error({ err: e }, 'ike-timeout-failed');
       this.#reports.drop('internal_error');
@@ -288,6 +296,16 @@ export class IkeDriver {
   }
 
   // --- output --------------------------------------------------------------------------------------
+
+  /** Carries out `out`; with tracing on, each SA's part inside its span (tracing.ts). */
+  #run(
+    out: readonly EndpointOutput<SaRecord>[],
+    o?: { readonly inbound?: InboundMessage; readonly fromCaller?: boolean },
+  ): void {
+    if (out.length === 0) return;
+    if (!tracingActive()) return this.#handle(out);
+    this.#traces.run(out, (chunk) => this.#handle(chunk), o);
+  }
 
   #handle(out: readonly EndpointOutput<SaRecord>[]): void {
     // An SA's messages go out after the batch's state changes were handed to the store (the
