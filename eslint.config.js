@@ -4,7 +4,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '**/vectors/**', '**/testdata/**', '.venv-st/**', '.prometheus/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '**/vectors/**',
+      '**/testdata/**',
+      '.venv-st/**',
+      '.prometheus/**',
+      '.grafana-validate/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

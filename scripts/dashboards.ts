@@ -141,10 +141,10 @@ export const DASHBOARDS: readonly DashboardSpec[] = [
       {
         title: 'Shards without an owner',
         description:
-          'Shards (of 1024, the default cluster.shardCount) no worker holds a lease on: frames for them wait at the edges.',
+          'Shards no worker holds a live lease on, as the control process reads them from Redis (seen even when no worker runs): frames for them wait at the edges.',
         unit: 'none',
         type: 'stat',
-        targets: [q(`1024 - sum(ikegate_shards_owned{${S}})`, 'unowned')],
+        targets: [q(`max(ikegate_cluster_shards_without_owner{${S}})`, 'unowned')],
       },
       {
         title: 'Takeovers (last hour)',

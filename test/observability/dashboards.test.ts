@@ -28,6 +28,7 @@ import { pingThrough } from '../interop/lib/swanctl.js';
 import { PSK, type Proc, TestCluster, until } from '../cluster/lib/cluster.js';
 import { ClientHostNet } from '../cluster/lib/client-host.js';
 import { prometheusMissing, PrometheusServer, promtool } from './lib/prometheus.js';
+import { writePreviews } from './lib/preview.js';
 
 interface Panel {
   id: number;
@@ -229,14 +230,13 @@ describe(
         (await c.ctl(`/v1/sas/${spi}/rekey`, { method: 'POST', body: { what: 'children' } })).status,
         202,
       );
-      // The rekey is done (and scraped) before its worker is killed below.
-      const holderAdmin = c.workers.find((w) => w.id === sas.items[0]!.worker)!.admin;
+      // The rekey is done, and Prometheus has scraped it, before its worker is killed below.
       await until(
         async () => {
-          const text = await fetch(`http://127.0.0.1:${holderAdmin}/metrics`).then((r) => r.text());
-          return /ikegate_peer_rekeys_total\{peer="load",kind="child"\} 1/.test(text);
+          const r = await prom.query('sum(ikegate_peer_rekeys_total{peer="load",kind="child"})');
+          return Number(r[0]?.value[1] ?? 0);
         },
-        (done) => done,
+        (n) => n >= 1,
         20_000,
       );
       // Garbage on the RFC 9329 port: not the IKETCP prefix.
@@ -288,6 +288,12 @@ describe(
         const r = await prom.query(expr);
         assert.ok(Number(r[0]?.value[1]) >= 1, `${expr}: ${JSON.stringify(r)}`);
       }
+      // The control process reads the shard leases from Redis: all 1024 known, none left unowned
+      // once the new owner took the killed worker's shards over.
+      const shards = await prom.query('max(ikegate_cluster_shards)');
+      assert.equal(Number(shards[0]?.value[1]), 1024);
+      const unowned = await prom.query('max(ikegate_cluster_shards_without_owner)');
+      assert.equal(Number(unowned[0]?.value[1]), 0);
       const empty: string[] = [];
       for (const d of dashboards)
         for (const p of d.panels)
@@ -299,5 +305,17 @@ describe(
           }
       assert.deepEqual(empty, [], `panels without data:\n${empty.join('\n')}`);
     });
+
+    // The pictures in docs/observability.md: IKEGATE_DASHBOARD_PICTURES=<dir> writes a preview of
+    // each dashboard drawn from the same queries (and, with chromium installed, a PNG) into <dir>.
+    const pictures = process.env.IKEGATE_DASHBOARD_PICTURES;
+    if (pictures)
+      test('pictures: a preview of every dashboard from the same queries, over the whole scenario', async () => {
+        const r = await writePreviews(dashboards, pictures, {
+          prometheus: `http://127.0.0.1:${prom.port}`,
+          substitute,
+        });
+        assert.deepEqual(r.empty, [], 'panels without data in the preview');
+      });
   },
 );

@@ -327,6 +327,40 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // --- the cluster's shards, as the control process sees them in the store -------------------------
+
+  /**
+   * Set by the control process: the configured shard count and how many shards no live lease
+   * covers, read from the store once per scrape. Series absent when unset or the store fails.
+   */
+  clusterShards: (() => Promise<{ readonly count: number; readonly unowned: number }>) | undefined;
+  #shards: Promise<{ readonly count: number; readonly unowned: number } | undefined> | undefined;
+
+  readonly clusterShardCount: Gauge = new Gauge({
+    name: 'ikegate_cluster_shards',
+    help: "The cluster's shard count (cluster.shardCount), as the control process knows it",
+    registers: [this.registry],
+    collect: async () => {
+      const v = await this.#shardView();
+      this.clusterShardCount.reset();
+      if (v) this.clusterShardCount.set(v.count);
+    },
+  });
+  readonly clusterShardsUnowned: Gauge = new Gauge({
+    name: 'ikegate_cluster_shards_without_owner',
+    help: 'Shards no worker holds a live lease on, read from the store by the control process',
+    registers: [this.registry],
+    collect: async () => {
+      const v = await this.#shardView();
+      this.clusterShardsUnowned.reset();
+      if (v) this.clusterShardsUnowned.set(v.unowned);
+    },
+  });
+
+  #shardView(): Promise<{ readonly count: number; readonly unowned: number } | undefined> {
+    return this.#shards ?? this.clusterShards?.().catch(() => undefined) ?? Promise.resolve(undefined);
+  }
+
   /** One error of a configured peer: counted, and its time kept for "last errors". */
   peerError(peer: string, reason: string, nowMs: number): void {
     this.peerErrors.inc({ peer, reason });
@@ -374,10 +408,12 @@ export class Metrics {
   /** Prometheus text exposition format. The per-peer figures are gathered once per render. */
   async render(): Promise<string> {
     this.#figures = this.peerFigures?.();
+    this.#shards = this.clusterShards?.().catch(() => undefined);
     try {
       return await this.registry.metrics();
     } finally {
       this.#figures = undefined;
+      this.#shards = undefined;
     }
   }
 

@@ -466,6 +466,16 @@ export async function runControl(o: { config: string }): Promise<RoleHandle> {
     log,
     metrics,
   });
+  // The shards no live lease covers, for IkegateShardWithoutOwner: seen here even when no worker runs.
+  metrics.clusterShards = async () => {
+    const owners = await store.owners();
+    // Lease expiries are in Redis server time (the lease clock), not ours.
+    const [sec, usec] = await client.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    let owned = 0;
+    for (const l of owners.values()) if (l.expiresAt > now) owned++;
+    return { count: SHARDS, unowned: SHARDS - owned };
+  };
   const backend = new ClusterBackend({
     workers: new RedisMembership(client, undefined, membershipOptions(config, log, metrics)),
     edges: new RedisMembership(client, EDGE_MEMBER_PREFIX, membershipOptions(config, log, metrics)),

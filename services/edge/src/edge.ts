@@ -217,6 +217,8 @@ export class Edge implements EdgeLink {
       ports.natT = this.#natTLocal.port;
       address ??= this.#natTLocal.address;
     }
+    for (const transport of [...(tcp ? ['tcp'] : []), ...(tls ? ['tls'] : [])])
+      this.#zeroStreamSeries(transport);
     if (tcp) {
       const local = await tcp.listen(this.#acceptor('tcp'));
       ports.tcp = local.port;
@@ -345,6 +347,19 @@ export class Edge implements EdgeLink {
       case 'close':
         return this.#onStreamClosed(path, e.reason, e.origin);
     }
+  }
+
+  /**
+   * The stream series a dashboard or an alert waits for exist from the start (at 0): a first
+   * event before the first scrape still shows in rate() and increase().
+   */
+  #zeroStreamSeries(transport: string): void {
+    for (const reason of ['bad_prefix', 'prefix_timeout', 'idle', 'peer_closed'])
+      this.#metrics.connectionEvents.inc({ transport, event: 'closed', reason }, 0);
+    this.#metrics.connectionEvents.inc({ transport, event: 'opened', reason: '' }, 0);
+    this.#metrics.connectionEvents.inc({ transport, event: 'refused', reason: 'connection_limit' }, 0);
+    for (const reason of ['bad_prefix', 'prefix_timeout'])
+      this.#metrics.drops.inc({ layer: 'iketcp', reason }, 0);
   }
 
   #onStreamClosed(path: PeerPath, reason: string, origin: IketcpCloseOrigin): void {
