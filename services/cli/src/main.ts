@@ -6,7 +6,7 @@
  * own arguments.
  */
 import { ConfigError } from '@ikegate/config';
-import { startTracing } from '@ikegate/telemetry';
+import { IKEGATE_VERSION, startTracing } from '@ikegate/telemetry';
 import { AccessFileError } from '@ikegate/control';
 import { LocalUsageError as TcpShimUsageError, runTcpShim, TCP_SHIM_USAGE } from '@ikegate/tcp-shim';
 import { TunUnavailableError } from '@ikegate/tun';
@@ -269,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'version':
     case '--version':
-      process.stdout.write('ikegate 0.1.0\n');
+      process.stdout.write(`ikegate ${IKEGATE_VERSION}\n`);
       return 0;
     case 'help': {
       const [topic] = rest;
