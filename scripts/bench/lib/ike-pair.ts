@@ -76,8 +76,22 @@ function sends(out: readonly EndpointOutput<undefined>[]): Uint8Array[] {
   return bytes;
 }
 
-/** One complete IKE_SA_INIT + IKE_AUTH setup on fresh endpoints; returns both states (throws otherwise). */
-export function establishPair(): { i: IkeSaState; r: IkeSaState } {
+/**
+ * Accumulates the CPU time (user + system, microseconds) spent inside the responder's receive(),
+ * less `overheadUs` per call (the cost of the two cpuUsage() calls themselves: harness.ts
+ * cpuRegionOverheadUs()).
+ */
+export interface ResponderTiming {
+  responderCpuUs: number;
+  readonly overheadUs: number;
+}
+
+/**
+ * One complete IKE_SA_INIT + IKE_AUTH setup on fresh endpoints; returns both states (throws
+ * otherwise). With `timing`, the responder's share is measured by process.cpuUsage() around each
+ * of its receive() calls (CPU time: robust to other processes on the machine).
+ */
+export function establishPair(timing?: ResponderTiming): { i: IkeSaState; r: IkeSaState } {
   const ei = endpointFor(ctxI);
   const er = endpointFor(ctxR);
   const started = ei.initiate(ctxI, toR, 0, 0);
@@ -85,7 +99,15 @@ export function establishPair(): { i: IkeSaState; r: IkeSaState } {
   // Two exchanges; the bound only guards against a state machine that never settles.
   for (let round = 0; toResponder.length > 0 && round < 8; round++) {
     const toInitiator: Uint8Array[] = [];
-    for (const bytes of toResponder) toInitiator.push(...sends(er.receive(bytes, toI, 0, 0)));
+    for (const bytes of toResponder) {
+      const c0 = timing ? process.cpuUsage() : undefined;
+      const out = er.receive(bytes, toI, 0, 0);
+      if (timing && c0) {
+        const c = process.cpuUsage(c0);
+        timing.responderCpuUs += c.user + c.system - timing.overheadUs;
+      }
+      toInitiator.push(...sends(out));
+    }
     toResponder = [];
     for (const bytes of toInitiator) toResponder.push(...sends(ei.receive(bytes, toR, 0, 0)));
   }

@@ -85,6 +85,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
     '--psk-file',
     '--count',
     '--concurrency',
+    '--processes',
     '--rate',
     '--transport',
     '--id',

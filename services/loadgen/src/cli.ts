@@ -2,13 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type LoadgenOptions, type LoadgenProgress, runLoadgen, type LoadgenTransport } from './loadgen.js';
+import { runLoadgenProcesses } from './processes.js';
 import { formatSummary } from './stats.js';
 
 export const LOADGEN_USAGE = `usage: ikegate loadgen --server HOST --remote-id ID (--psk SECRET | --psk-file FILE) [options]
 
-Many IKE SA + CHILD SA setups from one process (control plane only, no TUN).
+Many IKE SA + CHILD SA setups from one process, or several (control plane only, no TUN).
   --count N             SAs to set up in total (default 100)
-  --concurrency N       setups in flight at once (default 16)
+  --concurrency N       setups in flight at once, in total (default 16)
+  --processes N         split count, concurrency and rate over N child processes, each with
+                        its own sockets and SA numbers; one summary (default 1: no children)
   --rate N              start at most N setups per second (default: no limit)
   --transport T         udp | tcp | tls (default udp)
   --id PATTERN          our identity, {n} = SA number 1..N (default load-{n}@example.org)
@@ -17,7 +20,7 @@ Many IKE SA + CHILD SA setups from one process (control plane only, no TUN).
   --esp PROPOSAL ...    (default aes256gcm16)
   --ca FILE | --insecure   TLS server verification
   --timeout SECONDS     per setup (default 30)
-  --udp-sockets N       UDP sockets the SAs share (default 1)
+  --udp-sockets N       UDP sockets the SAs of a process share (default 1)
   --hold                keep the SAs up after the run until SIGINT/SIGTERM
   --delete-at-end       delete every SA before exiting (default: just close, SAs stay on the server)
   --json                print the summary as JSON on stdout
@@ -44,6 +47,8 @@ export interface LoadgenCliOptions {
   readonly quiet: boolean;
   readonly hold: boolean;
   readonly deleteAtEnd: boolean;
+  /** Child processes the run is split over; 1 runs in this process. */
+  readonly processes: number;
 }
 
 export function parseLoadgenArgs(argv: readonly string[]): LoadgenCliOptions {
@@ -57,6 +62,7 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenCliOptions {
         transport: { type: 'string', default: 'udp' },
         count: { type: 'string' },
         concurrency: { type: 'string' },
+        processes: { type: 'string' },
         rate: { type: 'string' },
         id: { type: 'string', default: 'load-{n}@example.org' },
         'remote-id': { type: 'string' },
@@ -97,6 +103,13 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenCliOptions {
   const rate = v.rate === undefined ? undefined : Number(v.rate);
   if (rate !== undefined && !(Number.isFinite(rate) && rate > 0))
     throw new LoadgenUsageError(`--rate must be a number > 0, got ${v.rate}`);
+  const count = int(v.count, '--count', 100);
+  const concurrency = int(v.concurrency, '--concurrency', 16, 1, 100_000);
+  const processes = int(v.processes, '--processes', 1, 1, 256);
+  if (processes > count || processes > concurrency)
+    throw new LoadgenUsageError(
+      `--processes ${processes} must not exceed --count (${count}) or --concurrency (${concurrency})`,
+    );
   return {
     run: {
       server: v.server!,
@@ -107,8 +120,8 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenCliOptions {
         tcp: int(v['port-tcp'], '--port-tcp', 4500, 1, 65535),
         tls: int(v['port-tls'], '--port-tls', 443, 1, 65535),
       },
-      count: int(v.count, '--count', 100),
-      concurrency: int(v.concurrency, '--concurrency', 16, 1, 100_000),
+      count,
+      concurrency,
       ...(rate !== undefined ? { rate } : {}),
       idPattern: v.id!,
       remoteId: v['remote-id']!,
@@ -127,6 +140,7 @@ export function parseLoadgenArgs(argv: readonly string[]): LoadgenCliOptions {
     quiet: v.quiet!,
     hold: v.hold!,
     deleteAtEnd: v['delete-at-end']!,
+    processes,
   };
 }
 
@@ -160,10 +174,16 @@ export async function loadgenMain(argv: readonly string[], stderr = process.stde
     : tty
       ? (p: LoadgenProgress) => stderr.write(`\r${progressLine(p, 30)}\x1b[K`)
       : (p: LoadgenProgress) => stderr.write(`loadgen: ${progressLine(p, 20)}\n`);
-  const run = await runLoadgen({
-    ...cli.run,
-    ...(onProgress ? { onProgress, progressIntervalMs: tty ? 200 : 2000 } : {}),
-  });
+  const progress = onProgress ? { onProgress, progressIntervalMs: tty ? 200 : 2000 } : {};
+  const run =
+    cli.processes > 1
+      ? await runLoadgenProcesses({
+          ...cli.run,
+          ...progress,
+          processes: cli.processes,
+          deleteOnOrphan: cli.deleteAtEnd,
+        })
+      : await runLoadgen({ ...cli.run, ...progress });
   if (onProgress && tty) stderr.write('\n');
   const s = run.summary;
   process.stdout.write(cli.json ? JSON.stringify(s) + '\n' : formatSummary(s));

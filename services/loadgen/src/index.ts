@@ -3,6 +3,7 @@ export {
   type LoadgenOptions,
   type LoadgenProgress,
   type LoadgenRun,
+  type LoadgenSamples,
   type LoadgenTransport,
 } from './loadgen.js';
 export {
@@ -18,6 +19,11 @@ export {
   percentile,
   quarterRates,
   expandId,
+  mergeSummaries,
+  SATURATED_CPU_PERCENT,
   type LoadgenSummary,
+  type ProcessPart,
+  type ProcessSummary,
 } from './stats.js';
+export { runLoadgenProcesses, splitEvenly, type ProcessesOptions } from './processes.js';
 export { MuxConnector } from './mux.js';

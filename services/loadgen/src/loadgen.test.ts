@@ -3,124 +3,16 @@
  * from the pid), a pool big enough for every SA. Runs in-process for the held-count checks and
  * through the CLI for the failure accounting and exit status. No root, no namespaces.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { writeApiAccess } from '@ikegate/testkit';
 import { runLoadgen, type LoadgenOptions, type LoadgenTransport } from './loadgen.js';
 import { expandId, latencySummary, percentile, quarterRates, type LoadgenSummary } from './stats.js';
 import { LoadgenUsageError, parseLoadgenArgs } from './cli.js';
+import { Gateway, gatewayPorts, HOST, IKEGATE_BIN, PSK } from './testing/gateway.js';
 
-const IKEGATE_BIN = new URL('../../cli/bin/ikegate.mjs', import.meta.url).pathname;
-const HOST = '127.0.0.1';
 const BASE = 10_000 + (process.pid % 1_800) * 5;
-const PORTS = { ike: BASE, natT: BASE + 1, tcp: BASE + 2, tls: BASE + 3, control: BASE + 4 } as const;
-const PSK = 'loadgen-suite-pre-shared-key-0123456789';
-
-class Gateway {
-  readonly dir = mkdtempSync(join(tmpdir(), 'ikegate-loadgen-'));
-  readonly logFile = join(this.dir, 'ikegate.log');
-  /** Tokens for the control API (control.accessFile). */
-  readonly access = writeApiAccess(this.dir);
-  #proc: ChildProcess | undefined;
-
-  constructor(
-    readonly ports: typeof PORTS = PORTS,
-    readonly poolCidr = '10.64.0.0/16',
-  ) {}
-
-  async start(): Promise<void> {
-    const PORTS = this.ports;
-    const config = join(this.dir, 'ikegate.yaml');
-    writeFileSync(
-      config,
-      `identity: { id: gw.example.org }
-listen:
-  udp: { address: ${HOST}, ikePort: ${PORTS.ike}, natTPort: ${PORTS.natT} }
-  tcp: { address: ${HOST}, port: ${PORTS.tcp} }
-  tls: { address: ${HOST}, port: ${PORTS.tls} }
-control: { address: ${HOST}, port: ${PORTS.control}, accessFile: '${this.access.file}' }
-proposals:
-  ike: [aes256gcm16-prfsha256-x25519]
-  esp: [aes256gcm16]
-pools:
-  - { name: rw, cidr: ${this.poolCidr} }
-peers:
-  - name: load
-    id: '*@example.org'
-    auth: { psk: '${PSK}' }
-    pool: rw
-    remoteTs: [dynamic]
-dataplane:
-  masquerade: { enabled: false }
-log: { level: warn }
-`,
-    );
-    const out = openSync(this.logFile, 'a');
-    this.#proc = spawn(process.execPath, [IKEGATE_BIN, 'up', '--config', config, '--no-tun'], {
-      stdio: ['ignore', out, out],
-    });
-    closeSync(out);
-    for (let i = 0; i < 200; i++) {
-      if (this.#proc.exitCode !== null) break;
-      try {
-        if ((await fetch(`http://${HOST}:${PORTS.control}/healthz`)).ok) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(100);
-    }
-    throw new Error(`gateway did not come up; log:\n${readFileSync(this.logFile, 'utf8')}`);
-  }
-
-  /**
-   * The gateway's established IKE SAs from load identities (control API): every page of /v1/sas,
-   * `next` followed until null (a run holds more SAs than one default page).
-   */
-  async established(): Promise<number> {
-    let n = 0;
-    for (let cursor: string | null = null; ;) {
-      const url = `http://${HOST}:${this.ports.control}/v1/sas?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-      const res = await fetch(url, { headers: this.access.headers('viewer') });
-      if (res.status !== 200) throw new Error(`GET /v1/sas: ${res.status} ${await res.text()}`);
-      const page = (await res.json()) as {
-        items: { status: string; peerId?: string; children: unknown[] }[];
-        next: string | null;
-        unreachable: string[];
-      };
-      if (page.unreachable.length > 0)
-        throw new Error(`GET /v1/sas: unreachable ${page.unreachable.join(', ')}`);
-      n += page.items.filter(
-        (s) => s.status === 'established' && s.peerId?.startsWith('load-') && s.children.length > 0,
-      ).length;
-      if (page.next === null) return n;
-      cursor = page.next;
-    }
-  }
-
-  /** Polls (bounded) until the gateway holds `n` load SAs; returns the last count seen. */
-  async waitFor(n: number): Promise<number> {
-    let seen = -1;
-    for (let i = 0; i < 100; i++) {
-      seen = await this.established();
-      if (seen === n) return seen;
-      await sleep(100);
-    }
-    return seen;
-  }
-
-  async stop(): Promise<void> {
-    const p = this.#proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    p.kill('SIGTERM');
-    for (let i = 0; i < 100 && p.exitCode === null && p.signalCode === null; i++) await sleep(50);
-    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  }
-}
+const PORTS = gatewayPorts(BASE);
 
 function options(
   transport: LoadgenTransport,
@@ -153,7 +45,7 @@ function assertConsistent(s: LoadgenSummary): void {
 }
 
 describe('ikegate loadgen against ikegate up (loopback)', () => {
-  const gw = new Gateway();
+  const gw = new Gateway(PORTS);
   before(() => gw.start());
   after(() => gw.stop());
 

@@ -29,6 +29,12 @@ export interface LoadgenOptions {
   readonly ports: { readonly ike: number; readonly natT: number; readonly tcp: number; readonly tls: number };
   /** Total SAs to set up. */
   readonly count: number;
+  /**
+   * The number of the first SA (default 1): SAs are numbered firstN..firstN+count-1, which is what
+   * `{n}` in `idPattern` becomes. A process of `--processes` gets its own range, so identities
+   * never collide across processes.
+   */
+  readonly firstN?: number;
   /** Setups in flight at once. */
   readonly concurrency: number;
   /** Optional cap on setups started per second. */
@@ -53,6 +59,11 @@ export interface LoadgenOptions {
   /** Called every `progressIntervalMs` while setups run, and once at the end. */
   readonly onProgress?: (p: LoadgenProgress) => void;
   readonly progressIntervalMs?: number;
+  /**
+   * Called once the sockets are open and the worker built; setups start when it resolves, so
+   * several processes can start together. The run's clock and CPU count start then.
+   */
+  readonly startGate?: () => Promise<void>;
 }
 
 export interface LoadgenProgress {
@@ -64,8 +75,21 @@ export interface LoadgenProgress {
   readonly elapsedMs: number;
 }
 
+/** The raw samples behind a summary, for merging the runs of several processes. */
+export interface LoadgenSamples {
+  /** When setups started, in ms on the `performance.timeOrigin + performance.now()` scale. */
+  readonly startedAt: number;
+  /** Completion instants of the established setups on the same scale, ascending. */
+  readonly completedAt: readonly number[];
+  /** Setup latencies (ms), in completion order. */
+  readonly latenciesMs: readonly number[];
+  /** CPU time (user + system, ms) this process spent over the run. */
+  readonly cpuMs: number;
+}
+
 export interface LoadgenRun {
   readonly summary: LoadgenSummary;
+  readonly samples: LoadgenSamples;
   /** Established SAs still up. */
   readonly held: () => number;
   /**
@@ -144,8 +168,8 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
   let deletesAnswered = 0;
   let stopping = false;
   let lastSettled = 0;
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
+  // Set again when setups start (after `startGate`); progress before that reads from here.
+  let t0 = performance.now();
   let resolveDone: () => void = () => undefined;
   const allSettled = new Promise<void>((r) => (resolveDone = r));
   let onHeldDeleted: (() => void) | undefined;
@@ -257,6 +281,8 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
     }
   };
   if (o.transport === 'udp') await connector.openUdp(Math.max(1, o.udpSockets ?? 1));
+  const firstN = o.firstN ?? 1;
+  const endN = firstN + o.count; // exclusive
 
   const initiate = (s: Setup, path: PeerPath) => {
     s.path = path;
@@ -292,7 +318,7 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
       // up later when it does; a half-open one ends at the state machine's retransmission limit.
       if (s.spi && s.established) worker.command(s.spi, 'delete');
     }, o.timeoutMs);
-    if (o.transport === 'udp') return initiate(s, connector.udpPath(n - 1));
+    if (o.transport === 'udp') return initiate(s, connector.udpPath(n - firstN));
     connector.openStream(o.transport, o.timeoutMs).then(
       (path) => {
         if (s.state !== 'pending') return connector.closeStream(path.connection);
@@ -303,12 +329,12 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
     );
   };
 
-  let next = 1;
+  let next = firstN;
   let pumpTimer: NodeJS.Timeout | undefined;
   function pump(): void {
-    while (next <= o.count && inFlight < o.concurrency) {
+    while (next < endN && inFlight < o.concurrency) {
       if (o.rate) {
-        const due = t0 + ((next - 1) / o.rate) * 1000;
+        const due = t0 + ((next - firstN) / o.rate) * 1000;
         const wait = due - performance.now();
         if (wait > 0) {
           if (!pumpTimer)
@@ -331,6 +357,9 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
     inFlight,
     elapsedMs: performance.now() - t0,
   });
+  if (o.startGate) await o.startGate();
+  t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const ticker = o.onProgress
     ? setInterval(() => o.onProgress?.(progress()), o.progressIntervalMs ?? 1000)
     : undefined;
@@ -340,6 +369,7 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
   o.onProgress?.(progress());
 
   const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   const durationMs = lastSettled - t0;
   const rates = quarterRates(completions, o.concurrency);
   const summary: LoadgenSummary = {
@@ -358,13 +388,21 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenRun> {
     setupsPerSecondFirstQuarter: rates.first,
     setupsPerSecondLastQuarter: rates.last,
     latencyMs: latencySummary(latencies),
-    clientCpuPercent: durationMs > 0 ? Math.round(((cpu.user + cpu.system) / 1000 / durationMs) * 100) : 0,
+    clientCpuPercent: durationMs > 0 ? Math.round((cpuMs / durationMs) * 100) : 0,
+    clientCpuMs: Math.round(cpuMs),
     sampleErrors,
+  };
+  const samples: LoadgenSamples = {
+    startedAt: performance.timeOrigin + t0,
+    completedAt: completions.map((t) => performance.timeOrigin + t0 + t),
+    latenciesMs: latencies,
+    cpuMs,
   };
 
   let stopped: Promise<number> | undefined;
   return {
     summary,
+    samples,
     held: () => held,
     stop(so = {}) {
       stopped ??= (async () => {
