@@ -30,16 +30,30 @@ if (selected.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const res = spawnSync(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-reporter=spec',
-    `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
-    ...selected,
-  ],
-  { cwd: root, stdio: 'inherit' },
+// The Kubernetes suites (test/k8s/) each start a control plane (etcd, kube-apiserver, ...) or a
+// real node: heavy on 2 cores and sensitive to each other, so they run after the rest, one file
+// at a time, each with a deadline.
+const heavy = (f) => f.startsWith('test/k8s/');
+function runFiles(list, concurrency, extra = []) {
+  if (list.length === 0) return 0;
+  const res = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-reporter=spec',
+      `--test-concurrency=${concurrency}`,
+      ...extra,
+      ...list,
+    ],
+    { cwd: root, stdio: 'inherit' },
+  );
+  return res.status ?? 1;
+}
+const light = runFiles(
+  selected.filter((f) => !heavy(f)),
+  process.env.TEST_CONCURRENCY ?? 2,
 );
-process.exit(res.status ?? 1);
+const k8s = runFiles(selected.filter(heavy), 1, ['--test-timeout=1800000']);
+process.exit(light || k8s);

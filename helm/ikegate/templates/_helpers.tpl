@@ -78,7 +78,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "ikegate.tunName" -}}
-{{- dig "dataplane" "tun" "name" "ikg0" .Values.config -}}
+{{- ((.Values.config.dataplane | default dict).tun | default dict).name | default "ikg0" -}}
 {{- end -}}
 
 {{/* Object names. */}}

@@ -5,7 +5,7 @@
  * a namespace of their own). Failures reject with NetlinkCommandError naming the command and its stderr.
  */
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 
 export class NetlinkCommandError extends Error {
@@ -80,10 +80,15 @@ export async function deleteLink(name: string, opts: NetnsOption = {}): Promise<
   await run(['ip', 'link', 'del', 'dev', name], opts);
 }
 
-/** Writes 1 to /proc/sys/net/ipv4/ip_forward (inside `netns`: through `ip netns exec <ns> tee`). */
+/**
+ * Writes 1 to /proc/sys/net/ipv4/ip_forward (inside `netns`: through `ip netns exec <ns> tee`).
+ * Does not write when it already reads 1: a container's /proc/sys is read-only (runc, Kubernetes),
+ * and there the pod sets the sysctl (securityContext.sysctls) instead.
+ */
 export async function enableForwarding(opts: NetnsOption = {}): Promise<void> {
   const path = '/proc/sys/net/ipv4/ip_forward';
   if (opts.netns === undefined) {
+    if ((await readFile(path, 'utf8').catch(() => '')).trim() === '1') return;
     try {
       await writeFile(path, '1\n');
     } catch (err) {
