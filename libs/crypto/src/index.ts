@@ -33,6 +33,7 @@ export type {
   RandomBytes,
 } from './provider.js';
 export { EncryptionId, IntegrityId, KeyExchangeId, PrfId } from './provider.js';
+export { RANDOM_POOL_SIZE, RandomPool } from './random-pool.js';
 export type { SignatureScheme, SignatureSchemeName } from './signatures.js';
 export {
   SIGNATURE_SCHEMES,

@@ -361,6 +361,13 @@ class NodeEcp extends NodeKeyExchange {
  * decoder framework and costs ~10x more (measured on node 20: DER private import + public export
  * ~2k/s, JWK ~22k/s; DER public import ~11k/s, JWK ~150k/s). node requires `x` on a private JWK
  * but derives the public key from `d` alone, so a placeholder stands in for it.
+ *
+ * Re-measured for issue #14 (`npx tsx scripts/bench/setup-parts.ts`, node 20.20.2, one responder side
+ * in CPU time, same run): JWK 12,004/s; DER PKCS#8 + SPKI 1,758/s (0.15x); JWK private with a DER
+ * peer key 6,178/s (0.51x); @noble/curves 706/s (0.06x). Of JWK's ~80 µs, the private import is
+ * ~35 µs because OpenSSL derives the public key there (a scalar multiplication, as costly as
+ * diffieHellman's ~34 µs); the JSON/base64 part (public export ~2 µs, peer import ~5.5 µs) is
+ * under 10%. So JWK stays; the profile's `getKeyObjectHandleFromJwk` is mostly the floor.
  */
 const JWK_X_PLACEHOLDER = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 

@@ -4,8 +4,8 @@
  * the peer is authenticated its own selectors and address pool (RFC 7296 §3.15). Inbound ESP SPIs
  * handed out and not installed yet are remembered, so two SAs never get the same one.
  */
-import { randomBytes } from 'node:crypto';
 import type { ShardSpiAllocator } from '@ikegate/cluster';
+import type { RandomBytes } from '@ikegate/crypto';
 import type { AddressAssignment, IkeSaContext, IkeSaPolicy } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { ipv4ToNumber } from './ipv4.js';
@@ -19,6 +19,7 @@ export class SaContexts {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #espSpiTaken: (spi: number) => boolean;
+  readonly #random: RandomBytes;
   readonly #pendingChildSpis = new Set<number>();
 
   constructor(
@@ -28,6 +29,8 @@ export class SaContexts {
     metrics: Metrics,
     log: Logger,
     espSpiTaken: (spi: number) => boolean,
+    /** The worker's randomness (one pooled source per worker, @ikegate/crypto RandomPool). */
+    random: RandomBytes,
   ) {
     this.#settings = settings;
     this.#policy = policy;
@@ -35,6 +38,7 @@ export class SaContexts {
     this.#metrics = metrics;
     this.#log = log;
     this.#espSpiTaken = espSpiTaken;
+    this.#random = random;
   }
 
   /** A child SA with this inbound SPI is installed (its SPI is in the data plane's index now). */
@@ -58,7 +62,7 @@ export class SaContexts {
     const anchors = s.currentTrustAnchors?.() ?? s.trustAnchors;
     const base: IkeSaContext = {
       provider: s.provider,
-      random: (n) => new Uint8Array(randomBytes(n)),
+      random: this.#random,
       allocateIkeSpi: () => this.#allocator.ikeSpi(rec.shard, () => false),
       allocateChildSpi: () => {
         const spi = this.#allocator.espSpi(

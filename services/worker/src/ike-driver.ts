@@ -8,8 +8,8 @@
  * Everything a peer can provoke is counted (`ikegate_drops_total`, `ikegate_ike_rejections_total`)
  * and logged with its reason; lines an unauthenticated peer can cause are rate-limited.
  */
-import { randomBytes } from 'node:crypto';
 import { type EdgeLink, type InboundFrame, type PeerPath, ShardSpiAllocator } from '@ikegate/cluster';
+import { RandomPool } from '@ikegate/crypto';
 import {
   type EndpointOutput,
   type IkePath,
@@ -75,7 +75,9 @@ export class IkeDriver {
     this.#metrics = metrics;
     this.#hooks = hooks;
     this.#clock = clock;
-    this.#allocator = new ShardSpiAllocator(settings.layout, (n) => new Uint8Array(randomBytes(n)));
+    // One pooled random source per worker for SPIs, nonces, private keys and jitter (issue #14).
+    const random = new RandomPool().random;
+    this.#allocator = new ShardSpiAllocator(settings.layout, random);
     const s = settings;
     this.#policy = {
       ...s.policy,
@@ -89,10 +91,18 @@ export class IkeDriver {
       ...(s.retransmit ? { retransmit: s.retransmit } : {}),
     };
     this.#reports = new IkeReports(log, metrics, clock);
-    this.#contexts = new SaContexts(s, this.#policy, this.#allocator, metrics, log, hooks.espSpiTaken);
+    this.#contexts = new SaContexts(
+      s,
+      this.#policy,
+      this.#allocator,
+      metrics,
+      log,
+      hooks.espSpiTaken,
+      random,
+    );
     this.#endpoint = new IkeEndpoint<SaRecord>({
       provider: s.provider,
-      random: (n) => new Uint8Array(randomBytes(n)),
+      random,
       policy: this.#policy,
       ikeSpi: (shard) => this.#allocator.ikeSpi(shard, () => false),
       responderContext: (entry) => this.#responderContext(entry as SaEntry<SaRecord>),

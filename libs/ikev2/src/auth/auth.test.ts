@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { nobleProvider, nodeProvider, PrfId, signatureScheme } from '@ikegate/crypto';
+import { nobleProvider, nodeProvider, type PrfAlgorithm, PrfId, signatureScheme } from '@ikegate/crypto';
 import { fromHex, fuzzRuns, fuzzSeed, toHex } from '@ikegate/testkit';
 import fc from 'fast-check';
 import { IdType, NotifyError, PayloadType } from '../codec/constants.js';
@@ -62,6 +62,72 @@ describe('AUTH signed octets and PSK, against a real strongSwan exchange (RFC 72
       assert.ok(!verifyPskAuth(prf, enc('wrong'), octets, fromHex(v.initiatorAuth ?? '')));
     });
   }
+});
+
+describe('PSK key pad cache: prf(PSK, "Key Pad for IKEv2") once per PSK and PRF (RFC 7296 §2.15)', () => {
+  const octets = fromHex(v.initiatorSignedOctets ?? '');
+  /** AUTH computed without any cache, straight from §2.15. */
+  const uncached = (prf: PrfAlgorithm, psk: Uint8Array, data: Uint8Array) =>
+    prf.compute(prf.compute(psk, enc('Key Pad for IKEv2')), data);
+
+  test('cached and uncached paths give identical AUTH octets, first call and every later one', () => {
+    const psk = enc(v.psk ?? '');
+    const prf = nodeProvider.prf(PrfId.HMAC_SHA2_256)!;
+    for (let i = 0; i < 3; i++) {
+      const data = i === 0 ? octets : enc(`other signed octets ${i}`);
+      assert.equal(toHex(pskAuthData(prf, psk, data)), toHex(uncached(prf, psk, data)), `call ${i}`);
+    }
+    assert.equal(toHex(pskAuthData(prf, psk, octets)), v.initiatorAuth);
+  });
+
+  test('one PSK under several PRFs (HMAC-SHA2-256/384/512, both providers) keeps one value per PRF', () => {
+    const psk = enc('a shared key used with three PRFs');
+    for (const provider of [nodeProvider, nobleProvider])
+      for (const id of [PrfId.HMAC_SHA2_256, PrfId.HMAC_SHA2_384, PrfId.HMAC_SHA2_512, PrfId.HMAC_SHA2_256]) {
+        const prf = provider.prf(id)!;
+        assert.equal(
+          toHex(pskAuthData(prf, psk, octets)),
+          toHex(uncached(prf, psk, octets)),
+          `${provider.name} ${id}`,
+        );
+      }
+  });
+
+  test('a PSK array rewritten in place is not answered from the old value', () => {
+    const prf = nodeProvider.prf(PrfId.HMAC_SHA2_256)!;
+    const psk = enc('first key octets');
+    const before = toHex(pskAuthData(prf, psk, octets));
+    psk.set(enc('other'));
+    const after = toHex(pskAuthData(prf, psk, octets));
+    assert.notEqual(after, before);
+    assert.equal(after, toHex(uncached(prf, psk, octets)));
+    assert.ok(verifyPskAuth(prf, psk, octets, fromHex(after)));
+    assert.ok(!verifyPskAuth(prf, psk, octets, fromHex(before)));
+  });
+
+  test('AUTH octets the caller gets do not alias the cached value (modifying them changes no later AUTH)', () => {
+    const prf = nodeProvider.prf(PrfId.HMAC_SHA2_256)!;
+    const psk = enc(v.psk ?? '');
+    pskAuthData(prf, psk, octets).fill(0);
+    assert.equal(toHex(pskAuthData(prf, psk, octets)), v.initiatorAuth);
+  });
+
+  test('equal PSK octets in different arrays give equal AUTH (the cache is per array, the value per octets)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.uint8Array({ maxLength: 200 }),
+        (key, data) => {
+          const prf = nodeProvider.prf(PrfId.HMAC_SHA2_256)!;
+          const a = pskAuthData(prf, key, data);
+          const b = pskAuthData(prf, key.slice(), data);
+          assert.equal(toHex(a), toHex(b));
+          assert.equal(toHex(a), toHex(uncached(prf, key, data)));
+        },
+      ),
+      { numRuns: Math.min(fuzzRuns(), 200), seed: fuzzSeed() },
+    );
+  });
 });
 
 describe('RFC 7427 digital signature AUTH', () => {
