@@ -19,6 +19,7 @@ import { internetChecksum, makeEchoReply, parseEchoRequest } from './testing/icm
 const execFileP = promisify(execFile);
 const LIB_DIR = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./testing/tun-echo.ts', import.meta.url));
+const BURST_FIXTURE = fileURLToPath(new URL('./testing/tun-burst.ts', import.meta.url));
 
 function has(cmd: string, args: string[] = ['--version']): boolean {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
@@ -164,6 +165,33 @@ describe('TUN device in a network namespace', { skip: rootMissing }, () => {
     assert.equal(c.txPackets, 3);
     assert.equal(c.txBytes, 3 * 84);
     assert.equal(c.txErrors, 0);
+  });
+
+  test('bursts of TUN writes in one turn reach the kernel intact and in order, one writer message per batch buffer (issue #14)', async () => {
+    const fx = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', BURST_FIXTURE], {
+      cwd: LIB_DIR,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    fx.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    fx.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const exited = new Promise<number | null>((resolve) => fx.once('exit', (code) => resolve(code)));
+    const timer = setTimeout(() => fx.kill('SIGKILL'), 30_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 0, `fixture stdout: ${out} stderr: ${err}`);
+    const line = out.split('\n').find((l) => l.includes('"event":"result"'));
+    assert.ok(line, `no result in ${out}`);
+    const r = JSON.parse(line) as Record<string, number | boolean>;
+    assert.equal(r.received, r.expected, 'every datagram written arrived');
+    assert.equal(r.intact, r.expected, 'every datagram intact');
+    assert.equal(r.inOrder, true, 'in the order written');
+    assert.equal(r.txPackets, r.expected);
+    assert.equal(r.txErrors, 0);
+    // 5 bursts of 150 packets (~115 KB each): more than one batch buffer per burst, far fewer
+    // messages than packets.
+    assert.ok((r.txBatches as number) >= 5 && (r.txBatches as number) <= 20, `txBatches ${r.txBatches}`);
   });
 
   test('the opener reports a name listed twice as device-busy', () => {

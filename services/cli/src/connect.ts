@@ -18,7 +18,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { appendFileSync, readFileSync } from 'node:fs';
-import { isIPv4, type Socket } from 'node:net';
+import { isIP, isIPv4, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import type { EdgeLink, OutboundFrame, PeerPath, SendResult } from '@ikegate/cluster';
 import { DEFAULT_SHARD_BITS } from '@ikegate/cluster';
@@ -27,7 +27,7 @@ import { defaultProvider } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import type { TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import { dialStream, IketcpStream } from '@ikegate/transport';
+import { dialStream, IketcpStream, numericLookup } from '@ikegate/transport';
 import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -89,6 +89,12 @@ const ALTERNATE_DIAL_TIMEOUT_MS = 2_000;
  */
 class Connector implements EdgeLink {
   #udp: UdpSocket | undefined;
+  /**
+   * The UDP socket is connected to the server's NAT-T port once IKE_SA_INIT is behind us: every
+   * later frame (IKE behind the marker, ESP) goes there, and a connected socket's send skips
+   * dgram's per-datagram destination lookup (issue #14). Undone before an IKE_SA_INIT to port 500.
+   */
+  #udpConnected = false;
   #stream: IketcpStream | undefined;
   #path: PeerPath | undefined;
   #generation = 0;
@@ -114,9 +120,10 @@ class Connector implements EdgeLink {
     this.close();
     const gen = ++this.#generation;
     if (transport === 'udp') {
-      const s = createSocket(isIPv4(this.server) ? 'udp4' : 'udp6');
+      const s = createSocket({ type: isIPv4(this.server) ? 'udp4' : 'udp6', lookup: numericLookup });
       await new Promise<void>((r) => s.bind(0, r));
       this.#udp = s;
+      this.#udpConnected = false;
       const path: PeerPath = {
         connection: `udp:${s.address().port}`,
         transport: 'udp',
@@ -216,14 +223,24 @@ class Connector implements EdgeLink {
   }
 
   send(frame: OutboundFrame): SendResult {
-    if (this.#udp) {
+    const udp = this.#udp;
+    if (udp) {
       // IKE_SA_INIT on 500; everything after on 4500 (IKE behind the non-ESP marker).
       if (frame.kind === 'ike' && frame.bytes[18] === EXCHANGE_IKE_SA_INIT) {
-        this.#udp.send(frame.bytes, this.o.ports.ike, this.server);
-      } else {
-        const bytes = frame.kind === 'ike' ? encodeNonEspMarker(frame.bytes) : frame.bytes;
-        this.#udp.send(bytes, this.o.ports.natT, this.server);
+        if (this.#udpConnected) udp.disconnect();
+        this.#udpConnected = false;
+        udp.send(frame.bytes, this.o.ports.ike, this.server);
+        return 'sent';
       }
+      const bytes = frame.kind === 'ike' ? encodeNonEspMarker(frame.bytes) : frame.bytes;
+      // `server` is numeric and the socket's lookup answers numeric addresses at once, so the
+      // connect completes within the call (checked: a socket still connecting would lose sends).
+      if (!this.#udpConnected && isIP(this.server) !== 0) {
+        udp.connect(this.o.ports.natT, this.server);
+        this.#udpConnected = udpIsConnected(udp);
+      }
+      if (this.#udpConnected) udp.send(bytes);
+      else udp.send(bytes, this.o.ports.natT, this.server);
       return 'sent';
     }
     const s = this.#stream;
@@ -248,6 +265,16 @@ class Connector implements EdgeLink {
     const stream = this.#stream;
     this.#stream = undefined;
     stream?.close('client_closed');
+  }
+}
+
+/** Whether `udp` is connected now (dgram's remoteAddress() throws otherwise). */
+function udpIsConnected(udp: UdpSocket): boolean {
+  try {
+    udp.remoteAddress();
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -10,7 +10,13 @@ export type {
 } from './binds.js';
 export { type DialOptions, dialStream, type DialTlsOptions } from './dial.js';
 export { DialError, LocalUsageError, type TransportErrorCode } from './errors.js';
-export { NodeTcpListener, NodeTlsListener, type NodeTlsListenerOptions, NodeUdpBind } from './node-binds.js';
+export {
+  NodeTcpListener,
+  NodeTlsListener,
+  type NodeTlsListenerOptions,
+  NodeUdpBind,
+  numericLookup,
+} from './node-binds.js';
 export {
   IKETCP_STREAM_DEFAULTS,
   type IketcpCloseOrigin,

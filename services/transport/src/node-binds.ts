@@ -4,6 +4,8 @@
  * failed TLS handshake is reported through `handshakeFailed`.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -16,6 +18,22 @@ import type {
   StreamTransport,
 } from './binds.js';
 import { LocalUsageError } from './errors.js';
+
+/**
+ * The `lookup` for dgram sockets that send to numeric addresses (issue #14): dgram resolves the
+ * destination of every send(), and node's dns.lookup answers a numeric one on the next tick, so
+ * each datagram paid a tick and a closure. A numeric address is answered at once (the send goes
+ * out within the call); a name still goes to dns.lookup.
+ */
+export function numericLookup(
+  hostname: string,
+  options: number | LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const family = isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dnsLookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
+}
 
 /** One UDP socket bound to `address`:`port` (port 0: an ephemeral port). */
 export class NodeUdpBind implements DatagramBind {
@@ -31,7 +49,11 @@ export class NodeUdpBind implements DatagramBind {
     if (this.#socket || this.#closed) {
       return Promise.reject(new LocalUsageError('IKEGATE_ERR_TRANSPORT_USAGE', 'open() called twice'));
     }
-    const socket = createSocket({ type: this.address.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = createSocket({
+      type: this.address.includes(':') ? 'udp6' : 'udp4',
+      reuseAddr: false,
+      lookup: numericLookup,
+    });
     this.#socket = socket;
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
@@ -47,6 +69,7 @@ export class NodeUdpBind implements DatagramBind {
     });
   }
 
+  /** Sent within the call for a numeric `address`; dgram keeps `datagram` until the send completes. */
   send(datagram: Uint8Array, address: string, port: number): void {
     if (this.#closed) return;
     this.#socket?.send(datagram, port, address);

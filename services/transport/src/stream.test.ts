@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setImmediate as turn } from 'node:timers/promises';
-import { encodeEspFrame, encodeIkeFrame, IKETCP_PREFIX } from '@ikegate/iketcp';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { encodeEspFrame, encodeIkeFrame, IKETCP_PREFIX, IketcpDecoder } from '@ikegate/iketcp';
 import { fuzzRuns, fuzzSeed, toHex } from '@ikegate/testkit';
 import fc from 'fast-check';
 import { IketcpStream, type IketcpStreamEvent, type IketcpStreamOptions } from './stream.js';
@@ -348,5 +349,249 @@ describe('IketcpStream properties (STYLE.md rule 12)', () => {
       ),
       { numRuns: Math.max(100, Math.floor(fuzzRuns() / 20)), seed: fuzzSeed() },
     );
+  });
+});
+
+// --- output batching (issue #14) ----------------------------------------------------------------
+
+/** What a peer's real RFC 9329 decoder makes of `bytes`: 'ike:<hex>' / 'esp:<hex>' in order. */
+function decodeAll(bytes: Uint8Array, expectPrefix: boolean): string[] {
+  const d = new IketcpDecoder({ expectPrefix });
+  const out: string[] = [];
+  d.push(bytes);
+  for (let e = d.poll(); e !== undefined; e = d.poll()) {
+    if (e.kind === 'ike') out.push(`ike:${toHex(e.message)}`);
+    else if (e.kind === 'esp') out.push(`esp:${toHex(e.packet)}`);
+    else if (e.kind !== 'prefix') out.push(e.kind);
+  }
+  return out;
+}
+
+/** An originator stream on one end of an in-memory connection; the peer end collects what it reads. */
+function originator(options: Partial<IketcpStreamOptions> = {}) {
+  const [ours, peer] = MemoryDuplex.pair(1 << 20);
+  const received: Buffer[] = [];
+  peer.on('data', (c: Buffer) => received.push(c));
+  peer.on('error', () => undefined);
+  const events: IketcpStreamEvent[] = [];
+  const stream = new IketcpStream(ours, { role: 'originator', ...options, onEvent: (e) => events.push(e) });
+  return { ours, peer, stream, events, wire: () => cat(...received) };
+}
+
+describe('IketcpStream output batching (issue #14)', () => {
+  test('ESP frames sent in one turn go to the duplex as one write, intact and in order (RFC 9329 §3)', async () => {
+    const o = originator();
+    await settle();
+    const before = o.ours.writeCalls; // the prefix
+    const packets = Array.from({ length: 50 }, (_, i) => esp(0x1000 + i, 60 + i * 20));
+    for (const p of packets) assert.equal(o.stream.sendEsp(p), 'sent');
+    assert.equal(o.ours.writeCalls, before, 'nothing written before the end of the turn');
+    assert.ok(
+      o.stream.queuedOctets >= packets.reduce((n, p) => n + p.length + 2, 0),
+      'gathered octets are queued',
+    );
+    await settle();
+    assert.equal(o.ours.writeCalls - before, 1, 'one write for the turn');
+    assert.deepEqual(
+      decodeAll(o.wire(), true),
+      packets.map((p) => `esp:${toHex(p)}`),
+    );
+  });
+
+  test('the packet buffer may be reused as soon as sendEsp returns (the frame is copied)', async () => {
+    const o = originator();
+    const p = esp(0x5000, 100);
+    const expected: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      p[99] = i;
+      expected.push(`esp:${toHex(p)}`);
+      o.stream.sendEsp(p);
+    }
+    await settle();
+    assert.deepEqual(decodeAll(o.wire(), true), expected);
+  });
+
+  test('two streams interleaving ESP in one turn: each makes one write (a writev), each peer reads its own frames in order', async () => {
+    const a = originator();
+    const b = originator();
+    await settle();
+    const [a0, b0] = [a.ours.writeCalls, b.ours.writeCalls];
+    const sentA: string[] = [];
+    const sentB: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const pa = esp(0xa000 + i, 50 + i);
+      const pb = esp(0xb000 + i, 70 + i);
+      a.stream.sendEsp(pa);
+      b.stream.sendEsp(pb);
+      sentA.push(`esp:${toHex(pa)}`);
+      sentB.push(`esp:${toHex(pb)}`);
+    }
+    await settle();
+    assert.equal(a.ours.writeCalls - a0, 1);
+    assert.equal(b.ours.writeCalls - b0, 1);
+    assert.deepEqual(decodeAll(a.wire(), true), sentA);
+    assert.deepEqual(decodeAll(b.wire(), true), sentB);
+  });
+
+  test('IKE after ESP in the same turn keeps the call order on the wire; closeAfter writes the ESP before the FIN', async () => {
+    const o = originator();
+    const e1 = esp(0x7001, 80);
+    const e2 = esp(0x7002, 90);
+    o.stream.sendEsp(e1);
+    o.stream.sendIke(ike(10));
+    o.stream.sendEsp(e2);
+    o.stream.sendIke(ike(12), { closeAfter: 'done' });
+    await settle();
+    assert.deepEqual(decodeAll(o.wire(), true), [
+      `esp:${toHex(e1)}`,
+      `ike:${toHex(ike(10))}`,
+      `esp:${toHex(e2)}`,
+      `ike:${toHex(ike(12))}`,
+    ]);
+    assert.equal(o.stream.state, 'closed');
+  });
+
+  test('ESP gathered in a turn counts against maxEspBuffer: congested past it, stream kept', async () => {
+    const o = originator({ maxEspBuffer: 4_000 });
+    await settle();
+    const results: string[] = [];
+    for (let i = 0; i < 10; i++) results.push(o.stream.sendEsp(esp(0x4000, 998))); // 1,000-octet frames
+    assert.deepEqual(results, ['sent', 'sent', 'sent', 'sent', ...Array<string>(6).fill('congested')]);
+    assert.ok(o.stream.queuedOctets <= 4_000);
+    await settle();
+    assert.equal(decodeAll(o.wire(), true).length, 4);
+    assert.equal(o.stream.state, 'open');
+  });
+
+  test("a backed-up duplex gets the turn's ESP in a buffer of its own, not a slice pinning the shared chunk", async () => {
+    const [ours, peer] = MemoryDuplex.pair(1024); // a small socket buffer: the peer's reads lag
+    peer.on('error', () => undefined);
+    peer.pause();
+    const stream = new IketcpStream(ours, { role: 'originator', onEvent: () => undefined });
+    await settle();
+    const sent: string[] = [];
+    for (let t = 0; t < 3; t++) {
+      for (let i = 0; i < 4; i++) {
+        const p = esp(0x9000 + t * 4 + i, 600);
+        assert.equal(stream.sendEsp(p), 'sent');
+        sent.push(`esp:${toHex(p)}`);
+      }
+      await settle();
+      assert.ok(ours.writableLength > 0, 'the duplex is backed up');
+    }
+    const received: Buffer[] = [];
+    peer.on('data', (c: Buffer) => received.push(c));
+    peer.resume();
+    await settle(20);
+    // The prefix, then the first turn as a slice of the shared chunk (the duplex was empty), then
+    // the later turns, each in a buffer exactly its size.
+    const [, first, ...later] = received;
+    assert.ok(first!.buffer.byteLength > first!.length, 'the first turn is a slice of the shared chunk');
+    assert.equal(later.length, 2);
+    for (const c of later) assert.equal(c.buffer.byteLength, c.length, 'a later turn owns its buffer');
+    assert.deepEqual(decodeAll(cat(...received), true), sent);
+    stream.close('done');
+  });
+
+  test('a stream closed in the turn its ESP was gathered writes none of it', async () => {
+    const o = originator();
+    await settle();
+    const before = o.ours.writeCalls;
+    o.stream.sendEsp(esp(0x6000, 64));
+    o.stream.close('gone');
+    await settle();
+    assert.equal(o.ours.writeCalls, before);
+    assert.equal(o.stream.sendEsp(esp(0x6000, 64)), 'closed');
+  });
+
+  test('property: any frame sizes sent in any grouping into turns arrive intact and in order, one write per turn', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.array(
+            fc.oneof(
+              fc.record({ kind: fc.constant<'esp'>('esp'), n: fc.integer({ min: 8, max: 9_000 }) }),
+              fc.record({ kind: fc.constant<'ike'>('ike'), n: fc.nat({ max: 300 }) }),
+            ),
+            { minLength: 1, maxLength: 40 },
+          ),
+          { minLength: 1, maxLength: 6 },
+        ),
+        async (turns) => {
+          const o = originator({ maxEspBuffer: 1 << 30 });
+          await settle();
+          let writes = o.ours.writeCalls;
+          const expected: string[] = [];
+          let seq = 0;
+          for (const items of turns) {
+            let ikeWrites = 0;
+            let espRun = false;
+            let espRuns = 0;
+            for (const it of items) {
+              const b = it.kind === 'esp' ? esp(0x100 + seq++, it.n) : ike(it.n, seq++ & 0xff);
+              if (it.kind === 'esp') {
+                assert.equal(o.stream.sendEsp(b), 'sent');
+                if (!espRun) espRuns++;
+                espRun = true;
+              } else {
+                assert.equal(o.stream.sendIke(b), 'sent');
+                ikeWrites++;
+                espRun = false;
+              }
+              expected.push(`${it.kind}:${toHex(b)}`);
+            }
+            await settle();
+            // Each IKE frame is its own write; the ESP between two of them is one write.
+            assert.equal(o.ours.writeCalls - writes, ikeWrites + espRuns);
+            writes = o.ours.writeCalls;
+          }
+          assert.deepEqual(decodeAll(o.wire(), true), expected);
+          o.stream.close('done');
+        },
+      ),
+      { numRuns: Math.max(50, Math.floor(fuzzRuns() / 40)), seed: fuzzSeed() },
+    );
+  });
+
+  test('over a real loopback TCP socket: 2,000 frames across chunk boundaries arrive intact and in order at a responder stream', async () => {
+    const got: string[] = [];
+    const server = createServer({ noDelay: true });
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const client = tcpConnect({ host: '127.0.0.1', port, noDelay: true });
+    const sock = await accepted;
+    try {
+      const all = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${got.length} frames within 20 s`)), 20_000);
+        new IketcpStream(sock, {
+          role: 'responder',
+          onEvent: (e) => {
+            if (e.kind === 'esp') got.push(toHex(e.packet));
+            if (got.length === 2_000) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        });
+      });
+      const stream = new IketcpStream(client, { role: 'originator', onEvent: () => undefined });
+      const sent: string[] = [];
+      for (let t = 0; t < 20; t++) {
+        for (let i = 0; i < 100; i++) {
+          const p = esp(0x10000 + t * 100 + i, 100 + (((t * 100 + i) * 37) % 1_400));
+          assert.equal(stream.sendEsp(p), 'sent');
+          sent.push(toHex(p));
+        }
+        await turn();
+      }
+      await all;
+      assert.deepEqual(got, sent);
+      stream.close('done');
+    } finally {
+      client.destroy();
+      sock.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

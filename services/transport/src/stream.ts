@@ -28,8 +28,14 @@
  * On the peer's rows a partial frame (or prefix) still held is discarded and reported first as a
  * drop `truncated` (PROTOCOL.md: a partial message on a broken connection is discarded). After a
  * FIN of ours the duplex is destroyed when the peer closes its side too, or after `lingerMs`.
- * Output caps: ESP that would take the duplex's queued octets past `maxEspBuffer` is not written
- * ('congested': the peer is slow, a packet is lost); IKE output still queued is counted on its own
+ * ESP output is gathered per event-loop turn (issue #14: one socket write per ESP frame was a
+ * quarter of the client's CPU): sendEsp() frames the packet into a shared output chunk and the
+ * frames of one turn go to the duplex as one write on the check phase after it (setImmediate, so
+ * the packets of every I/O callback of that poll phase — e.g. one TUN packet per worker message —
+ * share it), or as one corked writev when other streams' frames interleaved in the chunk. sendIke()
+ * and a FIN of ours write the gathered ESP first, so the order on the wire is the order of calls.
+ * Output caps: ESP that would take the queued octets (the duplex's plus those gathered) past
+ * `maxEspBuffer` is not written ('congested': the peer is slow, a packet is lost); IKE output still queued is counted on its own
  * and past `maxIkeBuffer` the stream is closed (`ike_output_overflow`): a peer that keeps asking
  * and never reads must not grow our memory, and IKE over TCP is never silently dropped (no
  * retransmissions over TCP, RFC 9329 §6), so closing is the honest answer.
@@ -42,7 +48,7 @@ import {
   type CloseReason as DecoderCloseReason,
   type DecoderCounters,
   type DropReason,
-  encodeEspFrame,
+  encodeEspFrameInto,
   encodeIkeFrame,
   espFrameLength,
   ikeFrameLength,
@@ -128,6 +134,21 @@ export const IKETCP_STREAM_DEFAULTS = {
   lingerMs: 2_000,
 } as const;
 
+/**
+ * ESP frames are encoded into slices of one chunk shared by every stream of the process: octets
+ * handed out are never written again (a write keeps its buffer until the duplex has flushed it),
+ * so a new chunk is taken when the current one is full and the old one lives as long as a write
+ * still holds a slice of it. A stream's frames of one turn are contiguous in the chunk unless
+ * another stream's frames came between them; then they go out as several slices in one writev.
+ * Memory: a slice handed to a duplex that keeps it (the kernel took only part of it) keeps its
+ * whole chunk alive; so a stream whose duplex is already backed up gets its turn's frames copied
+ * into a buffer of their own instead (one copy per turn). Hence at most one chunk per stream is
+ * held beyond what the duplexes hold (bounded by maxEspBuffer each), and one chunk per process.
+ */
+const ESP_CHUNK_SIZE = 64 * 1024;
+let espChunk = Buffer.allocUnsafe(ESP_CHUNK_SIZE);
+let espChunkUsed = 0;
+
 /** How a close decision treats the duplex. */
 type Teardown = 'destroy' | 'fin' | 'none';
 
@@ -155,6 +176,15 @@ export class IketcpStream {
   /** IKE octets handed to the duplex and not yet flushed by it; sizes in write order. */
   #ikeQueued = 0;
   readonly #ikeSizes: number[] = [];
+  /** ESP octets gathered this turn and not yet handed to the duplex (see ESP_CHUNK_SIZE). */
+  #espGathered = 0;
+  /** The gathered run still growing: espChunk[#runStart, #runEnd) when #runChunk is espChunk. */
+  #runChunk: Buffer | undefined;
+  #runStart = 0;
+  #runEnd = 0;
+  /** Earlier runs of this turn (another stream's frames came between), oldest first. */
+  readonly #runs: Buffer[] = [];
+  #flushScheduled: NodeJS.Immediate | undefined;
 
   /**
    * Takes over `duplex`: listens for data, end, error and close on it from now on. The originator
@@ -211,9 +241,9 @@ export class IketcpStream {
     return this.#closeReason;
   }
 
-  /** Octets written and not yet flushed by the duplex (IKE, ESP and the prefix). */
+  /** Octets written and not yet flushed by the duplex (IKE, ESP and the prefix), ESP gathered included. */
   get queuedOctets(): number {
-    return this.#duplex.writableLength;
+    return this.#duplex.writableLength + this.#espGathered;
   }
 
   /** IKE octets written and not yet flushed: what `maxIkeBuffer` bounds. */
@@ -243,6 +273,7 @@ export class IketcpStream {
     }
     this.#ikeQueued += length;
     this.#ikeSizes.push(length);
+    this.#flushEsp(); // the ESP gathered before this message goes before it
     this.#duplex.write(frame, this.#ikeFlushed);
     this.#idleTimer?.refresh();
     if (options?.closeAfter !== undefined) this.#decide(options.closeAfter, 'local', 'fin');
@@ -250,14 +281,35 @@ export class IketcpStream {
   }
 
   /**
-   * Frames `packet` (an ESP packet from its SPI on) and writes it, unless the queued output would
-   * pass `maxEspBuffer` ('congested', nothing written). No reference to `packet` is kept.
+   * Frames `packet` (an ESP packet from its SPI on) for the write at the end of this turn, unless
+   * the queued output (see queuedOctets) would pass `maxEspBuffer` ('congested', nothing written).
+   * The packet is copied before the call returns: no reference to `packet` is kept, the caller may
+   * reuse its buffer at once. A stream destroyed before the end of the turn discards what it
+   * gathered, as a socket discards what it had not sent.
    * @throws LocalUsageError (@ikegate/iketcp) for a packet with SPI 0, shorter than SPI|SN, or too large.
    */
   sendEsp(packet: Uint8Array): IketcpSendResult {
     if (this.#state === 'closed' || this.#duplex.destroyed) return 'closed';
-    if (this.#duplex.writableLength + espFrameLength(packet.length) > this.#maxEspBuffer) return 'congested';
-    this.#duplex.write(encodeEspFrame(packet));
+    const length = espFrameLength(packet.length);
+    if (this.#duplex.writableLength + this.#espGathered + length > this.#maxEspBuffer) return 'congested';
+    if (espChunkUsed + length > espChunk.length) {
+      espChunk = Buffer.allocUnsafe(Math.max(ESP_CHUNK_SIZE, length));
+      espChunkUsed = 0;
+    }
+    const at = espChunkUsed;
+    encodeEspFrameInto(packet, espChunk, at); // checks the packet before writing an octet
+    espChunkUsed = at + length;
+    if (this.#runChunk === espChunk && this.#runEnd === at) {
+      this.#runEnd = at + length;
+    } else {
+      if (this.#runChunk !== undefined)
+        this.#runs.push(this.#runChunk.subarray(this.#runStart, this.#runEnd));
+      this.#runChunk = espChunk;
+      this.#runStart = at;
+      this.#runEnd = at + length;
+    }
+    this.#espGathered += length;
+    this.#flushScheduled ??= setImmediate(this.#flushEsp);
     this.#idleTimer?.refresh();
     return 'sent';
   }
@@ -331,6 +383,51 @@ export class IketcpStream {
 
   // --- output ----------------------------------------------------------------------------------
 
+  /**
+   * Hands the ESP gathered this turn to the duplex: one write (of a slice, or of a copy when the
+   * duplex is backed up), or one corked writev of several slices. Called on the turn's check
+   * phase, before an IKE frame and before a FIN of ours.
+   */
+  readonly #flushEsp = (): void => {
+    if (this.#flushScheduled !== undefined) {
+      clearImmediate(this.#flushScheduled);
+      this.#flushScheduled = undefined;
+    }
+    const chunk = this.#runChunk;
+    if (chunk === undefined) return;
+    const last = chunk.subarray(this.#runStart, this.#runEnd);
+    const total = this.#espGathered;
+    this.#runChunk = undefined;
+    this.#espGathered = 0;
+    const duplex = this.#duplex;
+    if (duplex.destroyed || duplex.writableEnded) {
+      this.#runs.length = 0;
+      return;
+    }
+    if (duplex.writableLength > 0) {
+      // Backed up: this write will wait in the duplex; a slice would pin a shared chunk meanwhile.
+      const own = Buffer.allocUnsafeSlow(total);
+      let at = 0;
+      for (const run of this.#runs) {
+        own.set(run, at);
+        at += run.length;
+      }
+      own.set(last, at);
+      this.#runs.length = 0;
+      duplex.write(own);
+      return;
+    }
+    if (this.#runs.length === 0) {
+      duplex.write(last);
+      return;
+    }
+    duplex.cork();
+    for (const run of this.#runs) duplex.write(run);
+    duplex.write(last);
+    this.#runs.length = 0;
+    duplex.uncork();
+  };
+
   /** Write callbacks come in write order: each one retires the oldest IKE frame still queued. */
   readonly #ikeFlushed = (): void => {
     this.#ikeQueued -= this.#ikeSizes.shift() ?? 0;
@@ -354,7 +451,9 @@ export class IketcpStream {
     const duplex = this.#duplex;
     if (teardown === 'destroy') {
       duplex.destroy();
+      this.#flushEsp(); // discards what was gathered (the duplex is destroyed)
     } else if (teardown === 'fin' && !duplex.destroyed) {
+      this.#flushEsp(); // what was sent before the FIN goes before it
       duplex.end();
       clearTimeout(this.#lingerTimer);
       this.#lingerTimer = setTimeout(() => duplex.destroy(), this.#lingerMs);

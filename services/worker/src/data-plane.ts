@@ -261,7 +261,11 @@ export class DataPlane {
     if (!this.#device.write(r.packet)) this.#drop('tun', 'write_failed');
   }
 
-  /** An inner packet from the device: find its child SA and send it as ESP. */
+  /**
+   * An inner packet from the device: find its child SA and send it as ESP. `packet` is only read
+   * during the call. The ESP packet sent (`OutboundFrame.bytes`) belongs to the edge link from
+   * then on: this class never writes to it again, so the link may keep it (queue, async send).
+   */
   outbound(packet: Uint8Array): void {
     if (packet.length < 20 || packet[0]! >> 4 !== 4)
       return this.#drop('tun', packet.length >= 1 && packet[0]! >> 4 === 6 ? 'ipv6_unsupported' : 'not_ipv4');
@@ -275,7 +279,12 @@ export class DataPlane {
       }
     }
     if (!child) return this.#drop('tun', 'no_route');
-    const out = new Uint8Array(child.outbound.packetLength(packet.length));
+    // Ownership: the ESP packet is handed to the edge link, and the link may keep it past send()
+    // (dgram holds a datagram until its send completes, a relay or a test link queues frames), so
+    // it cannot be a buffer reused for the next packet. It is a fresh allocation, but without the
+    // zero-fill (every octet up to the packet's end is written by encapsulate; the view handed on
+    // ends there) and, below 4 KiB, a slice of node's buffer pool rather than an ArrayBuffer each.
+    const out = Buffer.allocUnsafe(child.outbound.packetLength(packet.length));
     const r = child.outbound.encapsulate(packet, out);
     if (r.kind !== 'packet') {
       if (r.kind === 'rekey_required' && !child.rekeyRequested) {

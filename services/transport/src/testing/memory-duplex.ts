@@ -5,6 +5,8 @@
  * - Backpressure is real: a write completes only when the other end's readable buffer has room,
  *   i.e. when the other end reads. An end whose peer stops reading sees its `writableLength` grow,
  *   as with a full socket buffer.
+ * - `writeCalls` counts the calls the Writable machinery makes into this end (_write, or _writev
+ *   for what was corked): the system calls a socket would make, for tests of write batching.
  * - end() is a FIN: the other end reads EOF ('end') after the data before it.
  * - destroy() without an error is a close(2): the other end reads EOF. destroy(error) is a reset:
  *   the other end is destroyed with an ECONNRESET error. Writing to an end whose peer is gone
@@ -35,13 +37,28 @@ export class MemoryDuplex extends Duplex {
     return [a, b];
   }
 
+  /** _write and _writev calls so far (one per system call, on a socket). */
+  writeCalls = 0;
+
+  override _writev(chunks: { chunk: Buffer }[], callback: WriteCallback): void {
+    this.writeCalls++;
+    this.#deliver(chunks, callback);
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.writeCalls++;
+    this.#deliver([{ chunk }], callback);
+  }
+
+  #deliver(chunks: readonly { chunk: Buffer }[], callback: WriteCallback): void {
     const peer = this.#peer;
     if (!peer || peer.destroyed || peer.#eofPushed) {
       callback(errno('EPIPE'));
       return;
     }
-    if (peer.push(chunk)) callback();
+    let room = true;
+    for (const c of chunks) room = peer.push(c.chunk);
+    if (room) callback();
     else peer.#blockedWriter = callback;
   }
 
