@@ -164,6 +164,17 @@ export class Metrics {
     labelNames: ['pool'] as const,
     registers: [this.registry],
   });
+  /**
+   * Cluster workers: shards in which a pool has no address at all (an SA takes an address whose
+   * host index is its shard modulo the shard count, so a pool with fewer usable addresses than
+   * shards refuses the clients of the other shards with INTERNAL_ADDRESS_FAILURE).
+   */
+  readonly poolShardsWithoutAddress = new Gauge({
+    name: 'ikegate_pool_shards_without_address',
+    help: 'Shards in which a pool has no address (pool smaller than the shard count), by pool',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+  });
   readonly exchangeSeconds = new Histogram({
     name: 'ikegate_ike_step_seconds',
     help: 'Time to process one IKE message in the state machine',

@@ -13,7 +13,7 @@ const globals = {
   dpdSeconds: 30,
 };
 
-function directory(files: Record<string, string> = {}) {
+function directory(files: Record<string, string> = {}, shardCount?: number) {
   const out = new PassThrough();
   const lines: string[] = [];
   out.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
@@ -23,6 +23,7 @@ function directory(files: Record<string, string> = {}) {
     globals,
     log: createLogger({ destination: out, level: 'debug' }),
     metrics,
+    ...(shardCount !== undefined ? { shardCount } : {}),
     events: { peerChanged: (n, c, k) => events.push([n, c, k]) },
     readFile: (p) => {
       if (p in files) return new TextEncoder().encode(files[p]);
@@ -121,4 +122,18 @@ test('directory: pools live as long as their name; a deleted pool stops allocati
   assert.equal(dir.pool('other')?.cidr, '10.10.1.0/24', 'a deleted pool no longer blocks its range');
   dir.setPool('clash', { name: 'clash', cidr: '10.10.1.128/25' });
   assert.equal(dir.pool('clash'), undefined, 'an overlapping pool is refused here too');
+});
+
+test('directory: a cluster pool with fewer usable addresses than shards is said once (log line and gauge): a /24 leaves 771 of 1024 shards without an address', async () => {
+  const { dir, lines, metrics } = directory({ '/etc/alice.psk': 'alice-file-psk-0123456' }, 1024);
+  const warned = () => lines.filter((l) => l.includes('pool-smaller-than-shards'));
+  assert.equal(warned().length, 1, 'the /24 of the first load');
+  assert.match(warned()[0]!, /"usable":253,"shards":1024,"shardsWithoutAddress":771/);
+  assert.match(await metrics.render(), /ikegate_pool_shards_without_address\{pool="rw"\} 771/);
+  dir.setPool('rw', { name: 'rw', cidr: '10.10.0.0/21' });
+  assert.equal(warned().length, 1, 'a /21 covers every shard: nothing more said');
+  assert.match(await metrics.render(), /ikegate_pool_shards_without_address\{pool="rw"\} 0/);
+  // `ikegate up` (no shards): any free address, nothing to say.
+  const single = directory({ '/etc/alice.psk': 'alice-file-psk-0123456' });
+  assert.equal(single.lines.filter((l) => l.includes('pool-smaller-than-shards')).length, 0);
 });

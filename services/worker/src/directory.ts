@@ -187,7 +187,26 @@ export class PeerDirectory {
       this.#pools.set(name, new ManagedPool(name, p.cidr.address, p.cidr.prefix, dns, this.#o.shardCount));
     }
     metrics.configChanges.inc({ kind: 'pool', result: 'applied' });
+    this.#shardCoverage(name, p.cidr.prefix);
     this.#o.events?.poolChanged?.(this.#pools.get(name)!, 'put');
+  }
+
+  /**
+   * A cluster worker hands out the addresses whose host index is congruent to the SA's shard
+   * (managed-pool.ts): a pool with fewer usable addresses than shards has none for the other
+   * shards, and their clients are refused. Said once per change (log line and gauge), not per SA.
+   */
+  #shardCoverage(name: string, prefix: number): void {
+    const shards = this.#o.shardCount;
+    if (shards === undefined) return;
+    const usable = Math.max(0, 2 ** (32 - prefix) - 3); // network, gateway, broadcast
+    const without = Math.max(0, shards - usable);
+    this.#o.metrics.poolShardsWithoutAddress.set({ pool: name }, without);
+    if (without > 0)
+      this.#o.log.warn(
+        { pool: name, usable, shards, shardsWithoutAddress: without },
+        'pool-smaller-than-shards: clients whose SA lands in those shards get no address (use at least a /22)',
+      );
   }
 
   /** Puts (doc) or deletes (null) one peer; `keepSas` is passed on to the owner of its SAs. */
