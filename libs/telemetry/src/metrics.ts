@@ -347,24 +347,28 @@ export class Metrics {
   clusterShards: (() => Promise<{ readonly count: number; readonly unowned: number }>) | undefined;
   #shards: Promise<{ readonly count: number; readonly unowned: number } | undefined> | undefined;
 
-  readonly clusterShardCount: Gauge = new Gauge({
+  // A label, so that the series can be absent: prom-client writes an unlabelled gauge as 0 even
+  // after reset(), and 0 shards without an owner while the store cannot be read would be a lie.
+  readonly clusterShardCount: Gauge<'store'> = new Gauge({
     name: 'ikegate_cluster_shards',
     help: "The cluster's shard count (cluster.shardCount), as the control process knows it",
+    labelNames: ['store'] as const,
     registers: [this.registry],
     collect: async () => {
       const v = await this.#shardView();
       this.clusterShardCount.reset();
-      if (v) this.clusterShardCount.set(v.count);
+      if (v) this.clusterShardCount.set({ store: 'redis' }, v.count);
     },
   });
-  readonly clusterShardsUnowned: Gauge = new Gauge({
+  readonly clusterShardsUnowned: Gauge<'store'> = new Gauge({
     name: 'ikegate_cluster_shards_without_owner',
     help: 'Shards no worker holds a live lease on, read from the store by the control process',
+    labelNames: ['store'] as const,
     registers: [this.registry],
     collect: async () => {
       const v = await this.#shardView();
       this.clusterShardsUnowned.reset();
-      if (v) this.clusterShardsUnowned.set(v.unowned);
+      if (v) this.clusterShardsUnowned.set({ store: 'redis' }, v.unowned);
     },
   });
 

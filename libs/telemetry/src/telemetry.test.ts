@@ -40,3 +40,18 @@ test('TLS handshake failures map to a bounded reason label (RFC 9329 §8 listene
   ];
   for (const [code, message, reason] of cases) assert.equal(tlsFailureReason(code, message), reason, message);
 });
+
+test('cluster shard series: from the control process source at each scrape; absent (no crash, no stale value) while the store fails', async () => {
+  const m = new Metrics({ processMetrics: false });
+  let fail = false;
+  m.clusterShards = async () => {
+    if (fail) throw new Error('redis down');
+    return { count: 1024, unowned: 7 };
+  };
+  let text = await m.render();
+  assert.match(text, /^ikegate_cluster_shards\{store="redis"\} 1024$/m);
+  assert.match(text, /^ikegate_cluster_shards_without_owner\{store="redis"\} 7$/m);
+  fail = true;
+  text = await m.render();
+  assert.doesNotMatch(text, /^ikegate_cluster_shards(_without_owner)?[{ ]/m);
+});
