@@ -47,12 +47,26 @@ const ike = [
 const esp = [{ encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 256 }] }];
 
 const exporter = new InMemorySpanExporter();
+/** Names of the spans started (finished or not) since the last test began. */
+const started: string[] = [];
+const startCounter = {
+  onStart: (span: { name: string }) => void started.push(span.name),
+  onEnd: () => undefined,
+  forceFlush: async () => undefined,
+  shutdown: async () => undefined,
+};
 let tracing: TracingHandle | undefined;
 before(async () => {
-  tracing = await startTracing({ role: 'test', spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  tracing = await startTracing({
+    role: 'test',
+    spanProcessors: [new SimpleSpanProcessor({ exporter }), startCounter],
+  });
 });
 after(async () => tracing?.shutdown());
-beforeEach(() => exporter.reset());
+beforeEach(() => {
+  exporter.reset();
+  started.length = 0;
+});
 
 type Line = Record<string, unknown> & { msg?: string };
 
@@ -176,6 +190,7 @@ test('tracing: each IKE SA setup is one trace, an ike.sa.setup root with IKE_SA_
 
   const setups = named('ike.sa.setup');
   assert.equal(setups.length, 2, 'one setup span per IKE SA');
+  assert.equal(started.filter((n) => n === 'ike.sa.setup').length, 2, 'the start counter sees them');
   assert.notEqual(setups[0]!.spanContext().traceId, setups[1]!.spanContext().traceId, 'one trace each');
   for (const setup of setups) {
     const traceId = setup.spanContext().traceId;
@@ -366,4 +381,35 @@ test("tracing: a takeover of a dead worker's shards gives one ike.shard.takeover
     for (const s of stores) await s.close().catch(() => undefined);
     await redis.stop();
   }
+});
+
+test('tracing: unauthenticated junk (too short, an unknown IKE SPI, a response nobody asked for) starts no span and is answered by nothing (RFC 7296 §2.21.4)', () => {
+  const w = newWorker('junk');
+  const path: PeerPath = {
+    connection: 'udp:4500:192.0.2.66:4500',
+    transport: 'udp',
+    local: { address: '192.0.2.1', port: 4500 },
+    remote: { address: '192.0.2.66', port: 4500 },
+  };
+  const header = (flags: number) => {
+    const b = new Uint8Array(28);
+    b.set(randomBytes(16), 0);
+    b[17] = 0x20; // version 2.0
+    b[18] = 37; // INFORMATIONAL
+    b[19] = flags;
+    b[27] = 28;
+    return b;
+  };
+  for (let i = 0; i < 200; i++) {
+    w.worker.deliver({ kind: 'ike', path, bytes: new Uint8Array(randomBytes(1 + (i % 27))), shard: i % 16 });
+    w.worker.deliver({ kind: 'ike', path, bytes: header(0x08), shard: i % 16 }); // a request, unknown SPIs
+    w.worker.deliver({ kind: 'ike', path, bytes: header(0x20), shard: i % 16 }); // a response, unknown SPIs
+  }
+  assert.deepEqual(started, [], 'no span started');
+  assert.equal(spans().length, 0);
+  assert.equal(
+    w.toPeer.filter((f) => f.kind === 'ike').length <= 200,
+    true,
+    'at most rate-limited INVALID_IKE_SPI',
+  );
 });
