@@ -8,10 +8,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +17,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { Attr, startTracing, type TracingHandle } from '@ikegate/telemetry';
 import { testGateway } from '../../services/control/src/testing/gateway.js';
+import { freePort } from '../cluster/lib/cluster.js';
 
 const IKEGATE_BIN = new URL('../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 const HOST = '127.0.0.1';
@@ -83,26 +82,6 @@ test('tracing: a control API call is one server span "{method} {route}" with the
 });
 
 // --- a real `ikegate up` process ----------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createTcpServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const a = srv.address();
-        srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, HOST, () => u.close(() => resolve(true)));
-    });
-    if (port > 0 && udpFree) return port;
-  }
-  throw new Error('no free port');
-}
 
 /** A minimal OTLP/HTTP collector: every JSON body POSTed to /v1/traces, decoded. */
 interface OtlpSpan {

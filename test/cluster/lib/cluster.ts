@@ -177,24 +177,8 @@ export class TestCluster {
   }
 
   /** A port the kernel just handed out as free (TCP and UDP), so parallel suites never collide. */
-  async port(): Promise<number> {
-    for (let i = 0; i < 20; i++) {
-      const port = await new Promise<number>((resolve, reject) => {
-        const srv = createServer();
-        srv.once('error', reject);
-        srv.listen(0, HOST, () => {
-          const a = srv.address();
-          srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-        });
-      });
-      const udpFree = await new Promise<boolean>((resolve) => {
-        const u = createSocket('udp4');
-        u.once('error', () => resolve(false));
-        u.bind(port, HOST, () => u.close(() => resolve(true)));
-      });
-      if (port > 0 && udpFree) return port;
-    }
-    throw new Error('no free port');
+  port(): Promise<number> {
+    return freePort();
   }
 
   async start(): Promise<void> {
@@ -584,4 +568,25 @@ export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, timeo
     v = await f();
   }
   return v;
+}
+
+/** A port the kernel just handed out as free on 127.0.0.1, for TCP and UDP alike. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, HOST, () => {
+        const a = srv.address();
+        srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+      });
+    });
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const u = createSocket('udp4');
+      u.once('error', () => resolve(false));
+      u.bind(port, HOST, () => u.close(() => resolve(true)));
+    });
+    if (port > 0 && udpFree) return port;
+  }
+  throw new Error('no free port');
 }
