@@ -372,8 +372,22 @@ export class Metrics {
     },
   });
 
+  /** A scrape waits at most this long for the store (a hung Redis must not hang /metrics). */
+  clusterShardsDeadlineMs = 2000;
+
   #shardView(): Promise<{ readonly count: number; readonly unowned: number } | undefined> {
-    return this.#shards ?? this.clusterShards?.().catch(() => undefined) ?? Promise.resolve(undefined);
+    return this.#shards ?? this.#readShards();
+  }
+
+  /** The source's answer, or undefined when it fails or misses the deadline (series absent). */
+  #readShards(): Promise<{ readonly count: number; readonly unowned: number } | undefined> {
+    const source = this.clusterShards;
+    if (!source) return Promise.resolve(undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.clusterShardsDeadlineMs);
+    });
+    return Promise.race([source().catch(() => undefined), deadline]).finally(() => clearTimeout(timer));
   }
 
   /** One error of a configured peer: counted, and its time kept for "last errors". */
@@ -423,7 +437,7 @@ export class Metrics {
   /** Prometheus text exposition format. The per-peer figures are gathered once per render. */
   async render(): Promise<string> {
     this.#figures = this.peerFigures?.();
-    this.#shards = this.clusterShards?.().catch(() => undefined);
+    this.#shards = this.#readShards();
     try {
       return await this.registry.metrics();
     } finally {

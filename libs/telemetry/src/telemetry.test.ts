@@ -41,7 +41,7 @@ test('TLS handshake failures map to a bounded reason label (RFC 9329 §8 listene
   for (const [code, message, reason] of cases) assert.equal(tlsFailureReason(code, message), reason, message);
 });
 
-test('cluster shard series: from the control process source at each scrape; absent (no crash, no stale value) while the store fails', async () => {
+test('cluster shard series: from the control process source at each scrape; absent (no crash, no stale value) while the store fails or hangs past the deadline', async () => {
   const m = new Metrics({ processMetrics: false });
   let fail = false;
   m.clusterShards = async () => {
@@ -54,4 +54,10 @@ test('cluster shard series: from the control process source at each scrape; abse
   fail = true;
   text = await m.render();
   assert.doesNotMatch(text, /^ikegate_cluster_shards(_without_owner)?[{ ]/m);
+  // A store that never answers: the scrape ends at the deadline, without the series.
+  m.clusterShards = () => new Promise(() => undefined);
+  m.clusterShardsDeadlineMs = 50;
+  text = await m.render();
+  assert.doesNotMatch(text, /^ikegate_cluster_shards(_without_owner)?[{ ]/m);
+  assert.match(text, /^ikegate_build_info\{/m, 'the rest of the scrape is there');
 });
