@@ -184,17 +184,16 @@ export class IkeDriver {
   initiate(o: InitiateOptions): SaRecord {
     const rec = this.#newRecord(0, o.path);
     rec.expectedPeerId = o.remoteId;
-    const ctx: IkeSaContext = {
-      ...this.#contexts.base(rec),
+    const ctx = this.#contexts.initiator(rec, {
       policy: {
         ...this.#policy,
         ...o.policy,
         lifetimes: this.#policy.lifetimes!,
         ...(this.#policy.dpdMs ? { dpdMs: this.#policy.dpdMs } : {}),
       },
-      psk: () => o.psk,
-      expectedPeerId: o.remoteId,
-    };
+      psk: o.psk,
+      remoteId: o.remoteId,
+    });
     const r = this.#endpoint.initiate(ctx, toIkePath(o.path), 0, this.#clock(), rec);
     rec.entry = r.sa;
     if (tracingActive()) this.#traces.initiated(rec);

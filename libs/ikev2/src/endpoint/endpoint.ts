@@ -102,8 +102,6 @@ interface Entry<T> extends SaEntry<T> {
   halfOpenAddress?: string;
   pathId?: string;
   status: IkeSaStatus;
-  wrappedFor?: IkeSaContext;
-  wrapped?: IkeSaContext;
 }
 
 export interface EndpointConfig {
@@ -159,6 +157,61 @@ function u32(b: Uint8Array, at: number): number {
 function isZero(b: Uint8Array): boolean {
   for (const x of b) if (x !== 0) return false;
   return true;
+}
+
+/**
+ * A context as the service gave it, with the endpoint's IKE SPI allocator. Members are read from
+ * the service's context when the engine reads them; its functions are called on it (a service's
+ * context may be a class whose methods use `this`).
+ */
+class EndpointContext implements IkeSaContext {
+  readonly #inner: IkeSaContext;
+  readonly allocateIkeSpi: () => Uint8Array;
+
+  constructor(inner: IkeSaContext, allocateIkeSpi: () => Uint8Array) {
+    this.#inner = inner;
+    this.allocateIkeSpi = allocateIkeSpi;
+  }
+
+  get provider() {
+    return this.#inner.provider;
+  }
+  get random() {
+    return this.#inner.random;
+  }
+  get policy() {
+    return this.#inner.policy;
+  }
+  get certificate() {
+    return this.#inner.certificate;
+  }
+  get trustAnchors() {
+    return this.#inner.trustAnchors;
+  }
+  get expectedPeerId() {
+    return this.#inner.expectedPeerId;
+  }
+  get now() {
+    return this.#inner.now;
+  }
+  allocateChildSpi(): Uint8Array {
+    return this.#inner.allocateChildSpi();
+  }
+  psk(peerId: string): Uint8Array | undefined {
+    return this.#inner.psk(peerId);
+  }
+  get assignAddress() {
+    const inner = this.#inner;
+    return inner.assignAddress && ((peerId: string) => inner.assignAddress!(peerId));
+  }
+  get trustAnchorsFor() {
+    const inner = this.#inner;
+    return inner.trustAnchorsFor && ((peerId: string) => inner.trustAnchorsFor!(peerId));
+  }
+  get forPeer() {
+    const inner = this.#inner;
+    return inner.forPeer && ((peerId: string) => inner.forPeer!(peerId));
+  }
 }
 
 export class IkeEndpoint<T> {
@@ -522,13 +575,12 @@ export class IkeEndpoint<T> {
     return e;
   }
 
-  /** The SA's context with the endpoint's SPI allocator (SPIs unique across the endpoint). */
+  /**
+   * The SA's context with the endpoint's SPI allocator (SPIs unique across the endpoint), made for
+   * one step and not kept: a held SA keeps only its own context (issue #14, memory per SA).
+   */
   #ctx(e: Entry<T>): IkeSaContext {
-    if (e.wrappedFor !== e.ctx || !e.wrapped) {
-      e.wrappedFor = e.ctx;
-      e.wrapped = { ...e.ctx, allocateIkeSpi: () => this.#allocateSpi(e.shard) };
-    }
-    return e.wrapped;
+    return new EndpointContext(e.ctx, () => this.#allocateSpi(e.shard));
   }
 
   #allocateSpi(shard: number): Uint8Array {
