@@ -192,11 +192,14 @@ class NodeCbc implements CipherAlgorithm {
 
 type AeadCipherName = 'aes-128-gcm' | 'aes-192-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 
+/** The AEAD nonce being built (salt | iv), shared by the thread's keys: used synchronously. */
+const AEAD_NONCE = Buffer.alloc(12);
+
 class NodeAeadKey implements AeadKey {
   readonly #cipherName: AeadCipherName;
   readonly #key: NodeCipherKey;
-  /** salt | iv; the salt is written once, the iv per call (createCipheriv copies the nonce). */
-  readonly #nonce: Buffer;
+  /** The 4-octet salt (RFC 4106 §4, RFC 7634 §2), written before the IV into the shared nonce. */
+  readonly #salt: number;
   readonly #name: string;
   constructor(spec: AeadSpec, keyMaterial: Uint8Array) {
     this.#name = spec.name;
@@ -205,14 +208,25 @@ class NodeAeadKey implements AeadKey {
         ? (`aes-${spec.cipherKeyLength * 8}-gcm` as AeadCipherName)
         : 'chacha20-poly1305';
     this.#key = importKey(keyMaterial.subarray(0, spec.cipherKeyLength));
-    this.#nonce = Buffer.alloc(12);
-    this.#nonce.set(keyMaterial.subarray(spec.cipherKeyLength), 0);
+    const at = spec.cipherKeyLength;
+    this.#salt =
+      ((keyMaterial[at]! << 24) |
+        (keyMaterial[at + 1]! << 16) |
+        (keyMaterial[at + 2]! << 8) |
+        keyMaterial[at + 3]!) >>>
+      0;
+  }
+
+  /** salt | iv in the thread's nonce scratch (createCipheriv copies it; no nonce buffer per key). */
+  #nonce(iv: Uint8Array): Buffer {
+    AEAD_NONCE.writeUInt32BE(this.#salt, 0);
+    AEAD_NONCE.set(iv, 4);
+    return AEAD_NONCE;
   }
   seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array {
     checkIvLength(this.#name, iv, 8);
-    this.#nonce.set(iv, 4);
     // The casts pick the GCM overload; chacha20-poly1305 has the same shape (authTagLength 16).
-    const c = createCipheriv(this.#cipherName as 'aes-256-gcm', this.#key, this.#nonce, {
+    const c = createCipheriv(this.#cipherName as 'aes-256-gcm', this.#key, this.#nonce(iv), {
       authTagLength: 16,
     });
     c.setAAD(aad);
@@ -227,8 +241,7 @@ class NodeAeadKey implements AeadKey {
   open(iv: Uint8Array, aad: Uint8Array, ciphertextAndIcv: Uint8Array, out?: Uint8Array): Uint8Array | null {
     if (iv.length !== 8 || ciphertextAndIcv.length < 16) return null;
     const n = ciphertextAndIcv.length - 16;
-    this.#nonce.set(iv, 4);
-    const d = createDecipheriv(this.#cipherName as 'aes-256-gcm', this.#key, this.#nonce, {
+    const d = createDecipheriv(this.#cipherName as 'aes-256-gcm', this.#key, this.#nonce(iv), {
       authTagLength: 16,
     });
     d.setAuthTag(ciphertextAndIcv.subarray(n));

@@ -65,17 +65,27 @@ const BAD_INNER: EncapsulateResult = Object.freeze({ kind: 'drop', reason: 'bad_
 const REKEY_REQUIRED: EncapsulateResult = Object.freeze({ kind: 'rekey_required' });
 const IV_POOL_COUNT = 64;
 
+/** An SA's IV pool before its first random IV (CBC only). */
+const NO_IVS = new Uint8Array(0);
+/** The IV of the packet being sealed, by IV length: shared by the thread's SAs (used synchronously). */
+const IV_SCRATCH = new Map<number, Uint8Array>();
+
+function ivScratch(length: number): Uint8Array {
+  let iv = IV_SCRATCH.get(length);
+  if (!iv) IV_SCRATCH.set(length, (iv = new Uint8Array(length)));
+  return iv;
+}
+
 export class OutboundSa {
   readonly spi: number;
   readonly esn: boolean;
   readonly #t: EspTransform;
   readonly #headerLength: number;
   readonly #own: GrowableBuffer;
-  readonly #iv: Uint8Array;
   readonly #ivSource: IvSource | undefined;
   readonly #random: RandomBytes | undefined;
   readonly #aead: boolean;
-  #ivPool: Uint8Array = new Uint8Array(0);
+  #ivPool: Uint8Array = NO_IVS;
   #ivPoolAt = 0;
   #hi: number;
   #lo: number;
@@ -98,7 +108,6 @@ export class OutboundSa {
       throw new LocalUsageError('IKEGATE_ERR_ESP_BAD_CONFIG', 'a CBC suite needs an injected random source');
     this.#random = config.random;
     this.#ivSource = config.ivSource;
-    this.#iv = new Uint8Array(this.#t.ivLength);
     this.#headerLength = ESP_HEADER_LENGTH + this.#t.ivLength;
     this.#own = new GrowableBuffer(config.initialBufferSize ?? 2048, this.#headerLength);
   }
@@ -182,7 +191,7 @@ export class OutboundSa {
 
     writeU32(packet, 0, this.spi);
     writeU32(packet, 4, lo);
-    const iv = this.#iv;
+    const iv = ivScratch(t.ivLength);
     if (this.#ivSource !== undefined) this.#ivSource(hi, lo, iv);
     else if (this.#aead) {
       writeU32(iv, 0, hi);

@@ -53,22 +53,27 @@ export function createTransform(suite: EspSuite, esn: boolean): EspTransform {
   );
 }
 
+/**
+ * Scratch for the AAD and the received IV, shared by every AEAD transform of the thread: seal and
+ * open use them synchronously and the AEAD copies them, so an SA holds no buffer of its own for
+ * them (issue #14: memory per SA).
+ */
+const AAD_SPI_SEQ = new Uint8Array(8);
+const AAD_SPI_ESN_SEQ = new Uint8Array(12);
+const OPEN_IV = new Uint8Array(8);
+
 class AeadTransform implements EspTransform {
   readonly ivLength = 8;
   readonly blockSize = 1;
   readonly alignment = 4;
-  readonly #aad: Uint8Array;
-  readonly #iv = new Uint8Array(8);
   constructor(
     readonly key: AeadKey,
     readonly icvLength: number,
     readonly esn: boolean,
-  ) {
-    this.#aad = new Uint8Array(esn ? 12 : 8);
-  }
+  ) {}
 
   #fillAad(packet: Uint8Array, seqHi: number): Uint8Array {
-    const aad = this.#aad;
+    const aad = this.esn ? AAD_SPI_ESN_SEQ : AAD_SPI_SEQ;
     aad[0] = packet[0]!;
     aad[1] = packet[1]!;
     aad[2] = packet[2]!;
@@ -88,7 +93,7 @@ class AeadTransform implements EspTransform {
   }
 
   open(packet: Uint8Array, seqHi: number, out: Uint8Array): number {
-    const iv = this.#iv;
+    const iv = OPEN_IV;
     for (let i = 0; i < 8; i++) iv[i] = packet[ESP_HEADER_LENGTH + i]!;
     const opened = this.key.open(
       iv,
