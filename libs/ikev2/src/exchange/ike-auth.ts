@@ -171,6 +171,9 @@ function ourSyncNotifies(ctx: IkeSaContext, peer?: ReturnType<typeof peerSyncOf>
   return out;
 }
 
+/** An established SA's nonces: not kept (one shared empty value, never written). */
+const NO_NONCE = new Uint8Array(0);
+
 function established(
   w: Work,
   core: IkeSaCore,
@@ -183,6 +186,9 @@ function established(
   if (peerSync.replayCounter && w.ctx.policy.replayCounterSync) w.s.peerReplayCounterSync = true;
   w.s.init = undefined;
   w.s.halfOpenExpiresAt = undefined;
+  // The IKE_SA_INIT nonces served AUTH and the first child's KEYMAT (both done by now); nothing
+  // later reads an established SA's own nonces (a rekey brings new ones), so it does not keep them.
+  if (w.s.current) w.s.current = { ...w.s.current, ni: NO_NONCE, nr: NO_NONCE };
   w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
   scheduleIkeSa(w);
 }
