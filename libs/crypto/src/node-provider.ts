@@ -38,6 +38,7 @@ import {
   type PrfSpec,
   view,
 } from './algorithms.js';
+import { LocalUsageError } from './errors.js';
 import {
   badKeData,
   checkKeLength,
@@ -192,6 +193,20 @@ class NodeCbc implements CipherAlgorithm {
 
 type AeadCipherName = 'aes-128-gcm' | 'aes-192-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 
+/** The OpenSSL name of AES-GCM with a key of `keyLength` octets: a constant, not a string per key. */
+function gcmName(keyLength: number): AeadCipherName {
+  switch (keyLength) {
+    case 16:
+      return 'aes-128-gcm';
+    case 24:
+      return 'aes-192-gcm';
+    case 32:
+      return 'aes-256-gcm';
+    default:
+      throw new LocalUsageError('IKEGATE_ERR_CRYPTO_UNSUPPORTED', `AES-GCM with a ${keyLength}-octet key`);
+  }
+}
+
 /** The AEAD nonce being built (salt | iv), shared by the thread's keys: used synchronously. */
 const AEAD_NONCE = Buffer.alloc(12);
 
@@ -203,10 +218,7 @@ class NodeAeadKey implements AeadKey {
   readonly #name: string;
   constructor(spec: AeadSpec, keyMaterial: Uint8Array) {
     this.#name = spec.name;
-    this.#cipherName =
-      spec.kind === 'aes-gcm'
-        ? (`aes-${spec.cipherKeyLength * 8}-gcm` as AeadCipherName)
-        : 'chacha20-poly1305';
+    this.#cipherName = spec.kind === 'aes-gcm' ? gcmName(spec.cipherKeyLength) : 'chacha20-poly1305';
     this.#key = importKey(keyMaterial.subarray(0, spec.cipherKeyLength));
     const at = spec.cipherKeyLength;
     this.#salt =

@@ -12,9 +12,9 @@
 import { randomBytes } from 'node:crypto';
 import type { EdgeLink, InboundFrame, PeerPath } from '@ikegate/cluster';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
-import type { InstallChildAction } from '@ikegate/ikev2';
+import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import { ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
+import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
 import { type ChildRecord, type SaRecord, spiOf } from './records.js';
 import type { ChildSnapshot } from './snapshot.js';
 import type { PacketDevice, WorkerSettings } from './types.js';
@@ -64,6 +64,18 @@ export interface DataPlaneHooks {
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
+/**
+ * The IPv4 ranges of a selector list, made once per list: child SAs whose selectors are the
+ * policy's own (not narrowed) share the list, and so share its ranges (issue #14: memory per SA).
+ */
+const RANGES = new WeakMap<readonly TrafficSelector[], readonly Ipv4Range[]>();
+
+function rangesOf(selectors: readonly TrafficSelector[]): readonly Ipv4Range[] {
+  let r = RANGES.get(selectors);
+  if (!r) RANGES.set(selectors, (r = ipv4Ranges(selectors)));
+  return r;
+}
+
 export class DataPlane {
   readonly #settings: WorkerSettings;
   readonly #edge: EdgeLink;
@@ -112,8 +124,16 @@ export class DataPlane {
 
   /** A child SA the IKE SA negotiated (RFC 7296 §2.17 key order: cipher key, then integrity key). */
   install(rec: SaRecord, a: InstallChildAction): ChildRecord {
-    const keymat = (encr: Uint8Array, integ: Uint8Array) =>
-      integ.length === 0 ? Uint8Array.from(encr) : new Uint8Array(Buffer.concat([encr, integ]));
+    // Both directions' keys in one buffer (issue #14: one backing store per child, not one per key).
+    const [inE, inI, outE, outI] = a.weInitiated
+      ? [a.keys.encrR, a.keys.integR, a.keys.encrI, a.keys.integI]
+      : [a.keys.encrI, a.keys.integI, a.keys.encrR, a.keys.integR];
+    const inLength = inE.length + inI.length;
+    const keys = new Uint8Array(inLength + outE.length + outI.length);
+    keys.set(inE, 0);
+    keys.set(inI, inE.length);
+    keys.set(outE, inLength);
+    keys.set(outI, inLength + outE.length);
     const child = this.add(
       rec,
       {
@@ -122,8 +142,8 @@ export class DataPlane {
         encryption: { id: a.encryption.id, keyBits: a.encryption.keyBits },
         ...(a.integrity ? { integrity: a.integrity } : {}),
         esn: a.esn,
-        inKeys: a.weInitiated ? keymat(a.keys.encrR, a.keys.integR) : keymat(a.keys.encrI, a.keys.integI),
-        outKeys: a.weInitiated ? keymat(a.keys.encrI, a.keys.integI) : keymat(a.keys.encrR, a.keys.integR),
+        inKeys: keys.subarray(0, inLength),
+        outKeys: keys.subarray(inLength),
         tsLocal: a.tsLocal,
         tsRemote: a.tsRemote,
         // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
@@ -182,14 +202,8 @@ export class DataPlane {
       sa: rec,
       inboundSpi: c.inboundSpi,
       outboundSpi: c.outboundSpi,
-      inboundSpiBytes: Uint8Array.of(
-        c.inboundSpi >>> 24,
-        (c.inboundSpi >>> 16) & 255,
-        (c.inboundSpi >>> 8) & 255,
-        c.inboundSpi & 255,
-      ),
-      tsRemote: ipv4Ranges(c.tsRemote),
-      tsLocal: ipv4Ranges(c.tsLocal),
+      tsRemote: rangesOf(c.tsRemote),
+      tsLocal: rangesOf(c.tsLocal),
       ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
       rekeyRequested: false,
       checkpointedIn: adopted ? c.seqIn : 0n,

@@ -13,6 +13,11 @@ export function ipv4ToNumber(a: Uint8Array, offset = 0): number {
   );
 }
 
+/** A 32-bit number as 4 octets, big-endian (an ESP SPI or an IPv4 address on the wire). */
+export function u32Octets(n: number): Uint8Array {
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+}
+
 export function numberToIpv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }

@@ -22,7 +22,6 @@ export interface ChildRecord {
   readonly sa: SaRecord;
   readonly inboundSpi: number;
   readonly outboundSpi: number;
-  readonly inboundSpiBytes: Uint8Array;
   readonly tsRemote: readonly Ipv4Range[];
   readonly tsLocal: readonly Ipv4Range[];
   readonly virtualIp?: number;

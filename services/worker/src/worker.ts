@@ -21,7 +21,7 @@ import { page, type SaPage, type SaQuery, summarize } from './admin.js';
 import { DataPlane } from './data-plane.js';
 import { Takeover } from './ha.js';
 import { IkeDriver } from './ike-driver.js';
-import { ipv4Text, ipv4ToNumber } from './ipv4.js';
+import { ipv4Text, ipv4ToNumber, u32Octets } from './ipv4.js';
 import { LogLimiter } from './log-limit.js';
 import { PeerStats } from './peer-stats.js';
 import { type SaRecord, spiOf } from './records.js';
@@ -92,7 +92,7 @@ export class Worker implements WorkerLink {
       {
         pathChanged: (rec, path) => this.#driver.espPath(rec, path),
         rekeyNeeded: (rec, child) =>
-          void this.#driver.command(rec, { kind: 'rekey-child', spi: child.inboundSpiBytes }),
+          void this.#driver.command(rec, { kind: 'rekey-child', spi: u32Octets(child.inboundSpi) }),
         checkpoint: (rec) => this.#ha.dirty(rec),
         childGone: (rec, child) => this.#peers.childGone(rec, child),
       },
@@ -443,7 +443,7 @@ export class Worker implements WorkerLink {
     if (command === 'liveness') return this.#driver.command(rec, { kind: 'liveness' });
     let ok = rec.children.size > 0;
     for (const c of [...rec.children.values()])
-      ok = this.#driver.command(rec, { kind: 'rekey-child', spi: c.inboundSpiBytes }) && ok;
+      ok = this.#driver.command(rec, { kind: 'rekey-child', spi: u32Octets(c.inboundSpi) }) && ok;
     return ok;
   }
 

@@ -50,6 +50,28 @@ export function tsPayloads(
   ];
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether two selector lists are the same selectors in the same order. */
+export function sameSelectors(a: readonly TrafficSelector[], b: readonly TrafficSelector[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => {
+    const y = b[i]!;
+    return (
+      x.tsType === y.tsType &&
+      x.ipProtocol === y.ipProtocol &&
+      x.startPort === y.startPort &&
+      x.endPort === y.endPort &&
+      sameBytes(x.startAddress, y.startAddress) &&
+      sameBytes(x.endAddress, y.endAddress)
+    );
+  });
+}
+
 function tsUnacceptable(detail: string): RemoteProtocolError {
   return new RemoteProtocolError('IKEGATE_ERR_IKEV2_TS_UNACCEPTABLE', detail, NotifyError.TS_UNACCEPTABLE);
 }
@@ -64,8 +86,8 @@ export interface AcceptedChild {
   /** The proposal we answer with (one transform per type, the peer's number, no SPI yet). */
   readonly proposal: Proposal;
   /** Narrowed TSi (the exchange initiator's side) and TSr. */
-  readonly tsI: TrafficSelector[];
-  readonly tsR: TrafficSelector[];
+  readonly tsI: readonly TrafficSelector[];
+  readonly tsR: readonly TrafficSelector[];
   readonly lenient?: 'aead-with-integrity';
 }
 
@@ -107,8 +129,10 @@ export function acceptChild(
     suite: selected.suite,
     peerSpi: copy(selected.peerSpi),
     proposal: selected.proposal,
-    tsI,
-    tsR,
+    // Not narrowed at all (a gateway's own side usually is not): the policy's own selectors, one
+    // object shared by every child SA of the policy instead of a copy each (issue #14).
+    tsI: sameSelectors(tsI, ctx.policy.remoteTs) ? ctx.policy.remoteTs : tsI,
+    tsR: sameSelectors(tsR, ctx.policy.localTs) ? ctx.policy.localTs : tsR,
     ...(selected.lenient ? { lenient: selected.lenient } : {}),
   };
 }
