@@ -5,6 +5,8 @@
  * (each started device therefore keeps one threadpool thread busy; raise UV_THREADPOOL_SIZE above the
  * default 4 if you open several devices and also use fs/crypto/dns heavily). Writes are synchronous
  * (fs.writeSync): a TUN write never waits for the network, it hands the packet to the kernel stack.
+ * In thread mode they run on a writer thread fed through a shared-memory ring (ShmRing, WRITER_THREAD):
+ * write() copies the packet into the ring and returns; a full ring drops it (txRingFull).
  *
  * Closing: a read blocked in the kernel on a TUN fd is not woken by close(2) from another thread; it
  * keeps the device attached until the next packet is transmitted through the device (or the link is
@@ -24,7 +26,8 @@
  * - 'thread' (default): a dedicated worker thread loops on blocking readSync and posts each packet
  *   (its buffer transferred, not copied) to this thread. Reads continue while this thread encrypts
  *   and sends, so a busy tunnel pipelines across cores instead of waiting a threadpool round trip
- *   per packet. The thread ends when the fd is closed (the waker unblocks its read).
+ *   per packet. The thread ends when the fd is closed (the waker unblocks its read). A second
+ *   thread writes (see WRITER_THREAD); close() makes it write what the ring holds and end.
  * - 'pool': one fs.read at a time on libuv's threadpool (simpler; one packet in flight).
  */
 import { closeSync, read, writeSync } from 'node:fs';
@@ -35,60 +38,267 @@ export const TUN_READ_BUFFER_SIZE = 65535;
 export interface TunCounters {
   rxPackets: number;
   rxBytes: number;
+  /**
+   * Packets handed to the kernel. Thread mode: packets accepted into the writer ring, less those
+   * whose write then failed on the writer thread.
+   */
   txPackets: number;
   txBytes: number;
-  /** Writes that failed (EAGAIN, EIO, EINVAL, a closed device, ...) and were dropped. */
+  /**
+   * Writes that failed (EAGAIN, EIO, EINVAL, a closed device, a packet over 65535 octets, ...) and
+   * were dropped. Thread mode: failures on the writer thread are included as soon as they happen
+   * (read from the ring's shared error word). Ring-full drops are not here: see txRingFull.
+   */
   txErrors: number;
-  /** Thread mode: batches handed to the writer thread (txPackets / txBatches: packets per message). */
+  /**
+   * Thread mode: wake-ups of the writer thread (an `Atomics.notify` because the writer had announced
+   * that it sleeps on an empty ring). A busy writer takes packets without any; txPackets /
+   * txBatches is the packets per wake-up.
+   */
   txBatches: number;
+  /**
+   * Thread mode: packets dropped because the writer ring was full (the writer thread is behind:
+   * the free space cannot take the packet in one piece). Not counted in txErrors or txPackets;
+   * write() returned false for each.
+   */
+  txRingFull: number;
 }
 
 const RETRY_READ_MS = 10;
 
 /**
- * The writer thread: takes batches of packets (one message per event-loop turn of the main thread,
- * more only when a turn's packets overflow a batch buffer) and writes each to the TUN fd. A TUN
- * write runs the kernel's receive path for the packet (routing, netfilter, the destination socket),
- * which is most of a tunnel's per-packet cost; off the main thread it overlaps with decryption of
- * the next packets. Failed writes are reported back.
+ * The default size of the writer ring (thread mode): ~3000 packets of 1400 octets, ~110 ms of a
+ * 300 Mbit/s tunnel (a writer thread descheduled for 50 ms on a loaded 2-core machine overflowed
+ * 2 MiB in the microbench at 32 packets per millisecond).
+ */
+export const TUN_WRITE_RING_DEFAULT_BYTES = 4 * 1024 * 1024;
+const MIN_RING_BYTES = 64;
+const MAX_RING_BYTES = 1 << 30;
+/** The largest packet the ring carries: a TUN packet is at most 65535 octets. */
+const MAX_RING_PACKET = 0xffff;
+
+/**
+ * The ring's control words (an Int32Array on a SharedArrayBuffer of its own). Each side writes
+ * only its own words, kept 64 octets apart so the two threads do not share a cache line; SLEEP is
+ * the one word both write.
+ * - WRITE (producer): offset in the data buffer where the next record goes; storing it publishes
+ *   every record before it.
+ * - CLOSED (producer): 1 once the device is closed; the writer drains the ring and ends.
+ * - READ (consumer): offset of the next record to take; storing it frees the records before it.
+ * - ERRORS (consumer): writes that failed on the writer thread, ever.
+ * - SLEEP: 1 while the writer sleeps (or is about to) in Atomics.wait on it; the producer that finds
+ *   it 1 after publishing sets it to 0 and notifies.
+ */
+const RING_WORDS = {
+  WRITE: 0,
+  CLOSED: 1,
+  READ: 16,
+  ERRORS: 17,
+  SLEEP: 32,
+  COUNT: 48,
+} as const;
+
+/**
+ * The consumer half of the ring (plain JavaScript: it runs in the writer thread, which does not get
+ * a TypeScript loader; the tests evaluate this same text to check it against ShmRing).
  *
- * A batch is one Uint8Array whose ArrayBuffer is transferred (issue #14: a copy and a transfer-list
- * entry per packet were 11-14% of the gateway): packets back to back, each behind its length as two
- * octets, big-endian (a TUN packet is at most 65535 octets).
+ * Records: a 4-octet big-endian length, the packet, padding to a multiple of 4. A record never
+ * wraps: when it does not fit before the end, the producer writes the wrap marker (length
+ * 0xffffffff) at WRITE and the record at offset 0. READ === WRITE means empty; the producer never
+ * lets WRITE catch up with READ from behind.
+ */
+export const RING_CONSUMER_JS = `
+class ShmRingReader {
+  constructor(ctl, data) {
+    this.ctl = new Int32Array(ctl);
+    this.data = new Uint8Array(data);
+    this.view = new DataView(data);
+    this.r = Atomics.load(this.ctl, ${RING_WORDS.READ});
+    this.next = this.r;
+    this.at = 0;
+    this.length = 0;
+  }
+  take() {
+    let r = this.r;
+    if (r === Atomics.load(this.ctl, ${RING_WORDS.WRITE})) return false;
+    let n = this.view.getUint32(r);
+    if (n === 0xffffffff) {
+      r = 0;
+      n = this.view.getUint32(0);
+    }
+    this.at = r + 4;
+    this.length = n;
+    const next = r + 4 + ((n + 3) & ~3);
+    this.next = next === this.data.length ? 0 : next;
+    return true;
+  }
+  release() {
+    this.r = this.next;
+    Atomics.store(this.ctl, ${RING_WORDS.READ}, this.r);
+  }
+  countError() {
+    Atomics.add(this.ctl, ${RING_WORDS.ERRORS}, 1);
+  }
+  get closed() {
+    return Atomics.load(this.ctl, ${RING_WORDS.CLOSED}) !== 0;
+  }
+  sleep() {
+    Atomics.store(this.ctl, ${RING_WORDS.SLEEP}, 1);
+    if (this.r !== Atomics.load(this.ctl, ${RING_WORDS.WRITE}) || this.closed) {
+      Atomics.store(this.ctl, ${RING_WORDS.SLEEP}, 0);
+      return;
+    }
+    Atomics.wait(this.ctl, ${RING_WORDS.SLEEP}, 1);
+  }
+}
+`;
+
+/**
+ * The producer half of the writer ring: a single-producer/single-consumer ring of length-prefixed
+ * records in a SharedArrayBuffer (layout: RING_CONSUMER_JS). `push` copies a packet in and publishes
+ * it with one Atomics.store; it never blocks and never allocates: a packet that does not fit is
+ * refused. Lost wake-ups: the consumer stores SLEEP = 1, then re-reads WRITE before it waits; the
+ * producer stores WRITE, then reads SLEEP (`wakeConsumer`). Both are sequentially consistent, so
+ * at least one of them sees the other's store: the consumer does not sleep, or the producer wakes it
+ * (setting SLEEP to 0 first, so a consumer not yet in Atomics.wait returns from it at once).
+ */
+export class ShmRing {
+  /** The control words (see RING_WORDS) and the record buffer, for the consumer's thread. */
+  readonly ctlBuffer: SharedArrayBuffer;
+  readonly dataBuffer: SharedArrayBuffer;
+  readonly capacity: number;
+  private readonly ctl: Int32Array;
+  private readonly data: Uint8Array;
+  private write = 0;
+
+  /** `capacity` octets of records, rounded up to a multiple of 4 (at least 64, at most 1 GiB). */
+  constructor(capacity: number = TUN_WRITE_RING_DEFAULT_BYTES) {
+    if (!Number.isInteger(capacity) || capacity < MIN_RING_BYTES || capacity > MAX_RING_BYTES) {
+      throw new RangeError(
+        `TUN write ring of ${capacity} octets: must be ${MIN_RING_BYTES}..${MAX_RING_BYTES}`,
+      );
+    }
+    this.capacity = (capacity + 3) & ~3;
+    this.ctlBuffer = new SharedArrayBuffer(RING_WORDS.COUNT * 4);
+    this.dataBuffer = new SharedArrayBuffer(this.capacity);
+    this.ctl = new Int32Array(this.ctlBuffer);
+    this.data = new Uint8Array(this.dataBuffer);
+  }
+
+  /**
+   * Copies `pkt` (at most 65535 octets) into the ring and publishes it. Returns false, with the
+   * ring unchanged, when the free space cannot take it. The caller may reuse `pkt` at once.
+   */
+  push(pkt: Uint8Array): boolean {
+    const n = pkt.byteLength;
+    if (n > MAX_RING_PACKET) return false;
+    const need = 4 + ((n + 3) & ~3);
+    const cap = this.capacity;
+    const w = this.write;
+    const r = Atomics.load(this.ctl, RING_WORDS.READ);
+    let at = w;
+    let next = w + need;
+    if (w >= r) {
+      // Free: [w, cap) and [0, r), less one slot so that a full ring is not read as empty.
+      if (next > cap || (next === cap && r === 0)) {
+        if (need >= r) return false;
+        at = 0;
+        next = need;
+      } else if (next === cap) {
+        next = 0;
+      }
+    } else if (next >= r) {
+      return false;
+    }
+    const d = this.data;
+    d[at] = n >>> 24;
+    d[at + 1] = (n >>> 16) & 0xff;
+    d[at + 2] = (n >>> 8) & 0xff;
+    d[at + 3] = n & 0xff;
+    d.set(pkt, at + 4);
+    if (at !== w) d.fill(0xff, w, w + 4); // the wrap marker
+    this.write = next;
+    Atomics.store(this.ctl, RING_WORDS.WRITE, next);
+    return true;
+  }
+
+  /**
+   * Wakes the consumer if it announced that it sleeps (after a push). Returns true when it did
+   * (one Atomics.notify); a busy consumer costs one load.
+   */
+  wakeConsumer(): boolean {
+    if (Atomics.load(this.ctl, RING_WORDS.SLEEP) === 0) return false;
+    if (Atomics.compareExchange(this.ctl, RING_WORDS.SLEEP, 1, 0) !== 1) return false;
+    Atomics.notify(this.ctl, RING_WORDS.SLEEP);
+    return true;
+  }
+
+  /** Tells the consumer to drain what is in the ring and end, and wakes it. */
+  close(): void {
+    Atomics.store(this.ctl, RING_WORDS.CLOSED, 1);
+    Atomics.store(this.ctl, RING_WORDS.SLEEP, 0);
+    Atomics.notify(this.ctl, RING_WORDS.SLEEP);
+  }
+
+  /** Writes that failed on the consumer's side (its `countError`), ever. */
+  get consumerErrors(): number {
+    return Atomics.load(this.ctl, RING_WORDS.ERRORS);
+  }
+
+  /** Octets published and not yet released by the consumer (records, markers and padding). */
+  get usedOctets(): number {
+    const r = Atomics.load(this.ctl, RING_WORDS.READ);
+    return this.write >= r ? this.write - r : this.capacity - r + this.write;
+  }
+}
+
+/**
+ * The writer thread: takes each packet from the ring (ShmRing / RING_CONSUMER_JS) and writes it to
+ * the TUN fd straight from the shared buffer; sleeps in Atomics.wait when the ring is empty; drains
+ * the ring and ends once the device is closed. A TUN write runs the kernel's receive path for the
+ * packet (routing, netfilter, the destination socket), which is most of a tunnel's per-packet cost;
+ * off the main thread it overlaps with decryption of the next packets.
+ *
+ * Failed writes go to the ring's error word (the main thread's txErrors reads it); the first failure
+ * after a quiet second is also posted, for lastTxError. Issue #14: the previous design posted one
+ * message per event-loop turn, and at 1-2 packets per turn that message was 12-15% of the gateway.
  */
 const WRITER_THREAD = `
 const { writeSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
-parentPort.on('message', (batch) => {
-  if (batch === null) { process.exit(0); }
-  let errors = 0;
-  let last;
-  for (let at = 0; at + 2 <= batch.length; ) {
-    const n = (batch[at] << 8) | batch[at + 1];
-    at += 2;
+${RING_CONSUMER_JS}
+const ring = new ShmRingReader(workerData.ctl, workerData.data);
+const fd = workerData.fd;
+let reportedAt = -Infinity;
+const failed = (code, message) => {
+  ring.countError();
+  const now = Date.now();
+  if (now - reportedAt < 1000) return;
+  reportedAt = now;
+  parentPort.postMessage({ code, message });
+};
+for (;;) {
+  if (ring.take()) {
     try {
-      if (writeSync(workerData.fd, batch, at, n) !== n) errors++;
+      const n = writeSync(fd, ring.data, ring.at, ring.length);
+      if (n !== ring.length) failed(undefined, 'short write (' + n + ' of ' + ring.length + ' octets)');
     } catch (e) {
-      errors++;
-      last = e.code;
+      failed(e.code, e.message);
     }
-    at += n;
+    ring.release();
+  } else if (ring.closed) {
+    break;
+  } else {
+    ring.sleep();
   }
-  if (errors > 0) parentPort.postMessage({ errors, code: last });
-});
+}
 `;
 
-/** The length in front of each packet of a batch (see WRITER_THREAD). */
-const BATCH_LENGTH_SIZE = 2;
-/** The largest packet a batch can carry: the 16-bit length. */
-const MAX_BATCH_PACKET = 0xffff;
 /**
- * A turn's first batch buffer is sized from the previous turn (a turn of bulk traffic is much like
- * the last), within these bounds; the upper one stays below glibc's mmap threshold, so a batch buffer is a
- * heap allocation, not a mapping of its own.
+ * The smallest ring `start` accepts: an empty ring always takes a 65535-octet packet (its record,
+ * 65540 octets, fits before the end or before the read position wherever that is).
  */
-const MIN_BATCH_BYTES = 4 * 1024;
-const MAX_BATCH_BYTES = 96 * 1024;
+const MIN_DEVICE_RING_BYTES = 2 * (4 + 65536) + 8;
 
 /**
  * The reader thread (plain JavaScript: worker threads do not inherit a TypeScript loader). Blocking
@@ -119,36 +329,29 @@ const openDevices = new Set<TunDevice>();
 let exitHookInstalled = false;
 
 export class TunDevice {
-  readonly counters: TunCounters = {
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-    txErrors: 0,
-    txBatches: 0,
-  };
+  /**
+   * Plain numbers, except txPackets and txErrors: accessors that add in the writer thread's failed
+   * writes (thread mode), so a read is always current and `{ ...counters }` copies the values.
+   */
+  readonly counters: TunCounters;
   /** The last write error, for diagnostics (writes never throw). */
   lastTxError: NodeJS.ErrnoException | undefined;
   /** Resolves when the read loop has ended (after close(), or after a fatal read error). */
   readonly stopped: Promise<void>;
 
   private readonly buf = Buffer.allocUnsafe(TUN_READ_BUFFER_SIZE);
+  /** Packets accepted by write() (thread mode: into the ring) and failures seen on this thread. */
+  private txAccepted = 0;
+  private txLocalErrors = 0;
   private onPacket: ((pkt: Uint8Array) => void) | undefined;
   private onError: ((err: Error) => void) | undefined;
   private started = false;
   /** Thread mode: set to 1 to make the reader thread stop after its current read. */
   private stopFlag: Int32Array | undefined;
-  /**
-   * Thread mode: the writer thread, and this turn's batch: `batch[0, batchUsed)` holds the packets
-   * written so far (see WRITER_THREAD); the buffer is transferred when the batch is posted.
-   */
-  private writer: Worker | undefined;
-  private batch: Buffer | undefined;
-  private batchUsed = 0;
-  /** Octets the last turn wrote: the size of the next turn's first batch buffer. */
-  private batchHint = MIN_BATCH_BYTES;
-  private turnOctets = 0;
-  private batchScheduled = false;
+  /** Thread mode: the ring to the writer thread (see WRITER_THREAD); undefined once closed. */
+  private ring: ShmRing | undefined;
+  /** Thread mode: the same ring, kept after close() for its error word (counters). */
+  private errorRing: ShmRing | undefined;
   private writerExited: Promise<void> = Promise.resolve();
   private closed = false;
   private reading = false;
@@ -160,6 +363,20 @@ export class TunDevice {
     private readonly wakeFd: number | undefined,
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    const writerErrors = (): number => this.errorRing?.consumerErrors ?? 0;
+    const counters = { rxPackets: 0, rxBytes: 0, txBytes: 0, txBatches: 0, txRingFull: 0 };
+    this.counters = Object.defineProperties(counters as TunCounters, {
+      txPackets: {
+        enumerable: true,
+        get: () => this.txAccepted - writerErrors(),
+        set: (v: number) => (this.txAccepted = v + writerErrors()),
+      },
+      txErrors: {
+        enumerable: true,
+        get: () => this.txLocalErrors + writerErrors(),
+        set: (v: number) => (this.txLocalErrors = v - writerErrors()),
+      },
+    });
     openDevices.add(this);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -190,35 +407,53 @@ export class TunDevice {
    * Starts the read loop: `onPacket` gets each packet as its own copy (safe to keep). Read errors other
    * than EAGAIN/EINTR end the loop and go to `onError` (EBADF after close() is not reported). An
    * exception thrown by `onPacket` goes to `onError` and the loop continues.
+   *
+   * `writeRingBytes` (thread mode): the size of the ring between write() and the writer thread
+   * (default TUN_WRITE_RING_DEFAULT_BYTES); a full ring drops packets (txRingFull). Records do not
+   * wrap, so it must hold two of the largest packets: one under 131,088 octets or over 1 GiB throws
+   * a RangeError.
    */
   start(
     onPacket: (pkt: Uint8Array) => void,
     onError?: (err: Error) => void,
-    opts: { readonly mode?: 'thread' | 'pool' } = {},
+    opts: { readonly mode?: 'thread' | 'pool'; readonly writeRingBytes?: number } = {},
   ): void {
     if (this.started) throw new Error(`TUN device ${this.name} already started`);
     if (this.closed) throw new Error(`TUN device ${this.name} is closed`);
+    const thread = (opts.mode ?? 'thread') === 'thread';
+    const ringBytes = opts.writeRingBytes ?? TUN_WRITE_RING_DEFAULT_BYTES;
+    if (thread && !(ringBytes >= MIN_DEVICE_RING_BYTES)) {
+      throw new RangeError(
+        `TUN write ring of ${ringBytes} octets: must be at least ${MIN_DEVICE_RING_BYTES}`,
+      );
+    }
+    const ring = thread ? new ShmRing(ringBytes) : undefined;
     this.started = true;
     this.onPacket = onPacket;
     this.onError = onError;
-    if ((opts.mode ?? 'thread') === 'thread') this.startReaderThread();
+    if (ring) this.startReaderThread(ring);
     else this.readNext();
   }
 
-  private startWriterThread(): void {
-    const writer = new Worker(WRITER_THREAD, { eval: true, workerData: { fd: this.fd } });
-    writer.on('message', (m: { errors: number; code?: string }) => {
-      this.counters.txErrors += m.errors;
-      this.counters.txPackets -= m.errors;
+  private startWriterThread(ring: ShmRing): void {
+    const writer = new Worker(WRITER_THREAD, {
+      eval: true,
+      workerData: { fd: this.fd, ctl: ring.ctlBuffer, data: ring.dataBuffer },
+    });
+    writer.on('message', (m: { code?: string; message: string }) => {
+      this.lastTxError = Object.assign(new Error(`write to TUN device ${this.name} failed: ${m.message}`), {
+        code: m.code,
+      });
     });
     writer.on('error', (e) => this.onError?.(e));
     this.writerExited = new Promise((resolve) => writer.once('exit', () => resolve()));
     writer.unref();
-    this.writer = writer;
+    this.ring = ring;
+    this.errorRing = ring;
   }
 
-  private startReaderThread(): void {
-    this.startWriterThread();
+  private startReaderThread(ring: ShmRing): void {
+    this.startWriterThread(ring);
     this.reading = true;
     const stop = new SharedArrayBuffer(4);
     this.stopFlag = new Int32Array(stop);
@@ -256,80 +491,47 @@ export class TunDevice {
   }
 
   /**
-   * Sends one IP packet into the kernel. Returns false (and counts a txError) instead of throwing.
-   * In thread mode the packet is copied into this event-loop turn's batch before the call returns
-   * (the caller may reuse `pkt` at once) and written by the writer thread after the turn; a later
-   * failure is counted in txErrors.
+   * Sends one IP packet into the kernel. Returns false instead of throwing, counting a txError (or,
+   * thread mode, a txRingFull). In thread mode the packet is copied into the writer ring before the
+   * call returns (the caller may reuse `pkt` at once) and written by the writer thread; a later
+   * failure is counted in txErrors (and txPackets no longer counts it). A full ring drops the packet:
+   * this never blocks and the ring never grows.
    */
   write(pkt: Uint8Array): boolean {
     if (this.closed) {
-      this.counters.txErrors++;
+      this.txLocalErrors++;
       return false;
     }
-    if (this.writer) {
+    const ring = this.ring;
+    if (ring) {
       const n = pkt.byteLength;
-      if (n > MAX_BATCH_PACKET) {
-        this.counters.txErrors++; // larger than any TUN packet (EINVAL from the kernel)
+      if (n > MAX_RING_PACKET) {
+        this.txLocalErrors++; // larger than any TUN packet (EINVAL from the kernel)
         return false;
       }
-      let batch = this.batch;
-      let at = this.batchUsed;
-      if (batch === undefined || at + BATCH_LENGTH_SIZE + n > batch.length) {
-        // The turn's first batch is sized from the last turn; one that overflowed takes the most.
-        const size = batch === undefined ? this.batchHint + (this.batchHint >>> 2) : MAX_BATCH_BYTES;
-        this.flushBatch();
-        batch = Buffer.allocUnsafeSlow(
-          Math.max(Math.min(size, MAX_BATCH_BYTES), MIN_BATCH_BYTES, BATCH_LENGTH_SIZE + n),
-        );
-        this.batch = batch;
-        at = 0;
+      if (!ring.push(pkt)) {
+        this.counters.txRingFull++;
+        return false;
       }
-      batch[at] = n >>> 8;
-      batch[at + 1] = n & 0xff;
-      batch.set(pkt, at + BATCH_LENGTH_SIZE);
-      this.batchUsed = at + BATCH_LENGTH_SIZE + n;
-      if (!this.batchScheduled) {
-        this.batchScheduled = true;
-        setImmediate(this.flushTurn);
-      }
-      this.counters.txPackets++;
+      this.txAccepted++;
       this.counters.txBytes += n;
+      if (ring.wakeConsumer()) this.counters.txBatches++;
       return true;
     }
     try {
       const n = writeSync(this.fd, pkt);
       if (n !== pkt.byteLength) {
-        this.counters.txErrors++;
+        this.txLocalErrors++;
         return false;
       }
-      this.counters.txPackets++;
+      this.txAccepted++;
       this.counters.txBytes += n;
       return true;
     } catch (err) {
       this.lastTxError = err as NodeJS.ErrnoException;
-      this.counters.txErrors++;
+      this.txLocalErrors++;
       return false;
     }
-  }
-
-  private readonly flushTurn = (): void => {
-    this.batchScheduled = false;
-    this.flushBatch();
-    this.batchHint = this.turnOctets;
-    this.turnOctets = 0;
-  };
-
-  /** Posts the batch gathered so far to the writer thread, its buffer transferred (not copied). */
-  private flushBatch(): void {
-    const batch = this.batch;
-    const used = this.batchUsed;
-    this.batch = undefined;
-    this.batchUsed = 0;
-    if (!this.writer || batch === undefined || used === 0 || this.closed) return;
-    this.turnOctets += used;
-    this.counters.txBatches++;
-    // allocUnsafeSlow: the Buffer owns its whole ArrayBuffer (not a slice of node's pool).
-    this.writer.postMessage(batch.subarray(0, used), [batch.buffer as ArrayBuffer]);
   }
 
   /** Stops the loop and closes the fd. Idempotent. See the module comment for a blocked read. */
@@ -338,11 +540,10 @@ export class TunDevice {
     this.closed = true;
     openDevices.delete(this);
     if (this.stopFlag) {
-      // Thread mode: stop both threads, wake the reader; the fds are closed when it has exited.
-      this.writer?.postMessage(null);
-      this.writer = undefined;
-      this.batch = undefined;
-      this.batchUsed = 0;
+      // Thread mode: stop both threads (the writer drains the ring first), wake the reader; the
+      // fds are closed when both have exited.
+      this.ring?.close();
+      this.ring = undefined;
       Atomics.store(this.stopFlag, 0, 1);
       if (this.reading) this.wake();
       else this.closeFds();
