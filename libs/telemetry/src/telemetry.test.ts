@@ -61,3 +61,29 @@ test('cluster shard series: from the control process source at each scrape; abse
   assert.doesNotMatch(text, /^ikegate_cluster_shards(_without_owner)?[{ ]/m);
   assert.match(text, /^ikegate_build_info\{/m, 'the rest of the scrape is there');
 });
+
+test('hot counters (per-packet paths, issue #14): every increment made before a scrape is in it, through render(), registry.metrics() and counter.get(); bad increments throw as prom-client does', async () => {
+  const m = new Metrics({ processMetrics: false });
+  const espIn = m.hot(m.espPackets, 'in');
+  const bytesIn = m.hot(m.espBytes, 'in');
+  assert.equal(m.hot(m.espPackets, 'in'), espIn, 'one child per label values');
+  for (let i = 0; i < 1000; i++) {
+    espIn.inc();
+    bytesIn.inc(1400);
+  }
+  assert.match(await m.render(), /^ikegate_esp_packets_total\{direction="in"\} 1000$/m);
+  espIn.inc(5);
+  assert.match(await m.registry.metrics(), /^ikegate_esp_packets_total\{direction="in"\} 1005$/m);
+  bytesIn.inc(100);
+  const got = await m.espBytes.get();
+  assert.deepEqual(
+    got.values.map((v) => [v.labels, v.value]),
+    [[{ direction: 'in' }, 1_400_100]],
+  );
+  // Nothing pending is counted twice.
+  assert.match(await m.render(), /^ikegate_esp_inner_bytes_total\{direction="in"\} 1400100$/m);
+  assert.throws(() => espIn.inc(-1), TypeError);
+  assert.throws(() => espIn.inc(Number.NaN), TypeError);
+  assert.throws(() => espIn.inc(Number.POSITIVE_INFINITY), TypeError);
+  assert.match(await m.render(), /^ikegate_esp_packets_total\{direction="in"\} 1005$/m);
+});
