@@ -70,6 +70,12 @@ export interface WorkerLink {
 /** The edge side, as a worker sees it. */
 export interface EdgeLink {
   send(frame: OutboundFrame): SendResult;
+  /**
+   * Whether an ESP packet of `espLength` octets to `path` would be refused as 'congested' right
+   * now (a backed-up stream): the worker asks before it encrypts, so congestion costs no
+   * encryption and no sequence number. Absent: the link cannot tell before `send`.
+   */
+  espCongested?(path: PeerPath, espLength: number): boolean;
   /** Hands back a frame for a shard we do not own, for the edge to route again (cluster only). */
   bounce?(frame: InboundFrame): void;
 }

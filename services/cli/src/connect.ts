@@ -255,6 +255,10 @@ class Connector implements EdgeLink {
     return r === 'closed' ? 'no-connection' : r;
   }
 
+  espCongested(_path: PeerPath, espLength: number): boolean {
+    return this.#stream?.espCongested(espLength) ?? false;
+  }
+
   /** Closes the UDP socket or the stream, and gives up a dial in progress. */
   close(): void {
     this.#generation++;

@@ -452,6 +452,11 @@ export class Edge implements EdgeLink {
     }
   }
 
+  espCongested(path: PeerPath, espLength: number): boolean {
+    if (path.transport === 'udp') return false;
+    return this.#streams.get(path.connection)?.stream.espCongested(espLength) ?? false;
+  }
+
   /** Closes every stream (reason `shutdown`) and every bind. */
   async close(): Promise<void> {
     for (const t of this.#drainTimers) clearTimeout(t);

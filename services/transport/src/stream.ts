@@ -288,10 +288,19 @@ export class IketcpStream {
    * gathered, as a socket discards what it had not sent.
    * @throws LocalUsageError (@ikegate/iketcp) for a packet with SPI 0, shorter than SPI|SN, or too large.
    */
+  /**
+   * Whether `sendEsp` of an ESP packet of `espLength` octets would be refused as 'congested' now:
+   * asked before a packet is encrypted, so that a backed-up stream costs no encryption (issue #14:
+   * under overload the gateway encrypted every packet, then dropped most of them here).
+   */
+  espCongested(espLength: number): boolean {
+    return this.#duplex.writableLength + this.#espGathered + espFrameLength(espLength) > this.#maxEspBuffer;
+  }
+
   sendEsp(packet: Uint8Array): IketcpSendResult {
     if (this.#state === 'closed' || this.#duplex.destroyed) return 'closed';
     const length = espFrameLength(packet.length);
-    if (this.#duplex.writableLength + this.#espGathered + length > this.#maxEspBuffer) return 'congested';
+    if (this.espCongested(packet.length)) return 'congested';
     if (espChunkUsed + length > espChunk.length) {
       espChunk = Buffer.allocUnsafe(Math.max(ESP_CHUNK_SIZE, length));
       espChunkUsed = 0;

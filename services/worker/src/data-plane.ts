@@ -298,7 +298,9 @@ export class DataPlane {
     // it cannot be a buffer reused for the next packet. It is a fresh allocation, but without the
     // zero-fill (every octet up to the packet's end is written by encapsulate; the view handed on
     // ends there) and, below 4 KiB, a slice of node's buffer pool rather than an ArrayBuffer each.
-    const out = Buffer.allocUnsafe(child.outbound.packetLength(packet.length));
+    const espLength = child.outbound.packetLength(packet.length);
+    if (this.#edge.espCongested?.(child.sa.path, espLength)) return this.#drop('esp-out', 'congested');
+    const out = Buffer.allocUnsafe(espLength);
     const r = child.outbound.encapsulate(packet, out);
     if (r.kind !== 'packet') {
       if (r.kind === 'rekey_required' && !child.rekeyRequested) {

@@ -102,6 +102,8 @@ function harness(
     dpdSeconds?: number;
     /** RFC 6311 on both sides: Message ID and replay counter sync. */
     sync?: boolean;
+    /** What the edge link answers when asked whether the peer's stream is backed up. */
+    congested?: () => boolean;
   } = {},
 ) {
   const out = new PassThrough();
@@ -132,7 +134,10 @@ function harness(
       dpdSeconds: o.dpdSeconds ?? 0,
       ...(o.persistence ? { persistence: o.persistence } : {}),
     },
-    { send: (f) => (toInitiator.push(f), 'sent') },
+    {
+      send: (f) => (toInitiator.push(f), 'sent'),
+      ...(o.congested ? { espCongested: o.congested } : {}),
+    },
     createLogger({ destination: out, level: 'debug' }),
     metrics,
   );
@@ -601,4 +606,27 @@ test('worker: per-peer series labelled with the configured peer name: SAs, traff
   const stranger = harness('eve@elsewhere.net');
   stranger.initiate();
   assert.doesNotMatch(await stranger.metrics.render(), /ikegate_peer_[a-z_]+\{peer=/);
+});
+
+test('worker: while the edge says the peer stream is backed up, device packets are dropped as esp-out/congested before they are encrypted: no sequence number is spent on them (issue #14, RFC 4303 §3.3.3)', async () => {
+  let congested = false;
+  const h = harness('carol@example.org', { congested: () => congested });
+  h.initiate();
+  const c = h.installs[0]!;
+  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
+  const inb = new InboundSa({
+    spi: Buffer.from(c.inboundSpi).readUInt32BE(0),
+    suite: espSuite(defaultProvider, alg, c.keys.encrR),
+  });
+  const espOut = () => h.toInitiator.filter((f) => f.kind === 'esp');
+  congested = true;
+  for (let i = 0; i < 3; i++) h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
+  assert.equal(espOut().length, 0);
+  assert.match(await h.metrics.render(), /^ikegate_drops_total\{layer="esp-out",reason="congested"\} 3$/m);
+  congested = false;
+  h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
+  assert.equal(espOut().length, 1);
+  const bytes = espOut()[0]!.bytes;
+  assert.equal(Buffer.from(bytes).readUInt32BE(4), 1, 'the first packet sent carries sequence number 1');
+  assert.equal(inb.decapsulate(bytes).kind, 'inner');
 });
