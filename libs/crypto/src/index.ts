@@ -13,6 +13,7 @@ export {
   deriveIkeSaKeys,
   deriveRekeySkeyseed,
   deriveSkeyseed,
+  NO_KEY,
   PRF_PLUS_MAX_ITERATIONS,
   prfPlus,
 } from './kdf.js';

@@ -123,6 +123,12 @@ export function deriveAdditionalKeSkeyseed(
   return prf.compute(previousSkD, sharedSecret, ni, nr);
 }
 
+/**
+ * A key of no octets (SK_a and child integrity keys with an AEAD): one shared empty value, not a
+ * view per SA (issue #14: memory per SA). Frozen: nothing can be written to it.
+ */
+export const NO_KEY: Uint8Array = Object.freeze(new Uint8Array(0)) as Uint8Array;
+
 /** Octet lengths of the IKE SA keys (RFC 7296 §2.14). */
 export interface IkeSaKeyLengths {
   /** SK_ai / SK_ar: the integrity key; 0 with an AEAD. */
@@ -165,6 +171,7 @@ export function deriveIkeSaKeys(
   const km = prfPlus(prf, skeyseed, concat([ni, nr, spii, spir]), total);
   let off = 0;
   const take = (n: number): Uint8Array => {
+    if (n === 0) return NO_KEY;
     const s = km.subarray(off, off + n);
     off += n;
     return s;
@@ -217,9 +224,9 @@ export function deriveChildSaKeys(
   const km = prfPlus(prf, skD, concat(secretsAndNonces(sharedSecret, ni, nr)), 2 * (encr + integ));
   return {
     encrI: km.subarray(0, encr),
-    integI: km.subarray(encr, encr + integ),
+    integI: integ === 0 ? NO_KEY : km.subarray(encr, encr + integ),
     encrR: km.subarray(encr + integ, 2 * encr + integ),
-    integR: km.subarray(2 * encr + integ, 2 * (encr + integ)),
+    integR: integ === 0 ? NO_KEY : km.subarray(2 * encr + integ, 2 * (encr + integ)),
   };
 }
 

@@ -15,6 +15,7 @@
  * IKE SA is established, and the initiator reports `child-failed` so its service can act (a road
  * warrior without an address gives up at once instead of sitting on a useless IKE SA).
  */
+import { NO_KEY } from '@ikegate/crypto';
 import {
   AuthMethod,
   CfgType,
@@ -172,7 +173,7 @@ function ourSyncNotifies(ctx: IkeSaContext, peer?: ReturnType<typeof peerSyncOf>
 }
 
 /** An established SA's nonces: not kept (one shared empty value, never written). */
-const NO_NONCE = new Uint8Array(0);
+const NO_NONCE = NO_KEY;
 
 function established(
   w: Work,
@@ -186,9 +187,11 @@ function established(
   if (peerSync.replayCounter && w.ctx.policy.replayCounterSync) w.s.peerReplayCounterSync = true;
   w.s.init = undefined;
   w.s.halfOpenExpiresAt = undefined;
-  // The IKE_SA_INIT nonces served AUTH and the first child's KEYMAT (both done by now); nothing
-  // later reads an established SA's own nonces (a rekey brings new ones), so it does not keep them.
-  if (w.s.current) w.s.current = { ...w.s.current, ni: NO_NONCE, nr: NO_NONCE };
+  // The IKE_SA_INIT nonces served AUTH and the first child's KEYMAT, SK_pi and SK_pr only AUTH
+  // (RFC 7296 §2.15): all done by now. Nothing later reads them (a rekey brings new nonces and
+  // keys), so an established SA does not keep them (issue #14: memory per SA).
+  const c = w.s.current;
+  if (c) w.s.current = { ...c, ni: NO_NONCE, nr: NO_NONCE, keys: { ...c.keys, skPi: NO_KEY, skPr: NO_KEY } };
   w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
   scheduleIkeSa(w);
 }
