@@ -99,7 +99,9 @@ export class InboundSa {
   readonly esn: boolean;
   readonly #t: EspTransform;
   readonly #window: ReplayWindow;
-  readonly #own: GrowableBuffer;
+  /** Made on first use: a caller that always passes `out` never needs it. */
+  #own: GrowableBuffer | undefined;
+  readonly #initialBufferSize: number;
   readonly #headerLength: number;
   readonly #minLength: number;
 
@@ -117,7 +119,7 @@ export class InboundSa {
     this.#headerLength = ESP_HEADER_LENGTH + this.#t.ivLength;
     const minCiphertext = this.#t.blockSize > 1 ? this.#t.blockSize : ESP_TRAILER_LENGTH;
     this.#minLength = this.#headerLength + minCiphertext + this.#t.icvLength;
-    this.#own = new GrowableBuffer(config.initialBufferSize ?? 2048, 0);
+    this.#initialBufferSize = config.initialBufferSize ?? 2048;
   }
 
   /** T, the highest sequence number accepted so far. For checkpoints. */
@@ -151,7 +153,8 @@ export class InboundSa {
     if (hi < 0 || !window.check(hi, lo)) return DROPS.replay;
 
     let plain: Uint8Array;
-    if (out === undefined) plain = this.#own.get(ctLength);
+    if (out === undefined)
+      plain = (this.#own ??= new GrowableBuffer(this.#initialBufferSize, 0)).get(ctLength);
     else {
       if (out.length < ctLength)
         throw new LocalUsageError(

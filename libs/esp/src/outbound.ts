@@ -81,7 +81,9 @@ export class OutboundSa {
   readonly esn: boolean;
   readonly #t: EspTransform;
   readonly #headerLength: number;
-  readonly #own: GrowableBuffer;
+  /** Made on first use: a caller that always passes `out` never needs it. */
+  #own: GrowableBuffer | undefined;
+  readonly #initialBufferSize: number;
   readonly #ivSource: IvSource | undefined;
   readonly #random: RandomBytes | undefined;
   readonly #aead: boolean;
@@ -109,7 +111,7 @@ export class OutboundSa {
     this.#random = config.random;
     this.#ivSource = config.ivSource;
     this.#headerLength = ESP_HEADER_LENGTH + this.#t.ivLength;
-    this.#own = new GrowableBuffer(config.initialBufferSize ?? 2048, this.#headerLength);
+    this.#initialBufferSize = config.initialBufferSize ?? 2048;
   }
 
   /** The last sequence number used (0n before the first packet). For checkpoints. */
@@ -170,8 +172,9 @@ export class OutboundSa {
     let packet: Uint8Array;
     let body: Uint8Array;
     if (out === undefined) {
-      packet = this.#own.get(length);
-      body = this.#own.body();
+      const own = (this.#own ??= new GrowableBuffer(this.#initialBufferSize, this.#headerLength));
+      packet = own.get(length);
+      body = own.body();
     } else {
       if (out.length < length)
         throw new LocalUsageError(

@@ -39,13 +39,16 @@ function toRange(t: TrafficSelector): Range | undefined {
 }
 
 function fromRange(r: Range): TrafficSelector {
+  const start = bigIntToAddress(r.as, r.len);
   return {
     tsType: r.tsType,
     ipProtocol: r.proto,
     startPort: r.ps,
     endPort: r.pe,
-    startAddress: bigIntToAddress(r.as, r.len),
-    endAddress: bigIntToAddress(r.ae, r.len),
+    startAddress: start,
+    // One address (a road warrior's virtual IP): one array for both ends, not two equal copies
+    // (selectors are read-only data; issue #14: memory per SA).
+    endAddress: r.as === r.ae ? start : bigIntToAddress(r.ae, r.len),
   };
 }
 
