@@ -65,3 +65,17 @@ test('snapshot: anything else from the store is refused with a clear error, neve
     { numRuns: fuzzRuns() },
   );
 });
+
+test('snapshot: octets are written as base64 (a third smaller than hex), and a snapshot an earlier worker wrote with hex octets is still read (rolling upgrade, issue #14)', () => {
+  const json = new TextDecoder().decode(encodeSnapshot(snap()));
+  assert.match(json, /"spiI":\{"\$b":"AQI="\}/);
+  assert.doesNotMatch(json, /\$u8/);
+  const hexWritten = json.replace(/\{"\$b":"([^"]*)"\}/g, (_m, b64: string) => {
+    return JSON.stringify({ $u8: Buffer.from(b64, 'base64').toString('hex') });
+  });
+  assert.notEqual(hexWritten, json);
+  const back = decodeSnapshot(new TextEncoder().encode(hexWritten));
+  assert.deepEqual([...(back.state as unknown as { spiI: Uint8Array }).spiI], [1, 2]);
+  assert.deepEqual([...back.children[0]!.outKeys], new Array(36).fill(2));
+  assert.equal(back.children[0]!.seqIn, 17n);
+});
