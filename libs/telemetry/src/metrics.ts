@@ -69,12 +69,23 @@ class HotCounter {
   }
 }
 
+/** One label value's level of a counter's hot children (see Metrics.hot). */
+interface HotNode {
+  counter?: HotCounter;
+  readonly next: Map<string, HotNode>;
+}
+
+function flushAll(node: HotNode): void {
+  node.counter?.flush();
+  for (const n of node.next.values()) flushAll(n);
+}
+
 /** Makes `counter` add its hot children's pending increments before it is collected. */
-function flushBeforeCollect(counter: Counter<string>, children: ReadonlyMap<string, HotCounter>): void {
+function flushBeforeCollect(counter: Counter<string>, root: HotNode): void {
   const c = counter as unknown as { collect?: () => unknown };
   const previous = c.collect;
   c.collect = function (this: unknown) {
-    for (const child of children.values()) child.flush();
+    flushAll(root);
     return previous?.call(this);
   };
 }
@@ -253,26 +264,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly #children = new WeakMap<object, Map<string, HotCounter>>();
+  readonly #children = new WeakMap<object, HotNode>();
 
   /**
    * The child of a labelled counter for these label values (in declaration order), cached: the
    * per-packet paths call this instead of inc({labels}), which validates and hashes every time.
+   * Found by one Map lookup per label value (no key string is built per call).
    */
   hot(counter: Counter<string>, ...values: string[]): { inc(value?: number): void } {
-    let byValues = this.#children.get(counter);
-    if (!byValues) {
-      byValues = new Map();
-      this.#children.set(counter, byValues);
-      flushBeforeCollect(counter, byValues);
+    let root = this.#children.get(counter);
+    if (!root) {
+      root = { next: new Map() };
+      this.#children.set(counter, root);
+      flushBeforeCollect(counter, root);
     }
-    const key = values.length === 1 ? values[0]! : values.join('\u0000');
-    let child = byValues.get(key);
-    if (!child) {
-      child = new HotCounter(counter.labels(...values));
-      byValues.set(key, child);
+    let node: HotNode = root;
+    for (const v of values) {
+      let n: HotNode | undefined = node.next.get(v);
+      if (!n) node.next.set(v, (n = { next: new Map() }));
+      node = n;
     }
-    return child;
+    return (node.counter ??= new HotCounter(counter.labels(...values)));
   }
 
   /** Time from an IKE SA's first message to its authentication, by transport (RFC 7296 §1.2). */
