@@ -56,6 +56,14 @@ export class IkeDriver {
   readonly #reports: IkeReports;
   /** Spans of IKE SA setups and exchanges, while a tracer provider is registered (tracing.ts). */
   readonly #traces = new IkeTraces();
+  /**
+   * `ikegate_ike_messages_total` children by direction and exchange name, resolved once: a
+   * labelled `inc({...})` validates and hashes its labels on every message (issue #14).
+   */
+  readonly #messagesIn = new Map<string, { inc(value?: number): void }>();
+  readonly #messagesOut = new Map<string, { inc(value?: number): void }>();
+  /** The gauge values last written (#updateGauges writes only what changed). */
+  #gauges = { established: -1, other: -1, halfOpen: -1, cookieMode: -1 };
   #frame: InboundFrame | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -124,8 +132,8 @@ export class IkeDriver {
 
   receive(frame: InboundFrame): void {
     const m = frame.bytes;
-    this.#metrics.ikeMessages.inc({ direction: 'in', exchange: exchangeLabel(m) });
-    const started = process.hrtime.bigint();
+    this.#countMessage(this.#messagesIn, 'in', m);
+    const started = performance.now();
     this.#frame = frame;
     const at = tracingActive() ? performance.now() : 0;
     try {
@@ -138,7 +146,7 @@ export class IkeDriver {
     } finally {
       this.#frame = undefined;
     }
-    this.#metrics.exchangeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.#metrics.exchangeSeconds.observe((performance.now() - started) / 1000);
     this.#afterCall();
   }
 
@@ -399,7 +407,7 @@ export class IkeDriver {
       return;
     }
     const r = this.#edge.send({ kind: 'ike', path: peerPath, bytes, ...(closeAfter ? { closeAfter } : {}) });
-    this.#metrics.ikeMessages.inc({ direction: 'out', exchange: exchangeLabel(bytes) });
+    this.#countMessage(this.#messagesOut, 'out', bytes);
     if (r !== 'sent') this.#metrics.hot(this.#metrics.drops, 'ike-out', r).inc();
   }
 
@@ -431,11 +439,35 @@ export class IkeDriver {
     this.#hooks.action(rec, a);
   }
 
+  /** `ikegate_ike_messages_total{direction, exchange}` + 1 for the IKE message `bytes`. */
+  #countMessage(
+    children: Map<string, { inc(value?: number): void }>,
+    direction: 'in' | 'out',
+    bytes: Uint8Array,
+  ): void {
+    const exchange = exchangeLabel(bytes);
+    let child = children.get(exchange);
+    if (!child) {
+      child = this.#metrics.hot(this.#metrics.ikeMessages, direction, exchange);
+      children.set(exchange, child);
+    }
+    child.inc();
+  }
+
+  /**
+   * The SA gauges after every call into the endpoint. Only values that changed are written: a
+   * labelled `set` hashes its labels each time, and most messages change none of them (issue #14).
+   * This driver is the only writer of these gauges, so what a scrape sees is the same.
+   */
   #updateGauges(): void {
     const st = this.#endpoint.stats;
-    this.#metrics.ikeSas.set({ status: 'established' }, st.established);
-    this.#metrics.ikeSas.set({ status: 'other' }, st.sas - st.established);
-    this.#metrics.ikeHalfOpen.set(st.halfOpen);
-    this.#metrics.ikeCookieMode.set(st.cookieMode ? 1 : 0);
+    const g = this.#gauges;
+    const other = st.sas - st.established;
+    const cookieMode = st.cookieMode ? 1 : 0;
+    if (g.established !== st.established)
+      this.#metrics.ikeSas.set({ status: 'established' }, (g.established = st.established));
+    if (g.other !== other) this.#metrics.ikeSas.set({ status: 'other' }, (g.other = other));
+    if (g.halfOpen !== st.halfOpen) this.#metrics.ikeHalfOpen.set((g.halfOpen = st.halfOpen));
+    if (g.cookieMode !== cookieMode) this.#metrics.ikeCookieMode.set((g.cookieMode = cookieMode));
   }
 }

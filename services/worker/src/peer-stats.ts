@@ -37,6 +37,13 @@ export class PeerStats {
   readonly #matchPeer: (peerId: string) => PeerSettings | undefined;
   /** Traffic of CHILD SAs no longer held here, by peer name. */
   readonly #gone = new Map<string, PeerFigures>();
+  /**
+   * Per peer name: the `ikegate_peer_last_established_timestamp_seconds` value last written, and
+   * (by its presence) that the peer's rekey series exist. A setup then writes prom-client only
+   * when the second changes, not three labelled operations per setup (issue #14). Bounded by the
+   * configuration's peer names.
+   */
+  readonly #lastEstablished = new Map<string, number>();
 
   constructor(
     metrics: Metrics,
@@ -76,7 +83,12 @@ export class PeerStats {
   established(rec: SaRecord): void {
     const peer = rec.peer?.name;
     if (peer === undefined) return;
-    this.#metrics.peerLastEstablished.set({ peer }, Math.floor(this.#clock() / 1000));
+    const seconds = Math.floor(this.#clock() / 1000);
+    const last = this.#lastEstablished.get(peer);
+    if (last === seconds) return;
+    this.#lastEstablished.set(peer, seconds);
+    this.#metrics.peerLastEstablished.set({ peer }, seconds);
+    if (last !== undefined) return;
     // The rekey series exist from the first SA on (at 0), so increase() sees the first rekey.
     this.#metrics.peerRekeys.inc({ peer, kind: 'ike' }, 0);
     this.#metrics.peerRekeys.inc({ peer, kind: 'child' }, 0);

@@ -104,6 +104,8 @@ function harness(
     sync?: boolean;
     /** What the edge link answers when asked whether the peer's stream is backed up. */
     congested?: () => boolean;
+    /** The worker's clock (default Date.now). */
+    clock?: () => number;
   } = {},
 ) {
   const out = new PassThrough();
@@ -133,6 +135,7 @@ function harness(
       rekeyMarginSeconds: 60,
       dpdSeconds: o.dpdSeconds ?? 0,
       ...(o.persistence ? { persistence: o.persistence } : {}),
+      ...(o.clock ? { clock: o.clock } : {}),
     },
     {
       send: (f) => (toInitiator.push(f), 'sent'),
@@ -330,6 +333,56 @@ test('worker: a hybrid proposal from config syntax (x25519 + ke1_mlkem768) runs 
   assert.deepEqual(h.state().current?.suite.additionalKeyExchanges, [36]);
   const text = await h.metrics.render();
   assert.match(text, /ikegate_ike_messages_total\{direction="in",exchange="IKE_INTERMEDIATE"\} 1/);
+});
+
+test('worker: the SA gauges and the message counters follow every setup and delete, by status, direction and exchange (ikegate_ike_sas, ikegate_ike_half_open_sas, ikegate_ike_messages_total; RFC 7296 §1.2, §1.4.1)', async () => {
+  const h = harness('carol@example.org');
+  const series = (text: string, name: string, labels: string) =>
+    new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text)?.[1];
+  h.initiate();
+  h.initiate();
+  assert.equal(h.worker.ikeSaCount, 2);
+  let text = await h.metrics.render();
+  assert.equal(series(text, 'ikegate_ike_sas', 'status="established"'), '2');
+  assert.equal(series(text, 'ikegate_ike_sas', 'status="other"'), '0');
+  assert.match(text, /^ikegate_ike_half_open_sas 0$/m);
+  for (const direction of ['in', 'out'])
+    for (const exchange of ['IKE_SA_INIT', 'IKE_AUTH'])
+      assert.equal(
+        series(text, 'ikegate_ike_messages_total', `direction="${direction}",exchange="${exchange}"`),
+        '2',
+        `${direction} ${exchange}`,
+      );
+  // The second SA is deleted by the peer: one INFORMATIONAL each way, one SA left.
+  h.command({ kind: 'delete-ike' });
+  text = await h.metrics.render();
+  assert.equal(series(text, 'ikegate_ike_sas', 'status="established"'), '1');
+  assert.equal(series(text, 'ikegate_ike_sas', 'status="other"'), '0');
+  assert.equal(series(text, 'ikegate_ike_messages_total', 'direction="in",exchange="INFORMATIONAL"'), '1');
+  assert.equal(series(text, 'ikegate_ike_messages_total', 'direction="out",exchange="INFORMATIONAL"'), '1');
+  assert.equal(series(text, 'ikegate_ike_sa_events_total', 'event="established",reason=""'), '2');
+});
+
+test("worker: a peer's last-established time is the second of its newest setup, and its rekey series exist at 0 from its first SA (issue #13, RFC 7296 §1.2)", async () => {
+  let now = 1_700_000_000_250;
+  const h = harness('carol@example.org', { clock: () => now });
+  const last = async () =>
+    /^ikegate_peer_last_established_timestamp_seconds\{peer="rw"\} (\d+)$/m.exec(
+      await h.metrics.render(),
+    )?.[1];
+  h.initiate();
+  assert.equal(await last(), '1700000000');
+  const text = await h.metrics.render();
+  assert.match(text, /^ikegate_peer_rekeys_total\{peer="rw",kind="ike"\} 0$/m);
+  assert.match(text, /^ikegate_peer_rekeys_total\{peer="rw",kind="child"\} 0$/m);
+  now += 500; // the same second
+  h.initiate();
+  assert.equal(await last(), '1700000000');
+  now += 5_000;
+  h.initiate();
+  assert.equal(await last(), '1700000005');
+  assert.equal(h.worker.ikeSaCount, 3);
+  assert.match(await h.metrics.render(), /^ikegate_peer_rekeys_total\{peer="rw",kind="ike"\} 0$/m);
 });
 
 test("worker: the 28-octet header of issue #9 (an SA's SPIs, Message ID 1, another address) is not answered and moves nothing (RFC 7296 §2.23)", async () => {

@@ -59,6 +59,8 @@ export class Worker implements WorkerLink {
 
   /** `ikegate_tun_packets_total{direction="rx"}`, resolved once (per-packet path). */
   readonly #tunRx: { inc(value?: number): void };
+  /** `ikegate_ike_sa_events_total{event="established"}`, resolved once (once per setup). */
+  readonly #setupsEstablished: { inc(value?: number): void };
 
   constructor(settings: WorkerSettings, edge: EdgeLink, log: Logger, metrics: Metrics) {
     this.#settings = settings;
@@ -66,6 +68,7 @@ export class Worker implements WorkerLink {
     this.#log = log;
     this.#metrics = metrics;
     this.#tunRx = metrics.hot(metrics.tunPackets, 'rx');
+    this.#setupsEstablished = metrics.hot(metrics.ikeSaEvents, 'established', '');
     this.#clock = settings.clock ?? Date.now;
     // Series an alert or a dashboard waits for exist from the start (at 0), not from the first event.
     for (const [event, reason] of [
@@ -263,23 +266,25 @@ export class Worker implements WorkerLink {
   #established(rec: SaRecord, peerId: string): void {
     rec.peerId = peerId;
     rec.establishedAt = this.#clock();
-    this.#metrics.ikeSaEvents.inc({ event: 'established', reason: '' });
+    this.#setupsEstablished.inc();
     this.#peers.established(rec);
     this.#metrics.ikeSaSetup.observe(
       { transport: rec.path.transport },
       Math.max(0, rec.establishedAt - rec.createdAt) / 1000,
     );
-    this.#log.info(
-      {
-        spi: spiOf(rec),
-        peerId,
-        peer: rec.peer?.name,
-        transport: rec.path.transport,
-        remote: `${rec.path.remote.address}:${rec.path.remote.port}`,
-        virtualIp: rec.virtualIp ? ipv4Text(rec.virtualIp) : undefined,
-      },
-      'ike-sa-established',
-    );
+    // The line's fields (hex SPI, address text) are built only when it is written (issue #14).
+    if (this.#log.isLevelEnabled('info'))
+      this.#log.info(
+        {
+          spi: spiOf(rec),
+          peerId,
+          peer: rec.peer?.name,
+          transport: rec.path.transport,
+          remote: `${rec.path.remote.address}:${rec.path.remote.port}`,
+          virtualIp: rec.virtualIp ? ipv4Text(rec.virtualIp) : undefined,
+        },
+        'ike-sa-established',
+      );
     this.#settings.observer?.established?.(spiOf(rec), peerId);
   }
 
