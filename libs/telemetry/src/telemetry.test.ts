@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createLogger, Metrics, tlsFailureReason } from './index.js';
+import { createLogger, Metrics, REDACTED_FIELDS, tlsFailureReason } from './index.js';
+import { redactSecrets } from './logger.js';
 
 test('logger: one JSON line per event, secrets redacted at any logged depth (STYLE: never keys in logs)', async () => {
   const out = new PassThrough();
@@ -86,4 +87,37 @@ test('hot counters (per-packet paths, issue #14): every increment made before a 
   assert.throws(() => espIn.inc(Number.NaN), TypeError);
   assert.throws(() => espIn.inc(Number.POSITIVE_INFINITY), TypeError);
   assert.match(await m.render(), /^ikegate_esp_packets_total\{direction="in"\} 1005$/m);
+});
+
+test('logger: secrets are redacted in nested objects, arrays and child-logger bindings, without changing what the caller passed (STYLE: never keys in logs; issue #14: no wildcard redact paths)', async () => {
+  const out = new PassThrough();
+  const chunks: string[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c.toString()));
+  const log = createLogger({ destination: out, name: 'test' }).child({ peer: 'rw', secret: 'bound-secret' });
+  const passed = {
+    spi: 'aabb',
+    sas: [{ spi: 'cc', keys: { skD: 'k1' } }, { a: { b: { password: 'deep-secret' } } }],
+    bytes: new Uint8Array([1, 2, 3]),
+    nested: { privateKey: 'pk', ok: 1 },
+  };
+  const copy = structuredClone(passed);
+  log.warn(passed, 'x');
+  log.child({ psk: 'grandchild-secret' }).warn('y');
+  await new Promise((r) => setImmediate(r));
+  const text = chunks.join('');
+  for (const s of ['k1', 'deep-secret', 'bound-secret', '"pk"', 'grandchild-secret'])
+    assert.ok(!text.includes(s), s);
+  const [first, second] = text.trim().split('\n');
+  assert.equal((JSON.parse(second!) as Record<string, unknown>).psk, '[redacted]');
+  const line = JSON.parse(first!) as Record<string, unknown>;
+  assert.equal(line.peer, 'rw');
+  assert.equal(line.secret, '[redacted]');
+  assert.deepEqual(line.sas, [{ spi: 'cc', keys: '[redacted]' }, { a: { b: { password: '[redacted]' } } }]);
+  assert.deepEqual(line.nested, { privateKey: '[redacted]', ok: 1 });
+  assert.deepEqual(passed, copy, "the caller's object is not changed");
+  // Every listed name, at the top level; an object without any is passed through as it is.
+  for (const f of REDACTED_FIELDS)
+    assert.deepEqual(redactSecrets({ [f]: 'x', y: 1 }), { [f]: '[redacted]', y: 1 });
+  const clean = { a: 1, b: { c: [1, 2] } };
+  assert.equal(redactSecrets(clean), clean);
 });
