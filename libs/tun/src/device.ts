@@ -23,21 +23,30 @@
  * A started device keeps the event loop alive until it is closed.
  *
  * Read modes (`start`'s `mode`):
- * - 'thread' (default): a dedicated worker thread loops on blocking readSync and posts each packet
- *   (its buffer transferred, not copied) to this thread. Reads continue while this thread encrypts
- *   and sends, so a busy tunnel pipelines across cores instead of waiting a threadpool round trip
- *   per packet. The thread ends when the fd is closed (the waker unblocks its read). A second
- *   thread writes (see WRITER_THREAD); close() makes it write what the ring holds and end.
+ * - 'thread' (default): a dedicated worker thread loops on blocking readSync, reading each packet
+ *   straight into a second shared-memory ring (READER_THREAD) that this thread drains in batches.
+ *   Reads continue while this thread encrypts and sends, so a busy tunnel pipelines across cores
+ *   instead of waiting a threadpool round trip per packet; when this thread falls behind, the ring
+ *   fills and the reader drops (rxRingFull) instead of queueing without bound. The thread ends
+ *   when the fd is closed (the waker unblocks its read). A second thread writes (see
+ *   WRITER_THREAD); close() makes it write what the ring holds and end.
  * - 'pool': one fs.read at a time on libuv's threadpool (simpler; one packet in flight).
  */
 import { closeSync, read, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { MAX_RING_PACKET, RING_JS, ShmRing, ShmRingReader } from './ring.js';
 
 export const TUN_READ_BUFFER_SIZE = 65535;
 
 export interface TunCounters {
+  /** Packets read and handed to `onPacket` (thread mode: taken from the reader ring). */
   rxPackets: number;
   rxBytes: number;
+  /**
+   * Thread mode: packets read from the device and dropped by the reader thread because the reader
+   * ring was full (this thread is behind in handling what was read). Not in rxPackets.
+   */
+  rxRingFull: number;
   /**
    * Packets handed to the kernel. Thread mode: packets accepted into the writer ring, less those
    * whose write then failed on the writer thread.
@@ -72,189 +81,22 @@ const RETRY_READ_MS = 10;
  * 2 MiB in the microbench at 32 packets per millisecond).
  */
 export const TUN_WRITE_RING_DEFAULT_BYTES = 4 * 1024 * 1024;
-const MIN_RING_BYTES = 64;
-const MAX_RING_BYTES = 1 << 30;
-/** The largest packet the ring carries: a TUN packet is at most 65535 octets. */
-const MAX_RING_PACKET = 0xffff;
 
 /**
- * The ring's control words (an Int32Array on a SharedArrayBuffer of its own). Each side writes
- * only its own words, kept 64 octets apart so the two threads do not share a cache line; SLEEP is
- * the one word both write.
- * - WRITE (producer): offset in the data buffer where the next record goes; storing it publishes
- *   every record before it.
- * - CLOSED (producer): 1 once the device is closed; the writer drains the ring and ends.
- * - READ (consumer): offset of the next record to take; storing it frees the records before it.
- * - ERRORS (consumer): writes that failed on the writer thread, ever.
- * - SLEEP: 1 while the writer sleeps (or is about to) in Atomics.wait on it; the producer that finds
- *   it 1 after publishing sets it to 0 and notifies.
+ * The default size of the reader ring (thread mode): ~1400 packets of 1400 octets, ~55 ms of a
+ * 300 Mbit/s tunnel. A queue in front of an overloaded main thread only adds delay; the TUN's own
+ * queue (txqueuelen) is in front of it as well.
  */
-const RING_WORDS = {
-  WRITE: 0,
-  CLOSED: 1,
-  READ: 16,
-  ERRORS: 17,
-  SLEEP: 32,
-  COUNT: 48,
-} as const;
+export const TUN_READ_RING_DEFAULT_BYTES = 2 * 1024 * 1024;
 
 /**
- * The consumer half of the ring (plain JavaScript: it runs in the writer thread, which does not get
- * a TypeScript loader; the tests evaluate this same text to check it against ShmRing).
- *
- * Records: a 4-octet big-endian length, the packet, padding to a multiple of 4. A record never
- * wraps: when it does not fit before the end, the producer writes the wrap marker (length
- * 0xffffffff) at WRITE and the record at offset 0. READ === WRITE means empty; the producer never
- * lets WRITE catch up with READ from behind.
+ * Thread mode: the most packets handed to `onPacket` in one turn of the event loop; then the
+ * drain yields (setImmediate) so sockets and timers are not starved by a full reader ring.
  */
-export const RING_CONSUMER_JS = `
-class ShmRingReader {
-  constructor(ctl, data) {
-    this.ctl = new Int32Array(ctl);
-    this.data = new Uint8Array(data);
-    this.view = new DataView(data);
-    this.r = Atomics.load(this.ctl, ${RING_WORDS.READ});
-    this.next = this.r;
-    this.at = 0;
-    this.length = 0;
-  }
-  take() {
-    let r = this.r;
-    if (r === Atomics.load(this.ctl, ${RING_WORDS.WRITE})) return false;
-    let n = this.view.getUint32(r);
-    if (n === 0xffffffff) {
-      r = 0;
-      n = this.view.getUint32(0);
-    }
-    this.at = r + 4;
-    this.length = n;
-    const next = r + 4 + ((n + 3) & ~3);
-    this.next = next === this.data.length ? 0 : next;
-    return true;
-  }
-  release() {
-    this.r = this.next;
-    Atomics.store(this.ctl, ${RING_WORDS.READ}, this.r);
-  }
-  countError() {
-    Atomics.add(this.ctl, ${RING_WORDS.ERRORS}, 1);
-  }
-  get closed() {
-    return Atomics.load(this.ctl, ${RING_WORDS.CLOSED}) !== 0;
-  }
-  sleep() {
-    Atomics.store(this.ctl, ${RING_WORDS.SLEEP}, 1);
-    if (this.r !== Atomics.load(this.ctl, ${RING_WORDS.WRITE}) || this.closed) {
-      Atomics.store(this.ctl, ${RING_WORDS.SLEEP}, 0);
-      return;
-    }
-    Atomics.wait(this.ctl, ${RING_WORDS.SLEEP}, 1);
-  }
-}
-`;
-
+const RX_BATCH = 256;
 /**
- * The producer half of the writer ring: a single-producer/single-consumer ring of length-prefixed
- * records in a SharedArrayBuffer (layout: RING_CONSUMER_JS). `push` copies a packet in and publishes
- * it with one Atomics.store; it never blocks and never allocates: a packet that does not fit is
- * refused. Lost wake-ups: the consumer stores SLEEP = 1, then re-reads WRITE before it waits; the
- * producer stores WRITE, then reads SLEEP (`wakeConsumer`). Both are sequentially consistent, so
- * at least one of them sees the other's store: the consumer does not sleep, or the producer wakes it
- * (setting SLEEP to 0 first, so a consumer not yet in Atomics.wait returns from it at once).
- */
-export class ShmRing {
-  /** The control words (see RING_WORDS) and the record buffer, for the consumer's thread. */
-  readonly ctlBuffer: SharedArrayBuffer;
-  readonly dataBuffer: SharedArrayBuffer;
-  readonly capacity: number;
-  private readonly ctl: Int32Array;
-  private readonly data: Uint8Array;
-  private write = 0;
-
-  /** `capacity` octets of records, rounded up to a multiple of 4 (at least 64, at most 1 GiB). */
-  constructor(capacity: number = TUN_WRITE_RING_DEFAULT_BYTES) {
-    if (!Number.isInteger(capacity) || capacity < MIN_RING_BYTES || capacity > MAX_RING_BYTES) {
-      throw new RangeError(
-        `TUN write ring of ${capacity} octets: must be ${MIN_RING_BYTES}..${MAX_RING_BYTES}`,
-      );
-    }
-    this.capacity = (capacity + 3) & ~3;
-    this.ctlBuffer = new SharedArrayBuffer(RING_WORDS.COUNT * 4);
-    this.dataBuffer = new SharedArrayBuffer(this.capacity);
-    this.ctl = new Int32Array(this.ctlBuffer);
-    this.data = new Uint8Array(this.dataBuffer);
-  }
-
-  /**
-   * Copies `pkt` (at most 65535 octets) into the ring and publishes it. Returns false, with the
-   * ring unchanged, when the free space cannot take it. The caller may reuse `pkt` at once.
-   */
-  push(pkt: Uint8Array): boolean {
-    const n = pkt.byteLength;
-    if (n > MAX_RING_PACKET) return false;
-    const need = 4 + ((n + 3) & ~3);
-    const cap = this.capacity;
-    const w = this.write;
-    const r = Atomics.load(this.ctl, RING_WORDS.READ);
-    let at = w;
-    let next = w + need;
-    if (w >= r) {
-      // Free: [w, cap) and [0, r), less one slot so that a full ring is not read as empty.
-      if (next > cap || (next === cap && r === 0)) {
-        if (need >= r) return false;
-        at = 0;
-        next = need;
-      } else if (next === cap) {
-        next = 0;
-      }
-    } else if (next >= r) {
-      return false;
-    }
-    const d = this.data;
-    d[at] = n >>> 24;
-    d[at + 1] = (n >>> 16) & 0xff;
-    d[at + 2] = (n >>> 8) & 0xff;
-    d[at + 3] = n & 0xff;
-    d.set(pkt, at + 4);
-    if (at !== w) d.fill(0xff, w, w + 4); // the wrap marker
-    this.write = next;
-    Atomics.store(this.ctl, RING_WORDS.WRITE, next);
-    return true;
-  }
-
-  /**
-   * Wakes the consumer if it announced that it sleeps (after a push). Returns true when it did
-   * (one Atomics.notify); a busy consumer costs one load.
-   */
-  wakeConsumer(): boolean {
-    if (Atomics.load(this.ctl, RING_WORDS.SLEEP) === 0) return false;
-    if (Atomics.compareExchange(this.ctl, RING_WORDS.SLEEP, 1, 0) !== 1) return false;
-    Atomics.notify(this.ctl, RING_WORDS.SLEEP);
-    return true;
-  }
-
-  /** Tells the consumer to drain what is in the ring and end, and wakes it. */
-  close(): void {
-    Atomics.store(this.ctl, RING_WORDS.CLOSED, 1);
-    Atomics.store(this.ctl, RING_WORDS.SLEEP, 0);
-    Atomics.notify(this.ctl, RING_WORDS.SLEEP);
-  }
-
-  /** Writes that failed on the consumer's side (its `countError`), ever. */
-  get consumerErrors(): number {
-    return Atomics.load(this.ctl, RING_WORDS.ERRORS);
-  }
-
-  /** Octets published and not yet released by the consumer (records, markers and padding). */
-  get usedOctets(): number {
-    const r = Atomics.load(this.ctl, RING_WORDS.READ);
-    return this.write >= r ? this.write - r : this.capacity - r + this.write;
-  }
-}
-
-/**
- * The writer thread: takes each packet from the ring (ShmRing / RING_CONSUMER_JS) and writes it to
- * the TUN fd straight from the shared buffer; sleeps in Atomics.wait when the ring is empty; drains
+ * The writer thread: takes each packet from the ring (ShmRing / ShmRingReader, ring.ts) and writes it
+ * to the TUN fd straight from the shared buffer; sleeps in Atomics.wait when the ring is empty; drains
  * the ring and ends once the device is closed. A TUN write runs the kernel's receive path for the
  * packet (routing, netfilter, the destination socket), which is most of a tunnel's per-packet cost;
  * off the main thread it overlaps with decryption of the next packets.
@@ -266,7 +108,7 @@ export class ShmRing {
 const WRITER_THREAD = `
 const { writeSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
-${RING_CONSUMER_JS}
+${RING_JS}
 const ring = new ShmRingReader(workerData.ctl, workerData.data);
 const fd = workerData.fd;
 let reportedAt = -Infinity;
@@ -302,26 +144,44 @@ const MIN_DEVICE_RING_BYTES = 2 * (4 + 65536) + 8;
 
 /**
  * The reader thread (plain JavaScript: worker threads do not inherit a TypeScript loader). Blocking
- * reads; each packet is copied into its own buffer and transferred to the main thread.
+ * reads straight into the reader ring (a record reserved for the largest packet, committed with the
+ * length read) and one load to see whether the main thread waits for a wake-up. When the ring has
+ * no room for the largest packet before its end (or before the main thread's read position), the
+ * read goes to a scratch buffer and is copied in if it fits (wrapping to the start if need be: a
+ * 64 KiB reservation that wrapped would leave up to 64 KiB at the end unused for a lap); else it is
+ * dropped and counted (the ring's DROPS word: rxRingFull). Nothing is allocated per packet and the
+ * thread never waits for room: it goes on reading whatever the main thread does, so what queues up
+ * is bounded by the ring (and, when this thread is the slower one, by the TUN's own queue).
  */
 const READER_THREAD = `
 const { readSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
-const buf = Buffer.allocUnsafe(workerData.size);
+${RING_JS}
+const ring = new ShmRing(workerData.ctl, workerData.data);
+const fd = workerData.fd;
+const MAX = ${MAX_RING_PACKET};
+const scratch = Buffer.allocUnsafe(MAX);
 const stop = new Int32Array(workerData.stop);
 while (Atomics.load(stop, 0) === 0) {
+  const direct = ring.reserve(MAX, false);
   let n;
   try {
-    n = readSync(workerData.fd, buf, 0, buf.length, null);
+    n = direct ? readSync(fd, ring.data, ring.at, MAX, null) : readSync(fd, scratch, 0, MAX, null);
   } catch (e) {
     if (e.code === 'EAGAIN' || e.code === 'EINTR' || e.code === 'EWOULDBLOCK') continue;
     if (e.code !== 'EBADF') parentPort.postMessage({ error: e.message, code: e.code });
     break;
   }
   if (n <= 0 || Atomics.load(stop, 0) !== 0) continue;
-  const p = new Uint8Array(n);
-  p.set(buf.subarray(0, n));
-  parentPort.postMessage(p, [p.buffer]);
+  if (!direct) {
+    if (!ring.reserve(n)) {
+      ring.countDrop();
+      continue;
+    }
+    scratch.copy(ring.data, ring.at, 0, n);
+  }
+  ring.commit(n);
+  ring.wakeConsumer();
 }
 `;
 const WAKE_BYTE = new Uint8Array(1);
@@ -330,8 +190,9 @@ let exitHookInstalled = false;
 
 export class TunDevice {
   /**
-   * Plain numbers, except txPackets and txErrors: accessors that add in the writer thread's failed
-   * writes (thread mode), so a read is always current and `{ ...counters }` copies the values.
+   * Plain numbers, except txPackets and txErrors (accessors that add in the writer thread's failed
+   * writes) and rxRingFull (an accessor reading the reader thread's drop word), so a read is always
+   * current and `{ ...counters }` copies the values.
    */
   readonly counters: TunCounters;
   /** The last write error, for diagnostics (writes never throw). */
@@ -352,6 +213,8 @@ export class TunDevice {
   private ring: ShmRing | undefined;
   /** Thread mode: the same ring, kept after close() for its error word (counters). */
   private errorRing: ShmRing | undefined;
+  /** Thread mode: this thread's end of the reader ring (see READER_THREAD and drainRx). */
+  private rxRing: ShmRingReader | undefined;
   private writerExited: Promise<void> = Promise.resolve();
   private closed = false;
   private reading = false;
@@ -364,8 +227,15 @@ export class TunDevice {
   ) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     const writerErrors = (): number => this.errorRing?.consumerErrors ?? 0;
+    const rxDrops = (): number => this.rxRing?.producerDrops ?? 0;
+    let rxDropsBase = 0;
     const counters = { rxPackets: 0, rxBytes: 0, txBytes: 0, txBatches: 0, txRingFull: 0 };
     this.counters = Object.defineProperties(counters as TunCounters, {
+      rxRingFull: {
+        enumerable: true,
+        get: () => rxDrops() - rxDropsBase,
+        set: (v: number) => (rxDropsBase = rxDrops() - v),
+      },
       txPackets: {
         enumerable: true,
         get: () => this.txAccepted - writerErrors(),
@@ -404,34 +274,49 @@ export class TunDevice {
   }
 
   /**
-   * Starts the read loop: `onPacket` gets each packet as its own copy (safe to keep). Read errors other
-   * than EAGAIN/EINTR end the loop and go to `onError` (EBADF after close() is not reported). An
-   * exception thrown by `onPacket` goes to `onError` and the loop continues.
+   * Starts the read loop. `onPacket` gets each packet as a view that is valid only during the call:
+   * in thread mode its octets are in the reader ring and are overwritten by later reads once the
+   * call returns (pool mode: the read buffer, reused for the next read). A caller that needs the
+   * packet afterwards copies it (`pkt.slice()`); the view may be changed in place during the call.
+   * Read errors other than EAGAIN/EINTR end the loop and go to `onError` (EBADF after close() is not
+   * reported). An exception thrown by `onPacket` goes to `onError` and the loop continues.
    *
    * `writeRingBytes` (thread mode): the size of the ring between write() and the writer thread
    * (default TUN_WRITE_RING_DEFAULT_BYTES); a full ring drops packets (txRingFull). Records do not
    * wrap, so it must hold two of the largest packets: one under 131,088 octets or over 1 GiB throws
-   * a RangeError.
+   * a RangeError. `readRingBytes` (thread mode): the size of the ring between the reader thread and
+   * this thread (default TUN_READ_RING_DEFAULT_BYTES), the same bounds; when this thread is behind
+   * and it is full, the reader thread drops what it reads (rxRingFull).
    */
   start(
     onPacket: (pkt: Uint8Array) => void,
     onError?: (err: Error) => void,
-    opts: { readonly mode?: 'thread' | 'pool'; readonly writeRingBytes?: number } = {},
+    opts: {
+      readonly mode?: 'thread' | 'pool';
+      readonly writeRingBytes?: number;
+      readonly readRingBytes?: number;
+    } = {},
   ): void {
     if (this.started) throw new Error(`TUN device ${this.name} already started`);
     if (this.closed) throw new Error(`TUN device ${this.name} is closed`);
     const thread = (opts.mode ?? 'thread') === 'thread';
-    const ringBytes = opts.writeRingBytes ?? TUN_WRITE_RING_DEFAULT_BYTES;
-    if (thread && !(ringBytes >= MIN_DEVICE_RING_BYTES)) {
-      throw new RangeError(
-        `TUN write ring of ${ringBytes} octets: must be at least ${MIN_DEVICE_RING_BYTES}`,
-      );
+    const writeBytes = opts.writeRingBytes ?? TUN_WRITE_RING_DEFAULT_BYTES;
+    const readBytes = opts.readRingBytes ?? TUN_READ_RING_DEFAULT_BYTES;
+    for (const [what, bytes] of [
+      ['write', writeBytes],
+      ['read', readBytes],
+    ] as const) {
+      if (thread && !(bytes >= MIN_DEVICE_RING_BYTES)) {
+        throw new RangeError(
+          `TUN ${what} ring of ${bytes} octets: must be at least ${MIN_DEVICE_RING_BYTES}`,
+        );
+      }
     }
-    const ring = thread ? new ShmRing(ringBytes) : undefined;
+    const rings = thread ? [new ShmRing(writeBytes), new ShmRing(readBytes)] : undefined;
     this.started = true;
     this.onPacket = onPacket;
     this.onError = onError;
-    if (ring) this.startReaderThread(ring);
+    if (rings) this.startReaderThread(rings[0]!, rings[1]!);
     else this.readNext();
   }
 
@@ -452,30 +337,22 @@ export class TunDevice {
     this.errorRing = ring;
   }
 
-  private startReaderThread(ring: ShmRing): void {
-    this.startWriterThread(ring);
+  private startReaderThread(writeRing: ShmRing, readRing: ShmRing): void {
+    this.startWriterThread(writeRing);
     this.reading = true;
     const stop = new SharedArrayBuffer(4);
     this.stopFlag = new Int32Array(stop);
+    this.rxRing = new ShmRingReader(readRing.ctlBuffer, readRing.dataBuffer);
     const worker = new Worker(READER_THREAD, {
       eval: true,
-      workerData: { fd: this.fd, size: TUN_READ_BUFFER_SIZE, stop },
+      workerData: { fd: this.fd, stop, ctl: readRing.ctlBuffer, data: readRing.dataBuffer },
     });
-    worker.on('message', (m: Uint8Array | { error: string; code?: string }) => {
+    worker.on('message', (m: { error: string; code?: string }) => {
       if (this.closed) return;
-      if (m instanceof Uint8Array) {
-        this.counters.rxPackets++;
-        this.counters.rxBytes += m.byteLength;
-        try {
-          this.onPacket?.(m);
-        } catch (e) {
-          this.onError?.(e instanceof Error ? e : new Error(String(e)));
-        }
-        return;
-      }
       this.close();
       this.onError?.(new Error(`read from TUN device ${this.name} failed: ${m.error}`));
     });
+    this.drainRx();
     worker.on('error', (e) => {
       if (!this.closed) this.onError?.(e);
     });
@@ -489,6 +366,42 @@ export class TunDevice {
       });
     });
   }
+
+  /**
+   * Thread mode: hands what the reader ring holds to `onPacket`, at most RX_BATCH packets per turn
+   * (then setImmediate, so other I/O gets its turn). On an empty ring it announces that it waits
+   * and waits with Atomics.waitAsync (this thread never blocks): the reader thread's next commit
+   * finds the announcement and notifies, which resolves the wait and runs this again. A busy ring
+   * costs no wake-up at all. (A postMessage from the reader per wake-up was measured against this:
+   * see docs/performance.md, "After: TUN reader ring".)
+   */
+  private readonly drainRx = (): void => {
+    const ring = this.rxRing;
+    if (ring === undefined) return;
+    for (let k = 0; !this.closed;) {
+      if (!ring.take()) {
+        const woken = ring.sleepAsync();
+        if (woken !== undefined) {
+          void woken.then(this.drainRx);
+          return;
+        }
+        continue; // a packet arrived between take() and the announcement
+      }
+      if (k++ === RX_BATCH) {
+        setImmediate(this.drainRx);
+        return;
+      }
+      const n = ring.length;
+      this.counters.rxPackets++;
+      this.counters.rxBytes += n;
+      try {
+        this.onPacket?.(ring.data.subarray(ring.at, ring.at + n));
+      } catch (e) {
+        this.onError?.(e instanceof Error ? e : new Error(String(e)));
+      }
+      ring.release();
+    }
+  };
 
   /**
    * Sends one IP packet into the kernel. Returns false instead of throwing, counting a txError (or,
@@ -544,6 +457,7 @@ export class TunDevice {
       // fds are closed when both have exited.
       this.ring?.close();
       this.ring = undefined;
+      this.rxRing?.wake(); // ends a pending waitAsync (drainRx then sees the device closed)
       Atomics.store(this.stopFlag, 0, 1);
       if (this.reading) this.wake();
       else this.closeFds();
@@ -610,12 +524,10 @@ export class TunDevice {
         return;
       }
       if (n > 0) {
-        const pkt = new Uint8Array(n);
-        pkt.set(this.buf.subarray(0, n));
         this.counters.rxPackets++;
         this.counters.rxBytes += n;
         try {
-          this.onPacket?.(pkt);
+          this.onPacket?.(this.buf.subarray(0, n));
         } catch (e) {
           this.onError?.(e instanceof Error ? e : new Error(String(e)));
         }

@@ -15,7 +15,13 @@ export {
   type ReexecResult,
   type TunUnavailableReason,
 } from './open.js';
-export { TUN_READ_BUFFER_SIZE, TUN_WRITE_RING_DEFAULT_BYTES, TunDevice, type TunCounters } from './device.js';
+export {
+  TUN_READ_BUFFER_SIZE,
+  TUN_READ_RING_DEFAULT_BYTES,
+  TUN_WRITE_RING_DEFAULT_BYTES,
+  TunDevice,
+  type TunCounters,
+} from './device.js';
 export {
   addRoute,
   removeRoute,

@@ -3,21 +3,8 @@ import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { fuzzSeed } from '@ikegate/testkit';
-import { RING_CONSUMER_JS, ShmRing } from './device.js';
-
-interface Reader {
-  readonly data: Uint8Array;
-  readonly at: number;
-  readonly length: number;
-  take(): boolean;
-  release(): void;
-}
-
-/** The consumer exactly as the writer thread runs it (the same source text). */
-const ShmRingReader = new Function(`${RING_CONSUMER_JS}\nreturn ShmRingReader;`)() as new (
-  ctl: SharedArrayBuffer,
-  data: SharedArrayBuffer,
-) => Reader;
+// ShmRing and ShmRingReader are RING_JS evaluated: the same text the TUN threads run.
+import { RING_JS, ShmRing, ShmRingReader } from './ring.js';
 
 /** Packet i of `n` octets: a pattern that differs between packets and positions. */
 function packet(i: number, n: number): Uint8Array {
@@ -26,10 +13,29 @@ function packet(i: number, n: number): Uint8Array {
   return p;
 }
 
-describe('ShmRing: the TUN writer ring (issue #14)', () => {
-  test('any interleaving of pushes and takes gives the pushed packets back intact and in order; a refused push is a full ring', () => {
+/**
+ * What the reader thread does: reserve room for `reserve` octets without wrapping, fill `p` in
+ * place, commit its length; when that room is not there, reserve exactly `p`'s length (it read into
+ * a scratch buffer first). False when neither fits (the reader drops and counts).
+ */
+function pushInPlace(ring: ShmRing, p: Uint8Array, reserve: number): boolean {
+  if (!ring.reserve(reserve, false) && !ring.reserve(p.length)) return false;
+  ring.data.set(p, ring.at);
+  ring.commit(p.length);
+  return true;
+}
+
+describe('ShmRing: the TUN rings (issue #14)', () => {
+  test('any interleaving of pushes (copied, or filled in place into a larger reservation) and takes gives the packets back intact and in order; a refused push is a full ring', () => {
     const op = fc.oneof(
-      { weight: 3, arbitrary: fc.record({ push: fc.nat({ max: 1 << 16 }) }) },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          push: fc.nat({ max: 1 << 16 }),
+          inPlace: fc.boolean(),
+          spare: fc.nat({ max: 0xffff }),
+        }),
+      },
       { weight: 2, arbitrary: fc.record({ take: fc.integer({ min: 1, max: 8 }) }) },
     );
     fc.assert(
@@ -47,7 +53,9 @@ describe('ShmRing: the TUN writer ring (issue #14)', () => {
               const n = Math.min(o.push % 2 === 0 ? o.push % (capacity >>> 1) : o.push, 0xffff);
               const p = packet(id++, n);
               const free = capacity - ring.usedOctets;
-              if (ring.push(p)) {
+              // In place: the reservation is larger than the packet (up to 65535, as the reader thread asks).
+              const reserve = Math.min(n + o.spare, 0xffff);
+              if (o.inPlace ? pushInPlace(ring, p, reserve) : ring.push(p)) {
                 queued.push(p);
                 assert.ok(ring.usedOctets < ring.capacity, 'a full ring never looks empty');
               } else {
@@ -96,7 +104,7 @@ describe('ShmRing: the TUN writer ring (issue #14)', () => {
     const bad = new SharedArrayBuffer(4);
     const worker = new Worker(
       `const { workerData } = require('node:worker_threads');
-${RING_CONSUMER_JS}
+${RING_JS}
 const ring = new ShmRingReader(workerData.ctl, workerData.data);
 const bad = new Int32Array(workerData.bad);
 let i = 0;
@@ -142,7 +150,7 @@ for (;;) {
     const taken = new SharedArrayBuffer(4);
     const worker = new Worker(
       `const { workerData } = require('node:worker_threads');
-${RING_CONSUMER_JS}
+${RING_JS}
 const ring = new ShmRingReader(workerData.ctl, workerData.data);
 const taken = new Int32Array(workerData.taken);
 for (;;) {
@@ -174,5 +182,111 @@ for (;;) {
     if (code !== 0) await worker.terminate();
     assert.equal(code, 0);
     assert.equal(Atomics.load(new Int32Array(taken), 0), 2);
+  });
+  test('a main-thread consumer woken by Atomics.waitAsync gets all 20,000 packets a producer thread fills in place, in bursts and pauses, in order (no lost wake-up, no blocking wait on the main thread)', async () => {
+    const TOTAL = 20_000;
+    const ring = new ShmRing(64 * 1024);
+    const reader = new ShmRingReader(ring.ctlBuffer, ring.dataBuffer);
+    // The producer: packet i is 1 + (i * 37) % 1500 octets of (i + k) & 0xff, reserved as the reader
+    // thread does (room for 65535 first); bursts of 1..64 packets, pauses of 0..1 ms (seeded); a
+    // full ring is retried after 1 ms (bounded), so nothing is dropped here.
+    const worker = new Worker(
+      `const { workerData } = require('node:worker_threads');
+${RING_JS}
+const ring = new ShmRing(workerData.ctl, workerData.data);
+const pause = new Int32Array(new SharedArrayBuffer(4));
+let x = 0x2545f491;
+const rnd = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 4294967296; };
+for (let i = 0; i < ${TOTAL}; ) {
+  const burst = 1 + Math.floor(rnd() * 64);
+  for (let b = 0; b < burst && i < ${TOTAL}; b++, i++) {
+    const n = 1 + ((i * 37) % 1500);
+    for (let tries = 0; !ring.reserve(0xffff, false) && !ring.reserve(n); tries++) {
+      if (tries === 10000) throw new Error('ring full for 10 s at packet ' + i);
+      Atomics.wait(pause, 0, 0, 1);
+    }
+    for (let k = 0; k < n; k++) ring.data[ring.at + k] = (i + k) & 0xff;
+    ring.commit(n);
+    ring.wakeConsumer();
+  }
+  if (rnd() < 0.5) Atomics.wait(pause, 0, 0, rnd() < 0.5 ? 0 : 1);
+}`,
+      { eval: true, workerData: { ctl: ring.ctlBuffer, data: ring.dataBuffer } },
+    );
+    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+    let got = 0;
+    let bad = 0;
+    let waits = 0;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const done = await Promise.race([
+        new Promise<true>((resolve) => {
+          // The same shape as TunDevice's drainRx: take until empty, then announce and wait async.
+          const drain = (): void => {
+            for (;;) {
+              if (!reader.take()) {
+                if (got === TOTAL) return resolve(true);
+                const woken = reader.sleepAsync();
+                if (woken !== undefined) {
+                  waits++;
+                  void woken.then(drain);
+                  return;
+                }
+                continue;
+              }
+              const n = reader.length;
+              let ok = n === 1 + ((got * 37) % 1500);
+              for (let k = 0; ok && k < n; k++) ok = reader.data[reader.at + k] === ((got + k) & 0xff);
+              if (!ok) bad++;
+              got++;
+              reader.release();
+            }
+          };
+          drain();
+        }),
+        // Bounded: a lost wake-up leaves packets in the ring and fails here instead of hanging.
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 60_000))),
+      ]);
+      assert.ok(done, `only ${got} of ${TOTAL} packets taken in 60 s (lost wake-up?)`);
+      assert.equal(bad, 0, 'every packet intact and in order');
+      assert.ok(waits > 0, 'the consumer did wait for the producer');
+      assert.equal(reader.producerDrops, 0);
+    } finally {
+      clearTimeout(timer);
+      reader.wake();
+    }
+    assert.equal(await exited, 0);
+  });
+
+  test('a producer thread facing a consumer that takes nothing drops and counts (producerDrops + taken = sent), keeps what fitted in order and never blocks', async () => {
+    const SENT = 5000;
+    const ring = new ShmRing(64 * 1024);
+    const reader = new ShmRingReader(ring.ctlBuffer, ring.dataBuffer);
+    const worker = new Worker(
+      `const { workerData } = require('node:worker_threads');
+${RING_JS}
+const ring = new ShmRing(workerData.ctl, workerData.data);
+const p = new Uint8Array(1400);
+for (let i = 0; i < ${SENT}; i++) {
+  p[0] = i & 0xff;
+  p[1] = i >>> 8;
+  if (ring.push(p)) ring.wakeConsumer();
+  else ring.countDrop();
+}`,
+      { eval: true, workerData: { ctl: ring.ctlBuffer, data: ring.dataBuffer } },
+    );
+    assert.equal(await new Promise<number>((resolve) => worker.once('exit', resolve)), 0);
+    let taken = 0;
+    for (; reader.take(); taken++) {
+      assert.equal(
+        reader.data[reader.at]! | (reader.data[reader.at + 1]! << 8),
+        taken,
+        'the first packets, in order',
+      );
+      reader.release();
+    }
+    // 64 KiB holds 46 records of 1404 octets (one slot is never used).
+    assert.equal(taken, Math.floor((64 * 1024 - 4) / 1404));
+    assert.equal(reader.producerDrops + taken, SENT);
   });
 });

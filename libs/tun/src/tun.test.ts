@@ -190,10 +190,13 @@ describe('TUN device in a network namespace', { skip: rootMissing }, () => {
     assert.equal(r.txPackets, r.expected);
     assert.equal(r.txErrors, 0);
     assert.equal(r.txRingFull, 0);
-    // The writer sleeps between bursts (each waits for the last to arrive), so each burst wakes it
-    // at least once; a wake-up only ever follows a write.
+    // The writer usually sleeps between bursts (each waits for the last to arrive), so most bursts
+    // wake it; not every one is sure to: on a loaded machine the writer thread can be descheduled
+    // between its last write (the datagram arrived, the next burst starts) and going to sleep, and
+    // then takes the next burst without a wake-up (seen: 4 for 5 bursts). A wake-up only ever
+    // follows a write.
     assert.ok(
-      (r.txBatches as number) >= 5 && (r.txBatches as number) <= (r.expected as number),
+      (r.txBatches as number) >= 1 && (r.txBatches as number) <= (r.expected as number),
       `txBatches ${r.txBatches}`,
     );
   });

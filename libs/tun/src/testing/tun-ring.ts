@@ -18,9 +18,26 @@
  * - close: writes 3 datagrams, waits for them to arrive and for the writer to sleep, closes the
  *   device and awaits `stopped` (both threads ended, fds closed), bounded by 10 s; then returns
  *   from main without process.exit, so the process exits only if nothing is left running.
+ * Reading (the reader ring): datagrams sent from 10.125.0.1 to 10.125.0.9:RX_PORT leave through
+ * the device and are read; datagram i carries i (4 octets), then the pattern of i.
+ * - rx-wrap: RX_TOTAL datagrams (IP sizes 32..9000, seeded) sent in bursts of at most
+ *   BURST_OCTETS, each burst waiting (bounded) until the device has read it, through the smallest
+ *   reader ring: its position wraps many times. Reports what onPacket saw (count, intact, order).
+ * - rx-flood: python3 sends RX_FLOOD datagrams of 1300 octets as fast as it can while this thread
+ *   is kept busy in a synchronous loop (until python3 is done, at most 20 s) with the default
+ *   reader ring: the ring fills and the reader thread drops. Then waits (bounded) until rxPackets +
+ *   rxRingFull reach the device's kernel tx_packets (the TUN driver counts a packet there when a
+ *   read takes it; one the TUN's queue had no room for is tx_dropped): every packet the reader
+ *   thread read was handed over or counted. Reports rss before and after, what arrived and the
+ *   counters.
+ * - rx-close: reads 3 datagrams, waits 200 ms (this thread waiting in Atomics.waitAsync on an empty
+ *   ring), closes the device and awaits `stopped`, bounded by 10 s; returns without process.exit.
  */
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TunDevice } from '../device.js';
 import { configure } from '../netlink.js';
 import { reexecWithTun, TunUnavailableError } from '../open.js';
@@ -35,6 +52,30 @@ const BURST_OCTETS = 96 * 1024;
 const FLOOD = 20_000;
 const FLOOD_SIZE = 9000;
 const WAIT_MS = 10_000;
+const RX_PORT = 5557;
+const RX_TO = '10.125.0.9';
+const RX_TOTAL = 4000;
+const RX_FLOOD = 100_000;
+const RX_FLOOD_SIZE = 1300;
+const BUSY_MAX_MS = 20_000;
+
+/** The UDP sender for rx-flood: argv count, size, host, port, done-file; prints how many sendto calls succeeded. */
+const FLOOD_PY = `
+import socket, struct, sys
+n, size, host, port, done = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+buf = bytearray(size)
+sent = 0
+for i in range(n):
+    struct.pack_into('!I', buf, 0, i)
+    try:
+        s.sendto(buf, (host, port))
+        sent += 1
+    except OSError:
+        pass
+print(sent, flush=True)
+open(done, 'w').close()
+`;
 
 function emit(obj: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -130,15 +171,44 @@ async function receiver(
 
 const increasing = (seen: number[]): boolean => seen.every((v, k) => k === 0 || v > seen[k - 1]!);
 
+/** A counter of the device's kernel statistics (/sys/class/net/NAME/statistics). */
+const linkStat = (name: string): number =>
+  Number(readFileSync(`/sys/class/net/${NAME}/statistics/${name}`, 'utf8'));
+
+/** What onPacket saw of the datagrams to RX_TO:RX_PORT: their numbers, and how many carried the right octets. */
+interface ReadLog {
+  seen: number[];
+  intact: number;
+  other: number;
+}
+
+/**
+ * Checks a packet read from the device: IPv4/UDP to RX_TO:RX_PORT of sizeOf(i) octets, payload i
+ * then (unless `sizeOnly`) the pattern of i.
+ */
+function logRead(log: ReadLog, p: Uint8Array, sizeOf: (i: number) => number, sizeOnly = false): void {
+  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  if (p.length < 32 || p[0] !== 0x45 || p[9] !== 17 || v.getUint16(22) !== RX_PORT) {
+    log.other++;
+    return;
+  }
+  const i = v.getUint32(28);
+  log.seen.push(i);
+  let ok = p.length === sizeOf(i) && v.getUint16(2) === p.length;
+  for (let k = 4; ok && !sizeOnly && k < p.length - 28; k++) ok = p[28 + k] === fill(i, k);
+  if (ok) log.intact++;
+}
+
 async function main(): Promise<void> {
   const mode = process.argv[2];
   const r = await reexecWithTun([NAME]);
   if (r.role === 'parent') return;
   const dev = TunDevice.fromFd(NAME, r.fds.get(NAME)!, { wakeFd: r.wakeFds.get(NAME) });
+  let onRead: (p: Uint8Array) => void = () => undefined;
   dev.start(
-    () => undefined,
+    (p) => onRead(p),
     (err) => emit({ event: 'error', reason: 'read', message: err.message }),
-    { writeRingBytes: RING },
+    { writeRingBytes: RING, ...(mode === 'rx-flood' ? {} : { readRingBytes: RING }) },
   );
   await configure(NAME, { address: '10.125.0.1/24', mtu: 9000 });
   // The writer thread is running (and then asleep) once a first datagram, to a port of its own, arrived.
@@ -265,6 +335,109 @@ async function main(): Promise<void> {
     ]);
     clearTimeout(timer);
     emit({ event: 'result', arrived, stopped, ...counters() });
+    return; // no process.exit: the process must end on its own
+  }
+  if (mode === 'rx-wrap') {
+    // IP sizes 32..9000 (the MTU: no fragments).
+    const sz = sizes(RX_TOTAL).map((n) => Math.min(n, 9000));
+    const log: ReadLog = { seen: [], intact: 0, other: 0 };
+    onRead = (p) => logRead(log, p, (i) => sz[i]!);
+    const sock = createSocket('udp4');
+    await new Promise<void>((resolve) => sock.bind(0, '10.125.0.1', resolve));
+    const before = dev.counters.rxPackets;
+    let sent = 0;
+    let octets = 0;
+    while (sent < RX_TOTAL) {
+      for (let burst = 0; sent < RX_TOTAL && burst + sz[sent]! <= BURST_OCTETS; sent++) {
+        burst += sz[sent]!;
+        octets += sz[sent]!;
+        const payload = Buffer.from(datagram(sent, sz[sent]!).subarray(28));
+        sock.send(payload, RX_PORT, RX_TO);
+      }
+      const want = sent;
+      if (!(await until(() => log.seen.length >= want, 2_000))) break;
+    }
+    await until(() => log.seen.length >= RX_TOTAL);
+    sock.close();
+    emit({
+      event: 'result',
+      expected: RX_TOTAL,
+      octets,
+      received: log.seen.length,
+      intact: log.intact,
+      inOrder: log.seen.every((v, k) => v === k),
+      rxRead: dev.counters.rxPackets - before,
+      other: log.other,
+      firstOutOfOrder: log.seen.findIndex((v, k) => v !== k),
+      ...counters(),
+    });
+    process.exit(0);
+  }
+
+  if (mode === 'rx-flood') {
+    const log: ReadLog = { seen: [], intact: 0, other: 0 };
+    onRead = (p) => logRead(log, p, () => RX_FLOOD_SIZE + 28, true);
+    const dir = mkdtempSync(join(tmpdir(), 'ikg-tunring-'));
+    const doneFile = join(dir, 'done');
+    const rxBefore = dev.counters.rxPackets;
+    const dropBefore = dev.counters.rxRingFull;
+    const kernelBefore = linkStat('tx_packets');
+    const rssBefore = process.memoryUsage.rss();
+    const py = spawn(
+      'python3',
+      ['-c', FLOOD_PY, String(RX_FLOOD), String(RX_FLOOD_SIZE), RX_TO, String(RX_PORT), doneFile],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let pyOut = '';
+    py.stdout.setEncoding('utf8').on('data', (c: string) => (pyOut += c));
+    const pyExit = new Promise<number | null>((resolve) => py.once('exit', resolve));
+    // This thread is busy (no event-loop turn) while the flood is read: bounded by BUSY_MAX_MS.
+    const busyFrom = Date.now();
+    let spins = 0;
+    while (!existsSync(doneFile) && Date.now() - busyFrom < BUSY_MAX_MS) spins++;
+    const busyMs = Date.now() - busyFrom;
+    const rssBusy = process.memoryUsage.rss();
+    const code = await pyExit;
+    rmSync(dir, { recursive: true, force: true });
+    const handed = (): number => dev.counters.rxPackets - rxBefore + dev.counters.rxRingFull - dropBefore;
+    const accounted = await until(() => handed() === linkStat('tx_packets') - kernelBefore);
+    emit({
+      event: 'result',
+      pythonExit: code,
+      sent: Number(pyOut.trim()),
+      busyMs,
+      spins,
+      kernelRead: linkStat('tx_packets') - kernelBefore,
+      accounted,
+      read: dev.counters.rxPackets - rxBefore,
+      rxRingFull: dev.counters.rxRingFull - dropBefore,
+      received: log.seen.length,
+      intact: log.intact,
+      increasing: increasing(log.seen),
+      rssBefore,
+      rssBusy,
+      rssAfter: process.memoryUsage.rss(),
+    });
+    process.exit(0);
+  }
+
+  if (mode === 'rx-close') {
+    const log: ReadLog = { seen: [], intact: 0, other: 0 };
+    onRead = (p) => logRead(log, p, () => 200);
+    const sock = createSocket('udp4');
+    await new Promise<void>((resolve) => sock.bind(0, '10.125.0.1', resolve));
+    for (let i = 0; i < 3; i++) sock.send(Buffer.from(datagram(i, 200).subarray(28)), RX_PORT, RX_TO);
+    const arrived = await until(() => log.seen.length === 3);
+    sock.close();
+    await new Promise((resolve) => setTimeout(resolve, 200)); // this thread now waits on the empty ring
+    dev.close();
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      dev.stopped.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    emit({ event: 'result', arrived, intact: log.intact, stopped, ...counters() });
     return; // no process.exit: the process must end on its own
   }
   throw new Error(`unknown mode ${mode}`);
