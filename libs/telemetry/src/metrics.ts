@@ -73,9 +73,12 @@ class HotCounter {
 interface HotNode {
   counter?: HotCounter;
   readonly next: Map<string, HotNode>;
+  /** Root only: cumulative sources read before the flush (Metrics.follow). */
+  followers?: (() => void)[];
 }
 
 function flushAll(node: HotNode): void {
+  if (node.followers) for (const f of node.followers) f();
   node.counter?.flush();
   for (const n of node.next.values()) flushAll(n);
 }
@@ -285,6 +288,24 @@ export class Metrics {
       node = n;
     }
     return (node.counter ??= new HotCounter(counter.labels(...values)));
+  }
+
+  /**
+   * Counts into `counter{values}` what a cumulative source (a count kept elsewhere, e.g. a TUN
+   * device's drops counted on its reader thread) gained since it was last read: read when the
+   * counter is collected, so a scrape sees it current. A source that goes back (a device replaced)
+   * starts over from its new value.
+   */
+  follow(counter: Counter<string>, values: readonly string[], read: () => number): void {
+    const child = this.hot(counter, ...values);
+    counter.labels(...values).inc(0); // the series exists from the start, at 0
+    const root = this.#children.get(counter)!;
+    let last = 0;
+    (root.followers ??= []).push(() => {
+      const now = read();
+      if (now > last) child.inc(now - last);
+      last = now;
+    });
   }
 
   /** Time from an IKE SA's first message to its authentication, by transport (RFC 7296 §1.2). */

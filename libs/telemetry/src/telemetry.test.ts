@@ -121,3 +121,19 @@ test('logger: secrets are redacted in nested objects, arrays and child-logger bi
   const clean = { a: 1, b: { c: [1, 2] } };
   assert.equal(redactSecrets(clean), clean);
 });
+
+test('metrics.follow: a count kept elsewhere (a TUN reader thread drops) reaches ikegate_drops_total at each scrape, as what it gained since the last read (issue #14)', async () => {
+  const m = new Metrics({ processMetrics: false });
+  let source = 0;
+  m.follow(m.drops, ['tun', 'read_ring_full'], () => source);
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 0$/m);
+  source = 7;
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 7$/m);
+  source = 10;
+  m.hot(m.drops, 'tun', 'read_ring_full').inc(1);
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 11$/m);
+  source = 2; // a new device: counted from its own start
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 11$/m);
+  source = 5;
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 14$/m);
+});

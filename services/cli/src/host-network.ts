@@ -14,7 +14,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { addRoute, ensureMasquerade, removeMasquerade, removeRoute } from '@ikegate/tun';
-import type { Logger } from '@ikegate/telemetry';
+import type { Logger, Metrics } from '@ikegate/telemetry';
 
 const run = promisify(execFile);
 
@@ -134,4 +134,17 @@ export class UpNetwork {
         );
       }
   }
+}
+
+/**
+ * The TUN device's own drops in `ikegate_drops_total{layer="tun"}`: packets its reader thread
+ * read and could not hand over because the read ring was full (`read_ring_full`, the main thread
+ * is behind). Writes refused by a full write ring already count as `write_failed` where the worker
+ * writes.
+ */
+export function followTunDrops(
+  metrics: Metrics,
+  device: { readonly counters: { readonly rxRingFull: number } },
+): void {
+  metrics.follow(metrics.drops, ['tun', 'read_ring_full'], () => device.counters.rxRingFull);
 }

@@ -25,7 +25,7 @@ import { FileManagedStore } from '@ikegate/store';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
 import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { type ManagedPool, PeerDirectory, Worker, type WorkerSettings } from '@ikegate/worker';
-import { UpNetwork } from './host-network.js';
+import { followTunDrops, UpNetwork } from './host-network.js';
 import { startManaged } from '@ikegate/control';
 
 const run = promisify(execFile);
@@ -297,6 +297,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
     await syncNetwork();
     await enableForwarding();
     const d = device;
+    followTunDrops(metrics, d);
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start(
       (packet) => worker.fromDevice(packet),
