@@ -428,7 +428,16 @@ export class TunDevice {
       }
       this.txAccepted++;
       this.counters.txBytes += n;
-      if (ring.wakeConsumer()) this.counters.txBatches++;
+      // A sleeping writer is woken once per event-loop turn, not per packet: the turn's packets
+      // (a stream read or a poll phase's datagrams carry many) go in one wake-up, and a futex wake
+      // per packet was 7-16% of a gateway (issue #14). Woken at once when the ring is a quarter
+      // full, so a long turn cannot fill it while the writer sleeps.
+      if (!ring.consumerAsleep || this.wakeScheduled) {
+        if (this.wakeScheduled && ring.usedOctets > ring.capacity >>> 2) this.wakeWriter();
+      } else {
+        this.wakeScheduled = true;
+        setImmediate(this.wakeWriterLater);
+      }
       return true;
     }
     try {
@@ -445,6 +454,17 @@ export class TunDevice {
       this.txLocalErrors++;
       return false;
     }
+  }
+
+  /** Thread mode: a wake-up of the writer thread is due at the end of this turn. */
+  private wakeScheduled = false;
+  private readonly wakeWriterLater = (): void => {
+    this.wakeScheduled = false;
+    this.wakeWriter();
+  };
+
+  private wakeWriter(): void {
+    if (this.ring?.wakeConsumer()) this.counters.txBatches++;
   }
 
   /** Stops the loop and closes the fd. Idempotent. See the module comment for a blocked read. */

@@ -109,6 +109,9 @@ class ShmRing {
     this.commit(n);
     return true;
   }
+  get consumerAsleep() {
+    return Atomics.load(this.ctl, ${W.SLEEP}) !== 0;
+  }
   wakeConsumer() {
     if (Atomics.load(this.ctl, ${W.SLEEP}) === 0) return false;
     if (Atomics.compareExchange(this.ctl, ${W.SLEEP}, 1, 0) !== 1) return false;
@@ -225,6 +228,8 @@ export interface ShmRing {
    * did (one Atomics.notify); a busy consumer costs one load.
    */
   wakeConsumer(): boolean;
+  /** Whether the consumer announced that it sleeps (a push then needs a `wakeConsumer`). */
+  readonly consumerAsleep: boolean;
   /** Counts a packet the producer dropped (ring full); the consumer reads it as `producerDrops`. */
   countDrop(): void;
   /** Tells the consumer to drain what is in the ring and end, and wakes it. */
