@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { fuzzSeed } from '@ikegate/testkit';
 // ShmRing and ShmRingReader are RING_JS evaluated: the same text the TUN threads run.
 import { RING_JS, ShmRing, ShmRingReader } from './ring.js';
+import { within } from './testing/fixture.js';
 
 /** Packet i of `n` octets: a pattern that differs between packets and positions. */
 function packet(i: number, n: number): Uint8Array {
@@ -23,6 +24,33 @@ function pushInPlace(ring: ShmRing, p: Uint8Array, reserve: number): boolean {
   ring.data.set(p, ring.at);
   ring.commit(p.length);
   return true;
+}
+
+/**
+ * Starts a thread that runs `body` with `ring` (a `side` over `shm`'s buffers) and `workerData`
+ * (ctl, data and `shared`) in scope; `exited` resolves with its exit code.
+ */
+function ringThread(
+  shm: ShmRing,
+  side: 'ShmRing' | 'ShmRingReader',
+  body: string,
+  shared: Record<string, SharedArrayBuffer> = {},
+): { worker: Worker; exited: Promise<number> } {
+  const worker = new Worker(
+    `const { workerData } = require('node:worker_threads');
+${RING_JS}
+const ring = new ${side}(workerData.ctl, workerData.data);
+${body}`,
+    { eval: true, workerData: { ctl: shm.ctlBuffer, data: shm.dataBuffer, ...shared } },
+  );
+  return { worker, exited: new Promise<number>((resolve) => worker.once('exit', resolve)) };
+}
+
+/** A 64 KiB ring, read here through `reader`, that a producer thread running `body` fills. */
+function producerThread(body: string): { reader: ShmRingReader; exited: Promise<number> } {
+  const ring = new ShmRing(64 * 1024);
+  const reader = new ShmRingReader(ring.ctlBuffer, ring.dataBuffer);
+  return { reader, exited: ringThread(ring, 'ShmRing', body).exited };
 }
 
 describe('ShmRing: the TUN rings (issue #14)', () => {
@@ -102,11 +130,10 @@ describe('ShmRing: the TUN rings (issue #14)', () => {
     const ring = new ShmRing(4096);
     // The consumer checks each packet and counts those that differ (word 0 of `bad`).
     const bad = new SharedArrayBuffer(4);
-    const worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-${RING_JS}
-const ring = new ShmRingReader(workerData.ctl, workerData.data);
-const bad = new Int32Array(workerData.bad);
+    const { exited } = ringThread(
+      ring,
+      'ShmRingReader',
+      `const bad = new Int32Array(workerData.bad);
 let i = 0;
 for (;;) {
   if (ring.take()) {
@@ -118,9 +145,8 @@ for (;;) {
   } else if (ring.closed) break;
   else ring.sleep();
 }`,
-      { eval: true, workerData: { ctl: ring.ctlBuffer, data: ring.dataBuffer, bad } },
+      { bad },
     );
-    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
     try {
       const ROUNDS = 20_000;
       let wakes = 0;
@@ -148,19 +174,17 @@ for (;;) {
   test('close() wakes a consumer that sleeps on an empty ring, and it ends after draining', async () => {
     const ring = new ShmRing(1024);
     const taken = new SharedArrayBuffer(4);
-    const worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-${RING_JS}
-const ring = new ShmRingReader(workerData.ctl, workerData.data);
-const taken = new Int32Array(workerData.taken);
+    const { worker, exited } = ringThread(
+      ring,
+      'ShmRingReader',
+      `const taken = new Int32Array(workerData.taken);
 for (;;) {
   if (ring.take()) { Atomics.add(taken, 0, 1); ring.release(); }
   else if (ring.closed) break;
   else ring.sleep();
 }`,
-      { eval: true, workerData: { ctl: ring.ctlBuffer, data: ring.dataBuffer, taken } },
+      { taken },
     );
-    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
     const ctl = new Int32Array(ring.ctlBuffer);
     // Wait (bounded) until it announced that it sleeps: word 32 (SLEEP) is 1.
     for (let k = 0; Atomics.load(ctl, 32) !== 1; k++) {
@@ -171,30 +195,18 @@ for (;;) {
     ring.push(new Uint8Array(10));
     ring.push(new Uint8Array(20));
     ring.close();
-    let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([
-      exited,
-      new Promise<string>(
-        (resolve) => (timer = setTimeout(() => resolve('still running after 10 s'), 10_000)),
-      ),
-    ]);
-    clearTimeout(timer);
+    const code = await within(exited, 10_000, 'still running after 10 s');
     if (code !== 0) await worker.terminate();
     assert.equal(code, 0);
     assert.equal(Atomics.load(new Int32Array(taken), 0), 2);
   });
   test('a main-thread consumer woken by Atomics.waitAsync gets all 20,000 packets a producer thread fills in place, in bursts and pauses, in order (no lost wake-up, no blocking wait on the main thread)', async () => {
     const TOTAL = 20_000;
-    const ring = new ShmRing(64 * 1024);
-    const reader = new ShmRingReader(ring.ctlBuffer, ring.dataBuffer);
     // The producer: packet i is 1 + (i * 37) % 1500 octets of (i + k) & 0xff, reserved as the reader
     // thread does (room for 65535 first); bursts of 1..64 packets, pauses of 0..1 ms (seeded); a
     // full ring is retried after 1 ms (bounded), so nothing is dropped here.
-    const worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-${RING_JS}
-const ring = new ShmRing(workerData.ctl, workerData.data);
-const pause = new Int32Array(new SharedArrayBuffer(4));
+    const { reader, exited } = producerThread(
+      `const pause = new Int32Array(new SharedArrayBuffer(4));
 let x = 0x2545f491;
 const rnd = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 4294967296; };
 for (let i = 0; i < ${TOTAL}; ) {
@@ -211,15 +223,12 @@ for (let i = 0; i < ${TOTAL}; ) {
   }
   if (rnd() < 0.5) Atomics.wait(pause, 0, 0, rnd() < 0.5 ? 0 : 1);
 }`,
-      { eval: true, workerData: { ctl: ring.ctlBuffer, data: ring.dataBuffer } },
     );
-    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
     let got = 0;
     let bad = 0;
     let waits = 0;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const done = await Promise.race([
+      const done = await within(
         new Promise<true>((resolve) => {
           // The same shape as TunDevice's drainRx: take until empty, then announce and wait async.
           const drain = (): void => {
@@ -245,14 +254,14 @@ for (let i = 0; i < ${TOTAL}; ) {
           drain();
         }),
         // Bounded: a lost wake-up leaves packets in the ring and fails here instead of hanging.
-        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 60_000))),
-      ]);
+        60_000,
+        false,
+      );
       assert.ok(done, `only ${got} of ${TOTAL} packets taken in 60 s (lost wake-up?)`);
       assert.equal(bad, 0, 'every packet intact and in order');
       assert.ok(waits > 0, 'the consumer did wait for the producer');
       assert.equal(reader.producerDrops, 0);
     } finally {
-      clearTimeout(timer);
       reader.wake();
     }
     assert.equal(await exited, 0);
@@ -260,22 +269,16 @@ for (let i = 0; i < ${TOTAL}; ) {
 
   test('a producer thread facing a consumer that takes nothing drops and counts (producerDrops + taken = sent), keeps what fitted in order and never blocks', async () => {
     const SENT = 5000;
-    const ring = new ShmRing(64 * 1024);
-    const reader = new ShmRingReader(ring.ctlBuffer, ring.dataBuffer);
-    const worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-${RING_JS}
-const ring = new ShmRing(workerData.ctl, workerData.data);
-const p = new Uint8Array(1400);
+    const { reader, exited } = producerThread(
+      `const p = new Uint8Array(1400);
 for (let i = 0; i < ${SENT}; i++) {
   p[0] = i & 0xff;
   p[1] = i >>> 8;
   if (ring.push(p)) ring.wakeConsumer();
   else ring.countDrop();
 }`,
-      { eval: true, workerData: { ctl: ring.ctlBuffer, data: ring.dataBuffer } },
     );
-    assert.equal(await new Promise<number>((resolve) => worker.once('exit', resolve)), 0);
+    assert.equal(await exited, 0);
     let taken = 0;
     for (; reader.take(); taken++) {
       assert.equal(

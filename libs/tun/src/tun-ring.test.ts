@@ -1,56 +1,29 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { requirement } from '@ikegate/testkit';
+import {
+  eventLine,
+  netnsForSuite,
+  runFixture as runInNetns,
+  tunFixturesMissing,
+  type FixtureRun,
+} from './testing/netns.js';
 
-const execFileP = promisify(execFile);
-const LIB_DIR = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./testing/tun-ring.ts', import.meta.url));
 const NS = `ikg-tunring-${process.pid}`;
 
-const has = (cmd: string, args: string[]): boolean =>
-  spawnSync(cmd, args, { stdio: 'ignore' }).error === undefined;
 /** Why these tests cannot run here, or false when they can (a failure under CI=true). */
-const rootMissing = requirement(
-  process.getuid?.() !== 0
-    ? 'needs root'
-    : !existsSync('/dev/net/tun')
-      ? 'needs /dev/net/tun'
-      : !has('python3', ['--version'])
-        ? 'needs python3'
-        : !has('ip', ['-V'])
-          ? 'needs ip (iproute2)'
-          : false,
-);
+const rootMissing = requirement(tunFixturesMissing());
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
+interface Run extends FixtureRun {
   result: Record<string, unknown>;
-  out: string;
-  err: string;
 }
 
 /** Runs the fixture in `mode` inside the test's namespace; SIGKILLed after 60 s (a hang fails). */
 async function runFixture(mode: string): Promise<Run> {
-  const fx = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', FIXTURE, mode], {
-    cwd: LIB_DIR,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  fx.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  fx.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const timer = setTimeout(() => fx.kill('SIGKILL'), 60_000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    fx.once('exit', (c, s) => resolve([c, s])),
-  );
-  clearTimeout(timer);
-  const line = out.split('\n').find((l) => l.includes('"event":"result"'));
-  return { code, signal, out, err, result: line ? (JSON.parse(line) as Record<string, unknown>) : {} };
+  const run = await runInNetns(NS, FIXTURE, [mode], 60_000);
+  return { ...run, result: eventLine(run.out, 'result') ?? {} };
 }
 
 function ok(r: Run): Record<string, number> {
@@ -61,13 +34,7 @@ function ok(r: Run): Record<string, number> {
 }
 
 describe('TUN writer and reader rings on a real device (issue #14)', { skip: rootMissing }, () => {
-  before(async () => {
-    await execFileP('ip', ['netns', 'add', NS]);
-    await execFileP('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
-  });
-  after(async () => {
-    await execFileP('ip', ['netns', 'del', NS]).catch(() => undefined);
-  });
+  netnsForSuite(NS);
 
   test('3000 datagrams of 32..65535 octets through the smallest ring (~80 wrap-arounds) arrive intact and in order', async () => {
     const r = ok(await runFixture('wrap'));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { execFile, spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { requirement } from '@ikegate/testkit';
@@ -15,30 +14,22 @@ import {
   TunUnavailableError,
 } from './open.js';
 import { internetChecksum, makeEchoReply, parseEchoRequest } from './testing/icmp.js';
+import {
+  eventLine,
+  has,
+  netnsForSuite,
+  runFixture,
+  startFixture,
+  tunFixturesMissing,
+} from './testing/netns.js';
 
 const execFileP = promisify(execFile);
-const LIB_DIR = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./testing/tun-echo.ts', import.meta.url));
 const BURST_FIXTURE = fileURLToPath(new URL('./testing/tun-burst.ts', import.meta.url));
 
-function has(cmd: string, args: string[] = ['--version']): boolean {
-  const r = spawnSync(cmd, args, { stdio: 'ignore' });
-  return r.error === undefined;
-}
-
 const hasPython = has('python3');
 /** Why the root-only tests cannot run here, or false when they can (a failure under CI=true). */
-const rootMissing = requirement(
-  process.getuid?.() !== 0
-    ? 'needs root'
-    : !existsSync('/dev/net/tun')
-      ? 'needs /dev/net/tun'
-      : !hasPython
-        ? 'needs python3'
-        : !has('ip', ['-V'])
-          ? 'needs ip (iproute2)'
-          : false,
-);
+const rootMissing = requirement(tunFixturesMissing());
 const NS = `ikg-tun-test-${process.pid}`;
 
 const ECHO_REQUEST = Uint8Array.from([
@@ -125,41 +116,28 @@ describe('TunDevice without a device', () => {
 });
 
 describe('TUN device in a network namespace', { skip: rootMissing }, () => {
-  before(async () => {
-    await execFileP('ip', ['netns', 'add', NS]);
-    await execFileP('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
-  });
-  after(async () => {
-    await execFileP('ip', ['netns', 'del', NS]).catch(() => undefined);
-  });
+  netnsForSuite(NS);
 
   test('answers ping to 10.123.0.7 through a TUN device and reports counters', async () => {
-    const fx = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', FIXTURE], {
-      cwd: LIB_DIR,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    fx.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    fx.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    const exited = new Promise<number | null>((resolve) => fx.once('exit', (code) => resolve(code)));
+    // SIGKILLed after 60 s: a fixture that ignores SIGTERM fails the test instead of hanging it.
+    const fx = startFixture(NS, FIXTURE, [], 60_000);
     try {
       const deadline = Date.now() + 20_000;
-      while (!out.includes('"event":"ready"')) {
-        if (Date.now() > deadline || fx.exitCode !== null) {
-          assert.fail(`fixture not ready: stdout=${out} stderr=${err}`);
+      while (!fx.out.includes('"event":"ready"')) {
+        if (Date.now() > deadline || fx.child.exitCode !== null) {
+          assert.fail(`fixture not ready: stdout=${fx.out} stderr=${fx.err}`);
         }
         await new Promise((r) => setTimeout(r, 50));
       }
       const ping = await execFileP('ip', ['netns', 'exec', NS, 'ping', '-c', '3', '-W', '2', '10.123.0.7']);
       assert.match(ping.stdout, /3 packets transmitted, 3 received/);
     } finally {
-      fx.kill('SIGTERM');
+      fx.child.kill('SIGTERM');
     }
-    assert.equal(await exited, 0, `fixture stderr: ${err}`);
-    const countersLine = out.split('\n').find((l) => l.includes('"event":"counters"'));
-    assert.ok(countersLine, `no counters in ${out}`);
-    const c = JSON.parse(countersLine) as Record<string, number>;
+    assert.equal((await fx.exited).code, 0, `fixture stderr: ${fx.err}`);
+    const counters = eventLine(fx.out, 'counters');
+    assert.ok(counters, `no counters in ${fx.out}`);
+    const c = counters as Record<string, number>;
     assert.equal(c.replies, 3);
     assert.ok(c.rxPackets! >= 3);
     assert.equal(c.txPackets, 3);
@@ -168,22 +146,11 @@ describe('TUN device in a network namespace', { skip: rootMissing }, () => {
   });
 
   test('bursts of TUN writes in one turn reach the kernel intact and in order through the writer ring (issue #14)', async () => {
-    const fx = spawn('ip', ['netns', 'exec', NS, process.execPath, '--import', 'tsx', BURST_FIXTURE], {
-      cwd: LIB_DIR,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    fx.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    fx.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    const exited = new Promise<number | null>((resolve) => fx.once('exit', (code) => resolve(code)));
-    const timer = setTimeout(() => fx.kill('SIGKILL'), 30_000);
-    const code = await exited;
-    clearTimeout(timer);
+    const { code, out, err } = await runFixture(NS, BURST_FIXTURE, [], 30_000);
     assert.equal(code, 0, `fixture stdout: ${out} stderr: ${err}`);
-    const line = out.split('\n').find((l) => l.includes('"event":"result"'));
-    assert.ok(line, `no result in ${out}`);
-    const r = JSON.parse(line) as Record<string, number | boolean>;
+    const result = eventLine(out, 'result');
+    assert.ok(result, `no result in ${out}`);
+    const r = result as Record<string, number | boolean>;
     assert.equal(r.received, r.expected, 'every datagram written arrived');
     assert.equal(r.intact, r.expected, 'every datagram intact');
     assert.equal(r.inOrder, true, 'in the order written');

@@ -22,19 +22,25 @@
  * read: what reached onPacket; the rest was dropped by the TUN's queue or, new design, counted in
  * rxRingFull, given in the JSON line's counters) and one JSON line.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { configure, reexecWithTun, TUN_READ_BUFFER_SIZE, TunDevice } from '@ikegate/tun';
+import {
+  cpuOf,
+  PER_TURN as PER_TICK,
+  printCpuTable,
+  ROUNDS,
+  runTunBench,
+  SIZE,
+  sumRounds,
+  TURNS as TICKS,
+  type Cpu,
+} from './tun-bench.js';
 
 const NEW = 'ikgra0';
 const OLD = 'ikgrb0';
-const SIZE = 1400;
-const TICKS = Number(process.env.TUN_BENCH_TURNS ?? 2000);
-const ROUNDS = Number(process.env.TUN_BENCH_ROUNDS ?? 3);
-const PER_TICK = [1, 4, 32];
-const INSIDE = 'IKEGATE_TUN_BENCH_NETNS';
 
 /** The old reader thread (libs/tun/src/device.ts before the reader ring), verbatim. */
 const OLD_READER_THREAD = `
@@ -84,13 +90,7 @@ for line in sys.stdin:
     print('done', sent, flush=True)
 `;
 
-/** CPU of the main thread so far, in ns (schedstat's first field: time on the CPU). */
-const mainThreadNs = (): number =>
-  Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
-
-interface Cpu {
-  processUs: number;
-  mainUs: number;
+interface RoundCpu extends Cpu {
   /** Packets handed to onPacket, and sent by the sender. */
   packets: number;
   sent: number;
@@ -122,23 +122,17 @@ async function inside(): Promise<void> {
 
   const py = spawn('python3', ['-c', SENDER_PY], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
-  const round = async (host: string, k: number): Promise<Cpu> => {
+  const round = async (host: string, k: number): Promise<RoundCpu> => {
     received = 0;
-    const c0 = process.cpuUsage();
-    const m0 = mainThreadNs();
-    py.stdin.write(`${host} ${k} ${TICKS}\n`);
-    const line = await lines.next();
-    if (line.done || !String(line.value).startsWith('done')) throw new Error(`sender: ${line.value}`);
-    await new Promise((resolve) => setTimeout(resolve, 50)); // what is still in flight
-    const c = process.cpuUsage(c0);
-    return {
-      processUs: c.user + c.system,
-      mainUs: (mainThreadNs() - m0) / 1000,
-      packets: received,
-      sent: Number(String(line.value).split(' ')[1]),
-    };
+    let done = '';
+    const cpu = await cpuOf(async () => {
+      py.stdin.write(`${host} ${k} ${TICKS}\n`);
+      const line = await lines.next();
+      if (line.done || !String(line.value).startsWith('done')) throw new Error(`sender: ${line.value}`);
+      done = String(line.value);
+    });
+    return { ...cpu, packets: received, sent: Number(done.split(' ')[1]) };
   };
-  const sums: Record<string, Cpu> = {};
   const hosts: Record<string, [string, boolean]> = {
     none: ['10.129.0.9', false],
     old: ['10.128.0.9', false],
@@ -147,47 +141,23 @@ async function inside(): Promise<void> {
   };
   // Warm up (JIT, threads started).
   for (const name of Object.keys(hosts)) await round(hosts[name]![0], 4);
-  for (let n = 0; n < ROUNDS; n++) {
-    for (const k of PER_TICK) {
-      for (const [name, [host, c]] of Object.entries(hosts)) {
-        copy = c;
-        const cpu = await round(host, k);
-        const s = (sums[`${name}/${k}`] ??= { processUs: 0, mainUs: 0, packets: 0, sent: 0 });
-        s.processUs += cpu.processUs;
-        s.mainUs += cpu.mainUs;
-        s.packets += cpu.packets;
-        s.sent += cpu.sent;
-      }
-    }
-  }
+  const sums = await sumRounds(hosts, PER_TICK, ROUNDS, ([host, c], k) => {
+    copy = c;
+    return round(host, k);
+  });
   py.stdin.end();
   const result: Record<string, unknown> = { ticks: TICKS, rounds: ROUNDS, size: SIZE };
-  const line = (...cols: string[]): void =>
-    void writeSync(1, cols.map((c) => c.padStart(14)).join('') + '\n');
-  line('per tick', 'variant', 'sent', 'read', 'process us/p', 'main us/p', 'other us/p');
-  for (const k of PER_TICK) {
-    const base = sums[`none/${k}`]!;
-    for (const name of ['old', 'ring', 'ring+copy']) {
-      const s = sums[`${name}/${k}`]!;
-      const proc = (s.processUs - base.processUs) / s.packets;
-      const main = (s.mainUs - base.mainUs) / s.packets;
-      result[`${name}/${k}`] = {
-        sent: s.sent,
-        read: s.packets,
-        processUs: +proc.toFixed(2),
-        mainUs: +main.toFixed(2),
-      };
-      line(
-        String(k),
-        name,
-        String(s.sent),
-        String(s.packets),
-        proc.toFixed(2),
-        main.toFixed(2),
-        (proc - main).toFixed(2),
-      );
-    }
-  }
+  Object.assign(
+    result,
+    printCpuTable({
+      kHeading: 'per tick',
+      perTurn: PER_TICK,
+      variants: ['old', 'ring', 'ring+copy'],
+      sums,
+      packets: (s) => s.packets,
+      columns: { sent: (s) => s.sent, read: (s) => s.packets },
+    }),
+  );
   result.counters = { ...dev.counters };
   result.sink = sink;
   writeSync(1, JSON.stringify(result) + '\n');
@@ -200,20 +170,10 @@ async function inside(): Promise<void> {
   process.exit(0);
 }
 
-if (process.env[INSIDE]) {
-  await inside();
-} else {
-  if (process.getuid?.() !== 0) throw new Error('tun-reader bench: needs root (TUN devices in a netns)');
-  const ns = `ikg-tunrbench-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  try {
-    const r = spawnSync(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, '--import', 'tsx', new URL(import.meta.url).pathname],
-      { stdio: 'inherit', env: { ...process.env, [INSIDE]: '1' }, timeout: 900_000 },
-    );
-    process.exitCode = r.status ?? 1;
-  } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
-  }
-}
+await runTunBench({
+  script: import.meta.url,
+  netnsPrefix: 'ikg-tunrbench',
+  needsRoot: 'tun-reader bench: needs root (TUN devices in a netns)',
+  timeoutMs: 900_000,
+  inside,
+});

@@ -17,17 +17,22 @@
  * thread alone (/proc/self/task/<pid>/schedstat, ns), less a round of the same turns writing
  * nothing (the timer and event loop), divided by the packets. Prints a table and one JSON line.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { configure, reexecWithTun, TunDevice } from '@ikegate/tun';
+import {
+  cpuOf,
+  PER_TURN,
+  printCpuTable,
+  ROUNDS,
+  runTunBench,
+  SIZE,
+  sumRounds,
+  TURNS,
+  type Cpu,
+} from './tun-bench.js';
 
 const NAME = 'ikgw0';
-const SIZE = 1400;
-const TURNS = Number(process.env.TUN_BENCH_TURNS ?? 2000);
-const ROUNDS = Number(process.env.TUN_BENCH_ROUNDS ?? 3);
-const PER_TURN = [1, 4, 32];
-const INSIDE = 'IKEGATE_TUN_BENCH_NETNS';
 
 /** The old writer thread (libs/tun/src/device.ts before the ring), verbatim. */
 const OLD_WRITER_THREAD = `
@@ -128,27 +133,15 @@ function packet(): Uint8Array {
   return p;
 }
 
-/** CPU of the main thread so far, in ns (schedstat's first field: time on the CPU). */
-const mainThreadNs = (): number =>
-  Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
-
-interface Cpu {
-  processUs: number;
-  mainUs: number;
-}
-
 /** TURNS timer turns of `perTurn` writes each; then a pause so the writer finishes its work. */
 async function round(write: (p: Uint8Array) => boolean, perTurn: number): Promise<Cpu> {
   const pkt = packet();
-  const c0 = process.cpuUsage();
-  const m0 = mainThreadNs();
-  for (let t = 0; t < TURNS; t++) {
-    await new Promise((resolve) => setTimeout(resolve, 1));
-    for (let k = 0; k < perTurn; k++) write(pkt);
-  }
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  const c = process.cpuUsage(c0);
-  return { processUs: c.user + c.system, mainUs: (mainThreadNs() - m0) / 1000 };
+  return cpuOf(async () => {
+    for (let t = 0; t < TURNS; t++) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      for (let k = 0; k < perTurn; k++) write(pkt);
+    }
+  });
 }
 
 async function inside(): Promise<void> {
@@ -165,52 +158,29 @@ async function inside(): Promise<void> {
   };
   // Warm up (JIT, the writer threads started and asleep).
   for (const w of Object.values(variants)) await round(w, 4);
-  const sums: Record<string, Cpu> = {};
-  for (let n = 0; n < ROUNDS; n++) {
-    for (const k of PER_TURN) {
-      for (const [name, w] of Object.entries(variants)) {
-        const c = await round(w, k);
-        const s = (sums[`${name}/${k}`] ??= { processUs: 0, mainUs: 0 });
-        s.processUs += c.processUs;
-        s.mainUs += c.mainUs;
-      }
-    }
-  }
+  const sums = await sumRounds(variants, PER_TURN, ROUNDS, round);
   const packets = ROUNDS * TURNS;
   const result: Record<string, unknown> = { turns: TURNS, rounds: ROUNDS, size: SIZE };
-  const line = (...cols: string[]): void =>
-    void writeSync(1, cols.map((c) => c.padStart(14)).join('') + '\n');
-  line('per turn', 'variant', 'process us/p', 'main us/p', 'other us/p');
-  for (const k of PER_TURN) {
-    const base = sums[`none/${k}`]!;
-    for (const name of ['old', 'ring']) {
-      const s = sums[`${name}/${k}`]!;
-      const proc = (s.processUs - base.processUs) / (packets * k);
-      const main = (s.mainUs - base.mainUs) / (packets * k);
-      result[`${name}/${k}`] = { processUs: +proc.toFixed(2), mainUs: +main.toFixed(2) };
-      line(String(k), name, proc.toFixed(2), main.toFixed(2), (proc - main).toFixed(2));
-    }
-  }
+  Object.assign(
+    result,
+    printCpuTable({
+      kHeading: 'per turn',
+      perTurn: PER_TURN,
+      variants: ['old', 'ring'],
+      sums,
+      packets: (_, k) => packets * k,
+    }),
+  );
   result.counters = { ...dev.counters, oldWriterErrors: old.errors };
   writeSync(1, JSON.stringify(result) + '\n');
   dev.close();
   process.exit(0);
 }
 
-if (process.env[INSIDE]) {
-  await inside();
-} else {
-  if (process.getuid?.() !== 0) throw new Error('tun-writer bench: needs root (a TUN device in a netns)');
-  const ns = `ikg-tunbench-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  try {
-    const r = spawnSync(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, '--import', 'tsx', new URL(import.meta.url).pathname],
-      { stdio: 'inherit', env: { ...process.env, [INSIDE]: '1' }, timeout: 600_000 },
-    );
-    process.exitCode = r.status ?? 1;
-  } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
-  }
-}
+await runTunBench({
+  script: import.meta.url,
+  netnsPrefix: 'ikg-tunbench',
+  needsRoot: 'tun-writer bench: needs root (a TUN device in a netns)',
+  timeoutMs: 600_000,
+  inside,
+});

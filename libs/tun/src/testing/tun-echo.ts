@@ -7,14 +7,11 @@
  */
 import { TunDevice } from '../device.js';
 import { configure } from '../netlink.js';
-import { reexecWithTun, TunUnavailableError } from '../open.js';
+import { reexecWithTun } from '../open.js';
+import { emit, fixtureMain } from './fixture.js';
 import { makeEchoReply, parseEchoRequest } from './icmp.js';
 
 const NAME = 'ikgt0';
-
-function emit(obj: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
 
 async function main(): Promise<void> {
   const r = await reexecWithTun([NAME]);
@@ -39,8 +36,4 @@ async function main(): Promise<void> {
   emit({ event: 'ready', name: NAME, fd: dev.fd, wakeFd: r.wakeFds.get(NAME) ?? null });
 }
 
-main().catch((err: unknown) => {
-  const reason = err instanceof TunUnavailableError ? err.reason : 'error';
-  emit({ event: 'error', reason, message: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
-});
+fixtureMain(main);

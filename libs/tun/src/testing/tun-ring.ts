@@ -34,14 +34,23 @@
  *   ring), closes the device and awaits `stopped`, bounded by 10 s; returns without process.exit.
  */
 import { spawn } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
+import { type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TunDevice } from '../device.js';
 import { configure } from '../netlink.js';
-import { reexecWithTun, TunUnavailableError } from '../open.js';
-import { internetChecksum } from './icmp.js';
+import { reexecWithTun } from '../open.js';
+import {
+  bindUdp,
+  emit,
+  fixtureMain,
+  numberedDatagram,
+  patternIntact,
+  until,
+  WAIT_MS,
+  within,
+} from './fixture.js';
 
 const NAME = 'ikgr0';
 const PORT = 5556;
@@ -51,13 +60,13 @@ const TOTAL = 3000;
 const BURST_OCTETS = 96 * 1024;
 const FLOOD = 20_000;
 const FLOOD_SIZE = 9000;
-const WAIT_MS = 10_000;
 const RX_PORT = 5557;
 const RX_TO = '10.125.0.9';
 const RX_TOTAL = 4000;
 const RX_FLOOD = 100_000;
 const RX_FLOOD_SIZE = 1300;
 const BUSY_MAX_MS = 20_000;
+const ROUTE = { src: [10, 125, 0, 7], dst: [10, 125, 0, 1], port: PORT } as const;
 
 /** The UDP sender for rx-flood: argv count, size, host, port, done-file; prints how many sendto calls succeeded. */
 const FLOOD_PY = `
@@ -77,31 +86,9 @@ print(sent, flush=True)
 open(done, 'w').close()
 `;
 
-function emit(obj: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-/** Payload octet k of datagram i. */
-const fill = (i: number, k: number): number => (i * 31 + k * 7) & 0xff;
-
 /** Writes IPv4/UDP datagram i of `total` octets (10.125.0.7:4000 -> 10.125.0.1:PORT) into `p`. */
-function datagram(i: number, total: number, p = new Uint8Array(total)): Uint8Array {
-  const v = new DataView(p.buffer, p.byteOffset, total);
-  p.fill(0, 0, 28);
-  p[0] = 0x45;
-  v.setUint16(2, total);
-  v.setUint16(4, i & 0xffff);
-  p[8] = 64;
-  p[9] = 17;
-  p.set([10, 125, 0, 7, 10, 125, 0, 1], 12);
-  v.setUint16(10, internetChecksum(p.subarray(0, 20)));
-  v.setUint16(20, 4000);
-  v.setUint16(22, PORT);
-  v.setUint16(24, total - 20);
-  for (let k = 28; k < total; k++) p[k] = fill(i, k - 28);
-  if (total >= 32) v.setUint32(28, i);
-  return p.subarray(0, total);
-}
+const datagram = (i: number, total: number, p?: Uint8Array): Uint8Array =>
+  numberedDatagram(ROUTE, i, total, p);
 
 /** Seeded sizes (32 octets at least: the UDP payload carries i): 70% 32..1500, 25% 1501..9000, 5% 9001..65535 (xorshift32, fixed seed). */
 function sizes(n: number): number[] {
@@ -134,12 +121,39 @@ function udpCounters(): Record<string, number> {
   return Object.fromEntries(names.map((n, k) => [n, values[k]!]));
 }
 
-async function until(cond: () => boolean, ms = WAIT_MS): Promise<boolean> {
-  for (let waited = 0; !cond(); waited += 5) {
-    if (waited >= ms) return false;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+/** Closes `dev` and waits (bounded by WAIT_MS) for `stopped`: true once both threads ended and the fds are closed. */
+/**
+ * Sends datagrams 0..sz.length-1 (`send(i)`) in bursts of at most BURST_OCTETS, each burst waiting
+ * (up to 2 s) until `arrived()` counts every datagram sent so far; stops early when one does not.
+ * Returns the octets sent.
+ */
+async function sendInBursts(
+  sz: number[],
+  send: (i: number) => Promise<void> | void,
+  arrived: () => number,
+): Promise<number> {
+  let sent = 0;
+  let octets = 0;
+  while (sent < sz.length) {
+    for (let burst = 0; sent < sz.length && burst + sz[sent]! <= BURST_OCTETS; sent++) {
+      burst += sz[sent]!;
+      octets += sz[sent]!;
+      const pending = send(sent);
+      if (pending instanceof Promise) await pending;
+    }
+    const want = sent;
+    if (!(await until(() => arrived() >= want, 2_000))) break;
   }
-  return true;
+  return octets;
+}
+
+function closeAndStop(dev: TunDevice): Promise<boolean> {
+  dev.close();
+  return within(
+    dev.stopped.then(() => true),
+    WAIT_MS,
+    false,
+  );
 }
 
 interface Receiver {
@@ -153,8 +167,7 @@ async function receiver(
   sizeOf: (i: number) => number,
   pattern = (i: number): number => i,
 ): Promise<Receiver> {
-  const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
-  await new Promise<void>((resolve) => sock.bind(PORT, '10.125.0.1', resolve));
+  const sock = await bindUdp('10.125.0.1', PORT, 4 << 20);
   const seen: number[] = [];
   let intact = 0;
   sock.on('message', (m) => {
@@ -162,9 +175,7 @@ async function receiver(
     const i = m.readUInt32BE(0);
     seen.push(i);
     const j = pattern(i);
-    let ok = m.length === sizeOf(i) - 28;
-    for (let k = 4; ok && k < m.length; k++) ok = m[k] === fill(j, k);
-    if (ok) intact++;
+    if (m.length === sizeOf(i) - 28 && patternIntact(m, j)) intact++;
   });
   return { sock, seen, intact: () => intact };
 }
@@ -194,9 +205,8 @@ function logRead(log: ReadLog, p: Uint8Array, sizeOf: (i: number) => number, siz
   }
   const i = v.getUint32(28);
   log.seen.push(i);
-  let ok = p.length === sizeOf(i) && v.getUint16(2) === p.length;
-  for (let k = 4; ok && !sizeOnly && k < p.length - 28; k++) ok = p[28 + k] === fill(i, k);
-  if (ok) log.intact++;
+  const ok = p.length === sizeOf(i) && v.getUint16(2) === p.length;
+  if (ok && (sizeOnly || patternIntact(p.subarray(28), i))) log.intact++;
 }
 
 async function main(): Promise<void> {
@@ -212,8 +222,7 @@ async function main(): Promise<void> {
   );
   await configure(NAME, { address: '10.125.0.1/24', mtu: 9000 });
   // The writer thread is running (and then asleep) once a first datagram, to a port of its own, arrived.
-  const warm = createSocket('udp4');
-  await new Promise<void>((resolve) => warm.bind(PORT + 1, '10.125.0.1', resolve));
+  const warm = await bindUdp('10.125.0.1', PORT + 1);
   let warmed = false;
   warm.once('message', () => (warmed = true));
   const first = datagram(0, 64);
@@ -229,23 +238,19 @@ async function main(): Promise<void> {
   if (mode === 'wrap') {
     const sz = sizes(TOTAL);
     const rx = await receiver((i) => sz[i]!);
-    let sent = 0;
-    let octets = 0;
-    while (sent < TOTAL) {
-      for (let burst = 0; sent < TOTAL && burst + sz[sent]! <= BURST_OCTETS; sent++) {
-        burst += sz[sent]!;
-        octets += sz[sent]!;
-        const p = datagram(sent, sz[sent]!);
+    const octets = await sendInBursts(
+      sz,
+      async (i) => {
+        const p = datagram(i, sz[i]!);
         // The ring may still hold the last burst's final record (the writer releases it after the
         // write that delivered it): a refused write is retried after a pause, bounded.
         for (let tries = 0; !dev.write(p); tries++) {
-          if (tries === 1000) throw new Error(`datagram ${sent} refused 1000 times`);
+          if (tries === 1000) throw new Error(`datagram ${i} refused 1000 times`);
           await new Promise((resolve) => setTimeout(resolve, 1));
         }
-      }
-      const want = sent;
-      if (!(await until(() => rx.seen.length >= want, 2_000))) break;
-    }
+      },
+      () => rx.seen.length,
+    );
     await until(() => rx.seen.length >= TOTAL);
     emit({
       event: 'result',
@@ -327,13 +332,7 @@ async function main(): Promise<void> {
     const arrived = await until(() => rx.seen.length === 3);
     rx.sock.close();
     await new Promise((resolve) => setTimeout(resolve, 200)); // the writer is asleep by now
-    dev.close();
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = await Promise.race([
-      dev.stopped.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), WAIT_MS))),
-    ]);
-    clearTimeout(timer);
+    const stopped = await closeAndStop(dev);
     emit({ event: 'result', arrived, stopped, ...counters() });
     return; // no process.exit: the process must end on its own
   }
@@ -342,21 +341,16 @@ async function main(): Promise<void> {
     const sz = sizes(RX_TOTAL).map((n) => Math.min(n, 9000));
     const log: ReadLog = { seen: [], intact: 0, other: 0 };
     onRead = (p) => logRead(log, p, (i) => sz[i]!);
-    const sock = createSocket('udp4');
-    await new Promise<void>((resolve) => sock.bind(0, '10.125.0.1', resolve));
+    const sock = await bindUdp('10.125.0.1', 0);
     const before = dev.counters.rxPackets;
-    let sent = 0;
-    let octets = 0;
-    while (sent < RX_TOTAL) {
-      for (let burst = 0; sent < RX_TOTAL && burst + sz[sent]! <= BURST_OCTETS; sent++) {
-        burst += sz[sent]!;
-        octets += sz[sent]!;
-        const payload = Buffer.from(datagram(sent, sz[sent]!).subarray(28));
+    const octets = await sendInBursts(
+      sz,
+      (i) => {
+        const payload = Buffer.from(datagram(i, sz[i]!).subarray(28));
         sock.send(payload, RX_PORT, RX_TO);
-      }
-      const want = sent;
-      if (!(await until(() => log.seen.length >= want, 2_000))) break;
-    }
+      },
+      () => log.seen.length,
+    );
     await until(() => log.seen.length >= RX_TOTAL);
     sock.close();
     emit({
@@ -424,27 +418,16 @@ async function main(): Promise<void> {
   if (mode === 'rx-close') {
     const log: ReadLog = { seen: [], intact: 0, other: 0 };
     onRead = (p) => logRead(log, p, () => 200);
-    const sock = createSocket('udp4');
-    await new Promise<void>((resolve) => sock.bind(0, '10.125.0.1', resolve));
+    const sock = await bindUdp('10.125.0.1', 0);
     for (let i = 0; i < 3; i++) sock.send(Buffer.from(datagram(i, 200).subarray(28)), RX_PORT, RX_TO);
     const arrived = await until(() => log.seen.length === 3);
     sock.close();
     await new Promise((resolve) => setTimeout(resolve, 200)); // this thread now waits on the empty ring
-    dev.close();
-    let timer: NodeJS.Timeout | undefined;
-    const stopped = await Promise.race([
-      dev.stopped.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), WAIT_MS))),
-    ]);
-    clearTimeout(timer);
+    const stopped = await closeAndStop(dev);
     emit({ event: 'result', arrived, intact: log.intact, stopped, ...counters() });
     return; // no process.exit: the process must end on its own
   }
   throw new Error(`unknown mode ${mode}`);
 }
 
-main().catch((err: unknown) => {
-  const reason = err instanceof TunUnavailableError ? err.reason : 'error';
-  emit({ event: 'error', reason, message: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
-});
+fixtureMain(main);
