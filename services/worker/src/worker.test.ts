@@ -91,6 +91,18 @@ function peerEsp(c: InstallChildAction, path: PeerPath) {
   return { out, packet, frame };
 }
 
+/** The peer's inbound ESP SA of a child SA it installed as the IKE initiator: what the worker sends to it. */
+function peerInbound(c: InstallChildAction): InboundSa {
+  return new InboundSa({
+    spi: Buffer.from(c.inboundSpi).readUInt32BE(0),
+    suite: espSuite(
+      defaultProvider,
+      { encryption: c.encryption.id, keyBits: c.encryption.keyBits },
+      c.keys.encrR,
+    ),
+  });
+}
+
 /** A worker and a protocol-core initiator joined by direct calls (the `ikegate up` wiring). */
 function harness(
   peerId: string,
@@ -266,10 +278,7 @@ test('worker: ESP from the VIP reaches the device; a spoofed inner source is dro
     spi: Buffer.from(c.outboundSpi).readUInt32BE(0),
     suite: espSuite(defaultProvider, alg, c.keys.encrI),
   });
-  const inb = new InboundSa({
-    spi: Buffer.from(c.inboundSpi).readUInt32BE(0),
-    suite: espSuite(defaultProvider, alg, c.keys.encrR),
-  });
+  const inb = peerInbound(c);
   const send = (inner: Uint8Array) => {
     const r = out.encapsulate(inner);
     assert.equal(r.kind, 'packet');
@@ -665,12 +674,7 @@ test('worker: while the edge says the peer stream is backed up, device packets a
   let congested = false;
   const h = harness('carol@example.org', { congested: () => congested });
   h.initiate();
-  const c = h.installs[0]!;
-  const alg = { encryption: c.encryption.id, keyBits: c.encryption.keyBits };
-  const inb = new InboundSa({
-    spi: Buffer.from(c.inboundSpi).readUInt32BE(0),
-    suite: espSuite(defaultProvider, alg, c.keys.encrR),
-  });
+  const inb = peerInbound(h.installs[0]!);
   const espOut = () => h.toInitiator.filter((f) => f.kind === 'esp');
   congested = true;
   for (let i = 0; i < 3; i++) h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
