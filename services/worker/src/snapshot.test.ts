@@ -66,15 +66,15 @@ test('snapshot: anything else from the store is refused with a clear error, neve
   );
 });
 
-test('snapshot: octets are written as base64 (a third smaller than hex), and a snapshot an earlier worker wrote with hex octets is still read (rolling upgrade, issue #14)', () => {
+test("snapshot: octets are written as hex (what every released worker reads), and a snapshot with base64 octets (the next release's format) is read too (rolling upgrade both ways, issue #14)", () => {
   const json = new TextDecoder().decode(encodeSnapshot(snap()));
-  assert.match(json, /"spiI":\{"\$b":"AQI="\}/);
-  assert.doesNotMatch(json, /\$u8/);
-  const hexWritten = json.replace(/\{"\$b":"([^"]*)"\}/g, (_m, b64: string) => {
-    return JSON.stringify({ $u8: Buffer.from(b64, 'base64').toString('hex') });
+  assert.match(json, /"spiI":\{"\$u8":"0102"\}/);
+  assert.doesNotMatch(json, /"\$b"/);
+  const base64Written = json.replace(/\{"\$u8":"([^"]*)"\}/g, (_m, hex: string) => {
+    return JSON.stringify({ $b: Buffer.from(hex, 'hex').toString('base64') });
   });
-  assert.notEqual(hexWritten, json);
-  const back = decodeSnapshot(new TextEncoder().encode(hexWritten));
+  assert.notEqual(base64Written, json);
+  const back = decodeSnapshot(new TextEncoder().encode(base64Written));
   assert.deepEqual([...(back.state as unknown as { spiI: Uint8Array }).spiI], [1, 2]);
   assert.deepEqual([...back.children[0]!.outKeys], new Array(36).fill(2));
   assert.equal(back.children[0]!.seqIn, 17n);

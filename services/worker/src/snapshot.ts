@@ -2,9 +2,10 @@
  * What a worker writes to the store for one IKE SA, and reads back on takeover: the state
  * machine's plain-data state, the peer's newest path (through which edge), the matched peer and
  * virtual IP, and every child SA with its ESP keys and sequence checkpoints. JSON with octets as
- * {"$b": base64} and 64-bit counters as {"$big": decimal}; the store seals it with the KEK. Octets
- * written by an earlier worker as {"$u8": hex} are read too (a rolling upgrade adopts them).
- * Base64 rather than hex: a third smaller per SA in the store (issue #14).
+ * {"$u8": hex} and 64-bit counters as {"$big": decimal}; the store seals it with the KEK.
+ * Octets as {"$b": base64} (a third smaller per SA, issue #14) are read too, but not written yet:
+ * a worker of an earlier release reads only hex and would take a base64 snapshot for garbage
+ * during a rolling upgrade. Writing base64 is for the release after every worker reads it.
  */
 import type { PeerPath } from '@ikegate/cluster';
 import type { IkeSaState, TrafficSelector } from '@ikegate/ikev2';
@@ -51,7 +52,7 @@ export function encodeSnapshot(s: SaSnapshot): Uint8Array {
   const json = JSON.stringify(s, function (this: Record<string, unknown>, k: string, v: unknown) {
     const raw = this[k];
     if (raw instanceof Uint8Array)
-      return { $b: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') };
+      return { $u8: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex') };
     return typeof v === 'bigint' ? { $big: v.toString() } : v;
   });
   return new TextEncoder().encode(json);
