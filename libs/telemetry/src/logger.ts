@@ -33,15 +33,7 @@ const REDACT_DEPTH = 6;
  * flat objects we log.
  */
 export function redactSecrets<T>(v: T, depth = 0): T {
-  // Errors go to pino's err serializer as they are (a copy would lose their message and stack).
-  if (
-    v === null ||
-    typeof v !== 'object' ||
-    depth > REDACT_DEPTH ||
-    ArrayBuffer.isView(v) ||
-    v instanceof Error
-  )
-    return v;
+  if (v === null || typeof v !== 'object' || depth > REDACT_DEPTH || ArrayBuffer.isView(v)) return v;
   if (Array.isArray(v)) {
     let out: unknown[] | undefined;
     for (let i = 0; i < v.length; i++) {
@@ -50,14 +42,39 @@ export function redactSecrets<T>(v: T, depth = 0): T {
     }
     return (out ?? v) as T;
   }
-  let out: Record<string, unknown> | undefined;
   const o = v as Record<string, unknown>;
+  let out: Record<string, unknown> | undefined;
   for (const k of Object.keys(o)) {
     const value = o[k];
     const r = REDACTED.has(k) ? CENSOR : redactSecrets(value, depth + 1);
-    if (r !== value) (out ??= { ...o })[k] = r;
+    if (r !== value) setOwn((out ??= sameKindCopy(o)), k, r);
+  }
+  // An Error's cause is not enumerable; pino's err serializer writes it (and its fields) too.
+  if (v instanceof Error && v.cause !== undefined) {
+    const r = redactSecrets(v.cause, depth + 1);
+    if (r !== v.cause) setOwn((out ??= sameKindCopy(o)), 'cause', r);
   }
   return (out ?? v) as T;
+}
+
+/**
+ * A copy with the same prototype and every own property (enumerable or not): an Error stays an
+ * Error with its message and stack for pino's err serializer, a class keeps its toJSON.
+ */
+function sameKindCopy(o: object): Record<string, unknown> {
+  return Object.defineProperties(
+    Object.create(Object.getPrototypeOf(o) as object | null) as object,
+    Object.getOwnPropertyDescriptors(o),
+  ) as Record<string, unknown>;
+}
+
+function setOwn(o: Record<string, unknown>, k: string, value: unknown): void {
+  Object.defineProperty(o, k, {
+    value,
+    enumerable: Object.keys(o).includes(k),
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** The active span's ids for a log line (none without a recording span: no SDK, not sampled). */

@@ -132,8 +132,36 @@ test('metrics.follow: a count kept elsewhere (a TUN reader thread drops) reaches
   source = 10;
   m.hot(m.drops, 'tun', 'read_ring_full').inc(1);
   assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 11$/m);
-  source = 2; // a new device: counted from its own start
-  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 11$/m);
+  source = 2; // a new device that has dropped 2 so far: both are new
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 13$/m);
   source = 5;
-  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 14$/m);
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 16$/m);
+});
+
+test("logger: an Error's own fields and its cause are redacted too, and the error keeps its type, message and stack (STYLE: never keys in logs)", async () => {
+  const out = new PassThrough();
+  const chunks: string[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c.toString()));
+  const log = createLogger({ destination: out, name: 'test' });
+  const err = Object.assign(new TypeError('boom'), {
+    password: 'e-secret',
+    options: { key: 'opt-secret' },
+    code: 'E1',
+  });
+  log.error({ err }, 'failed');
+  await new Promise((r) => setImmediate(r));
+  const text = chunks.join('');
+  for (const s of ['e-secret', 'opt-secret']) assert.ok(!text.includes(s), s);
+  const line = JSON.parse(text.trim()) as { err: Record<string, unknown> };
+  assert.equal(line.err.type, 'TypeError');
+  assert.equal(line.err.message, 'boom');
+  assert.match(String(line.err.stack), /TypeError: boom/);
+  assert.equal(line.err.code, 'E1');
+  assert.equal(line.err.password, '[redacted]');
+  assert.equal(err.password, 'e-secret', "the caller's error is not changed");
+  // The cause (not enumerable) is walked too, for a serializer that writes it.
+  const withCause = redactSecrets(new Error('outer', { cause: { psk: 'cause-secret', why: 'x' } }));
+  assert.ok(withCause instanceof Error);
+  assert.equal(withCause.message, 'outer');
+  assert.deepEqual(withCause.cause, { psk: '[redacted]', why: 'x' });
 });
