@@ -294,7 +294,7 @@ export class Metrics {
    * Counts into `counter{values}` what a cumulative source (a count kept elsewhere, e.g. a TUN
    * device's drops counted on its reader thread) gained since it was last read: read when the
    * counter is collected, so a scrape sees it current. A source that goes back (a device replaced)
-   * starts over from its new value.
+   * started over: its whole new value is counted.
    */
   follow(counter: Counter<string>, values: readonly string[], read: () => number): void {
     const child = this.hot(counter, ...values);
@@ -303,7 +303,9 @@ export class Metrics {
     let last = 0;
     (root.followers ??= []).push(() => {
       const now = read();
-      if (now > last) child.inc(now - last);
+      // A source that went back (a new device) started over: all of its count is new.
+      const gained = now >= last ? now - last : now;
+      if (gained > 0) child.inc(gained);
       last = now;
     });
   }
