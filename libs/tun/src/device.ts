@@ -140,6 +140,9 @@ for (;;) {
  * The smallest ring `start` accepts: an empty ring always takes a 65535-octet packet (its record,
  * 65540 octets, fits before the end or before the read position wherever that is).
  */
+/** Octets waiting in the write ring past which a sleeping writer is woken at once, not at the turn's end. */
+const WAKE_AT_OCTETS = 64 * 1024;
+
 const MIN_DEVICE_RING_BYTES = 2 * (4 + 65536) + 8;
 
 /**
@@ -430,10 +433,10 @@ export class TunDevice {
       this.counters.txBytes += n;
       // A sleeping writer is woken once per event-loop turn, not per packet: the turn's packets
       // (a stream read or a poll phase's datagrams carry many) go in one wake-up, and a futex wake
-      // per packet was 7-16% of a gateway (issue #14). Woken at once when the ring is a quarter
-      // full, so a long turn cannot fill it while the writer sleeps.
+      // per packet was 7-16% of a gateway (issue #14). Woken at once past WAKE_AT_OCTETS (~45
+      // packets of 1400), so a long turn neither holds packets back nor fills the ring.
       if (!ring.consumerAsleep || this.wakeScheduled) {
-        if (this.wakeScheduled && ring.usedOctets > ring.capacity >>> 2) this.wakeWriter();
+        if (this.wakeScheduled && ring.usedOctets > WAKE_AT_OCTETS) this.wakeWriter();
       } else {
         this.wakeScheduled = true;
         setImmediate(this.wakeWriterLater);
