@@ -281,6 +281,17 @@ export class IketcpStream {
   }
 
   /**
+   * Whether `sendEsp` of an ESP packet of `espLength` octets would be refused as 'congested' now:
+   * asked before a packet is encrypted, so that a backed-up stream costs no encryption (issue #14:
+   * under overload the gateway encrypted every packet, then dropped most of them here).
+   */
+  espCongested(espLength: number): boolean {
+    // A closed stream is not congested: sendEsp then says 'closed' (counted as no connection).
+    if (this.#state === 'closed' || this.#duplex.destroyed) return false;
+    return this.#duplex.writableLength + this.#espGathered + espFrameLength(espLength) > this.#maxEspBuffer;
+  }
+
+  /**
    * Frames `packet` (an ESP packet from its SPI on) for the write at the end of this turn, unless
    * the queued output (see queuedOctets) would pass `maxEspBuffer` ('congested', nothing written).
    * The packet is copied before the call returns: no reference to `packet` is kept, the caller may
@@ -288,15 +299,6 @@ export class IketcpStream {
    * gathered, as a socket discards what it had not sent.
    * @throws LocalUsageError (@ikegate/iketcp) for a packet with SPI 0, shorter than SPI|SN, or too large.
    */
-  /**
-   * Whether `sendEsp` of an ESP packet of `espLength` octets would be refused as 'congested' now:
-   * asked before a packet is encrypted, so that a backed-up stream costs no encryption (issue #14:
-   * under overload the gateway encrypted every packet, then dropped most of them here).
-   */
-  espCongested(espLength: number): boolean {
-    return this.#duplex.writableLength + this.#espGathered + espFrameLength(espLength) > this.#maxEspBuffer;
-  }
-
   sendEsp(packet: Uint8Array): IketcpSendResult {
     if (this.#state === 'closed' || this.#duplex.destroyed) return 'closed';
     const length = espFrameLength(packet.length);
