@@ -76,6 +76,13 @@ export interface EdgeLink {
    * encryption and no sequence number. Absent: the link cannot tell before `send`.
    */
   espCongested?(path: PeerPath, espLength: number): boolean;
+  /**
+   * Whether `send` of an ESP frame to `path` is done with its octets when it returns (an RFC 9329
+   * stream copies a frame into its own output chunk): the worker may then encrypt into a buffer it
+   * reuses for the next packet. Absent or false: the link may keep the octets past `send` (dgram
+   * holds a datagram until it is sent, a relay queues frames), so each packet gets its own.
+   */
+  espCopied?(path: PeerPath): boolean;
   /** Hands back a frame for a shard we do not own, for the edge to route again (cluster only). */
   bounce?(frame: InboundFrame): void;
 }

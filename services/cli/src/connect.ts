@@ -255,6 +255,11 @@ class Connector implements EdgeLink {
     return r === 'closed' ? 'no-connection' : r;
   }
 
+  /** Over a stream (IketcpStream.sendEsp copies the packet); not over UDP (dgram keeps it until sent). */
+  espCopied(): boolean {
+    return this.#udp === undefined && this.#stream !== undefined;
+  }
+
   espCongested(_path: PeerPath, espLength: number): boolean {
     return this.#stream?.espCongested(espLength) ?? false;
   }

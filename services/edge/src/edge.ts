@@ -452,6 +452,11 @@ export class Edge implements EdgeLink {
     }
   }
 
+  /** Stream paths: IketcpStream.sendEsp copies the packet before it returns. */
+  espCopied(path: PeerPath): boolean {
+    return path.transport !== 'udp';
+  }
+
   espCongested(path: PeerPath, espLength: number): boolean {
     if (path.transport === 'udp') return false;
     return this.#streams.get(path.connection)?.stream.espCongested(espLength) ?? false;

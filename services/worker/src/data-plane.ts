@@ -79,6 +79,8 @@ function rangesOf(selectors: readonly TrafficSelector[]): readonly Ipv4Range[] {
 export class DataPlane {
   readonly #settings: WorkerSettings;
   readonly #edge: EdgeLink;
+  /** See #espScratch. */
+  #scratch: Uint8Array = Buffer.allocUnsafe(0);
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #hooks: DataPlaneHooks;
@@ -295,12 +297,15 @@ export class DataPlane {
     if (!child) return this.#drop('tun', 'no_route');
     // Ownership: the ESP packet is handed to the edge link, and the link may keep it past send()
     // (dgram holds a datagram until its send completes, a relay or a test link queues frames), so
-    // it cannot be a buffer reused for the next packet. It is a fresh allocation, but without the
-    // zero-fill (every octet up to the packet's end is written by encapsulate; the view handed on
-    // ends there) and, below 4 KiB, a slice of node's buffer pool rather than an ArrayBuffer each.
+    // it cannot be a buffer reused for the next packet, unless the link says it copies it
+    // (espCopied: a stream). Otherwise a fresh allocation, but without the zero-fill (every octet
+    // up to the packet's end is written by encapsulate; the view handed on ends there) and, below
+    // 4 KiB, a slice of node's buffer pool rather than an ArrayBuffer each.
     const espLength = child.outbound.packetLength(packet.length);
     if (this.#edge.espCongested?.(child.sa.path, espLength)) return this.#drop('esp-out', 'congested');
-    const out = Buffer.allocUnsafe(espLength);
+    const out = this.#edge.espCopied?.(child.sa.path)
+      ? this.#espScratch(espLength)
+      : Buffer.allocUnsafe(espLength);
     const r = child.outbound.encapsulate(packet, out);
     if (r.kind !== 'packet') {
       if (r.kind === 'rekey_required' && !child.rekeyRequested) {
@@ -316,6 +321,16 @@ export class DataPlane {
     this.#metrics.hot(this.#metrics.espBytes, 'out').inc(packet.length);
     const sent = this.#edge.send({ kind: 'esp', path: child.sa.path, bytes: r.packet });
     if (sent !== 'sent') this.#drop('esp-out', sent);
+  }
+
+  /**
+   * A buffer of at least `length` octets reused for every outbound ESP packet whose link copies it
+   * before `send` returns (EdgeLink.espCopied: RFC 9329 streams): no allocation per packet there.
+   * Grown to the largest packet seen (at most a 65535-octet inner packet plus ESP overhead).
+   */
+  #espScratch(length: number): Uint8Array {
+    if (this.#scratch.length < length) this.#scratch = Buffer.allocUnsafe(Math.max(length, 2048));
+    return this.#scratch;
   }
 
   /**

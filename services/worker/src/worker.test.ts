@@ -116,6 +116,8 @@ function harness(
     sync?: boolean;
     /** What the edge link answers when asked whether the peer's stream is backed up. */
     congested?: () => boolean;
+    /** The edge link copies ESP frames in send() (a stream) and says so (EdgeLink.espCopied). */
+    espCopied?: boolean;
     /** The worker's clock (default Date.now). */
     clock?: () => number;
   } = {},
@@ -126,6 +128,8 @@ function harness(
   const metrics = new Metrics({ processMetrics: false });
   const written: Uint8Array[] = [];
   const toInitiator: OutboundFrame[] = [];
+  /** With espCopied: the buffer of each ESP frame as the worker handed it over. */
+  const sentBuffers: ArrayBufferLike[] = [];
   const worker = new Worker(
     {
       provider: defaultProvider,
@@ -150,8 +154,13 @@ function harness(
       ...(o.clock ? { clock: o.clock } : {}),
     },
     {
-      send: (f) => (toInitiator.push(f), 'sent'),
+      send: (f) => {
+        if (o.espCopied && f.kind === 'esp') sentBuffers.push(f.bytes.buffer);
+        toInitiator.push(o.espCopied ? { ...f, bytes: new Uint8Array(f.bytes) } : f); // a copy (Buffer#slice is a view)
+        return 'sent';
+      },
       ...(o.congested ? { espCongested: o.congested } : {}),
+      ...(o.espCopied ? { espCopied: () => true } : {}),
     },
     createLogger({ destination: out, level: 'debug' }),
     metrics,
@@ -237,6 +246,7 @@ function harness(
   };
   return {
     retarget,
+    sentBuffers,
     worker,
     metrics,
     written,
@@ -686,4 +696,20 @@ test('worker: while the edge says the peer stream is backed up, device packets a
   const bytes = espOut()[0]!.bytes;
   assert.equal(Buffer.from(bytes).readUInt32BE(4), 1, 'the first packet sent carries sequence number 1');
   assert.equal(inb.decapsulate(bytes).kind, 'inner');
+});
+
+test('worker: over a link that copies ESP frames in send() (an RFC 9329 stream), device packets are encrypted into one reused buffer, and every packet arrives intact with its own sequence number (issue #14, RFC 4303 §3.3.3)', () => {
+  const h = harness('carol@example.org', { espCopied: true });
+  h.initiate();
+  const inb = peerInbound(h.installs[0]!);
+  for (let i = 0; i < 3; i++) h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
+  const esp = h.toInitiator.filter((f) => f.kind === 'esp');
+  assert.equal(esp.length, 3);
+  assert.equal(new Set(h.sentBuffers).size, 1, 'one buffer for all three');
+  esp.forEach((f, i) => {
+    assert.equal(Buffer.from(f.bytes).readUInt32BE(4), i + 1);
+    const r = inb.decapsulate(f.bytes);
+    assert.equal(r.kind, 'inner');
+    if (r.kind === 'inner') assert.deepEqual([...r.packet.subarray(12, 20)], [10, 2, 0, 7, 10, 9, 0, 2]);
+  });
 });
