@@ -16,8 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { Attr, startTracing, type TracingHandle } from '@ikegate/telemetry';
+import { freePort } from '@ikegate/testkit';
 import { testGateway } from '../../services/control/src/testing/gateway.js';
-import { freePort } from '../cluster/lib/cluster.js';
 
 const IKEGATE_BIN = new URL('../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 const HOST = '127.0.0.1';

@@ -7,3 +7,4 @@ export { SeededRandom } from './random.js';
 export { isCi, requirement } from './requirement.js';
 export { type ApiAccess, type ApiRole, writeApiAccess } from './api-access.js';
 export { makeTestPki, type TestPki } from './pki.js';
+export { freePort } from './ports.js';

@@ -10,14 +10,19 @@
  * endpoints take the same tokens under `/internal/v1/...`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ApiAccess, type ApiRole, makeTestPki, type TestPki, writeApiAccess } from '@ikegate/testkit';
+import {
+  type ApiAccess,
+  type ApiRole,
+  freePort,
+  makeTestPki,
+  type TestPki,
+  writeApiAccess,
+} from '@ikegate/testkit';
 import { type RedisServer, startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
 import {
   type SentinelTopology,
@@ -568,25 +573,4 @@ export async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, timeo
     v = await f();
   }
   return v;
-}
-
-/** A port the kernel just handed out as free on 127.0.0.1, for TCP and UDP alike. */
-export async function freePort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const a = srv.address();
-        srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, HOST, () => u.close(() => resolve(true)));
-    });
-    if (port > 0 && udpFree) return port;
-  }
-  throw new Error('no free port');
 }

@@ -4,19 +4,11 @@
  * (K8S_OWNER_PID) stops it if this process dies before `stop()` runs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from './run.js';
 import { CONTROL_PLANE_SH, K8S_BIN, tool } from './toolchain.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { freePort } from '@ikegate/testkit';
 
 export interface ControlPlaneOptions {
   /** kwok fake nodes (pods bound to them go Running/Ready; no container runs). */

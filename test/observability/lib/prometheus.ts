@@ -5,10 +5,10 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '@ikegate/testkit';
 
 const BIN = new URL('../../../.prometheus/root/usr/bin/', import.meta.url).pathname;
 export const PROMETHEUS = join(BIN, 'prometheus');
@@ -28,14 +28,6 @@ export function promtool(args: string[], input?: string): { status: number; out:
     ...(input !== undefined ? { input } : {}),
   });
   return { status: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 export interface ScrapeTarget {

@@ -10,13 +10,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeTestPki, writeApiAccess } from '@ikegate/testkit';
+import { freePort, makeTestPki, writeApiAccess } from '@ikegate/testkit';
 import { type RedisServer, startRedisServer } from '../../../../libs/store/src/testing/redis-server.js';
 
 export const IKEGATE_BIN = new URL('../../bin/ikegate.mjs', import.meta.url).pathname;
@@ -102,27 +100,6 @@ export interface LocalEdge {
   readonly natT: number;
   readonly tcp: number;
   readonly proc: ClusterProc;
-}
-
-/** A port the kernel just handed out as free for both TCP and UDP. */
-export async function freePort(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const a = srv.address();
-        srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, HOST, () => u.close(() => resolve(true)));
-    });
-    if (port > 0 && udpFree) return port;
-  }
-  throw new Error('no free port');
 }
 
 export interface LocalClusterOptions {
