@@ -56,12 +56,6 @@ export class IkeDriver {
   readonly #reports: IkeReports;
   /** Spans of IKE SA setups and exchanges, while a tracer provider is registered (tracing.ts). */
   readonly #traces = new IkeTraces();
-  /**
-   * `ikegate_ike_messages_total` children by direction and exchange name, resolved once: a
-   * labelled `inc({...})` validates and hashes its labels on every message (issue #14).
-   */
-  readonly #messagesIn = new Map<string, { inc(value?: number): void }>();
-  readonly #messagesOut = new Map<string, { inc(value?: number): void }>();
   /** The gauge values last written (#updateGauges writes only what changed). */
   #gauges = { established: -1, other: -1, halfOpen: -1, cookieMode: -1 };
   #frame: InboundFrame | undefined;
@@ -132,7 +126,7 @@ export class IkeDriver {
 
   receive(frame: InboundFrame): void {
     const m = frame.bytes;
-    this.#countMessage(this.#messagesIn, 'in', m);
+    this.#countMessage('in', m);
     const started = performance.now();
     this.#frame = frame;
     const at = tracingActive() ? performance.now() : 0;
@@ -407,7 +401,7 @@ export class IkeDriver {
       return;
     }
     const r = this.#edge.send({ kind: 'ike', path: peerPath, bytes, ...(closeAfter ? { closeAfter } : {}) });
-    this.#countMessage(this.#messagesOut, 'out', bytes);
+    this.#countMessage('out', bytes);
     if (r !== 'sent') this.#metrics.hot(this.#metrics.drops, 'ike-out', r).inc();
   }
 
@@ -440,18 +434,8 @@ export class IkeDriver {
   }
 
   /** `ikegate_ike_messages_total{direction, exchange}` + 1 for the IKE message `bytes`. */
-  #countMessage(
-    children: Map<string, { inc(value?: number): void }>,
-    direction: 'in' | 'out',
-    bytes: Uint8Array,
-  ): void {
-    const exchange = exchangeLabel(bytes);
-    let child = children.get(exchange);
-    if (!child) {
-      child = this.#metrics.hot(this.#metrics.ikeMessages, direction, exchange);
-      children.set(exchange, child);
-    }
-    child.inc();
+  #countMessage(direction: 'in' | 'out', bytes: Uint8Array): void {
+    this.#metrics.hot(this.#metrics.ikeMessages, direction, exchangeLabel(bytes)).inc();
   }
 
   /**
