@@ -160,3 +160,47 @@ test('write-ahead: durable(spi) resolves only once the SA change is in the store
   store.open();
   await a.stop();
 });
+
+/** The MemoryStore counting lease-version reads (the hand-off watch's polls). */
+class CountingStore extends MemoryStore {
+  versionReads = 0;
+  override async version(): Promise<number> {
+    this.versionReads++;
+    return super.version();
+  }
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+}
+
+test('rebalance hand-off: a joining worker takes each shard as soon as its live holder releases it, not a tick (lease TTL / 3) later; the watch ends once nothing is awaited', async () => {
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new Members();
+  // leaseTtlMs 60 s: periodic rounds every 20 s, so anything quicker is the hand-off watch.
+  const a = owner('w1', store, members);
+  a.start();
+  assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
+  const b = owner('w2', store, members);
+  b.start();
+  assert.ok(await until(() => store.versionReads > 2, 5000), 'w2 watches the lease version');
+  assert.equal(b.owned.size, 0, 'w2 waits: a live member holds every shard');
+  a.kick(); // w1's round (as its periodic one would): it releases the shards the plan moved
+  assert.ok(
+    await until(() => a.owned.size + b.owned.size === SHARDS && b.owned.size === SHARDS / 2, 5000),
+    `w2 took its half well before its next periodic round: w1 ${a.owned.size}, w2 ${b.owned.size}`,
+  );
+  // Nothing awaited any more: the polls stop (within one round that found nothing to wait for).
+  await new Promise((r) => setTimeout(r, 500));
+  const reads = store.versionReads;
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(store.versionReads, reads, 'no version reads while no hand-off is pending');
+  await a.stop();
+  await b.stop();
+});

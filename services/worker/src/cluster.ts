@@ -78,6 +78,13 @@ export const DURABLE_WAIT_MS = 1000;
  * loaded worker sheds its share over several rounds instead of in one burst.
  */
 export const MAX_REBALANCE_SAS_PER_ROUND = 1000;
+/**
+ * While the plan gives this worker shards that a live member still holds (a rebalance or a drain
+ * in progress), the lease table's version is read this often and a round runs when it moves: a
+ * released shard is taken within this, not a whole tick (a third of the lease TTL) later, when no
+ * worker holds it and its SAs are in none (pings through it were lost, real-pods CI, 2026-12-06).
+ */
+export const HANDOFF_POLL_MS = 100;
 const MOVES_KEY = 'ikegate:placement:moved';
 
 const MEMBER_PREFIX = 'ikegate:member:';
@@ -293,6 +300,10 @@ export class ShardOwner implements Persistence {
   readonly #durableTimeouts: Counter;
   /** When this worker learned that a member was gone (its verdict or the round that saw it). */
   readonly #goneSince = new Map<string, number>();
+  /** Polls the lease version while shards planned here are still held by live members. */
+  #handoffTimer: NodeJS.Timeout | undefined;
+  #handoffWatch = 0;
+  #started = false;
 
   constructor(o: ShardOwnerOptions) {
     this.#o = o;
@@ -552,6 +563,7 @@ export class ShardOwner implements Persistence {
   }
 
   start(): void {
+    this.#started = true;
     const beat = async () => {
       if (this.#stopped) return;
       await this.heartbeat().catch((e: Error) => this.#o.log.warn({ err: e.message }, 'heartbeat-failed'));
@@ -606,6 +618,8 @@ export class ShardOwner implements Persistence {
       const serving = all.filter((m) => !m.draining && !(m.id === workerId && draining));
       const live = (serving.length > 0 || all.length === 0 ? serving : all).map((m) => m.id);
       if (!live.includes(workerId) && (!draining || serving.length === 0)) live.push(workerId);
+      // Read before the table: a release after this moves the version the hand-off watch compares.
+      const version = await withTimeout(store.version()).catch(() => undefined);
       const leases = await store.owners();
       const previous: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) previous.push(leases.get(s)?.owner);
@@ -673,6 +687,7 @@ export class ShardOwner implements Persistence {
       for (const [id, at] of this.#goneSince)
         if (memberIds.has(id) || Date.now() - at > MOVE_MEMORY_MS) this.#goneSince.delete(id);
       const moves: { shard: number; from: string }[] = [];
+      let awaited = 0;
       for (let s = 0; s < shardCount; s++) {
         if (plan[s] !== workerId || this.#owned.has(s)) continue;
         const lease = leases.get(s);
@@ -685,7 +700,10 @@ export class ShardOwner implements Persistence {
         // A live member's lease: wait until it releases the shard (drain) or its lease expires.
         // A lease whose holder is no member any more (seen dead, or its record lapsed): take it
         // now; the new epoch fences anything the old holder may still write.
-        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) continue;
+        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) {
+          awaited++;
+          continue;
+        }
         wanted.push([
           s,
           lease && lease.owner !== workerId ? lease.owner : undefined,
@@ -704,7 +722,33 @@ export class ShardOwner implements Persistence {
       // before the holder's record did): whose SAs they were when someone takes the shard later.
       this.#lastOwners = previous.map((o, s) => o ?? this.#lastOwners[s]);
       this.#ownedGauge.set(this.#owned.size);
+      this.#watchHandoffs(awaited > 0 ? version : undefined);
     }
+  }
+
+  /**
+   * While live members still hold shards the plan gives us, read the lease version every
+   * HANDOFF_POLL_MS and run a round once it moved from `since` (a release, or any other lease
+   * change); `since` undefined (nothing awaited, or the version unreadable) ends the watch, and the
+   * periodic tick remains. One GET per poll, and only during a hand-off.
+   */
+  #watchHandoffs(since: number | undefined): void {
+    clearTimeout(this.#handoffTimer);
+    this.#handoffTimer = undefined;
+    const watch = ++this.#handoffWatch; // a later round's watch supersedes a poll in flight
+    // Only a started owner (its own rounds); one driven by tick() alone keeps to those.
+    if (since === undefined || this.#stopped || !this.#started) return;
+    const arm = () => {
+      this.#handoffTimer = setTimeout(() => void poll(), HANDOFF_POLL_MS);
+      this.#handoffTimer.unref();
+    };
+    const poll = async () => {
+      const now = await withTimeout(this.#o.store.version()).catch(() => since);
+      if (this.#stopped || watch !== this.#handoffWatch) return;
+      if (now !== since) this.kick();
+      else arm();
+    };
+    arm();
   }
 
   /** `formerHolder`: the gone member whose SAs these are (its lease live or lapsed), for timing. */
@@ -805,6 +849,7 @@ export class ShardOwner implements Persistence {
     this.#stopped = true;
     clearTimeout(this.#timer);
     clearTimeout(this.#heartbeatTimer);
+    clearTimeout(this.#handoffTimer);
     this.#watch?.stop();
     clearTimeout(this.#flushTimer);
     await this.flush().catch(() => undefined);
