@@ -334,6 +334,8 @@ describe(
       assert.equal(back.length, 2, await diagnostics());
       assert.equal(pingFrom(CLIENT_NS, vip, HOST_IP, 3), 3, 'pings after the replacement is Ready');
       const after = (await establishedSas()).filter((s) => s.spi === spi);
+      // Whether the rebalance moved the SA back to the new pod (its shard's rendezvous score decides).
+      console.log(`# after the replacement: the SA is on ${after.map((s) => s.worker).join(',')}`);
       assert.equal(after.length, 1, 'the same IKE SA (gateway SPI) is established');
       assert.equal(client.count('initiating'), 1, 'the client never started a new IKE SA');
       assert.equal(client.count('ike-sa-established'), 1);

@@ -19,6 +19,14 @@ export {
   outboundFrameFromWire,
   PROTO_PATH,
   relayDefinition,
+  relayService,
   type WireFrame,
   type WorkerMessage,
 } from './wire.js';
+export {
+  decodeEdgeMessage,
+  decodeWorkerMessage,
+  encodeEdgeMessage,
+  encodeWorkerMessage,
+  RelayCodecError,
+} from './codec.js';

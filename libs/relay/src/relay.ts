@@ -44,7 +44,7 @@ import {
   pathFromWire,
   pathToWire,
   relayClientConstructor,
-  relayDefinition,
+  relayService,
   type WireFrame,
   type WorkerMessage,
 } from './wire.js';
@@ -236,7 +236,7 @@ export class RelayServer {
 
   constructor(o: RelayServerOptions) {
     this.#o = o;
-    const service = relayDefinition()['ikegate.v1.FrameRelay'] as Parameters<Server['addService']>[0];
+    const service = relayService();
     this.#server.addService(service, {
       Relay: (call: ServerDuplexStream<EdgeMessage, WorkerMessage>) => this.#onStream(call),
     });
@@ -306,6 +306,13 @@ export class RelayServer {
     let stream: EdgeStream | undefined;
     let refused = false;
     const { metrics, workerId } = this.#o;
+    // The codec shares one PeerPath per peer path, so its qualified name is made once, not per frame.
+    const qualified = new WeakMap<PeerPath, PeerPath>();
+    const ours = (path: PeerPath): PeerPath => {
+      let q = qualified.get(path);
+      if (q === undefined) qualified.set(path, (q = qualify(edgeId, path)));
+      return q;
+    };
     call.on('data', (m: EdgeMessage) => {
       if (refused) return;
       if (!stream) {
@@ -356,7 +363,7 @@ export class RelayServer {
           continue;
         }
         if (f.path.transport !== 'udp') this.#noteIncarnation(edgeId, f.path.connection);
-        this.#worker?.deliver({ ...f, path: qualify(edgeId, f.path) });
+        this.#worker?.deliver({ ...f, path: ours(f.path) });
       }
       for (const p of m.closed) {
         const path = pathFromWire(p);

@@ -4,9 +4,10 @@
  * loaded schema by wire.test.ts, so the .proto and this file cannot drift apart silently.
  */
 import { fileURLToPath } from 'node:url';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { makeClientConstructor, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import type { InboundFrame, OutboundFrame, PeerPath, PeerTransport } from '@ikegate/cluster';
+import { decodeEdgeMessage, decodeWorkerMessage, encodeEdgeMessage, encodeWorkerMessage } from './codec.js';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../../proto/ikegate/v1/relay.proto', import.meta.url));
 
@@ -60,11 +61,30 @@ export function relayDefinition(): PackageDefinition {
   return definition;
 }
 
-export function relayClientConstructor(): ServiceClientConstructor {
-  const pkg = loadPackageDefinition(relayDefinition()) as unknown as {
-    ikegate: { v1: GrpcObject & { FrameRelay: ServiceClientConstructor } };
+let service: ServiceDefinition | undefined;
+
+/**
+ * The FrameRelay service as loaded from the .proto, with its messages written and read by
+ * codec.ts (the same protobuf bytes, without proto-loader's per-frame reflection).
+ */
+export function relayService(): ServiceDefinition {
+  if (service) return service;
+  const loaded = relayDefinition()['ikegate.v1.FrameRelay'] as unknown as ServiceDefinition;
+  const relay = loaded.Relay!;
+  service = {
+    Relay: {
+      ...relay,
+      requestSerialize: (m: EdgeMessage) => encodeEdgeMessage(m),
+      requestDeserialize: (b: Buffer) => decodeEdgeMessage(b),
+      responseSerialize: (m: WorkerMessage) => encodeWorkerMessage(m),
+      responseDeserialize: (b: Buffer) => decodeWorkerMessage(b),
+    },
   };
-  return pkg.ikegate.v1.FrameRelay;
+  return service;
+}
+
+export function relayClientConstructor(): ServiceClientConstructor {
+  return makeClientConstructor(relayService(), 'ikegate.v1.FrameRelay');
 }
 
 const TRANSPORTS: Record<PeerTransport, WireTransport> = {
@@ -82,9 +102,15 @@ export function pathToWire(p: PeerPath): WirePath {
   };
 }
 
+/** PeerPaths made from a decoded WirePath: the codec shares one per path, so frames share these. */
+const fromWire = new WeakMap<WirePath, PeerPath>();
+
 /** Undefined for a message that does not name a usable path (counted as a bad frame by callers). */
 export function pathFromWire(p: WirePath | null): PeerPath | undefined {
-  if (!p || !p.local || !p.remote || !p.connection) return undefined;
+  if (!p) return undefined;
+  const known = fromWire.get(p);
+  if (known) return known;
+  if (!p.local || !p.remote || !p.connection) return undefined;
   const transport =
     p.transport === 'TRANSPORT_UDP'
       ? 'udp'
@@ -94,12 +120,14 @@ export function pathFromWire(p: WirePath | null): PeerPath | undefined {
           ? 'tls'
           : undefined;
   if (!transport) return undefined;
-  return {
+  const path: PeerPath = {
     connection: p.connection,
     transport,
     local: { address: p.local.address, port: p.local.port },
     remote: { address: p.remote.address, port: p.remote.port },
   };
+  fromWire.set(p, path);
+  return path;
 }
 
 export function frameToWire(f: InboundFrame | OutboundFrame): WireFrame {
