@@ -474,6 +474,9 @@ export class RelayClient implements WorkerLink {
     this.#client = new Ctor(o.target, creds, {
       'grpc.max_receive_message_length': 64 << 20,
       'grpc.keepalive_time_ms': 10_000,
+      // Our own reconnect (below) handles a failed stream; gRPC's retry machinery would buffer and
+      // track every message of this long-lived stream for a transparent retry it never needs.
+      'grpc.enable_retries': 0,
       // The worker is checked by its certificate's CN (above), not by a host name; a fixed SNI
       // also keeps Node from sending an IP address as the server name (RFC 6066 §3).
       ...(o.tls ? { 'grpc.ssl_target_name_override': 'ikegate-relay' } : {}),

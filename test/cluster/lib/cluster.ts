@@ -527,9 +527,12 @@ cluster:
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.loadgens.map((l) => l.stop('SIGKILL')));
-    await Promise.all([...this.edges, ...this.workers].map((p) => p.proc.stop('SIGKILL')));
-    await this.control?.stop('SIGKILL');
+    // Killed for speed; but a bench taking CPU profiles (scripts/bench/lib/cpu-profile-preload.mjs)
+    // needs the processes to exit, which is when they write them.
+    const signal = process.env.IKEGATE_CPU_PROFILE_DIR ? 'SIGTERM' : 'SIGKILL';
+    await Promise.all(this.loadgens.map((l) => l.stop(signal)));
+    await Promise.all([...this.edges, ...this.workers].map((p) => p.proc.stop(signal)));
+    await this.control?.stop(signal);
     await this.redis?.stop();
   }
 }
