@@ -84,11 +84,21 @@ export function qualify(edgeId: string, path: PeerPath): PeerPath {
   return { ...path, connection: `${edgeId}${SEPARATOR}${path.connection}` };
 }
 
+/** unqualify's answers by path object: an SA sends all its frames on one (issue #14, per frame). */
+const unqualified = new WeakMap<PeerPath, { edgeId: string; path: PeerPath }>();
+
 /** Splits a worker-side connection name back into the edge and that edge's own connection name. */
 export function unqualify(path: PeerPath): { edgeId: string; path: PeerPath } | undefined {
+  const known = unqualified.get(path);
+  if (known) return known;
   const i = path.connection.indexOf(SEPARATOR);
   if (i <= 0) return undefined;
-  return { edgeId: path.connection.slice(0, i), path: { ...path, connection: path.connection.slice(i + 1) } };
+  const u = {
+    edgeId: path.connection.slice(0, i),
+    path: { ...path, connection: path.connection.slice(i + 1) },
+  };
+  unqualified.set(path, u);
+  return u;
 }
 
 type Outgoing = { frame: WireFrame; ike: boolean; bounced?: boolean } | { closed: PeerPath };
@@ -363,7 +373,8 @@ export class RelayServer {
           continue;
         }
         if (f.path.transport !== 'udp') this.#noteIncarnation(edgeId, f.path.connection);
-        this.#worker?.deliver({ ...f, path: ours(f.path) });
+        (f as { path: PeerPath }).path = ours(f.path); // frameFromWire's own new object
+        this.#worker?.deliver(f);
       }
       for (const p of m.closed) {
         const path = pathFromWire(p);

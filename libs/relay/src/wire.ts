@@ -93,7 +93,16 @@ const TRANSPORTS: Record<PeerTransport, WireTransport> = {
   tls: 'TRANSPORT_TLS',
 };
 
+/** Wire paths by PeerPath object: a peer's frames share one, and the codec's cache finds it by identity. */
+const toWire = new WeakMap<PeerPath, WirePath>();
+
 export function pathToWire(p: PeerPath): WirePath {
+  let w = toWire.get(p);
+  if (w === undefined) toWire.set(p, (w = pathToWireUncached(p)));
+  return w;
+}
+
+function pathToWireUncached(p: PeerPath): WirePath {
   return {
     connection: p.connection,
     transport: TRANSPORTS[p.transport],
