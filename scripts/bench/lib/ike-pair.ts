@@ -4,8 +4,7 @@
  * responder both driven by the sans-IO state machine. Shared by bench modules that need the cost
  * of one setup as a same-run reference.
  */
-import { randomBytes } from 'node:crypto';
-import { EncryptionId, KeyExchangeId, nodeProvider, PrfId } from '@ikegate/crypto';
+import { EncryptionId, KeyExchangeId, nodeProvider, PrfId, RandomPool } from '@ikegate/crypto';
 import {
   type EndpointOutput,
   IkeEndpoint,
@@ -15,7 +14,8 @@ import {
   type IkeSaState,
 } from '@ikegate/ikev2';
 
-const random = (n: number) => new Uint8Array(randomBytes(n));
+/** Randomness as a worker draws it (services/worker/src/ike-driver.ts: one RandomPool). */
+const random = new RandomPool().random;
 const any = {
   tsType: 7,
   ipProtocol: 0,

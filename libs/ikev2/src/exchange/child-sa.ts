@@ -118,9 +118,9 @@ export function acceptChild(
     : selectProposal(esp, ctx.policy.espProposals, ProtocolId.ESP);
   if (selected.kind === 'none') throw noProposal(`offered ${describeProposals(sa.proposals)}`);
   let tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.remoteTs);
-  if (o.remoteHost) tsI = narrowTrafficSelectors(tsI, [hostSelector(o.remoteHost)]);
+  if (o.remoteHost) tsI = narrowTrafficSelectors(tsI, [hostSelector(o.remoteHost)], false);
   let tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.localTs);
-  if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)]);
+  if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)], false);
   if (tsI.length === 0 || tsR.length === 0)
     throw tsUnacceptable(
       `${tsi.selectors.length} TSi / ${tsr.selectors.length} TSr selectors outside our policy`,

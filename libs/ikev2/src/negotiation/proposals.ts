@@ -211,14 +211,22 @@ function assignDistinct(
   candidates: readonly (readonly number[])[],
   used: readonly number[],
 ): number[] | undefined {
-  const [first, ...rest] = candidates;
-  if (first === undefined) return [];
-  for (const id of first) {
-    if (id !== KEY_EXCHANGE_NONE && used.includes(id)) continue;
-    const tail = assignDistinct(rest, id === KEY_EXCHANGE_NONE ? used : [...used, id]);
-    if (tail !== undefined) return [id, ...tail];
-  }
-  return undefined;
+  // Depth-first in preference order per type (the first complete assignment wins), on one picks
+  // array and one taken list instead of arrays per level (issue #14: per-setup allocation).
+  const picks: number[] = new Array<number>(candidates.length);
+  const taken = [...used];
+  const go = (i: number): boolean => {
+    if (i === candidates.length) return true;
+    for (const id of candidates[i]!) {
+      if (id !== KEY_EXCHANGE_NONE && taken.includes(id)) continue;
+      picks[i] = id;
+      if (id !== KEY_EXCHANGE_NONE) taken.push(id);
+      if (go(i + 1)) return true;
+      if (id !== KEY_EXCHANGE_NONE) taken.pop();
+    }
+    return false;
+  };
+  return go(0) ? picks : undefined;
 }
 
 /** The suite and chosen transforms if `offer` fits `policy`, else undefined. */
@@ -298,7 +306,14 @@ function matchOne(
   if (kes !== undefined) chosen.push(bare(TransformType.KE, ke));
 
   // RFC 9370 §2.2.1: one method per ADDKE type, NONE when the type is absent, and no method used
-  // twice (KE included). A small backtracking search keeps our preference order per type.
+  // twice (KE included). A small backtracking search keeps our preference order per type. Neither
+  // side doing any (the common case) needs no search.
+  const additional: number[] = [];
+  if (
+    !ADDKE_TYPES.some((type) => byType.has(type)) &&
+    !(policy.additionalKeyExchanges ?? []).some((ids) => ids.length > 0)
+  )
+    return finish(protocolId, byType, policy, chosen, encryption, prf, integrity, ke, additional, lenient);
   const candidates = ADDKE_TYPES.map((type, i) => {
     const offered = byType.get(type);
     const ours = policy.additionalKeyExchanges?.[i] ?? [];
@@ -307,13 +322,27 @@ function matchOne(
   });
   const picks = assignDistinct(candidates, ke === KEY_EXCHANGE_NONE ? [] : [ke]);
   if (picks === undefined) return undefined;
-  const additional: number[] = [];
   picks.forEach((id, i) => {
     const type = ADDKE_TYPES[i] as number;
     if (byType.has(type)) chosen.push(bare(type, id));
     if (id !== KEY_EXCHANGE_NONE) additional.push(id);
   });
+  return finish(protocolId, byType, policy, chosen, encryption, prf, integrity, ke, additional, lenient);
+}
 
+/** matchOne's end: the ESN transform (ESP/AH) and the negotiated suite. */
+function finish(
+  protocolId: number,
+  byType: ReadonlyMap<number, Transform[]>,
+  policy: ProposalPolicy,
+  chosen: Transform[],
+  encryption: EncryptionChoice,
+  prf: number | undefined,
+  integrity: number | undefined,
+  ke: number,
+  additional: number[],
+  lenient: 'aead-with-integrity' | undefined,
+): { suite: NegotiatedSuite; transforms: Transform[]; lenient?: 'aead-with-integrity' } | undefined {
   let esn: boolean | undefined;
   if (protocolId === ProtocolId.ESP || protocolId === ProtocolId.AH) {
     const esns = byType.get(TransformType.ESN);

@@ -38,6 +38,21 @@ function toRange(t: TrafficSelector): Range | undefined {
   return { tsType: t.tsType, len, proto: t.ipProtocol, ps: t.startPort, pe: t.endPort, as, ae };
 }
 
+/**
+ * Ranges of our own (policy) selectors, which are shared, read-only objects narrowed against on
+ * every CHILD SA: converted to BigInt ranges once, not per exchange (issue #14, per setup).
+ */
+const policyRanges = new WeakMap<readonly TrafficSelector[], readonly Range[]>();
+
+function rangesOf(allowed: readonly TrafficSelector[]): readonly Range[] {
+  let r = policyRanges.get(allowed);
+  if (r === undefined) {
+    r = allowed.map(toRange).filter((x): x is Range => x !== undefined);
+    policyRanges.set(allowed, r);
+  }
+  return r;
+}
+
 function fromRange(r: Range): TrafficSelector {
   const start = bigIntToAddress(r.as, r.len);
   return {
@@ -112,9 +127,13 @@ export function isSpecificTrafficSelector(t: TrafficSelector): boolean {
 export function narrowTrafficSelectors(
   proposed: readonly TrafficSelector[],
   allowed: readonly TrafficSelector[],
+  /** `allowed` is a long-lived (policy) list: its ranges are kept for the next call. */
+  allowedIsPolicy = true,
 ): TrafficSelector[] {
   const p = proposed.map(toRange);
-  const a = allowed.map(toRange).filter((x): x is Range => x !== undefined);
+  const a = allowedIsPolicy
+    ? rangesOf(allowed)
+    : allowed.map(toRange).filter((x): x is Range => x !== undefined);
   const first = p[0];
   const hint = first !== undefined && proposed.length > 1 && first.as === first.ae ? first : undefined;
   const found: Range[] = [];
