@@ -18,6 +18,12 @@
  */
 
 /** An owner's tenure of a shard. */
+/** One tenure of a shard: what renewMany() extends. */
+export interface LeaseRef {
+  readonly shard: number;
+  readonly epoch: number;
+}
+
 export interface LeaseGrant {
   /** Fencing token: pass it with every write for the shard. */
   readonly epoch: number;
@@ -45,6 +51,12 @@ export interface LeaseTable {
    * was released, or another tenure began: the caller must stop writing and re-acquire.
    */
   renew(shard: number, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
+  /**
+   * renew() of many tenures of one owner, answered in the order asked: one round trip where the
+   * backend allows it (a worker renews every lease it holds each round; 512 of 1,024 shards with
+   * two workers were 512 script calls per round).
+   */
+  renewMany(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<boolean[]>;
   /** Ends this tenure at once (drain). False if it was not the live tenure; nothing changes then. */
   release(shard: number, owner: string, epoch: number): Promise<boolean>;
   /** The live leases, by shard. Expired leases are absent. */

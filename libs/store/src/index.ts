@@ -2,6 +2,7 @@ export {
   EMPTY_SYNC,
   type Lease,
   type LeaseGrant,
+  type LeaseRef,
   type LeaseTable,
   type SaStore,
   type ShardContents,

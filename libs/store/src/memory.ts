@@ -6,7 +6,7 @@
  * Lua scripts are across processes. Lease time comes from the injected clock, so tests move time
  * by hand; a lease is live while now < expiresAt.
  */
-import type { Lease, LeaseGrant, ShardContents, SyncState } from './contract.js';
+import type { Lease, LeaseGrant, LeaseRef, ShardContents, SyncState } from './contract.js';
 import { FencedWriteError, LocalUsageError } from './errors.js';
 import { checkShardCount, DEFAULT_SHARD_COUNT } from './keys.js';
 import type { Keyring } from './seal.js';
@@ -129,6 +129,12 @@ export class MemoryBackend implements ShardBackend {
     if (live === undefined || live.owner !== owner || live.epoch !== epoch) return false;
     s.lease = { owner, epoch, expiresAt: this.now() + ttlMs };
     return true;
+  }
+
+  async renewMany(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<boolean[]> {
+    const out: boolean[] = [];
+    for (const l of leases) out.push(await this.renew(l.shard, owner, l.epoch, ttlMs));
+    return out;
   }
 
   async release(shard: number, owner: string, epoch: number): Promise<boolean> {

@@ -23,7 +23,7 @@
  * which in Redis Cluster would have to visit every node.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { Lease, LeaseGrant, ShardContents, SyncState } from './contract.js';
+import type { Lease, LeaseGrant, LeaseRef, ShardContents, SyncState } from './contract.js';
 import { FencedWriteError, LocalUsageError, ReplicaAckError } from './errors.js';
 import {
   checkShardCount,
@@ -148,6 +148,43 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return 1
 `,
   },
+  // renew of many leases of one owner (standalone/Sentinel only: the keys span hash slots).
+  // KEYS: the leases. ARGV: owner, ttlMs, then each key's epoch. Reply: 1/0 per key, in order.
+  ikegateRenewMany: {
+    keys: undefined,
+    lua: `
+${NOW_MS}
+local ttl = tonumber(ARGV[2])
+local exp = string.format('%d', now + ttl)
+local out = {}
+for i = 1, #KEYS do
+  local cur = redis.call('HMGET', KEYS[i], 'owner', 'epoch')
+  if cur[1] == ARGV[1] and cur[2] == ARGV[i + 2] then
+    redis.call('HSET', KEYS[i], 'expiresAt', exp)
+    redis.call('PEXPIRE', KEYS[i], ttl)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+`,
+  },
+  // owners() in one call per batch (standalone/Sentinel only). KEYS: leases. Reply: owner, epoch,
+  // expiresAt per key (false, read as nil, for a key without a live lease).
+  ikegateLeases: {
+    keys: undefined,
+    lua: `
+local out = {}
+for i = 1, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'owner', 'epoch', 'expiresAt')
+  out[3 * i - 2] = v[1] or false
+  out[3 * i - 1] = v[2] or false
+  out[3 * i] = v[3] or false
+end
+return out
+`,
+  },
   // KEYS: lease. ARGV: owner, epoch. Reply: 1 released, 0 not the live tenure.
   ikegateRelease: {
     keys: 1,
@@ -244,7 +281,11 @@ export class RedisBackend implements ShardBackend {
       this.#fewReplicasUntil = 0;
     });
     for (const [name, s] of Object.entries(SCRIPTS)) {
-      this.client.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
+      // keys undefined: the call passes the number of keys first (a variable-key script).
+      this.client.defineCommand(
+        name,
+        s.keys === undefined ? { lua: s.lua } : { numberOfKeys: s.keys, lua: s.lua },
+      );
     }
   }
 
@@ -440,6 +481,26 @@ export class RedisBackend implements ShardBackend {
     return (await this.run('ikegateRenew', leaseKey(shard), owner, epoch, ttlMs)) === 1;
   }
 
+  async renewMany(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<boolean[]> {
+    // A Redis Cluster refuses a script over keys of several hash slots (each shard is its own).
+    if (this.client instanceof Cluster)
+      return Promise.all(leases.map((l) => this.renew(l.shard, owner, l.epoch, ttlMs)));
+    const out: boolean[] = [];
+    for (let i = 0; i < leases.length; i += OWNERS_BATCH) {
+      const batch = leases.slice(i, i + OWNERS_BATCH);
+      const reply = (await this.run(
+        'ikegateRenewMany',
+        batch.length,
+        ...batch.map((l) => leaseKey(l.shard)),
+        owner,
+        ttlMs,
+        ...batch.map((l) => l.epoch),
+      )) as number[];
+      for (const r of reply) out.push(r === 1);
+    }
+    return out;
+  }
+
   async release(shard: number, owner: string, epoch: number): Promise<boolean> {
     const gen = this.#generation;
     const released = (await this.run('ikegateRelease', leaseKey(shard), owner, epoch)) === 1;
@@ -452,11 +513,27 @@ export class RedisBackend implements ShardBackend {
 
   async owners(): Promise<Map<number, Lease>> {
     const out = new Map<number, Lease>();
+    const cluster = this.client instanceof Cluster;
     for (let base = 0; base < this.shardCount; base += OWNERS_BATCH) {
       const shards = Array.from(
         { length: Math.min(OWNERS_BATCH, this.shardCount - base) },
         (_, i) => base + i,
       );
+      if (!cluster) {
+        // One script call per batch: 1,024 HMGETs per round had been most of an idle worker's
+        // Redis time (issue #14); a Cluster reads key by key (the keys span hash slots).
+        const flat = (await this.run('ikegateLeases', shards.length, ...shards.map((s) => leaseKey(s)))) as (
+          string | null
+        )[];
+        shards.forEach((s, i) => {
+          const owner = flat[3 * i];
+          const epoch = flat[3 * i + 1];
+          const expiresAt = flat[3 * i + 2];
+          if (owner == null || epoch == null || expiresAt == null) return;
+          out.set(s, { owner, epoch: Number(epoch), expiresAt: Number(expiresAt) });
+        });
+        continue;
+      }
       const rows = await Promise.all(
         shards.map((s) => this.client.hmget(leaseKey(s), 'owner', 'epoch', 'expiresAt')),
       );

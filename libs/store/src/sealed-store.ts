@@ -5,7 +5,7 @@
  * lease table; `SealedStore` puts the KEK in front of it. So both stores share one encryption path
  * and one set of argument checks, and a backend never sees a plaintext SA value.
  */
-import type { Lease, LeaseGrant, ShardContents, Store, SyncState } from './contract.js';
+import type { Lease, LeaseGrant, LeaseRef, ShardContents, Store, SyncState } from './contract.js';
 import { LocalUsageError } from './errors.js';
 import { checkEpoch, checkKey, checkOwner, checkShard, checkTtl, syncFields } from './keys.js';
 import { type Keyring, Sealer } from './seal.js';
@@ -29,6 +29,7 @@ export interface ShardBackend {
   listSealed(shard: number): Promise<ShardContents>;
   acquire(shard: number, owner: string, ttlMs: number, takeFrom?: string): Promise<LeaseGrant | undefined>;
   renew(shard: number, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
+  renewMany(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<boolean[]>;
   release(shard: number, owner: string, epoch: number): Promise<boolean>;
   owners(): Promise<Map<number, Lease>>;
   version(): Promise<number>;
@@ -130,6 +131,17 @@ export class SealedStore implements Store {
     checkEpoch(epoch);
     checkTtl(ttlMs);
     return this.backend.renew(shard, owner, epoch, ttlMs);
+  }
+
+  async renewMany(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<boolean[]> {
+    checkOwner(owner);
+    checkTtl(ttlMs);
+    for (const l of leases) {
+      checkShard(l.shard, this.backend.shardCount);
+      checkEpoch(l.epoch);
+    }
+    if (leases.length === 0) return [];
+    return this.backend.renewMany(owner, leases, ttlMs);
   }
 
   async release(shard: number, owner: string, epoch: number): Promise<boolean> {

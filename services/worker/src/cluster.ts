@@ -629,11 +629,19 @@ export class ShardOwner implements Persistence {
       // Renewals first and all at once (pipelined by the client): a slow tick must not let leases
       // lapse one after another. Then drain what the plan moved away.
       const keep = [...this.#owned].filter(([shard]) => plan[shard] === workerId);
-      const renewed = await Promise.all(
-        keep.map(([shard, epoch]) =>
-          withTimeout(store.renew(shard, workerId, epoch, leaseTtlMs)).catch(() => undefined),
-        ),
-      );
+      // One call for all of them (one script per 256 on a standalone Redis); no answer in time
+      // leaves each unknown (kept), as a lapsed one is found by the next round.
+      const answers =
+        keep.length === 0
+          ? []
+          : await withTimeout(
+              store.renewMany(
+                workerId,
+                keep.map(([shard, epoch]) => ({ shard, epoch })),
+                leaseTtlMs,
+              ),
+            ).catch(() => undefined);
+      const renewed: (boolean | undefined)[] = answers ?? keep.map(() => undefined);
       let reacquired = 0;
       await Promise.all(
         keep.map(async ([shard, epoch], i) => {

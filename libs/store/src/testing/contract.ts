@@ -259,6 +259,59 @@ export function storeContract(
       assert.equal((await s.owners()).has(9), false);
     });
 
+    it("renewMany answers each tenure as renew would, in the order asked: its own live ones extended, another owner's, another epoch, a released and an expired one refused", async (h) => {
+      const s = h.store;
+      // Expired first: a harness may expire every lease at once (the memory store's clock).
+      const expiring = await s.acquire(23, 'w1', h.ttlMs);
+      assert.ok(expiring);
+      await h.expireLease(23);
+      const mine = await s.acquire(20, 'w1', h.ttlMs);
+      const theirs = await s.acquire(21, 'w2', h.ttlMs);
+      const released = await s.acquire(22, 'w1', h.ttlMs);
+      const also = await s.acquire(24, 'w1', h.ttlMs);
+      assert.ok(mine && theirs && released && also);
+      assert.ok(await s.release(22, 'w1', released.epoch));
+      assert.deepEqual(await s.renewMany('w1', [], h.ttlMs * 50), []);
+      const answers = await s.renewMany(
+        'w1',
+        [
+          { shard: 24, epoch: also.epoch },
+          { shard: 21, epoch: theirs.epoch },
+          { shard: 20, epoch: mine.epoch + 1 },
+          { shard: 22, epoch: released.epoch },
+          { shard: 23, epoch: expiring.epoch },
+          { shard: 20, epoch: mine.epoch },
+        ],
+        h.ttlMs * 50,
+      );
+      assert.deepEqual(answers, [true, false, false, false, false, true]);
+      await h.elapse(h.ttlMs + 50);
+      const owners = await s.owners();
+      assert.equal(owners.get(20)?.epoch, mine.epoch, 'renewed: outlives the first TTL');
+      assert.equal(owners.get(24)?.owner, 'w1');
+      assert.equal(owners.has(22) || owners.has(23), false, 'nothing came back to life');
+      assert.ok(await waitLeaseGone(h, 21), "w2's lease was not renewed by w1's call");
+      await assert.rejects(s.renewMany('w1', [{ shard: 20, epoch: 1.5 }], 100), LocalUsageError);
+      await assert.rejects(s.renewMany('', [{ shard: 20, epoch: 1 }], 100), LocalUsageError);
+      await assert.rejects(s.renewMany('w1', [{ shard: -1, epoch: 1 }], 100), LocalUsageError);
+    });
+
+    it('renewMany over more tenures than one batch (300 shards) renews every one, answers in order', async (h) => {
+      const s = h.store;
+      const refs = [];
+      for (let shard = 100; shard < 400; shard++) {
+        // Long enough that none lapses while the others are acquired one by one.
+        const g = await s.acquire(shard, 'w1', h.ttlMs * 50);
+        assert.ok(g);
+        refs.push({ shard, epoch: g.epoch });
+      }
+      refs[299] = { shard: 399, epoch: refs[299]!.epoch + 1 }; // the last one: a wrong epoch
+      const answers = await s.renewMany('w1', refs, h.ttlMs * 50);
+      assert.equal(answers.length, 300);
+      assert.equal(answers.filter((a) => a).length, 299);
+      assert.equal(answers[299], false);
+    });
+
     it('release ends only the matching tenure, and the shard can be acquired at once', async (h) => {
       const s = h.store;
       const a = await s.acquire(10, 'w1', h.ttlMs * 50);
