@@ -6,6 +6,7 @@ import {
   decodeWorkerMessage,
   encodeEdgeMessage,
   encodeWorkerMessage,
+  MAX_MESSAGE_ENTRIES,
   RelayCodecError,
 } from './codec.js';
 import {
@@ -238,4 +239,40 @@ test('relay codec: frames of one peer path share one decoded path and one PeerPa
   assert.equal(c?.remote?.port, 2);
   assert.equal(pathFromWire(a!), pathFromWire(b!));
   assert.equal(pathFromWire(c!)?.remote.port, 2);
+});
+
+test('relay codec: a uint32 field given a negative, fractional, NaN or too large number is written as uint32 (as proto-loader does), never a message whose lengths do not add up', () => {
+  const odd = fc.oneof(
+    fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+    fc.double({ noDefaultInfinity: true }),
+    fc.constant(Number.NaN),
+  );
+  fc.assert(
+    fc.property(odd, odd, odd, (shard, attempt, credit) => {
+      const f: WireFrame = {
+        kind: 'FRAME_KIND_ESP',
+        path: null,
+        data: new Uint8Array([1, 2, 3]),
+        shard,
+        attempt,
+        closeAfter: 'x',
+      };
+      const m: WorkerMessage = { workerId: 'w', frames: [f, f], credit, bounced: [] };
+      const ours = decodeWorkerMessage(encodeWorkerMessage(m));
+      const theirs = reference.responseDeserialize(reference.responseSerialize(m));
+      assert.deepEqual(plain(ours), plain(theirs));
+      assert.equal(ours.frames[1]?.shard, shard >>> 0);
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test(`relay codec: a message with more than MAX_MESSAGE_ENTRIES (${MAX_MESSAGE_ENTRIES}) frames and paths is refused before they are built (an 8-MB message of empty frames had made 4M objects)`, () => {
+  const empties = (n: number) => Buffer.alloc(2 * n, Buffer.from([(2 << 3) | 2, 0]));
+  assert.equal(decodeWorkerMessage(empties(MAX_MESSAGE_ENTRIES)).frames.length, MAX_MESSAGE_ENTRIES);
+  assert.throws(() => decodeWorkerMessage(empties(MAX_MESSAGE_ENTRIES + 1)), RelayCodecError);
+  assert.throws(() => decodeEdgeMessage(empties(MAX_MESSAGE_ENTRIES + 1)), RelayCodecError);
+  // bounced and closed entries count too
+  const mixed = Buffer.concat([empties(MAX_MESSAGE_ENTRIES), Buffer.from([(4 << 3) | 2, 0])]);
+  assert.throws(() => decodeWorkerMessage(mixed), RelayCodecError);
 });

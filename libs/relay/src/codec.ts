@@ -1,8 +1,9 @@
 /**
  * The relay's messages (proto/ikegate/v1/relay.proto) in protobuf wire format, written and read by
  * hand for the per-frame path instead of by @grpc/proto-loader's reflection (issue #14, the relay
- * hop). The bytes are protobuf's: a peer of an older release, which uses proto-loader, reads ours
- * and we read its (codec.test.ts checks both ways against proto-loader with generated messages).
+ * hop). The encoding is protobuf's (proto3: zero and empty fields left out, where proto-loader
+ * writes them): a peer of an older release, which uses proto-loader, reads ours and we read its
+ * (codec.test.ts checks both ways against proto-loader with generated messages).
  *
  * What it saves per frame: the PeerPath (connection name, transport, two addresses and ports) is
  * the same on every frame of a peer, so its encoding is cached by connection name (checked field by
@@ -47,8 +48,25 @@ const KIND_NUMBER: Record<WireKind, number> = {
 };
 const KIND_NAME: readonly WireKind[] = ['FRAME_KIND_UNSPECIFIED', 'FRAME_KIND_IKE', 'FRAME_KIND_ESP'];
 
-/** Entries per path cache; a full cache is cleared (a gateway's live paths fit many times over). */
-export const PATH_CACHE_MAX = 8192;
+/**
+ * Entries per path cache (~250 B each); past it the oldest entry goes (a Map keeps insertion
+ * order). Beyond this many live peer paths per process, some frames' paths are encoded or decoded
+ * again: the cost before the cache, not an error.
+ */
+export const PATH_CACHE_MAX = 16_384;
+
+function evictOldest(m: Map<string, unknown>): void {
+  if (m.size < PATH_CACHE_MAX) return;
+  const oldest = m.keys().next();
+  if (!oldest.done) m.delete(oldest.value);
+}
+
+/**
+ * Frames, bounced frames and closed paths in one message, at most: senders batch 256
+ * (MAX_BATCH) and a burst of closed connections; far more is a broken sender, refused before an
+ * 8-MB message of empty frames turns into millions of objects (a review found +344 MB).
+ */
+export const MAX_MESSAGE_ENTRIES = 65_536;
 
 // --- encoding -------------------------------------------------------------------------------------
 
@@ -70,12 +88,18 @@ function putVarint(b: Buffer, o: number, v: number): number {
   return o;
 }
 
-/** tag + value of a uint32/enum field that is not 0 (proto3 leaves defaults out). */
+/**
+ * tag + value of a uint32/enum field that is not 0 (proto3 leaves defaults out). The value is
+ * taken as uint32 (`>>> 0`, as proto-loader does): a negative, fractional, NaN or out-of-range
+ * number must not make the size computed here differ from the octets written.
+ */
 function uintFieldSize(v: number): number {
+  v >>>= 0;
   return v === 0 ? 0 : 1 + varintSize(v);
 }
 
 function putUintField(b: Buffer, o: number, field: number, v: number): number {
+  v >>>= 0;
   if (v === 0) return o;
   b[o++] = field << 3;
   return putVarint(b, o, v);
@@ -121,7 +145,8 @@ export function encodePath(p: WirePath): Buffer {
     uintFieldSize(transport) +
     (local ? lenFieldSize(local.length) : 0) +
     (remote ? lenFieldSize(remote.length) : 0);
-  const b = Buffer.allocUnsafe(size);
+  // Its own memory: a cached slice of node's shared 8 KiB pool would keep the whole block alive.
+  const b = Buffer.allocUnsafeSlow(size);
   let o = putStringField(b, 0, 1, p.connection);
   o = putUintField(b, o, 2, transport);
   if (local) o = putBytesField(b, o, 3, local);
@@ -139,8 +164,16 @@ const sameEndpoint = (a: WireEndpoint | null, b: WireEndpoint | null): boolean =
 
 /** Encoded paths by connection name, each checked against the path asked for before reuse. */
 const encodedPaths = new Map<string, EncodedPath>();
+/** By WirePath object (pathToWire makes one per PeerPath): no size cap, freed with the path. */
+const encodedByObject = new WeakMap<WirePath, Buffer>();
 
 function pathBytes(p: WirePath): Buffer {
+  let bytes = encodedByObject.get(p);
+  if (bytes === undefined) encodedByObject.set(p, (bytes = pathBytesByName(p)));
+  return bytes;
+}
+
+function pathBytesByName(p: WirePath): Buffer {
   const hit = encodedPaths.get(p.connection);
   if (
     hit !== undefined &&
@@ -151,7 +184,7 @@ function pathBytes(p: WirePath): Buffer {
   )
     return hit.bytes;
   const bytes = encodePath(p);
-  if (encodedPaths.size >= PATH_CACHE_MAX) encodedPaths.clear();
+  evictOldest(encodedPaths);
   encodedPaths.set(p.connection, { path: p, bytes });
   return bytes;
 }
@@ -265,6 +298,15 @@ class Reader {
     throw new RelayCodecError('relay message: varint longer than 10 bytes');
   }
 
+  #entries = 0;
+
+  /** span() of a repeated entry of the message, counted against MAX_MESSAGE_ENTRIES. */
+  entry(): [number, number] {
+    if (++this.#entries > MAX_MESSAGE_ENTRIES)
+      throw new RelayCodecError(`relay message: more than ${MAX_MESSAGE_ENTRIES} frames and paths`);
+    return this.span();
+  }
+
   /** A length-delimited field's [start, end). */
   span(): [number, number] {
     const len = this.varint();
@@ -352,7 +394,7 @@ function decodePath(buf: Buffer, start: number, end: number): WirePath {
   let p = decodedPaths.get(key);
   if (p === undefined) {
     p = decodePathUncached(buf, start, end);
-    if (decodedPaths.size >= PATH_CACHE_MAX) decodedPaths.clear();
+    evictOldest(decodedPaths);
     decodedPaths.set(key, p);
   }
   return p;
@@ -395,8 +437,8 @@ export function decodeEdgeMessage(buf: Buffer): EdgeMessage {
     const field = tag >>> 3;
     const wt = tag & 7;
     if (wt === 2 && field === 1) m.edgeId = r.string(r.span());
-    else if (wt === 2 && field === 2) m.frames.push(decodeFrame(buf, ...r.span()));
-    else if (wt === 2 && field === 3) m.closed.push(decodePath(buf, ...r.span()));
+    else if (wt === 2 && field === 2) m.frames.push(decodeFrame(buf, ...r.entry()));
+    else if (wt === 2 && field === 3) m.closed.push(decodePath(buf, ...r.entry()));
     else if (wt === 0 && field === 4) m.credit = r.varint();
     else r.skip(wt);
   }
@@ -411,9 +453,9 @@ export function decodeWorkerMessage(buf: Buffer): WorkerMessage {
     const field = tag >>> 3;
     const wt = tag & 7;
     if (wt === 2 && field === 1) m.workerId = r.string(r.span());
-    else if (wt === 2 && field === 2) m.frames.push(decodeFrame(buf, ...r.span()));
+    else if (wt === 2 && field === 2) m.frames.push(decodeFrame(buf, ...r.entry()));
     else if (wt === 0 && field === 3) m.credit = r.varint();
-    else if (wt === 2 && field === 4) m.bounced.push(decodeFrame(buf, ...r.span()));
+    else if (wt === 2 && field === 4) m.bounced.push(decodeFrame(buf, ...r.entry()));
     else r.skip(wt);
   }
   return m;

@@ -481,22 +481,40 @@ export class RedisBackend implements ShardBackend {
     return (await this.run('ikegateRenew', leaseKey(shard), owner, epoch, ttlMs)) === 1;
   }
 
+  /**
+   * Whether scripts over several shards' keys are refused: a Redis Cluster client, or a sharded
+   * server behind one address (a proxy, a sharded managed database) that answered CROSSSLOT once.
+   */
+  #keyByKey = false;
+
+  #multiKeyRefused(e: unknown): boolean {
+    if (!(e instanceof Error) || !/CROSSSLOT|different slots/i.test(e.message)) return false;
+    this.#keyByKey = true;
+    return true;
+  }
+
   async renewMany(owner: string, leases: readonly LeaseRef[], ttlMs: number): Promise<boolean[]> {
     // A Redis Cluster refuses a script over keys of several hash slots (each shard is its own).
-    if (this.client instanceof Cluster)
-      return Promise.all(leases.map((l) => this.renew(l.shard, owner, l.epoch, ttlMs)));
+    const oneByOne = () => Promise.all(leases.map((l) => this.renew(l.shard, owner, l.epoch, ttlMs)));
+    if (this.client instanceof Cluster || this.#keyByKey) return oneByOne();
     const out: boolean[] = [];
-    for (let i = 0; i < leases.length; i += OWNERS_BATCH) {
-      const batch = leases.slice(i, i + OWNERS_BATCH);
-      const reply = (await this.run(
-        'ikegateRenewMany',
-        batch.length,
-        ...batch.map((l) => leaseKey(l.shard)),
-        owner,
-        ttlMs,
-        ...batch.map((l) => l.epoch),
-      )) as number[];
-      for (const r of reply) out.push(r === 1);
+    try {
+      for (let i = 0; i < leases.length; i += OWNERS_BATCH) {
+        const batch = leases.slice(i, i + OWNERS_BATCH);
+        const reply = (await this.run(
+          'ikegateRenewMany',
+          batch.length,
+          ...batch.map((l) => leaseKey(l.shard)),
+          owner,
+          ttlMs,
+          ...batch.map((l) => l.epoch),
+        )) as number[];
+        for (const r of reply) out.push(r === 1);
+      }
+    } catch (e) {
+      // Renewing twice is harmless: batches already done are renewed again, key by key.
+      if (this.#multiKeyRefused(e)) return oneByOne();
+      throw e;
     }
     return out;
   }
@@ -513,18 +531,24 @@ export class RedisBackend implements ShardBackend {
 
   async owners(): Promise<Map<number, Lease>> {
     const out = new Map<number, Lease>();
-    const cluster = this.client instanceof Cluster;
     for (let base = 0; base < this.shardCount; base += OWNERS_BATCH) {
       const shards = Array.from(
         { length: Math.min(OWNERS_BATCH, this.shardCount - base) },
         (_, i) => base + i,
       );
-      if (!cluster) {
+      if (!(this.client instanceof Cluster) && !this.#keyByKey) {
         // One script call per batch: 1,024 HMGETs per round had been most of an idle worker's
         // Redis time (issue #14); a Cluster reads key by key (the keys span hash slots).
-        const flat = (await this.run('ikegateLeases', shards.length, ...shards.map((s) => leaseKey(s)))) as (
-          string | null
-        )[];
+        let flat: (string | null)[];
+        try {
+          flat = (await this.run('ikegateLeases', shards.length, ...shards.map((s) => leaseKey(s)))) as (
+            string | null
+          )[];
+        } catch (e) {
+          if (!this.#multiKeyRefused(e)) throw e;
+          base -= OWNERS_BATCH; // this batch again, key by key
+          continue;
+        }
         shards.forEach((s, i) => {
           const owner = flat[3 * i];
           const epoch = flat[3 * i + 1];

@@ -127,6 +127,15 @@ storeContract(
   redisOptions(clusterServer, 20),
 );
 
+// A sharded server behind one address (a proxy, a sharded managed database): a plain client, and
+// scripts over keys of several slots answered with CROSSSLOT. renewMany and owners() fall back to
+// key-by-key calls after the first such answer.
+storeContract(
+  'RedisStore (one-node Redis Cluster through a plain client: multi-slot scripts refused with CROSSSLOT)',
+  redisHarness(clusterServer, (port) => ({ host: '127.0.0.1', port })),
+  redisOptions(clusterServer, 10),
+);
+
 storeContract(
   'RedisStore (Sentinel: primary + replica, ioredis Sentinel client, replicaAcks 1)',
   redisHarness(sentinelPrimary, () => {

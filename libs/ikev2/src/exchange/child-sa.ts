@@ -117,10 +117,10 @@ export function acceptChild(
     ? selectProposal(offersWithoutKe(esp), withoutKe(ctx.policy.espProposals), ProtocolId.ESP)
     : selectProposal(esp, ctx.policy.espProposals, ProtocolId.ESP);
   if (selected.kind === 'none') throw noProposal(`offered ${describeProposals(sa.proposals)}`);
-  let tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.remoteTs);
-  if (o.remoteHost) tsI = narrowTrafficSelectors(tsI, [hostSelector(o.remoteHost)], false);
-  let tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.localTs);
-  if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)], false);
+  let tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.remoteTs, true);
+  if (o.remoteHost) tsI = narrowTrafficSelectors(tsI, [hostSelector(o.remoteHost)]);
+  let tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.localTs, true);
+  if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)]);
   if (tsI.length === 0 || tsR.length === 0)
     throw tsUnacceptable(
       `${tsi.selectors.length} TSi / ${tsr.selectors.length} TSr selectors outside our policy`,
@@ -151,8 +151,8 @@ export function acceptedChild(
   const check = checkChosenProposal(sa.proposals, sent, ProtocolId.ESP);
   if (check.kind !== 'ok') throw noProposal(`responder's choice: ${check.reason}`);
   if (check.peerSpi.length !== 4) throw noProposal('responder ESP SPI is not 4 octets');
-  const tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.localTs);
-  const tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.remoteTs);
+  const tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.localTs, true);
+  const tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.remoteTs, true);
   if (tsI.length === 0 || tsR.length === 0) throw tsUnacceptable('responder selectors outside ours');
   return {
     suite: check.suite,

@@ -127,8 +127,8 @@ export function isSpecificTrafficSelector(t: TrafficSelector): boolean {
 export function narrowTrafficSelectors(
   proposed: readonly TrafficSelector[],
   allowed: readonly TrafficSelector[],
-  /** `allowed` is a long-lived (policy) list: its ranges are kept for the next call. */
-  allowedIsPolicy = true,
+  /** `allowed` is a long-lived, unchanging (policy) list: its ranges are kept for the next call. */
+  allowedIsPolicy = false,
 ): TrafficSelector[] {
   const p = proposed.map(toRange);
   const a = allowedIsPolicy
