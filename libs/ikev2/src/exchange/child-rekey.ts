@@ -230,7 +230,11 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
   // The peer rekeyed it: we do not rekey the old one too; it expires if the peer never deletes it.
   w.s.children = [
     ...w.s.children.map((c) =>
-      bytesEqual(c.inboundSpi, old.inboundSpi) ? { ...c, rekeyAt: undefined, replacedBy: inboundSpi } : c,
+      // Object.assign: a spread adding `replacedBy` would give the object its own hidden class
+      // (see scheduleChild).
+      bytesEqual(c.inboundSpi, old.inboundSpi)
+        ? Object.assign({}, c, { rekeyAt: undefined, replacedBy: inboundSpi })
+        : c,
     ),
     child,
   ];
