@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addressBytes, toIkePath } from './paths.js';
+import { ADDRESS_CACHE_MAX, addressBytes, toIkePath } from './paths.js';
 
 test('paths: IPv6 peer addresses reach the IKE engine in full (COOKIE and NAT detection input, RFC 7296 §2.6, §2.23); v4-mapped ones as IPv4', () => {
   assert.deepEqual([...addressBytes('192.0.2.7')], [192, 0, 2, 7]);
@@ -19,4 +19,27 @@ test('paths: IPv6 peer addresses reach the IKE engine in full (COOKIE and NAT de
   assert.equal(p.transport, 'tcp', 'TLS is TCP to IKE (RFC 9329 §8)');
   assert.equal(p.id, 'e1|tls:4');
   assert.deepEqual([...p.remote.address], [...a]);
+});
+
+test('paths: one read-only array per address text, shared by every path with that address; the cache stays at ADDRESS_CACHE_MAX addresses however many distinct (spoofed) sources arrive', () => {
+  const p1 = toIkePath({
+    connection: 'udp:1',
+    transport: 'udp',
+    local: { address: '192.0.2.1', port: 500 },
+    remote: { address: '198.51.100.7', port: 500 },
+  });
+  const p2 = toIkePath({
+    connection: 'udp:2',
+    transport: 'udp',
+    local: { address: '192.0.2.1', port: 4500 },
+    remote: { address: '198.51.100.7', port: 4500 },
+  });
+  assert.equal(p1.local.address, p2.local.address, "the gateway's address: one array");
+  assert.equal(p1.remote.address, p2.remote.address, "a peer's address across its paths: one array");
+  const first = addressBytes('203.0.113.1');
+  for (let i = 0; i < ADDRESS_CACHE_MAX + 10; i++)
+    addressBytes(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  const again = addressBytes('203.0.113.1');
+  assert.notEqual(again, first, 'the oldest entry went: the cache is bounded');
+  assert.deepEqual([...again], [203, 0, 113, 1]);
 });

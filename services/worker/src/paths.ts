@@ -9,8 +9,28 @@ import { type IkePath, parseIpAddress } from '@ikegate/ikev2';
 
 const UNSPECIFIED_V6 = new Uint8Array(16);
 
-/** The octets of an address as a socket reports it; an unparsable one (never expected) is ::. */
+/**
+ * Address octets by their text, so that paths with the same address share one read-only array:
+ * the gateway's own address(es) for every SA, and a peer's between its IKE_SA_INIT and IKE_AUTH
+ * paths (the SA's path and its cached response's source). Three arrays per held SA had been 550 B
+ * (issue #14). Bounded, oldest out first: unauthenticated packets from spoofed addresses can fill
+ * it to ADDRESS_CACHE_MAX and no further.
+ */
+export const ADDRESS_CACHE_MAX = 4096;
+const addresses = new Map<string, Uint8Array>();
+
+/** The octets of an address as a socket reports it (shared; never written to); an unparsable one is ::. */
 export function addressBytes(address: string): Uint8Array {
+  let b = addresses.get(address);
+  if (b === undefined) {
+    b = parseAddress(address);
+    if (addresses.size >= ADDRESS_CACHE_MAX) addresses.delete(addresses.keys().next().value as string);
+    addresses.set(address, b);
+  }
+  return b;
+}
+
+function parseAddress(address: string): Uint8Array {
   const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
   const zone = a.indexOf('%');
   try {

@@ -215,6 +215,10 @@ export class Worker implements WorkerLink {
         );
         return this.#ha.dirty(rec);
       case 'install-child': {
+        // The engine keeps its own copy of the address it assigned: hold that one, not a second.
+        const v = a.virtualIp;
+        if (v?.length === 4 && rec.virtualIp?.length === 4 && ipv4ToNumber(v) === ipv4ToNumber(rec.virtualIp))
+          rec.virtualIp = v;
         const child = this.#dataPlane.install(rec, a);
         if (a.replaces) this.#peers.rekeyed(rec, 'child');
         this.#settings.observer?.childInstalled?.({
