@@ -162,3 +162,40 @@ test('relay flow control: 20,000 frames in order with batching and credit; a bou
     lonely.close();
   }
 });
+
+test('relay worker side: espCongested says so exactly when send() would refuse an ESP frame as congested (the edge queue at maxQueue), so the worker drops before encrypting; IKE still goes; not congested once flushed', async () => {
+  const metrics = new Metrics({ processMetrics: false });
+  const server = new RelayServer({ workerId: 'w1', log, metrics, maxQueue: 4 });
+  server.attach({ deliver: () => undefined, connectionClosed: () => undefined });
+  const port = await server.start('127.0.0.1', 0);
+  const atEdge: OutboundFrame[] = [];
+  const client = new RelayClient({
+    edgeId: 'edge-d',
+    target: `127.0.0.1:${port}`,
+    log,
+    metrics,
+    onFrame: (f) => atEdge.push(f),
+  });
+  try {
+    await until(() => server.edgeIds.includes('edge-d'));
+    const link = server.edgeLink;
+    const p = path('edge-d|tcp:9');
+    const esp = { kind: 'esp' as const, path: p, bytes: new Uint8Array(8) };
+    assert.equal(link.espCongested?.(p, 8), false);
+    // Within one turn of the event loop nothing is flushed: the queue fills.
+    for (let i = 0; i < 4; i++) assert.equal(link.send(esp), 'sent');
+    assert.equal(link.espCongested?.(p, 8), true, 'at maxQueue');
+    assert.equal(link.send(esp), 'congested', 'what espCongested foretold');
+    assert.equal(link.send({ ...esp, kind: 'ike' }), 'sent', 'IKE has twice the room');
+    assert.equal(
+      link.espCongested?.(path('edge-x|tcp:1'), 8),
+      false,
+      'an unknown edge: send says no-connection',
+    );
+    await until(() => atEdge.length === 5);
+    assert.equal(link.espCongested?.(p, 8), false, 'flushed');
+  } finally {
+    client.close();
+    await server.close();
+  }
+});

@@ -166,6 +166,11 @@ class Pipe {
     return this.#queue.length;
   }
 
+  /** Whether push() of an ESP frame would be refused as congested now (queue at maxQueue). */
+  get espFull(): boolean {
+    return !this.#closed && this.#queue.length >= this.maxQueue;
+  }
+
   #schedule(): void {
     if (this.#scheduled || this.#closed) return;
     this.#scheduled = true;
@@ -267,6 +272,13 @@ export class RelayServer {
       const edge = this.#edges.get(u.edgeId);
       if (!edge) return 'no-connection';
       return edge.pipe.push({ frame: frameToWire({ ...frame, path: u.path }), ike: frame.kind === 'ike' });
+    },
+    // The edge's stream is backed up as far as send() would refuse ESP: the worker drops the packet
+    // before it encrypts it (no cipher work, no sequence number spent; issue #14, overload).
+    espCongested: (path: PeerPath): boolean => {
+      const u = unqualify(path);
+      const edge = u && this.#edges.get(u.edgeId);
+      return edge !== undefined && edge.pipe.espFull;
     },
     bounce: (frame: InboundFrame): void => {
       const u = unqualify(frame.path);
