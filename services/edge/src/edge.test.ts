@@ -25,7 +25,7 @@ import {
   memoryResponderBinds,
   type MemoryStreamPeer,
 } from '@ikegate/transport/testing';
-import { Edge, type EdgeSettings } from './edge.js';
+import { Edge, type EdgeSettings, UDP_PATHS_MAX } from './edge.js';
 
 const layout = { shardBits: DEFAULT_SHARD_BITS };
 const HASH_KEY = new Uint8Array(32).fill(7);
@@ -221,6 +221,36 @@ describe('edge over UDP (RFC 7296 §2.23, RFC 3948) through in-memory binds', ()
     );
     assert.equal(await count(s.metrics.frames, { transport: 'udp', kind: 'keepalive', direction: 'in' }), 1);
     assert.equal(await count(s.metrics.drops, { layer: 'udp', reason: 'short' }), 1);
+  });
+
+  test('UDP: the datagrams of one peer 4-tuple carry one PeerPath object (the relay and the worker find it by identity); another port or address gets its own; the cache is bounded (UDP_PATHS_MAX)', async () => {
+    const s = await setup();
+    const spi = makeEspSpi(6, rand, layout);
+    for (let i = 0; i < 3; i++) s.binds.natT.inject(espPacket(spi), '198.51.100.8', 4500);
+    s.binds.natT.inject(espPacket(spi), '198.51.100.8', 4501);
+    s.binds.natT.inject(espPacket(spi), '198.51.100.9', 4500);
+    const paths = s.delivered().map((d) => d.path);
+    assert.equal(paths.length, 5);
+    assert.equal(paths[0], paths[1]);
+    assert.equal(paths[1], paths[2]);
+    assert.notEqual(paths[2], paths[3]);
+    assert.notEqual(paths[2], paths[4]);
+    assert.deepEqual(
+      paths.map((p) => `${p.connection} ${p.remote.address}:${p.remote.port}`),
+      [
+        ...Array<string>(3).fill('udp:4500:198.51.100.8:4500 198.51.100.8:4500'),
+        'udp:4500:198.51.100.8:4501 198.51.100.8:4501',
+        'udp:4500:198.51.100.9:4500 198.51.100.9:4500',
+      ],
+    );
+    // As many distinct (spoofed) sources as the cache holds: it starts again, the peer's next
+    // datagram gets a new (equal) object.
+    for (let i = 0; i < UDP_PATHS_MAX; i++)
+      s.binds.natT.inject(Uint8Array.of(0xff), `10.9.${i >> 8}.${i & 255}`, 9);
+    s.binds.natT.inject(espPacket(spi), '198.51.100.8', 4500);
+    const again = s.delivered().at(-1)!.path;
+    assert.notEqual(again, paths[0]);
+    assert.deepEqual(again, paths[0]);
   });
 
   test('answers leave by the port the message came in on: IKE on 4500 gets the non-ESP marker, on 500 none, ESP always from 4500; closeAfter is ignored for UDP (RFC 3948 §2.2, RFC 9329 §6.3)', async () => {

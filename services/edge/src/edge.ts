@@ -136,6 +136,9 @@ export function edgeBindsFromSettings(settings: EdgeSettings): ResponderBinds {
   };
 }
 
+/** UDP peer paths kept (one object per 4-tuple); past it the cache starts again empty. */
+export const UDP_PATHS_MAX = 32_768;
+
 export class Edge implements EdgeLink {
   readonly #s: EdgeSettings;
   readonly #log: Logger;
@@ -145,6 +148,14 @@ export class Edge implements EdgeLink {
   #natTLocal: Endpoint | undefined;
   readonly #streams = new Map<string, StreamConnection>();
   readonly #perAddress = new Map<string, number>();
+  /**
+   * UDP peer paths by local endpoint, remote address and port: one PeerPath per 4-tuple instead of
+   * one per datagram, so the worker and the relay find a peer's path by identity (their per-path
+   * caches) and no connection name is built per datagram (issue #14). Bounded: spoofed sources
+   * empty it at UDP_PATHS_MAX, they cannot grow it.
+   */
+  readonly #udpPaths = new Map<Endpoint, Map<string, Map<number, PeerPath>>>();
+  #udpPathCount = 0;
   #admitted = 0;
   #nextConnection = 1;
   /**
@@ -240,13 +251,31 @@ export class Edge implements EdgeLink {
 
   // --- UDP ---------------------------------------------------------------------------------------
 
-  #onUdp(bytes: Uint8Array, address: string, port: number, local: Endpoint, natT: boolean): void {
+  #udpPath(local: Endpoint, address: string, port: number): PeerPath {
+    let byAddress = this.#udpPaths.get(local);
+    if (!byAddress) this.#udpPaths.set(local, (byAddress = new Map()));
+    let byPort = byAddress.get(address);
+    const known = byPort?.get(port);
+    if (known) return known;
+    if (this.#udpPathCount >= UDP_PATHS_MAX) {
+      this.#udpPaths.clear();
+      this.#udpPathCount = 0;
+      return this.#udpPath(local, address, port);
+    }
+    if (!byPort) byAddress.set(address, (byPort = new Map()));
     const path: PeerPath = {
       connection: `udp:${local.port}:${address}:${port}`,
       transport: 'udp',
       local,
       remote: { address, port },
     };
+    byPort.set(port, path);
+    this.#udpPathCount++;
+    return path;
+  }
+
+  #onUdp(bytes: Uint8Array, address: string, port: number, local: Endpoint, natT: boolean): void {
+    const path = this.#udpPath(local, address, port);
     this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'in').inc(bytes.length);
     if (!natT) return this.#routeIke(bytes, path);
     const c = classifyUdpPayload(bytes);
