@@ -586,7 +586,10 @@ export class RelayClient implements WorkerLink {
     // rather than the frame waiting for a worker that may never come back (a TCP peer would not
     // resend it).
     if (!this.#pipe && this.#o.onBounce) return this.#o.onBounce(frame);
-    // Queued until the next flush: copy, since an edge's decoder reuses its buffer for split frames.
+    // Queued until the next flush, so the octets must not change before then. `slice()` copies a
+    // plain Uint8Array (a frame the RFC 9329 decoder reassembled in the buffer it reuses for split
+    // frames) and is a view of a Buffer (a datagram, or a frame inside one stream chunk: memory
+    // node gives each read afresh and never reuses), so only the reused memory is copied.
     this.#push({ frame: frameToWire({ ...frame, bytes: frame.bytes.slice() }), ike: frame.kind === 'ike' });
   }
 

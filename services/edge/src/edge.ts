@@ -437,6 +437,8 @@ export class Edge implements EdgeLink {
   #unrouted(frame: InboundFrame): void {
     if (!this.#s.unrouted) return void this.#metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
     // The frame outlives this turn (it waits for a new owner): copy it out of the decoder's buffer.
+    // `slice()` copies a plain Uint8Array (a frame reassembled in that reused buffer) and is a
+    // view of a Buffer (a datagram or a stream chunk, fresh memory per read, never reused).
     this.#s.unrouted({ ...frame, bytes: frame.bytes.slice() });
   }
 
