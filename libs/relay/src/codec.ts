@@ -6,9 +6,9 @@
  * (codec.test.ts checks both ways against proto-loader with generated messages).
  *
  * What it saves per frame: the PeerPath (connection name, transport, two addresses and ports) is
- * the same on every frame of a peer, so its encoding is cached by connection name (checked field by
- * field before reuse) and a decoded one is looked up by its octets and shared by every frame that
- * carries the same octets. Both caches are bounded and cleared when full.
+ * the same on every frame of a peer, so its encoding is kept per path object, and a decoded one is
+ * looked up by its octets (a bounded cache, oldest out) and shared by every frame that carries the
+ * same octets.
  *
  * Decoding follows protobuf: fields in any order, unknown fields skipped by wire type, the last
  * value of a non-repeated field wins, absent fields take their defaults. Malformed input (a
@@ -49,17 +49,11 @@ const KIND_NUMBER: Record<WireKind, number> = {
 const KIND_NAME: readonly WireKind[] = ['FRAME_KIND_UNSPECIFIED', 'FRAME_KIND_IKE', 'FRAME_KIND_ESP'];
 
 /**
- * Entries per path cache (~250 B each); past it the oldest entry goes (a Map keeps insertion
- * order). Beyond this many live peer paths per process, some frames' paths are encoded or decoded
+ * Entries of the decoded-path cache (~250 B each); past it the oldest entry goes (a Map keeps
+ * insertion order). Beyond this many live peer paths per process, some frames' paths are decoded
  * again: the cost before the cache, not an error.
  */
 export const PATH_CACHE_MAX = 16_384;
-
-function evictOldest(m: Map<string, unknown>): void {
-  if (m.size < PATH_CACHE_MAX) return;
-  const oldest = m.keys().next();
-  if (!oldest.done) m.delete(oldest.value);
-}
 
 /**
  * Frames, bounced frames and closed paths in one message, at most: senders batch 256
@@ -136,7 +130,7 @@ function endpointBytes(e: WireEndpoint): Buffer {
 }
 
 /** A PeerPath message's own bytes (without tag and length). */
-export function encodePath(p: WirePath): Buffer {
+function encodePath(p: WirePath): Buffer {
   const local = p.local ? endpointBytes(p.local) : undefined;
   const remote = p.remote ? endpointBytes(p.remote) : undefined;
   const transport = TRANSPORT_NUMBER[p.transport] ?? 0;
@@ -154,38 +148,16 @@ export function encodePath(p: WirePath): Buffer {
   return b;
 }
 
-interface EncodedPath {
-  readonly path: WirePath;
-  readonly bytes: Buffer;
-}
-
-const sameEndpoint = (a: WireEndpoint | null, b: WireEndpoint | null): boolean =>
-  a === b || (a !== null && b !== null && a.address === b.address && a.port === b.port);
-
-/** Encoded paths by connection name, each checked against the path asked for before reuse. */
-const encodedPaths = new Map<string, EncodedPath>();
-/** By WirePath object (pathToWire makes one per PeerPath): no size cap, freed with the path. */
-const encodedByObject = new WeakMap<WirePath, Buffer>();
+/**
+ * Encoded paths by WirePath object: pathToWire makes one per PeerPath, and every sender keeps one
+ * PeerPath per peer path (an SA's path, an edge's stream, the edge's UDP 4-tuple cache), so a
+ * peer's frames find their bytes by identity. Freed with the path; no size cap needed.
+ */
+const encodedPaths = new WeakMap<WirePath, Buffer>();
 
 function pathBytes(p: WirePath): Buffer {
-  let bytes = encodedByObject.get(p);
-  if (bytes === undefined) encodedByObject.set(p, (bytes = pathBytesByName(p)));
-  return bytes;
-}
-
-function pathBytesByName(p: WirePath): Buffer {
-  const hit = encodedPaths.get(p.connection);
-  if (
-    hit !== undefined &&
-    (hit.path === p ||
-      (hit.path.transport === p.transport &&
-        sameEndpoint(hit.path.local, p.local) &&
-        sameEndpoint(hit.path.remote, p.remote)))
-  )
-    return hit.bytes;
-  const bytes = encodePath(p);
-  evictOldest(encodedPaths);
-  encodedPaths.set(p.connection, { path: p, bytes });
+  let bytes = encodedPaths.get(p);
+  if (bytes === undefined) encodedPaths.set(p, (bytes = encodePath(p)));
   return bytes;
 }
 
@@ -394,7 +366,7 @@ function decodePath(buf: Buffer, start: number, end: number): WirePath {
   let p = decodedPaths.get(key);
   if (p === undefined) {
     p = decodePathUncached(buf, start, end);
-    evictOldest(decodedPaths);
+    if (decodedPaths.size >= PATH_CACHE_MAX) decodedPaths.delete(decodedPaths.keys().next().value!);
     decodedPaths.set(key, p);
   }
   return p;

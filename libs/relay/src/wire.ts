@@ -65,7 +65,7 @@ let service: ServiceDefinition | undefined;
 
 /**
  * The FrameRelay service as loaded from the .proto, with its messages written and read by
- * codec.ts (the same protobuf bytes, without proto-loader's per-frame reflection).
+ * codec.ts (the same protobuf encoding, without proto-loader's per-frame reflection).
  */
 export function relayService(): ServiceDefinition {
   if (service) return service;
@@ -93,7 +93,7 @@ const TRANSPORTS: Record<PeerTransport, WireTransport> = {
   tls: 'TRANSPORT_TLS',
 };
 
-/** Wire paths by PeerPath object: a peer's frames share one, and the codec's cache finds it by identity. */
+/** Wire paths by PeerPath object: a peer's frames share one, and the codec finds its bytes by identity. */
 const toWire = new WeakMap<PeerPath, WirePath>();
 
 export function pathToWire(p: PeerPath): WirePath {

@@ -310,39 +310,24 @@ function matchOne(
   // side doing any (the common case) needs no search.
   const additional: number[] = [];
   if (
-    !ADDKE_TYPES.some((type) => byType.has(type)) &&
-    !(policy.additionalKeyExchanges ?? []).some((ids) => ids.length > 0)
-  )
-    return finish(protocolId, byType, policy, chosen, encryption, prf, integrity, ke, additional, lenient);
-  const candidates = ADDKE_TYPES.map((type, i) => {
-    const offered = byType.get(type);
-    const ours = policy.additionalKeyExchanges?.[i] ?? [];
-    const wanted = ours.length === 0 ? [KEY_EXCHANGE_NONE] : ours;
-    return wanted.filter((id) => (offered === undefined ? id === KEY_EXCHANGE_NONE : has(offered, id)));
-  });
-  const picks = assignDistinct(candidates, ke === KEY_EXCHANGE_NONE ? [] : [ke]);
-  if (picks === undefined) return undefined;
-  picks.forEach((id, i) => {
-    const type = ADDKE_TYPES[i] as number;
-    if (byType.has(type)) chosen.push(bare(type, id));
-    if (id !== KEY_EXCHANGE_NONE) additional.push(id);
-  });
-  return finish(protocolId, byType, policy, chosen, encryption, prf, integrity, ke, additional, lenient);
-}
+    ADDKE_TYPES.some((type) => byType.has(type)) ||
+    (policy.additionalKeyExchanges ?? []).some((ids) => ids.length > 0)
+  ) {
+    const candidates = ADDKE_TYPES.map((type, i) => {
+      const offered = byType.get(type);
+      const ours = policy.additionalKeyExchanges?.[i] ?? [];
+      const wanted = ours.length === 0 ? [KEY_EXCHANGE_NONE] : ours;
+      return wanted.filter((id) => (offered === undefined ? id === KEY_EXCHANGE_NONE : has(offered, id)));
+    });
+    const picks = assignDistinct(candidates, ke === KEY_EXCHANGE_NONE ? [] : [ke]);
+    if (picks === undefined) return undefined;
+    picks.forEach((id, i) => {
+      const type = ADDKE_TYPES[i] as number;
+      if (byType.has(type)) chosen.push(bare(type, id));
+      if (id !== KEY_EXCHANGE_NONE) additional.push(id);
+    });
+  }
 
-/** matchOne's end: the ESN transform (ESP/AH) and the negotiated suite. */
-function finish(
-  protocolId: number,
-  byType: ReadonlyMap<number, Transform[]>,
-  policy: ProposalPolicy,
-  chosen: Transform[],
-  encryption: EncryptionChoice,
-  prf: number | undefined,
-  integrity: number | undefined,
-  ke: number,
-  additional: number[],
-  lenient: 'aead-with-integrity' | undefined,
-): { suite: NegotiatedSuite; transforms: Transform[]; lenient?: 'aead-with-integrity' } | undefined {
   let esn: boolean | undefined;
   if (protocolId === ProtocolId.ESP || protocolId === ProtocolId.AH) {
     const esns = byType.get(TransformType.ESN);
