@@ -204,3 +204,25 @@ test('rebalance hand-off: a joining worker takes each shard as soon as its live 
   await a.stop();
   await b.stop();
 });
+
+test('rebalance hand-off: stop() while the watch polls ends it (no version reads after stop, no round started by a poll in flight)', async () => {
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new Members();
+  const a = owner('w1', store, members);
+  a.start();
+  assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
+  const b = owner('w2', store, members);
+  b.start();
+  const before = store.versionReads;
+  assert.ok(await until(() => store.versionReads > before + 2, 5000), 'w2 is polling (w1 never releases)');
+  await b.stop();
+  const stopped = store.versionReads;
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(store.versionReads, stopped, 'no poll after stop');
+  assert.equal(b.owned.size, 0);
+  await a.stop();
+});
