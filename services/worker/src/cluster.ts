@@ -737,8 +737,9 @@ export class ShardOwner implements Persistence {
   /**
    * While live members still hold shards the plan gives us, read the lease version every
    * HANDOFF_POLL_MS and run a round once it moved from `since` (a release, or any other lease
-   * change); `since` undefined (nothing awaited, or the version unreadable) ends the watch, and the
-   * periodic tick remains. One GET per poll, and only during a hand-off.
+   * change); `since` undefined (nothing awaited, or the version unreadable at the round) ends the
+   * watch, and the periodic tick remains. A poll whose read fails or times out (2 s) counts as
+   * unchanged. One GET per poll, and only during a hand-off.
    */
   #watchHandoffs(since: number | undefined): void {
     clearTimeout(this.#handoffTimer);
