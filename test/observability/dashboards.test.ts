@@ -196,7 +196,9 @@ describe(
       );
       const udp = await c.loadgen(e1, { count: 20, transport: 'udp', idPrefix: 'ob-udp' });
       assert.equal(udp.summary.established, 20);
-      // A peer with the wrong PSK: IKE_AUTH refused (authentication_failed).
+      // Peers with the wrong PSK: IKE_AUTH refused (authentication_failed). Sixteen of them, so
+      // that both workers refuse some (with 3, all landed on the worker killed below in 1 run of 8,
+      // and the panels fed by that worker alone, such as "Last errors", had no series left).
       const bad = c.spawn('loadgen-bad', [
         'loadgen',
         '--server',
@@ -208,7 +210,7 @@ describe(
         '--transport',
         'udp',
         '--count',
-        '3',
+        '16',
         '--id',
         'ob-bad-{n}@example.org',
         '--remote-id',
