@@ -239,6 +239,34 @@ interface MlKemVectors {
   encapsulationKeyCheck: { parameterSet: string; tcId: number; testPassed: boolean; ek: string }[];
 }
 
+/** FIPS 180-4 examples (NIST CSRC "Examples with Intermediate Values"): the digest of "abc". */
+const HASH_ABC = {
+  sha1: 'a9993e364706816aba3e25717850c26c9cd0d89d',
+  sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+  sha512:
+    'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a' +
+    '2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
+} as const;
+
+describe('hash: FIPS 180-4 known answers (NAT detection, RFC 7296 §2.23; request digests)', () => {
+  const abc = new TextEncoder().encode('abc');
+  for (const provider of providers) {
+    for (const [name, digest] of Object.entries(HASH_ABC) as [keyof typeof HASH_ABC, string][]) {
+      it(`${provider.name} ${name}("abc") in one part, in three parts, and after an empty part`, () => {
+        assert.equal(toHex(provider.hash(name, abc)), digest);
+        assert.equal(
+          toHex(provider.hash(name, abc.subarray(0, 1), abc.subarray(1, 2), abc.subarray(2))),
+          digest,
+        );
+        assert.equal(toHex(provider.hash(name, new Uint8Array(0), abc)), digest);
+      });
+    }
+    it(`${provider.name} sha1 of nothing is the FIPS 180-4 empty-message digest`, () => {
+      assert.equal(toHex(provider.hash('sha1')), 'da39a3ee5e6b4b0d3255bfef95601890afd80709');
+    });
+  }
+});
+
 const mlkem = JSON.parse(
   readFileSync(new URL('./vectors/ml-kem-acvp.json', import.meta.url), 'utf8'),
 ) as MlKemVectors;
