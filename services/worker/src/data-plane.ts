@@ -141,7 +141,8 @@ export class DataPlane {
       {
         inboundSpi: ipv4ToNumber(a.inboundSpi),
         outboundSpi: ipv4ToNumber(a.outboundSpi),
-        encryption: { id: a.encryption.id, keyBits: a.encryption.keyBits },
+        // The negotiated suite's object, shared by every child of that suite (proposals.ts internSuite).
+        encryption: a.encryption,
         ...(a.integrity ? { integrity: a.integrity } : {}),
         esn: a.esn,
         inKeys: keys.subarray(0, inLength),

@@ -349,6 +349,31 @@ function reference(offer: Proposal, p: ProposalPolicy, protocolId: number): bool
   return false;
 }
 
+describe('negotiated suites are shared (issue #14, memory per held SA)', () => {
+  test('the same negotiation twice gives one suite object; a different outcome gives its own, with its own values', () => {
+    const offer = buildProposals(ike, ProtocolId.IKE, new Uint8Array(0));
+    const a = selectProposal(offer, [ike], ProtocolId.IKE);
+    const b = selectProposal(buildProposals(ike, ProtocolId.IKE, new Uint8Array(0)), [ike], ProtocolId.IKE);
+    assert.ok(a.kind === 'chosen' && b.kind === 'chosen');
+    assert.equal(a.suite, b.suite);
+    const other = selectProposal(offer, [{ ...ike, keyExchange: [19] }], ProtocolId.IKE);
+    assert.ok(other.kind === 'chosen');
+    assert.notEqual(other.suite, a.suite);
+    assert.deepEqual(other.suite, { ...a.suite, keyExchange: 19 });
+    const esp: ProposalPolicy = { encryption: [{ id: GCM, keyBits: 256 }], esn: [true] };
+    const espOffer = buildProposals(esp, ProtocolId.ESP, Uint8Array.of(1, 2, 3, 4));
+    const withEsn = selectProposal(espOffer, [esp], ProtocolId.ESP);
+    const noEsn = selectProposal(espOffer, [{ ...esp, esn: [false, true] }], ProtocolId.ESP);
+    assert.ok(withEsn.kind === 'chosen' && noEsn.kind === 'chosen');
+    assert.deepEqual(withEsn.suite, {
+      encryption: { id: GCM, keyBits: 256 },
+      additionalKeyExchanges: [],
+      esn: true,
+    });
+    assert.equal(noEsn.suite, withEsn.suite, 'the offer has ESN only, so both policies agree on it');
+  });
+});
+
 describe('selection agrees with a naive reference (seeded, STYLE rule 10)', () => {
   const transform = fc.record({
     type: fc.constantFrom(1, 1, 2, 3, 4, 6, 7, 8),
