@@ -43,3 +43,25 @@ test('paths: one read-only array per address text, shared by every path with tha
   assert.notEqual(again, first, 'the oldest entry went: the cache is bounded');
   assert.deepEqual([...again], [203, 0, 113, 1]);
 });
+
+test('paths: one local endpoint object per gateway address and port for every SA path (issue #14, memory per SA); remote endpoints stay per path', () => {
+  const path = (n: number, localPort: number) =>
+    toIkePath({
+      connection: `udp:${n}`,
+      transport: 'udp',
+      local: { address: '192.0.2.1', port: localPort },
+      remote: { address: `198.51.100.${n}`, port: 4500 },
+    });
+  const a = path(1, 4500);
+  const b = path(2, 4500);
+  const c = path(3, 500);
+  assert.equal(a.local, b.local, 'same address and port: one object');
+  assert.notEqual(a.local, c.local, 'another port: another endpoint');
+  assert.deepEqual([c.local.port, [...c.local.address]], [500, [192, 0, 2, 1]]);
+  assert.notEqual(a.remote, b.remote);
+  assert.deepEqual([...b.remote.address], [198, 51, 100, 2]);
+  // Bounded like the address cache: many local ports still give correct endpoints.
+  for (let port = 1; port <= ADDRESS_CACHE_MAX + 10; port++) assert.equal(path(9, port).local.port, port);
+  const again = path(4, 4500);
+  assert.deepEqual([again.local.port, [...again.local.address]], [4500, [192, 0, 2, 1]]);
+});
