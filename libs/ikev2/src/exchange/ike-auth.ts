@@ -36,6 +36,7 @@ import { sendRequest, sendResponse } from '../sa/task-manager.js';
 import type { ChildSaState, IkeSaContext, IkeSaCore } from '../sa/types.js';
 import {
   copy,
+  copyPair,
   errorNotify,
   findNotify,
   findPayload,
@@ -401,10 +402,10 @@ export function respondAuth(
       const { vip, reply } = assignVirtualIp(ctx, inner, peerId);
       const a = acceptChild(ctx, sa, tsi, tsr, { ikeAuth: true, ...(vip ? { remoteHost: vip } : {}) });
       if (a.lenient) w.actions.push({ kind: 'lenient', what: a.lenient, exchange: 'IKE_AUTH' });
-      const inboundSpi = copy(ctx.allocateChildSpi());
+      const [inboundSpi, outboundSpi] = copyPair(ctx.allocateChildSpi(), a.peerSpi);
       newChild = {
         inboundSpi,
-        outboundSpi: a.peerSpi,
+        outboundSpi,
         suite: a.suite,
         tsLocal: a.tsR,
         tsRemote: a.tsI,

@@ -53,6 +53,7 @@ import {
 import type { IkeInitData, IkePath, IkeSaContext, IkeSaState, StepResult } from '../sa/types.js';
 import {
   copy,
+  copyPair,
   errorNotify,
   findNotify,
   findPayload,
@@ -403,8 +404,8 @@ export function respondInit(
 ): StepResult {
   const p = msg.payloads;
   const { publicData, sharedSecret } = keRespond(ctx.provider, a.suite.keyExchange!, a.ke.data, ctx.random);
-  const spiI = copy(msg.header.initiatorSpi);
-  const spiR = copy(ctx.allocateIkeSpi());
+  // One buffer for both SPIs: a held SA keeps one ArrayBuffer for them, not two (issue #14).
+  const [spiI, spiR] = copyPair(msg.header.initiatorSpi, ctx.allocateIkeSpi());
   const ni = copy(a.nonce.data);
   const nr = copy(ctx.random(NONCE_LENGTH));
   // RFC 7383 §2.3: answer the announcement only if we support fragmentation too.

@@ -45,6 +45,22 @@ describe('IKE SA pair', () => {
     assert.equal(child.weInitiated, false);
   });
 
+  it('responder: the IKE SPIs share one buffer, and so do the child SPIs (issue #14, memory per held SA), with the values the initiator uses', () => {
+    const p = new Pair();
+    p.establish();
+    const r = p.responder.state;
+    const i = p.initiator.state;
+    assert.equal(r.current!.spiI.buffer, r.current!.spiR.buffer);
+    assert.deepEqual(
+      [hex(r.current!.spiI), hex(r.current!.spiR)],
+      [hex(i.current!.spiI), hex(i.current!.spiR)],
+    );
+    const rc = r.children[0]!;
+    const ic = i.children[0]!;
+    assert.equal(rc.inboundSpi.buffer, rc.outboundSpi.buffer);
+    assert.deepEqual([hex(rc.inboundSpi), hex(rc.outboundSpi)], [hex(ic.outboundSpi), hex(ic.inboundSpi)]);
+  });
+
   it('keeps working with the state persisted as JSON between steps, across a child rekey crossing an IKE rekey (RFC 7296 §2.18)', () => {
     const p = new Pair({ roundTrip: true, initiatorPolicy: { requestVirtualIp: true } });
     p.establish();

@@ -61,6 +61,18 @@ export function copy(b: Uint8Array): Uint8Array {
   return b.slice();
 }
 
+/**
+ * Copies of `a` and `b` as views of one new buffer. Each typed array with its own buffer costs a
+ * JSArrayBuffer (88 B of heap) and a backing store besides the view, so values kept together for
+ * an SA's life (its SPIs) share one (issue #14, memory per held SA: 86 B per pair).
+ */
+export function copyPair(a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8Array] {
+  const both = new Uint8Array(a.length + b.length);
+  both.set(a, 0);
+  both.set(b, a.length);
+  return [both.subarray(0, a.length), both.subarray(a.length)];
+}
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
