@@ -453,8 +453,22 @@ export const nodeProvider: CryptoProvider = assembleProvider({
   // One-shot digest (node >= 20.12): no Hash object. A Hash is a native handle that the garbage
   // collector frees in a weak callback; a setup hashes 5 times (NAT detection, request digest), and
   // those frees were ~1.4 us each, more than the digests (scripts/bench/ikev2-setup.ts).
+  // Several parts are joined in a buffer of their own, wiped after use: Buffer.concat would leave a
+  // copy in node's shared allocation pool, and one caller hashes a KE seed (key-exchange.ts).
   hash(name, data) {
-    const one = data.length === 1 ? data[0]! : Buffer.concat(data);
-    return view(oneShotHash(name, one, 'buffer'));
+    if (data.length === 1) return view(oneShotHash(name, data[0]!, 'buffer'));
+    let total = 0;
+    for (const d of data) total += d.length;
+    const joined = new Uint8Array(total);
+    let at = 0;
+    for (const d of data) {
+      joined.set(d, at);
+      at += d.length;
+    }
+    try {
+      return view(oneShotHash(name, joined, 'buffer'));
+    } finally {
+      joined.fill(0);
+    }
   },
 });

@@ -243,6 +243,8 @@ interface MlKemVectors {
 const HASH_ABC = {
   sha1: 'a9993e364706816aba3e25717850c26c9cd0d89d',
   sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+  sha384:
+    'cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed' + '8086072ba1e7cc2358baeca134c825a7',
   sha512:
     'ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a' +
     '2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f',
@@ -252,13 +254,15 @@ describe('hash: FIPS 180-4 known answers (NAT detection, RFC 7296 §2.23; reques
   const abc = new TextEncoder().encode('abc');
   for (const provider of providers) {
     for (const [name, digest] of Object.entries(HASH_ABC) as [keyof typeof HASH_ABC, string][]) {
-      it(`${provider.name} ${name}("abc") in one part, in three parts, and after an empty part`, () => {
+      it(`${provider.name} ${name}("abc") in one part, in three parts, after an empty part, and as a view inside a larger buffer`, () => {
         assert.equal(toHex(provider.hash(name, abc)), digest);
         assert.equal(
           toHex(provider.hash(name, abc.subarray(0, 1), abc.subarray(1, 2), abc.subarray(2))),
           digest,
         );
         assert.equal(toHex(provider.hash(name, new Uint8Array(0), abc)), digest);
+        const inside = Uint8Array.of(0x78, 0x61, 0x62, 0x63, 0x78).subarray(1, 4);
+        assert.equal(toHex(provider.hash(name, inside)), digest, 'one part at a non-zero offset');
       });
     }
     it(`${provider.name} sha1 of nothing is the FIPS 180-4 empty-message digest`, () => {
