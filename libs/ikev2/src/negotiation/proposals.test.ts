@@ -360,6 +360,28 @@ describe('negotiated suites are shared (issue #14, memory per held SA)', () => {
     assert.ok(other.kind === 'chosen');
     assert.notEqual(other.suite, a.suite);
     assert.deepEqual(other.suite, { ...a.suite, keyExchange: 19 });
+    // Outcomes that differ in one value only each get their own suite, with that value.
+    const cbc = (keyBits: number, integrity: number): ProposalPolicy => ({
+      encryption: [{ id: CBC, keyBits }],
+      prf: [5],
+      integrity: [integrity],
+      keyExchange: [19],
+    });
+    const pick = (p: ProposalPolicy) => {
+      const r = selectProposal(buildProposals(p, ProtocolId.IKE, new Uint8Array(0)), [p], ProtocolId.IKE);
+      assert.ok(r.kind === 'chosen');
+      return r.suite;
+    };
+    const base = pick(cbc(128, 12));
+    for (const [p, expected] of [
+      [cbc(256, 12), { ...base, encryption: { id: CBC, keyBits: 256 } }],
+      [cbc(128, 13), { ...base, integrity: 13 }],
+    ] as const) {
+      const s = pick(p);
+      assert.notEqual(s, base);
+      assert.deepEqual(s, expected);
+    }
+    assert.ok(Object.isFrozen(base) && Object.isFrozen(base.encryption), 'shared, so never written to');
     const esp: ProposalPolicy = { encryption: [{ id: GCM, keyBits: 256 }], esn: [true] };
     const espOffer = buildProposals(esp, ProtocolId.ESP, Uint8Array.of(1, 2, 3, 4));
     const withEsn = selectProposal(espOffer, [esp], ProtocolId.ESP);
@@ -371,6 +393,14 @@ describe('negotiated suites are shared (issue #14, memory per held SA)', () => {
       esn: true,
     });
     assert.equal(noEsn.suite, withEsn.suite, 'the offer has ESN only, so both policies agree on it');
+    const without = selectProposal(
+      buildProposals({ ...esp, esn: [false] }, ProtocolId.ESP, Uint8Array.of(1, 2, 3, 4)),
+      [{ ...esp, esn: [false] }],
+      ProtocolId.ESP,
+    );
+    assert.ok(without.kind === 'chosen');
+    assert.notEqual(without.suite, withEsn.suite);
+    assert.equal(without.suite.esn, false);
   });
 });
 

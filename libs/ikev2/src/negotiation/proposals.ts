@@ -351,9 +351,10 @@ function matchOne(
 /**
  * Negotiated suites are few (the combinations our policies allow), and every SA keeps one per IKE
  * SA and per child: one shared object per distinct suite instead of an object and an array per SA
- * (issue #14: 209 B less per held SA in the 5k-SA scale bench). Bounded: past SUITES_MAX distinct
- * suites, new ones are not kept.
- * Suites are never mutated (the state is immutable; a rekey negotiates a new one).
+ * (issue #14: 209 B less per held SA in the 5k-SA scale bench). Bounded, oldest out first: only
+ * the combinations our policies allow can be negotiated, but a policy reload brings new ones.
+ * Frozen: a shared suite is never written to (a rekey negotiates a new one), and a write would
+ * throw rather than change every SA of that suite.
  */
 const SUITES = new Map<string, NegotiatedSuite>();
 const SUITES_MAX = 1024;
@@ -369,15 +370,16 @@ function internSuite(
   const key = `${encryption.id}/${encryption.keyBits}/${prf}/${integrity}/${ke}/${additional.join(',')}/${esn}`;
   const found = SUITES.get(key);
   if (found !== undefined) return found;
-  const suite: NegotiatedSuite = {
-    encryption: { id: encryption.id, keyBits: encryption.keyBits },
+  const suite: NegotiatedSuite = Object.freeze({
+    encryption: Object.freeze({ id: encryption.id, keyBits: encryption.keyBits }),
     ...(prf !== undefined ? { prf } : {}),
     ...(integrity !== undefined ? { integrity } : {}),
     ...(ke !== KEY_EXCHANGE_NONE ? { keyExchange: ke } : {}),
-    additionalKeyExchanges: additional,
+    additionalKeyExchanges: Object.freeze(additional),
     ...(esn !== undefined ? { esn } : {}),
-  };
-  if (SUITES.size < SUITES_MAX) SUITES.set(key, suite);
+  });
+  if (SUITES.size >= SUITES_MAX) SUITES.delete(SUITES.keys().next().value as string);
+  SUITES.set(key, suite);
   return suite;
 }
 
