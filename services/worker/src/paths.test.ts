@@ -58,8 +58,15 @@ test('paths: one local endpoint object per gateway address and port for every SA
   assert.equal(a.local, b.local, 'same address and port: one object');
   assert.notEqual(a.local, c.local, 'another port: another endpoint');
   assert.deepEqual([c.local.port, [...c.local.address]], [500, [192, 0, 2, 1]]);
-  assert.notEqual(a.remote, b.remote);
   assert.deepEqual([...b.remote.address], [198, 51, 100, 2]);
+  const sameRemote = toIkePath({
+    connection: 'udp:5',
+    transport: 'udp',
+    local: { address: '192.0.2.1', port: 4500 },
+    remote: { address: '198.51.100.1', port: 4500 },
+  });
+  assert.notEqual(sameRemote.remote, a.remote, 'remote endpoints are not shared, even for one peer address');
+  assert.equal(sameRemote.local, a.local);
   // Bounded like the address cache: many local ports still give correct endpoints.
   for (let port = 1; port <= ADDRESS_CACHE_MAX + 10; port++) assert.equal(path(9, port).local.port, port);
   const again = path(4, 4500);

@@ -25,6 +25,7 @@ import {
   bytesEqual,
   compareBytes,
   copy,
+  copyPair,
   errorNotify,
   findNotify,
   findPayload,
@@ -197,7 +198,7 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
   }
   if (a.lenient) w.actions.push({ kind: 'lenient', what: a.lenient, exchange: 'CREATE_CHILD_SA' });
   const nr = copy(ctx.random(NONCE_LENGTH));
-  const inboundSpi = copy(ctx.allocateChildSpi());
+  const [inboundSpi, outboundSpi] = copyPair(ctx.allocateChildSpi(), a.peerSpi);
   const out: Payload[] = [
     { type: PayloadType.SA, critical: false, proposals: [{ ...a.proposal, spi: inboundSpi }] },
     { type: PayloadType.NONCE, critical: false, data: nr },
@@ -221,7 +222,7 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
   out.push(...tsPayloads(a.tsI, a.tsR));
   const child: ChildSaState = scheduleChild(w, {
     inboundSpi,
-    outboundSpi: a.peerSpi,
+    outboundSpi,
     suite: a.suite,
     tsLocal: a.tsR,
     tsRemote: a.tsI,

@@ -34,6 +34,7 @@ import type { IkeSaContext, IkeSaCore, IkeTask } from '../sa/types.js';
 import {
   compareBytes,
   copy,
+  copyPair,
   errorNotify,
   findNotify,
   notify,
@@ -244,18 +245,8 @@ export function respondRekeyIke(w: Work, inner: readonly Payload[]): IkeRekeyAns
     w.actions.push({ kind: 'lenient', what: selected.lenient, exchange: 'CREATE_CHILD_SA' });
   const r = keRespond(ctx.provider, group, ke.data, ctx.random);
   const nr = copy(ctx.random(NONCE_LENGTH));
-  const spiR = copy(ctx.allocateIkeSpi());
-  const fresh = rekeyedCore(
-    w,
-    old,
-    'responder',
-    selected.suite,
-    copy(selected.peerSpi),
-    spiR,
-    ni,
-    nr,
-    r.sharedSecret,
-  );
+  const [spiI, spiR] = copyPair(selected.peerSpi, ctx.allocateIkeSpi());
+  const fresh = rekeyedCore(w, old, 'responder', selected.suite, spiI, spiR, ni, nr, r.sharedSecret);
   scheduleIkeSa(w);
   return {
     out: [

@@ -51,6 +51,7 @@ describe('IKE SA pair', () => {
     const r = p.responder.state;
     const i = p.initiator.state;
     assert.equal(r.current!.spiI.buffer, r.current!.spiR.buffer);
+    assert.equal(r.current!.spiI.buffer.byteLength, 16, 'a buffer of their own, not a packet or a pool');
     assert.deepEqual(
       [hex(r.current!.spiI), hex(r.current!.spiR)],
       [hex(i.current!.spiI), hex(i.current!.spiR)],
@@ -58,6 +59,7 @@ describe('IKE SA pair', () => {
     const rc = r.children[0]!;
     const ic = i.children[0]!;
     assert.equal(rc.inboundSpi.buffer, rc.outboundSpi.buffer);
+    assert.equal(rc.inboundSpi.buffer.byteLength, 8);
     assert.deepEqual([hex(rc.inboundSpi), hex(rc.outboundSpi)], [hex(ic.outboundSpi), hex(ic.inboundSpi)]);
   });
 
