@@ -37,7 +37,8 @@ function secretsAndNonces(s: SharedSecrets | undefined, ni: Uint8Array, nr: Uint
   return first === undefined ? [ni, nr] : [first, ni, nr, ...rest];
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
+/** The parts joined in a new buffer of their own. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;
   const out = new Uint8Array(n);

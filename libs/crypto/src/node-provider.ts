@@ -38,6 +38,7 @@ import {
   view,
 } from './algorithms.js';
 import { LocalUsageError } from './errors.js';
+import { concat } from './kdf.js';
 import {
   badKeData,
   checkKeLength,
@@ -457,14 +458,7 @@ export const nodeProvider: CryptoProvider = assembleProvider({
   // copy in node's shared allocation pool, and one caller hashes a KE seed (key-exchange.ts).
   hash(name, data) {
     if (data.length === 1) return view(oneShotHash(name, data[0]!, 'buffer'));
-    let total = 0;
-    for (const d of data) total += d.length;
-    const joined = new Uint8Array(total);
-    let at = 0;
-    for (const d of data) {
-      joined.set(d, at);
-      at += d.length;
-    }
+    const joined = concat(data);
     try {
       return view(oneShotHash(name, joined, 'buffer'));
     } finally {
