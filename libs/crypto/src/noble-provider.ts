@@ -90,7 +90,10 @@ class NobleIntegrityKey implements IntegrityKey {
   readonly #scratch: _HMAC<never>;
   readonly #digest: Uint8Array;
   readonly #icvLength: number;
+  /** For exportKeyMaterial only (the HMAC state does not give the key back). */
+  readonly #key: Uint8Array;
   constructor(spec: IntegritySpec, key: Uint8Array) {
+    this.#key = key.slice();
     this.#keyed = hmac.create(HASHES[spec.hash], key) as _HMAC<never>;
     this.#scratch = this.#keyed._cloneInto();
     this.#digest = new Uint8Array(this.#keyed.outputLen);
@@ -112,6 +115,9 @@ class NobleIntegrityKey implements IntegrityKey {
     let diff = 0;
     for (let i = 0; i < icv.length; i++) diff |= full[i]! ^ icv[i]!;
     return diff === 0;
+  }
+  exportKeyMaterial(): Uint8Array {
+    return this.#key.slice();
   }
 }
 
@@ -150,6 +156,9 @@ class NobleCbcKey implements CipherKey {
     checkBlockMultiple('AES-CBC decrypt', ciphertext.length, 16);
     const result = outputBuffer(out, ciphertext.length, 'AES-CBC decrypt');
     return cbc(this.#key, iv, { disablePadding: true }).decrypt(ciphertext, result);
+  }
+  exportKeyMaterial(): Uint8Array {
+    return this.#key.slice();
   }
 }
 
@@ -209,6 +218,12 @@ class NobleAeadKey implements AeadKey {
     } catch {
       return null;
     }
+  }
+  exportKeyMaterial(): Uint8Array {
+    const material = new Uint8Array(this.#key.length + 4);
+    material.set(this.#key, 0);
+    material.set(this.#nonce.subarray(0, 4), this.#key.length);
+    return material;
   }
 }
 

@@ -80,6 +80,11 @@ function importKey(key: Uint8Array): NodeCipherKey {
   return USE_KEY_OBJECT ? createSecretKey(copy) : copy;
 }
 
+/** The octets of a key made by importKey (a new copy). */
+function exportKey(key: NodeCipherKey): Uint8Array {
+  return new Uint8Array(USE_KEY_OBJECT ? (key as KeyObject).export() : (key as Buffer));
+}
+
 // --- PRF, integrity, hash -------------------------------------------------------------------
 
 class NodePrf implements PrfAlgorithm {
@@ -120,6 +125,9 @@ class NodeIntegrityKey implements IntegrityKey {
   verify(icv: Uint8Array, ...data: Uint8Array[]): boolean {
     if (icv.length !== this.#icvLength) return false;
     return timingSafeEqual(this.#full(data).subarray(0, this.#icvLength), icv);
+  }
+  exportKeyMaterial(): Uint8Array {
+    return exportKey(this.#key);
   }
 }
 
@@ -169,6 +177,9 @@ class NodeCbcKey implements CipherKey {
   }
   decrypt(iv: Uint8Array, ciphertext: Uint8Array, out?: Uint8Array): Uint8Array {
     return this.#run(false, iv, ciphertext, out);
+  }
+  exportKeyMaterial(): Uint8Array {
+    return exportKey(this.#key);
   }
 }
 
@@ -267,6 +278,14 @@ class NodeAeadKey implements AeadKey {
     const result = outputBuffer(out, n, this.#name);
     result.set(body, 0);
     return result;
+  }
+  exportKeyMaterial(): Uint8Array {
+    const key = exportKey(this.#key);
+    const material = new Uint8Array(key.length + 4);
+    material.set(key, 0);
+    key.fill(0);
+    new DataView(material.buffer).setUint32(key.length, this.#salt);
+    return material;
   }
 }
 

@@ -80,6 +80,11 @@ export interface IntegrityKey {
   compute(...data: Uint8Array[]): Uint8Array;
   /** Constant-time comparison of the ICV over `data` with `icv`. */
   verify(icv: Uint8Array, ...data: Uint8Array[]): boolean;
+  /**
+   * A copy of the key material the key was made from (for an AEAD: key | salt). For an SA's
+   * snapshot to the store, so that the SA does not also keep the raw octets; never for logs.
+   */
+  exportKeyMaterial(): Uint8Array;
 }
 
 /** A non-AEAD block cipher in CBC mode (RFC 3602). Callers pad; lengths must be block multiples. */
@@ -97,6 +102,11 @@ export interface CipherKey {
   encrypt(iv: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array;
   /** Throws LocalUsageError on a length that is not a block multiple; the caller checks first. */
   decrypt(iv: Uint8Array, ciphertext: Uint8Array, out?: Uint8Array): Uint8Array;
+  /**
+   * A copy of the key material the key was made from (for an AEAD: key | salt). For an SA's
+   * snapshot to the store, so that the SA does not also keep the raw octets; never for logs.
+   */
+  exportKeyMaterial(): Uint8Array;
 }
 
 /**
@@ -128,6 +138,11 @@ export interface AeadKey {
    * authentication fails or the input is shorter than the ICV. Never throws for bad input.
    */
   open(iv: Uint8Array, aad: Uint8Array, ciphertextAndIcv: Uint8Array, out?: Uint8Array): Uint8Array | null;
+  /**
+   * A copy of the key material the key was made from (for an AEAD: key | salt). For an SA's
+   * snapshot to the store, so that the SA does not also keep the raw octets; never for logs.
+   */
+  exportKeyMaterial(): Uint8Array;
 }
 
 /**

@@ -188,6 +188,34 @@ for (const p of providers) {
       }
     });
 
+    it('exportKeyMaterial gives back the material of every integrity, AEAD (key | salt) and CBC key, as a copy the key does not depend on', () => {
+      const cases: [string, { exportKeyMaterial(): Uint8Array }, () => string][] = [];
+      for (const v of kat.integrity) {
+        const key = p.integrity(v.id)!.create(fromHex(v.key));
+        cases.push([v.key, key, () => toHex(key.compute(fromHex(v.data)))]);
+      }
+      for (const v of kat.aead) {
+        const key = p.aead(v.id, v.keyBits)!.create(fromHex(v.keyMaterial));
+        cases.push([
+          v.keyMaterial,
+          key,
+          () => toHex(key.seal(fromHex(v.iv), fromHex(v.aad), fromHex(v.plaintext))),
+        ]);
+      }
+      for (const v of kat.cbc) {
+        const key = p.cipher(12, v.keyBits)!.create(fromHex(v.key));
+        cases.push([v.key, key, () => toHex(key.encrypt(fromHex(v.iv), fromHex(v.plaintext)))]);
+      }
+      for (const [material, key, use] of cases) {
+        const before = use();
+        const exported = key.exportKeyMaterial();
+        assert.equal(toHex(exported), material.toLowerCase());
+        exported.fill(0);
+        assert.equal(toHex(key.exportKeyMaterial()), material.toLowerCase(), 'a copy each time');
+        assert.equal(use(), before, 'the key works as before');
+      }
+    });
+
     it('prf+ matches the NIST CAVP SP 800-135 IKEv2 DKM vectors', () => {
       for (const v of kat.prfPlus) {
         const out = prfPlus(p.prf(v.id)!, fromHex(v.key), fromHex(v.seed), v.out.length / 2);
