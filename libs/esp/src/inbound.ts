@@ -123,6 +123,11 @@ export class InboundSa {
   }
 
   /** T, the highest sequence number accepted so far. For checkpoints. */
+  /** A copy of this SA's keying material (EspTransform.exportKeyMaterial): for its snapshot only. */
+  exportKeyMaterial(): Uint8Array {
+    return this.#t.exportKeyMaterial();
+  }
+
   get highestSequence(): bigint {
     return this.#window.highest;
   }

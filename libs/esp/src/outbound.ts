@@ -115,6 +115,11 @@ export class OutboundSa {
   }
 
   /** The last sequence number used (0n before the first packet). For checkpoints. */
+  /** A copy of this SA's keying material (EspTransform.exportKeyMaterial): for its snapshot only. */
+  exportKeyMaterial(): Uint8Array {
+    return this.#t.exportKeyMaterial();
+  }
+
   get lastSequence(): bigint {
     return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
   }

@@ -32,6 +32,11 @@ export interface EspTransform {
    * Returns the plaintext length, or -1 when integrity fails.
    */
   open(packet: Uint8Array, seqHi: number, out: Uint8Array): number;
+  /**
+   * A copy of the keying material the transform was made from, in RFC 7296 §2.17 order (encryption
+   * key, salt included, then integrity key): for the SA's snapshot; never for logs.
+   */
+  exportKeyMaterial(): Uint8Array;
 }
 
 export function createTransform(suite: EspSuite, esn: boolean): EspTransform {
@@ -71,6 +76,10 @@ class AeadTransform implements EspTransform {
     readonly icvLength: number,
     readonly esn: boolean,
   ) {}
+
+  exportKeyMaterial(): Uint8Array {
+    return this.key.exportKeyMaterial();
+  }
 
   #fillAad(packet: Uint8Array, seqHi: number): Uint8Array {
     const aad = this.esn ? AAD_SPI_ESN_SEQ : AAD_SPI_SEQ;
@@ -117,6 +126,17 @@ class CbcHmacTransform implements EspTransform {
     readonly esn: boolean,
   ) {
     this.alignment = Math.max(4, blockSize);
+  }
+
+  exportKeyMaterial(): Uint8Array {
+    const encryption = this.cipher.exportKeyMaterial();
+    const integrity = this.integrity.exportKeyMaterial();
+    const material = new Uint8Array(encryption.length + integrity.length);
+    material.set(encryption, 0);
+    material.set(integrity, encryption.length);
+    encryption.fill(0);
+    integrity.fill(0);
+    return material;
   }
 
   seal(packet: Uint8Array, body: Uint8Array, plaintext: Uint8Array, iv: Uint8Array, seqHi: number): number {
