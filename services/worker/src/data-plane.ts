@@ -126,7 +126,8 @@ export class DataPlane {
 
   /** A child SA the IKE SA negotiated (RFC 7296 §2.17 key order: cipher key, then integrity key). */
   install(rec: SaRecord, a: InstallChildAction): ChildRecord {
-    // Both directions' keys in one buffer (issue #14: one backing store per child, not one per key).
+    // Both directions' keys, only while the ESP SAs import them: the child keeps no raw copy (its
+    // snapshot exports them from the key objects, ha.ts), and the buffer is wiped below.
     const [inE, inI, outE, outI] = a.weInitiated
       ? [a.keys.encrR, a.keys.integR, a.keys.encrI, a.keys.integI]
       : [a.keys.encrI, a.keys.integI, a.keys.encrR, a.keys.integR];
@@ -136,26 +137,33 @@ export class DataPlane {
     keys.set(inI, inE.length);
     keys.set(outE, inLength);
     keys.set(outI, inLength + outE.length);
-    const child = this.add(
-      rec,
-      {
-        inboundSpi: ipv4ToNumber(a.inboundSpi),
-        outboundSpi: ipv4ToNumber(a.outboundSpi),
-        // The negotiated suite's object, shared by every child of that suite (proposals.ts internSuite).
-        encryption: a.encryption,
-        ...(a.integrity ? { integrity: a.integrity } : {}),
-        esn: a.esn,
-        inKeys: keys.subarray(0, inLength),
-        outKeys: keys.subarray(inLength),
-        tsLocal: a.tsLocal,
-        tsRemote: a.tsRemote,
-        // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
-        ...(a.virtualIp && rec.expectedPeerId === undefined ? { virtualIp: ipv4ToNumber(a.virtualIp) } : {}),
-        seqOut: 0n,
-        seqIn: 0n,
-      },
-      false,
-    );
+    let child: ChildRecord;
+    try {
+      child = this.add(
+        rec,
+        {
+          inboundSpi: ipv4ToNumber(a.inboundSpi),
+          outboundSpi: ipv4ToNumber(a.outboundSpi),
+          // The negotiated suite's object, shared by every child of that suite (proposals.ts internSuite).
+          encryption: a.encryption,
+          ...(a.integrity ? { integrity: a.integrity } : {}),
+          esn: a.esn,
+          inKeys: keys.subarray(0, inLength),
+          outKeys: keys.subarray(inLength),
+          tsLocal: a.tsLocal,
+          tsRemote: a.tsRemote,
+          // Responder role: the VIP we assigned routes to this child. Initiator role: it is our own address.
+          ...(a.virtualIp && rec.expectedPeerId === undefined
+            ? { virtualIp: ipv4ToNumber(a.virtualIp) }
+            : {}),
+          seqOut: 0n,
+          seqIn: 0n,
+        },
+        false,
+      );
+    } finally {
+      keys.fill(0);
+    }
     this.#metrics.childSaEvents.inc({ event: 'installed' });
     this.#log.info(
       {
@@ -184,8 +192,6 @@ export class DataPlane {
       encryption: c.encryption,
       ...(c.integrity ? { integrity: c.integrity } : {}),
       esn,
-      inKeys: c.inKeys,
-      outKeys: c.outKeys,
       tsLocalRaw: c.tsLocal,
       tsRemoteRaw: c.tsRemote,
       inbound: new InboundSa({

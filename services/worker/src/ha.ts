@@ -89,8 +89,9 @@ export class Takeover {
         encryption: c.encryption,
         ...(c.integrity ? { integrity: c.integrity } : {}),
         ...(c.esn ? { esn: true } : {}),
-        inKeys: c.inKeys,
-        outKeys: c.outKeys,
+        // From the ESP SAs' key objects: a child keeps no raw copy of its keys (issue #14).
+        inKeys: c.inbound.exportKeyMaterial(),
+        outKeys: c.outbound.exportKeyMaterial(),
         tsLocal: c.tsLocalRaw,
         tsRemote: c.tsRemoteRaw,
         ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),

@@ -13,8 +13,6 @@ export interface ChildRecord {
   readonly encryption: { readonly id: number; readonly keyBits: number };
   readonly integrity?: number;
   readonly esn: boolean;
-  readonly inKeys: Uint8Array;
-  readonly outKeys: Uint8Array;
   readonly tsLocalRaw: readonly TrafficSelector[];
   readonly tsRemoteRaw: readonly TrafficSelector[];
   readonly inbound: InboundSa;
