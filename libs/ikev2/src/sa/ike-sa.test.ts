@@ -45,7 +45,7 @@ describe('IKE SA pair', () => {
     assert.equal(child.weInitiated, false);
   });
 
-  it('responder: the IKE SPIs share one buffer, and so do the child SPIs (issue #14, memory per held SA), with the values the initiator uses', () => {
+  it('responder: the IKE SPIs share one buffer, and so do the child SPIs and the cached response with its request digest (issue #14, memory per held SA), with the values the initiator uses', () => {
     const p = new Pair();
     p.establish();
     const r = p.responder.state;
@@ -60,6 +60,10 @@ describe('IKE SA pair', () => {
     const ic = i.children[0]!;
     assert.equal(rc.inboundSpi.buffer, rc.outboundSpi.buffer);
     assert.equal(rc.inboundSpi.buffer.byteLength, 8);
+    // The cached IKE_AUTH response (RFC 7296 §2.1) and its request's digest: one buffer too.
+    const cached = r.current!.lastResponse!;
+    assert.equal(cached.bytes.buffer, cached.requestDigest.buffer);
+    assert.equal(cached.bytes.buffer.byteLength, cached.bytes.length + cached.requestDigest.length);
     assert.deepEqual([hex(rc.inboundSpi), hex(rc.outboundSpi)], [hex(ic.outboundSpi), hex(ic.inboundSpi)]);
   });
 

@@ -44,7 +44,7 @@ import type {
   RetransmitPolicy,
   Transport,
 } from './types.js';
-import { bytesEqual, type Work } from './work.js';
+import { bytesEqual, copyPair, type Work } from './work.js';
 
 export const DEFAULT_RETRANSMIT: RetransmitPolicy = { initialMs: 1000, maxRetransmits: 5 };
 export const DEFAULT_FRAGMENT_SIZE = 1280;
@@ -251,11 +251,20 @@ export function sendResponse(
 ): IkeSaCore {
   const path = w.from ?? w.s.path;
   const m = encode(w.ctx, core, path?.transport, exchangeType, true, messageId, inner);
-  if (path) pushSends(w, m, path);
+  // Unfragmented, the response kept for retransmissions and the request's digest share one buffer:
+  // an SA holds its last response for its whole life, and each buffer costs an ArrayBuffer (issue #14).
+  let kept: Encoded = m;
+  let keptDigest = requestDigest;
+  if (m.fragments === undefined) {
+    const [bytes, digestCopy] = copyPair(m.bytes, requestDigest);
+    kept = { bytes };
+    keptDigest = digestCopy;
+  }
+  if (path) pushSends(w, kept, path);
   const lastResponse: CachedResponse = {
     messageId,
-    ...m,
-    requestDigest,
+    ...kept,
+    requestDigest: keptDigest,
     source: path ? sourceOf(path) : { transport: 'udp', pathId: '', address: new Uint8Array(0) },
   };
   return { ...core, expectedRequestId: Math.max(core.expectedRequestId, messageId + 1), lastResponse };
