@@ -176,7 +176,8 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-test('rebalance hand-off: a joining worker takes each shard as soon as its live holder releases it, not a tick (lease TTL / 3) later; the watch ends once nothing is awaited', async () => {
+/** w1 holding every shard, then w2 started beside it: w2's plan awaits shards a live member holds. */
+async function handoffPair(): Promise<{ store: CountingStore; a: ShardOwner; b: ShardOwner }> {
   const store = new CountingStore({
     kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
     now: Date.now,
@@ -189,6 +190,11 @@ test('rebalance hand-off: a joining worker takes each shard as soon as its live 
   assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
   const b = owner('w2', store, members);
   b.start();
+  return { store, a, b };
+}
+
+test('rebalance hand-off: a joining worker takes each shard as soon as its live holder releases it, not a tick (lease TTL / 3) later; the watch ends once nothing is awaited', async () => {
+  const { store, a, b } = await handoffPair();
   assert.ok(await until(() => store.versionReads > 2, 5000), 'w2 watches the lease version');
   assert.equal(b.owned.size, 0, 'w2 waits: a live member holds every shard');
   a.kick(); // w1's round (as its periodic one would): it releases the shards the plan moved
@@ -206,17 +212,7 @@ test('rebalance hand-off: a joining worker takes each shard as soon as its live 
 });
 
 test('rebalance hand-off: stop() while the watch polls ends it (no version reads after stop, no round started by a poll in flight)', async () => {
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
-  const members = new Members();
-  const a = owner('w1', store, members);
-  a.start();
-  assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
-  const b = owner('w2', store, members);
-  b.start();
+  const { store, a, b } = await handoffPair();
   const before = store.versionReads;
   assert.ok(await until(() => store.versionReads > before + 2, 5000), 'w2 is polling (w1 never releases)');
   await b.stop();
