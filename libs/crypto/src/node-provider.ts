@@ -472,7 +472,8 @@ export const nodeProvider: CryptoProvider = assembleProvider({
   keyExchange: keyExchangeFor,
   // One-shot digest (node >= 20.12): no Hash object. A Hash is a native handle that the garbage
   // collector frees in a weak callback; a setup hashes 5 times (NAT detection, request digest), and
-  // those frees were ~1.4 us each, more than the digests (scripts/bench/ikev2-setup.ts).
+  // those frees were ~1.4 us each, more than the digests (in-memory pairs, scripts/bench/lib/
+  // ike-pair.ts; docs/performance.md).
   // Several parts are joined in a buffer of their own, wiped after use: Buffer.concat would leave a
   // copy in node's shared allocation pool, and one caller hashes a KE seed (key-exchange.ts).
   hash(name, data) {

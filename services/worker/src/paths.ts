@@ -19,15 +19,20 @@ const UNSPECIFIED_V6 = new Uint8Array(16);
 export const ADDRESS_CACHE_MAX = 4096;
 const addresses = new Map<string, Uint8Array>();
 
+/** `cache`'s value for `key`, made and kept if missing; past ADDRESS_CACHE_MAX the oldest goes. */
+function shared<V>(cache: Map<string, V>, key: string, make: () => V): V {
+  let v = cache.get(key);
+  if (v === undefined) {
+    v = make();
+    if (cache.size >= ADDRESS_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+    cache.set(key, v);
+  }
+  return v;
+}
+
 /** The octets of an address as a socket reports it (shared; never written to); an unparsable one is ::. */
 export function addressBytes(address: string): Uint8Array {
-  let b = addresses.get(address);
-  if (b === undefined) {
-    b = parseAddress(address);
-    if (addresses.size >= ADDRESS_CACHE_MAX) addresses.delete(addresses.keys().next().value as string);
-    addresses.set(address, b);
-  }
-  return b;
+  return shared(addresses, address, () => parseAddress(address));
 }
 
 function parseAddress(address: string): Uint8Array {
@@ -49,14 +54,7 @@ function parseAddress(address: string): Uint8Array {
 const locals = new Map<string, IkePath['local']>();
 
 function localEndpoint(address: string, port: number): IkePath['local'] {
-  const key = `${port} ${address}`;
-  let e = locals.get(key);
-  if (e === undefined) {
-    e = { address: addressBytes(address), port };
-    if (locals.size >= ADDRESS_CACHE_MAX) locals.delete(locals.keys().next().value as string);
-    locals.set(key, e);
-  }
-  return e;
+  return shared(locals, `${port} ${address}`, () => ({ address: addressBytes(address), port }));
 }
 
 export function toIkePath(p: PeerPath): IkePath {
