@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requirement } from '@ikegate/testkit';
+import { DURABLE_WAIT_MS } from '@ikegate/worker';
 import { type SaList, TestCluster, until } from './lib/cluster.js';
 
 const skip = requirement(
@@ -278,12 +279,15 @@ describe('cluster: 2 edges, 3 workers, Redis (issue #5)', { skip }, () => {
           method: 'POST',
           body: { command: 'liveness' },
         });
+        // The request is write-ahead (sent once the SA's new state is in the store), and the store
+        // does not answer: it goes out after DURABLE_WAIT_MS. The bound allows for that, not for a
+        // wait on Redis itself (CI once saw 1.5 s, the old bound, run out under load).
         answered.push(
           await until(
             () =>
               c.metric(w.admin, 'ikegate_ike_messages_total', { direction: 'in', exchange: 'INFORMATIONAL' }),
             (v) => v > before,
-            1500,
+            DURABLE_WAIT_MS + 2000,
           ).then((v) => v - before),
         );
       }

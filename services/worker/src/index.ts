@@ -18,6 +18,7 @@ export { addressBytes, toIkePath } from './paths.js';
 export { ipv4Ranges, ipv4Text, packetMatches, parseIpv4 } from './ipv4.js';
 export {
   DRAIN_PREFIX,
+  DURABLE_WAIT_MS,
   EDGE_MEMBER_PREFIX,
   type MemberInfo,
   type MembershipOptions,
