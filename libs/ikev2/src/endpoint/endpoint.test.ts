@@ -273,6 +273,40 @@ describe('IKE endpoint timers', () => {
   });
 });
 
+describe('IKE endpoint: SAs by path (RFC 9329 §6: a closed stream reaches every SA on it)', () => {
+  it('a lost connection reaches the SAs on that path and no other, as SAs join and leave it', () => {
+    const p = new Pair({ responderLimits: { halfOpenMs: 1000 } });
+    const ep = p.responder.endpoint;
+    const tcp = (id: string, host: number) =>
+      pathFor('tcp', id, RESPONDER_ADDRESS, 4500, Uint8Array.of(203, 0, 113, host), 40000 + host);
+    const arrive = (path: IkePath, now: number) => {
+      const q = new Pair();
+      q.initiate();
+      ep.receive(q.wire.shift()!.bytes, path, 0, now);
+    };
+    // Pairs make the same SPIi: distinct remote addresses keep them apart as half-open SAs.
+    arrive(tcp('tcp:a', 1), 0);
+    arrive(tcp('tcp:a', 2), 500);
+    arrive(tcp('tcp:b', 3), 500);
+    const lost = () =>
+      [...ep.entries()]
+        .filter((e) => e.state.disconnectedAt !== undefined)
+        .map((e) => e.state.path?.id)
+        .sort();
+    assert.equal(ep.stats.sas, 3);
+    ep.connectionLost('tcp:b', 600);
+    assert.deepEqual(lost(), ['tcp:b']);
+    // The first SA on tcp:a expires (half-open) and a new one joins the one left there.
+    ep.timeout(1200, undefined, 10);
+    assert.equal(ep.stats.sas, 2);
+    arrive(tcp('tcp:a', 4), 1300);
+    ep.connectionLost('tcp:a', 1350);
+    assert.deepEqual(lost(), ['tcp:a', 'tcp:a', 'tcp:b']);
+    ep.connectionsLost((id) => id === 'tcp:c', 1400);
+    assert.deepEqual(lost(), ['tcp:a', 'tcp:a', 'tcp:b']);
+  });
+});
+
 describe('deadline heap', () => {
   it('pops items in deadline order under random inserts, moves and removals (against a sorted list)', () => {
     let seed = 42;

@@ -94,10 +94,15 @@ export interface SaEntry<T> extends HeapItem {
   ctx: IkeSaContext;
   data: T | undefined;
   /** Our IKE SPIs (hex) this SA is found by: the current SA's, and a rekeyed one's until it is gone. */
-  readonly spis: string[];
+  readonly spis: readonly string[];
 }
 
+/**
+ * Every field is in the literal that makes an entry (#newEntry), so none is added later: a field
+ * added after construction moves the object's fields into a separate array (issue #14).
+ */
 interface Entry<T> extends SaEntry<T> {
+  spis: readonly string[];
   halfOpenKey?: string;
   halfOpenAddress?: string;
   pathId?: string;
@@ -221,7 +226,8 @@ export class IkeEndpoint<T> {
   readonly #bySpi = new Map<string, Entry<T>>();
   readonly #halfOpen = new Map<string, Entry<T>>();
   readonly #halfOpenPerAddress = new Map<string, number>();
-  readonly #byPath = new Map<string, Set<Entry<T>>>();
+  /** The SAs on each path: the entry itself while it is the only one (most paths), else a set. */
+  readonly #byPath = new Map<string, Entry<T> | Set<Entry<T>>>();
   readonly #entries = new Set<Entry<T>>();
   readonly #heap = new DeadlineHeap<Entry<T>>();
   readonly #reserved = new Set<string>();
@@ -347,8 +353,7 @@ export class IkeEndpoint<T> {
   /** The stream `pathId` closed: SAs on it wait for their peer (RFC 9329 §6). */
   connectionLost(pathId: string, now: number): EndpointOutput<T>[] {
     const out: EndpointOutput<T>[] = [];
-    for (const e of [...(this.#byPath.get(pathId) ?? [])])
-      this.#step(e, { kind: 'connection-lost', pathId, now }, out);
+    for (const e of this.#onPath(pathId)) this.#step(e, { kind: 'connection-lost', pathId, now }, out);
     return out;
   }
 
@@ -357,8 +362,7 @@ export class IkeEndpoint<T> {
     const out: EndpointOutput<T>[] = [];
     for (const pathId of [...this.#byPath.keys()]) {
       if (!match(pathId)) continue;
-      for (const e of [...(this.#byPath.get(pathId) ?? [])])
-        this.#step(e, { kind: 'connection-lost', pathId, now }, out);
+      for (const e of this.#onPath(pathId)) this.#step(e, { kind: 'connection-lost', pathId, now }, out);
     }
     return out;
   }
@@ -565,10 +569,13 @@ export class IkeEndpoint<T> {
       state,
       ctx,
       data,
-      spis: [],
+      spis: NO_SPIS,
       status: state.status,
       deadline: Number.POSITIVE_INFINITY,
       heapIndex: -1,
+      halfOpenKey: undefined,
+      halfOpenAddress: undefined,
+      pathId: undefined,
     };
     this.#entries.add(e);
     if (state.status === 'established') this.#established++;
@@ -637,16 +644,17 @@ export class IkeEndpoint<T> {
     const spis = ourSpis(s);
     for (const h of e.spis) if (!spis.includes(h) && this.#bySpi.get(h) === e) this.#bySpi.delete(h);
     for (const h of spis) if (!this.#bySpi.has(h)) this.#bySpi.set(h, e);
-    e.spis.length = 0;
-    e.spis.push(...spis);
+    // Kept when unchanged (most steps): the held strings stay the ones the index was keyed with.
+    if (!sameStrings(e.spis, spis)) e.spis = spis;
     const pathId = s.path?.id;
     if (pathId !== e.pathId) {
       if (e.pathId !== undefined) this.#unindexPath(e);
       e.pathId = pathId;
       if (pathId !== undefined) {
-        let set = this.#byPath.get(pathId);
-        if (!set) this.#byPath.set(pathId, (set = new Set()));
-        set.add(e);
+        const on = this.#byPath.get(pathId);
+        if (on === undefined) this.#byPath.set(pathId, e);
+        else if (on instanceof Set) on.add(e);
+        else this.#byPath.set(pathId, new Set([on, e]));
       }
     }
     if (s.status !== 'init-answered') this.#leaveHalfOpen(e);
@@ -659,9 +667,20 @@ export class IkeEndpoint<T> {
   }
 
   #unindexPath(e: Entry<T>): void {
-    const set = this.#byPath.get(e.pathId!);
-    set?.delete(e);
-    if (set?.size === 0) this.#byPath.delete(e.pathId!);
+    const pathId = e.pathId!;
+    const on = this.#byPath.get(pathId);
+    if (on === e) this.#byPath.delete(pathId);
+    else if (on instanceof Set) {
+      on.delete(e);
+      if (on.size === 1) this.#byPath.set(pathId, on.values().next().value!);
+      else if (on.size === 0) this.#byPath.delete(pathId);
+    }
+  }
+
+  /** The SAs on `pathId`, as a list of its own (stepping one may move it off the path). */
+  #onPath(pathId: string): Entry<T>[] {
+    const on = this.#byPath.get(pathId);
+    return on === undefined ? [] : on instanceof Set ? [...on] : [on];
   }
 
   #leaveHalfOpen(e: Entry<T>): void {
@@ -686,6 +705,12 @@ export class IkeEndpoint<T> {
   }
 }
 
+const NO_SPIS: readonly string[] = Object.freeze([]);
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 /** Our SPIs (hex) in `s`: each core's own side, or the IKE_SA_INIT SPI before keys exist. */
 export function ourSpis(s: IkeSaState): string[] {
   const out: string[] = [];
@@ -694,5 +719,6 @@ export function ourSpis(s: IkeSaState): string[] {
     out.push(hex(core.role === 'initiator' ? core.spiI : core.spiR));
   }
   if (!s.current && s.init) out.push(hex(s.init.spiI));
-  return out;
+  // A copy of its own length: `out` grew by push and has room for 17 (152 B, held per SA).
+  return out.slice();
 }
