@@ -25,6 +25,7 @@ import {
   bytesEqual,
   compareBytes,
   copy,
+  appended,
   copyPair,
   errorNotify,
   findNotify,
@@ -121,7 +122,7 @@ export function processRekeyChildResponse(
     tsRemote: a.tsR,
     ...(old?.virtualIp ? { virtualIp: old.virtualIp } : {}),
   });
-  w.s.children = [...w.s.children, child];
+  w.s.children = appended(w.s.children, child);
   w.actions.push(
     installChild(child, childKeys(ctx, core, a.suite, task.nonce, nr, secret), true, task.oldSpi),
   );
@@ -229,8 +230,8 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
     ...(old.virtualIp ? { virtualIp: old.virtualIp } : {}),
   });
   // The peer rekeyed it: we do not rekey the old one too; it expires if the peer never deletes it.
-  w.s.children = [
-    ...w.s.children.map((c) =>
+  w.s.children = appended(
+    w.s.children.map((c) =>
       // Object.assign: a spread adding `replacedBy` would give the object its own hidden class
       // (see scheduleChild).
       bytesEqual(c.inboundSpi, old.inboundSpi)
@@ -238,7 +239,7 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
         : c,
     ),
     child,
-  ];
+  );
   w.actions.push(installChild(child, childKeys(ctx, core, a.suite, ni, nr, secret), false, old.inboundSpi));
   const ownTask = core.outstanding?.task;
   if (ownTask?.kind === 'rekey-child' && bytesEqual(ownTask.oldSpi, old.inboundSpi))

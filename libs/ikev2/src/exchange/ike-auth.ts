@@ -36,6 +36,7 @@ import { sendRequest, sendResponse } from '../sa/task-manager.js';
 import type { ChildSaState, IkeSaContext, IkeSaCore } from '../sa/types.js';
 import {
   copy,
+  appended,
   copyPair,
   errorNotify,
   findNotify,
@@ -303,7 +304,7 @@ export function processAuthResponse(w: Work, inner: readonly Payload[], childSpi
       tsRemote: accepted.tsR,
       ...(vip ? { virtualIp: copy(vip) } : {}),
     });
-    w.s.children = [...w.s.children, child];
+    w.s.children = appended(w.s.children, child);
     w.actions.push(installChild(child, childKeys(ctx, core, accepted.suite, core.ni, core.nr), true));
   } catch (e) {
     if (!(e instanceof RemoteProtocolError)) throw e;
@@ -431,7 +432,7 @@ export function respondAuth(
   established(w, core, peerId, peerSync);
   if (newChild) {
     const child = scheduleChild(w, newChild);
-    w.s.children = [...w.s.children, child];
+    w.s.children = appended(w.s.children, child);
     w.actions.push(installChild(child, childKeys(ctx, core, child.suite, core.ni, core.nr), false));
   }
 }

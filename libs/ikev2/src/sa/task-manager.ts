@@ -44,7 +44,7 @@ import type {
   RetransmitPolicy,
   Transport,
 } from './types.js';
-import { bytesEqual, copyPair, type Work } from './work.js';
+import { appended, bytesEqual, copyPair, type Work } from './work.js';
 
 export const DEFAULT_RETRANSMIT: RetransmitPolicy = { initialMs: 1000, maxRetransmits: 5 };
 export const DEFAULT_FRAGMENT_SIZE = 1280;
@@ -307,7 +307,7 @@ export function enqueue(w: Work, c: QueuedRequest, front = false): EnqueueResult
     return 'queued';
   }
   if (q.length >= MAX_QUEUED) return 'full';
-  w.s.queue = front || c.kind === 'mid-sync' ? [c, ...q] : [...q, c];
+  w.s.queue = front || c.kind === 'mid-sync' ? [c, ...q] : appended(q, c);
   return 'queued';
 }
 

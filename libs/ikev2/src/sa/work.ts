@@ -73,6 +73,14 @@ export function copyPair(a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8Array]
   return [both.subarray(0, a.length), both.subarray(a.length)];
 }
 
+/**
+ * `list` with `item` at the end, in an array of its own length. `[...list, item]` gives an array
+ * with room for 16 more (152 B where 24 do), and an SA keeps its children's list (issue #14).
+ */
+export function appended<T>(list: readonly T[], item: T): T[] {
+  return list.concat([item]);
+}
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
