@@ -25,7 +25,7 @@ import {
   selectProposal,
 } from '../negotiation/index.js';
 import type { ChildSaState, IkeSaContext, IkeSaCore, InstallChildAction } from '../sa/types.js';
-import { copy } from '../sa/work.js';
+import { bytesEqual, copy } from '../sa/work.js';
 import { prfOf } from './key-exchange.js';
 import { describeProposals, offersWithoutKe, withoutKe } from './sa-payloads.js';
 
@@ -38,6 +38,19 @@ export function hostSelector(address: Uint8Array): TrafficSelector {
     startAddress: copy(address),
     endAddress: copy(address),
   };
+}
+
+/**
+ * `selectors` narrowed to `host`, with each one-address selector of exactly `host` holding `host`
+ * itself for both ends: the SA keeps one array for its virtual address and its selector, not
+ * three (read-only data; issue #14, memory per SA).
+ */
+function narrowToHost(selectors: readonly TrafficSelector[], host: Uint8Array): TrafficSelector[] {
+  return narrowTrafficSelectors(selectors, [hostSelector(host)]).map((t) =>
+    bytesEqual(t.startAddress, host) && bytesEqual(t.endAddress, host)
+      ? { ...t, startAddress: host, endAddress: host }
+      : t,
+  );
 }
 
 export function tsPayloads(
@@ -118,9 +131,9 @@ export function acceptChild(
     : selectProposal(esp, ctx.policy.espProposals, ProtocolId.ESP);
   if (selected.kind === 'none') throw noProposal(`offered ${describeProposals(sa.proposals)}`);
   let tsI = narrowTrafficSelectors(tsi.selectors, ctx.policy.remoteTs, true);
-  if (o.remoteHost) tsI = narrowTrafficSelectors(tsI, [hostSelector(o.remoteHost)]);
+  if (o.remoteHost) tsI = narrowToHost(tsI, o.remoteHost);
   let tsR = narrowTrafficSelectors(tsr.selectors, ctx.policy.localTs, true);
-  if (o.localHost) tsR = narrowTrafficSelectors(tsR, [hostSelector(o.localHost)]);
+  if (o.localHost) tsR = narrowToHost(tsR, o.localHost);
   if (tsI.length === 0 || tsR.length === 0)
     throw tsUnacceptable(
       `${tsi.selectors.length} TSi / ${tsr.selectors.length} TSr selectors outside our policy`,

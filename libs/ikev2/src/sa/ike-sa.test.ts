@@ -252,6 +252,9 @@ describe('IKE SA pair', () => {
     assert.deepEqual(r.virtualIp, Uint8Array.of(10, 9, 0, 7));
     assert.deepEqual(i.tsLocal, [v4Range('10.9.0.7', '10.9.0.7')]);
     assert.deepEqual(r.tsRemote, [v4Range('10.9.0.7', '10.9.0.7')]);
+    // Issue #14: the responder's selector holds the assigned address's own array at both ends.
+    assert.equal(r.tsRemote[0]!.startAddress, r.virtualIp);
+    assert.equal(r.tsRemote[0]!.endAddress, r.virtualIp);
   });
 
   it('answers INTERNAL_ADDRESS_FAILURE when no address is left, and the initiator reports the failed child at once (RFC 7296 §3.15.4)', () => {
