@@ -67,7 +67,7 @@ export function summarize(r: SaRecord, ctx: SummaryContext = {}): SaSummary {
     createdAt: new Date(r.createdAt).toISOString(),
     ...(r.establishedAt ? { establishedAt: new Date(r.establishedAt).toISOString() } : {}),
     ...(last > 0 ? { lastActivity: new Date(last).toISOString() } : {}),
-    children: [...r.children.values()].map((c) => ({
+    children: r.children.map((c) => ({
       inboundSpi: hex32(c.inboundSpi),
       outboundSpi: hex32(c.outboundSpi),
       packetsIn: c.packetsIn,

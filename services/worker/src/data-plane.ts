@@ -15,7 +15,7 @@ import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
-import { type ChildRecord, type SaRecord, spiOf } from './records.js';
+import { appendChild, type ChildRecord, childOf, type SaRecord, spiOf } from './records.js';
 import type { ChildSnapshot } from './snapshot.js';
 import type { PacketDevice, WorkerSettings } from './types.js';
 
@@ -188,9 +188,11 @@ export class DataPlane {
       ...(c.integrity ? { integrity: c.integrity } : {}),
     };
     const esn = c.esn ?? false;
+    // Every field in the literal, none spread in: spread fields land outside the object in a
+    // separate array (issue #14, memory per SA). Absent optional fields are `undefined`.
     const child: ChildRecord = {
       encryption: c.encryption,
-      ...(c.integrity ? { integrity: c.integrity } : {}),
+      integrity: c.integrity || undefined,
       esn,
       tsLocalRaw: c.tsLocal,
       tsRemoteRaw: c.tsRemote,
@@ -213,7 +215,7 @@ export class DataPlane {
       outboundSpi: c.outboundSpi,
       tsRemote: rangesOf(c.tsRemote),
       tsLocal: rangesOf(c.tsLocal),
-      ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
+      virtualIp: c.virtualIp,
       rekeyRequested: false,
       checkpointedIn: adopted ? c.seqIn : 0n,
       packetsIn: 0,
@@ -221,7 +223,10 @@ export class DataPlane {
       bytesIn: 0,
       bytesOut: 0,
     };
-    rec.children.set(c.inboundSpi, child);
+    rec.children = appendChild(
+      rec.children.filter((x) => x.inboundSpi !== c.inboundSpi),
+      child,
+    );
     this.#byEspSpi.set(c.inboundSpi, child);
     if (child.virtualIp !== undefined) {
       if (!this.#byVirtualIp.has(child.virtualIp))
@@ -234,14 +239,14 @@ export class DataPlane {
 
   /** Takes a child out of the data plane; `why` is logged. Returns whether it was there. */
   remove(rec: SaRecord, inboundSpi: number, why: string, quiet = false): boolean {
-    const child = rec.children.get(inboundSpi);
+    const child = childOf(rec, inboundSpi);
     if (!child) return false;
-    rec.children.delete(inboundSpi);
+    rec.children = rec.children.filter((x) => x !== child);
     if (this.#byEspSpi.get(inboundSpi) === child) this.#byEspSpi.delete(inboundSpi);
     if (child.virtualIp !== undefined && this.#byVirtualIp.get(child.virtualIp) === child) {
       // A rekey installs the new child before removing the old one: route to the newest left.
       this.#byVirtualIp.delete(child.virtualIp);
-      for (const other of rec.children.values())
+      for (const other of rec.children)
         if (other.virtualIp === child.virtualIp) this.#byVirtualIp.set(other.virtualIp, other);
       if (!this.#byVirtualIp.has(child.virtualIp))
         this.#settings.onVirtualIp?.(numberToIpv4(child.virtualIp), false);
@@ -346,7 +351,7 @@ export class DataPlane {
    */
   skipOutbound(rec: SaRecord, counter: bigint): number {
     let moved = 0;
-    for (const child of rec.children.values()) if (child.outbound.skipTo(counter)) moved++;
+    for (const child of rec.children) if (child.outbound.skipTo(counter)) moved++;
     return moved;
   }
 
@@ -363,7 +368,7 @@ export class DataPlane {
       this.#seqTimer = undefined;
       const due = [...this.#seqDirty];
       this.#seqDirty.clear();
-      for (const c of due) if (c.sa.children.get(c.inboundSpi) === c) this.#checkpointInbound(c);
+      for (const c of due) if (childOf(c.sa, c.inboundSpi) === c) this.#checkpointInbound(c);
     }, INBOUND_CHECKPOINT_MS);
     this.#seqTimer.unref();
   }

@@ -83,7 +83,7 @@ export class Takeover {
       ...(rec.virtualIp ? { virtualIp: rec.virtualIp } : {}),
       ...(rec.poolKey ? { poolKey: rec.poolKey } : {}),
       ...(rec.establishedAt ? { establishedAt: rec.establishedAt } : {}),
-      children: [...rec.children.values()].map((c) => ({
+      children: rec.children.map((c) => ({
         inboundSpi: c.inboundSpi,
         outboundSpi: c.outboundSpi,
         encryption: c.encryption,
@@ -129,7 +129,7 @@ export class Takeover {
         spi: spiOf(rec),
         peerId: rec.peerId,
         shard: rec.shard,
-        children: rec.children.size,
+        children: rec.children.length,
         ...(replay ? { replayCounter: replay.value.toString() } : {}),
       },
       'ike-sa-adopted',
@@ -152,7 +152,8 @@ export class Takeover {
 
   /** Forgets `rec` without telling the peer (its shard's lease moved to another worker). */
   forget(rec: SaRecord): void {
-    for (const spi of [...rec.children.keys()]) this.#dataPlane.remove(rec, spi, 'shard-moved', true);
+    for (const spi of rec.children.map((c) => c.inboundSpi))
+      this.#dataPlane.remove(rec, spi, 'shard-moved', true);
     // The address moves with the SA (the new owner claims it); here it is free again, or a shard
     // that comes back later would find it still taken by an SA this worker no longer holds.
     if (rec.virtualIp && rec.peer?.pool && rec.poolKey) rec.peer.pool.release(rec.poolKey);

@@ -26,7 +26,7 @@ import { SaContexts } from './contexts.js';
 import { IkeReports } from './reports.js';
 import { toIkePath } from './paths.js';
 import { IkeTraces, type InboundMessage } from './tracing.js';
-import { type SaRecord, spiOf } from './records.js';
+import { NO_CHILDREN, type SaRecord, spiOf } from './records.js';
 import type { InitiateOptions, WorkerSettings } from './types.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -294,7 +294,7 @@ export class IkeDriver {
       id: this.#nextId++,
       shard,
       path,
-      children: new Map(),
+      children: NO_CHILDREN,
       createdAt: now,
     };
   }

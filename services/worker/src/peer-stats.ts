@@ -66,7 +66,7 @@ export class PeerStats {
       if (peer === undefined) continue;
       const f = figuresOf(out, peer);
       if (rec!.entry.state.status === 'established') f.ikeSas++;
-      for (const c of rec!.children.values()) {
+      for (const c of rec!.children) {
         f.childSas++;
         add(f, c);
       }

@@ -11,7 +11,7 @@ import type { PeerSettings } from './types.js';
 
 export interface ChildRecord {
   readonly encryption: { readonly id: number; readonly keyBits: number };
-  readonly integrity?: number;
+  readonly integrity: number | undefined;
   readonly esn: boolean;
   readonly tsLocalRaw: readonly TrafficSelector[];
   readonly tsRemoteRaw: readonly TrafficSelector[];
@@ -22,7 +22,7 @@ export interface ChildRecord {
   readonly outboundSpi: number;
   readonly tsRemote: readonly Ipv4Range[];
   readonly tsLocal: readonly Ipv4Range[];
-  readonly virtualIp?: number;
+  readonly virtualIp: number | undefined;
   /** Set once the outbound sequence ran out and a rekey was asked for (asked once, not per packet). */
   rekeyRequested: boolean;
   /** The inbound sequence number the last checkpoint wrote (data-plane.ts, inbound checkpoints). */
@@ -40,7 +40,11 @@ export interface SaRecord {
   readonly shard: number;
   /** The newest authenticated path to the peer, as the edge names it: IKE requests and ESP go there. */
   path: PeerPath;
-  readonly children: Map<number, ChildRecord>;
+  /**
+   * The child SAs (by inbound SPI: childOf), usually one: an array of its own length, replaced on
+   * every change. A Map cost 190 B per SA for one child (issue #14, memory per SA).
+   */
+  children: readonly ChildRecord[];
   peer?: PeerSettings;
   peerId?: string;
   virtualIp?: Uint8Array;
@@ -54,6 +58,20 @@ export interface SaRecord {
   /** IKE messages waiting for the SA's state to reach the store, in order (write-ahead). */
   heldSends?: Promise<void>;
   heldCount?: number;
+}
+
+/** The child list of a record that has none yet (shared; frozen, as every list is replaced, never changed). */
+export const NO_CHILDREN: readonly ChildRecord[] = Object.freeze([]);
+
+/** The child SA of `rec` with our inbound SPI `inboundSpi`, if any. */
+export function childOf(rec: SaRecord, inboundSpi: number): ChildRecord | undefined {
+  for (const c of rec.children) if (c.inboundSpi === inboundSpi) return c;
+  return undefined;
+}
+
+/** `list` with `child` at the end, in an array of its own length (a spread leaves room for 16 more). */
+export function appendChild(list: readonly ChildRecord[], child: ChildRecord): readonly ChildRecord[] {
+  return list.concat([child]);
 }
 
 /** Our newest IKE SPI (hex) of a record: what the API, the store and the logs name it by. */

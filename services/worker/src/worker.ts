@@ -293,7 +293,7 @@ export class Worker implements WorkerLink {
   }
 
   #deleted(rec: SaRecord, reason: string): void {
-    for (const spi of [...rec.children.keys()]) this.#dataPlane.remove(rec, spi, 'ike-deleted');
+    for (const spi of rec.children.map((c) => c.inboundSpi)) this.#dataPlane.remove(rec, spi, 'ike-deleted');
     if (rec.virtualIp && rec.peer?.pool && rec.peerId !== undefined) {
       rec.peer.pool.release(rec.poolKey ?? `${rec.peerId}#${rec.id}`);
       this.#metrics.poolAddresses.set({ pool: rec.peer.pool.name }, rec.peer.pool.inUse);
@@ -450,8 +450,8 @@ export class Worker implements WorkerLink {
     if (command === 'delete') return this.#driver.command(rec, { kind: 'delete-ike' });
     if (command === 'rekey-ike') return this.#driver.command(rec, { kind: 'rekey-ike' });
     if (command === 'liveness') return this.#driver.command(rec, { kind: 'liveness' });
-    let ok = rec.children.size > 0;
-    for (const c of [...rec.children.values()])
+    let ok = rec.children.length > 0;
+    for (const c of rec.children)
       ok = this.#driver.command(rec, { kind: 'rekey-child', spi: u32Octets(c.inboundSpi) }) && ok;
     return ok;
   }
