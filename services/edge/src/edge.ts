@@ -264,7 +264,9 @@ export class Edge implements EdgeLink {
     }
     if (!byPort) byAddress.set(address, (byPort = new Map()));
     const path: PeerPath = {
-      connection: `udp:${local.port}:${address}:${port}`,
+      // join, not a template: one flat string instead of a tree of four, held as long as the path
+      // (and by the worker's SA as its path id; issue #14, memory per SA).
+      connection: ['udp', local.port, address, port].join(':'),
       transport: 'udp',
       local,
       remote: { address, port },

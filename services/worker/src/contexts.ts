@@ -85,7 +85,8 @@ export class SaContexts {
   forPeer(rec: SaRecord, peerId: string, unmatched: IkeSaContext): IkeSaContext {
     const peer = this.learnPeer(rec, peerId);
     if (!peer) return unmatched;
-    rec.poolKey ??= `${peerId}#${rec.id}`;
+    // join, not a template: one flat string, not a tree of three, for as long as the SA (issue #14).
+    rec.poolKey ??= [peerId, rec.id].join('#');
     return new SaContext(this, rec, peer, this.#peerPolicy(peer));
   }
 
