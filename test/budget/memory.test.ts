@@ -2,8 +2,8 @@
  * Memory budget per held SA (issue #14): the scale bench's own measuring child (scripts/bench/
  * scale.ts --child: one Worker, the code `ikegate up` runs, fresh initiators, forced GCs around
  * the measurement) with 3,000 IKE+CHILD SAs. The bound is a regression guard above the measured
- * figure (8.2 KB per SA on the morning of 2026-12-06, 6.6 KB that evening, 5.8 KB at night; the issue's target is
- * 2 KiB): per-SA closures, spread contexts or retained INIT data coming back would cross it;
+ * figure (8.2 KB per SA on the morning of 2026-12-06, 6.6 KB that evening, 5.8 KB at night; the
+ * issue's target is 2 KiB): per-SA closures, spread contexts or retained INIT data coming back would cross it;
  * smaller losses (a few hundred octets) are for the scale bench to show. Memory, not time:
  * nothing here depends on the machine's speed or load.
  */
