@@ -15,7 +15,7 @@ import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
-import { appendChild, type ChildRecord, childOf, type SaRecord, spiOf } from './records.js';
+import { type ChildRecord, childOf, type SaRecord, spiOf, withChild, withoutChild } from './records.js';
 import type { ChildSnapshot } from './snapshot.js';
 import type { PacketDevice, WorkerSettings } from './types.js';
 
@@ -223,10 +223,7 @@ export class DataPlane {
       bytesIn: 0,
       bytesOut: 0,
     };
-    rec.children = appendChild(
-      rec.children.filter((x) => x.inboundSpi !== c.inboundSpi),
-      child,
-    );
+    rec.children = withChild(rec.children, child);
     this.#byEspSpi.set(c.inboundSpi, child);
     if (child.virtualIp !== undefined) {
       if (!this.#byVirtualIp.has(child.virtualIp))
@@ -241,7 +238,7 @@ export class DataPlane {
   remove(rec: SaRecord, inboundSpi: number, why: string, quiet = false): boolean {
     const child = childOf(rec, inboundSpi);
     if (!child) return false;
-    rec.children = rec.children.filter((x) => x !== child);
+    rec.children = withoutChild(rec.children, child);
     if (this.#byEspSpi.get(inboundSpi) === child) this.#byEspSpi.delete(inboundSpi);
     if (child.virtualIp !== undefined && this.#byVirtualIp.get(child.virtualIp) === child) {
       // A rekey installs the new child before removing the old one: route to the newest left.

@@ -69,9 +69,20 @@ export function childOf(rec: SaRecord, inboundSpi: number): ChildRecord | undefi
   return undefined;
 }
 
-/** `list` with `child` at the end, in an array of its own length (a spread leaves room for 16 more). */
-export function appendChild(list: readonly ChildRecord[], child: ChildRecord): readonly ChildRecord[] {
-  return list.concat([child]);
+/**
+ * `list` with `child` in place of the one with its inbound SPI (as Map.set: same place), else at
+ * the end; an array of its own length (`[...list, child]` leaves room for 16 more).
+ */
+export function withChild(list: readonly ChildRecord[], child: ChildRecord): readonly ChildRecord[] {
+  return list.some((c) => c.inboundSpi === child.inboundSpi)
+    ? list.map((c) => (c.inboundSpi === child.inboundSpi ? child : c))
+    : list.concat([child]);
+}
+
+/** `list` without `child` (NO_CHILDREN when none is left). */
+export function withoutChild(list: readonly ChildRecord[], child: ChildRecord): readonly ChildRecord[] {
+  const rest = list.filter((c) => c !== child);
+  return rest.length === 0 ? NO_CHILDREN : rest;
 }
 
 /** Our newest IKE SPI (hex) of a record: what the API, the store and the logs name it by. */

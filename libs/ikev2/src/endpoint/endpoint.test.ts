@@ -286,23 +286,29 @@ describe('IKE endpoint: SAs by path (RFC 9329 §6: a closed stream reaches every
     };
     // Pairs make the same SPIi: distinct remote addresses keep them apart as half-open SAs.
     arrive(tcp('tcp:a', 1), 0);
-    arrive(tcp('tcp:a', 2), 500);
-    arrive(tcp('tcp:b', 3), 500);
+    arrive(tcp('tcp:b', 2), 0);
+    arrive(tcp('tcp:a', 3), 500);
+    arrive(tcp('tcp:c', 4), 500);
+    arrive(tcp('tcp:a', 5), 800);
     const lost = () =>
       [...ep.entries()]
         .filter((e) => e.state.disconnectedAt !== undefined)
         .map((e) => e.state.path?.id)
         .sort();
-    assert.equal(ep.stats.sas, 3);
-    ep.connectionLost('tcp:b', 600);
-    assert.deepEqual(lost(), ['tcp:b']);
-    // The first SA on tcp:a expires (half-open) and a new one joins the one left there.
+    assert.equal(ep.stats.sas, 5);
+    ep.connectionLost('tcp:c', 600);
+    assert.deepEqual(lost(), ['tcp:c']);
+    // Half-open SAs expire 1 s after they came: tcp:a goes from three SAs to two, tcp:b from one
+    // to none; a new SA comes on tcp:b.
     ep.timeout(1200, undefined, 10);
+    assert.equal(ep.stats.sas, 3);
+    arrive(tcp('tcp:b', 6), 1300);
+    // tcp:a from two to one (and tcp:c's SA goes); then a second SA joins tcp:a again.
+    ep.timeout(1600, undefined, 10);
     assert.equal(ep.stats.sas, 2);
-    arrive(tcp('tcp:a', 4), 1300);
-    ep.connectionLost('tcp:a', 1350);
-    assert.deepEqual(lost(), ['tcp:a', 'tcp:a', 'tcp:b']);
-    ep.connectionsLost((id) => id === 'tcp:c', 1400);
+    assert.deepEqual(lost(), []);
+    arrive(tcp('tcp:a', 7), 1650);
+    ep.connectionsLost((id) => id !== 'tcp:c', 1700);
     assert.deepEqual(lost(), ['tcp:a', 'tcp:a', 'tcp:b']);
   });
 });

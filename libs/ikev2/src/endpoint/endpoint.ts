@@ -645,7 +645,8 @@ export class IkeEndpoint<T> {
     for (const h of e.spis) if (!spis.includes(h) && this.#bySpi.get(h) === e) this.#bySpi.delete(h);
     for (const h of spis) if (!this.#bySpi.has(h)) this.#bySpi.set(h, e);
     // Kept when unchanged (most steps): the held strings stay the ones the index was keyed with.
-    if (!sameStrings(e.spis, spis)) e.spis = spis;
+    // Else a copy of its own length: `spis` grew by push and has room for 17 (152 B per SA).
+    if (!sameStrings(e.spis, spis)) e.spis = spis.slice();
     const pathId = s.path?.id;
     if (pathId !== e.pathId) {
       if (e.pathId !== undefined) this.#unindexPath(e);
@@ -719,6 +720,5 @@ export function ourSpis(s: IkeSaState): string[] {
     out.push(hex(core.role === 'initiator' ? core.spiI : core.spiR));
   }
   if (!s.current && s.init) out.push(hex(s.init.spiI));
-  // A copy of its own length: `out` grew by push and has room for 17 (152 B, held per SA).
-  return out.slice();
+  return out;
 }
