@@ -37,6 +37,7 @@ import type { ChildSaState, IkeSaContext, IkeSaCore } from '../sa/types.js';
 import {
   copy,
   appended,
+  copyAll,
   copyPair,
   errorNotify,
   findNotify,
@@ -191,9 +192,24 @@ function established(
   w.s.halfOpenExpiresAt = undefined;
   // The IKE_SA_INIT nonces served AUTH and the first child's KEYMAT, SK_pi and SK_pr only AUTH
   // (RFC 7296 §2.15): all done by now. Nothing later reads them (a rekey brings new nonces and
-  // keys), so an established SA does not keep them (issue #14: memory per SA).
+  // keys), so an established SA does not keep them (issue #14: memory per SA). What it keeps for
+  // its life, its SPIs and other keys, moves into one buffer: one ArrayBuffer, not two, and not
+  // the KEYMAT buffer that still holds SK_pi and SK_pr.
   const c = w.s.current;
-  if (c) w.s.current = { ...c, ni: NO_NONCE, nr: NO_NONCE, keys: { ...c.keys, skPi: NO_KEY, skPr: NO_KEY } };
+  if (c) {
+    const k = c.keys;
+    const [spiI, spiR, skD, skAi, skAr, skEi, skEr] = copyAll([
+      c.spiI,
+      c.spiR,
+      k.skD,
+      k.skAi,
+      k.skAr,
+      k.skEi,
+      k.skEr,
+    ]) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+    const keys = { skD, skAi, skAr, skEi, skEr, skPi: NO_KEY, skPr: NO_KEY };
+    w.s.current = { ...c, spiI, spiR, ni: NO_NONCE, nr: NO_NONCE, keys };
+  }
   w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
   scheduleIkeSa(w);
 }

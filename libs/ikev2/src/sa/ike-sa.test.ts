@@ -45,13 +45,28 @@ describe('IKE SA pair', () => {
     assert.equal(child.weInitiated, false);
   });
 
-  it('responder: the IKE SPIs share one buffer, and so do the child SPIs and the cached response with its request digest (issue #14, memory per held SA), with the values the initiator uses', () => {
+  it('responder: the IKE SPIs and the IKE SA keys kept after AUTH share one buffer, and so do the child SPIs and the cached response with its request digest (issue #14, memory per held SA), with the values the initiator uses', () => {
     const p = new Pair();
     p.establish();
     const r = p.responder.state;
     const i = p.initiator.state;
-    assert.equal(r.current!.spiI.buffer, r.current!.spiR.buffer);
-    assert.equal(r.current!.spiI.buffer.byteLength, 16, 'a buffer of their own, not a packet or a pool');
+    for (const s of [r, i]) {
+      const c = s.current!;
+      const k = c.keys;
+      const kept = [c.spiI, c.spiR, k.skD, k.skEi, k.skEr];
+      for (const v of kept) assert.equal(v.buffer, c.spiI.buffer);
+      assert.equal(
+        c.spiI.buffer.byteLength,
+        kept.reduce((n, v) => n + v.length, 0),
+        'a buffer of their own, not a packet, a pool or the KEYMAT with SK_pi and SK_pr',
+      );
+      // AES-GCM: no SK_a; SK_p served AUTH only (RFC 7296 §2.15).
+      assert.deepEqual([k.skAi.length, k.skAr.length, k.skPi.length, k.skPr.length], [0, 0, 0, 0]);
+    }
+    assert.deepEqual(
+      [r.current!.keys.skD, r.current!.keys.skEi, r.current!.keys.skEr].map(hex),
+      [i.current!.keys.skD, i.current!.keys.skEi, i.current!.keys.skEr].map(hex),
+    );
     assert.deepEqual(
       [hex(r.current!.spiI), hex(r.current!.spiR)],
       [hex(i.current!.spiI), hex(i.current!.spiR)],

@@ -74,6 +74,23 @@ export function copyPair(a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8Array]
 }
 
 /**
+ * Copies of `parts` as views of one new buffer, as copyPair. An empty part is returned as it is
+ * (the shared NO_KEY stays shared; a view of its own would cost 96 B for nothing).
+ */
+export function copyAll(parts: readonly Uint8Array[]): Uint8Array[] {
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const all = new Uint8Array(total);
+  let at = 0;
+  return parts.map((p) => {
+    if (p.length === 0) return p;
+    all.set(p, at);
+    at += p.length;
+    return all.subarray(at - p.length, at);
+  });
+}
+
+/**
  * `list` with `item` at the end, in an array of its own length. `[...list, item]` gives an array
  * with room for 16 more (152 B where 24 do), and an SA keeps its children's list (issue #14).
  */
