@@ -15,7 +15,6 @@
  * IKE SA is established, and the initiator reports `child-failed` so its service can act (a road
  * warrior without an address gives up at once instead of sitting on a useless IKE SA).
  */
-import { NO_KEY } from '@ikegate/crypto';
 import {
   AuthMethod,
   CfgType,
@@ -37,7 +36,6 @@ import type { ChildSaState, IkeSaContext, IkeSaCore } from '../sa/types.js';
 import {
   copy,
   appended,
-  copyAll,
   copyPair,
   errorNotify,
   findNotify,
@@ -175,9 +173,6 @@ function ourSyncNotifies(ctx: IkeSaContext, peer?: ReturnType<typeof peerSyncOf>
   return out;
 }
 
-/** An established SA's nonces: not kept (one shared empty value, never written). */
-const NO_NONCE = NO_KEY;
-
 function established(
   w: Work,
   core: IkeSaCore,
@@ -190,26 +185,7 @@ function established(
   if (peerSync.replayCounter && w.ctx.policy.replayCounterSync) w.s.peerReplayCounterSync = true;
   w.s.init = undefined;
   w.s.halfOpenExpiresAt = undefined;
-  // The IKE_SA_INIT nonces served AUTH and the first child's KEYMAT, SK_pi and SK_pr only AUTH
-  // (RFC 7296 §2.15): all done by now. Nothing later reads them (a rekey brings new nonces and
-  // keys), so an established SA does not keep them (issue #14: memory per SA). What it keeps for
-  // its life, its SPIs and other keys, moves into one buffer: one ArrayBuffer, not two, and not
-  // the KEYMAT buffer that still holds SK_pi and SK_pr.
-  const c = w.s.current;
-  if (c) {
-    const k = c.keys;
-    const [spiI, spiR, skD, skAi, skAr, skEi, skEr] = copyAll([
-      c.spiI,
-      c.spiR,
-      k.skD,
-      k.skAi,
-      k.skAr,
-      k.skEi,
-      k.skEr,
-    ]) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-    const keys = { skD, skAi, skAr, skEi, skEr, skPi: NO_KEY, skPr: NO_KEY };
-    w.s.current = { ...c, spiI, spiR, ni: NO_NONCE, nr: NO_NONCE, keys };
-  }
+  // What the SA keeps from here on: settledCore (sa/ike-sa.ts), at the end of this step.
   w.actions.push({ kind: 'established', initiatorSpi: core.spiI, responderSpi: core.spiR, peerId });
   scheduleIkeSa(w);
 }

@@ -11,6 +11,7 @@ import {
   RESPONDER_ADDRESS,
   v4Range,
 } from '../testing/pair.js';
+import type { IkeSaCore } from './types.js';
 
 const kinds = (log: readonly LoggedAction[]) => log.map((a) => a.kind);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -25,6 +26,25 @@ function assertChildPairMatches(p: Pair): void {
     assert.equal(hex(peer.outboundSpi), hex(c.inboundSpi));
     assert.deepEqual(peer.keys, c.keys);
   }
+}
+
+/**
+ * What an established SA with no rekey in flight keeps (issue #14): its SPIs and the keys it still
+ * uses as views of one buffer of their own (not a packet, a pool or the KEYMAT that held SK_pi and
+ * SK_pr); no nonces; AES-GCM has no SK_a, and SK_p served AUTH only (RFC 7296 §2.15).
+ */
+function assertSettled(c: IkeSaCore): void {
+  const k = c.keys;
+  const kept = [c.spiI, c.spiR, k.skD, k.skEi, k.skEr];
+  for (const v of kept) assert.equal(v.buffer, c.spiI.buffer);
+  assert.equal(
+    c.spiI.buffer.byteLength,
+    kept.reduce((n, v) => n + v.length, 0),
+  );
+  assert.deepEqual(
+    [c.ni.length, c.nr.length, k.skAi.length, k.skAr.length, k.skPi.length, k.skPr.length],
+    [0, 0, 0, 0, 0, 0],
+  );
 }
 
 describe('IKE SA pair', () => {
@@ -50,19 +70,7 @@ describe('IKE SA pair', () => {
     p.establish();
     const r = p.responder.state;
     const i = p.initiator.state;
-    for (const s of [r, i]) {
-      const c = s.current!;
-      const k = c.keys;
-      const kept = [c.spiI, c.spiR, k.skD, k.skEi, k.skEr];
-      for (const v of kept) assert.equal(v.buffer, c.spiI.buffer);
-      assert.equal(
-        c.spiI.buffer.byteLength,
-        kept.reduce((n, v) => n + v.length, 0),
-        'a buffer of their own, not a packet, a pool or the KEYMAT with SK_pi and SK_pr',
-      );
-      // AES-GCM: no SK_a; SK_p served AUTH only (RFC 7296 §2.15).
-      assert.deepEqual([k.skAi.length, k.skAr.length, k.skPi.length, k.skPr.length], [0, 0, 0, 0]);
-    }
+    for (const s of [r, i]) assertSettled(s.current!);
     assert.deepEqual(
       [r.current!.keys.skD, r.current!.keys.skEi, r.current!.keys.skEr].map(hex),
       [i.current!.keys.skD, i.current!.keys.skEi, i.current!.keys.skEr].map(hex),
@@ -490,6 +498,9 @@ describe('IKE SA pair', () => {
     assert.deepEqual(i.keys, r.keys);
     assert.equal(p.initiator.state.previous, undefined);
     assert.equal(p.responder.state.previous, undefined);
+    // With the old SA gone, the new one keeps what a new SA keeps (issue #14).
+    assertSettled(i);
+    assertSettled(r);
     assert.ok(p.initiator.log.some((a) => a.kind === 'rekeyed-ike'));
     assert.equal(p.initiator.children.size, 1);
     p.command('initiator', { kind: 'liveness' });
@@ -539,6 +550,7 @@ describe('IKE SA pair', () => {
         assert.equal(s.previous, undefined);
         assert.equal(s.collision, undefined);
         assert.equal(s.status, 'established');
+        assertSettled(s.current!);
       }
       p.command('initiator', { kind: 'liveness' });
       p.run();

@@ -31,6 +31,7 @@
  * deleted after a rekey, and a `collision` one (a redundant SA from a simultaneous rekey).
  * Incoming messages are routed to the core whose SPIs match.
  */
+import { NO_KEY } from '@ikegate/crypto';
 import { LocalUsageError } from '../errors.js';
 import { onInitTimer, startInit } from '../exchange/ike-init.js';
 import { startDeleteChild, startDeleteIke, startLiveness, terminate } from '../exchange/informational.js';
@@ -43,12 +44,13 @@ import type {
   IkePath,
   IkeSaCommand,
   IkeSaContext,
+  IkeSaCore,
   IkeSaEvent,
   IkeSaState,
   IkeSaStatus,
   StepResult,
 } from './types.js';
-import { bytesEqual, type Work } from './work.js';
+import { bytesEqual, copyAll, type Work } from './work.js';
 import { onMessage } from './messages.js';
 import { onConnectionLost, resendAll, validatePath } from './paths.js';
 
@@ -102,6 +104,7 @@ export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): S
       break;
   }
   drainQueue(w);
+  settle(w);
   if (w.s.status !== state.status && !STATUS_TRANSITIONS[state.status].includes(w.s.status))
     throw new Error(`bug: IKE SA status ${state.status} -> ${w.s.status}`);
   const keys = new Set([...Object.keys(state), ...Object.keys(w.s)] as (keyof IkeSaState)[]);
@@ -115,6 +118,46 @@ export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): S
   if (changed && !w.actions.some((a) => a.kind === 'persist')) w.actions.push({ kind: 'persist' });
   // Nothing changed (a dropped message): the caller keeps the very same state object.
   return { state: touched ? w.s : state, actions: w.actions };
+}
+
+/**
+ * An established SA with no rekey in flight (no `previous`, no `collision`) keeps only what it
+ * needs for its life: settledCore. Runs at the end of every step: after IKE_AUTH, and once an
+ * IKE rekey is done (the old SA deleted), so a rekeyed SA is as small as a new one.
+ */
+function settle(w: Work): void {
+  const c = w.s.current;
+  if (w.s.status === 'established' && c && !w.s.previous && !w.s.collision && !isSettled(c))
+    w.s.current = settledCore(c);
+}
+
+/** Settled once: a state read back from JSON (a takeover) keeps the views it was decoded into. */
+function isSettled(c: IkeSaCore): boolean {
+  const k = c.keys;
+  return c.ni.length === 0 && c.nr.length === 0 && k.skPi.length === 0 && k.skPr.length === 0;
+}
+
+/**
+ * `c` without its nonces and SK_pi/SK_pr, with its SPIs and other keys as views of one new buffer
+ * (issue #14, memory per held SA). The nonces served AUTH and the first child's KEYMAT (or, after
+ * an IKE rekey, that exchange's keys), SK_pi and SK_pr only AUTH (RFC 7296 §2.15); later exchanges
+ * bring their own nonces (§2.17, §2.18), and a simultaneous rekey compares the nonces of the new
+ * SAs, which are not settled while it is undecided (§2.8.1). One ArrayBuffer instead of two, and
+ * not the KEYMAT buffer that held SK_pi and SK_pr.
+ */
+export function settledCore(c: IkeSaCore): IkeSaCore {
+  const k = c.keys;
+  const [spiI, spiR, skD, skAi, skAr, skEi, skEr] = copyAll([
+    c.spiI,
+    c.spiR,
+    k.skD,
+    k.skAi,
+    k.skAr,
+    k.skEi,
+    k.skEr,
+  ]) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+  const keys = { skD, skAi, skAr, skEi, skEr, skPi: NO_KEY, skPr: NO_KEY };
+  return { ...c, spiI, spiR, ni: NO_KEY, nr: NO_KEY, keys };
 }
 
 // --- commands ------------------------------------------------------------------------------------
