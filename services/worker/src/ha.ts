@@ -18,6 +18,7 @@
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type DataPlane, replaySyncPoint } from './data-plane.js';
 import type { IkeDriver } from './ike-driver.js';
+import { ipv4ToNumber } from './ipv4.js';
 import { type SaRecord, spiOf } from './records.js';
 import type { SaSnapshot } from './snapshot.js';
 import type { WorkerSettings } from './types.js';
@@ -114,6 +115,10 @@ export class Takeover {
     rec.entry = entry;
     if (snap.virtualIp && rec.peer?.pool && rec.poolKey) rec.peer.pool.claim?.(rec.poolKey, snap.virtualIp);
     const s = entry.state;
+    // The record holds the engine's array for the address, as a live SA does (worker.ts, install-child).
+    const v = s.children.find((c) => c.virtualIp?.length === 4)?.virtualIp;
+    if (v && rec.virtualIp?.length === 4 && ipv4ToNumber(v) === ipv4ToNumber(rec.virtualIp))
+      rec.virtualIp = v;
     const syncReplay =
       s.status === 'established' &&
       s.peerMessageIdSync &&

@@ -44,6 +44,7 @@ import {
   screenInitRequest,
 } from '../exchange/ike-init.js';
 import { createIkeSa, step } from '../sa/ike-sa.js';
+import { compactState } from '../sa/compact.js';
 import { nextTimeout } from '../sa/lifetimes.js';
 import type {
   IkePath,
@@ -399,7 +400,8 @@ export class IkeEndpoint<T> {
   adopt(state: IkeSaState, ctx: IkeSaContext, shard: number, data?: T): SaEntry<T> | undefined {
     const spis = ourSpis(state);
     if (spis.some((s) => this.#bySpi.has(s))) return undefined;
-    const e = this.#newEntry(shard, state, ctx, data);
+    // Read back from a store, every value is an object of its own: held in the live layout.
+    const e = this.#newEntry(shard, compactState(state), ctx, data);
     this.#reconcile(e);
     return e;
   }

@@ -27,6 +27,7 @@ export {
   type SelectOptions,
   proposedKeyExchanges,
   selectProposal,
+  sharedSuite,
 } from './proposals.js';
 export {
   ANY_PROTOCOL,

@@ -383,6 +383,18 @@ function internSuite(
   return suite;
 }
 
+/** The shared object for `suite` (one read back from a store is a copy of its own). */
+export function sharedSuite(suite: NegotiatedSuite): NegotiatedSuite {
+  return internSuite(
+    suite.encryption,
+    suite.prf,
+    suite.integrity,
+    suite.keyExchange ?? KEY_EXCHANGE_NONE,
+    suite.additionalKeyExchanges ?? [],
+    suite.esn,
+  );
+}
+
 /**
  * Responder: choose one of the peer's proposals (RFC 7296 §2.7). `prefer: 'ours'` (default) walks
  * our policies in order and takes the first offered proposal that fits; `'peer'` walks the peer's

@@ -3,6 +3,7 @@
  * works; the exchanges are tasks in ../exchange/.
  */
 export { createIkeSa, IkeSa, nextTimeout, STATUS_TRANSITIONS, step } from './ike-sa.js';
+export { compactState } from './compact.js';
 export { DEFAULT_REKEY_RETRY_MS } from './lifetimes.js';
 export { DEFAULT_FRAGMENT_SIZE, DEFAULT_RETRANSMIT, MAX_QUEUED } from './task-manager.js';
 export type {

@@ -10,6 +10,7 @@
 import { type CryptoProvider, EncryptionId, KeyExchangeId, nodeProvider, PrfId } from '@ikegate/crypto';
 import { type TrafficSelector, TsType } from '../codec/index.js';
 import { type EndpointLimits, type EndpointOutput, IkeEndpoint, type SaEntry } from '../endpoint/index.js';
+import { compactState } from '../sa/compact.js';
 import type {
   IkePath,
   IkeSaAction,
@@ -307,8 +308,9 @@ export class Pair {
       side.log.push(a);
       logged.push(a);
     }
+    // Read back as an adopting endpoint holds it (IkeEndpoint.adopt: compactState).
     if (this.#roundTrip)
-      for (const sa of side.endpoint.entries()) sa.state = stateFromJson(stateToJson(sa.state));
+      for (const sa of side.endpoint.entries()) sa.state = compactState(stateFromJson(stateToJson(sa.state)));
     return logged;
   }
 
