@@ -401,7 +401,7 @@ export class IkeEndpoint<T> {
     const spis = ourSpis(state);
     if (spis.some((s) => this.#bySpi.has(s))) return undefined;
     // Read back from a store, every value is an object of its own: held in the live layout.
-    const e = this.#newEntry(shard, compactState(state), ctx, data);
+    const e = this.#newEntry(shard, compactState(state, ctx.policy), ctx, data);
     this.#reconcile(e);
     return e;
   }

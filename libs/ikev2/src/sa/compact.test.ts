@@ -9,7 +9,8 @@ test('compactState: a state read back from a store gets the live layout (issue #
   p.establish();
   const live = p.responder.state;
   const read = stateFromJson(stateToJson(live));
-  const s = compactState(read);
+  const policy = p.responder.sa!.ctx.policy;
+  const s = compactState(read, policy);
   assert.equal(stateToJson(s), stateToJson(live), 'the same values');
   const c = s.current!;
   const k = c.keys;
@@ -26,7 +27,12 @@ test('compactState: a state read back from a store gets the live layout (issue #
   assert.ok(child.virtualIp);
   assert.equal(child.tsRemote[0]!.startAddress, child.virtualIp);
   assert.equal(child.tsRemote[0]!.endAddress, child.virtualIp);
-  const any = child.tsLocal[0]!;
+  // Our side, not narrowed: the policy's own selectors, as the live child holds them.
+  assert.equal(live.children[0]!.tsLocal, policy.localTs);
+  assert.equal(child.tsLocal, policy.localTs);
+  // Without the policy: a selector's two addresses in one buffer.
+  const any = compactState(read).children[0]!.tsLocal[0]!;
+  assert.notEqual(any.startAddress, any.endAddress);
   assert.equal(any.startAddress.buffer, any.endAddress.buffer);
   assert.notEqual(c.spiI.buffer, read.current!.spiI.buffer, 'copies, not the decoded arrays');
 });

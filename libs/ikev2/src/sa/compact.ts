@@ -9,6 +9,7 @@
  * one array when they are equal: the peer's virtual address holds that address's array).
  */
 import { NO_KEY } from '@ikegate/crypto';
+import { sameSelectors } from '../exchange/child-sa.js';
 import { sharedSuite } from '../negotiation/index.js';
 import type { TrafficSelector } from '../codec/index.js';
 import type { CachedResponse, ChildSaState, IkePath, IkeSaCore, IkeSaState } from './types.js';
@@ -68,22 +69,37 @@ function compactPath(p: IkePath): IkePath {
   return { ...p, local: { ...p.local, address: local }, remote: { ...p.remote, address: remote } };
 }
 
-function compactChild(c: ChildSaState): ChildSaState {
+/** The policy's own selectors when they are the same (as a live child holds them), else compacted. */
+function compactSelectors(
+  list: readonly TrafficSelector[],
+  policy: readonly TrafficSelector[] | undefined,
+  vip: Uint8Array | undefined,
+): readonly TrafficSelector[] {
+  if (policy !== undefined && sameSelectors(list, policy)) return policy;
+  return list.map((t) => compactSelector(t, vip));
+}
+
+function compactChild(c: ChildSaState, policy: SelectorPolicy | undefined): ChildSaState {
   const [inboundSpi, outboundSpi] = copyPair(c.inboundSpi, c.outboundSpi);
   const vip = c.virtualIp;
-  const host = (t: TrafficSelector): TrafficSelector => compactSelector(t, vip);
   return {
     ...c,
     inboundSpi,
     outboundSpi,
     suite: sharedSuite(c.suite),
-    tsLocal: c.tsLocal.map(host),
-    tsRemote: c.tsRemote.map(host),
+    tsLocal: compactSelectors(c.tsLocal, policy?.localTs, vip),
+    tsRemote: compactSelectors(c.tsRemote, policy?.remoteTs, vip),
   };
 }
 
-/** `s` with the live layout (above); every value the same. */
-export function compactState(s: IkeSaState): IkeSaState {
+/** Our policy's selectors, which a child not narrowed holds as they are (child-sa.ts). */
+interface SelectorPolicy {
+  readonly localTs: readonly TrafficSelector[];
+  readonly remoteTs: readonly TrafficSelector[];
+}
+
+/** `s` with the live layout (above); every value the same. `policy`: the SA's policy. */
+export function compactState(s: IkeSaState, policy?: SelectorPolicy): IkeSaState {
   const path = s.path && compactPath(s.path);
   return {
     ...s,
@@ -91,6 +107,6 @@ export function compactState(s: IkeSaState): IkeSaState {
     ...(s.current ? { current: compactCore(s.current, path) } : {}),
     ...(s.previous ? { previous: compactCore(s.previous, path) } : {}),
     ...(s.collision ? { collision: compactCore(s.collision, path) } : {}),
-    children: s.children.map(compactChild),
+    children: s.children.map((c) => compactChild(c, policy)),
   };
 }

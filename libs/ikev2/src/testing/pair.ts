@@ -310,7 +310,8 @@ export class Pair {
     }
     // Read back as an adopting endpoint holds it (IkeEndpoint.adopt: compactState).
     if (this.#roundTrip)
-      for (const sa of side.endpoint.entries()) sa.state = compactState(stateFromJson(stateToJson(sa.state)));
+      for (const sa of side.endpoint.entries())
+        sa.state = compactState(stateFromJson(stateToJson(sa.state)), sa.ctx.policy);
     return logged;
   }
 
