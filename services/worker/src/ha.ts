@@ -15,12 +15,13 @@
  * that, so no packet the old owner saw can be replayed. A peer without it keeps sending where it
  * was; the windows then restart at the checkpoint and only the last interval stays exposed.
  */
+import { type ChildSaState, sameSelectors } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type DataPlane, replaySyncPoint } from './data-plane.js';
 import type { IkeDriver } from './ike-driver.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { type SaRecord, spiOf } from './records.js';
-import type { SaSnapshot } from './snapshot.js';
+import type { ChildSnapshot, SaSnapshot } from './snapshot.js';
 import type { WorkerSettings } from './types.js';
 
 export class Takeover {
@@ -126,7 +127,10 @@ export class Takeover {
       this.#settings.policy.replayCounterSync === true &&
       snap.children.length > 0;
     const replay = syncReplay ? replaySyncPoint(snap.children) : undefined;
-    for (const c of snap.children) this.#dataPlane.add(rec, replay ? { ...c, seqIn: replay.value } : c, true);
+    for (const snapped of snap.children) {
+      const c = withEngineArrays(snapped, s.children);
+      this.#dataPlane.add(rec, replay ? { ...c, seqIn: replay.value } : c, true);
+    }
     this.#stored.set(rec, spiOf(rec));
     this.#metrics.ikeSaEvents.inc({ event: 'adopted', reason: '' });
     this.#log.info(
@@ -165,4 +169,16 @@ export class Takeover {
     this.#driver.forget(rec);
     this.#stored.delete(rec);
   }
+}
+
+/**
+ * `c` holding the engine child's selectors and encryption object when they are the same values, as
+ * a live child's record does (data-plane.ts install): not a second decoded copy (issue #14).
+ */
+export function withEngineArrays(c: ChildSnapshot, engine: readonly ChildSaState[]): ChildSnapshot {
+  const e = engine.find((x) => x.inboundSpi.length === 4 && ipv4ToNumber(x.inboundSpi) === c.inboundSpi);
+  if (!e || !sameSelectors(e.tsLocal, c.tsLocal) || !sameSelectors(e.tsRemote, c.tsRemote)) return c;
+  const enc = e.suite.encryption;
+  const encryption = enc.id === c.encryption.id && enc.keyBits === c.encryption.keyBits ? enc : c.encryption;
+  return { ...c, tsLocal: e.tsLocal, tsRemote: e.tsRemote, encryption };
 }

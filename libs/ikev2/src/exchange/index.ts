@@ -4,4 +4,5 @@
  */
 export { MAX_FRAGMENTS, MAX_REASSEMBLY_BYTES } from './fragmentation.js';
 export { DEFAULT_HALF_OPEN_MS, NONCE_LENGTH } from './ike-init.js';
+export { sameSelectors } from './child-sa.js';
 export { describeProposals } from './sa-payloads.js';
