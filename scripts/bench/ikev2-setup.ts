@@ -32,7 +32,8 @@ import {
   PrfId,
   RandomPool,
 } from '@ikegate/crypto';
-import type { IkeSaState } from '@ikegate/ikev2';
+import { compactState, type IkeSaState } from '@ikegate/ikev2';
+import { decodeSnapshot, encodeSnapshot } from '@ikegate/worker';
 import { type BenchFigure, compare, cpuMicrosPerOp, cpuRegionOverheadUs } from './harness.js';
 import { establishPair as establish, type ResponderTiming } from './lib/ike-pair.js';
 
@@ -82,6 +83,35 @@ function atScale(count: number): { perSecond: number; heapPerSa: number; jsonPer
   ).subject;
   return { perSecond, heapPerSa, jsonPerSa: json / 100 };
 }
+
+/**
+ * Heap per responder SA state held live, and as a takeover holds it: written with the worker's
+ * snapshot codec, read back, and compacted as IkeEndpoint.adopt does (issue #14). Both measured
+ * in this run with forced GCs (npm run bench runs node with --expose-gc).
+ */
+function adoptedFootprint(count: number): { live: number; adopted: number } {
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+  const heap = () => (gc(), gc(), process.memoryUsage().heapUsed);
+  const h0 = heap();
+  const live = Array.from({ length: count }, () => establish().r);
+  const h1 = heap();
+  const stored = live.map((state) =>
+    encodeSnapshot({ version: 2, spis: [], shard: 0, state, path: STORE_PATH, children: [] }),
+  );
+  live.length = 0;
+  const h2 = heap();
+  const adopted = stored.map((b) => compactState(decodeSnapshot(b).state));
+  const h3 = heap();
+  if (adopted.length !== count) throw new Error('adoption lost a state');
+  return { live: (h1 - h0) / count, adopted: (h3 - h2) / count };
+}
+
+const STORE_PATH = {
+  connection: 'udp:bench',
+  transport: 'udp',
+  local: { address: '192.0.2.1', port: 4500 },
+  remote: { address: '192.0.2.2', port: 4500 },
+} as const;
 
 function cryptoFloor(): () => number {
   const x25519 = provider.keyExchange(KeyExchangeId.CURVE25519)!;
@@ -171,6 +201,7 @@ export async function bench(): Promise<BenchFigure[]> {
   const { subject, reference } = compare(setup, cryptoFloor(), 3, 500);
   const responder = responderVsFloor();
   const scale = atScale(10_000);
+  const adopted = adoptedFootprint(2_000);
   return [
     {
       name: 'IKE SA setup INIT+AUTH PSK X25519 AES-256-GCM +1 child',
@@ -208,6 +239,12 @@ export async function bench(): Promise<BenchFigure[]> {
       name: 'JSON size of one responder IKE SA state (what a store would hold)',
       value: scale.jsonPerSa,
       unit: 'bytes',
+    },
+    {
+      name: 'heap per responder state as a takeover holds it (read back, compacted)',
+      value: adopted.adopted,
+      unit: 'bytes',
+      reference: { name: 'the same states held live, same run', value: adopted.live },
     },
   ];
 }
