@@ -131,7 +131,7 @@ function settle(w: Work): void {
     w.s.current = settledCore(c);
 }
 
-/** Settled once: a state read back from JSON (a takeover) keeps the views it was decoded into. */
+/** Settled once (no nonces, no SK_p); a state read back from a store is laid out by compactState. */
 function isSettled(c: IkeSaCore): boolean {
   const k = c.keys;
   return c.ni.length === 0 && c.nr.length === 0 && k.skPi.length === 0 && k.skPr.length === 0;
