@@ -529,6 +529,24 @@ test('worker: an adopted SA runs its timers: with DPD on (the same configuration
   await next.worker.close(0);
 });
 
+test('worker: a snapshot that decodes but whose state is not an IKE SA state (a core without keys) is refused with an error naming it and leaves nothing held; the intact one is adopted after it (issue #11 takeover)', async () => {
+  const h = harness('carol@example.org');
+  h.initiate();
+  const snap = h.worker.snapshot(h.worker.list()[0]?.spi ?? '');
+  assert.ok(snap, 'the established SA has a snapshot');
+  await h.worker.close(0);
+  const broken = {
+    ...snap,
+    state: { ...snap.state, current: { ...snap.state.current!, keys: undefined } },
+  } as unknown as typeof snap;
+  const next = harness('carol@example.org');
+  assert.throws(() => next.worker.adopt(broken), /not an IKE SA state/);
+  assert.equal(next.worker.list().length, 0);
+  assert.ok(next.worker.adopt(snap));
+  assert.equal(next.worker.list().length, 1);
+  await next.worker.close(0);
+});
+
 test('worker: with RFC 6311 IPSEC_REPLAY_COUNTER_SYNC the new owner restarts its inbound window past the checkpoint and the peer continues above it, so not even a packet the old owner accepted after its last checkpoint can be replayed (issue #11, RFC 6311 §4.3)', async () => {
   let stored: ReturnType<Worker['snapshot']>;
   const persistence: Persistence = {

@@ -401,7 +401,18 @@ export class IkeEndpoint<T> {
     const spis = ourSpis(state);
     if (spis.some((s) => this.#bySpi.has(s))) return undefined;
     // Read back from a store, every value is an object of its own: held in the live layout.
-    const e = this.#newEntry(shard, compactState(state, ctx.policy), ctx, data);
+    let compact: IkeSaState;
+    try {
+      compact = compactState(state, ctx.policy);
+    } catch (err) {
+      // A store's bytes that decoded but are not an SA state (a missing core field): refused here,
+      // with what was wrong, before anything is indexed.
+      throw new LocalUsageError(
+        'IKEGATE_ERR_IKEV2_BAD_STATE',
+        `not an IKE SA state: ${(err as Error).message}`,
+      );
+    }
+    const e = this.#newEntry(shard, compact, ctx, data);
     this.#reconcile(e);
     return e;
   }
