@@ -81,7 +81,8 @@ const SEPARATOR = '|';
 
 /** `<edgeId>|<connection>`: how a worker names a peer connection that lives on an edge. */
 export function qualify(edgeId: string, path: PeerPath): PeerPath {
-  return { ...path, connection: `${edgeId}${SEPARATOR}${path.connection}` };
+  // join, not a template: one flat string, held by the worker's SA as its path id (issue #14).
+  return { ...path, connection: [edgeId, path.connection].join(SEPARATOR) };
 }
 
 /** unqualify's answers by path object: an SA sends all its frames on one (issue #14, per frame). */
