@@ -35,7 +35,7 @@ import {
 import { compactState, type IkeSaState } from '@ikegate/ikev2';
 import { decodeSnapshot, encodeSnapshot } from '@ikegate/worker';
 import { type BenchFigure, compare, cpuMicrosPerOp, cpuRegionOverheadUs } from './harness.js';
-import { establishPair as establish, type ResponderTiming } from './lib/ike-pair.js';
+import { ctxR, establishPair as establish, type ResponderTiming } from './lib/ike-pair.js';
 
 const provider = nodeProvider;
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -100,7 +100,7 @@ function adoptedFootprint(count: number): { live: number; adopted: number } {
   );
   live.length = 0;
   const h2 = heap();
-  const adopted = stored.map((b) => compactState(decodeSnapshot(b).state));
+  const adopted = stored.map((b) => compactState(decodeSnapshot(b).state, ctxR.policy));
   const h3 = heap();
   if (adopted.length !== count) throw new Error('adoption lost a state');
   return { live: (h1 - h0) / count, adopted: (h3 - h2) / count };

@@ -51,7 +51,8 @@ function context(localId: string): IkeSaContext {
 }
 
 const ctxI = context('initiator@example.org');
-const ctxR = context('gw.example.org');
+/** The responder's context (its policy: what an adopting endpoint compacts with). */
+export const ctxR = context('gw.example.org');
 const toR: IkePath = {
   id: 'i',
   transport: 'udp',

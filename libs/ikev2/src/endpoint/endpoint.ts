@@ -43,7 +43,7 @@ import {
   respondInit,
   screenInitRequest,
 } from '../exchange/ike-init.js';
-import { createIkeSa, step } from '../sa/ike-sa.js';
+import { createIkeSa, settledState, step } from '../sa/ike-sa.js';
 import { compactState } from '../sa/compact.js';
 import { nextTimeout } from '../sa/lifetimes.js';
 import type {
@@ -403,7 +403,7 @@ export class IkeEndpoint<T> {
     // Read back from a store, every value is an object of its own: held in the live layout.
     let compact: IkeSaState;
     try {
-      compact = compactState(state, ctx.policy);
+      compact = settledState(compactState(state, ctx.policy));
     } catch (err) {
       // A store's bytes that decoded but are not an SA state (a missing core field): refused here,
       // with what was wrong, before anything is indexed.

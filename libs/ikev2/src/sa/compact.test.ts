@@ -58,3 +58,31 @@ test('compactState: the SA read back keeps working: liveness, a child rekey and 
     Buffer.from(p.responder.state.children[0]!.outboundSpi).toString('hex'),
   );
 });
+
+test('adopt: a state an older release wrote, still holding its nonces and SK_p, is held settled (no nonces, no SK_p, SPIs and keys in one buffer), so the first step after the takeover does not change it for that alone', () => {
+  const p = new Pair();
+  p.establish();
+  const live = p.responder.state;
+  const c = live.current!;
+  const fill = (n: number, v: number) => new Uint8Array(n).fill(v);
+  const older = {
+    ...live,
+    current: {
+      ...c,
+      ni: fill(32, 1),
+      nr: fill(32, 2),
+      keys: { ...c.keys, skPi: fill(32, 3), skPr: fill(32, 4) },
+    },
+  };
+  const other = new Pair();
+  const e = other.responder.endpoint.adopt(stateFromJson(stateToJson(older)), p.responder.sa!.ctx, 0);
+  assert.ok(e);
+  const held = e.state.current!;
+  for (const v of [held.ni, held.nr, held.keys.skPi, held.keys.skPr]) assert.equal(v, NO_KEY);
+  for (const v of [held.spiR, held.keys.skD, held.keys.skEi, held.keys.skEr])
+    assert.equal(v.buffer, held.spiI.buffer);
+  // A timer that finds nothing due leaves the very same state object.
+  const before = e.state;
+  other.responder.endpoint.timeout(0);
+  assert.equal(e.state, before);
+});

@@ -69,7 +69,10 @@ function compactPath(p: IkePath): IkePath {
   return { ...p, local: { ...p.local, address: local }, remote: { ...p.remote, address: remote } };
 }
 
-/** The policy's own selectors when they are the same (as a live child holds them), else compacted. */
+/**
+ * The policy's own selectors when they are the same (as a live responder's child holds them; the
+ * same values either way), else compacted.
+ */
 function compactSelectors(
   list: readonly TrafficSelector[],
   policy: readonly TrafficSelector[] | undefined,

@@ -126,9 +126,21 @@ export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): S
  * IKE rekey is done (the old SA deleted), so a rekeyed SA is as small as a new one.
  */
 function settle(w: Work): void {
-  const c = w.s.current;
-  if (w.s.status === 'established' && c && !w.s.previous && !w.s.collision && !isSettled(c))
-    w.s.current = settledCore(c);
+  if (settles(w.s)) w.s.current = settledCore(w.s.current!);
+}
+
+function settles(s: IkeSaState): boolean {
+  const c = s.current;
+  return s.status === 'established' && c !== undefined && !s.previous && !s.collision && !isSettled(c);
+}
+
+/**
+ * `s` as the end of a step leaves it. For a state read back from a store: one an older release
+ * wrote may keep what a settled SA drops, and settling it on adoption keeps the first step after
+ * it from changing (and persisting) a state that nothing else changed.
+ */
+export function settledState(s: IkeSaState): IkeSaState {
+  return settles(s) ? { ...s, current: settledCore(s.current!) } : s;
 }
 
 /** Settled once (no nonces, no SK_p); a state read back from a store is laid out by compactState. */
