@@ -122,8 +122,21 @@ export function processRekeyIkeResponse(
   const old = w.s.current!;
   const error = errorNotify(inner);
   if (error) {
+    const theirs = w.s.collision;
     w.s.collision = undefined;
     reject(w, ExchangeType.CREATE_CHILD_SA, error.notifyType, 'peer');
+    if (theirs) {
+      // We answered the peer's rekey of this SA while ours was outstanding, and the peer refused
+      // ours: its rekey completed on its side first, and ours reached the SA it is deleting
+      // (RFC 7296 §2.25: TEMPORARY_FAILURE). The SA we answered is the one both sides hold: switch
+      // to it; the peer deletes the old one, which we keep to answer that DELETE (§2.8.1, §2.18).
+      // Dropping it instead left us on the old SA, and the peer's DELETE of that ended the IKE SA.
+      w.s.current = theirs;
+      w.s.previous = old;
+      scheduleIkeSa(w);
+      w.actions.push({ kind: 'rekeyed-ike', newInitiatorSpi: theirs.spiI, newResponderSpi: theirs.spiR });
+      return;
+    }
     // §1.3 / §2.18: retry once with the group the responder asked for, if we accept it.
     const invalidKe = findNotify(inner, NotifyError.INVALID_KE_PAYLOAD);
     if (invalidKe) {

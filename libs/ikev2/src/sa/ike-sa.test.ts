@@ -558,6 +558,58 @@ describe('IKE SA pair', () => {
     });
   }
 
+  for (const first of ['initiator', 'responder'] as const) {
+    it(`simultaneous IKE SA rekeys where the ${first}'s rekey completes before the other's request arrives: the other's request is refused on the old SA, and the SA it answered lives on; no side loses the IKE SA (RFC 7296 §2.8.1, §2.25)`, () => {
+      const p = new Pair();
+      p.establish();
+      p.run();
+      const second = first === 'initiator' ? 'responder' : 'initiator';
+      p.command(first, { kind: 'rekey-ike' });
+      p.command(second, { kind: 'rekey-ike' });
+      const take = (to: 'initiator' | 'responder') => {
+        const i = p.wire.findIndex((f) => f.to === to);
+        assert.ok(i >= 0, `a message to the ${to} is in flight`);
+        return p.wire.splice(i, 1)[0]!.bytes;
+      };
+      const firstsRekey = take(second);
+      const secondsRekey = take(first);
+      assert.equal(p.wire.length, 0);
+      // The second side answers the first's rekey while its own is outstanding (a collision).
+      p.deliver(second, firstsRekey);
+      // The first side gets that answer before the second's request: its rekey is done, and it
+      // starts deleting the old SA.
+      p.deliver(first, take(first));
+      const deleteOld = take(second);
+      // The second's rekey arrives on the old SA, being deleted: refused (TEMPORARY_FAILURE).
+      p.deliver(first, secondsRekey);
+      p.deliver(second, take(second));
+      // Then the DELETE of the old SA.
+      p.deliver(second, deleteOld);
+      p.run();
+      const i = p.initiator.state;
+      const r = p.responder.state;
+      for (const s of [i, r]) {
+        assert.equal(s.status, 'established');
+        assert.equal(s.previous, undefined);
+        assert.equal(s.collision, undefined);
+      }
+      assert.equal(hex(i.current!.spiI), hex(r.current!.spiI));
+      assert.equal(hex(i.current!.spiR), hex(r.current!.spiR));
+      assert.deepEqual(i.current!.keys, r.current!.keys);
+      assert.equal(
+        p.side(first).state.current!.role,
+        'initiator',
+        "the first side's rekey is the one that lives",
+      );
+      assert.equal(p.initiator.children.size, 1);
+      assertChildPairMatches(p);
+      p.command(second, { kind: 'liveness' });
+      p.run();
+      assert.equal(p.side(second).state.current?.outstanding, undefined);
+      assert.equal(p.side(second).state.status, 'established');
+    });
+  }
+
   for (const lowest of ['initiator', 'responder'] as const) {
     it(`resolves a simultaneous child SA rekey: the new SA with the lowest nonce (${lowest}'s) is deleted (RFC 7296 §2.8.1)`, () => {
       const p = new Pair();
