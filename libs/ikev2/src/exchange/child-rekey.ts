@@ -140,6 +140,16 @@ export function processRekeyChildResponse(
   if (old) w.s.queue = [{ kind: 'delete-child', spi: old.inboundSpi }, ...w.s.queue];
 }
 
+/** Whether a DELETE of our child `spi` is queued or outstanding on any core of the SA. */
+function closing(w: Work, spi: Uint8Array): boolean {
+  const deletes = (t: { kind: string; spi?: Uint8Array } | undefined) =>
+    t?.kind === 'delete-child' && t.spi !== undefined && bytesEqual(t.spi, spi);
+  return (
+    w.s.queue.some(deletes) ||
+    [w.s.current, w.s.previous, w.s.collision].some((c) => deletes(c?.outstanding?.task))
+  );
+}
+
 function lowest(a: Uint8Array, b: Uint8Array): Uint8Array {
   return compareBytes(a, b) <= 0 ? a : b;
 }
@@ -170,6 +180,10 @@ export function respondRekeyChild(w: Work, inner: readonly Payload[]): ChildReke
   const old = w.s.children.find((c) => bytesEqual(c.outboundSpi, rekey.spi));
   if (!old)
     return refuse(NotifyError.CHILD_SA_NOT_FOUND, 'REKEY_SA names no child SA of ours', copy(rekey.spi));
+  // RFC 7296 §2.25: a rekey of a child we are closing (our own rekey of it completed first, and
+  // its DELETE is queued or on its way) is refused: accepting made a second, redundant child.
+  if (closing(w, old.inboundSpi))
+    return refuse(NotifyError.TEMPORARY_FAILURE, 'the child SA is being deleted', copy(rekey.spi));
   // The peer rekeys a child we already answered a rekey of: our answer never reached it (its IKE SA
   // went away under it), so the child we made then is unknown to the peer. It goes.
   if (old.replacedBy) removeChild(w, old.replacedBy, 'superseded');

@@ -610,6 +610,43 @@ describe('IKE SA pair', () => {
     });
   }
 
+  for (const first of ['initiator', 'responder'] as const) {
+    it(`simultaneous child SA rekeys where the ${first}'s rekey completes before the other's request arrives: the other's request is refused (the child is being deleted), and one child SA is left on both sides (RFC 7296 §2.8.1, §2.25)`, () => {
+      const p = new Pair();
+      p.establish();
+      p.run();
+      const second = first === 'initiator' ? 'responder' : 'initiator';
+      const rekey = (side: 'initiator' | 'responder') =>
+        p.command(side, { kind: 'rekey-child', spi: p.side(side).state.children[0]!.inboundSpi });
+      rekey(first);
+      rekey(second);
+      const take = (to: 'initiator' | 'responder') => {
+        const i = p.wire.findIndex((f) => f.to === to);
+        assert.ok(i >= 0, `a message to the ${to} is in flight`);
+        return p.wire.splice(i, 1)[0]!.bytes;
+      };
+      const firstsRekey = take(second);
+      const secondsRekey = take(first);
+      p.deliver(second, firstsRekey);
+      // The first side's rekey completes: it deletes the old child (its DELETE goes out).
+      p.deliver(first, take(first));
+      const deleteOld = take(second);
+      const refused = p.deliver(first, secondsRekey);
+      assert.ok(
+        refused.some((a) => a.kind === 'rejected' && a.reason === 'temporary_failure' && a.by === 'us'),
+        'the rekey of a child being deleted is refused',
+      );
+      p.deliver(second, take(second));
+      p.deliver(second, deleteOld);
+      p.run();
+      for (const side of [p.initiator, p.responder]) {
+        assert.equal(side.state.status, 'established');
+        assert.equal(side.state.children.length, 1, 'no redundant child SA');
+      }
+      assertChildPairMatches(p);
+    });
+  }
+
   for (const lowest of ['initiator', 'responder'] as const) {
     it(`resolves a simultaneous child SA rekey: the new SA with the lowest nonce (${lowest}'s) is deleted (RFC 7296 §2.8.1)`, () => {
       const p = new Pair();
