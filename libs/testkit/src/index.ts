@@ -3,7 +3,7 @@
  */
 export { fuzzRuns, fuzzSeed } from './fuzz.js';
 export { fromHex, toHex } from './hex.js';
-export { SeededRandom } from './random.js';
+export { SeededRandom, seededUnit } from './random.js';
 export { isCi, requirement } from './requirement.js';
 export { type ApiAccess, type ApiRole, writeApiAccess } from './api-access.js';
 export { makeTestPki, type TestPki } from './pki.js';

@@ -22,3 +22,19 @@ export class SeededRandom {
     return out;
   }
 }
+
+/**
+ * A reproducible stream of numbers in [0, 1) from `seed` (xorshift32): the order and the losses
+ * of messages in a simulated exchange, replayable from the seed alone. Not for anything secret.
+ */
+export function seededUnit(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 2 ** 32;
+  };
+}

@@ -28,6 +28,13 @@ function assertChildPairMatches(p: Pair): void {
   }
 }
 
+/** Takes the first message in flight to `to` off the wire (to deliver it when a test says). */
+function takeFlight(p: Pair, to: 'initiator' | 'responder'): Uint8Array {
+  const i = p.wire.findIndex((f) => f.to === to);
+  assert.ok(i >= 0, `a message to the ${to} is in flight`);
+  return p.wire.splice(i, 1)[0]!.bytes;
+}
+
 /**
  * What an established SA with no rekey in flight keeps (issue #14): its SPIs and the keys it still
  * uses as views of one buffer of their own (not a packet, a pool or the KEYMAT that held SK_pi and
@@ -566,11 +573,7 @@ describe('IKE SA pair', () => {
       const second = first === 'initiator' ? 'responder' : 'initiator';
       p.command(first, { kind: 'rekey-ike' });
       p.command(second, { kind: 'rekey-ike' });
-      const take = (to: 'initiator' | 'responder') => {
-        const i = p.wire.findIndex((f) => f.to === to);
-        assert.ok(i >= 0, `a message to the ${to} is in flight`);
-        return p.wire.splice(i, 1)[0]!.bytes;
-      };
+      const take = (to: 'initiator' | 'responder') => takeFlight(p, to);
       const firstsRekey = take(second);
       const secondsRekey = take(first);
       assert.equal(p.wire.length, 0);
@@ -620,11 +623,7 @@ describe('IKE SA pair', () => {
         p.command(side, { kind: 'rekey-child', spi: p.side(side).state.children[0]!.inboundSpi });
       rekey(first);
       rekey(second);
-      const take = (to: 'initiator' | 'responder') => {
-        const i = p.wire.findIndex((f) => f.to === to);
-        assert.ok(i >= 0, `a message to the ${to} is in flight`);
-        return p.wire.splice(i, 1)[0]!.bytes;
-      };
+      const take = (to: 'initiator' | 'responder') => takeFlight(p, to);
       const firstsRekey = take(second);
       const secondsRekey = take(first);
       p.deliver(second, firstsRekey);
