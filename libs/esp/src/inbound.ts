@@ -122,12 +122,12 @@ export class InboundSa {
     this.#initialBufferSize = config.initialBufferSize ?? 2048;
   }
 
-  /** T, the highest sequence number accepted so far. For checkpoints. */
   /** A copy of this SA's keying material (EspTransform.exportKeyMaterial): for its snapshot only. */
   exportKeyMaterial(): Uint8Array {
     return this.#t.exportKeyMaterial();
   }
 
+  /** T, the highest sequence number accepted so far. For checkpoints. */
   get highestSequence(): bigint {
     return this.#window.highest;
   }

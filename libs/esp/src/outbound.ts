@@ -114,12 +114,12 @@ export class OutboundSa {
     this.#initialBufferSize = config.initialBufferSize ?? 2048;
   }
 
-  /** The last sequence number used (0n before the first packet). For checkpoints. */
   /** A copy of this SA's keying material (EspTransform.exportKeyMaterial): for its snapshot only. */
   exportKeyMaterial(): Uint8Array {
     return this.#t.exportKeyMaterial();
   }
 
+  /** The last sequence number used (0n before the first packet). For checkpoints. */
   get lastSequence(): bigint {
     return (BigInt(this.#hi) << 32n) | BigInt(this.#lo);
   }

@@ -63,12 +63,6 @@ export function tsPayloads(
   ];
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** Whether two selector lists are the same selectors in the same order. */
 export function sameSelectors(a: readonly TrafficSelector[], b: readonly TrafficSelector[]): boolean {
   if (a.length !== b.length) return false;
@@ -79,8 +73,8 @@ export function sameSelectors(a: readonly TrafficSelector[], b: readonly Traffic
       x.ipProtocol === y.ipProtocol &&
       x.startPort === y.startPort &&
       x.endPort === y.endPort &&
-      sameBytes(x.startAddress, y.startAddress) &&
-      sameBytes(x.endAddress, y.endAddress)
+      bytesEqual(x.startAddress, y.startAddress) &&
+      bytesEqual(x.endAddress, y.endAddress)
     );
   });
 }
