@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dataArgs, freePort, Proc, withClient } from './redis-sentinel.js';
+import { freePort } from '@ikegate/testkit';
+import { dataArgs, Proc, withClient } from './redis-sentinel.js';
 
 const HOST = '127.0.0.1';
 const START_ATTEMPTS = 5;
@@ -46,8 +47,7 @@ export async function startRedisCluster(
       let started: Proc | undefined;
       for (let attempt = 0; attempt < START_ATTEMPTS && !started; attempt++) {
         // The cluster bus listens on port + 10000.
-        let port = await freePort();
-        for (let i = 0; i < 20 && port + 10_000 > 65_535; i++) port = await freePort();
+        const port = await freePort({ alsoOffset: 10_000 });
         const dir = mkdtempSync(join(tmpdir(), 'ikegate-rcluster-'));
         dirs.push(dir);
         const p = new Proc(port, binary, [

@@ -18,10 +18,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '@ikegate/testkit';
 import { Redis } from 'ioredis';
 
 const HOST = '127.0.0.1';
@@ -70,18 +70,6 @@ export interface SentinelTopology {
    */
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
   stop(): Promise<void>;
-}
-
-/** A port the kernel just handed out as free on loopback. */
-export async function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 /** A redis-server child process with the tail of its output (also used by redis-cluster.ts). */

@@ -1,13 +1,13 @@
 /**
- * A throwaway redis-server for tests: loopback only, no persistence, a random high port. Returns a
+ * A throwaway redis-server for tests: loopback only, no persistence, a port from freePort. Returns a
  * skip reason instead when the binary is missing, so suites can skip the Redis half with it.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '@ikegate/testkit';
 import { Redis } from 'ioredis';
 
 export interface RedisServer {
@@ -86,7 +86,8 @@ export async function startRedisServer(
     return `${binary} not available (${probe.error?.message ?? `exit ${probe.status}`}); Redis contract skipped`;
   }
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-    const port = randomInt(20_000, 60_000);
+    // A cluster node's bus listens on port + 10000.
+    const port = await freePort({ alsoOffset: options.cluster === true ? 10_000 : 0 });
     const dir = mkdtempSync(join(tmpdir(), 'ikegate-redis-'));
     const args = [
       '--port',
