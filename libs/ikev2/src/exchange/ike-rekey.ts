@@ -224,6 +224,20 @@ export function respondRekeyIke(w: Work, inner: readonly Payload[]): IkeRekeyAns
         detail: 'the previous IKE SA is still being deleted',
       },
     };
+  // Our rekey or delete of a child is outstanding on this SA: were we to answer, the peer would
+  // delete this SA before that request's answer reached us. A child the peer made for our rekey
+  // would then be known to it alone, and kept for life when its old child was gone meanwhile (the
+  // peer won a child rekey collision). A rekeying operation is a temporary condition (RFC 7296
+  // §2.25): the peer tries again once ours is done, as strongSwan does for a half-open child.
+  const mine = old.outstanding?.task.kind;
+  if (mine === 'rekey-child' || mine === 'delete-child')
+    return {
+      out: [notify(NotifyError.TEMPORARY_FAILURE)],
+      rejected: {
+        notify: NotifyError.TEMPORARY_FAILURE,
+        detail: `our ${mine} request is outstanding on the IKE SA`,
+      },
+    };
   const ke = requirePayload(inner, PayloadType.KE);
   const ni = nonceOf(inner);
   const selected = selectProposal(

@@ -646,6 +646,58 @@ describe('IKE SA pair', () => {
     });
   }
 
+  for (const asker of ['initiator', 'responder'] as const) {
+    it(`an IKE SA rekey while the ${asker}'s child SA rekey is outstanding is refused (TEMPORARY_FAILURE) until it is answered: the child it made is not orphaned at the peer (RFC 7296 §2.25, §2.8.1)`, () => {
+      const p = new Pair();
+      p.establish();
+      p.run();
+      const other = asker === 'initiator' ? 'responder' : 'initiator';
+      // Both rekey the child; the asker's new child has the lowest nonce, so it is the redundant one
+      // and the other side's rekey wins (§2.8.1).
+      p.side(asker).nonces.push(new Uint8Array(32).fill(0x01), new Uint8Array(32).fill(0x41));
+      p.side(other).nonces.push(new Uint8Array(32).fill(0xf0), new Uint8Array(32).fill(0x91));
+      const rekey = (side: 'initiator' | 'responder') =>
+        p.command(side, { kind: 'rekey-child', spi: p.side(side).state.children[0]!.inboundSpi });
+      rekey(asker);
+      rekey(other);
+      const askersRekey = takeFlight(p, other);
+      const othersRekey = takeFlight(p, asker);
+      p.deliver(other, askersRekey);
+      // The other side's answer to the asker's rekey stays in flight (delayed, or lost once).
+      const heldAnswer = takeFlight(p, asker);
+      p.deliver(asker, othersRekey);
+      // The other side's rekey completes; it deletes the old child, and the asker takes that DELETE.
+      p.flush();
+      assert.equal(p.side(asker).state.current!.outstanding?.task.kind, 'rekey-child');
+      // Now the other side rekeys the IKE SA. Answering it would let the other side delete this IKE
+      // SA before the held answer arrives: the child made for the asker would be known to the
+      // other side alone, for life.
+      p.command(other, { kind: 'rekey-ike' });
+      const before = hex(p.side(other).state.current!.spiI);
+      const refused = p.deliver(asker, takeFlight(p, asker));
+      assert.ok(
+        refused.some((a) => a.kind === 'rejected' && a.reason === 'temporary_failure' && a.by === 'us'),
+        'the IKE SA rekey is refused while our child rekey is outstanding',
+      );
+      p.flush();
+      assert.equal(hex(p.side(other).state.current!.spiI), before, 'the IKE SA was not rekeyed');
+      p.deliver(asker, heldAnswer);
+      p.run();
+      for (const side of [p.initiator, p.responder]) {
+        assert.equal(side.state.status, 'established');
+        assert.equal(side.state.children.length, 1, `${side.name}: one child SA, none orphaned`);
+      }
+      assertChildPairMatches(p);
+      // Once the child rekey is done, the IKE SA rekey goes through.
+      p.command(other, { kind: 'rekey-ike' });
+      p.run();
+      assert.notEqual(hex(p.side(other).state.current!.spiI), before);
+      assert.equal(hex(p.initiator.state.current!.spiI), hex(p.responder.state.current!.spiI));
+      for (const side of [p.initiator, p.responder]) assert.equal(side.state.children.length, 1);
+      assertChildPairMatches(p);
+    });
+  }
+
   for (const lowest of ['initiator', 'responder'] as const) {
     it(`resolves a simultaneous child SA rekey: the new SA with the lowest nonce (${lowest}'s) is deleted (RFC 7296 §2.8.1)`, () => {
       const p = new Pair();

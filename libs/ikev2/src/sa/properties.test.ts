@@ -289,11 +289,11 @@ describe('IKE SA pair under loss, duplication and timers that fire early or late
 describe('IKE SA rekeys under loss and reordering', () => {
   // 200 scenarios (each a full setup and two or three rekey exchanges): fuzzRuns()' 10^5 would
   // take hours.
-  it('simultaneous rekeys of the IKE SA (with or without a child rekey) or of its child SA, messages reordered and 5% lost: both sides end established on the same IKE SA with one matching child SA (RFC 7296 §2.8.1, §2.25)', () => {
+  it('simultaneous rekeys of the IKE SA (with or without a child rekey), of its child SA, or of the child by both while the responder rekeys the IKE SA, messages reordered and 5% lost: both sides end established on the same IKE SA with one matching child SA (RFC 7296 §2.8.1, §2.25)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 2 ** 31 - 1 }),
-        fc.constantFrom('ike', 'ike+child', 'child'),
+        fc.constantFrom('ike', 'ike+child', 'child', 'child+ike-r'),
         fc.boolean(),
         (seed, what, initiatorLowest) => {
           const r = seededUnit(seed);
@@ -306,10 +306,17 @@ describe('IKE SA rekeys under loss and reordering', () => {
           p.responder.nonces.push(initiatorLowest ? high : low, new Uint8Array(32).fill(0x81));
           const rekeyChild = (side: 'initiator' | 'responder') =>
             p.command(side, { kind: 'rekey-child', spi: p.side(side).state.children[0]!.inboundSpi });
-          if (what !== 'child') p.command('initiator', { kind: 'rekey-ike' });
-          if (what !== 'ike') rekeyChild('initiator');
-          if (what === 'child') rekeyChild('responder');
-          else p.command('responder', { kind: 'rekey-ike' });
+          if (what === 'child+ike-r') {
+            // Both rekey the child while the responder rekeys the IKE SA as well.
+            rekeyChild('initiator');
+            rekeyChild('responder');
+            p.command('responder', { kind: 'rekey-ike' });
+          } else {
+            if (what !== 'child') p.command('initiator', { kind: 'rekey-ike' });
+            if (what !== 'ike') rekeyChild('initiator');
+            if (what === 'child') rekeyChild('responder');
+            else p.command('responder', { kind: 'rekey-ike' });
+          }
           // 5%: at 15% a request and its answer are lost six times in a row about once in 2,000
           // exchanges, and the SA is then rightly given up as dead (RFC 7296 §2.4).
           p.filter = () => (r() < 0.05 ? 'drop' : 'deliver');
