@@ -229,8 +229,10 @@ export function respondRekeyIke(w: Work, inner: readonly Payload[]): IkeRekeyAns
   // would then be known to it alone, and kept for life when its old child was gone meanwhile (the
   // peer won a child rekey collision). A rekeying operation is a temporary condition (RFC 7296
   // §2.25): the peer tries again once ours is done, as strongSwan does for a half-open child.
+  // And an IKE SA we are closing is not rekeyed (§2.25.2): answering moved us to a new SA that our
+  // DELETE, sent on the old one, does not close, and that the peer drops once it takes the DELETE.
   const mine = old.outstanding?.task.kind;
-  if (mine === 'rekey-child' || mine === 'delete-child')
+  if (mine === 'rekey-child' || mine === 'delete-child' || mine === 'delete-ike')
     return {
       out: [notify(NotifyError.TEMPORARY_FAILURE)],
       rejected: {

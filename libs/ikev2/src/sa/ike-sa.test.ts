@@ -698,6 +698,32 @@ describe('IKE SA pair', () => {
     });
   }
 
+  for (const closer of ['initiator', 'responder'] as const) {
+    it(`a rekey of the IKE SA the ${closer} is deleting is refused (TEMPORARY_FAILURE): the DELETE ends the SA on both sides, nothing moves to a new SA (RFC 7296 §2.25.2)`, () => {
+      const p = new Pair();
+      p.establish();
+      p.run();
+      const other = closer === 'initiator' ? 'responder' : 'initiator';
+      p.command(closer, { kind: 'delete-ike' });
+      p.command(other, { kind: 'rekey-ike' });
+      const deleteIke = takeFlight(p, other);
+      // The rekey request reaches the closer before its DELETE reaches the other side.
+      const refused = p.deliver(closer, takeFlight(p, closer));
+      assert.ok(
+        refused.some((a) => a.kind === 'rejected' && a.reason === 'temporary_failure' && a.by === 'us'),
+        'the rekey of an IKE SA being deleted is refused',
+      );
+      assert.ok(!refused.some((a) => a.kind === 'rekeyed-ike'));
+      p.deliver(other, deleteIke);
+      p.run();
+      for (const side of [p.initiator, p.responder]) {
+        assert.equal(side.state.status, 'deleted', `${side.name}: the SA is gone`);
+        assert.equal(side.children.size, 0);
+      }
+      assert.ok(p.side(closer).log.some((a) => a.kind === 'deleted' && a.reason === 'deleted'));
+    });
+  }
+
   for (const lowest of ['initiator', 'responder'] as const) {
     it(`resolves a simultaneous child SA rekey: the new SA with the lowest nonce (${lowest}'s) is deleted (RFC 7296 §2.8.1)`, () => {
       const p = new Pair();
