@@ -10,6 +10,10 @@
  *   npx tsx scripts/rekey-collisions.ts 0.05 1 child-both+ike-r 27     # replay one seed, with logs
  *   ROUND_TRIP=1 npx tsx scripts/rekey-collisions.ts   # every state stored, read back and compacted
  *                                                       # after every step, as a takeover holds it
+ *   PAUSE=0.05 npx tsx scripts/rekey-collisions.ts     # timers fire late: by up to 50 ms, and 5% of
+ *                                                       # them by 20 s (a paused process)
+ *   npx tsx scripts/rekey-collisions.ts 0.05 300 soak  # lifetimes and liveness on both sides, two
+ *                                                       # hours of clock, every rekey from the timers
  *
  * At LOSS 0.15 a request and its answer are lost six times in a row about once in 2,000
  * exchanges; the SA is then rightly given up as dead, which this counts as bad too.
@@ -18,6 +22,7 @@ import { seededUnit } from '@ikegate/testkit';
 import { Pair, type SideName } from '../libs/ikev2/src/testing/pair.js';
 
 const ROUND_TRIP = process.env.ROUND_TRIP === '1';
+const PAUSE = Number(process.env.PAUSE ?? 0);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 const rekeyChild = (p: Pair, side: SideName) =>
@@ -39,7 +44,17 @@ const EXPECT: Record<string, 'same-children' | 'both-deleted'> = {
   'ike-both+delete-child-r': 'same-children',
 };
 
+/** Lifetimes short enough that two hours of clock see ~12 IKE and ~24 child rekeys per side. */
+const SOAK = {
+  lifetimes: { ikeMs: 600_000, childMs: 300_000, marginMs: 120_000, retryMs: 30_000 },
+  dpdMs: 30_000,
+};
+/** Scenarios run with lifetimes and liveness on both sides, for two hours of clock. */
+const SOAKED = new Set(['soak']);
+
 const SCENARIOS: Record<string, (p: Pair) => void> = {
+  // Nothing commanded: every rekey and liveness check comes from the timers of both sides.
+  soak: () => undefined,
   'child-both': (p) => {
     rekeyChild(p, 'initiator');
     rekeyChild(p, 'responder');
@@ -127,9 +142,20 @@ const SCENARIOS: Record<string, (p: Pair) => void> = {
  */
 function run(name: string, seed: number, loss: number, verbose: boolean): string {
   const r = seededUnit(seed * 7919 + name.length);
-  const p = new Pair({ initiatorPolicy: { requestVirtualIp: true }, roundTrip: ROUND_TRIP });
+  // A timer fires late: by up to 50 ms, or with probability PAUSE by 20 s (a paused process).
+  const late = (deadline: number, now: number) =>
+    Math.max(now, deadline + (PAUSE > 0 ? (r() < PAUSE ? 20_000 : r() * 50) : 0));
+  const soaked = SOAKED.has(name);
+  const p = new Pair({
+    initiatorPolicy: { requestVirtualIp: true, ...(soaked ? SOAK : {}) },
+    ...(soaked ? { responderPolicy: SOAK } : {}),
+    roundTrip: ROUND_TRIP,
+    fire: late,
+  });
   p.establish();
-  p.run();
+  // With lifetimes a deadline is always set: deliver what is in flight, not until idle.
+  if (soaked) p.flush();
+  else p.run();
   const initiatorLowest = r() < 0.5;
   const low = new Uint8Array(32).fill(0x01);
   const high = new Uint8Array(32).fill(0xf0);
@@ -142,11 +168,27 @@ function run(name: string, seed: number, loss: number, verbose: boolean): string
   try {
     SCENARIOS[name]!(p);
     p.filter = () => (r() < loss ? 'drop' : 'deliver');
-    for (let i = 0; i < 5000 && p.now < 3_600_000; i++) {
+    const until = soaked ? 7_200_000 : 3_600_000;
+    for (let i = 0; i < (soaked ? 100_000 : 5000) && p.now < until; i++) {
       if (p.wire.length > 0) {
         const f = p.wire.splice(Math.floor(r() * Math.min(p.wire.length, 3)), 1)[0]!;
         p.deliver(f.to, f.bytes);
       } else if (!p.tick()) break;
+    }
+    // A soak stops on the clock, maybe mid-exchange: let what is in flight finish, no loss, no new
+    // exchange counted as unfinished (at most ten minutes of clock more).
+    const busy = () =>
+      p.wire.length > 0 ||
+      [p.initiator, p.responder].some(
+        (x) => x.state.current?.outstanding !== undefined || x.state.queue.length > 0,
+      );
+    if (soaked) {
+      p.filter = () => 'deliver';
+      const stop = p.now + 600_000;
+      while (busy() && p.now < stop) {
+        if (p.wire.length > 0) p.flush();
+        else if (!p.tick()) break;
+      }
     }
     const i = p.initiator.state;
     const s = p.responder.state;

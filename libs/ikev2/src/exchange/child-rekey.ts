@@ -62,7 +62,10 @@ function sentProposals(ctx: IkeSaContext, spi: Uint8Array, group: number | undef
 export function startRekeyChild(w: Work, spi: Uint8Array): void {
   const { ctx } = w;
   const child = w.s.children.find((c) => bytesEqual(c.inboundSpi, spi));
-  if (!child) return;
+  // The peer rekeyed it after our rekey was queued (behind another request of ours): its DELETE is
+  // coming. A rekey of ours now would be a second replacement the peer never sees as a collision,
+  // and both sides would keep both new child SAs for life (RFC 7296 §2.8: one rekey per child).
+  if (!child || child.replacedBy) return;
   const newSpi = copy(ctx.allocateChildSpi());
   const nonce = copy(ctx.random(NONCE_LENGTH));
   const group = pfsGroup(ctx);

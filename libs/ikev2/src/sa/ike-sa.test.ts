@@ -698,6 +698,44 @@ describe('IKE SA pair', () => {
     });
   }
 
+  for (const asker of ['initiator', 'responder'] as const) {
+    it(`a child SA rekey of the ${asker}'s queued behind another request is not started once the peer has rekeyed that child: no second replacement, one child SA on both sides (RFC 7296 §2.8)`, () => {
+      const p = new Pair();
+      p.establish();
+      p.run();
+      const other = asker === 'initiator' ? 'responder' : 'initiator';
+      // Were the asker's rekey started, its new child would have the lowest nonce of the two and
+      // the other side, seeing a collision the asker never saw, would leave it to the asker to
+      // delete (§2.8.1): both sides would keep two new child SAs.
+      p.side(asker).nonces.push(new Uint8Array(32).fill(0x80), new Uint8Array(32).fill(0x01));
+      p.side(other).nonces.push(new Uint8Array(32).fill(0x90), new Uint8Array(32).fill(0x91));
+      const spi = (side: 'initiator' | 'responder') => p.side(side).state.children[0]!.inboundSpi;
+      p.command(asker, { kind: 'liveness' });
+      // The rekey (a lifetime timer or an operator) waits behind the liveness check.
+      p.command(asker, { kind: 'rekey-child', spi: spi(asker) });
+      assert.equal(p.side(asker).state.queue.length, 1);
+      p.command(other, { kind: 'rekey-child', spi: spi(other) });
+      const liveness = takeFlight(p, other);
+      // The asker answers the other's rekey first, then gets its liveness answer: the queue drains.
+      p.deliver(asker, takeFlight(p, asker));
+      const othersAnswer = takeFlight(p, other);
+      p.deliver(other, liveness);
+      const drained = p.deliver(asker, takeFlight(p, asker));
+      assert.ok(!drained.some((a) => a.kind === 'send'), 'no rekey of the replaced child goes out');
+      assert.equal(p.side(asker).state.queue.length, 0);
+      // Had a second rekey gone out, it would reach the other side before that side's own rekey is
+      // answered (its answer was lost once): a collision there.
+      if (p.wire.some((f) => f.to === other)) p.deliver(other, takeFlight(p, other));
+      p.deliver(other, othersAnswer);
+      p.run();
+      for (const side of [p.initiator, p.responder]) {
+        assert.equal(side.state.status, 'established');
+        assert.equal(side.state.children.length, 1, `${side.name}: one child SA`);
+      }
+      assertChildPairMatches(p);
+    });
+  }
+
   for (const closer of ['initiator', 'responder'] as const) {
     it(`a rekey of the IKE SA the ${closer} is deleting is refused (TEMPORARY_FAILURE): the DELETE ends the SA on both sides, nothing moves to a new SA (RFC 7296 §2.25.2)`, () => {
       const p = new Pair();
