@@ -4,7 +4,14 @@ import { createSocket } from 'node:dgram';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
-import { candidateWindow, ephemeralRange, freePort, reservationFile, reservePort } from './ports.js';
+import {
+  candidateWindow,
+  ephemeralRange,
+  freePort,
+  releasePort,
+  reservationFile,
+  reservePort,
+} from './ports.js';
 
 const PORTS_MODULE = new URL('./ports.ts', import.meta.url).href;
 
@@ -51,8 +58,9 @@ test('candidateWindow: ports below the ephemeral range, above it when below is t
   assert.equal(candidateWindow([1_024, 65_000]), undefined);
 });
 
-test('freePort: every port is outside the kernel ephemeral range, distinct, reserved by this pid, and free for TCP and UDP', async () => {
+test('freePort: every port is outside the kernel ephemeral range, distinct, reserved by this pid, and free for TCP and UDP', async (t) => {
   const [lo, hi] = ephemeralRange();
+  if (!candidateWindow([lo, hi])) return t.skip('no port window outside the ephemeral range on this machine');
   const ports: number[] = [];
   for (let i = 0; i < 30; i++) ports.push(await freePort());
   assert.equal(new Set(ports).size, ports.length);
@@ -76,23 +84,29 @@ test('freePort: every port is outside the kernel ephemeral range, distinct, rese
   );
 });
 
-test('freePort: a port bound by another socket is never handed out', async () => {
-  const [from, to] = candidateWindow(ephemeralRange()) ?? [0, 0];
-  assert.ok(to > from, 'this machine has a window outside the ephemeral range');
-  // Bind a block of the window's ports; none of 100 picks may be one of them.
+test('freePort: a port bound by another socket is never handed out', async (t) => {
+  const window = candidateWindow(ephemeralRange());
+  if (!window) return t.skip('no port window outside the ephemeral range on this machine');
+  const [from, to] = window;
+  // Bind a block of the window's ports, each reserved first (so no port another test file has
+  // just reserved is taken from it) and then given up while bound: only the bind now keeps
+  // freePort off them. None of 100 picks may be one of them.
   const held: ReturnType<typeof createServer>[] = [];
   const bound = new Set<number>();
   for (let p = from; p < from + 1_000 && p <= to; p++) {
+    if (!reservePort(p)) continue;
     const srv = createServer();
     const ok = await new Promise<boolean>((resolve) => {
       srv.once('error', () => resolve(false));
       srv.listen(p, '127.0.0.1', () => resolve(true));
     });
+    releasePort(p);
     if (ok) {
       held.push(srv);
       bound.add(p);
     }
   }
+  assert.ok(bound.size > 500, `${bound.size} ports bound`);
   try {
     for (let i = 0; i < 100; i++) assert.ok(!bound.has(await freePort()));
   } finally {
@@ -136,5 +150,29 @@ test('reservePort: a reservation left by an exited process is taken over; a live
     existsSync(reservationFile(theirs)),
     false,
     'the child removed its reservation when it exited',
+  );
+});
+
+test('reservePort: two processes taking over the same 1,000 reservations left by an exited process never both get one', async () => {
+  const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+  const deadPid = Number(dead.stdout.trim());
+  const [from] = candidateWindow(ephemeralRange()) ?? [40_000];
+  const block: number[] = [];
+  for (let p = from + 1_500; block.length < 1_000; p++) {
+    if (!reservePort(p)) continue;
+    block.push(p);
+    writeFileSync(reservationFile(p), String(deadPid));
+  }
+  const body = `const { reservePort } = await import('${PORTS_MODULE}');
+    const got = ${JSON.stringify(block)}.filter((p) => reservePort(p));
+    console.log(JSON.stringify(got)); process.stdin.resume(); await new Promise((r) => process.stdin.once('end', r));`;
+  const kids = [child(body), child(body)];
+  const [a, b] = (await Promise.all(kids.map((k) => k.line))).map((l) => JSON.parse(l) as number[]);
+  await Promise.all(kids.map((k) => k.done()));
+  for (const p of block) rmSync(reservationFile(p), { force: true });
+  assert.equal(a!.length + b!.length, block.length, 'every stale reservation was taken over once');
+  assert.deepEqual(
+    a!.filter((p) => b!.includes(p)),
+    [],
   );
 });

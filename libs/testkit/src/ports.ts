@@ -10,15 +10,18 @@
  * process removes its own files when it exits.
  */
 import { createSocket } from 'node:dgram';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** The lowest port handed out: well above the well-known and registered ports services use. */
 const LOW = 20_000;
-/** Where reservations live, shared by every process on the machine. */
-const DIR = join(tmpdir(), 'ikegate-ports');
+/**
+ * Where reservations live: one directory per user (0700), so another user's files can neither
+ * block nor be removed by us; processes of one user, as a test run is, share it.
+ */
+const DIR = join(tmpdir(), `ikegate-ports-${process.getuid?.() ?? 'user'}`);
 const ATTEMPTS = 200;
 
 const mine = new Set<string>();
@@ -58,47 +61,80 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** The pid a reservation file names, or undefined (gone, empty, not a pid). */
+function holderOf(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8'));
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A file holding our pid, written aside first: what it replaces or creates is never seen empty. */
+function written(file: string): string {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, String(process.pid));
+  return tmp;
+}
+
+/** Creates `file` holding our pid, atomically (a hard link); false when it exists. */
+function create(file: string): boolean {
+  const tmp = written(file);
+  try {
+    linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 /**
  * Reserves `port` for this process until it exits; false when a live process holds it. A
- * reservation left by a process that has exited is taken over.
+ * reservation left by a process that exited without its exit hook (killed by a signal) is taken
+ * over, under a claim file only one process can create, so two processes never both take it.
  */
 export function reservePort(port: number): boolean {
   mkdirIfMissing();
   const file = reservationFile(port);
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      const fd = openSync(file, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      mine.add(file);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let holder = NaN;
-    try {
-      holder = Number(readFileSync(file, 'utf8'));
-    } catch {
-      // removed meanwhile: try again
-    }
-    // A file still being written reads empty: leave it to its writer.
-    if (!Number.isInteger(holder) || holder <= 0 || pidAlive(holder)) return false;
-    rmSync(file, { force: true });
+  if (create(file)) {
+    mine.add(file);
+    return true;
   }
-  return false;
+  const holder = holderOf(file);
+  if (holder === undefined || pidAlive(holder)) return false;
+  const claim = `${file}.claim`;
+  if (!create(claim)) return false;
+  try {
+    if (holderOf(file) !== holder) return false;
+    renameSync(written(file), file);
+    mine.add(file);
+    return true;
+  } finally {
+    rmSync(claim, { force: true });
+  }
 }
 
 function mkdirIfMissing(): void {
-  if (mkdirSync(DIR, { recursive: true })) chmodSync(DIR, 0o1777);
+  mkdirSync(DIR, { recursive: true, mode: 0o700 });
   installCleanup();
 }
 
 /** The file that reserves `port` (for tests). */
 export const reservationFile = (port: number): string => join(DIR, String(port));
 
+/** Gives `file` up: removed only while it still names us. */
 function release(file: string): void {
-  rmSync(file, { force: true });
+  if (holderOf(file) === process.pid) rmSync(file, { force: true });
   mine.delete(file);
+}
+
+/** Gives up our reservation of `port` before we exit (no-op when we do not hold it). */
+export function releasePort(port: number): void {
+  release(reservationFile(port));
 }
 
 function installCleanup(): void {
@@ -160,8 +196,13 @@ export async function freePort(opts: FreePortOptions | string = {}): Promise<num
   const { host = '127.0.0.1', alsoOffset = 0 } = typeof opts === 'string' ? { host: opts } : opts;
   const window = candidateWindow(ephemeralRange(), alsoOffset);
   if (!window) {
-    if (alsoOffset) throw new Error(`no port window leaves room for port + ${alsoOffset}`);
-    return kernelPort(host);
+    // No window outside the ephemeral range on this machine: the kernel's pick, unreserved.
+    for (let i = 0; i < 50; i++) {
+      const port = await kernelPort(host);
+      if (!alsoOffset || (port + alsoOffset <= 65_535 && (await bothFree(port + alsoOffset, host))))
+        return port;
+    }
+    throw new Error(`no free port with port + ${alsoOffset} free`);
   }
   const [from, to] = window;
   for (let i = 0; i < ATTEMPTS; i++) {
