@@ -28,7 +28,7 @@ import {
   type NegotiatedSuite,
   selectProposal,
 } from '../negotiation/index.js';
-import { scheduleIkeSa, taskFailed } from '../sa/lifetimes.js';
+import { holdPrevious, scheduleIkeSa, taskFailed } from '../sa/lifetimes.js';
 import { enqueue, sendRequest } from '../sa/task-manager.js';
 import type { IkeSaContext, IkeSaCore, IkeTask } from '../sa/types.js';
 import {
@@ -132,7 +132,7 @@ export function processRekeyIkeResponse(
       // to it; the peer deletes the old one, which we keep to answer that DELETE (§2.8.1, §2.18).
       // Dropping it instead left us on the old SA, and the peer's DELETE of that ended the IKE SA.
       w.s.current = theirs;
-      w.s.previous = old;
+      holdPrevious(w, old);
       scheduleIkeSa(w);
       w.actions.push({ kind: 'rekeyed-ike', newInitiatorSpi: theirs.spiI, newResponderSpi: theirs.spiR });
       return;
@@ -183,12 +183,12 @@ export function processRekeyIkeResponse(
   if (theirs && compareBytes(lowestNonce(ours), lowestNonce(theirs)) < 0) {
     // Ours is redundant: we delete it; the peer, whose SA won, deletes the old one.
     w.s.current = theirs;
-    w.s.previous = old;
+    holdPrevious(w, old);
     w.s.collision = sendDeleteOn(w, ours);
   } else {
     // Ours won (or there was no collision): we delete the old SA; the peer deletes its redundant one.
     w.s.current = ours;
-    w.s.previous = sendDeleteOn(w, old);
+    holdPrevious(w, sendDeleteOn(w, old));
   }
   const now = w.s.current!;
   scheduleIkeSa(w);

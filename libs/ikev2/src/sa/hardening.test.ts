@@ -310,6 +310,35 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
     );
   });
 
+  it('a replaced IKE SA whose DELETE never comes (the peer gave it up in an outage) is dropped after 90 s: later IKE SA rekeys go through, and the SA does not expire (RFC 7296 §2.18)', () => {
+    const lifetimes = { ikeMs: 600_000, childMs: 600_000, marginMs: 60_000, retryMs: 30_000 };
+    const p = new Pair({ initiatorPolicy: { lifetimes }, responderPolicy: { lifetimes } });
+    p.establish();
+    p.flush();
+    p.command('initiator', { kind: 'rekey-ike' });
+    p.deliver('responder', p.take('responder'));
+    // The initiator takes the answer and sends its DELETE of the old SA into a 70-s outage: it
+    // gives that DELETE up, and the responder, which keeps the old SA to answer it, never gets it.
+    p.filter = () => 'drop';
+    p.deliver('initiator', p.take('initiator'));
+    const outageEnd = p.now + 70_000;
+    for (let at = p.nextDeadline()?.at; at !== undefined && at < outageEnd; at = p.nextDeadline()?.at)
+      p.tick();
+    assert.ok(p.responder.state.previous, 'the responder still waits for the DELETE');
+    p.filter = () => 'deliver';
+    const mark = { i: p.initiator.log.length, r: p.responder.log.length };
+    for (let i = 0; i < 10_000 && p.now < 1_500_000; i++) {
+      if (p.wire.length > 0) p.flush();
+      else if (!p.tick()) break;
+    }
+    for (const side of [p.initiator, p.responder]) {
+      assert.equal(side.state.status, 'established', `${side.name} after 1,500 s of 600-s IKE SAs`);
+      const log = side.log.slice(side.name === 'initiator' ? mark.i : mark.r);
+      assert.ok(log.filter((a) => a.kind === 'rekeyed-ike').length >= 2, `${side.name} rekeyed again`);
+    }
+    assert.deepEqual(p.initiator.state.current!.spiI, p.responder.state.current!.spiI);
+  });
+
   it('a burst of rekey requests for one child (ESP sequence exhaustion) starts one rekey, not one per packet', () => {
     const p = new Pair();
     p.establish();

@@ -28,13 +28,6 @@ function assertChildPairMatches(p: Pair): void {
   }
 }
 
-/** Takes the first message in flight to `to` off the wire (to deliver it when a test says). */
-function takeFlight(p: Pair, to: 'initiator' | 'responder'): Uint8Array {
-  const i = p.wire.findIndex((f) => f.to === to);
-  assert.ok(i >= 0, `a message to the ${to} is in flight`);
-  return p.wire.splice(i, 1)[0]!.bytes;
-}
-
 /**
  * What an established SA with no rekey in flight keeps (issue #14): its SPIs and the keys it still
  * uses as views of one buffer of their own (not a packet, a pool or the KEYMAT that held SK_pi and
@@ -573,7 +566,7 @@ describe('IKE SA pair', () => {
       const second = first === 'initiator' ? 'responder' : 'initiator';
       p.command(first, { kind: 'rekey-ike' });
       p.command(second, { kind: 'rekey-ike' });
-      const take = (to: 'initiator' | 'responder') => takeFlight(p, to);
+      const take = (to: 'initiator' | 'responder') => p.take(to);
       const firstsRekey = take(second);
       const secondsRekey = take(first);
       assert.equal(p.wire.length, 0);
@@ -623,7 +616,7 @@ describe('IKE SA pair', () => {
         p.command(side, { kind: 'rekey-child', spi: p.side(side).state.children[0]!.inboundSpi });
       rekey(first);
       rekey(second);
-      const take = (to: 'initiator' | 'responder') => takeFlight(p, to);
+      const take = (to: 'initiator' | 'responder') => p.take(to);
       const firstsRekey = take(second);
       const secondsRekey = take(first);
       p.deliver(second, firstsRekey);
@@ -660,11 +653,11 @@ describe('IKE SA pair', () => {
         p.command(side, { kind: 'rekey-child', spi: p.side(side).state.children[0]!.inboundSpi });
       rekey(asker);
       rekey(other);
-      const askersRekey = takeFlight(p, other);
-      const othersRekey = takeFlight(p, asker);
+      const askersRekey = p.take(other);
+      const othersRekey = p.take(asker);
       p.deliver(other, askersRekey);
       // The other side's answer to the asker's rekey stays in flight (delayed, or lost once).
-      const heldAnswer = takeFlight(p, asker);
+      const heldAnswer = p.take(asker);
       p.deliver(asker, othersRekey);
       // The other side's rekey completes; it deletes the old child, and the asker takes that DELETE.
       p.flush();
@@ -674,7 +667,7 @@ describe('IKE SA pair', () => {
       // other side alone, for life.
       p.command(other, { kind: 'rekey-ike' });
       const before = hex(p.side(other).state.current!.spiI);
-      const refused = p.deliver(asker, takeFlight(p, asker));
+      const refused = p.deliver(asker, p.take(asker));
       assert.ok(
         refused.some((a) => a.kind === 'rejected' && a.reason === 'temporary_failure' && a.by === 'us'),
         'the IKE SA rekey is refused while our child rekey is outstanding',
@@ -715,17 +708,17 @@ describe('IKE SA pair', () => {
       p.command(asker, { kind: 'rekey-child', spi: spi(asker) });
       assert.equal(p.side(asker).state.queue.length, 1);
       p.command(other, { kind: 'rekey-child', spi: spi(other) });
-      const liveness = takeFlight(p, other);
+      const liveness = p.take(other);
       // The asker answers the other's rekey first, then gets its liveness answer: the queue drains.
-      p.deliver(asker, takeFlight(p, asker));
-      const othersAnswer = takeFlight(p, other);
+      p.deliver(asker, p.take(asker));
+      const othersAnswer = p.take(other);
       p.deliver(other, liveness);
-      const drained = p.deliver(asker, takeFlight(p, asker));
+      const drained = p.deliver(asker, p.take(asker));
       assert.ok(!drained.some((a) => a.kind === 'send'), 'no rekey of the replaced child goes out');
       assert.equal(p.side(asker).state.queue.length, 0);
       // Had a second rekey gone out, it would reach the other side before that side's own rekey is
       // answered (its answer was lost once): a collision there.
-      if (p.wire.some((f) => f.to === other)) p.deliver(other, takeFlight(p, other));
+      if (p.wire.some((f) => f.to === other)) p.deliver(other, p.take(other));
       p.deliver(other, othersAnswer);
       p.run();
       for (const side of [p.initiator, p.responder]) {
@@ -744,9 +737,9 @@ describe('IKE SA pair', () => {
       const other = closer === 'initiator' ? 'responder' : 'initiator';
       p.command(closer, { kind: 'delete-ike' });
       p.command(other, { kind: 'rekey-ike' });
-      const deleteIke = takeFlight(p, other);
+      const deleteIke = p.take(other);
       // The rekey request reaches the closer before its DELETE reaches the other side.
-      const refused = p.deliver(closer, takeFlight(p, closer));
+      const refused = p.deliver(closer, p.take(closer));
       assert.ok(
         refused.some((a) => a.kind === 'rejected' && a.reason === 'temporary_failure' && a.by === 'us'),
         'the rekey of an IKE SA being deleted is refused',

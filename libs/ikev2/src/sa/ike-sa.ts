@@ -126,6 +126,7 @@ export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): S
  * IKE rekey is done (the old SA deleted), so a rekeyed SA is as small as a new one.
  */
 function settle(w: Work): void {
+  if (!w.s.previous && w.s.previousUntil !== undefined) delete w.s.previousUntil;
   if (settles(w.s)) w.s.current = settledCore(w.s.current!);
 }
 
@@ -280,6 +281,11 @@ function onTimeout(w: Work, espActivityAt: number | undefined): void {
       continue;
     }
     w.s[slot] = next;
+  }
+  if (w.s.previous && w.s.previousUntil !== undefined && w.now >= w.s.previousUntil) {
+    // Its DELETE exchange never finished (the peer gave its DELETE up, or ours went unanswered):
+    // the old SA goes without one, so that the next IKE SA rekey is not refused for it.
+    w.s.previous = undefined;
   }
   if (w.s.status === 'established') onLifetimeTimers(w, espActivityAt);
 }

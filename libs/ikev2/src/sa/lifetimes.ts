@@ -7,12 +7,21 @@
  */
 import { terminate, startDeleteIkeUnanswered } from '../exchange/informational.js';
 import { connected, enqueue } from './task-manager.js';
-import type { ChildSaState, IkeSaContext, IkeSaState, IkeTask, LifetimePolicy } from './types.js';
+import type { ChildSaState, IkeSaContext, IkeSaCore, IkeSaState, IkeTask, LifetimePolicy } from './types.js';
 import { bytesEqual, type Work } from './work.js';
 
 /** Default wait after a failed rekey before the next try (bounded by the hard expiry). */
 export const DEFAULT_REKEY_RETRY_MS = 30_000;
 const MIN_RETRY_MS = 1000;
+
+/** How long a replaced IKE SA waits for its DELETE exchange (strongSwan waits 90 s too). */
+export const PREVIOUS_WAIT_MS = 90_000;
+
+/** `old`, replaced by a rekey, is kept until its DELETE exchange is done or PREVIOUS_WAIT_MS. */
+export function holdPrevious(w: Work, old: IkeSaCore): void {
+  w.s.previous = old;
+  w.s.previousUntil = w.now + PREVIOUS_WAIT_MS;
+}
 
 /** The earliest deadline of `s`, or undefined when nothing is scheduled (or the SA is deleted). */
 export function nextTimeout(s: IkeSaState): number | undefined {
@@ -26,6 +35,7 @@ export function nextTimeout(s: IkeSaState): number | undefined {
   at(s.reconnectBy);
   at(s.current?.outstanding?.retransmitAt);
   at(s.previous?.outstanding?.retransmitAt);
+  if (s.previous) at(s.previousUntil);
   at(s.collision?.outstanding?.retransmitAt);
   if (s.status === 'established') {
     at(s.rekeyAt);

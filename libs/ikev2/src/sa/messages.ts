@@ -26,7 +26,7 @@ import { removeChild, respondInformational, terminate } from '../exchange/inform
 import { processRekeyChildResponse, respondRekeyChild } from '../exchange/child-rekey.js';
 import { processRekeyIkeResponse, respondRekeyIke } from '../exchange/ike-rekey.js';
 import { isMidSyncRequest, processMidSyncResponse, respondMidSync } from '../exchange/mid-sync.js';
-import { scheduleIkeSa, taskFailed } from './lifetimes.js';
+import { holdPrevious, scheduleIkeSa, taskFailed } from './lifetimes.js';
 import {
   classifyRequest,
   completeRequest,
@@ -448,7 +448,7 @@ function respondCreateChildSa(
       return;
     }
     // The rekey initiator deletes the old SA; we keep it to answer that DELETE.
-    w.s.previous = answered;
+    holdPrevious(w, answered);
     w.s.current = fresh;
     w.actions.push({ kind: 'rekeyed-ike', newInitiatorSpi: fresh.spiI, newResponderSpi: fresh.spiR });
     return;

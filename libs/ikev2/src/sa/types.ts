@@ -504,6 +504,12 @@ export interface IkeSaState {
   readonly current?: IkeSaCore;
   /** The SA a rekey replaced, until its DELETE exchange is done (RFC 7296 §2.18). */
   readonly previous?: IkeSaCore;
+  /**
+   * When `previous` is dropped if its DELETE exchange is still not done. The peer that rekeyed
+   * deletes the old SA, but one that gave its DELETE up (an outage longer than its retransmissions)
+   * never will, and a kept `previous` refuses every later IKE SA rekey until the SA expires.
+   */
+  readonly previousUntil?: number;
   readonly peerId?: string;
   readonly children: readonly ChildSaState[];
   /** Commands waiting for the window, de-duplicated and bounded (MAX_QUEUED). */

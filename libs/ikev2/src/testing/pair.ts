@@ -329,6 +329,13 @@ export class Pair {
     return this.#apply(side, side.endpoint.command(side.sa, command, this.now));
   }
 
+  /** Takes the first message in flight to `to` off the wire (to deliver when a test says). */
+  take(to: SideName): Uint8Array {
+    const i = this.wire.findIndex((f) => f.to === to);
+    if (i < 0) throw new Error(`no message to the ${to} is in flight`);
+    return this.wire.splice(i, 1)[0]!.bytes;
+  }
+
   /** Delivers one message directly (bypassing the wire), e.g. a forged or replayed one. */
   deliver(to: SideName, bytes: Uint8Array, path?: IkePath): LoggedAction[] {
     const side = this.side(to);
