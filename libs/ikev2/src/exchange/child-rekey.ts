@@ -65,7 +65,9 @@ export function startRekeyChild(w: Work, spi: Uint8Array): void {
   // The peer rekeyed it after our rekey was queued (behind another request of ours): its DELETE is
   // coming. A rekey of ours now would be a second replacement the peer never sees as a collision,
   // and both sides would keep both new child SAs for life (RFC 7296 §2.8: one rekey per child).
-  if (!child || child.replacedBy) return;
+  // Unless the replacement is gone again (deleted): then this one is rekeyed as usual.
+  const replacement = child?.replacedBy;
+  if (!child || (replacement && w.s.children.some((c) => bytesEqual(c.inboundSpi, replacement)))) return;
   const newSpi = copy(ctx.allocateChildSpi());
   const nonce = copy(ctx.random(NONCE_LENGTH));
   const group = pfsGroup(ctx);

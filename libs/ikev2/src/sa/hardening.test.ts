@@ -310,23 +310,71 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
     );
   });
 
-  it('a replaced IKE SA whose DELETE never comes (the peer gave it up in an outage) is dropped after 90 s: later IKE SA rekeys go through, and the SA does not expire (RFC 7296 §2.18)', () => {
+  for (const older of [false, true])
+    it(`a replaced IKE SA whose DELETE never comes (the peer gave it up in an outage) is dropped after 90 s${older ? ', also in a state an older release stored (no deadline in it)' : ''}: later IKE SA rekeys go through, and the SA does not expire (RFC 7296 §2.18)`, () => {
+      const lifetimes = { ikeMs: 600_000, childMs: 600_000, marginMs: 60_000, retryMs: 30_000 };
+      const p = new Pair({ initiatorPolicy: { lifetimes }, responderPolicy: { lifetimes } });
+      p.establish();
+      p.flush();
+      p.command('initiator', { kind: 'rekey-ike' });
+      p.deliver('responder', p.take('responder'));
+      // The initiator takes the answer and sends its DELETE of the old SA into a 70-s outage: it
+      // gives that DELETE up, and the responder, which keeps the old SA to answer it, never gets it.
+      p.filter = () => 'drop';
+      p.deliver('initiator', p.take('initiator'));
+      const outageEnd = p.now + 70_000;
+      for (let at = p.nextDeadline()?.at; at !== undefined && at < outageEnd; at = p.nextDeadline()?.at)
+        p.tick();
+      assert.ok(p.responder.state.previous, 'the responder still waits for the DELETE');
+      if (older) {
+        const { previousUntil: _, ...stored } = p.responder.sa!.state;
+        p.responder.sa!.state = stored;
+      }
+      p.filter = () => 'deliver';
+      const mark = { i: p.initiator.log.length, r: p.responder.log.length };
+      for (let i = 0; i < 10_000 && p.now < 1_500_000; i++) {
+        if (p.wire.length > 0) p.flush();
+        else if (!p.tick()) break;
+      }
+      for (const side of [p.initiator, p.responder]) {
+        assert.equal(side.state.status, 'established', `${side.name} after 1,500 s of 600-s IKE SAs`);
+        const log = side.log.slice(side.name === 'initiator' ? mark.i : mark.r);
+        assert.ok(log.filter((a) => a.kind === 'rekeyed-ike').length >= 2, `${side.name} rekeyed again`);
+      }
+      assert.deepEqual(p.initiator.state.current!.spiI, p.responder.state.current!.spiI);
+    });
+
+  it('after simultaneous IKE SA rekeys, the peer’s redundant SA whose DELETE never comes (an outage) is dropped after 90 s and not taken for a live collision by the next rekey (RFC 7296 §2.8.1)', () => {
     const lifetimes = { ikeMs: 600_000, childMs: 600_000, marginMs: 60_000, retryMs: 30_000 };
     const p = new Pair({ initiatorPolicy: { lifetimes }, responderPolicy: { lifetimes } });
     p.establish();
     p.flush();
+    // The responder's new SA has the lowest nonce (0x90): it is the redundant one, its to delete.
+    // The initiator's next rekey has a lower one still (0x10).
+    const n = (b: number) => new Uint8Array(32).fill(b);
+    p.initiator.nonces.push(n(0xa0), n(0xa1), n(0x10));
+    p.responder.nonces.push(n(0x90), n(0xa2), n(0xb0));
     p.command('initiator', { kind: 'rekey-ike' });
-    p.deliver('responder', p.take('responder'));
-    // The initiator takes the answer and sends its DELETE of the old SA into a 70-s outage: it
-    // gives that DELETE up, and the responder, which keeps the old SA to answer it, never gets it.
-    p.filter = () => 'drop';
+    p.command('responder', { kind: 'rekey-ike' });
+    const toResponder = p.take('responder');
+    const toInitiator = p.take('initiator');
+    p.deliver('responder', toResponder);
+    p.deliver('initiator', toInitiator);
     p.deliver('initiator', p.take('initiator'));
+    // Nothing reaches the initiator for 70 s: the responder gives up its DELETE of the redundant SA.
+    p.filter = (f) => (f.to === 'initiator' ? 'drop' : 'deliver');
+    p.deliver('responder', p.take('responder'));
     const outageEnd = p.now + 70_000;
-    for (let at = p.nextDeadline()?.at; at !== undefined && at < outageEnd; at = p.nextDeadline()?.at)
+    for (let at = p.nextDeadline()?.at; at !== undefined && at < outageEnd; at = p.nextDeadline()?.at) {
+      p.flush();
       p.tick();
-    assert.ok(p.responder.state.previous, 'the responder still waits for the DELETE');
+    }
+    p.flush();
+    assert.ok(p.initiator.state.collision, 'the initiator still keeps the redundant SA');
     p.filter = () => 'deliver';
     const mark = { i: p.initiator.log.length, r: p.responder.log.length };
+    // The next rekey (an operator, or a timer) must not compare itself with the redundant SA.
+    p.command('initiator', { kind: 'rekey-ike' });
     for (let i = 0; i < 10_000 && p.now < 1_500_000; i++) {
       if (p.wire.length > 0) p.flush();
       else if (!p.tick()) break;
@@ -337,6 +385,11 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
       assert.ok(log.filter((a) => a.kind === 'rekeyed-ike').length >= 2, `${side.name} rekeyed again`);
     }
     assert.deepEqual(p.initiator.state.current!.spiI, p.responder.state.current!.spiI);
+    // Before the deadline it stayed for good (seen for 5,000 s in a soak), a collision in waiting.
+    for (const side of [p.initiator, p.responder]) {
+      assert.equal(side.state.collision, undefined, `${side.name}: no redundant SA kept`);
+      assert.equal(side.state.previous, undefined, `${side.name}: no replaced SA kept`);
+    }
   });
 
   it('a burst of rekey requests for one child (ESP sequence exhaustion) starts one rekey, not one per packet', () => {

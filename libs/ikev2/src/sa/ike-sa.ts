@@ -38,7 +38,7 @@ import { startDeleteChild, startDeleteIke, startLiveness, terminate } from '../e
 import { startRekeyChild } from '../exchange/child-rekey.js';
 import { startRekeyIke } from '../exchange/ike-rekey.js';
 import { startMidSync } from '../exchange/mid-sync.js';
-import { onLifetimeTimers } from './lifetimes.js';
+import { onLifetimeTimers, PREVIOUS_WAIT_MS } from './lifetimes.js';
 import { enqueue, isQueueable, onRequestTimer, SLOTS } from './task-manager.js';
 import type {
   IkePath,
@@ -126,8 +126,22 @@ export function step(state: IkeSaState, event: IkeSaEvent, ctx: IkeSaContext): S
  * IKE rekey is done (the old SA deleted), so a rekeyed SA is as small as a new one.
  */
 function settle(w: Work): void {
-  if (!w.s.previous && w.s.previousUntil !== undefined) delete w.s.previousUntil;
+  boundLeftovers(w);
   if (settles(w.s)) w.s.current = settledCore(w.s.current!);
+}
+
+/**
+ * `previousUntil` is set while a rekey's leftovers (`previous`, `collision`) are kept, and gone
+ * with them. A state an older release stored holds them without it: it gets one here. It goes
+ * by a new object without the key: `delete` would put the state in dictionary mode (~4x heap).
+ */
+function boundLeftovers(w: Work): void {
+  const kept = w.s.previous !== undefined || w.s.collision !== undefined;
+  if (kept && w.s.previousUntil === undefined) w.s.previousUntil = w.now + PREVIOUS_WAIT_MS;
+  else if (!kept && 'previousUntil' in w.s) {
+    const { previousUntil: _gone, ...rest } = w.s;
+    w.s = rest;
+  }
 }
 
 function settles(s: IkeSaState): boolean {
@@ -229,7 +243,9 @@ function inFlight(w: Work, c: { kind: string; spi?: Uint8Array }): boolean {
  * its outstanding request (RFC 7296 §2.18: the DELETE is the last request on the old SA).
  */
 function ready(w: Work, c: { kind: string }): boolean {
-  return c.kind !== 'rekey-ike' || w.s.previous === undefined;
+  // A `collision` when no rekey of ours is outstanding is the peer's redundant SA from the last
+  // rekey, waiting for its DELETE: a new rekey would take it for a live collision (§2.8.1).
+  return c.kind !== 'rekey-ike' || (w.s.previous === undefined && w.s.collision === undefined);
 }
 
 /** Starts queued requests while the window (of one) is free. */
@@ -282,10 +298,14 @@ function onTimeout(w: Work, espActivityAt: number | undefined): void {
     }
     w.s[slot] = next;
   }
-  if (w.s.previous && w.s.previousUntil !== undefined && w.now >= w.s.previousUntil) {
-    // Its DELETE exchange never finished (the peer gave its DELETE up, or ours went unanswered):
-    // the old SA goes without one, so that the next IKE SA rekey is not refused for it.
+  if (w.s.previousUntil !== undefined && w.now >= w.s.previousUntil) {
+    // A rekey's leftovers whose DELETE exchange never finished (the peer gave its DELETE up, or
+    // ours went unanswered) go without one, so the next IKE SA rekey is neither refused for the
+    // old SA nor confused by the redundant one. A collision of a rekey of ours still outstanding
+    // stays: it is decided when our rekey's answer comes.
     w.s.previous = undefined;
+    if (w.s.current?.outstanding?.task.kind !== 'rekey-ike') w.s.collision = undefined;
+    w.s.previousUntil = undefined;
   }
   if (w.s.status === 'established') onLifetimeTimers(w, espActivityAt);
 }

@@ -14,7 +14,7 @@ import { bytesEqual, type Work } from './work.js';
 export const DEFAULT_REKEY_RETRY_MS = 30_000;
 const MIN_RETRY_MS = 1000;
 
-/** How long a replaced IKE SA waits for its DELETE exchange (strongSwan waits 90 s too). */
+/** How long a rekey's leftover IKE SAs wait for their DELETE exchange (strongSwan: 90 s too). */
 export const PREVIOUS_WAIT_MS = 90_000;
 
 /** `old`, replaced by a rekey, is kept until its DELETE exchange is done or PREVIOUS_WAIT_MS. */
@@ -35,7 +35,7 @@ export function nextTimeout(s: IkeSaState): number | undefined {
   at(s.reconnectBy);
   at(s.current?.outstanding?.retransmitAt);
   at(s.previous?.outstanding?.retransmitAt);
-  if (s.previous) at(s.previousUntil);
+  if (s.previous || s.collision) at(s.previousUntil);
   at(s.collision?.outstanding?.retransmitAt);
   if (s.status === 'established') {
     at(s.rekeyAt);

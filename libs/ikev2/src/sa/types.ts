@@ -505,9 +505,11 @@ export interface IkeSaState {
   /** The SA a rekey replaced, until its DELETE exchange is done (RFC 7296 §2.18). */
   readonly previous?: IkeSaCore;
   /**
-   * When `previous` is dropped if its DELETE exchange is still not done. The peer that rekeyed
-   * deletes the old SA, but one that gave its DELETE up (an outage longer than its retransmissions)
-   * never will, and a kept `previous` refuses every later IKE SA rekey until the SA expires.
+   * When a rekey's leftovers (`previous`, and a redundant `collision` SA) are dropped if their
+   * DELETE exchange is still not done. The peer deletes the SA it replaced or made redundantly, but
+   * one that gave its DELETE up (an outage longer than its retransmissions) never will: a kept
+   * `previous` refused every later IKE SA rekey until the SA expired, and a kept `collision` was
+   * taken for a live one by our next rekey.
    */
   readonly previousUntil?: number;
   readonly peerId?: string;
