@@ -729,6 +729,32 @@ describe('IKE SA pair', () => {
     });
   }
 
+  it('a child SA whose replacement (made answering the peer’s rekey of it) is gone again is rekeyed by us as usual (RFC 7296 §2.8)', () => {
+    const p = new Pair();
+    p.establish();
+    p.run();
+    const old = p.initiator.state.children[0]!.inboundSpi;
+    p.command('responder', { kind: 'rekey-child', spi: p.responder.state.children[0]!.inboundSpi });
+    p.deliver('initiator', p.take('initiator'));
+    // Our answer stays in flight, so the peer never deletes the old child; the replacement we
+    // made goes again (here by our own DELETE, which the peer answers).
+    p.take('responder');
+    const replacement = p.initiator.state.children.find((c) => hex(c.inboundSpi) !== hex(old))!;
+    assert.ok(replacement, 'the answer made a replacement');
+    p.command('initiator', { kind: 'delete-child', spi: replacement.inboundSpi });
+    p.deliver('responder', p.take('responder'));
+    p.deliver('initiator', p.take('initiator'));
+    assert.deepEqual(
+      p.initiator.state.children.map((c) => hex(c.inboundSpi)),
+      [hex(old)],
+    );
+    const sent = p.command('initiator', { kind: 'rekey-child', spi: old });
+    assert.ok(
+      sent.some((a) => a.kind === 'send'),
+      'the old child is rekeyed: nothing else replaces it now',
+    );
+  });
+
   for (const closer of ['initiator', 'responder'] as const) {
     it(`a rekey of the IKE SA the ${closer} is deleting is refused (TEMPORARY_FAILURE): the DELETE ends the SA on both sides, nothing moves to a new SA (RFC 7296 §2.25.2)`, () => {
       const p = new Pair();
