@@ -14,6 +14,8 @@
  *                                                       # them by 20 s (a paused process)
  *   npx tsx scripts/rekey-collisions.ts 0.05 300 soak  # lifetimes and liveness on both sides, two
  *                                                       # hours of clock, every rekey from the timers
+ *   npx tsx scripts/rekey-collisions.ts 0.05 300 tcp-soak  # the same over RFC 9329 streams that
+ *                                                       # break (LOSS/20 per step) and are redialled
  *
  * At LOSS 0.15 a request and its answer are lost six times in a row about once in 2,000
  * exchanges; the SA is then rightly given up as dead, which this counts as bad too.
@@ -50,11 +52,19 @@ const SOAK = {
   dpdMs: 30_000,
 };
 /** Scenarios run with lifetimes and liveness on both sides, for two hours of clock. */
-const SOAKED = new Set(['soak']);
+const SOAKED = new Set(['soak', 'tcp-soak']);
+/**
+ * Over TCP (RFC 9329) nothing is lost or reordered within a stream; instead, LOSS is the chance per
+ * step that the stream breaks: everything in flight is lost, both sides see it close, and the
+ * initiator redials within 0-20 s (the responder holds its SA 30 s, §6).
+ */
+const OVER_TCP = new Set(['tcp-soak']);
+const RECONNECT_WAIT_MS = 30_000;
 
 const SCENARIOS: Record<string, (p: Pair) => void> = {
   // Nothing commanded: every rekey and liveness check comes from the timers of both sides.
   soak: () => undefined,
+  'tcp-soak': () => undefined,
   'child-both': (p) => {
     rekeyChild(p, 'initiator');
     rekeyChild(p, 'responder');
@@ -146,12 +156,33 @@ function run(name: string, seed: number, loss: number, verbose: boolean): string
   const late = (deadline: number, now: number) =>
     Math.max(now, deadline + (PAUSE > 0 ? (r() < PAUSE ? 20_000 : r() * 50) : 0));
   const soaked = SOAKED.has(name);
+  const tcp = OVER_TCP.has(name);
+  const held = tcp ? { reconnectWaitMs: RECONNECT_WAIT_MS } : {};
   const p = new Pair({
-    initiatorPolicy: { requestVirtualIp: true, ...(soaked ? SOAK : {}) },
-    ...(soaked ? { responderPolicy: SOAK } : {}),
+    initiatorPolicy: { requestVirtualIp: true, ...(soaked ? SOAK : {}), ...held },
+    ...(soaked ? { responderPolicy: { ...SOAK, ...held } } : {}),
     roundTrip: ROUND_TRIP,
     fire: late,
+    ...(tcp ? { transport: 'tcp' as const } : {}),
   });
+  let stream = 0;
+  /** The stream breaks; the initiator redials after `downMs` (timers run meanwhile, sending nothing). */
+  const breakStream = (downMs: number) => {
+    p.wire.length = 0;
+    p.connectionLost('initiator');
+    p.connectionLost('responder');
+    const upAt = p.now + downMs;
+    for (let at = p.nextDeadline()?.at; at !== undefined && at < upAt; at = p.nextDeadline()?.at) {
+      p.tick();
+      p.wire.length = 0;
+    }
+    p.now = Math.max(p.now, upAt);
+    stream++;
+    p.initiator.path = { ...p.initiator.path, id: `tcp:i${stream}` };
+    p.responder.path = { ...p.responder.path, id: `tcp:r${stream}` };
+    if (p.initiator.state.status === 'established')
+      p.command('initiator', { kind: 'connection-restored', path: p.initiator.path });
+  };
   p.establish();
   // With lifetimes a deadline is always set: deliver what is in flight, not until idle.
   if (soaked) p.flush();
@@ -167,10 +198,15 @@ function run(name: string, seed: number, loss: number, verbose: boolean): string
   let why = '';
   try {
     SCENARIOS[name]!(p);
-    p.filter = () => (r() < loss ? 'drop' : 'deliver');
+    if (!tcp) p.filter = () => (r() < loss ? 'drop' : 'deliver');
     const until = soaked ? 7_200_000 : 3_600_000;
     for (let i = 0; i < (soaked ? 100_000 : 5000) && p.now < until; i++) {
-      if (p.wire.length > 0) {
+      if (tcp && r() < loss / 20) breakStream(r() * 20_000);
+      else if (tcp && p.wire.length > 0) {
+        // In order within each direction; which direction goes next is up to the scheduler.
+        const to = p.wire[Math.floor(r() * Math.min(p.wire.length, 2))]!.to;
+        p.deliver(to, p.take(to));
+      } else if (p.wire.length > 0) {
         const f = p.wire.splice(Math.floor(r() * Math.min(p.wire.length, 3)), 1)[0]!;
         p.deliver(f.to, f.bytes);
       } else if (!p.tick()) break;

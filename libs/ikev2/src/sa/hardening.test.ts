@@ -275,6 +275,55 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
     assert.equal(p.now - lostAt, 30_000);
   });
 
+  /** Both ends see the stream close; `downMs` later the initiator redials (RFC 9329 §6). */
+  const redial = (p: Pair, downMs: number, n: number) => {
+    p.connectionLost('initiator');
+    p.connectionLost('responder');
+    p.now += downMs;
+    p.responder.path = { ...p.responder.path, id: `tcp:r${n}` };
+    p.initiator.path = { ...p.initiator.path, id: `tcp:i${n}` };
+    p.command('initiator', { kind: 'connection-restored', path: p.initiator.path });
+    p.flush();
+  };
+
+  it('after a redial with nothing to resend, the initiator sends a liveness check, so the responder moves to the new stream before its reconnect wait ends (RFC 9329 §6)', () => {
+    const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
+    const p = new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+    p.establish();
+    p.flush();
+    redial(p, 10_000, 2);
+    assert.equal(p.responder.state.path?.id, 'tcp:r2', 'the responder is on the new stream');
+    assert.equal(p.responder.state.reconnectBy, undefined);
+    const end = p.now + 60_000;
+    for (let i = 0; i < 1000 && p.now < end; i++) if (!p.tick()) break;
+    p.flush();
+    for (const side of [p.initiator, p.responder]) assert.equal(side.state.status, 'established', side.name);
+  });
+
+  it('an answer to the peer’s IKE SA rekey lost with the stream goes again after the redial: both sides end on the new IKE SA (RFC 9329 §6, RFC 7296 §2.18)', () => {
+    const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
+    const p = new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+    p.establish();
+    p.flush();
+    p.command('responder', { kind: 'rekey-ike' });
+    p.deliver('initiator', p.take('initiator'));
+    assert.ok(p.initiator.state.previous, 'the initiator answered and moved to the new SA');
+    p.take('responder');
+    redial(p, 2000, 2);
+    const end = p.now + 60_000;
+    for (let i = 0; i < 1000 && p.now < end; i++) {
+      p.flush();
+      if (!p.tick()) break;
+    }
+    p.flush();
+    for (const side of [p.initiator, p.responder]) {
+      assert.equal(side.state.status, 'established', side.name);
+      assert.equal(side.state.previous, undefined, `${side.name}: the old SA is deleted`);
+    }
+    assert.deepEqual(p.initiator.state.current!.spiI, p.responder.state.current!.spiI);
+    assert.deepEqual(p.initiator.state.current!.spiR, p.responder.state.current!.spiR);
+  });
+
   it('a refused child rekey is retried later, and a refused IKE rekey too (RFC 7296 §2.8)', () => {
     const lifetimes = { ikeMs: 100_000, childMs: 50_000, marginMs: 10_000, retryMs: 3000 };
     const p = new Pair({ initiatorPolicy: { lifetimes }, responderPolicy: { espProposals: [] } });

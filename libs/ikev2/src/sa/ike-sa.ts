@@ -39,7 +39,7 @@ import { startRekeyChild } from '../exchange/child-rekey.js';
 import { startRekeyIke } from '../exchange/ike-rekey.js';
 import { startMidSync } from '../exchange/mid-sync.js';
 import { onLifetimeTimers, PREVIOUS_WAIT_MS } from './lifetimes.js';
-import { enqueue, isQueueable, onRequestTimer, SLOTS } from './task-manager.js';
+import { enqueue, isQueueable, onRequestTimer, pushSends, SLOTS } from './task-manager.js';
 import type {
   IkePath,
   IkeSaCommand,
@@ -206,6 +206,16 @@ function onCommand(w: Work, c: IkeSaCommand): void {
       w.s.disconnectedAt = undefined;
       w.s.reconnectBy = undefined;
       resendAll(w);
+      // Our answer to the peer's rekey of the IKE SA may have been lost with the stream. The peer,
+      // still on the old SA, waits for it, and could only ask again on a stream it knows to be ours,
+      // which it learns from that old SA alone: the answer goes again (a duplicate is dropped).
+      if (w.s.previous?.lastResponse) pushSends(w, w.s.previous.lastResponse, c.path);
+      // The peer moves the SA to the new stream only on a new authenticated message (a resent
+      // request is a retransmission, which must not move it: anyone can replay one on a stream of
+      // their own). Until then it counts down its reconnect wait and would end the SA at its end,
+      // while we believe the stream is back: a liveness check, after what we resent, is that
+      // message (RFC 9329 §6: the original initiator restores the connection).
+      if (w.s.status === 'established') enqueue(w, { kind: 'liveness' });
       return;
     case 'mid-sync':
       if (w.s.status !== 'established' || !w.s.peerMessageIdSync)
