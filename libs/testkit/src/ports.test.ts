@@ -141,7 +141,10 @@ test('reservePort: a reservation left by an exited process is taken over; a live
   assert.equal(reservePort(port), false);
   rmSync(reservationFile(port), { force: true });
 
-  const kid = child('console.log(await freePort());');
+  // The child holds its reservation until we close its stdin (it would exit at once otherwise).
+  const kid = child(
+    `console.log(await freePort()); process.stdin.resume(); await new Promise((r) => process.stdin.once('end', r));`,
+  );
   const theirs = Number(await kid.line);
   assert.equal(existsSync(reservationFile(theirs)), true, 'reserved while the child lives');
   await kid.done();
