@@ -324,6 +324,32 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
     assert.deepEqual(p.initiator.state.current!.spiR, p.responder.state.current!.spiR);
   });
 
+  it('after the redial the answer to the peer’s IKE SA rekey goes before a request of ours already started on the new SA, which the peer would otherwise drop as unknown (RFC 9329 §6)', () => {
+    const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
+    const p = new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+    p.establish();
+    p.flush();
+    p.command('responder', { kind: 'rekey-ike' });
+    // A liveness check outstanding on the old SA, and a child rekey (a lifetime) queued behind it.
+    p.command('initiator', { kind: 'liveness' });
+    p.command('initiator', { kind: 'rekey-child', spi: p.initiator.state.children[0]!.inboundSpi });
+    assert.equal(p.initiator.state.queue.length, 1);
+    // The initiator answers the rekey and moves to the new SA, where the child rekey starts at once.
+    p.deliver('initiator', p.take('initiator'));
+    assert.equal(p.initiator.state.current!.outstanding?.task.kind, 'rekey-child');
+    // The stream breaks with everything in flight.
+    p.wire.length = 0;
+    redial(p, 2000, 2);
+    const end = p.now + 120_000;
+    for (let i = 0; i < 1000 && p.now < end; i++) {
+      p.flush();
+      if (!p.tick()) break;
+    }
+    p.flush();
+    for (const side of [p.initiator, p.responder]) assert.equal(side.state.status, 'established', side.name);
+    assert.deepEqual(p.initiator.state.current!.spiI, p.responder.state.current!.spiI);
+  });
+
   it('a refused child rekey is retried later, and a refused IKE rekey too (RFC 7296 §2.8)', () => {
     const lifetimes = { ikeMs: 100_000, childMs: 50_000, marginMs: 10_000, retryMs: 3000 };
     const p = new Pair({ initiatorPolicy: { lifetimes }, responderPolicy: { espProposals: [] } });

@@ -205,11 +205,13 @@ function onCommand(w: Work, c: IkeSaCommand): void {
       w.s.path = c.path;
       w.s.disconnectedAt = undefined;
       w.s.reconnectBy = undefined;
-      resendAll(w);
       // Our answer to the peer's rekey of the IKE SA may have been lost with the stream. The peer,
       // still on the old SA, waits for it, and could only ask again on a stream it knows to be ours,
-      // which it learns from that old SA alone: the answer goes again (a duplicate is dropped).
+      // which it learns from that old SA alone: the answer goes again (a duplicate is dropped). It
+      // goes first: a request of ours resent on the new SA before it would be dropped as unknown,
+      // and over TCP nothing resends it again.
       if (w.s.previous?.lastResponse) pushSends(w, w.s.previous.lastResponse, c.path);
+      resendAll(w);
       // The peer moves the SA to the new stream only on a new authenticated message (a resent
       // request is a retransmission, which must not move it: anyone can replay one on a stream of
       // their own). Until then it counts down its reconnect wait and would end the SA at its end,
