@@ -74,6 +74,22 @@ function reprotect(p: Pair, bytes: Uint8Array, edit: (inner: Payload[]) => Paylo
   );
 }
 
+/** Delivers what is in flight and fires the timers due, until `ms` of clock have passed. */
+function runFor(p: Pair, ms: number): void {
+  const end = p.now + ms;
+  for (let i = 0; i < 10_000 && p.now < end; i++) {
+    p.flush();
+    if (!p.tick()) break;
+  }
+  p.flush();
+}
+
+/** A pair over RFC 9329 TCP whose sides hold an SA 30 s for a redial and check liveness every 30 s. */
+function tcpPair(): Pair {
+  const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
+  return new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+}
+
 /**
  * After `start`, runs the pair (600-s IKE SAs) to 1,500 s of clock without loss: both sides must
  * stay established on one IKE SA and rekey it again, at least twice each.
@@ -81,10 +97,7 @@ function reprotect(p: Pair, bytes: Uint8Array, edit: (inner: Payload[]) => Paylo
 function runsOnAndRekeys(p: Pair, start: () => void): void {
   const mark = { i: p.initiator.log.length, r: p.responder.log.length };
   start();
-  for (let i = 0; i < 10_000 && p.now < 1_500_000; i++) {
-    if (p.wire.length > 0) p.flush();
-    else if (!p.tick()) break;
-  }
+  runFor(p, 1_500_000 - p.now);
   for (const side of [p.initiator, p.responder]) {
     assert.equal(side.state.status, 'established', `${side.name} after 1,500 s of 600-s IKE SAs`);
     const log = side.log.slice(side.name === 'initiator' ? mark.i : mark.r);
@@ -287,22 +300,18 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
   };
 
   it('after a redial with nothing to resend, the initiator sends a liveness check, so the responder moves to the new stream before its reconnect wait ends (RFC 9329 §6)', () => {
-    const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
-    const p = new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+    const p = tcpPair();
     p.establish();
     p.flush();
     redial(p, 10_000, 2);
     assert.equal(p.responder.state.path?.id, 'tcp:r2', 'the responder is on the new stream');
     assert.equal(p.responder.state.reconnectBy, undefined);
-    const end = p.now + 60_000;
-    for (let i = 0; i < 1000 && p.now < end; i++) if (!p.tick()) break;
-    p.flush();
+    runFor(p, 60_000);
     for (const side of [p.initiator, p.responder]) assert.equal(side.state.status, 'established', side.name);
   });
 
   it('an answer to the peer’s IKE SA rekey lost with the stream goes again after the redial: both sides end on the new IKE SA (RFC 9329 §6, RFC 7296 §2.18)', () => {
-    const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
-    const p = new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+    const p = tcpPair();
     p.establish();
     p.flush();
     p.command('responder', { kind: 'rekey-ike' });
@@ -310,12 +319,7 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
     assert.ok(p.initiator.state.previous, 'the initiator answered and moved to the new SA');
     p.take('responder');
     redial(p, 2000, 2);
-    const end = p.now + 60_000;
-    for (let i = 0; i < 1000 && p.now < end; i++) {
-      p.flush();
-      if (!p.tick()) break;
-    }
-    p.flush();
+    runFor(p, 60_000);
     for (const side of [p.initiator, p.responder]) {
       assert.equal(side.state.status, 'established', side.name);
       assert.equal(side.state.previous, undefined, `${side.name}: the old SA is deleted`);
@@ -325,8 +329,7 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
   });
 
   it('after the redial the answer to the peer’s IKE SA rekey goes before a request of ours already started on the new SA, which the peer would otherwise drop as unknown (RFC 9329 §6)', () => {
-    const held = { reconnectWaitMs: 30_000, dpdMs: 30_000 };
-    const p = new Pair({ transport: 'tcp', initiatorPolicy: held, responderPolicy: held });
+    const p = tcpPair();
     p.establish();
     p.flush();
     p.command('responder', { kind: 'rekey-ike' });
@@ -340,12 +343,7 @@ describe('every request is answered, retransmitted or the SA declared dead (issu
     // The stream breaks with everything in flight.
     p.wire.length = 0;
     redial(p, 2000, 2);
-    const end = p.now + 120_000;
-    for (let i = 0; i < 1000 && p.now < end; i++) {
-      p.flush();
-      if (!p.tick()) break;
-    }
-    p.flush();
+    runFor(p, 120_000);
     for (const side of [p.initiator, p.responder]) assert.equal(side.state.status, 'established', side.name);
     assert.deepEqual(p.initiator.state.current!.spiI, p.responder.state.current!.spiI);
   });
