@@ -9,6 +9,7 @@
  *   npx tsx scripts/rekey-collisions.ts [LOSS=0.05] [SEEDS=1000] [scenario]
  *   npx tsx scripts/rekey-collisions.ts 0.05 1 child-both+ike-r 27     # replay one seed, with logs
  *   ROUND_TRIP=1 npx tsx scripts/rekey-collisions.ts   # every state stored, read back and compacted
+ *   COLD=1 npx tsx scripts/rekey-collisions.ts         # every idle SA held serialised between events
  *                                                       # after every step, as a takeover holds it
  *   PAUSE=0.05 npx tsx scripts/rekey-collisions.ts     # timers fire late: by up to 50 ms, and 5% of
  *                                                       # them by 20 s (a paused process)
@@ -24,6 +25,7 @@ import { seededUnit } from '@ikegate/testkit';
 import { Pair, type SideName } from '../libs/ikev2/src/testing/pair.js';
 
 const ROUND_TRIP = process.env.ROUND_TRIP === '1';
+const COLD = process.env.COLD === '1';
 const PAUSE = Number(process.env.PAUSE ?? 0);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -162,6 +164,7 @@ function run(name: string, seed: number, loss: number, verbose: boolean): string
     initiatorPolicy: { requestVirtualIp: true, ...(soaked ? SOAK : {}), ...held },
     ...(soaked ? { responderPolicy: { ...SOAK, ...held } } : {}),
     roundTrip: ROUND_TRIP,
+    cold: COLD,
     fire: late,
     ...(tcp ? { transport: 'tcp' as const } : {}),
   });

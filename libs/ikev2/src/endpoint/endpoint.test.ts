@@ -126,7 +126,14 @@ describe('IKE endpoint: no state for unauthenticated IKE_SA_INIT requests it ref
     assert.deepEqual(p.responder.endpoint.timeout(4999), [], 'an early timer changes nothing');
     const out = p.responder.endpoint.timeout(5000);
     assert.equal(out.filter((o) => o.kind === 'sa-action' && o.action.kind === 'deleted').length, 3);
-    assert.deepEqual(p.responder.endpoint.stats, { sas: 0, established: 0, halfOpen: 0, cookieMode: false });
+    assert.deepEqual(p.responder.endpoint.stats, {
+      sas: 0,
+      established: 0,
+      halfOpen: 0,
+      cookieMode: false,
+      cold: 0,
+      thaws: 0,
+    });
   });
 
   it('caps half-open SAs in total and per peer address, and all SAs, dropping what is past the caps (bounded memory)', () => {

@@ -60,7 +60,9 @@ import type {
 } from '../sa/types.js';
 import { findNotify, findPayload, hex, notify } from '../sa/work.js';
 import { CookieJar, DEFAULT_COOKIE_SECRET_LIFETIME_MS } from './cookie.js';
+import { coldCandidate, freezeState, peekState, thawState } from './cold.js';
 import { DeadlineHeap, type HeapItem } from './deadline-heap.js';
+import { LruList, type LruNode } from './lru.js';
 
 export interface EndpointLimits {
   /** IKE SAs held at most (half-open included); new IKE_SA_INITs past it are dropped. */
@@ -75,6 +77,12 @@ export interface EndpointLimits {
   readonly halfOpenMs: number;
   /** INVALID_IKE_SPI answers per second at most (0: never answer an unknown SPI). */
   readonly invalidSpiPerSecond: number;
+  /**
+   * Established SAs held as objects at most (issue #14: memory per held SA). Beyond it, the least
+   * recently used quiet ones (cold.ts: no exchange in flight) are held encoded, ~1.7 KB less
+   * each, and rebuilt on their next event. Infinity: never.
+   */
+  readonly maxHotSas: number;
 }
 
 export const DEFAULT_ENDPOINT_LIMITS: EndpointLimits = {
@@ -84,6 +92,7 @@ export const DEFAULT_ENDPOINT_LIMITS: EndpointLimits = {
   cookieThreshold: 1_000,
   halfOpenMs: DEFAULT_HALF_OPEN_MS,
   invalidSpiPerSecond: 100,
+  maxHotSas: 4096,
 };
 
 /** One IKE SA held by the endpoint. `data` is the service's own record for it. */
@@ -91,23 +100,113 @@ export interface SaEntry<T> extends HeapItem {
   readonly id: number;
   /** The shard the SA lives in (its SPIs encode it; ARCHITECTURE.md). */
   readonly shard: number;
+  /** A cold SA's state is rebuilt when read (~40 us): read `status` where it is enough. */
   state: IkeSaState;
+  /** `state.status`, without rebuilding a cold state. */
+  readonly status: IkeSaStatus;
+  /** `state.lastInboundAt`, without rebuilding a cold state. */
+  readonly lastInboundAt: number;
+  /**
+   * The state to read once and let go (a snapshot for the store): a cold one is decoded and stays
+   * cold. Its byte fields may be views of the cold bytes: not to be kept.
+   */
+  peekState(): IkeSaState;
   ctx: IkeSaContext;
   data: T | undefined;
   /** Our IKE SPIs (hex) this SA is found by: the current SA's, and a rekeyed one's until it is gone. */
   readonly spis: readonly string[];
 }
 
+/** What an entry tells its endpoint about its cold form. */
+interface ColdKeeper {
+  /** `e` was rebuilt from its cold form: it is the most recently used. */
+  thawed(e: Entry<unknown>): void;
+}
+
 /**
- * Every field is in the literal that makes an entry (#newEntry), so none is added later: a field
- * added after construction moves the object's fields into a separate array (issue #14).
+ * One held SA. Every field is set in the constructor, so none is added later: a field added
+ * after construction moves the object's fields into a separate array (issue #14). Its state is
+ * an object (`#hot`) or, cold, the bytes of one (`#cold`, cold.ts).
  */
-interface Entry<T> extends SaEntry<T> {
-  spis: readonly string[];
-  halfOpenKey?: string;
-  halfOpenAddress?: string;
-  pathId?: string;
+class Entry<T> implements SaEntry<T>, LruNode {
+  spis: readonly string[] = NO_SPIS;
+  halfOpenKey: string | undefined = undefined;
+  halfOpenAddress: string | undefined = undefined;
+  pathId: string | undefined = undefined;
   status: IkeSaStatus;
+  deadline = Number.POSITIVE_INFINITY;
+  heapIndex = -1;
+  lruPrev: LruNode | undefined = undefined;
+  lruNext: LruNode | undefined = undefined;
+  #hot: IkeSaState | undefined;
+  #cold: Uint8Array | undefined = undefined;
+  /** A cold state's lastInboundAt. */
+  #coldInboundAt = 0;
+
+  constructor(
+    readonly id: number,
+    readonly shard: number,
+    state: IkeSaState,
+    public ctx: IkeSaContext,
+    public data: T | undefined,
+    readonly keeper: ColdKeeper,
+  ) {
+    this.#hot = state;
+    this.status = state.status;
+  }
+
+  get state(): IkeSaState {
+    const hot = this.#hot;
+    if (hot !== undefined) return hot;
+    const s = thawState(this.#cold!, this.ctx.policy);
+    this.#cold = undefined;
+    this.#hot = s;
+    this.keeper.thawed(this);
+    return s;
+  }
+
+  set state(s: IkeSaState) {
+    const cold = this.#cold;
+    this.#cold = undefined;
+    this.#hot = s;
+    if (cold !== undefined) {
+      cold.fill(0);
+      this.keeper.thawed(this);
+    }
+  }
+
+  peekState(): IkeSaState {
+    return this.#hot ?? peekState(this.#cold!);
+  }
+
+  get lastInboundAt(): number {
+    return this.#hot !== undefined ? this.#hot.lastInboundAt : this.#coldInboundAt;
+  }
+
+  get cold(): boolean {
+    return this.#hot === undefined;
+  }
+
+  /** Holds the state as bytes if it is a cold candidate; false when it stays an object. */
+  freeze(): boolean {
+    const s = this.#hot;
+    if (s === undefined || !coldCandidate(s)) return false;
+    let blob: Uint8Array;
+    try {
+      blob = freezeState(s);
+    } catch {
+      return false; // a value V8 cannot serialise: held as it is
+    }
+    this.#cold = blob;
+    this.#coldInboundAt = s.lastInboundAt;
+    this.#hot = undefined;
+    return true;
+  }
+
+  /** Drops a cold form's bytes (the SA is gone); its keys are zeroed. */
+  wipe(): void {
+    this.#cold?.fill(0);
+  }
 }
 
 export interface EndpointConfig {
@@ -151,6 +250,10 @@ export interface EndpointStats {
   readonly halfOpen: number;
   /** Whether COOKIEs are being demanded right now. */
   readonly cookieMode: boolean;
+  /** SAs held serialised (cold.ts); the others are objects. */
+  readonly cold: number;
+  /** Cold SAs rebuilt since the endpoint started (each on an event: a message, a timer, a read). */
+  readonly thaws: number;
 }
 
 const MAX_SPI_TRIES = 16;
@@ -232,6 +335,17 @@ export class IkeEndpoint<T> {
   readonly #entries = new Set<Entry<T>>();
   readonly #heap = new DeadlineHeap<Entry<T>>();
   readonly #reserved = new Set<string>();
+  /** Hot (object) SAs that may go cold, least recently used first. */
+  readonly #hot = new LruList<Entry<T>>();
+  #cold = 0;
+  #thaws = 0;
+  readonly #keeper: ColdKeeper = {
+    thawed: (e) => {
+      this.#cold--;
+      this.#thaws++;
+      this.#hot.touch(e as Entry<T>);
+    },
+  };
   #established = 0;
   #nextId = 1;
   #invalidSpiTokens = 0;
@@ -257,6 +371,8 @@ export class IkeEndpoint<T> {
       established: this.#established,
       halfOpen: this.#halfOpen.size,
       cookieMode: this.#cookieMode(),
+      cold: this.#cold,
+      thaws: this.#thaws,
     };
   }
 
@@ -336,6 +452,7 @@ export class IkeEndpoint<T> {
         out,
       );
     }
+    this.#trim(limit);
     return out;
   }
 
@@ -576,20 +693,7 @@ export class IkeEndpoint<T> {
   // --- stepping ------------------------------------------------------------------------------------
 
   #newEntry(shard: number, state: IkeSaState, ctx: IkeSaContext, data: T | undefined): Entry<T> {
-    const e: Entry<T> = {
-      id: this.#nextId++,
-      shard,
-      state,
-      ctx,
-      data,
-      spis: NO_SPIS,
-      status: state.status,
-      deadline: Number.POSITIVE_INFINITY,
-      heapIndex: -1,
-      halfOpenKey: undefined,
-      halfOpenAddress: undefined,
-      pathId: undefined,
-    };
+    const e = new Entry<T>(this.#nextId++, shard, state, ctx, data, this.#keeper);
     this.#entries.add(e);
     if (state.status === 'established') this.#established++;
     return e;
@@ -678,6 +782,25 @@ export class IkeEndpoint<T> {
       e.status = s.status;
     }
     this.#heap.set(e, nextTimeout(s) ?? Number.POSITIVE_INFINITY);
+    // The most recently used; the least recently used beyond the limit go cold.
+    this.#hot.touch(e);
+    this.#trim(TRIM_PER_STEP);
+  }
+
+  /**
+   * Makes the least recently used hot SAs beyond `maxHotSas` cold, trying `budget` at most: one
+   * that is busy (not a cold candidate) becomes the most recently used and is tried again later.
+   */
+  #trim(budget: number): void {
+    const hot = this.#hot;
+    const max = this.#limits.maxHotSas;
+    for (let tried = 0; hot.size > max && tried < budget; tried++) {
+      const oldest = hot.oldest()!;
+      if (oldest.freeze()) {
+        hot.remove(oldest);
+        this.#cold++;
+      } else hot.touch(oldest);
+    }
   }
 
   #unindexPath(e: Entry<T>): void {
@@ -710,6 +833,11 @@ export class IkeEndpoint<T> {
 
   #remove(e: Entry<T>): void {
     if (!this.#entries.delete(e)) return;
+    this.#hot.remove(e);
+    if (e.cold) {
+      this.#cold--;
+      e.wipe();
+    }
     for (const h of e.spis) if (this.#bySpi.get(h) === e) this.#bySpi.delete(h);
     if (e.pathId !== undefined) this.#unindexPath(e);
     this.#leaveHalfOpen(e);
@@ -720,6 +848,8 @@ export class IkeEndpoint<T> {
 }
 
 const NO_SPIS: readonly string[] = Object.freeze([]);
+/** Hot SAs a step may make cold; `timeout` makes up for SAs rebuilt by a read, up to its limit. */
+const TRIM_PER_STEP = 4;
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);

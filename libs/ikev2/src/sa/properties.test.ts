@@ -193,7 +193,14 @@ describe('IKE endpoint under unauthenticated input', () => {
           assert.equal(st.established, 0, 'nothing unauthenticated is established');
         }
         e.timeout(now + limits.halfOpenMs);
-        assert.deepEqual(e.stats, { sas: 0, established: 0, halfOpen: 0, cookieMode: false });
+        assert.deepEqual(e.stats, {
+          sas: 0,
+          established: 0,
+          halfOpen: 0,
+          cookieMode: false,
+          cold: 0,
+          thaws: 0,
+        });
         assert.equal(e.nextTimeout(), undefined);
       }),
       runs,

@@ -104,6 +104,8 @@ export interface PairOptions {
   readonly psks?: Record<string, Uint8Array>;
   /** Pass every state through JSON after every call, as a service persisting to Redis would. */
   readonly roundTrip?: boolean;
+  /** Hold every idle SA serialised on both sides (maxHotSas 0: endpoint/cold.ts), rebuilt per event. */
+  readonly cold?: boolean;
   /** How a timer really fires for a deadline (default: exactly on it). Must return >= now. */
   readonly fire?: (deadline: number, now: number) => number;
 }
@@ -248,7 +250,7 @@ export class Pair {
         ...opts.initiatorPolicy,
       },
       opts.initiatorCtx,
-      undefined,
+      opts.cold ? { maxHotSas: 0 } : undefined,
     );
     this.responder = makeSide(
       'responder',
@@ -261,7 +263,7 @@ export class Pair {
         ...opts.responderPolicy,
       },
       opts.responderCtx,
-      opts.responderLimits,
+      opts.cold ? { maxHotSas: 0, ...opts.responderLimits } : opts.responderLimits,
     );
   }
 
