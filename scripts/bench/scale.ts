@@ -23,7 +23,8 @@
  * Runs in a child node (`--expose-gc --max-old-space-size`) so other benches' garbage cannot blur
  * the heap figure. Standalone: `node --expose-gc --max-old-space-size=12288 --import tsx
  * scripts/bench/scale.ts --child` (JSON on stdout, progress on stderr); add `--cpu-prof` for a profile,
- * and SCALE_HEAP_SNAPSHOT=FILE.heapsnapshot for a heap snapshot with every SA still held.
+ * and SCALE_HEAP_SNAPSHOT=FILE.heapsnapshot for a heap snapshot with every SA still held;
+ * SCALE_MAX_HOT=Infinity holds no SA serialised (libs/ikev2 endpoint/cold.ts), for an A/B.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +40,8 @@ import { ManagedPool, parseIpv4, Worker } from '@ikegate/worker';
 import { type BenchFigure, cpuRegionOverheadUs, formatFigure } from './harness.js';
 
 const SAS = Number(process.env.SCALE_SAS ?? 100_000);
+/** ike.maxHotSas (default `ikegate up`'s, 4096); `Infinity` holds every SA as objects (an A/B). */
+const MAX_HOT = Number(process.env.SCALE_MAX_HOT ?? 4096);
 const WARMUP = Math.min(2000, Math.floor(SAS / 10));
 const TENTHS = 10;
 const LAYOUT = { shardBits: DEFAULT_SHARD_BITS };
@@ -72,13 +75,20 @@ export interface ScaleResult {
   readonly tenths: readonly { responderCpuMs: number; wallPerSecond: number; processCpuMs: number }[];
   readonly ikeSas: number;
   readonly childSas: number;
+  /** Held serialised at the end (ike.maxHotSas), and rebuilt during the run. */
+  readonly coldSas: number;
+  readonly thaws: number;
   readonly seconds: number;
   /** CPU of the cpuUsage() pair around each deliver(), subtracted from the responder's (ms). */
   readonly regionOverheadMs: number;
 }
 
+async function gauge(metrics: Metrics, name: string): Promise<number> {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await metrics.render())?.[1] ?? 0);
+}
+
 /** The gateway side: one Worker with an in-memory edge whose output the caller drains. */
-function responder(outbox: OutboundFrame[]): Worker {
+function responder(outbox: OutboundFrame[], metrics: Metrics): Worker {
   const pool = new ManagedPool('rw', parseIpv4('10.64.0.0'), 12, []);
   const peer = { name: 'rw', psk: PSK, localTs: [any], remoteTs: [any], pool };
   return new Worker(
@@ -105,11 +115,12 @@ function responder(outbox: OutboundFrame[]): Worker {
       maxHalfOpen: 20_000,
       maxHalfOpenPerAddress: 5000,
       maxIkeSas: 1_000_000,
+      maxHotSas: MAX_HOT,
       workerId: 'local',
     },
     { send: (f) => (outbox.push(f), 'sent') },
     createLogger({ level: 'warn', name: 'bench-scale' }),
-    new Metrics({ role: 'bench', processMetrics: false }),
+    metrics,
   );
 }
 
@@ -144,7 +155,8 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('scale bench needs node --expose-gc');
   const outbox: OutboundFrame[] = [];
-  const worker = responder(outbox);
+  const metrics = new Metrics({ role: 'bench', processMetrics: false });
+  const worker = responder(outbox, metrics);
   let responderCpu = 0;
   // The two cpuUsage() calls around each deliver() cost CPU themselves: measured, subtracted.
   let regionOverheadMs = cpuRegionOverheadUs() / 1000;
@@ -247,6 +259,8 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
     tenths,
     ikeSas: worker.ikeSaCount,
     childSas: worker.childSaCount,
+    coldSas: await gauge(metrics, 'ikegate_ike_cold_sas'),
+    thaws: await gauge(metrics, 'ikegate_ike_sa_thaws_total'),
     seconds,
     regionOverheadMs,
   };
@@ -276,6 +290,11 @@ export function scaleFigures(r: ScaleResult): BenchFigure[] {
       name: `  SAs held at the end (IKE / CHILD)`,
       value: r.ikeSas,
       unit: `IKE SAs, ${r.childSas} CHILD SAs`,
+    },
+    {
+      name: `  of them held serialised (ike.maxHotSas ${MAX_HOT})`,
+      value: r.coldSas,
+      unit: `SAs, ${r.thaws} rebuilt during the run`,
     },
     {
       name: `responder setups per CPU-s, last tenth (0 -> ${k}k SAs)`,

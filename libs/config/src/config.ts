@@ -218,6 +218,7 @@ export interface Config {
     readonly cookieThreshold: number;
     readonly maxHalfOpen: number;
     readonly maxHalfOpenPerAddress: number;
+    readonly maxHotSas: number;
     readonly maxSas: number;
     readonly retransmit: { readonly initialMs: number; readonly maxRetransmits: number };
   };
@@ -493,6 +494,7 @@ export class Validator {
       'cookieThreshold',
       'maxHalfOpen',
       'maxHalfOpenPerAddress',
+      'maxHotSas',
       'maxSas',
       'retransmit',
     ]);
@@ -502,6 +504,7 @@ export class Validator {
       cookieThreshold: this.int(ik, 'cookieThreshold', 'ike', 1000, 0, 10_000_000),
       maxHalfOpen: this.int(ik, 'maxHalfOpen', 'ike', 20_000, 1, 10_000_000),
       maxHalfOpenPerAddress: this.int(ik, 'maxHalfOpenPerAddress', 'ike', 5000, 1, 10_000_000),
+      maxHotSas: this.int(ik, 'maxHotSas', 'ike', 4096, 0, 100_000_000),
       maxSas: this.int(ik, 'maxSas', 'ike', 1_000_000, 1, 100_000_000),
       retransmit: {
         initialMs: this.int(rt, 'initialMs', 'ike.retransmit', 1000, 100, 60_000),

@@ -132,6 +132,16 @@ export class Metrics {
     help: 'IKE SAs answered in IKE_SA_INIT and not yet authenticated',
     registers: [this.registry],
   });
+  readonly ikeColdSas = new Gauge({
+    name: 'ikegate_ike_cold_sas',
+    help: 'Idle IKE SAs held serialised (ike.maxHotSas), rebuilt on their next event',
+    registers: [this.registry],
+  });
+  readonly ikeSaThaws = new Counter({
+    name: 'ikegate_ike_sa_thaws_total',
+    help: 'Serialised (cold) IKE SAs rebuilt for an event: a message, a timer, a command or a read',
+    registers: [this.registry],
+  });
   readonly ikeCookieMode = new Gauge({
     name: 'ikegate_ike_cookie_mode',
     help: '1 while IKE_SA_INIT requests must carry a COOKIE (RFC 7296 §2.6), else 0',

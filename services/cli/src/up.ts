@@ -164,6 +164,7 @@ export function buildWorker(
       cookieThreshold: config.ike.cookieThreshold,
       maxHalfOpen: config.ike.maxHalfOpen,
       maxHalfOpenPerAddress: config.ike.maxHalfOpenPerAddress,
+      maxHotSas: config.ike.maxHotSas,
       maxIkeSas: config.ike.maxSas,
       ...extra,
     },

@@ -51,10 +51,10 @@ export function edgeOf(rec: SaRecord): string | undefined {
 export function summarize(r: SaRecord, ctx: SummaryContext = {}): SaSummary {
   const edge = edgeOf(r);
   const epoch = ctx.epoch?.(r.shard);
-  const last = Math.max(r.entry.state.lastInboundAt ?? 0, r.lastEspInbound ?? 0);
+  const last = Math.max(r.entry.lastInboundAt, r.lastEspInbound ?? 0);
   return {
     spi: spiOf(r),
-    status: r.entry.state.status,
+    status: r.entry.status,
     ...(r.peerId !== undefined ? { peerId: r.peerId } : {}),
     ...(r.peer ? { peer: r.peer.name } : {}),
     shard: r.shard,
@@ -100,7 +100,7 @@ export function page(records: Iterable<SaRecord>, q: SaQuery, ctx: SummaryContex
   const after: SaRecord[] = [];
   for (const r of records) {
     if (!matches(r, q)) continue;
-    const status = r.entry.state.status;
+    const status = r.entry.status;
     counts[status] = (counts[status] ?? 0) + 1;
     if (q.state !== undefined && status !== q.state) continue;
     if (q.after !== undefined && !(spiOf(r) > q.after)) continue;

@@ -51,7 +51,7 @@ export class Takeover {
   dirty(rec: SaRecord): void {
     const p = this.#settings.persistence;
     const spi = spiOf(rec);
-    if (!p || spi === '' || rec.entry.state.status !== 'established') return;
+    if (!p || spi === '' || rec.entry.status !== 'established') return;
     const before = this.#stored.get(rec);
     if (before !== undefined && before !== spi) p.gone(before, rec.shard);
     this.#stored.set(rec, spi);
@@ -77,7 +77,8 @@ export class Takeover {
       version: 2,
       spis: [...rec.entry.spis],
       shard: rec.shard,
-      state: rec.entry.state,
+      // Read once for the store: a cold SA stays cold (a checkpoint per 250 ms of ESP would thaw it).
+      state: rec.entry.peekState(),
       path: rec.path,
       ...(rec.peerId !== undefined ? { peerId: rec.peerId } : {}),
       ...(rec.peer ? { peerName: rec.peer.name } : {}),

@@ -57,7 +57,7 @@ export class IkeDriver {
   /** Spans of IKE SA setups and exchanges, while a tracer provider is registered (tracing.ts). */
   readonly #traces = new IkeTraces();
   /** The gauge values last written (#updateGauges writes only what changed). */
-  #gauges = { established: -1, other: -1, halfOpen: -1, cookieMode: -1 };
+  #gauges = { established: -1, other: -1, halfOpen: -1, cookieMode: -1, cold: -1, thaws: 0 };
   #frame: InboundFrame | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -111,6 +111,7 @@ export class IkeDriver {
       limits: {
         ...(s.maxIkeSas !== undefined ? { maxSas: s.maxIkeSas } : {}),
         ...(s.cookieThreshold !== undefined ? { cookieThreshold: s.cookieThreshold } : {}),
+        ...(s.maxHotSas !== undefined ? { maxHotSas: s.maxHotSas } : {}),
         ...(s.halfOpenTimeoutMs !== undefined ? { halfOpenMs: s.halfOpenTimeoutMs } : {}),
         ...(s.maxHalfOpen !== undefined ? { maxHalfOpen: s.maxHalfOpen } : {}),
         ...(s.maxHalfOpenPerAddress !== undefined ? { maxHalfOpenPerAddress: s.maxHalfOpenPerAddress } : {}),
@@ -226,7 +227,7 @@ export class IkeDriver {
    */
   refreshContext(rec: SaRecord, peerName: string): boolean {
     const entry = rec.entry;
-    if (rec.peerId === undefined || entry.state.status !== 'established') return false;
+    if (rec.peerId === undefined || entry.status !== 'established') return false;
     if (this.#contexts.peerFor(rec.peerId)?.name !== peerName) return false;
     const base = this.#contexts.base(rec);
     entry.ctx = base.forPeer ? base.forPeer(rec.peerId) : base;
@@ -453,5 +454,10 @@ export class IkeDriver {
     if (g.other !== other) this.#metrics.ikeSas.set({ status: 'other' }, (g.other = other));
     if (g.halfOpen !== st.halfOpen) this.#metrics.ikeHalfOpen.set((g.halfOpen = st.halfOpen));
     if (g.cookieMode !== cookieMode) this.#metrics.ikeCookieMode.set((g.cookieMode = cookieMode));
+    if (g.cold !== st.cold) this.#metrics.ikeColdSas.set((g.cold = st.cold));
+    if (g.thaws !== st.thaws) {
+      this.#metrics.ikeSaThaws.inc(st.thaws - g.thaws);
+      g.thaws = st.thaws;
+    }
   }
 }

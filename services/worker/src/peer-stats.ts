@@ -65,7 +65,7 @@ export class PeerStats {
       const peer = rec?.peer?.name;
       if (peer === undefined) continue;
       const f = figuresOf(out, peer);
-      if (rec!.entry.state.status === 'established') f.ikeSas++;
+      if (rec!.entry.status === 'established') f.ikeSas++;
       for (const c of rec!.children) {
         f.childSas++;
         add(f, c);

@@ -218,7 +218,7 @@ export class IkeTraces {
     st ??= this.#sas.get(rec);
     if (!st) {
       // An SA from before tracing was on, or output without a message (timers): trace from now.
-      st = { pending: [], established: rec.entry.state.status === 'established' };
+      st = { pending: [], established: rec.entry.status === 'established' };
       this.#sas.set(rec, st);
     }
     for (const o of chunk) {

@@ -81,6 +81,11 @@ export interface WorkerSettings {
   /** Hard caps on half-open SAs, in total and per peer address. */
   readonly maxHalfOpen?: number;
   readonly maxHalfOpenPerAddress?: number;
+  /**
+   * Established SAs held as objects at most; the least recently used idle ones beyond it are held
+   * encoded (~1.7 KB less each) and rebuilt on their next event (libs/ikev2 endpoint/cold.ts).
+   */
+  readonly maxHotSas?: number;
   /** Told about SA lifecycle events (the `connect` client configures its TUN from these). */
   readonly observer?: WorkerObserver;
   /** Write-through: told when an established SA changed (take a snapshot) or is gone. */

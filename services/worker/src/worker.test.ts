@@ -120,6 +120,8 @@ function harness(
     espCopied?: boolean;
     /** The worker's clock (default Date.now). */
     clock?: () => number;
+    /** ike.maxHotSas (default the endpoint's). */
+    maxHotSas?: number;
   } = {},
 ) {
   const out = new PassThrough();
@@ -152,6 +154,7 @@ function harness(
       dpdSeconds: o.dpdSeconds ?? 0,
       ...(o.persistence ? { persistence: o.persistence } : {}),
       ...(o.clock ? { clock: o.clock } : {}),
+      ...(o.maxHotSas !== undefined ? { maxHotSas: o.maxHotSas } : {}),
     },
     {
       send: (f) => {
@@ -733,4 +736,39 @@ test('worker: over a link that copies ESP frames in send() (an RFC 9329 stream),
     assert.equal(r.kind, 'inner');
     if (r.kind === 'inner') assert.deepEqual([...r.packet.subarray(12, 20)], [10, 2, 0, 7, 10, 9, 0, 2]);
   });
+});
+
+test('worker: idle SAs beyond ike.maxHotSas are held serialised; a cold SA answers its peer, carries ESP without being rebuilt, and the gauges show it (ikegate_ike_cold_sas, ikegate_ike_sa_thaws_total; issue #14, RFC 7296 §1.4)', async () => {
+  const h = harness('carol@example.org', { maxHotSas: 0 });
+  const figure = async (name: string) =>
+    new RegExp(`^${name} (\\d+)$`, 'm').exec(await h.metrics.render())?.[1];
+  h.initiate();
+  h.initiate();
+  h.initiate();
+  assert.equal(h.worker.ikeSaCount, 3);
+  assert.equal(await figure('ikegate_ike_cold_sas'), '3', 'every established, idle SA is cold');
+  assert.equal(await figure('ikegate_ike_sa_thaws_total'), '0');
+  // ESP through a cold SA: the data plane holds its own ESP state and never rebuilds the IKE SA.
+  const { packet, frame } = peerEsp(h.installs[2]!, h.path);
+  h.worker.deliver(frame(packet()));
+  assert.equal(h.written.length, 1, 'the packet reached the device');
+  assert.equal(await figure('ikegate_ike_sa_thaws_total'), '0');
+  // The peer's liveness check (an empty INFORMATIONAL) reaches a cold SA: rebuilt, answered, cold again.
+  const before = h.initiatorActions.length;
+  h.command({ kind: 'liveness' });
+  assert.equal(h.state().current?.outstanding, undefined, 'the peer got its answer');
+  assert.ok(
+    !h.initiatorActions.slice(before).some((a) => a.kind === 'sa-action' && a.action.kind === 'deleted'),
+  );
+  assert.equal(await figure('ikegate_ike_sa_thaws_total'), '1');
+  assert.equal(await figure('ikegate_ike_cold_sas'), '3');
+  // Listing SAs reads their status without rebuilding them.
+  const [listed] = h.worker.list();
+  assert.equal(listed?.status, 'established');
+  assert.equal(await figure('ikegate_ike_sa_thaws_total'), '1');
+  // The peer deletes it: rebuilt once more, gone, and no longer counted as cold.
+  h.command({ kind: 'delete-ike' });
+  assert.equal(h.worker.ikeSaCount, 2);
+  assert.equal(await figure('ikegate_ike_cold_sas'), '2');
+  assert.equal(await figure('ikegate_ike_sa_thaws_total'), '2');
 });

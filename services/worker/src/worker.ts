@@ -361,7 +361,7 @@ export class Worker implements WorkerLink {
   sasInShard(shard: number): string[] {
     const out: string[] = [];
     for (const e of this.#driver.endpoint.entries())
-      if (e.shard === shard && e.state.status === 'established' && e.data) out.push(spiOf(e.data));
+      if (e.shard === shard && e.status === 'established' && e.data) out.push(spiOf(e.data));
     return out;
   }
 
@@ -460,7 +460,7 @@ export class Worker implements WorkerLink {
   async close(graceMs = 500): Promise<void> {
     let sent = 0;
     for (const e of [...this.#driver.endpoint.entries()])
-      if (e.state.status === 'established' && e.data && this.#driver.command(e.data, { kind: 'delete-ike' }))
+      if (e.status === 'established' && e.data && this.#driver.command(e.data, { kind: 'delete-ike' }))
         sent++;
     if (sent > 0 && graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
     this.#closed = true;
