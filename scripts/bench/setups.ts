@@ -9,7 +9,7 @@
  * SETUPS_CONCURRENCY (64), SETUPS_PROCESSES (2: loadgen --processes), SETUPS_ROUNDS (2),
  * SETUPS_WARMUP (4000: SAs set up and deleted first, so the JIT is done),
  * SETUPS_ONLY (ikegate | strongswan: one responder alone, e.g. for the issue's `ikegate up` RSS
- * growth over 20k SAs; no ratios then).
+ * growth over 20k SAs; no ratios then), SETUPS_MAX_HOT (`ike.maxHotSas` of `ikegate up`).
  *
  * The issue's figure is the responder's CPU per IKE+CHILD SA, from the responder process's own CPU
  * time (utime + stime of /proc/<pid>/stat, every thread of it, in clock ticks of `getconf
@@ -49,6 +49,8 @@ const ROUNDS = Number(process.env.SETUPS_ROUNDS ?? 2);
 const PROCESSES = Number(process.env.SETUPS_PROCESSES ?? 2);
 const SATURATED_CPU_PERCENT = 90;
 const ONLY = process.env.SETUPS_ONLY;
+/** `ike.maxHotSas` of `ikegate up` (default its own, 4096): 100000000 holds no SA encoded, for an A/B. */
+const MAX_HOT = process.env.SETUPS_MAX_HOT;
 const PSK = 'bench-setups-pre-shared-key-5f0c1e';
 const IKEGATE_BIN = new URL('../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 
@@ -169,7 +171,7 @@ peers:
 dataplane:
   masquerade: { enabled: false }
 log: { level: warn }
-`,
+${MAX_HOT !== undefined ? `ike: { maxHotSas: ${Number(MAX_HOT)} }\n` : ''}`,
   );
   // `ip netns exec` execs the command, so the child's pid is the gateway's.
   const proc: ChildProcess = spawn(

@@ -37,29 +37,30 @@ const enum Tag {
   BigInt = 11,
 }
 
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 const TEXT = new TextEncoder();
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 const FLOAT = new Float64Array(1);
 const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
 
-/** The shapes as a trie of their keys: a lookup is one map read per key (property names are
- * internalised strings with their hash kept), no string built per object. */
-interface ShapeNode {
-  /** The shape ending here, or -1. */
-  id: number;
-  next: Map<string, ShapeNode> | undefined;
-}
-
 export class PlainCodec {
-  readonly #root: ShapeNode = { id: -1, next: undefined };
+  /**
+   * The shapes by their first key (property names are internalised strings that keep their
+   * hash): one map read, then a comparison of key lists, which are few per first key.
+   */
+  readonly #byFirstKey = new Map<string, number[]>();
   readonly #shapes: string[][] = [];
-  #nodes = 0;
   /** Reused for every write; zeroed after each (it held the value's octets). */
   #buf = new Uint8Array(2048);
   #at = 0;
 
   constructor(
-    /** Shapes at most; the trie holds at most 64 nodes per shape. */
+    /** Shapes at most. */
     readonly maxShapes = 4096,
     /** The largest encoding it writes. */
     readonly maxBytes = 64 * 1024,
@@ -141,24 +142,17 @@ export class PlainCodec {
   }
 
   #shape(keys: string[]): number {
-    let node = this.#root;
-    for (const k of keys) {
-      if (k === '__proto__') throw new NotPlainData('a __proto__ key');
-      let next = node.next?.get(k);
-      if (next === undefined) {
-        if (this.#nodes >= this.maxShapes * 64) throw new NotPlainData('shape table full');
-        this.#nodes++;
-        next = { id: -1, next: undefined };
-        (node.next ??= new Map()).set(k, next);
-      }
-      node = next;
-    }
-    if (node.id < 0) {
-      if (this.#shapes.length >= this.maxShapes) throw new NotPlainData('shape table full');
-      node.id = this.#shapes.length;
-      this.#shapes.push(keys);
-    }
-    return node.id;
+    const first = keys.length > 0 ? keys[0]! : '';
+    const candidates = this.#byFirstKey.get(first);
+    if (candidates !== undefined)
+      for (const id of candidates) if (sameKeys(this.#shapes[id]!, keys)) return id;
+    if (this.#shapes.length >= this.maxShapes) throw new NotPlainData('shape table full');
+    if (keys.includes('__proto__')) throw new NotPlainData('a __proto__ key');
+    const id = this.#shapes.length;
+    this.#shapes.push(keys);
+    if (candidates === undefined) this.#byFirstKey.set(first, [id]);
+    else candidates.push(id);
+    return id;
   }
 
   #value(v: unknown, depth: number): void {
