@@ -81,6 +81,21 @@ describe('cold SAs: idle SAs held serialised (issue #14, memory per held SA)', (
     assert.equal(rebuilt.current!.keys.skD.buffer, rebuilt.current!.spiI.buffer, 'the live layout');
   });
 
+  it('an SA forgotten while cold (its shard moved) leaves the counts, and whoever holds its entry still reads its last state', () => {
+    const p = new Pair({ cold: true });
+    p.establish();
+    const ep = p.responder.endpoint;
+    const e = p.responder.sa!;
+    const before = stateToJson(e.peekState());
+    ep.timeout(0);
+    assert.equal(ep.stats.cold, 1);
+    ep.forget(e);
+    assert.deepEqual([ep.stats.sas, ep.stats.cold], [0, 0]);
+    assert.equal(stateToJson(e.state), before);
+    assert.equal(e.status, 'deleted', 'the entry says it is gone');
+    assert.deepEqual([ep.stats.sas, ep.stats.cold], [0, 0], 'reading it touched no count');
+  });
+
   it('an SA deleted while cold is gone from the counts (RFC 7296 §1.4.1)', () => {
     const p = new Pair({ cold: true });
     p.establish();

@@ -203,9 +203,15 @@ class Entry<T> implements SaEntry<T>, LruNode {
     return true;
   }
 
-  /** Drops a cold form's bytes (the SA is gone); its keys are zeroed. */
-  wipe(): void {
-    this.#cold?.fill(0);
+  /**
+   * The SA leaves the endpoint (forgotten: its shard moved): a cold state is rebuilt, and its bytes
+   * zeroed, so whoever still holds the entry reads its last state, as of a hot one.
+   */
+  release(): void {
+    const cold = this.#cold;
+    if (cold === undefined) return;
+    this.#hot = thawState(cold, this.ctx.policy);
+    this.#cold = undefined;
   }
 }
 
@@ -836,7 +842,7 @@ export class IkeEndpoint<T> {
     this.#hot.remove(e);
     if (e.cold) {
       this.#cold--;
-      e.wipe();
+      e.release();
     }
     for (const h of e.spis) if (this.#bySpi.get(h) === e) this.#bySpi.delete(h);
     if (e.pathId !== undefined) this.#unindexPath(e);
