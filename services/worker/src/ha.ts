@@ -77,7 +77,7 @@ export class Takeover {
       version: 2,
       spis: [...rec.entry.spis],
       shard: rec.shard,
-      // Read once for the store: a cold SA stays cold (a checkpoint per 250 ms of ESP would thaw it).
+      // A copy: a cold SA stays cold (a checkpoint per 250 ms of ESP would otherwise rebuild it).
       state: rec.entry.peekState(),
       path: rec.path,
       ...(rec.peerId !== undefined ? { peerId: rec.peerId } : {}),

@@ -22,18 +22,19 @@ export function freezeState(s: IkeSaState): Uint8Array {
   return codec.encode(s);
 }
 
-/** The state `blob` holds, in the live layout; the blob is zeroed (it holds the SA's keys). */
+/**
+ * The state `blob` holds, in the live layout; the blob is zeroed once it is rebuilt (it holds the
+ * SA's keys), and left as it is when that throws.
+ */
 export function thawState(blob: Uint8Array, policy: Parameters<typeof compactState>[1]): IkeSaState {
-  try {
-    return compactState(codec.decode(blob, true) as IkeSaState, policy);
-  } finally {
-    blob.fill(0);
-  }
+  const s = compactState(codec.decode(blob, true) as IkeSaState, policy);
+  blob.fill(0);
+  return s;
 }
 
-/** The state `blob` holds, as read (views of the blob): to read once, not to keep. */
+/** The state `blob` holds, as a copy the caller may keep; the blob stays as it is. */
 export function peekState(blob: Uint8Array): IkeSaState {
-  return codec.decode(blob, false) as IkeSaState;
+  return codec.decode(blob, true) as IkeSaState;
 }
 
 /**

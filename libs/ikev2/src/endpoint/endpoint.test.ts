@@ -131,6 +131,7 @@ describe('IKE endpoint: no state for unauthenticated IKE_SA_INIT requests it ref
       established: 0,
       halfOpen: 0,
       cookieMode: false,
+      hot: 0,
       cold: 0,
       thaws: 0,
     });

@@ -106,10 +106,7 @@ export interface SaEntry<T> extends HeapItem {
   readonly status: IkeSaStatus;
   /** `state.lastInboundAt`, without rebuilding a cold state. */
   readonly lastInboundAt: number;
-  /**
-   * The state to read once and let go (a snapshot for the store): a cold one is decoded and stays
-   * cold. Its byte fields may be views of the cold bytes: not to be kept.
-   */
+  /** The state without making a cold SA hot (a snapshot for the store): a copy of a cold one. */
   peekState(): IkeSaState;
   ctx: IkeSaContext;
   data: T | undefined;
@@ -203,15 +200,11 @@ class Entry<T> implements SaEntry<T>, LruNode {
     return true;
   }
 
-  /**
-   * The SA leaves the endpoint (forgotten: its shard moved): a cold state is rebuilt, and its bytes
-   * zeroed, so whoever still holds the entry reads its last state, as of a hot one.
-   */
-  release(): void {
-    const cold = this.#cold;
-    if (cold === undefined) return;
-    this.#hot = thawState(cold, this.ctx.policy);
+  /** Its state is unreadable (`thawState` threw): the SA is given up, and reads give `s`. */
+  bury(s: IkeSaState): void {
+    this.#cold?.fill(0);
     this.#cold = undefined;
+    this.#hot = s;
   }
 }
 
@@ -256,7 +249,9 @@ export interface EndpointStats {
   readonly halfOpen: number;
   /** Whether COOKIEs are being demanded right now. */
   readonly cookieMode: boolean;
-  /** SAs held serialised (cold.ts); the others are objects. */
+  /** SAs in the order of use that `maxHotSas` bounds (objects that may go cold). */
+  readonly hot: number;
+  /** SAs held encoded (cold.ts); the others are objects. */
   readonly cold: number;
   /** Cold SAs rebuilt since the endpoint started (each on an event: a message, a timer, a read). */
   readonly thaws: number;
@@ -347,6 +342,8 @@ export class IkeEndpoint<T> {
   #thaws = 0;
   readonly #keeper: ColdKeeper = {
     thawed: (e) => {
+      // An SA no longer held (forgotten while cold) is rebuilt for whoever still has its entry.
+      if (!this.#entries.has(e as Entry<T>)) return;
       this.#cold--;
       this.#thaws++;
       this.#hot.touch(e as Entry<T>);
@@ -377,6 +374,7 @@ export class IkeEndpoint<T> {
       established: this.#established,
       halfOpen: this.#halfOpen.size,
       cookieMode: this.#cookieMode(),
+      hot: this.#hot.size,
       cold: this.#cold,
       thaws: this.#thaws,
     };
@@ -423,6 +421,12 @@ export class IkeEndpoint<T> {
     const entry = this.#bySpi.get(hex(ours));
     if (!entry) {
       this.#unknownSpi(bytes, path, now, out);
+      return out;
+    }
+    if (entry.cold && (flags & HeaderFlag.RESPONSE) !== 0) {
+      // A cold SA has no request outstanding (coldCandidate): what the step would say, unrebuilt
+      // (a forged response costs no rebuild).
+      out.push({ kind: 'sa-action', sa: entry, action: { kind: 'dropped', reason: 'unexpected-response' } });
       return out;
     }
     this.#step(entry, { kind: 'message', bytes, path, now }, out);
@@ -726,15 +730,43 @@ export class IkeEndpoint<T> {
 
   /** @throws what `step` throws (LocalUsageError for a misused command; anything else is a bug) */
   #step(e: Entry<T>, event: IkeSaEvent, out: EndpointOutput<T>[]): void {
+    let state: IkeSaState;
+    try {
+      state = e.state;
+    } catch (err) {
+      this.#unreadable(e, event.now, err, out);
+      return;
+    }
     let r: StepResult;
     try {
-      r = step(e.state, event, this.#ctx(e));
+      r = step(state, event, this.#ctx(e));
     } catch (err) {
       this.#reserved.clear();
       this.#reconcile(e);
       throw err;
     }
     this.#apply(e, r, out);
+  }
+
+  /**
+   * A cold SA whose bytes do not rebuild (a bug in cold.ts): given up at once, as deleted, so the
+   * service frees what it holds for it; its bytes are zeroed and reads give a deleted state.
+   */
+  #unreadable(e: Entry<T>, now: number, err: unknown, out: EndpointOutput<T>[]): void {
+    this.#remove(e);
+    e.bury({ ...createIkeSa(now), status: 'deleted' });
+    out.push({
+      kind: 'sa-action',
+      sa: e,
+      action: {
+        kind: 'rejected',
+        exchange: 'cold-state',
+        reason: 'unreadable',
+        by: 'us',
+        detail: String(err),
+      },
+    });
+    out.push({ kind: 'sa-action', sa: e, action: { kind: 'deleted', reason: 'deleted' } });
   }
 
   #apply(e: Entry<T>, r: StepResult, out: EndpointOutput<T>[]): void {
@@ -788,20 +820,22 @@ export class IkeEndpoint<T> {
       e.status = s.status;
     }
     this.#heap.set(e, nextTimeout(s) ?? Number.POSITIVE_INFINITY);
-    // The most recently used; the least recently used beyond the limit go cold.
+    // The most recently used; the least recently used beyond the limit go cold, not this one:
+    // the service reads it once more for the step's output.
     this.#hot.touch(e);
-    this.#trim(TRIM_PER_STEP);
+    this.#trim(TRIM_PER_STEP, e);
   }
 
   /**
    * Makes the least recently used hot SAs beyond `maxHotSas` cold, trying `budget` at most: one
    * that is busy (not a cold candidate) becomes the most recently used and is tried again later.
    */
-  #trim(budget: number): void {
+  #trim(budget: number, keep?: Entry<T>): void {
     const hot = this.#hot;
     const max = this.#limits.maxHotSas;
     for (let tried = 0; hot.size > max && tried < budget; tried++) {
       const oldest = hot.oldest()!;
+      if (oldest === keep) break; // the only one left over the limit
       if (oldest.freeze()) {
         hot.remove(oldest);
         this.#cold++;
@@ -840,10 +874,9 @@ export class IkeEndpoint<T> {
   #remove(e: Entry<T>): void {
     if (!this.#entries.delete(e)) return;
     this.#hot.remove(e);
-    if (e.cold) {
-      this.#cold--;
-      e.release();
-    }
+    // A cold SA keeps its bytes: rebuilt only if someone reads it (a shard of 100k SAs moving
+    // would otherwise block for a second and a half).
+    if (e.cold) this.#cold--;
     for (const h of e.spis) if (this.#bySpi.get(h) === e) this.#bySpi.delete(h);
     if (e.pathId !== undefined) this.#unindexPath(e);
     this.#leaveHalfOpen(e);

@@ -16,6 +16,7 @@ const plainValue = fc.letrec((tie) => ({
     fc.constantFrom(-0, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2 ** 53, 1.7e12 + 0.5),
     fc.string(),
     fc.string({ unit: 'grapheme' }),
+    fc.constantFrom('\uFEFF', '\uFEFFalice@example.org', 'ü\uFEFF'),
     fc.bigInt(),
     fc.uint8Array({ maxLength: 40 }),
     fc.array(tie('value'), { maxLength: 5 }),
@@ -54,6 +55,9 @@ describe('plain codec (cold SAs, issue #14)', () => {
       new Point(),
       new Uint16Array(2),
       new Date(0),
+      'a\uD800b',
+      // eslint-disable-next-line no-sparse-arrays -- the case under test
+      [1, , 3],
       Object.create(null) as object,
       { ['__proto__']: 1 },
       JSON.parse('{"__proto__": {"polluted": true}}') as object,
@@ -61,6 +65,24 @@ describe('plain codec (cold SAs, issue #14)', () => {
       assert.throws(() => codec.encode({ a: [bad] }), NotPlainData, `value ${i}`);
     assert.equal(({} as { polluted?: boolean }).polluted, undefined);
     assert.deepEqual(codec.decode(codec.encode({ a: [1] }), true), { a: [1] }, 'still usable');
+  });
+
+  it('any string either comes back as it was or is refused (a lone surrogate), never altered', () => {
+    const codec = new PlainCodec();
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (str) => {
+        let blob: Uint8Array;
+        try {
+          blob = codec.encode({ id: str });
+        } catch (e) {
+          assert.ok(e instanceof NotPlainData);
+          assert.equal((str as string & { isWellFormed(): boolean }).isWellFormed(), false);
+          return;
+        }
+        assert.deepStrictEqual(codec.decode(blob, true), { id: str });
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('holds a bounded shape table: past maxShapes a new shape is refused, known ones still work', () => {

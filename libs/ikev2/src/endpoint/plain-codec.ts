@@ -44,7 +44,7 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 }
 
 const TEXT = new TextEncoder();
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const FLOAT = new Float64Array(1);
 const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
 
@@ -135,6 +135,9 @@ export class PlainCodec {
       const c = s.charCodeAt(i);
       if (c >= 0x80) {
         this.#at = start;
+        // A lone surrogate would come back as U+FFFD.
+        if (!(s as string & { isWellFormed(): boolean }).isWellFormed())
+          throw new NotPlainData('a string with a lone surrogate');
         return this.#octets(TEXT.encode(s));
       }
       b[this.#at++] = c;
@@ -178,7 +181,7 @@ export class PlainCodec {
         return this.#string(v);
       case 'bigint':
         this.#byte(Tag.BigInt);
-        return this.#octets(TEXT.encode(v.toString()));
+        return this.#string(v.toString());
       case 'object':
         break;
       default:
@@ -192,7 +195,10 @@ export class PlainCodec {
     if (Array.isArray(v)) {
       this.#byte(Tag.Array);
       this.#varint(v.length);
-      for (let i = 0; i < v.length; i++) this.#value(v[i], depth + 1);
+      for (let i = 0; i < v.length; i++) {
+        if (!(i in v)) throw new NotPlainData('a sparse array'); // a hole would come back as undefined
+        this.#value(v[i], depth + 1);
+      }
       return;
     }
     if (Object.getPrototypeOf(v) !== Object.prototype) throw new NotPlainData('not a plain object');

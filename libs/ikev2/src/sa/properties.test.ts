@@ -198,6 +198,7 @@ describe('IKE endpoint under unauthenticated input', () => {
           established: 0,
           halfOpen: 0,
           cookieMode: false,
+          hot: 0,
           cold: 0,
           thaws: 0,
         });
