@@ -100,7 +100,7 @@ export interface SaEntry<T> extends HeapItem {
   readonly id: number;
   /** The shard the SA lives in (its SPIs encode it; ARCHITECTURE.md). */
   readonly shard: number;
-  /** A cold SA's state is rebuilt when read (~40 us): read `status` where it is enough. */
+  /** A cold SA's state is rebuilt when read (15-30 us): read `status` where it is enough. */
   state: IkeSaState;
   /** `state.status`, without rebuilding a cold state. */
   readonly status: IkeSaStatus;
@@ -192,7 +192,7 @@ class Entry<T> implements SaEntry<T>, LruNode {
     try {
       blob = freezeState(s);
     } catch {
-      return false; // a value V8 cannot serialise: held as it is
+      return false; // not plain data (plain-codec.ts): held as it is
     }
     this.#cold = blob;
     this.#coldInboundAt = s.lastInboundAt;
