@@ -9,7 +9,7 @@
  *   npx tsx scripts/rekey-collisions.ts [LOSS=0.05] [SEEDS=1000] [scenario]
  *   npx tsx scripts/rekey-collisions.ts 0.05 1 child-both+ike-r 27     # replay one seed, with logs
  *   ROUND_TRIP=1 npx tsx scripts/rekey-collisions.ts   # every state stored, read back and compacted
- *   COLD=1 npx tsx scripts/rekey-collisions.ts         # every idle SA held serialised between events
+ *   COLD=1 npx tsx scripts/rekey-collisions.ts         # every idle SA held encoded between events
  *                                                       # after every step, as a takeover holds it
  *   PAUSE=0.05 npx tsx scripts/rekey-collisions.ts     # timers fire late: by up to 50 ms, and 5% of
  *                                                       # them by 20 s (a paused process)

@@ -24,7 +24,7 @@
  * the heap figure. Standalone: `node --expose-gc --max-old-space-size=12288 --import tsx
  * scripts/bench/scale.ts --child` (JSON on stdout, progress on stderr); add `--cpu-prof` for a profile,
  * and SCALE_HEAP_SNAPSHOT=FILE.heapsnapshot for a heap snapshot with every SA still held;
- * SCALE_MAX_HOT=Infinity holds no SA serialised (libs/ikev2 endpoint/cold.ts), for an A/B.
+ * SCALE_MAX_HOT=Infinity holds no SA encoded (libs/ikev2 endpoint/cold.ts), for an A/B.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -75,7 +75,7 @@ export interface ScaleResult {
   readonly tenths: readonly { responderCpuMs: number; wallPerSecond: number; processCpuMs: number }[];
   readonly ikeSas: number;
   readonly childSas: number;
-  /** Held serialised at the end (ike.maxHotSas), and rebuilt during the run. */
+  /** Held encoded at the end (ike.maxHotSas), and rebuilt during the run. */
   readonly coldSas: number;
   readonly thaws: number;
   readonly seconds: number;
@@ -292,7 +292,7 @@ export function scaleFigures(r: ScaleResult): BenchFigure[] {
       unit: `IKE SAs, ${r.childSas} CHILD SAs`,
     },
     {
-      name: `  of them held serialised (ike.maxHotSas ${MAX_HOT})`,
+      name: `  of them held encoded, cold (ike.maxHotSas ${MAX_HOT})`,
       value: r.coldSas,
       unit: `SAs, ${r.thaws} rebuilt during the run`,
     },

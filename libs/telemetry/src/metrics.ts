@@ -134,7 +134,7 @@ export class Metrics {
   });
   readonly ikeColdSas = new Gauge({
     name: 'ikegate_ike_cold_sas',
-    help: 'Idle IKE SAs held serialised (ike.maxHotSas), rebuilt on their next event',
+    help: 'Idle IKE SAs held encoded (ike.maxHotSas), rebuilt on their next event',
     registers: [this.registry],
   });
   readonly ikeSaThaws = new Counter({

@@ -104,7 +104,7 @@ export interface PairOptions {
   readonly psks?: Record<string, Uint8Array>;
   /** Pass every state through JSON after every call, as a service persisting to Redis would. */
   readonly roundTrip?: boolean;
-  /** Hold every idle SA serialised on both sides (maxHotSas 0: endpoint/cold.ts), rebuilt per event. */
+  /** Hold every idle SA encoded on both sides (maxHotSas 0: endpoint/cold.ts), rebuilt per event. */
   readonly cold?: boolean;
   /** How a timer really fires for a deadline (default: exactly on it). Must return >= now. */
   readonly fire?: (deadline: number, now: number) => number;
