@@ -766,7 +766,10 @@ test('worker: idle SAs beyond ike.maxHotSas are held encoded; a cold SA answers 
     listed.map((s) => s.status),
     ['established', 'established', 'established'],
   );
-  for (const s of listed) assert.equal(h.worker.snapshot(s.spi)?.state.status, 'established');
+  for (const s of listed) {
+    assert.equal(h.worker.snapshot(s.spi)?.state.status, 'established');
+    assert.ok(s.lastActivity, 'its last inbound message, kept while cold');
+  }
   assert.equal(await figure('ikegate_ike_sa_thaws_total'), '0');
   // The peer's liveness check (an empty INFORMATIONAL) reaches the first, cold SA: rebuilt, answered.
   h.commandOn(0, { kind: 'liveness' });
