@@ -60,6 +60,7 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(c.dpd, { intervalSeconds: 30 });
     assert.deepEqual(c.dataplane, {
       tun: { name: 'ikg0', mtu: 1400 },
+      coldChildAfterSeconds: 60,
       masquerade: { enabled: true, outInterface: null },
     });
     assert.deepEqual(c.failover, { policy: 'wait-for-reconnect', waitSeconds: 30 });

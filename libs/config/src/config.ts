@@ -224,6 +224,8 @@ export interface Config {
   };
   readonly dataplane: {
     readonly tun: { readonly name: string; readonly mtu: number };
+    /** Idle child SAs let their ESP objects go after this long (to twice it); 0 never. */
+    readonly coldChildAfterSeconds: number;
     readonly masquerade: { readonly enabled: boolean; readonly outInterface: string | null };
   };
   readonly failover: { readonly policy: 'wait-for-reconnect'; readonly waitSeconds: number };
@@ -514,7 +516,11 @@ export class Validator {
     if (ike.maxHalfOpenPerAddress > ike.maxHalfOpen)
       this.add('ike.maxHalfOpenPerAddress', `must not exceed ike.maxHalfOpen (${ike.maxHalfOpen})`);
 
-    const dp = this.section(this.get(root, 'dataplane'), 'dataplane', ['tun', 'masquerade']);
+    const dp = this.section(this.get(root, 'dataplane'), 'dataplane', [
+      'tun',
+      'masquerade',
+      'coldChildAfterSeconds',
+    ]);
     const tun = this.section(this.get(dp, 'tun'), 'dataplane.tun', ['name', 'mtu']);
     const tunName = this.str(tun, 'name', 'dataplane.tun', 'ikg0');
     if (!IFNAME.test(tunName)) {
@@ -533,6 +539,7 @@ export class Validator {
     }
     const dataplane = {
       tun: { name: tunName, mtu: this.int(tun, 'mtu', 'dataplane.tun', 1400, 576, 9000) },
+      coldChildAfterSeconds: this.int(dp, 'coldChildAfterSeconds', 'dataplane', 60, 0, 86_400),
       masquerade: { enabled: this.bool(masq, 'enabled', 'dataplane.masquerade', true), outInterface },
     };
 

@@ -158,6 +158,16 @@ export class Metrics {
     help: 'CHILD SAs installed',
     registers: [this.registry],
   });
+  readonly espColdChildren = new Gauge({
+    name: 'ikegate_esp_cold_child_sas',
+    help: 'Idle CHILD SAs whose ESP state is held as keys and counters (dataplane.coldChildAfterSeconds), rebuilt on their next packet',
+    registers: [this.registry],
+  });
+  readonly espChildThaws = new Counter({
+    name: 'ikegate_esp_child_thaws_total',
+    help: 'Cold CHILD SAs whose ESP state was rebuilt for a packet or a command',
+    registers: [this.registry],
+  });
   /** Frames through the edge by transport (udp/tcp/tls), kind (ike/esp/keepalive) and direction. */
   readonly frames = new Counter({
     name: 'ikegate_frames_total',

@@ -165,6 +165,7 @@ export function buildWorker(
       maxHalfOpen: config.ike.maxHalfOpen,
       maxHalfOpenPerAddress: config.ike.maxHalfOpenPerAddress,
       maxHotSas: config.ike.maxHotSas,
+      coldChildAfterMs: config.dataplane.coldChildAfterSeconds * 1000,
       maxIkeSas: config.ike.maxSas,
       ...extra,
     },

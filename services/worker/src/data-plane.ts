@@ -15,6 +15,7 @@ import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
+import { KeySlab } from './key-slab.js';
 import { type ChildRecord, childOf, type SaRecord, spiOf, withChild, withoutChild } from './records.js';
 import type { ChildSnapshot } from './snapshot.js';
 import type { PacketDevice, WorkerSettings } from './types.js';
@@ -65,6 +66,34 @@ export interface DataPlaneHooks {
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
 /**
+ * Cold children (issue #14, memory per SA): a child that carried no ESP packet between two visits
+ * of the idle sweep lets its ESP objects go (two AEAD transforms, two key objects with their
+ * native handles, the replay window: ~1.2 KB) and keeps its keys and sequence numbers in a slot of
+ * a KeySlab; its next packet, either way, rebuilds them. The sweep visits every child once per
+ * `coldChildAfterMs`, a share of them per tick, so a child goes cold after one to two of those of
+ * silence, and no packet pays for it: the sweep compares the packet counters the child keeps anyway.
+ *
+ * Slot layout: the inbound highest sequence number (8 octets, big-endian), the outbound last one
+ * (8), then the inbound and the outbound key material (RFC 7296 §2.17 order each, same length).
+ */
+const SLOT_HEADER = 16;
+/** The slot's two counters. */
+const counters = (slot: Uint8Array) => new DataView(slot.buffer, slot.byteOffset, SLOT_HEADER);
+/** Default `coldChildAfterMs` (`dataplane.coldChildAfterSeconds`). */
+export const DEFAULT_COLD_CHILD_AFTER_MS = 60_000;
+
+/** A child whose ESP objects are there (not cold). */
+type HotChild = ChildRecord & { inbound: InboundSa; outbound: OutboundSa };
+
+/** A child's keys (copies) and counters, as its snapshot holds them. */
+export interface ChildEsp {
+  readonly inKeys: Uint8Array;
+  readonly outKeys: Uint8Array;
+  readonly seqIn: bigint;
+  readonly seqOut: bigint;
+}
+
+/**
  * The IPv4 ranges of a selector list, made once per list: child SAs whose selectors are the
  * policy's own (not narrowed) share the list, and so share its ranges (issue #14: memory per SA).
  */
@@ -92,6 +121,12 @@ export class DataPlane {
   readonly #seqDirty = new Set<ChildRecord>();
   #seqTimer: NodeJS.Timeout | undefined;
   #device: PacketDevice | undefined;
+  /** Cold children's slots, one slab per slot size (key length). */
+  readonly #slabs = new Map<number, KeySlab>();
+  #coldCount = 0;
+  /** Where the idle sweep goes on (a live iterator: children added later are visited too). */
+  #sweepAt: Iterator<ChildRecord> | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
     settings: WorkerSettings,
@@ -107,6 +142,16 @@ export class DataPlane {
     this.#metrics = metrics;
     this.#hooks = hooks;
     this.#clock = clock;
+    const after = settings.coldChildAfterMs ?? DEFAULT_COLD_CHILD_AFTER_MS;
+    if (after > 0 && Number.isFinite(after)) {
+      // A share of the children per tick, so that one pass takes `after`: no tick freezes them all.
+      const tick = Math.min(1000, Math.max(20, after / 10));
+      this.#sweepTimer = setInterval(
+        () => this.sweepIdle(Math.ceil((this.#byEspSpi.size * tick) / after)),
+        tick,
+      );
+      this.#sweepTimer.unref();
+    }
   }
 
   attachDevice(device: PacketDevice): void {
@@ -115,6 +160,11 @@ export class DataPlane {
 
   get childCount(): number {
     return this.#byEspSpi.size;
+  }
+
+  /** Children held cold (their ESP objects let go). */
+  get coldCount(): number {
+    return this.#coldCount;
   }
 
   /** Whether an inbound SPI is in use here (SPI allocation avoids it). */
@@ -181,35 +231,19 @@ export class DataPlane {
 
   /** Builds the ESP SAs of a child and indexes it; `adopted` continues from a snapshot's counters. */
   add(rec: SaRecord, c: ChildSpec, adopted: boolean): ChildRecord {
-    const provider = this.#settings.provider;
-    const alg = {
-      encryption: c.encryption.id,
-      keyBits: c.encryption.keyBits,
-      ...(c.integrity ? { integrity: c.integrity } : {}),
-    };
-    const esn = c.esn ?? false;
     // Every field in the literal, none spread in: spread fields land outside the object in a
     // separate array (issue #14, memory per SA). Absent optional fields are `undefined`.
     const child: ChildRecord = {
       encryption: c.encryption,
       integrity: c.integrity || undefined,
-      esn,
+      esn: c.esn ?? false,
       tsLocalRaw: c.tsLocal,
       tsRemoteRaw: c.tsRemote,
-      inbound: new InboundSa({
-        spi: c.inboundSpi,
-        suite: espSuite(provider, alg, c.inKeys),
-        esn,
-        ...(adopted ? { highestSequence: c.seqIn } : {}),
-      }),
-      outbound: new OutboundSa({
-        spi: c.outboundSpi,
-        suite: espSuite(provider, alg, c.outKeys),
-        esn,
-        random,
-        // RFC 6311 §4.3 spirit: never reuse a sequence number the old owner may have sent.
-        ...(adopted ? { lastSequence: c.seqOut + TAKEOVER_SEQUENCE_MARGIN } : {}),
-      }),
+      inbound: undefined,
+      outbound: undefined,
+      coldSlab: undefined,
+      coldSlot: -1,
+      sweptPackets: -1,
       sa: rec,
       inboundSpi: c.inboundSpi,
       outboundSpi: c.outboundSpi,
@@ -223,6 +257,15 @@ export class DataPlane {
       bytesIn: 0,
       bytesOut: 0,
     };
+    // A new child starts at 0 both ways; an adopted one continues past what the old owner used
+    // (RFC 6311 §4.3 spirit: never reuse a sequence number the old owner may have sent).
+    this.#build(
+      child,
+      c.inKeys,
+      c.outKeys,
+      adopted ? c.seqIn : 0n,
+      adopted ? c.seqOut + TAKEOVER_SEQUENCE_MARGIN : 0n,
+    );
     rec.children = withChild(rec.children, child);
     this.#byEspSpi.set(c.inboundSpi, child);
     if (child.virtualIp !== undefined) {
@@ -234,12 +277,169 @@ export class DataPlane {
     return child;
   }
 
+  /** Makes the child's ESP SAs from its keys and counters (a new, adopted or cold child). */
+  #build(
+    child: ChildRecord,
+    inKeys: Uint8Array,
+    outKeys: Uint8Array,
+    seqIn: bigint,
+    seqOut: bigint,
+  ): HotChild {
+    const provider = this.#settings.provider;
+    const alg = {
+      encryption: child.encryption.id,
+      keyBits: child.encryption.keyBits,
+      ...(child.integrity ? { integrity: child.integrity } : {}),
+    };
+    const esn = child.esn;
+    child.inbound = new InboundSa({
+      spi: child.inboundSpi,
+      suite: espSuite(provider, alg, inKeys),
+      esn,
+      // Everything at or below it counts as seen (replay.ts): a cold child forgot which packets
+      // inside its window it had, so it refuses them all; they are at least an idle period old.
+      highestSequence: seqIn,
+    });
+    child.outbound = new OutboundSa({
+      spi: child.outboundSpi,
+      suite: espSuite(provider, alg, outKeys),
+      esn,
+      random,
+      // Exactly where it stopped: the AEAD nonce is the sequence number (RFC 4106 §3.1).
+      lastSequence: seqOut,
+    });
+    return child as HotChild;
+  }
+
+  /**
+   * The child's ESP SAs, rebuilt if it is cold; undefined if its slot does not rebuild (then the
+   * child is removed, logged as `esp-state-unreadable`).
+   */
+  #hot(child: ChildRecord): HotChild | undefined {
+    if (child.inbound !== undefined) return child as HotChild;
+    const slab = child.coldSlab!;
+    const slot = child.coldSlot;
+    const v = slab.view(slot);
+    const k = (v.length - SLOT_HEADER) / 2;
+    const view = counters(v);
+    child.coldSlab = undefined;
+    child.coldSlot = -1;
+    this.#coldCount--;
+    this.#metrics.espColdChildren.set(this.#coldCount);
+    this.#metrics.espChildThaws.inc();
+    try {
+      return this.#build(
+        child,
+        v.subarray(SLOT_HEADER, SLOT_HEADER + k),
+        v.subarray(SLOT_HEADER + k),
+        view.getBigUint64(0),
+        view.getBigUint64(8),
+      );
+    } catch (e) {
+      child.inbound = undefined;
+      child.outbound = undefined;
+      this.#log.error(
+        { spi: spiOf(child.sa), inboundSpi: hex32(child.inboundSpi), err: e },
+        'esp-state-unreadable',
+      );
+      this.remove(child.sa, child.inboundSpi, 'esp-state-unreadable');
+      return undefined;
+    } finally {
+      slab.release(slot); // zeroed: it held the keys
+    }
+  }
+
+  /** Lets the child's ESP objects go, its keys and counters kept in a slot. */
+  #freeze(child: HotChild): void {
+    const inKeys = child.inbound.exportKeyMaterial();
+    const outKeys = child.outbound.exportKeyMaterial();
+    try {
+      if (inKeys.length !== outKeys.length) return; // one suite both ways: cannot happen; stays hot
+      const size = SLOT_HEADER + 2 * inKeys.length;
+      let slab = this.#slabs.get(size);
+      if (!slab) this.#slabs.set(size, (slab = new KeySlab(size)));
+      const slot = slab.alloc();
+      const v = slab.view(slot);
+      const view = counters(v);
+      view.setBigUint64(0, child.inbound.highestSequence);
+      view.setBigUint64(8, child.outbound.lastSequence);
+      v.set(inKeys, SLOT_HEADER);
+      v.set(outKeys, SLOT_HEADER + inKeys.length);
+      (child as ChildRecord).inbound = undefined;
+      (child as ChildRecord).outbound = undefined;
+      child.coldSlab = slab;
+      child.coldSlot = slot;
+      this.#coldCount++;
+      this.#metrics.espColdChildren.set(this.#coldCount);
+    } finally {
+      inKeys.fill(0);
+      outKeys.fill(0);
+    }
+  }
+
+  /**
+   * The idle sweep: visits up to `visits` children (each at most once per call), going on where
+   * the last call stopped; one that carried no packet since its last visit goes cold. Returns how
+   * many went cold.
+   */
+  sweepIdle(visits: number): number {
+    const n = Math.min(visits, this.#byEspSpi.size);
+    let frozen = 0;
+    for (let i = 0; i < n; i++) {
+      let next = this.#sweepAt?.next();
+      if (next === undefined || next.done === true) {
+        this.#sweepAt = this.#byEspSpi.values();
+        next = this.#sweepAt.next();
+        if (next.done === true) break;
+      }
+      const child = next.value;
+      const seen = child.packetsIn + child.packetsOut;
+      if (seen === child.sweptPackets && child.inbound !== undefined) {
+        this.#freeze(child as HotChild);
+        frozen++;
+      }
+      child.sweptPackets = seen;
+    }
+    return frozen;
+  }
+
+  /**
+   * The child's keys (copies, RFC 7296 §2.17 order) and counters, for its snapshot: read from the
+   * slot of a cold child, which stays cold (a checkpoint must not rebuild it).
+   */
+  exportEsp(child: ChildRecord): ChildEsp {
+    if (child.inbound !== undefined && child.outbound !== undefined)
+      return {
+        inKeys: child.inbound.exportKeyMaterial(),
+        outKeys: child.outbound.exportKeyMaterial(),
+        seqIn: child.inbound.highestSequence,
+        seqOut: child.outbound.lastSequence,
+      };
+    const v = child.coldSlab!.view(child.coldSlot);
+    const k = (v.length - SLOT_HEADER) / 2;
+    const view = counters(v);
+    return {
+      inKeys: v.slice(SLOT_HEADER, SLOT_HEADER + k),
+      outKeys: v.slice(SLOT_HEADER + k),
+      seqIn: view.getBigUint64(0),
+      seqOut: view.getBigUint64(8),
+    };
+  }
+
   /** Takes a child out of the data plane; `why` is logged. Returns whether it was there. */
   remove(rec: SaRecord, inboundSpi: number, why: string, quiet = false): boolean {
     const child = childOf(rec, inboundSpi);
     if (!child) return false;
     rec.children = withoutChild(rec.children, child);
     if (this.#byEspSpi.get(inboundSpi) === child) this.#byEspSpi.delete(inboundSpi);
+    if (child.coldSlab !== undefined) {
+      child.coldSlab.release(child.coldSlot); // zeroed: it held the keys
+      child.coldSlab = undefined;
+      child.coldSlot = -1;
+      this.#coldCount--;
+      this.#metrics.espColdChildren.set(this.#coldCount);
+    }
+    this.#seqDirty.delete(child);
     if (child.virtualIp !== undefined && this.#byVirtualIp.get(child.virtualIp) === child) {
       // A rekey installs the new child before removing the old one: route to the newest left.
       this.#byVirtualIp.delete(child.virtualIp);
@@ -268,7 +468,18 @@ export class DataPlane {
     if (p.length < 8) return this.#drop('esp', 'short');
     const child = this.#byEspSpi.get(ipv4ToNumber(p));
     if (!child) return this.#drop('esp', 'unknown_spi');
-    const r = child.inbound.decapsulate(p);
+    // A replay (or a packet in flight since before it went cold) is refused without a rebuild: a
+    // cold child counts everything at or below its highest sequence number as seen (RFC 4303
+    // §3.4.3; with ESN the high half would be inferred first, so that case rebuilds).
+    if (
+      child.coldSlab !== undefined &&
+      !child.esn &&
+      ipv4ToNumber(p, 4) <= Number(counters(child.coldSlab.view(child.coldSlot)).getBigUint64(0))
+    )
+      return this.#drop('esp', 'replay');
+    const inbound = child.inbound ?? this.#hot(child)?.inbound;
+    if (!inbound) return this.#drop('esp', 'cold_state');
+    const r = inbound.decapsulate(p);
     if (r.kind !== 'inner') return this.#drop('esp', r.reason);
     const rec = child.sa;
     rec.lastEspInbound = this.#clock();
@@ -279,7 +490,7 @@ export class DataPlane {
       return this.#drop('esp', 'ts_violation');
     child.packetsIn++;
     child.bytesIn += r.packet.length;
-    this.#inboundMoved(child);
+    this.#inboundMoved(child, inbound.highestSequence);
     this.#metrics.hot(this.#metrics.espPackets, 'in').inc();
     this.#metrics.hot(this.#metrics.espBytes, 'in').inc(r.packet.length);
     if (!this.#device) return this.#drop('esp', 'no_device');
@@ -304,18 +515,20 @@ export class DataPlane {
       }
     }
     if (!child) return this.#drop('tun', 'no_route');
+    const esp = child.outbound ?? this.#hot(child)?.outbound;
+    if (!esp) return this.#drop('esp-out', 'cold_state');
     // Ownership: the ESP packet is handed to the edge link, and the link may keep it past send()
     // (dgram holds a datagram until its send completes, a relay or a test link queues frames), so
     // it cannot be a buffer reused for the next packet, unless the link says it copies it
     // (espCopied: a stream). Otherwise a fresh allocation, but without the zero-fill (every octet
     // up to the packet's end is written by encapsulate; the view handed on ends there) and, below
     // 4 KiB, a slice of node's buffer pool rather than an ArrayBuffer each.
-    const espLength = child.outbound.packetLength(packet.length);
+    const espLength = esp.packetLength(packet.length);
     if (this.#edge.espCongested?.(child.sa.path, espLength)) return this.#drop('esp-out', 'congested');
     const out = this.#edge.espCopied?.(child.sa.path)
       ? this.#espScratch(espLength)
       : Buffer.allocUnsafe(espLength);
-    const r = child.outbound.encapsulate(packet, out);
+    const r = esp.encapsulate(packet, out);
     if (r.kind !== 'packet') {
       if (r.kind === 'rekey_required' && !child.rekeyRequested) {
         child.rekeyRequested = true;
@@ -348,13 +561,13 @@ export class DataPlane {
    */
   skipOutbound(rec: SaRecord, counter: bigint): number {
     let moved = 0;
-    for (const child of rec.children) if (child.outbound.skipTo(counter)) moved++;
+    for (const child of rec.children) if (this.#hot(child)?.outbound.skipTo(counter)) moved++;
     return moved;
   }
 
   /** Schedules (or, past INBOUND_CHECKPOINT_PACKETS, writes at once) the inbound high-water mark. */
-  #inboundMoved(child: ChildRecord): void {
-    if (child.inbound.highestSequence - child.checkpointedIn >= INBOUND_CHECKPOINT_PACKETS) {
+  #inboundMoved(child: ChildRecord, highest: bigint): void {
+    if (highest - child.checkpointedIn >= INBOUND_CHECKPOINT_PACKETS) {
       this.#seqDirty.delete(child);
       return this.#checkpointInbound(child);
     }
@@ -371,7 +584,9 @@ export class DataPlane {
   }
 
   #checkpointInbound(child: ChildRecord): void {
-    child.checkpointedIn = child.inbound.highestSequence;
+    // A child can go cold while its checkpoint waits (visits less than INBOUND_CHECKPOINT_MS apart).
+    child.checkpointedIn =
+      child.inbound?.highestSequence ?? counters(child.coldSlab!.view(child.coldSlot)).getBigUint64(0);
     this.#hooks.checkpoint(child.sa);
   }
 
@@ -380,6 +595,8 @@ export class DataPlane {
     clearTimeout(this.#seqTimer);
     this.#seqTimer = undefined;
     this.#seqDirty.clear();
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
   }
 
   #drop(layer: string, reason: string): void {

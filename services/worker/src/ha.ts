@@ -86,21 +86,24 @@ export class Takeover {
       ...(rec.virtualIp ? { virtualIp: rec.virtualIp } : {}),
       ...(rec.poolKey ? { poolKey: rec.poolKey } : {}),
       ...(rec.establishedAt ? { establishedAt: rec.establishedAt } : {}),
-      children: rec.children.map((c) => ({
-        inboundSpi: c.inboundSpi,
-        outboundSpi: c.outboundSpi,
-        encryption: c.encryption,
-        ...(c.integrity ? { integrity: c.integrity } : {}),
-        ...(c.esn ? { esn: true } : {}),
-        // From the ESP SAs' key objects: a child keeps no raw copy of its keys (issue #14).
-        inKeys: c.inbound.exportKeyMaterial(),
-        outKeys: c.outbound.exportKeyMaterial(),
-        tsLocal: c.tsLocalRaw,
-        tsRemote: c.tsRemoteRaw,
-        ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
-        seqOut: c.outbound.lastSequence,
-        seqIn: c.inbound.highestSequence,
-      })),
+      children: rec.children.map((c) => {
+        // From the ESP SAs' key objects, or a cold child's slot, which stays cold (issue #14).
+        const esp = this.#dataPlane.exportEsp(c);
+        return {
+          inboundSpi: c.inboundSpi,
+          outboundSpi: c.outboundSpi,
+          encryption: c.encryption,
+          ...(c.integrity ? { integrity: c.integrity } : {}),
+          ...(c.esn ? { esn: true } : {}),
+          inKeys: esp.inKeys,
+          outKeys: esp.outKeys,
+          tsLocal: c.tsLocalRaw,
+          tsRemote: c.tsRemoteRaw,
+          ...(c.virtualIp !== undefined ? { virtualIp: c.virtualIp } : {}),
+          seqOut: esp.seqOut,
+          seqIn: esp.seqIn,
+        };
+      }),
     };
   }
 

@@ -7,6 +7,7 @@ import type { PeerPath } from '@ikegate/cluster';
 import type { InboundSa, OutboundSa } from '@ikegate/esp';
 import type { SaEntry, TrafficSelector } from '@ikegate/ikev2';
 import type { Ipv4Range } from './ipv4.js';
+import type { KeySlab } from './key-slab.js';
 import type { PeerSettings } from './types.js';
 
 export interface ChildRecord {
@@ -15,8 +16,16 @@ export interface ChildRecord {
   readonly esn: boolean;
   readonly tsLocalRaw: readonly TrafficSelector[];
   readonly tsRemoteRaw: readonly TrafficSelector[];
-  readonly inbound: InboundSa;
-  readonly outbound: OutboundSa;
+  /**
+   * The ESP SAs, or undefined while the child is cold (idle: its keys and sequence numbers are in
+   * `coldSlab` at `coldSlot`). Only the data plane reads them; it rebuilds a cold child first.
+   */
+  inbound: InboundSa | undefined;
+  outbound: OutboundSa | undefined;
+  coldSlab: KeySlab | undefined;
+  coldSlot: number;
+  /** packetsIn + packetsOut at the idle sweep's last visit (-1 before the first). */
+  sweptPackets: number;
   readonly sa: SaRecord;
   readonly inboundSpi: number;
   readonly outboundSpi: number;

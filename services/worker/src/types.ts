@@ -86,6 +86,12 @@ export interface WorkerSettings {
    * encoded (~1.7 KB less each) and rebuilt on their next event (libs/ikev2 endpoint/cold.ts).
    */
   readonly maxHotSas?: number;
+  /**
+   * A child SA that carried no ESP packet for this long (up to twice it) lets its ESP objects go
+   * and keeps only its keys and counters, rebuilt on its next packet (data-plane.ts, cold
+   * children). Default 60 s; 0 never.
+   */
+  readonly coldChildAfterMs?: number;
   /** Told about SA lifecycle events (the `connect` client configures its TUN from these). */
   readonly observer?: WorkerObserver;
   /** Write-through: told when an established SA changed (take a snapshot) or is gone. */

@@ -122,6 +122,8 @@ function harness(
     clock?: () => number;
     /** ike.maxHotSas (default the endpoint's). */
     maxHotSas?: number;
+    /** dataplane.coldChildAfterSeconds in ms (default the worker's). */
+    coldChildAfterMs?: number;
   } = {},
 ) {
   const out = new PassThrough();
@@ -155,6 +157,7 @@ function harness(
       ...(o.persistence ? { persistence: o.persistence } : {}),
       ...(o.clock ? { clock: o.clock } : {}),
       ...(o.maxHotSas !== undefined ? { maxHotSas: o.maxHotSas } : {}),
+      ...(o.coldChildAfterMs !== undefined ? { coldChildAfterMs: o.coldChildAfterMs } : {}),
     },
     {
       send: (f) => {
@@ -781,4 +784,35 @@ test('worker: idle SAs beyond ike.maxHotSas are held encoded; a cold SA answers 
   assert.equal(h.worker.ikeSaCount, 2);
   assert.equal(await figure('ikegate_ike_sa_thaws_total'), '1', 'hot since the liveness check');
   assert.equal(Number(await figure('ikegate_ike_cold_sas')) <= 2, true);
+});
+
+test("worker: an idle child SA's ESP state goes cold on the worker's own sweep timer (dataplane.coldChildAfterSeconds); ESP both ways rebuilds it, the store's snapshot does not, and closing the worker stops the timer (issue #14, RFC 4303 §3.4.3)", async () => {
+  const h = harness('carol@example.org', { coldChildAfterMs: 20 });
+  h.initiate();
+  const figure = async (name: string) =>
+    Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await h.metrics.render())?.[1] ?? 0);
+  const coldSoon = async () => {
+    for (let i = 0; i < 300 && (await figure('ikegate_esp_cold_child_sas')) === 0; i++) await sleep(10);
+    assert.equal(await figure('ikegate_esp_cold_child_sas'), 1, 'cold within 3 s');
+  };
+  await coldSoon();
+  const [sa] = h.worker.list();
+  const snap = h.worker.snapshot(sa!.spi)!;
+  assert.equal(snap.children.length, 1);
+  assert.equal(snap.children[0]!.inKeys.length, 36, 'keys from the slot');
+  assert.equal(await figure('ikegate_esp_child_thaws_total'), 0, 'the snapshot left it cold');
+  const { packet, frame } = peerEsp(h.installs[0]!, h.path);
+  h.worker.deliver(frame(packet()));
+  assert.equal(h.written.length, 1, 'in');
+  assert.equal(await figure('ikegate_esp_child_thaws_total'), 1);
+  await coldSoon();
+  h.worker.fromDevice(icmp('10.2.0.7', '10.9.0.2'));
+  const espOut = h.toInitiator.filter((f) => f.kind === 'esp');
+  assert.equal(espOut.length, 1, 'out');
+  assert.equal(peerInbound(h.installs[0]!).decapsulate(espOut[0]!.bytes).kind, 'inner');
+  assert.equal(await figure('ikegate_esp_child_thaws_total'), 2);
+  await h.worker.close(0);
+  const thaws = await figure('ikegate_esp_cold_child_sas');
+  await sleep(100);
+  assert.equal(await figure('ikegate_esp_cold_child_sas'), thaws, 'no sweep after close');
 });

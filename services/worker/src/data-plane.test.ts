@@ -1,0 +1,315 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OutboundFrame, PeerPath } from '@ikegate/cluster';
+import { defaultProvider, EncryptionId } from '@ikegate/crypto';
+import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
+import type { InstallChildAction, SaEntry } from '@ikegate/ikev2';
+import { createLogger, Metrics } from '@ikegate/telemetry';
+import fc from 'fast-check';
+import { DataPlane } from './data-plane.js';
+import { parseIpv4 } from './ipv4.js';
+import { type ChildRecord, NO_CHILDREN, type SaRecord } from './records.js';
+import type { WorkerSettings } from './types.js';
+
+const any = {
+  tsType: 7,
+  ipProtocol: 0,
+  startPort: 0,
+  endPort: 65535,
+  startAddress: parseIpv4('0.0.0.0'),
+  endAddress: parseIpv4('255.255.255.255'),
+};
+const PATH: PeerPath = {
+  connection: 'udp:4500:192.0.2.10:4500',
+  transport: 'udp',
+  local: { address: '192.0.2.1', port: 4500 },
+  remote: { address: '192.0.2.10', port: 4500 },
+};
+const AES256GCM = { id: EncryptionId.AES_GCM_16, keyBits: 256 };
+const SUITE = { encryption: EncryptionId.AES_GCM_16, keyBits: 256 };
+
+/** ICMP echo request, IPv4, from `src` to `dst`. */
+function icmp(src: string, dst: string): Uint8Array {
+  const p = new Uint8Array(28);
+  p.set([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]);
+  p.set(parseIpv4(src), 12);
+  p.set(parseIpv4(dst), 16);
+  p[20] = 8;
+  return p;
+}
+
+/** One child SA and the peer's side of it. */
+interface Peer {
+  readonly child: ChildRecord;
+  readonly vip: string;
+  readonly toUs: OutboundSa;
+  readonly fromUs: InboundSa;
+  readonly seal: () => Uint8Array;
+}
+
+/**
+ * A data plane with no idle timer (the tests call sweepIdle), one SA record and `children` child
+ * SAs installed as the responder, each with virtual IP 10.9.0.(2 + i); for each, the peer's ESP
+ * SAs (its outbound is our inbound).
+ */
+function setup(children = 1) {
+  const metrics = new Metrics({ processMetrics: false });
+  const sent: OutboundFrame[] = [];
+  const written: Uint8Array[] = [];
+  const checkpoints: SaRecord[] = [];
+  const dp = new DataPlane(
+    { provider: defaultProvider, coldChildAfterMs: 0 } as WorkerSettings,
+    { send: (f) => (sent.push(f), 'sent') },
+    createLogger({ level: 'silent' }),
+    metrics,
+    { pathChanged: () => undefined, rekeyNeeded: () => undefined, checkpoint: (r) => checkpoints.push(r) },
+    Date.now,
+  );
+  dp.attachDevice({ write: (p) => (written.push(p.slice()), true) });
+  const rec: SaRecord = {
+    entry: { spis: ['00112233445566778899aabbccddeeff'] } as unknown as SaEntry<SaRecord>,
+    id: 1,
+    shard: 0,
+    path: PATH,
+    children: NO_CHILDREN,
+    createdAt: 0,
+  };
+  const peers: Peer[] = [];
+  for (let i = 0; i < children; i++) {
+    const keys = {
+      encrI: new Uint8Array(randomBytes(36)),
+      integI: new Uint8Array(0),
+      encrR: new Uint8Array(randomBytes(36)),
+      integR: new Uint8Array(0),
+    };
+    const action: InstallChildAction = {
+      kind: 'install-child',
+      inboundSpi: Uint8Array.of(0x10, 0, 0, i + 1),
+      outboundSpi: Uint8Array.of(0x20, 0, 0, i + 1),
+      encryption: AES256GCM,
+      esn: false,
+      keys: { ...keys, encrI: keys.encrI.slice(), encrR: keys.encrR.slice() },
+      weInitiated: false,
+      tsLocal: [any],
+      tsRemote: [any],
+      virtualIp: Uint8Array.of(10, 9, 0, 2 + i),
+    };
+    const child = dp.install(rec, action);
+    const vip = `10.9.0.${2 + i}`;
+    const toUs = new OutboundSa({ spi: 0x10000001 + i, suite: espSuite(defaultProvider, SUITE, keys.encrI) });
+    const fromUs = new InboundSa({
+      spi: 0x20000001 + i,
+      suite: espSuite(defaultProvider, SUITE, keys.encrR),
+    });
+    const seal = () => {
+      const r = toUs.encapsulate(icmp(vip, '10.2.0.7'));
+      assert.equal(r.kind, 'packet');
+      return r.kind === 'packet' ? r.packet.slice() : new Uint8Array();
+    };
+    peers.push({ child, vip, toUs, fromUs, seal });
+  }
+  const deliver = (bytes: Uint8Array) => dp.inbound({ kind: 'esp', path: PATH, bytes, shard: 0 });
+  const figure = async (name: string) =>
+    Number(
+      new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(await metrics.render())?.[1] ?? 0,
+    );
+  const drops = (layer: string, reason: string) =>
+    figure(`ikegate_drops_total{layer="${layer}",reason="${reason}"}`);
+  /** The sequence number of each ESP packet we sent, decapsulated by the peer `i`. */
+  const received = (i = 0) =>
+    sent.splice(0).map((f) => {
+      assert.equal(peers[i]!.fromUs.decapsulate(f.bytes).kind, 'inner', 'the peer opens it');
+      return Buffer.from(f.bytes).readUInt32BE(4);
+    });
+  /** Waits (bounded) for the inbound checkpoint the last packets made due (INBOUND_CHECKPOINT_MS). */
+  const checkpointed = async () => {
+    const n = checkpoints.length;
+    for (let i = 0; i < 200 && checkpoints.length === n; i++) await sleep(10);
+    assert.ok(checkpoints.length > n, 'the inbound checkpoint was written');
+  };
+  return { dp, rec, peers, sent, written, checkpoints, deliver, figure, drops, received, checkpointed };
+}
+
+const zero = (b: Uint8Array) => b.every((x) => x === 0);
+
+test('data plane, cold children: an idle child goes cold at the second sweep visit without a packet; its next packet rebuilds it, the outbound sequence goes on at the next number (RFC 4106 §3.1: the nonce is never reused), inbound replays stay refused (RFC 4303 §3.4.3), and the slot that held its keys is zeroed (issue #14)', async () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  const [p1, p2, p3] = [p.seal(), p.seal(), p.seal()];
+  s.deliver(p1);
+  s.deliver(p2);
+  s.deliver(p3);
+  assert.equal(s.written.length, 3);
+  s.dp.outbound(icmp('10.2.0.7', p.vip));
+  s.dp.outbound(icmp('10.2.0.7', p.vip));
+  assert.deepEqual(s.received(), [1, 2]);
+  // Sent by the peer but still in flight when the child goes cold.
+  const p4 = p.seal();
+  const p5 = p.seal();
+  s.deliver(p5);
+  assert.equal(s.written.length, 4);
+  await s.checkpointed();
+
+  assert.equal(s.dp.sweepIdle(10), 0, 'the first visit only notes the packet count');
+  assert.ok(p.child.inbound, 'hot');
+  assert.equal(s.dp.sweepIdle(10), 1, 'no packet since: cold');
+  assert.equal(p.child.inbound, undefined);
+  assert.equal(p.child.outbound, undefined);
+  assert.equal(s.dp.coldCount, 1);
+  assert.equal(await s.figure('ikegate_esp_cold_child_sas'), 1);
+  const slot = p.child.coldSlab!.view(p.child.coldSlot);
+  assert.ok(!zero(slot), 'the slot holds its keys');
+
+  // Replays, and p4 (below the highest seen, never received): refused from the slot's counter,
+  // without a rebuild.
+  s.deliver(p3);
+  s.deliver(p1);
+  s.deliver(p4);
+  assert.equal(await s.drops('esp', 'replay'), 3);
+  assert.equal(s.written.length, 4);
+  assert.equal(p.child.inbound, undefined, 'still cold');
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 0);
+  const p6 = p.seal();
+  s.deliver(p6);
+  assert.equal(s.written.length, 5, 'a new packet passes');
+  assert.ok(p.child.inbound, 'rebuilt by it');
+  assert.ok(zero(slot), 'the slot was zeroed when it was given back');
+  assert.equal(s.dp.coldCount, 0);
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1);
+  s.deliver(p5);
+  assert.equal(await s.drops('esp', 'replay'), 4, 'the rebuilt window refuses what the cold child had');
+  await s.checkpointed();
+
+  // Cold again, then our side sends first: sequence number 3, the one after the last sent.
+  s.dp.sweepIdle(10);
+  assert.equal(s.dp.sweepIdle(10), 1);
+  s.dp.outbound(icmp('10.2.0.7', p.vip));
+  assert.deepEqual(s.received(), [3]);
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 2);
+  assert.equal(await s.figure('ikegate_esp_cold_child_sas'), 0);
+});
+
+test('data plane, cold children: a child that carried a packet either way between visits stays hot; one that goes cold while its inbound checkpoint waits is checkpointed from its slot (issue #14, issue #11)', async () => {
+  const s = setup(3);
+  const [a, b, c] = s.peers as [Peer, Peer, Peer];
+  s.dp.sweepIdle(3);
+  s.deliver(a.seal()); // in: a's inbound checkpoint is now due on the timer
+  s.deliver(a.seal());
+  s.dp.outbound(icmp('10.2.0.7', b.vip)); // out
+  assert.equal(s.dp.sweepIdle(3), 1, 'only c, which carried nothing');
+  assert.equal(c.child.inbound, undefined);
+  assert.ok(b.child.inbound);
+  assert.ok(a.child.inbound);
+  assert.equal(s.dp.sweepIdle(3), 2, 'a and b now');
+  assert.equal(s.checkpoints.length, 0);
+  await s.checkpointed();
+  assert.equal(a.child.checkpointedIn, 2n, "the highest sequence number, from a's slot");
+  assert.equal(a.child.inbound, undefined, 'still cold');
+  assert.equal(s.dp.coldCount, 3);
+});
+
+test('data plane, cold children: the sweep visits at most the given number of children per call, each at most once, and goes on where it stopped (issue #14)', () => {
+  const s = setup(5);
+  assert.equal(s.dp.sweepIdle(100), 0, 'one visit each, though asked for 100');
+  assert.equal(s.dp.sweepIdle(2), 2);
+  assert.equal(s.dp.sweepIdle(2), 2);
+  assert.equal(s.dp.sweepIdle(2), 1, 'the fifth, then the first again (already cold)');
+  assert.equal(s.dp.coldCount, 5);
+  assert.equal(s.dp.sweepIdle(0), 0);
+});
+
+test("data plane, cold children: the snapshot's keys and counters are read from a cold child's slot without rebuilding it, equal to the hot child's (issue #14, issue #11 checkpoints)", async () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  s.deliver(p.seal());
+  s.deliver(p.seal());
+  s.dp.outbound(icmp('10.2.0.7', p.vip));
+  await s.checkpointed();
+  const hot = s.dp.exportEsp(p.child);
+  assert.equal(hot.seqIn, 2n);
+  assert.equal(hot.seqOut, 1n);
+  s.dp.sweepIdle(1);
+  s.dp.sweepIdle(1);
+  assert.equal(s.dp.coldCount, 1);
+  const cold = s.dp.exportEsp(p.child);
+  assert.deepEqual(cold, hot);
+  assert.equal(s.dp.coldCount, 1, 'still cold');
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 0);
+  cold.inKeys.fill(0);
+  assert.deepEqual(s.dp.exportEsp(p.child).inKeys, hot.inKeys, 'a copy, not a view of the slot');
+});
+
+test('data plane, cold children: removing a cold child zeroes and gives back its slot (issue #14)', async () => {
+  const s = setup(2);
+  const [a, b] = s.peers as [Peer, Peer];
+  s.dp.sweepIdle(2);
+  s.dp.sweepIdle(2);
+  const slab = a.child.coldSlab!;
+  const slot = slab.view(a.child.coldSlot);
+  assert.equal(slab.used, 2);
+  assert.equal(s.dp.remove(s.rec, a.child.inboundSpi, 'test'), true);
+  assert.ok(zero(slot));
+  assert.equal(slab.used, 1);
+  assert.equal(s.dp.coldCount, 1);
+  assert.equal(await s.figure('ikegate_esp_cold_child_sas'), 1);
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 0, 'not rebuilt to be removed');
+  s.dp.remove(s.rec, b.child.inboundSpi, 'test');
+  assert.equal(slab.used, 0);
+  assert.equal(s.dp.coldCount, 0);
+});
+
+test('data plane, cold children: a forged packet for a cold child is dropped as auth_failed and moves no counter; the child is cold again at its next idle visits (RFC 4303 §3.4.3, issue #14)', async () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  s.deliver(p.seal());
+  await s.checkpointed();
+  s.dp.sweepIdle(1);
+  s.dp.sweepIdle(1);
+  const before = s.dp.exportEsp(p.child);
+  const forged = p.seal();
+  forged[forged.length - 1]! ^= 1; // the ICV
+  s.deliver(forged);
+  assert.equal(await s.drops('esp', 'auth_failed'), 1);
+  assert.deepEqual(s.dp.exportEsp(p.child), before);
+  assert.equal(s.dp.sweepIdle(1), 1, 'no authenticated packet since its last visit: cold at once');
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1);
+});
+
+test('data plane, cold children: the RFC 6311 §4.3 skip of the outbound counter reaches a cold child', () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  s.dp.sweepIdle(1);
+  s.dp.sweepIdle(1);
+  assert.equal(s.dp.skipOutbound(s.rec, 1000n), 1);
+  s.dp.outbound(icmp('10.2.0.7', p.vip));
+  assert.deepEqual(s.received(), [1001]);
+});
+
+test('data plane, cold children (property): any interleaving of packets both ways and sweeps delivers every fresh packet, and the outbound sequence numbers run 1, 2, 3, ... with no reuse or gap (RFC 4303 §3.3.3, RFC 4106 §3.1)', () => {
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom('in', 'out', 'sweep'), { maxLength: 60 }), (ops) => {
+      const s = setup();
+      const p = s.peers[0]!;
+      let ins = 0;
+      const seqs: number[] = [];
+      for (const op of ops) {
+        if (op === 'in') {
+          s.deliver(p.seal());
+          ins++;
+        } else if (op === 'out') {
+          s.dp.outbound(icmp('10.2.0.7', p.vip));
+          seqs.push(...s.received());
+        } else s.dp.sweepIdle(1);
+      }
+      assert.equal(s.written.length, ins);
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => i + 1),
+      );
+      s.dp.stop();
+    }),
+    { numRuns: 150 },
+  );
+});
