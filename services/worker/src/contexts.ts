@@ -144,9 +144,8 @@ export class SaContexts {
       (c) => this.#espSpiTaken(c) || this.#pendingChildSpis.has(c),
     );
     this.#pendingChildSpis.add(spi);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, spi);
-    return b;
+    // Octet by octet, not through a DataView, which would give the array an ArrayBuffer object (88 B).
+    return Uint8Array.of(spi >>> 24, (spi >>> 16) & 0xff, (spi >>> 8) & 0xff, spi & 0xff);
   }
 
   /** An address from `peer`'s pool for `rec` (RFC 7296 §3.15), or undefined when it is exhausted. */

@@ -167,9 +167,10 @@ export class ManagedPool implements AddressPoolLike {
   }
 
   #address(i: number): Uint8Array {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, (this.#base + i) >>> 0);
-    return b;
+    // Octet by octet: a DataView would make V8 give the 4-octet array an ArrayBuffer object of
+    // its own (88 B, held as long as the SA holds its address; issue #14, memory per SA).
+    const n = (this.#base + i) >>> 0;
+    return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
   }
 
   #text(n: number): string {
