@@ -8,7 +8,7 @@ import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import type { InstallChildAction, SaEntry } from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import fc from 'fast-check';
-import { DataPlane } from './data-plane.js';
+import { DataPlane, SweepQuota } from './data-plane.js';
 import { parseIpv4 } from './ipv4.js';
 import { type ChildRecord, NO_CHILDREN, type SaRecord } from './records.js';
 import type { WorkerSettings } from './types.js';
@@ -54,7 +54,7 @@ interface Peer {
  * SAs installed as the responder, each with virtual IP 10.9.0.(2 + i); for each, the peer's ESP
  * SAs (its outbound is our inbound).
  */
-function setup(children = 1) {
+function setup(children = 1, esn = false) {
   const metrics = new Metrics({ processMetrics: false });
   const sent: OutboundFrame[] = [];
   const written: Uint8Array[] = [];
@@ -89,7 +89,7 @@ function setup(children = 1) {
       inboundSpi: Uint8Array.of(0x10, 0, 0, i + 1),
       outboundSpi: Uint8Array.of(0x20, 0, 0, i + 1),
       encryption: AES256GCM,
-      esn: false,
+      esn,
       keys: { ...keys, encrI: keys.encrI.slice(), encrR: keys.encrR.slice() },
       weInitiated: false,
       tsLocal: [any],
@@ -98,9 +98,14 @@ function setup(children = 1) {
     };
     const child = dp.install(rec, action);
     const vip = `10.9.0.${2 + i}`;
-    const toUs = new OutboundSa({ spi: 0x10000001 + i, suite: espSuite(defaultProvider, SUITE, keys.encrI) });
+    const toUs = new OutboundSa({
+      spi: 0x10000001 + i,
+      esn,
+      suite: espSuite(defaultProvider, SUITE, keys.encrI),
+    });
     const fromUs = new InboundSa({
       spi: 0x20000001 + i,
+      esn,
       suite: espSuite(defaultProvider, SUITE, keys.encrR),
     });
     const seal = () => {
@@ -167,7 +172,8 @@ test('data plane, cold children: an idle child goes cold at the second sweep vis
   s.deliver(p3);
   s.deliver(p1);
   s.deliver(p4);
-  assert.equal(await s.drops('esp', 'replay'), 3);
+  s.deliver(p5); // the highest seen itself
+  assert.equal(await s.drops('esp', 'replay'), 4);
   assert.equal(s.written.length, 4);
   assert.equal(p.child.inbound, undefined, 'still cold');
   assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 0);
@@ -178,8 +184,8 @@ test('data plane, cold children: an idle child goes cold at the second sweep vis
   assert.ok(zero(slot), 'the slot was zeroed when it was given back');
   assert.equal(s.dp.coldCount, 0);
   assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1);
-  s.deliver(p5);
-  assert.equal(await s.drops('esp', 'replay'), 4, 'the rebuilt window refuses what the cold child had');
+  s.deliver(p3);
+  assert.equal(await s.drops('esp', 'replay'), 5, 'the rebuilt window refuses what the cold child had');
   await s.checkpointed();
 
   // Cold again, then our side sends first: sequence number 3, the one after the last sent.
@@ -312,4 +318,37 @@ test('data plane, cold children (property): any interleaving of packets both way
     }),
     { numRuns: 150 },
   );
+});
+
+test('data plane, cold children: with extended sequence numbers a cold child is rebuilt for every packet (the high half is inferred first) and refuses replays after (RFC 4303 §3.4.3, Appendix A)', async () => {
+  const s = setup(1, true);
+  const p = s.peers[0]!;
+  const p1 = p.seal();
+  s.deliver(p1);
+  assert.equal(s.written.length, 1);
+  await s.checkpointed();
+  s.dp.sweepIdle(1);
+  assert.equal(s.dp.sweepIdle(1), 1);
+  s.deliver(p1);
+  assert.equal(await s.drops('esp', 'replay'), 1);
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1, 'rebuilt to check it');
+  s.deliver(p.seal());
+  assert.equal(s.written.length, 2);
+  s.dp.outbound(icmp('10.2.0.7', p.vip));
+  assert.deepEqual(s.received(), [1]);
+  s.dp.stop();
+});
+
+test('data plane, cold children: the sweep quota visits every child once per period, however few they are: fractions carry over from tick to tick (issue #14)', () => {
+  const one = new SweepQuota(1000, 60_000);
+  const ticks = Array.from({ length: 600 }, () => one.next(1));
+  assert.ok(ticks.every((n) => n <= 1));
+  const visits = ticks.reduce((a, b) => a + b, 0);
+  assert.ok(visits >= 9 && visits <= 10, `one child: ${visits} visits in 600 ticks of 1 s, not one a tick`);
+  const many = new SweepQuota(1000, 60_000);
+  const pass = Array.from({ length: 60 }, () => many.next(100_000)).reduce((a, b) => a + b, 0);
+  assert.ok(pass >= 99_990 && pass <= 100_000, `100,000 children: ${pass} visits in one period`);
+  assert.equal(new SweepQuota(20, 200).next(0), 0);
+  const capped = new SweepQuota(1000, 1000);
+  assert.equal(capped.next(5), 5, 'at most every child once a tick');
 });

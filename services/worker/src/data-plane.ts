@@ -82,6 +82,26 @@ const counters = (slot: Uint8Array) => new DataView(slot.buffer, slot.byteOffset
 /** Default `coldChildAfterMs` (`dataplane.coldChildAfterSeconds`). */
 export const DEFAULT_COLD_CHILD_AFTER_MS = 60_000;
 
+/**
+ * How many children the sweep visits per tick so that a pass over `size` children takes `afterMs`:
+ * the fractions carry over, so a handful of children are visited once per pass too, not once per
+ * tick (which would make them cold after two ticks).
+ */
+export class SweepQuota {
+  #credit = 0;
+  constructor(
+    readonly tickMs: number,
+    readonly afterMs: number,
+  ) {}
+
+  next(size: number): number {
+    this.#credit = Math.min(this.#credit + (size * this.tickMs) / this.afterMs, size);
+    const n = Math.floor(this.#credit);
+    this.#credit -= n;
+    return n;
+  }
+}
+
 /** A child whose ESP objects are there (not cold). */
 type HotChild = ChildRecord & { inbound: InboundSa; outbound: OutboundSa };
 
@@ -146,10 +166,8 @@ export class DataPlane {
     if (after > 0 && Number.isFinite(after)) {
       // A share of the children per tick, so that one pass takes `after`: no tick freezes them all.
       const tick = Math.min(1000, Math.max(20, after / 10));
-      this.#sweepTimer = setInterval(
-        () => this.sweepIdle(Math.ceil((this.#byEspSpi.size * tick) / after)),
-        tick,
-      );
+      const quota = new SweepQuota(tick, after);
+      this.#sweepTimer = setInterval(() => this.sweepIdle(quota.next(this.#byEspSpi.size)), tick);
       this.#sweepTimer.unref();
     }
   }
