@@ -76,13 +76,26 @@ import { KeyExchangeId } from './provider.js';
 const USE_KEY_OBJECT = true;
 
 function importKey(key: Uint8Array): NodeCipherKey {
-  const copy = Buffer.from(key);
-  return USE_KEY_OBJECT ? createSecretKey(copy) : copy;
+  if (!USE_KEY_OBJECT) return Buffer.from(key);
+  // Not from node's shared pool, and zeroed once the KeyObject holds its own copy.
+  const copy = Buffer.allocUnsafeSlow(key.length);
+  copy.set(key);
+  try {
+    return createSecretKey(copy);
+  } finally {
+    copy.fill(0);
+  }
 }
 
-/** The octets of a key made by importKey (a new copy). */
+/** The octets of a key made by importKey (a new copy; the intermediate one is zeroed). */
 function exportKey(key: NodeCipherKey): Uint8Array {
-  return new Uint8Array(USE_KEY_OBJECT ? (key as KeyObject).export() : (key as Buffer));
+  if (!USE_KEY_OBJECT) return new Uint8Array(key as Buffer);
+  const exported = (key as KeyObject).export();
+  try {
+    return new Uint8Array(exported);
+  } finally {
+    exported.fill(0);
+  }
 }
 
 // --- PRF, integrity, hash -------------------------------------------------------------------
