@@ -32,9 +32,16 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
-import { type OutboundFrame, DEFAULT_SHARD_BITS, routeIkeMessage } from '@ikegate/cluster';
+import { type OutboundFrame, type PeerPath, DEFAULT_SHARD_BITS, routeIkeMessage } from '@ikegate/cluster';
 import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
-import { type EndpointOutput, IkeEndpoint, type IkePath, type IkeSaContext } from '@ikegate/ikev2';
+import { espSuite, OutboundSa } from '@ikegate/esp';
+import {
+  type EndpointOutput,
+  IkeEndpoint,
+  type IkePath,
+  type IkeSaContext,
+  type InstallChildAction,
+} from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import { ManagedPool, parseIpv4, Worker } from '@ikegate/worker';
 import { type BenchFigure, cpuRegionOverheadUs, formatFigure } from './harness.js';
@@ -42,12 +49,31 @@ import { type BenchFigure, cpuRegionOverheadUs, formatFigure } from './harness.j
 const SAS = Number(process.env.SCALE_SAS ?? 100_000);
 /** ike.maxHotSas (default `ikegate up`'s, 4096); `Infinity` holds every SA as objects (an A/B). */
 const MAX_HOT = Number(process.env.SCALE_MAX_HOT ?? 4096);
+/**
+ * dataplane.coldChildAfterSeconds in ms (`ikegate up`: 60 s): a child idle this long, to twice it,
+ * keeps only its keys and counters (services/worker data-plane.ts). Short here so that the run
+ * reaches the steady state of idle SAs in seconds; 0 keeps every child's ESP objects (an A/B).
+ */
+const COLD_CHILD_MS = Number(process.env.SCALE_COLD_CHILD_MS ?? 2000);
 const WARMUP = Math.min(2000, Math.floor(SAS / 10));
+/** The last SAs set up, whose first ESP packet after the run is timed (a cold child's rebuild). */
+const THAW_SAMPLE = 5000;
 const TENTHS = 10;
 const LAYOUT = { shardBits: DEFAULT_SHARD_BITS };
 const HASH_KEY = new Uint8Array(32).fill(7);
 const PSK = new TextEncoder().encode('bench-scale-pre-shared-key-0123456789');
 const random = (n: number) => new Uint8Array(randomBytes(n));
+/** The gateway's UDP endpoint, one object for every path (as the edge holds it). */
+const GATEWAY = { address: '192.0.2.1', port: 4500 };
+/**
+ * An ICMP echo request from the pool's first address: other children drop it at the selector check,
+ * after decryption, which is the work measured.
+ */
+const PING = (() => {
+  const p = new Uint8Array(28);
+  p.set([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 10, 64, 0, 2, 10, 0, 0, 1, 8]);
+  return p;
+})();
 const any = {
   tsType: 7,
   ipProtocol: 0,
@@ -78,6 +104,14 @@ export interface ScaleResult {
   /** Held encoded at the end (ike.maxHotSas), and rebuilt during the run. */
   readonly coldSas: number;
   readonly thaws: number;
+  /** Children whose ESP state is held as keys and counters at the end. */
+  readonly coldChildren: number;
+  /**
+   * Worker CPU per inbound ESP packet (us) for the last THAW_SAMPLE children: the first after the
+   * run (cold: rebuilt first, unless COLD_CHILD_MS is 0) and the second (hot), same children.
+   */
+  readonly espColdUs: number;
+  readonly espHotUs: number;
   readonly seconds: number;
   /** CPU of the cpuUsage() pair around each deliver(), subtracted from the responder's (ms). */
   readonly regionOverheadMs: number;
@@ -116,6 +150,7 @@ function responder(outbox: OutboundFrame[], metrics: Metrics): Worker {
       maxHalfOpenPerAddress: 5000,
       maxIkeSas: 1_000_000,
       maxHotSas: MAX_HOT,
+      coldChildAfterMs: COLD_CHILD_MS,
       workerId: 'local',
     },
     { send: (f) => (outbox.push(f), 'sent') },
@@ -158,23 +193,39 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
   const metrics = new Metrics({ role: 'bench', processMetrics: false });
   const worker = responder(outbox, metrics);
   let responderCpu = 0;
+  // The sampled children's SPIs, keys (the peer's outbound: AES-256-GCM key and salt) and paths,
+  // in storage made before the base line, so that the heap per SA does not count them.
+  const sampleSpis = new Uint32Array(THAW_SAMPLE);
+  const sampleKeys = new Uint8Array(THAW_SAMPLE * 36);
+  const samplePaths: (PeerPath | null)[] = new Array<PeerPath | null>(THAW_SAMPLE).fill(null);
+  let sampled = 0;
   // The two cpuUsage() calls around each deliver() cost CPU themselves: measured, subtracted.
   let regionOverheadMs = cpuRegionOverheadUs() / 1000;
+
+  const sample = (child: InstallChildAction, path: PeerPath) => {
+    if (sampled === THAW_SAMPLE || child.keys.encrI.length !== 36) return;
+    sampleSpis[sampled] = Buffer.from(child.outboundSpi).readUInt32BE(0);
+    sampleKeys.set(child.keys.encrI, sampled * 36);
+    samplePaths[sampled++] = path;
+  };
 
   /** One setup: IKE_SA_INIT + IKE_AUTH from a fresh initiator at peer address n. */
   const setup = (n: number) => {
     const ctx = initiatorContext(n);
-    const address = `100.${64 + ((n >>> 16) & 0x3f)}.${(n >>> 8) & 0xff}.${n & 0xff}`;
+    // Flat, as dgram hands the edge a peer's address (a template would be a tree of strings).
+    const address = [100, 64 + ((n >>> 16) & 0x3f), (n >>> 8) & 0xff, n & 0xff].join('.');
     const initiatorPath: IkePath = {
       id: 'to-gateway',
       transport: 'udp',
       local: { address: parseIpv4(address), port: 4500 },
       remote: { address: parseIpv4('192.0.2.1'), port: 4500 },
     };
+    // As the edge makes it (services/edge edge.ts #udpPath): its local endpoint shared, and the
+    // connection one flat string.
     const path = {
-      connection: `udp:4500:${address}:4500`,
+      connection: ['udp', 4500, address, 4500].join(':'),
       transport: 'udp' as const,
-      local: { address: '192.0.2.1', port: 4500 },
+      local: GATEWAY,
       remote: { address, port: 4500 },
     };
     const initiator = new IkeEndpoint<undefined>({
@@ -190,6 +241,8 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
     for (let round = 0; round < 8; round++) {
       let sent = false;
       for (const o of out) {
+        if (o.kind === 'sa-action' && o.action.kind === 'install-child' && n > sas - THAW_SAMPLE)
+          sample(o.action, path);
         if (o.kind !== 'transmit') continue;
         sent = true;
         const d = routeIkeMessage(o.bytes, address, HASH_KEY, LAYOUT);
@@ -214,10 +267,14 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
     return { heap: m.heapUsed, buffers: m.arrayBuffers, rss: m.rss };
   };
 
+  // Idle SAs in their steady state: long enough for the idle sweep to visit every child twice.
+  const settle = () =>
+    COLD_CHILD_MS > 0 ? new Promise((r) => setTimeout(r, 2 * COLD_CHILD_MS + 1000)) : yieldToLoop();
+
   let n = 1;
   for (; n <= WARMUP; n++) setup(n);
   regionOverheadMs = cpuRegionOverheadUs() / 1000; // again, warm
-  await yieldToLoop();
+  await settle();
   const base = memory();
   const measured = sas - WARMUP;
   const per = Math.floor(measured / TENTHS);
@@ -244,9 +301,35 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
     );
   }
   const seconds = (performance.now() - t0) / 1000;
-  await yieldToLoop();
+  await settle();
   const end = memory();
   const added = n - 1 - WARMUP;
+  // The sampled children's first packet after the run (cold: a rebuild) and then a second one.
+  const peers = samplePaths.slice(0, sampled).map((path, i) => {
+    const out = new OutboundSa({
+      spi: sampleSpis[i]!,
+      suite: espSuite(
+        defaultProvider,
+        { encryption: EncryptionId.AES_GCM_16, keyBits: 256 },
+        sampleKeys.subarray(i * 36, i * 36 + 36),
+      ),
+    });
+    const packet = (): Uint8Array => {
+      const r = out.encapsulate(PING);
+      if (r.kind !== 'packet') throw new Error('ESP sample: no packet');
+      return r.packet.slice();
+    };
+    return { path: path!, packets: [packet(), packet()] };
+  });
+  const espRound = (i: number) => {
+    const c0 = process.cpuUsage();
+    for (const p of peers) worker.deliver({ kind: 'esp', path: p.path, bytes: p.packets[i]!, shard: 0 });
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / Math.max(1, peers.length);
+  };
+  const coldChildren = await gauge(metrics, 'ikegate_esp_cold_child_sas');
+  const espColdUs = espRound(0);
+  const espHotUs = espRound(1);
   // What the held SAs consist of, for a heap-snapshot viewer (Chrome DevTools: Memory).
   const snapshot = process.env.SCALE_HEAP_SNAPSHOT;
   if (snapshot) log(`scale: heap snapshot written to ${writeHeapSnapshot(snapshot)}`);
@@ -261,6 +344,9 @@ export async function runScale(sas = SAS, log: (s: string) => void = () => undef
     childSas: worker.childSaCount,
     coldSas: await gauge(metrics, 'ikegate_ike_cold_sas'),
     thaws: await gauge(metrics, 'ikegate_ike_sa_thaws_total'),
+    coldChildren,
+    espColdUs,
+    espHotUs,
     seconds,
     regionOverheadMs,
   };
@@ -295,6 +381,17 @@ export function scaleFigures(r: ScaleResult): BenchFigure[] {
       name: `  of them held encoded, cold (ike.maxHotSas ${MAX_HOT})`,
       value: r.coldSas,
       unit: `SAs, ${r.thaws} rebuilt during the run`,
+    },
+    {
+      name: `  CHILD SAs with their ESP state as keys and counters (idle ${COLD_CHILD_MS / 1000}-${(2 * COLD_CHILD_MS) / 1000} s)`,
+      value: r.coldChildren,
+      unit: 'CHILD SAs',
+    },
+    {
+      name: `  worker CPU for an idle child's first inbound ESP packet (rebuilt when cold), ${THAW_SAMPLE} children`,
+      value: r.espColdUs,
+      unit: 'us/packet',
+      reference: { name: 'the next packet, same children', value: r.espHotUs },
     },
     {
       name: `responder setups per CPU-s, last tenth (0 -> ${k}k SAs)`,
