@@ -5,11 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { OutboundFrame, PeerPath } from '@ikegate/cluster';
 import { defaultProvider, EncryptionId } from '@ikegate/crypto';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
-import type { InstallChildAction, SaEntry } from '@ikegate/ikev2';
+import type { InstallChildAction, SaEntry, TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import fc from 'fast-check';
 import { DataPlane, SweepQuota } from './data-plane.js';
-import { parseIpv4 } from './ipv4.js';
+import { ipv4ToNumber, parseIpv4 } from './ipv4.js';
 import { type ChildRecord, NO_CHILDREN, type SaRecord } from './records.js';
 import type { WorkerSettings } from './types.js';
 
@@ -54,7 +54,7 @@ interface Peer {
  * SAs installed as the responder, each with virtual IP 10.9.0.(2 + i); for each, the peer's ESP
  * SAs (its outbound is our inbound).
  */
-function setup(children = 1, esn = false) {
+function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => TrafficSelector[]) {
   const metrics = new Metrics({ processMetrics: false });
   const sent: OutboundFrame[] = [];
   const written: Uint8Array[] = [];
@@ -93,7 +93,7 @@ function setup(children = 1, esn = false) {
       keys: { ...keys, encrI: keys.encrI.slice(), encrR: keys.encrR.slice() },
       weInitiated: false,
       tsLocal: [any],
-      tsRemote: [any],
+      tsRemote: tsRemote ? tsRemote(Uint8Array.of(10, 9, 0, 2 + i)) : [any],
       virtualIp: Uint8Array.of(10, 9, 0, 2 + i),
     };
     const child = dp.install(rec, action);
@@ -351,4 +351,78 @@ test('data plane, cold children: the sweep quota visits every child once per per
   assert.equal(new SweepQuota(20, 200).next(0), 0);
   const capped = new SweepQuota(1000, 1000);
   assert.equal(capped.next(5), 5, 'at most every child once a tick');
+});
+
+test("data plane: an inner packet must come from the child's remote selectors; a road warrior's (its virtual IP alone) is checked against its address, a narrower one (a protocol) by its ranges (RFC 4301 §5.2)", async () => {
+  const host = (vip: Uint8Array, ipProtocol = 0) => [
+    { ...any, ipProtocol, startAddress: vip, endAddress: vip },
+  ];
+  const udp = (src: string) => {
+    const p = icmp(src, '10.2.0.7');
+    p[9] = 17;
+    return p;
+  };
+  for (const [what, ts, from, passes] of [
+    ['its address', (v: Uint8Array) => host(v), '10.9.0.2', true],
+    ['another address', (v: Uint8Array) => host(v), '10.9.0.3', false],
+    ['ICMP, the selector UDP only', (v: Uint8Array) => host(v, 17), '10.9.0.2', false],
+    [
+      'two selectors, the second one',
+      (v: Uint8Array) => [...host(Uint8Array.of(10, 9, 9, 9)), ...host(v)],
+      '10.9.0.2',
+      true,
+    ],
+    [
+      'its address and another: from the other',
+      (v: Uint8Array) => [...host(v), ...host(Uint8Array.of(10, 9, 9, 9))],
+      '10.9.9.9',
+      true,
+    ],
+  ] as const) {
+    const s = setup(1, false, ts);
+    const p = s.peers[0]!;
+    const r = p.toUs.encapsulate(icmp(from, '10.2.0.7'));
+    assert.equal(r.kind, 'packet');
+    if (r.kind === 'packet') s.deliver(r.packet.slice());
+    assert.equal(s.written.length, passes ? 1 : 0, what);
+    assert.equal(await s.drops('esp', 'ts_violation'), passes ? 0 : 1, what);
+    if (what === 'ICMP, the selector UDP only') {
+      const u = p.toUs.encapsulate(udp('10.9.0.2'));
+      if (u.kind === 'packet') s.deliver(u.packet.slice());
+      assert.equal(s.written.length, 1, 'UDP from its address passes');
+    }
+    s.dp.stop();
+  }
+  // Road warriors hold no ranges of their own: every such child shares one (empty) list.
+  const two = setup(2, false, (v) => host(v));
+  assert.equal(two.peers[0]!.child.tsRemote, two.peers[1]!.child.tsRemote);
+  assert.equal(two.peers[0]!.child.tsRemote.length, 0);
+  two.dp.stop();
+});
+
+test('data plane: a child adopted from a snapshot sends past its stored counter by TAKEOVER_SEQUENCE_MARGIN and its inbound window restarts at the stored counter (RFC 6311 §4.3 spirit: no sequence number, so no AES-GCM nonce, is used twice)', async () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  const old = s.dp.exportEsp(p.child);
+  const rec: SaRecord = { ...s.rec, id: 2, children: NO_CHILDREN };
+  const adopted = s.dp.add(
+    rec,
+    {
+      inboundSpi: 0x10000009,
+      outboundSpi: 0x20000001,
+      encryption: AES256GCM,
+      inKeys: old.inKeys,
+      outKeys: old.outKeys,
+      tsLocal: [any],
+      tsRemote: [any],
+      virtualIp: ipv4ToNumber(parseIpv4('10.9.0.50')),
+      seqOut: 5n,
+      seqIn: 1n,
+    },
+    true,
+  );
+  s.dp.outbound(icmp('10.2.0.7', '10.9.0.50'));
+  assert.deepEqual(s.received(), [5 + 2 ** 20 + 1]);
+  assert.equal(s.dp.exportEsp(adopted).seqIn, 1n, 'the inbound window restarts at the stored counter');
+  s.dp.stop();
 });

@@ -14,7 +14,15 @@ import type { EdgeLink, InboundFrame, PeerPath } from '@ikegate/cluster';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
-import { type Ipv4Range, ipv4Ranges, ipv4Text, ipv4ToNumber, numberToIpv4, packetMatches } from './ipv4.js';
+import {
+  type Ipv4Range,
+  ipv4Ranges,
+  ipv4Text,
+  ipv4ToNumber,
+  numberToIpv4,
+  packetMatches,
+  TS_IPV4_ADDR_RANGE,
+} from './ipv4.js';
 import { KeySlab } from './key-slab.js';
 import { type ChildRecord, childOf, type SaRecord, spiOf, withChild, withoutChild } from './records.js';
 import type { ChildSnapshot } from './snapshot.js';
@@ -123,6 +131,41 @@ function rangesOf(selectors: readonly TrafficSelector[]): readonly Ipv4Range[] {
   let r = RANGES.get(selectors);
   if (!r) RANGES.set(selectors, (r = ipv4Ranges(selectors)));
   return r;
+}
+
+/**
+ * A road warrior's remote selectors: its virtual IP alone, any protocol, any port. The data plane
+ * compares the inner source with the child's address instead of holding ranges of its own for it
+ * (the list, its range and their cache entry: ~150 B per child; issue #14, memory per SA).
+ */
+const ITS_VIRTUAL_IP: readonly Ipv4Range[] = Object.freeze([]);
+
+function remoteRangesOf(
+  selectors: readonly TrafficSelector[],
+  virtualIp: number | undefined,
+): readonly Ipv4Range[] {
+  const [s, more] = selectors;
+  if (
+    virtualIp !== undefined &&
+    s !== undefined &&
+    more === undefined &&
+    s.tsType === TS_IPV4_ADDR_RANGE &&
+    s.ipProtocol === 0 &&
+    s.startPort === 0 &&
+    s.endPort === 65535 &&
+    s.startAddress.length === 4 &&
+    s.endAddress.length === 4 &&
+    ipv4ToNumber(s.startAddress) === virtualIp &&
+    ipv4ToNumber(s.endAddress) === virtualIp
+  )
+    return ITS_VIRTUAL_IP;
+  return rangesOf(selectors);
+}
+
+/** Whether an inner packet's source is inside the child's remote selectors (RFC 4301 §5.2). */
+function fromRemote(packet: Uint8Array, child: ChildRecord): boolean {
+  if (child.tsRemote !== ITS_VIRTUAL_IP) return packetMatches(packet, child.tsRemote, 'src');
+  return packet.length >= 20 && packet[0]! >> 4 === 4 && ipv4ToNumber(packet, 12) === child.virtualIp;
 }
 
 export class DataPlane {
@@ -265,7 +308,7 @@ export class DataPlane {
       sa: rec,
       inboundSpi: c.inboundSpi,
       outboundSpi: c.outboundSpi,
-      tsRemote: rangesOf(c.tsRemote),
+      tsRemote: remoteRangesOf(c.tsRemote, c.virtualIp),
       tsLocal: rangesOf(c.tsLocal),
       virtualIp: c.virtualIp,
       rekeyRequested: false,
@@ -504,8 +547,7 @@ export class DataPlane {
     // An authenticated packet on a new path (RFC 9329 §6 reconnect, NAT rebinding): the SA follows.
     if (rec.path.connection !== frame.path.connection) this.#hooks.pathChanged(rec, frame.path);
     // RFC 4301 §5.2: the inner source must be inside the child SA's remote selectors.
-    if (r.nextHeader !== 4 || !packetMatches(r.packet, child.tsRemote, 'src'))
-      return this.#drop('esp', 'ts_violation');
+    if (r.nextHeader !== 4 || !fromRemote(r.packet, child)) return this.#drop('esp', 'ts_violation');
     child.packetsIn++;
     child.bytesIn += r.packet.length;
     this.#inboundMoved(child, inbound.highestSequence);

