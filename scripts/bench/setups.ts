@@ -9,7 +9,9 @@
  * SETUPS_CONCURRENCY (64), SETUPS_PROCESSES (2: loadgen --processes), SETUPS_ROUNDS (2),
  * SETUPS_WARMUP (4000: SAs set up and deleted first, so the JIT is done),
  * SETUPS_ONLY (ikegate | strongswan: one responder alone, e.g. for the issue's `ikegate up` RSS
- * growth over 20k SAs; no ratios then), SETUPS_MAX_HOT (`ike.maxHotSas` of `ikegate up`).
+ * growth over 20k SAs; no ratios then), SETUPS_MAX_HOT (`ike.maxHotSas` of `ikegate up`),
+ * SETUPS_COLD_CHILD_S (`dataplane.coldChildAfterSeconds`), SETUPS_SETTLE_S (seconds between the
+ * run and the RSS reading; 0).
  *
  * The issue's figure is the responder's CPU per IKE+CHILD SA, from the responder process's own CPU
  * time (utime + stime of /proc/<pid>/stat, every thread of it, in clock ticks of `getconf
@@ -51,6 +53,13 @@ const SATURATED_CPU_PERCENT = 90;
 const ONLY = process.env.SETUPS_ONLY;
 /** `ike.maxHotSas` of `ikegate up` (default its own, 4096): 100000000 holds no SA encoded, for an A/B. */
 const MAX_HOT = process.env.SETUPS_MAX_HOT;
+/** `dataplane.coldChildAfterSeconds` of `ikegate up` (default its own, 60; 0 keeps every child's ESP objects). */
+const COLD_CHILD_S = process.env.SETUPS_COLD_CHILD_S;
+/**
+ * Seconds to wait after the measured run before reading the responder's RSS (default 0): with a
+ * short COLD_CHILD_S, the RSS of idle SAs in their steady state. CPU is read before the wait.
+ */
+const SETTLE_S = Number(process.env.SETUPS_SETTLE_S ?? 0);
 const PSK = 'bench-setups-pre-shared-key-5f0c1e';
 const IKEGATE_BIN = new URL('../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 
@@ -123,7 +132,7 @@ interface Measured {
 }
 
 /** Warm-up (deleted), then the measured run with SAs held; RSS and CPU time of `pid` around it. */
-function measure(ns: string, server: string, pid: () => number | undefined): Measured {
+async function measure(ns: string, server: string, pid: () => number | undefined): Promise<Measured> {
   const warm = loadgen(ns, server, WARMUP, ['--delete-at-end']);
   // A stray failure in the warm-up (strongSwan has refused one CHILD SA of 300 with
   // NO_PROPOSAL_CHOSEN here, unlogged at these log levels) is reported, not fatal.
@@ -135,6 +144,7 @@ function measure(ns: string, server: string, pid: () => number | undefined): Mea
   const cpuBefore = p ? processCpuMs(p) : undefined;
   const summary = loadgen(ns, server, COUNT);
   const cpuAfter = p ? processCpuMs(p) : undefined;
+  if (SETTLE_S > 0) await sleep(SETTLE_S * 1000);
   const after = p ? rssKiB(p) : undefined;
   const n = summary.established;
   const cpu = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
@@ -170,7 +180,7 @@ peers:
     remoteTs: [dynamic]
 dataplane:
   masquerade: { enabled: false }
-log: { level: warn }
+${COLD_CHILD_S !== undefined ? `  coldChildAfterSeconds: ${Number(COLD_CHILD_S)}\n` : ''}log: { level: warn }
 ${MAX_HOT !== undefined ? `ike: { maxHotSas: ${Number(MAX_HOT)} }\n` : ''}`,
   );
   // `ip netns exec` execs the command, so the child's pid is the gateway's.
@@ -188,7 +198,7 @@ ${MAX_HOT !== undefined ? `ike: { maxHotSas: ${Number(MAX_HOT)} }\n` : ''}`,
       if (i >= 100 || proc.exitCode !== null) throw new Error(`ikegate up did not start: ${stderr}`);
       await sleep(100);
     }
-    return measure(pair.nsA, server, () => proc.pid);
+    return await measure(pair.nsA, server, () => proc.pid);
   } finally {
     proc.kill('SIGTERM');
     for (let i = 0; i < 100 && proc.exitCode === null && proc.signalCode === null; i++) await sleep(50);
@@ -258,7 +268,7 @@ secrets {
   const pid = () =>
     existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) || undefined : undefined;
   try {
-    return measure(pair.nsA, server, pid);
+    return await measure(pair.nsA, server, pid);
   } finally {
     await charon.stop();
   }
