@@ -71,3 +71,14 @@ test('key slab: released slots are handed out again, the last released first, be
   assert.equal(slab.octets, 4 * 65536, 'no new page');
   assert.equal(slab.alloc(), 200, 'a new slot once none is free');
 });
+
+test('key slab: releasing a slot not in use (twice, or never handed out) is refused, so one slot never goes to two holders', () => {
+  const slab = new KeySlab(32);
+  const a = slab.alloc();
+  slab.release(a);
+  assert.throws(() => slab.release(a), RangeError);
+  assert.throws(() => slab.release(7), RangeError);
+  assert.equal(slab.used, 0);
+  assert.equal(slab.alloc(), a);
+  assert.equal(slab.alloc(), 1, 'a is handed out once');
+});

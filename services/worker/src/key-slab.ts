@@ -21,6 +21,8 @@ export class KeySlab {
   #freeCount = 0;
   /** Slot numbers handed out so far; every number below it is in use or on the free stack. */
   #made = 0;
+  /** 1 for a slot in use: a second release would hand one slot (its keys) to two children. */
+  #inUse = new Uint8Array(64);
 
   /** @param slotSize octets per slot, 1..PAGE_OCTETS. */
   constructor(slotSize: number) {
@@ -42,10 +44,19 @@ export class KeySlab {
 
   /** A slot, all zeros (a fresh one, or one zeroed when released). */
   alloc(): number {
-    if (this.#freeCount > 0) return this.#free[--this.#freeCount]!;
-    const slot = this.#made++;
-    if (Math.floor(slot / this.#perPage) === this.#pages.length)
-      this.#pages.push(new Uint8Array(PAGE_OCTETS));
+    let slot: number;
+    if (this.#freeCount > 0) slot = this.#free[--this.#freeCount]!;
+    else {
+      slot = this.#made++;
+      if (Math.floor(slot / this.#perPage) === this.#pages.length)
+        this.#pages.push(new Uint8Array(PAGE_OCTETS));
+      if (slot === this.#inUse.length) {
+        const grown = new Uint8Array(this.#inUse.length * 2);
+        grown.set(this.#inUse);
+        this.#inUse = grown;
+      }
+    }
+    this.#inUse[slot] = 1;
     return slot;
   }
 
@@ -56,8 +67,13 @@ export class KeySlab {
     return page.subarray(at, at + this.slotSize);
   }
 
-  /** Zeroes the slot and hands it back. A slot must be released once, and not used after. */
+  /**
+   * Zeroes the slot and hands it back. A slot must be released once, and not used after.
+   * @throws RangeError for a slot not in use (a bug in the caller: a second release).
+   */
   release(slot: number): void {
+    if (this.#inUse[slot] !== 1) throw new RangeError(`slot ${slot} is not in use`);
+    this.#inUse[slot] = 0;
     this.view(slot).fill(0);
     if (this.#freeCount === this.#free.length) {
       const grown = new Int32Array(this.#free.length * 2);
