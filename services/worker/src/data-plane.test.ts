@@ -357,9 +357,12 @@ test("data plane: an inner packet must come from the child's remote selectors; a
   const host = (vip: Uint8Array, ipProtocol = 0) => [
     { ...any, ipProtocol, startAddress: vip, endAddress: vip },
   ];
-  const udp = (src: string) => {
+  /** UDP (the echo request's octets, protocol 17) from `port`. */
+  const udp = (src: string, port = 2048) => {
     const p = icmp(src, '10.2.0.7');
     p[9] = 17;
+    p[20] = port >> 8;
+    p[21] = port & 255;
     return p;
   };
   for (const [what, ts, from, passes] of [
@@ -373,6 +376,24 @@ test("data plane: an inner packet must come from the child's remote selectors; a
       true,
     ],
     [
+      'ports 1024-65535, from port 80',
+      (v: Uint8Array) => [{ ...host(v)[0]!, startPort: 1024 }],
+      '10.9.0.2',
+      false,
+    ],
+    [
+      'ports 0-1023, from port 2048',
+      (v: Uint8Array) => [{ ...host(v)[0]!, endPort: 1023 }],
+      '10.9.0.2',
+      false,
+    ],
+    [
+      'a range from its address up, from inside it',
+      (v: Uint8Array) => [{ ...host(v)[0]!, endAddress: Uint8Array.of(10, 9, 0, 9) }],
+      '10.9.0.5',
+      true,
+    ],
+    [
       'its address and another: from the other',
       (v: Uint8Array) => [...host(v), ...host(Uint8Array.of(10, 9, 9, 9))],
       '10.9.9.9',
@@ -381,7 +402,10 @@ test("data plane: an inner packet must come from the child's remote selectors; a
   ] as const) {
     const s = setup(1, false, ts);
     const p = s.peers[0]!;
-    const r = p.toUs.encapsulate(icmp(from, '10.2.0.7'));
+    const inner = what.startsWith('ports')
+      ? udp(from, what.endsWith('port 80') ? 80 : 2048)
+      : icmp(from, '10.2.0.7');
+    const r = p.toUs.encapsulate(inner);
     assert.equal(r.kind, 'packet');
     if (r.kind === 'packet') s.deliver(r.packet.slice());
     assert.equal(s.written.length, passes ? 1 : 0, what);

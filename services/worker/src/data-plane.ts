@@ -493,13 +493,6 @@ export class DataPlane {
     if (!child) return false;
     rec.children = withoutChild(rec.children, child);
     if (this.#byEspSpi.get(inboundSpi) === child) this.#byEspSpi.delete(inboundSpi);
-    if (child.coldSlab !== undefined) {
-      child.coldSlab.release(child.coldSlot); // zeroed: it held the keys
-      child.coldSlab = undefined;
-      child.coldSlot = -1;
-      this.#coldCount--;
-      this.#metrics.espColdChildren.set(this.#coldCount);
-    }
     this.#seqDirty.delete(child);
     if (child.virtualIp !== undefined && this.#byVirtualIp.get(child.virtualIp) === child) {
       // A rekey installs the new child before removing the old one: route to the newest left.
@@ -512,6 +505,15 @@ export class DataPlane {
     this.#siteChildren.delete(child);
     this.#metrics.childSas.set(this.#byEspSpi.size);
     this.#hooks.childGone?.(rec, child);
+    // Last, once the child is out of every index: release refuses a slot not in use (a bug).
+    const slab = child.coldSlab;
+    if (slab !== undefined) {
+      child.coldSlab = undefined;
+      this.#coldCount--;
+      this.#metrics.espColdChildren.set(this.#coldCount);
+      slab.release(child.coldSlot); // zeroed: it held the keys
+      child.coldSlot = -1;
+    }
     if (quiet) return true;
     this.#metrics.childSaEvents.inc({ event: 'removed' });
     this.#log.info(

@@ -18,7 +18,8 @@ import {
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import { PassThrough } from 'node:stream';
 import { parseIkeProposal } from '@ikegate/config';
-import { parseIpv4 } from './ipv4.js';
+import { ipv4ToNumber, parseIpv4 } from './ipv4.js';
+import type { WorkerObserver } from './types.js';
 import { type AddressPoolLike, type Persistence, Worker } from './worker.js';
 
 const LAYOUT = { shardBits: 10 };
@@ -124,6 +125,7 @@ function harness(
     maxHotSas?: number;
     /** dataplane.coldChildAfterSeconds in ms (default the worker's). */
     coldChildAfterMs?: number;
+    observer?: WorkerObserver;
   } = {},
 ) {
   const out = new PassThrough();
@@ -158,6 +160,7 @@ function harness(
       ...(o.clock ? { clock: o.clock } : {}),
       ...(o.maxHotSas !== undefined ? { maxHotSas: o.maxHotSas } : {}),
       ...(o.coldChildAfterMs !== undefined ? { coldChildAfterMs: o.coldChildAfterMs } : {}),
+      ...(o.observer ? { observer: o.observer } : {}),
     },
     {
       send: (f) => {
@@ -815,4 +818,27 @@ test("worker: an idle child SA's ESP state goes cold on the worker's own sweep t
   const thaws = await figure('ikegate_esp_cold_child_sas');
   await sleep(100);
   assert.equal(await figure('ikegate_esp_cold_child_sas'), thaws, 'no sweep after close');
+});
+
+test("worker: the idle sweep's timer visits a lone child once per dataplane.coldChildAfterSeconds, not once per tick: it is still hot after a few ticks (issue #14)", async () => {
+  // 300 ms: a tick of 30 ms. Visited every tick (the bug this guards), the child would be cold
+  // after two ticks; a slow machine only makes fewer ticks, so the wait cannot fail by load.
+  const h = harness('carol@example.org', { coldChildAfterMs: 300 });
+  h.initiate();
+  await sleep(200);
+  const cold = Number(/^ikegate_esp_cold_child_sas (\d+)$/m.exec(await h.metrics.render())?.[1] ?? 0);
+  assert.equal(cold, 0);
+  await h.worker.close(0);
+});
+
+test("worker: the observer is told a road warrior's remote selectors, its virtual IP, though the data plane holds no ranges for it (issue #14)", () => {
+  const seen: { start: number; end: number }[][] = [];
+  const h = harness('carol@example.org', {
+    observer: {
+      childInstalled: (c) => void seen.push(c.tsRemote.map((r) => ({ start: r.start, end: r.end }))),
+    },
+  });
+  h.initiate();
+  const vip = ipv4ToNumber(parseIpv4('10.9.0.2'));
+  assert.deepEqual(seen, [[{ start: vip, end: vip }]]);
 });
