@@ -11,7 +11,7 @@
  * SETUPS_ONLY (ikegate | strongswan: one responder alone, e.g. for the issue's `ikegate up` RSS
  * growth over 20k SAs; no ratios then), SETUPS_MAX_HOT (`ike.maxHotSas` of `ikegate up`),
  * SETUPS_COLD_CHILD_S (`dataplane.coldChildAfterSeconds`), SETUPS_SETTLE_S (seconds between the
- * run and the RSS reading; 0).
+ * run and the RSS reading; 0), SETUPS_DPD_S (`dpd.intervalSeconds`).
  *
  * The issue's figure is the responder's CPU per IKE+CHILD SA, from the responder process's own CPU
  * time (utime + stime of /proc/<pid>/stat, every thread of it, in clock ticks of `getconf
@@ -60,6 +60,8 @@ const COLD_CHILD_S = process.env.SETUPS_COLD_CHILD_S;
  * short COLD_CHILD_S, the RSS of idle SAs in their steady state. CPU is read before the wait.
  */
 const SETTLE_S = Number(process.env.SETUPS_SETTLE_S ?? 0);
+/** `dpd.intervalSeconds` of `ikegate up` (default its own, 30): 0 keeps liveness checks out of a long SETTLE_S. */
+const DPD_S = process.env.SETUPS_DPD_S;
 const PSK = 'bench-setups-pre-shared-key-5f0c1e';
 const IKEGATE_BIN = new URL('../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 
@@ -180,7 +182,7 @@ peers:
     remoteTs: [dynamic]
 dataplane:
   masquerade: { enabled: false }
-${COLD_CHILD_S !== undefined ? `  coldChildAfterSeconds: ${Number(COLD_CHILD_S)}\n` : ''}log: { level: warn }
+${COLD_CHILD_S !== undefined ? `  coldChildAfterSeconds: ${Number(COLD_CHILD_S)}\n` : ''}${DPD_S !== undefined ? `dpd: { intervalSeconds: ${Number(DPD_S)} }\n` : ''}log: { level: warn }
 ${MAX_HOT !== undefined ? `ike: { maxHotSas: ${Number(MAX_HOT)} }\n` : ''}`,
   );
   // `ip netns exec` execs the command, so the child's pid is the gateway's.
