@@ -10,6 +10,7 @@ import { createLogger, Metrics } from '@ikegate/telemetry';
 import fc from 'fast-check';
 import { DataPlane, SweepQuota } from './data-plane.js';
 import { ipv4ToNumber, parseIpv4 } from './ipv4.js';
+import { icmp } from './testing/packets.js';
 import { type ChildRecord, NO_CHILDREN, type SaRecord } from './records.js';
 import type { WorkerSettings } from './types.js';
 
@@ -30,16 +31,6 @@ const PATH: PeerPath = {
 const AES256GCM = { id: EncryptionId.AES_GCM_16, keyBits: 256 };
 const SUITE = { encryption: EncryptionId.AES_GCM_16, keyBits: 256 };
 
-/** ICMP echo request, IPv4, from `src` to `dst`. */
-function icmp(src: string, dst: string): Uint8Array {
-  const p = new Uint8Array(28);
-  p.set([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]);
-  p.set(parseIpv4(src), 12);
-  p.set(parseIpv4(dst), 16);
-  p[20] = 8;
-  return p;
-}
-
 /** One child SA and the peer's side of it. */
 interface Peer {
   readonly child: ChildRecord;
@@ -59,12 +50,17 @@ function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => Traffi
   const sent: OutboundFrame[] = [];
   const written: Uint8Array[] = [];
   const checkpoints: SaRecord[] = [];
+  const moved: PeerPath[] = [];
   const dp = new DataPlane(
     { provider: defaultProvider, coldChildAfterMs: 0 } as WorkerSettings,
     { send: (f) => (sent.push(f), 'sent') },
     createLogger({ level: 'silent' }),
     metrics,
-    { pathChanged: () => undefined, rekeyNeeded: () => undefined, checkpoint: (r) => checkpoints.push(r) },
+    {
+      pathChanged: (_r, path) => void moved.push(path),
+      rekeyNeeded: () => undefined,
+      checkpoint: (r) => checkpoints.push(r),
+    },
     Date.now,
   );
   dp.attachDevice({ write: (p) => (written.push(p.slice()), true) });
@@ -115,7 +111,7 @@ function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => Traffi
     };
     peers.push({ child, vip, toUs, fromUs, seal });
   }
-  const deliver = (bytes: Uint8Array) => dp.inbound({ kind: 'esp', path: PATH, bytes, shard: 0 });
+  const deliver = (bytes: Uint8Array, path = PATH) => dp.inbound({ kind: 'esp', path, bytes, shard: 0 });
   const figure = async (name: string) =>
     Number(
       new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(await metrics.render())?.[1] ?? 0,
@@ -134,7 +130,20 @@ function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => Traffi
     for (let i = 0; i < 200 && checkpoints.length === n; i++) await sleep(10);
     assert.ok(checkpoints.length > n, 'the inbound checkpoint was written');
   };
-  return { dp, rec, peers, sent, written, checkpoints, deliver, figure, drops, received, checkpointed };
+  return {
+    dp,
+    rec,
+    peers,
+    sent,
+    written,
+    checkpoints,
+    moved,
+    deliver,
+    figure,
+    drops,
+    received,
+    checkpointed,
+  };
 }
 
 const zero = (b: Uint8Array) => b.every((x) => x === 0);
@@ -448,5 +457,22 @@ test('data plane: a child adopted from a snapshot sends past its stored counter 
   s.dp.outbound(icmp('10.2.0.7', '10.9.0.50'));
   assert.deepEqual(s.received(), [5 + 2 ** 20 + 1]);
   assert.equal(s.dp.exportEsp(adopted).seqIn, 1n, 'the inbound window restarts at the stored counter');
+  s.dp.stop();
+});
+
+test("data plane, cold children: after the stream closed and the peer came back on a new one, a cold child's first authenticated packet there is delivered and moves the SA; a forged one on a new path moves nothing (RFC 9329 §6, issue #14)", async () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  s.dp.sweepIdle(1);
+  s.dp.sweepIdle(1);
+  assert.equal(s.dp.coldCount, 1);
+  const next: PeerPath = { ...PATH, connection: 'tcp:4500:192.0.2.10:40001:2', transport: 'tcp' };
+  const forged = p.seal();
+  forged[forged.length - 1]! ^= 1;
+  s.deliver(forged, next);
+  assert.deepEqual(s.moved, [], 'an unauthenticated packet moves no SA');
+  s.deliver(p.seal(), next);
+  assert.equal(s.written.length, 1);
+  assert.deepEqual(s.moved, [next]);
   s.dp.stop();
 });

@@ -162,6 +162,11 @@ function remoteRangesOf(
   return rangesOf(selectors);
 }
 
+/** The IPv4 ranges of a child's remote selectors (made, for a road warrior, from its selectors). */
+export function remoteRanges(child: ChildRecord): readonly Ipv4Range[] {
+  return child.tsRemote === ITS_VIRTUAL_IP ? ipv4Ranges(child.tsRemoteRaw) : child.tsRemote;
+}
+
 /** Whether an inner packet's source is inside the child's remote selectors (RFC 4301 §5.2). */
 function fromRemote(packet: Uint8Array, child: ChildRecord): boolean {
   if (child.tsRemote !== ITS_VIRTUAL_IP) return packetMatches(packet, child.tsRemote, 'src');

@@ -19,6 +19,7 @@ import { createLogger, Metrics } from '@ikegate/telemetry';
 import { PassThrough } from 'node:stream';
 import { parseIkeProposal } from '@ikegate/config';
 import { ipv4ToNumber, parseIpv4 } from './ipv4.js';
+import { icmp } from './testing/packets.js';
 import type { WorkerObserver } from './types.js';
 import { type AddressPoolLike, type Persistence, Worker } from './worker.js';
 
@@ -58,16 +59,6 @@ function pool(): AddressPoolLike {
       return held.size;
     },
   };
-}
-
-/** ICMP echo request, IPv4, from `src` to `dst` (checksums zero: the worker does not check them). */
-function icmp(src: string, dst: string): Uint8Array {
-  const p = new Uint8Array(28);
-  p.set([0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0]);
-  p.set(parseIpv4(src), 12);
-  p.set(parseIpv4(dst), 16);
-  p[20] = 8;
-  return p;
 }
 
 /**

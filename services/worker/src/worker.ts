@@ -18,10 +18,10 @@ import type { EdgeLink, InboundFrame, PeerPath, WorkerLink } from '@ikegate/clus
 import type { IkeSaAction } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import { page, type SaPage, type SaQuery, summarize } from './admin.js';
-import { DataPlane } from './data-plane.js';
+import { DataPlane, remoteRanges } from './data-plane.js';
 import { Takeover } from './ha.js';
 import { IkeDriver } from './ike-driver.js';
-import { ipv4Ranges, ipv4Text, ipv4ToNumber, u32Octets } from './ipv4.js';
+import { ipv4Text, ipv4ToNumber, u32Octets } from './ipv4.js';
 import { LogLimiter } from './log-limit.js';
 import { PeerStats } from './peer-stats.js';
 import { type SaRecord, spiOf } from './records.js';
@@ -227,8 +227,7 @@ export class Worker implements WorkerLink {
           ...(a.virtualIp && rec.expectedPeerId !== undefined ? { virtualIp: ipv4Text(a.virtualIp) } : {}),
           weInitiated: a.weInitiated,
           tsLocal: child.tsLocal,
-          // A road warrior's child holds no ranges of its own (data-plane.ts): made for the observer.
-          tsRemote: child.tsRemote.length > 0 ? child.tsRemote : ipv4Ranges(child.tsRemoteRaw),
+          tsRemote: remoteRanges(child),
         });
         return;
       }
