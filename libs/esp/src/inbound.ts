@@ -127,6 +127,14 @@ export class InboundSa {
     return this.#t.exportKeyMaterial();
   }
 
+  /**
+   * The shortest packet this SA can open (header, IV, minimal ciphertext and ICV); a shorter one
+   * is dropped as `short`. For a caller that refuses such packets before it builds the SA.
+   */
+  get minimumLength(): number {
+    return this.#minLength;
+  }
+
   /** T, the highest sequence number accepted so far. For checkpoints. */
   get highestSequence(): bigint {
     return this.#window.highest;

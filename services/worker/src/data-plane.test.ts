@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { OutboundFrame, PeerPath } from '@ikegate/cluster';
-import { defaultProvider, EncryptionId } from '@ikegate/crypto';
+import { type CryptoProvider, defaultProvider, EncryptionId } from '@ikegate/crypto';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import type { InstallChildAction, SaEntry, TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, Metrics } from '@ikegate/telemetry';
@@ -45,14 +45,20 @@ interface Peer {
  * SAs installed as the responder, each with virtual IP 10.9.0.(2 + i); for each, the peer's ESP
  * SAs (its outbound is our inbound).
  */
-function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => TrafficSelector[]) {
+function setup(
+  children = 1,
+  esn = false,
+  tsRemote?: (vip: Uint8Array) => TrafficSelector[],
+  provider: CryptoProvider = defaultProvider,
+) {
   const metrics = new Metrics({ processMetrics: false });
   const sent: OutboundFrame[] = [];
   const written: Uint8Array[] = [];
   const checkpoints: SaRecord[] = [];
   const moved: PeerPath[] = [];
+  const lost: ChildRecord[] = [];
   const dp = new DataPlane(
-    { provider: defaultProvider, coldChildAfterMs: 0 } as WorkerSettings,
+    { provider, coldChildAfterMs: 0 } as WorkerSettings,
     { send: (f) => (sent.push(f), 'sent') },
     createLogger({ level: 'silent' }),
     metrics,
@@ -60,6 +66,7 @@ function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => Traffi
       pathChanged: (_r, path) => void moved.push(path),
       rekeyNeeded: () => undefined,
       checkpoint: (r) => checkpoints.push(r),
+      childLost: (_r, child) => void lost.push(child),
     },
     Date.now,
   );
@@ -138,6 +145,7 @@ function setup(children = 1, esn = false, tsRemote?: (vip: Uint8Array) => Traffi
     written,
     checkpoints,
     moved,
+    lost,
     deliver,
     figure,
     drops,
@@ -290,6 +298,54 @@ test('data plane, cold children: a forged packet for a cold child is dropped as 
   assert.deepEqual(s.dp.exportEsp(p.child), before);
   assert.equal(s.dp.sweepIdle(1), 1, 'no authenticated packet since its last visit: cold at once');
   assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1);
+});
+
+test("data plane, cold children: a frame with a cold child's SPI too short to open (header, IV, trailer, ICV) is dropped as short without rebuilding the child; one of exactly the shortest length is opened, and fails its ICV (RFC 4303 §3.4.3, §2; issue #14)", async () => {
+  const s = setup();
+  const p = s.peers[0]!;
+  s.deliver(p.seal());
+  s.dp.sweepIdle(1);
+  s.dp.sweepIdle(1);
+  assert.equal(p.child.inbound, undefined, 'cold');
+  // SPI, a sequence number above the highest seen, then junk: 8 + 8 (IV) + 2 (trailer) + 16 (ICV)
+  // = 34 octets is the shortest AES-GCM packet.
+  const junk = (length: number) => {
+    const b = new Uint8Array(length).fill(0xa5);
+    b.set([0x10, 0, 0, 1, 0, 0, 0, 9]);
+    return b;
+  };
+  for (const length of [8, 20, 33]) s.deliver(junk(length));
+  assert.equal(await s.drops('esp', 'short'), 3);
+  assert.equal(p.child.inbound, undefined, 'still cold');
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 0, 'no rebuild');
+  s.deliver(junk(34));
+  assert.equal(await s.drops('esp', 'short'), 3);
+  assert.equal(await s.drops('esp', 'auth_failed'), 1, 'long enough: rebuilt and opened');
+  assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1);
+});
+
+test('data plane, cold children: a cold child whose state does not rebuild is removed and reported once, so its IKE SA deletes it (RFC 7296 §1.4.1); the packet is dropped as cold_state (issue #14)', async () => {
+  let refuse = false;
+  const provider: CryptoProvider = Object.create(defaultProvider, {
+    aead: { value: (id: number, bits: number) => (refuse ? undefined : defaultProvider.aead(id, bits)) },
+  });
+  const s = setup(2, false, undefined, provider);
+  const [a, b] = [s.peers[0]!, s.peers[1]!];
+  s.dp.sweepIdle(2);
+  s.dp.sweepIdle(2);
+  assert.equal(s.dp.coldCount, 2);
+  refuse = true;
+  s.deliver(a.seal());
+  assert.equal(await s.drops('esp', 'cold_state'), 1);
+  assert.deepEqual(s.lost, [a.child]);
+  assert.equal(s.dp.coldCount, 1, 'its slot was given back');
+  assert.ok(!s.rec.children.includes(a.child), 'gone from its SA');
+  s.deliver(a.seal());
+  assert.equal(await s.drops('esp', 'unknown_spi'), 1, 'its SPI routes nowhere now');
+  assert.equal(s.lost.length, 1, 'reported once');
+  refuse = false;
+  s.deliver(b.seal());
+  assert.equal(s.written.length, 1, 'the other child is untouched');
 });
 
 test('data plane, cold children: the RFC 6311 §4.3 skip of the outbound counter reaches a cold child', () => {

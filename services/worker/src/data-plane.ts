@@ -69,6 +69,11 @@ export interface DataPlaneHooks {
   readonly checkpoint: (rec: SaRecord) => void;
   /** A child left the data plane (its counters are final). */
   readonly childGone?: (rec: SaRecord, child: ChildRecord) => void;
+  /**
+   * A cold child's state did not rebuild, so the data plane dropped it: the IKE SA should delete
+   * it (RFC 7296 §1.4.1), or the peer keeps sending into an SPI that is gone.
+   */
+  readonly childLost?: (rec: SaRecord, child: ChildRecord) => void;
 }
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -82,10 +87,11 @@ const random = (n: number) => new Uint8Array(randomBytes(n));
  * silence, and no packet pays for it: the sweep compares the packet counters the child keeps anyway.
  *
  * Slot layout: the inbound highest sequence number (8 octets, big-endian), the outbound last one
- * (8), then the inbound and the outbound key material (RFC 7296 §2.17 order each, same length).
+ * (8), the shortest ESP packet the inbound SA opens (2), then the inbound and the outbound key
+ * material (RFC 7296 §2.17 order each, same length).
  */
-const SLOT_HEADER = 16;
-/** The slot's two counters. */
+const SLOT_HEADER = 18;
+/** The slot's two counters and the inbound minimum length. */
 const counters = (slot: Uint8Array) => new DataView(slot.buffer, slot.byteOffset, SLOT_HEADER);
 /** Default `coldChildAfterMs` (`dataplane.coldChildAfterSeconds`). */
 export const DEFAULT_COLD_CHILD_AFTER_MS = 60_000;
@@ -408,7 +414,8 @@ export class DataPlane {
         { spi: spiOf(child.sa), inboundSpi: hex32(child.inboundSpi), err: e },
         'esp-state-unreadable',
       );
-      this.remove(child.sa, child.inboundSpi, 'esp-state-unreadable');
+      if (this.remove(child.sa, child.inboundSpi, 'esp-state-unreadable'))
+        this.#hooks.childLost?.(child.sa, child);
       return undefined;
     } finally {
       slab.release(slot); // zeroed: it held the keys
@@ -429,6 +436,7 @@ export class DataPlane {
       const view = counters(v);
       view.setBigUint64(0, child.inbound.highestSequence);
       view.setBigUint64(8, child.outbound.lastSequence);
+      view.setUint16(16, child.inbound.minimumLength);
       v.set(inKeys, SLOT_HEADER);
       v.set(outKeys, SLOT_HEADER + inKeys.length);
       (child as ChildRecord).inbound = undefined;
@@ -539,12 +547,13 @@ export class DataPlane {
     // A replay (or a packet in flight since before it went cold) is refused without a rebuild: a
     // cold child counts everything at or below its highest sequence number as seen (RFC 4303
     // §3.4.3; with ESN the high half would be inferred first, so that case rebuilds).
-    if (
-      child.coldSlab !== undefined &&
-      !child.esn &&
-      ipv4ToNumber(p, 4) <= Number(counters(child.coldSlab.view(child.coldSlot)).getBigUint64(0))
-    )
-      return this.#drop('esp', 'replay');
+    // So is a frame too short to open: junk or a forgery must not make it build the SA first.
+    if (child.coldSlab !== undefined) {
+      const cold = counters(child.coldSlab.view(child.coldSlot));
+      if (p.length < cold.getUint16(16)) return this.#drop('esp', 'short');
+      if (!child.esn && ipv4ToNumber(p, 4) <= Number(cold.getBigUint64(0)))
+        return this.#drop('esp', 'replay');
+    }
     const inbound = child.inbound ?? this.#hot(child)?.inbound;
     if (!inbound) return this.#drop('esp', 'cold_state');
     const r = inbound.decapsulate(p);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { routeEspPacket, routeIkeMessage, type OutboundFrame, type PeerPath } from '@ikegate/cluster';
-import { defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
+import { type CryptoProvider, defaultProvider, EncryptionId, KeyExchangeId, PrfId } from '@ikegate/crypto';
 import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
 import {
   type EndpointOutput,
@@ -117,6 +117,8 @@ function harness(
     /** dataplane.coldChildAfterSeconds in ms (default the worker's). */
     coldChildAfterMs?: number;
     observer?: WorkerObserver;
+    /** The worker's crypto provider (default node:crypto's). */
+    provider?: CryptoProvider;
   } = {},
 ) {
   const out = new PassThrough();
@@ -129,7 +131,7 @@ function harness(
   const sentBuffers: { buffer: ArrayBufferLike; byteOffset: number }[] = [];
   const worker = new Worker(
     {
-      provider: defaultProvider,
+      provider: o.provider ?? defaultProvider,
       policy: {
         localId: 'gw.example.org',
         ikeProposals: o.gatewayIke ?? ike,
@@ -261,6 +263,8 @@ function harness(
     initiate,
     command,
     commandOn,
+    /** Hands what the worker sent to the initiator, and its answers back (bounded). */
+    pump: () => run([]),
     /** The initiator's `i`-th SA's state. */
     stateAt: (i: number) => all[i]!.state,
     path,
@@ -809,6 +813,42 @@ test("worker: an idle child SA's ESP state goes cold on the worker's own sweep t
   const thaws = await figure('ikegate_esp_cold_child_sas');
   await sleep(100);
   assert.equal(await figure('ikegate_esp_cold_child_sas'), thaws, 'no sweep after close');
+});
+
+test('worker: a cold child SA whose ESP state does not rebuild is deleted with the peer: the worker sends an INFORMATIONAL DELETE for it and the initiator removes it (RFC 7296 §1.4.1, issue #14)', async () => {
+  // The IKE SA on AES-128-GCM, its child on AES-256-GCM: only the child's rebuild is refused.
+  let refuse = false;
+  const provider: CryptoProvider = Object.create(defaultProvider, {
+    aead: {
+      value: (id: number, bits: number) =>
+        refuse && bits === 256 ? undefined : defaultProvider.aead(id, bits),
+    },
+  });
+  const ike128 = [{ ...ike[0]!, encryption: [{ id: EncryptionId.AES_GCM_16, keyBits: 128 }] }];
+  const h = harness('carol@example.org', {
+    coldChildAfterMs: 20,
+    provider,
+    gatewayIke: ike128,
+    initiatorIke: ike128,
+  });
+  h.initiate();
+  const cold = async () =>
+    Number(/^ikegate_esp_cold_child_sas (\d+)$/m.exec(await h.metrics.render())?.[1] ?? 0);
+  for (let i = 0; i < 300 && (await cold()) === 0; i++) await sleep(10);
+  assert.equal(await cold(), 1, 'cold within 3 s');
+  refuse = true;
+  const { packet, frame } = peerEsp(h.installs[0]!, h.path);
+  h.worker.deliver(frame(packet()));
+  assert.equal(h.written.length, 0);
+  assert.equal(h.worker.childSaCount, 0);
+  assert.ok(h.logLines.some((l) => l.includes('esp-state-unreadable')));
+  h.pump();
+  const removed = h.initiatorActions.filter(
+    (a) => a.kind === 'sa-action' && a.action.kind === 'remove-child',
+  );
+  assert.equal(removed.length, 1, 'the initiator was told');
+  assert.equal(h.worker.ikeSaCount, 1, 'the IKE SA stays');
+  await h.worker.close(0);
 });
 
 test("worker: the idle sweep's timer visits a lone child once per dataplane.coldChildAfterSeconds, not once per tick: it is still hot after a few ticks (issue #14)", async () => {

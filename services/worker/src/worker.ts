@@ -98,6 +98,8 @@ export class Worker implements WorkerLink {
           void this.#driver.command(rec, { kind: 'rekey-child', spi: u32Octets(child.inboundSpi) }),
         checkpoint: (rec) => this.#ha.dirty(rec),
         childGone: (rec, child) => this.#peers.childGone(rec, child),
+        childLost: (rec, child) =>
+          void this.#driver.command(rec, { kind: 'delete-child', spi: u32Octets(child.inboundSpi) }),
       },
       this.#clock,
     );
