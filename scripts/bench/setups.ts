@@ -125,16 +125,46 @@ function loadgen(ns: string, server: string, count: number, extra: string[] = []
   return JSON.parse(r.stdout) as LoadgenSummary;
 }
 
+/** The responder's memory as its own metrics report it (bytes); `ikegate up` only. */
+type MemoryProbe = () => Record<string, number> | undefined;
+
+/** prom-client's process figures of `ikegate up` (heap used and total, off-heap), read over HTTP in `ns`. */
+function upMemory(ns: string): Record<string, number> | undefined {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'curl', '-sf', 'http://127.0.0.1:9464/metrics'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    maxBuffer: 16 << 20,
+  });
+  if (r.status !== 0) return undefined;
+  const out: Record<string, number> = {};
+  for (const [name, key] of [
+    ['ikegate_nodejs_heap_size_used_bytes', 'heap used'],
+    ['ikegate_nodejs_heap_size_total_bytes', 'heap total'],
+    ['ikegate_nodejs_external_memory_bytes', 'external'],
+  ] as const) {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.stdout);
+    if (m) out[key] = Number(m[1]);
+  }
+  return out;
+}
+
 interface Measured {
   readonly summary: LoadgenSummary;
   readonly rssPerSaKiB?: number;
+  /** Growth per SA of what the probe reads (KiB), e.g. heap used, heap total, off-heap. */
+  readonly probedPerSaKiB?: Record<string, number>;
   /** The responder's own CPU time over the measured run (ms), and per established SA. */
   readonly responderCpuMs?: number;
   readonly responderCpuMsPerSa?: number;
 }
 
 /** Warm-up (deleted), then the measured run with SAs held; RSS and CPU time of `pid` around it. */
-async function measure(ns: string, server: string, pid: () => number | undefined): Promise<Measured> {
+async function measure(
+  ns: string,
+  server: string,
+  pid: () => number | undefined,
+  probe?: MemoryProbe,
+): Promise<Measured> {
   const warm = loadgen(ns, server, WARMUP, ['--delete-at-end']);
   // A stray failure in the warm-up (strongSwan has refused one CHILD SA of 300 with
   // NO_PROPOSAL_CHOSEN here, unlogged at these log levels) is reported, not fatal.
@@ -143,16 +173,27 @@ async function measure(ns: string, server: string, pid: () => number | undefined
     console.log(`  warm-up: ${warm.failed} of ${WARMUP} failed: ${JSON.stringify(warm.failures)}`);
   const p = pid();
   const before = p ? rssKiB(p) : undefined;
+  const probedBefore = probe?.();
   const cpuBefore = p ? processCpuMs(p) : undefined;
   const summary = loadgen(ns, server, COUNT);
   const cpuAfter = p ? processCpuMs(p) : undefined;
   if (SETTLE_S > 0) await sleep(SETTLE_S * 1000);
   const after = p ? rssKiB(p) : undefined;
+  const probedAfter = probe?.();
   const n = summary.established;
+  const probedPerSaKiB =
+    probedBefore && probedAfter && n > 0
+      ? Object.fromEntries(
+          Object.keys(probedAfter)
+            .filter((k) => probedBefore[k] !== undefined)
+            .map((k) => [k, (probedAfter[k]! - probedBefore[k]!) / 1024 / n]),
+        )
+      : undefined;
   const cpu = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
   return {
     summary,
     ...(before !== undefined && after !== undefined && n > 0 ? { rssPerSaKiB: (after - before) / n } : {}),
+    ...(probedPerSaKiB ? { probedPerSaKiB } : {}),
     ...(cpu !== undefined && n > 0 ? { responderCpuMs: cpu, responderCpuMsPerSa: cpu / n } : {}),
   };
 }
@@ -200,7 +241,12 @@ ${MAX_HOT !== undefined ? `ike: { maxHotSas: ${Number(MAX_HOT)} }\n` : ''}`,
       if (i >= 100 || proc.exitCode !== null) throw new Error(`ikegate up did not start: ${stderr}`);
       await sleep(100);
     }
-    return await measure(pair.nsA, server, () => proc.pid);
+    return await measure(
+      pair.nsA,
+      server,
+      () => proc.pid,
+      () => upMemory(pair.nsB),
+    );
   } finally {
     proc.kill('SIGTERM');
     for (let i = 0; i < 100 && proc.exitCode === null && proc.signalCode === null; i++) await sleep(50);
@@ -337,6 +383,12 @@ function report(label: string, m: Measured, ref?: Measured): BenchFigure[] {
     );
   if (m.rssPerSaKiB !== undefined)
     figures.push({ name: `  ${label} responder RSS per SA`, value: m.rssPerSaKiB, unit: 'KiB/SA' });
+  for (const [k, v] of Object.entries(m.probedPerSaKiB ?? {}))
+    figures.push({
+      name: `  ${label} responder ${k} per SA (its own metrics, no forced GC)`,
+      value: v,
+      unit: 'KiB/SA',
+    });
   if (s.failed > 0)
     console.log(`  ${label}: ${s.failed} of ${s.attempted} setups failed: ${JSON.stringify(s.failures)}`);
   return figures;
