@@ -36,7 +36,13 @@ describe('parseConfig: a valid configuration', () => {
     assert.equal(c.identity.id, 'gw.example.org');
     assert.equal(c.identity.idType, 2); // ID_FQDN, RFC 7296 §3.5
     assert.equal(c.identity.certificate, null);
-    assert.deepEqual(c.listen.udp, { address: '0.0.0.0', ikePort: 500, natTPort: 4500, enabled: true });
+    assert.deepEqual(c.listen.udp, {
+      address: '0.0.0.0',
+      ikePort: 500,
+      natTPort: 4500,
+      enabled: true,
+      receiveBufferBytes: 4 << 20,
+    });
     assert.deepEqual(c.listen.tcp, { address: '0.0.0.0', port: 4500, enabled: true });
     assert.deepEqual(c.listen.tls, {
       address: '0.0.0.0',
@@ -138,6 +144,12 @@ describe('parseConfig: every error names its field path', () => {
     ['bad identity id', 'identity: { id: "not a name" }', 'identity.id', /FQDN/],
     ['tcp port 0', base('listen: { tcp: { port: 0 } }'), 'listen.tcp.port', /must be an integer 1-65535/],
     ['udp port string', base('listen: { udp: { ikePort: "500" } }'), 'listen.udp.ikePort', /integer 1-65535/],
+    [
+      'udp receive buffer negative',
+      base('listen: { udp: { receiveBufferBytes: -1 } }'),
+      'listen.udp.receiveBufferBytes',
+      /integer 0-2147483647/,
+    ],
     ['bad address', base('control: { address: 10.0.0 }'), 'control.address', /IPv4 or IPv6/],
     ['enabled not bool', base('listen: { tls: { enabled: "yes" } }'), 'listen.tls.enabled', /true or false/],
     ['tls cert without key', base('listen: { tls: { certificate: a.pem } }'), 'listen.tls.key', /together/],

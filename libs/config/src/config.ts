@@ -35,6 +35,11 @@ export interface Listen {
     readonly ikePort: number;
     readonly natTPort: number;
     readonly enabled: boolean;
+    /**
+     * SO_RCVBUF asked for on both UDP ports, in octets (0: the kernel's default). Linux caps it at
+     * net.core.rmem_max; the edge logs what it got.
+     */
+    readonly receiveBufferBytes: number;
   };
   /** RFC 9329 TCP encapsulation. */
   readonly tcp: { readonly address: string; readonly port: number; readonly enabled: boolean };
@@ -740,12 +745,20 @@ export class Validator {
 
   private listen(root: Obj): Listen {
     const o = this.section(this.get(root, 'listen'), 'listen', ['udp', 'tcp', 'tls', 'limits']);
-    const u = this.section(this.get(o, 'udp'), 'listen.udp', ['address', 'ikePort', 'natTPort', 'enabled']);
+    const u = this.section(this.get(o, 'udp'), 'listen.udp', [
+      'address',
+      'ikePort',
+      'natTPort',
+      'enabled',
+      'receiveBufferBytes',
+    ]);
     const udp = {
       address: this.address(u, 'address', 'listen.udp', '0.0.0.0'),
       ikePort: this.port(u, 'ikePort', 'listen.udp', 500),
       natTPort: this.port(u, 'natTPort', 'listen.udp', 4500),
       enabled: this.bool(u, 'enabled', 'listen.udp', true),
+      // 4 MiB: @ikegate/transport DEFAULT_UDP_RECEIVE_BUFFER (issue #14).
+      receiveBufferBytes: this.int(u, 'receiveBufferBytes', 'listen.udp', 4 << 20, 0, 2 ** 31 - 1),
     };
     if (udp.ikePort === udp.natTPort) this.add('listen.udp.natTPort', 'must differ from listen.udp.ikePort');
     const t = this.section(this.get(o, 'tcp'), 'listen.tcp', ['address', 'port', 'enabled']);

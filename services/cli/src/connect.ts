@@ -27,7 +27,7 @@ import { defaultProvider } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import type { TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import { dialStream, IketcpStream, numericLookup } from '@ikegate/transport';
+import { DEFAULT_UDP_RECEIVE_BUFFER, dialStream, IketcpStream, numericLookup } from '@ikegate/transport';
 import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -120,7 +120,12 @@ class Connector implements EdgeLink {
     this.close();
     const gen = ++this.#generation;
     if (transport === 'udp') {
-      const s = createSocket({ type: isIPv4(this.server) ? 'udp4' : 'udp6', lookup: numericLookup });
+      const s = createSocket({
+        type: isIPv4(this.server) ? 'udp4' : 'udp6',
+        lookup: numericLookup,
+        // A pause of the event loop must not overflow the kernel's default ~75 datagrams (issue #14).
+        recvBufferSize: DEFAULT_UDP_RECEIVE_BUFFER,
+      });
       await new Promise<void>((r) => s.bind(0, r));
       this.#udp = s;
       this.#udpConnected = false;

@@ -381,6 +381,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
                 address: addr(l.udp.address),
                 ikePort: o.ports?.ike ?? l.udp.ikePort,
                 natTPort: o.ports?.natT ?? l.udp.natTPort,
+                receiveBufferBytes: l.udp.receiveBufferBytes,
               },
             }
           : {}),

@@ -5,6 +5,7 @@
  * `edge.send`), and reads the edge's decisions from what the peers receive and from the metrics.
  */
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, test } from 'node:test';
 import {
@@ -573,4 +574,49 @@ describe('edge over RFC 9329 streams through in-memory binds', () => {
     assert.equal(s.binds.ike.inject(initRequest(), '198.51.100.7', 500), false, 'UDP closed');
     assert.equal(s.binds.tcp.connect().refused, true, 'TCP closed');
   });
+});
+
+test('edge: a real UDP port asks for listen.udp.receiveBufferBytes; a size the kernel caps (net.core.rmem_max) is logged as udp-receive-buffer-capped, and datagrams the kernel drops at a full buffer are counted as ikegate_drops_total{layer="udp",reason="receive_buffer_full"} (issue #14)', async () => {
+  const lines: string[] = [];
+  const out = new PassThrough();
+  out.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
+  const metrics = new Metrics({ processMetrics: false });
+  const start = async (receiveBufferBytes: number) => {
+    const edge = new Edge(
+      {
+        listen: { udp: { address: '127.0.0.1', ikePort: 0, natTPort: 0, receiveBufferBytes } },
+        layout,
+        initialHashKey: HASH_KEY,
+        route: () => undefined,
+        workers: () => [],
+      },
+      createLogger({ destination: out, level: 'info' }),
+      metrics,
+    );
+    running.push(edge);
+    return { edge, ports: await edge.start() };
+  };
+  const drops = () => count(metrics.drops, { layer: 'udp', reason: 'receive_buffer_full' });
+  // More than any rmem_max: capped, and said so.
+  await start(2 ** 31 - 1);
+  await until(() => lines.some((l) => l.includes('udp-receive-buffer-capped')), 'the capped warning');
+  const capped = JSON.parse(lines.find((l) => l.includes('udp-receive-buffer-capped'))!) as Record<
+    string,
+    number
+  >;
+  assert.equal(capped['requested'], 2 ** 31 - 1);
+  assert.ok(capped['granted']! < capped['requested']!);
+  // A small buffer that a burst overflows while the event loop is busy sending it.
+  lines.length = 0;
+  const { ports } = await start(4096);
+  assert.ok(lines.some((l) => l.includes('"msg":"udp-receive-buffer"') && l.includes('"requested":4096')));
+  assert.ok(!lines.some((l) => l.includes('udp-receive-buffer-capped')), 'a small size is granted');
+  assert.equal(await drops(), 0);
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.connect(ports.natT!, '127.0.0.1', () => resolve()));
+  // Sent in one synchronous run: the edge reads none of them meanwhile.
+  const datagram = new Uint8Array(1200).fill(0xff);
+  for (let i = 0; i < 200; i++) s.send(datagram);
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  assert.ok((await drops()) > 0, 'the kernel drops are counted');
 });

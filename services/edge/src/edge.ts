@@ -52,7 +52,13 @@ import {
 } from '@ikegate/transport';
 
 export interface EdgeListenSettings {
-  readonly udp?: { readonly address: string; readonly ikePort: number; readonly natTPort: number };
+  readonly udp?: {
+    readonly address: string;
+    readonly ikePort: number;
+    readonly natTPort: number;
+    /** SO_RCVBUF of both ports (default DEFAULT_UDP_RECEIVE_BUFFER; 0: the kernel's). */
+    readonly receiveBufferBytes?: number;
+  };
   readonly tcp?: { readonly address: string; readonly port: number };
   readonly tls?: {
     readonly address: string;
@@ -117,7 +123,10 @@ export function edgeBindsFromSettings(settings: EdgeSettings): ResponderBinds {
   const { udp, tcp, tls } = settings.listen;
   return {
     ...(udp
-      ? { ike: new NodeUdpBind(udp.address, udp.ikePort), natT: new NodeUdpBind(udp.address, udp.natTPort) }
+      ? {
+          ike: new NodeUdpBind(udp.address, udp.ikePort, udp.receiveBufferBytes),
+          natT: new NodeUdpBind(udp.address, udp.natTPort, udp.receiveBufferBytes),
+        }
       : {}),
     ...(tcp ? { tcp: new NodeTcpListener(tcp.address, tcp.port) } : {}),
     ...(tls
@@ -220,11 +229,13 @@ export class Edge implements EdgeLink {
     let address: string | undefined;
     if (ike) {
       this.#ikeLocal = await ike.open((d, a, p) => this.#onUdp(d, a, p, this.#ikeLocal!, false));
+      this.#watchUdp(ike, this.#ikeLocal);
       ports.ike = this.#ikeLocal.port;
       address ??= this.#ikeLocal.address;
     }
     if (natT) {
       this.#natTLocal = await natT.open((d, a, p) => this.#onUdp(d, a, p, this.#natTLocal!, true));
+      this.#watchUdp(natT, this.#natTLocal);
       ports.natT = this.#natTLocal.port;
       address ??= this.#natTLocal.address;
     }
@@ -250,6 +261,34 @@ export class Edge implements EdgeLink {
   }
 
   // --- UDP ---------------------------------------------------------------------------------------
+
+  /**
+   * Logs the receive buffer the kernel gave a real UDP port (warns when it is less than asked: capped
+   * by net.core.rmem_max), and counts the datagrams the kernel drops there, which the process never
+   * sees, as `ikegate_drops_total{layer="udp",reason="receive_buffer_full"}` (issue #14).
+   */
+  #watchUdp(bind: DatagramBind, local: Endpoint): void {
+    const stats = bind.stats?.();
+    if (!stats) return;
+    const fields = {
+      port: local.port,
+      requested: stats.requestedReceiveBuffer,
+      granted: stats.receiveBuffer,
+    };
+    // Linux reports twice the size it set (its own bookkeeping included).
+    const expected = stats.requestedReceiveBuffer * (process.platform === 'linux' ? 2 : 1);
+    if (stats.receiveBuffer < expected)
+      this.#log.warn(
+        { ...fields, hint: 'raise net.core.rmem_max to listen.udp.receiveBufferBytes' },
+        'udp-receive-buffer-capped',
+      );
+    else this.#log.info(fields, 'udp-receive-buffer');
+    this.#metrics.follow(
+      this.#metrics.drops,
+      ['udp', 'receive_buffer_full'],
+      () => bind.stats?.()?.drops ?? 0,
+    );
+  }
 
   #udpPath(local: Endpoint, address: string, port: number): PeerPath {
     let byAddress = this.#udpPaths.get(local);

@@ -8,6 +8,7 @@
  *   over each accepted connection as a node Duplex, for an IketcpStream.
  */
 import type { Duplex } from 'node:stream';
+import type { UdpSocketStats } from './udp-socket-stats.js';
 
 export interface Endpoint {
   readonly address: string;
@@ -26,6 +27,8 @@ export interface DatagramBind {
    * endpoint (the real port when 0 was asked for); rejects if the bind fails. Call once.
    */
   open(receive: DatagramReceiver): Promise<Endpoint>;
+  /** A real socket's receive buffer and the kernel's drops at it (undefined before open). */
+  stats?(): UdpSocketStats | undefined;
   /**
    * Sends one datagram. Never throws and never reports failure: UDP is best effort, and send
    * errors (ICMP unreachable and the like) are not a reason to stop. The bind may read `datagram`

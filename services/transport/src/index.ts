@@ -9,6 +9,13 @@ export type {
   StreamTransport,
 } from './binds.js';
 export { type DialOptions, dialStream, type DialTlsOptions } from './dial.js';
+export {
+  DEFAULT_UDP_RECEIVE_BUFFER,
+  dropsInTable,
+  procUdpLocal,
+  type UdpSocketStats,
+  udpSocketDrops,
+} from './udp-socket-stats.js';
 export { DialError, LocalUsageError, type TransportErrorCode } from './errors.js';
 export {
   NodeTcpListener,

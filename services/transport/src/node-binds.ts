@@ -18,6 +18,7 @@ import type {
   StreamTransport,
 } from './binds.js';
 import { LocalUsageError } from './errors.js';
+import { DEFAULT_UDP_RECEIVE_BUFFER, type UdpSocketStats, udpSocketDrops } from './udp-socket-stats.js';
 
 /**
  * The `lookup` for dgram sockets that send to numeric addresses (issue #14): dgram resolves the
@@ -35,15 +36,26 @@ export function numericLookup(
   else dnsLookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
 }
 
-/** One UDP socket bound to `address`:`port` (port 0: an ephemeral port). */
+/**
+ * One UDP socket bound to `address`:`port` (port 0: an ephemeral port), with a receive buffer of
+ * `receiveBuffer` octets asked for (0: the kernel's default; Linux caps it at net.core.rmem_max).
+ */
 export class NodeUdpBind implements DatagramBind {
   #socket: UdpSocket | undefined;
+  #local: Endpoint | undefined;
   #closed = false;
 
   constructor(
     readonly address: string,
     readonly port: number,
-  ) {}
+    readonly receiveBuffer: number = DEFAULT_UDP_RECEIVE_BUFFER,
+  ) {
+    if (!Number.isSafeInteger(receiveBuffer) || receiveBuffer < 0 || receiveBuffer > 2 ** 31 - 1)
+      throw new LocalUsageError(
+        'IKEGATE_ERR_TRANSPORT_USAGE',
+        `bad UDP receive buffer size ${receiveBuffer}`,
+      );
+  }
 
   open(receive: DatagramReceiver): Promise<Endpoint> {
     if (this.#socket || this.#closed) {
@@ -53,6 +65,7 @@ export class NodeUdpBind implements DatagramBind {
       type: this.address.includes(':') ? 'udp6' : 'udp4',
       reuseAddr: false,
       lookup: numericLookup,
+      ...(this.receiveBuffer > 0 ? { recvBufferSize: this.receiveBuffer } : {}),
     });
     this.#socket = socket;
     return new Promise((resolve, reject) => {
@@ -64,9 +77,28 @@ export class NodeUdpBind implements DatagramBind {
           receive(new Uint8Array(m.buffer, m.byteOffset, m.byteLength), r.address, r.port),
         );
         const a = socket.address();
-        resolve({ address: a.address, port: a.port });
+        this.#local = { address: a.address, port: a.port };
+        resolve(this.#local);
       });
     });
+  }
+
+  /** The socket's receive buffer and the kernel's drops at it; undefined unless open. */
+  stats(): UdpSocketStats | undefined {
+    const socket = this.#socket;
+    const local = this.#local;
+    if (!socket || !local || this.#closed) return undefined;
+    let receiveBuffer: number;
+    try {
+      receiveBuffer = socket.getRecvBufferSize();
+    } catch {
+      return undefined; // closed under us
+    }
+    return {
+      requestedReceiveBuffer: this.receiveBuffer,
+      receiveBuffer,
+      drops: udpSocketDrops(local.address, local.port),
+    };
   }
 
   /** Sent within the call for a numeric `address`; dgram keeps `datagram` until the send completes. */
