@@ -18,13 +18,13 @@
  * the call. Never throws for a bad packet; drops come back as { kind: 'drop', reason }.
  */
 import { GrowableBuffer } from './buffers.js';
-import { DEFAULT_REPLAY_WINDOW, ESP_HEADER_LENGTH, ESP_TRAILER_LENGTH, NextHeader } from './constants.js';
+import { DEFAULT_REPLAY_WINDOW, ESP_HEADER_LENGTH, NextHeader } from './constants.js';
 import { LocalUsageError } from './errors.js';
 import { innerPacketLength, nextHeaderForVersion } from './inner.js';
 import { checkSpi } from './outbound.js';
 import { readU32 } from './packet.js';
 import { ReplayWindow } from './replay.js';
-import type { EspSuite } from './suite.js';
+import { type EspSuite, minimumEspLength } from './suite.js';
 import { checkTrailer } from './trailer.js';
 import { createTransform, type EspTransform } from './transform.js';
 
@@ -117,8 +117,7 @@ export class InboundSa {
     );
     this.#t = createTransform(config.suite, this.esn);
     this.#headerLength = ESP_HEADER_LENGTH + this.#t.ivLength;
-    const minCiphertext = this.#t.blockSize > 1 ? this.#t.blockSize : ESP_TRAILER_LENGTH;
-    this.#minLength = this.#headerLength + minCiphertext + this.#t.icvLength;
+    this.#minLength = minimumEspLength(this.#t);
     this.#initialBufferSize = config.initialBufferSize ?? 2048;
   }
 

@@ -23,7 +23,14 @@ export {
 export { type EncapsulateResult, type IvSource, OutboundSa, type OutboundSaConfig } from './outbound.js';
 export { peekSequence, peekSpi } from './packet.js';
 export { ReplayWindow } from './replay.js';
-export { type EspSuite, type EspTransformIds, espSuite } from './suite.js';
+export {
+  type EspShape,
+  espShape,
+  type EspSuite,
+  type EspTransformIds,
+  espSuite,
+  minimumEspLength,
+} from './suite.js';
 export {
   classifyUdpPayload,
   encodeNatKeepalive,

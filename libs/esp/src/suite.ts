@@ -15,6 +15,7 @@ import type {
   EncryptionId,
   IntegrityAlgorithm,
 } from '@ikegate/crypto';
+import { ESP_HEADER_LENGTH, ESP_TRAILER_LENGTH } from './constants.js';
 import { LocalUsageError } from './errors.js';
 
 export type EspSuite =
@@ -80,6 +81,56 @@ export function espSuite(provider: CryptoProvider, ids: EspTransformIds, keyMate
     integrity,
     integrityKey: keyMaterial.slice(cipher.keyLength),
   };
+}
+
+/** The lengths an ESP SA's packets have under a suite, known before any key is imported. */
+export interface EspShape {
+  /** Octets of key material per direction (RFC 7296 §2.17: cipher key, salt, integrity key). */
+  readonly keyLength: number;
+  readonly ivLength: number;
+  /** The ciphertext is a multiple of this (1 for an AEAD). */
+  readonly blockSize: number;
+  readonly icvLength: number;
+}
+
+/**
+ * The shape of the suite `espSuite` would make from `ids`, without keys: for a caller that keeps
+ * keys aside and builds the SA later (a cold child SA, services/worker data-plane.ts).
+ * @throws LocalUsageError as espSuite does for an algorithm the provider lacks or a bad combination.
+ */
+export function espShape(provider: CryptoProvider, ids: EspTransformIds): EspShape {
+  const integrityId = ids.integrity ?? 0;
+  const aead = provider.aead(ids.encryption, ids.keyBits);
+  if (aead) {
+    if (integrityId !== 0)
+      throw new LocalUsageError(
+        'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
+        `an AEAD (${aead.name}) takes no integrity transform (RFC 7296 §3.3)`,
+      );
+    return { keyLength: aead.keyLength, ivLength: aead.ivLength, blockSize: 1, icvLength: aead.icvLength };
+  }
+  const cipher = provider.cipher(ids.encryption, ids.keyBits);
+  const integrity = integrityId === 0 ? undefined : provider.integrity(integrityId);
+  if (!cipher || !integrity)
+    throw new LocalUsageError(
+      'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
+      `ESP transforms ${ids.encryption}/${ids.keyBits} + ${integrityId} are not offered by provider ${provider.name}`,
+    );
+  return {
+    keyLength: cipher.keyLength + integrity.keyLength,
+    ivLength: cipher.ivLength,
+    blockSize: cipher.blockSize,
+    icvLength: integrity.icvLength,
+  };
+}
+
+/**
+ * The shortest ESP packet an SA of this shape can open (RFC 4303 §2): header, IV, the smallest
+ * ciphertext (one block, or the 2-octet trailer for an AEAD) and the ICV.
+ */
+export function minimumEspLength(shape: Pick<EspShape, 'ivLength' | 'blockSize' | 'icvLength'>): number {
+  const minCiphertext = shape.blockSize > 1 ? shape.blockSize : ESP_TRAILER_LENGTH;
+  return ESP_HEADER_LENGTH + shape.ivLength + minCiphertext + shape.icvLength;
 }
 
 function checkLength(what: string, key: Uint8Array, expected: number): void {

@@ -50,6 +50,8 @@ function setup(
   esn = false,
   tsRemote?: (vip: Uint8Array) => TrafficSelector[],
   provider: CryptoProvider = defaultProvider,
+  /** dataplane.coldChildAfterSeconds in ms: 0 (default here) never cold, and children start hot. */
+  coldChildAfterMs = 0,
 ) {
   const metrics = new Metrics({ processMetrics: false });
   const sent: OutboundFrame[] = [];
@@ -58,7 +60,7 @@ function setup(
   const moved: PeerPath[] = [];
   const lost: ChildRecord[] = [];
   const dp = new DataPlane(
-    { provider, coldChildAfterMs: 0 } as WorkerSettings,
+    { provider, coldChildAfterMs } as WorkerSettings,
     { send: (f) => (sent.push(f), 'sent') },
     createLogger({ level: 'silent' }),
     metrics,
@@ -531,4 +533,89 @@ test("data plane, cold children: after the stream closed and the peer came back 
   assert.equal(s.written.length, 1);
   assert.deepEqual(s.moved, [next]);
   s.dp.stop();
+});
+
+test('data plane, cold children: with children going cold (coldChildAfterMs > 0) a new child starts cold, its keys in a slot; its first packet builds it and is delivered, our first packet out is sequence number 1; a replay or a short frame before that builds nothing (RFC 4303 §3.3.3, §3.4.3; issue #14)', async () => {
+  const s = setup(2, false, undefined, defaultProvider, 3_600_000);
+  const [a, b] = [s.peers[0]!, s.peers[1]!];
+  try {
+    assert.equal(s.dp.coldCount, 2, 'both start cold');
+    assert.equal(a.child.inbound, undefined);
+    assert.equal(await s.figure('ikegate_esp_cold_child_sas'), 2);
+    const first = a.seal();
+    s.deliver(first.subarray(0, 20));
+    assert.equal(await s.drops('esp', 'short'), 1);
+    assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 0, 'nothing built for it');
+    s.deliver(first);
+    assert.equal(s.written.length, 1, 'delivered');
+    assert.ok(a.child.inbound, 'built by its first packet');
+    assert.equal(await s.figure('ikegate_esp_child_thaws_total'), 1);
+    s.deliver(first);
+    assert.equal(await s.drops('esp', 'replay'), 1);
+    s.dp.outbound(icmp('10.2.0.7', b.vip));
+    assert.deepEqual(s.received(1), [1], 'the other child, built by our packet, starts at 1');
+    assert.equal(s.dp.coldCount, 0);
+  } finally {
+    s.dp.stop();
+  }
+});
+
+test('data plane, cold children: a child adopted from a snapshot starts cold and, built by its first packet, sends past its stored counter by TAKEOVER_SEQUENCE_MARGIN and refuses what the old owner had seen (RFC 6311 §4.3 spirit, issue #11, issue #14)', async () => {
+  const s = setup(1, false, undefined, defaultProvider, 3_600_000);
+  try {
+    const old = s.dp.exportEsp(s.peers[0]!.child);
+    const adopted = s.dp.add(
+      { ...s.rec, id: 2, children: NO_CHILDREN },
+      {
+        inboundSpi: 0x10000009,
+        outboundSpi: 0x20000001,
+        encryption: AES256GCM,
+        inKeys: old.inKeys,
+        outKeys: old.outKeys,
+        tsLocal: [any],
+        tsRemote: [any],
+        virtualIp: ipv4ToNumber(parseIpv4('10.9.0.50')),
+        seqOut: 5n,
+        seqIn: 7n,
+      },
+      true,
+    );
+    assert.equal(adopted.inbound, undefined, 'cold');
+    assert.deepEqual(
+      { seqIn: s.dp.exportEsp(adopted).seqIn, seqOut: s.dp.exportEsp(adopted).seqOut },
+      { seqIn: 7n, seqOut: 5n + 2n ** 20n },
+    );
+    s.dp.outbound(icmp('10.2.0.7', '10.9.0.50'));
+    assert.deepEqual(s.received(), [5 + 2 ** 20 + 1]);
+  } finally {
+    s.dp.stop();
+  }
+});
+
+test('data plane, cold children: a child that starts cold is refused at install, as a built one would be, when its keys do not fit its suite or its suite is not offered (issue #14)', () => {
+  const s = setup(0, false, undefined, defaultProvider, 3_600_000);
+  const spec = (inKeys: Uint8Array, outKeys: Uint8Array, encryption = AES256GCM) => ({
+    inboundSpi: 0x10000042,
+    outboundSpi: 0x20000042,
+    encryption,
+    inKeys,
+    outKeys,
+    tsLocal: [any],
+    tsRemote: [any],
+    seqOut: 0n,
+    seqIn: 0n,
+  });
+  try {
+    const k36 = new Uint8Array(36);
+    assert.throws(() => s.dp.add(s.rec, spec(k36, new Uint8Array(20)), false), /36 octets each way/);
+    assert.throws(() => s.dp.add(s.rec, spec(new Uint8Array(20), new Uint8Array(20)), false), /36 octets/);
+    assert.throws(
+      () => s.dp.add(s.rec, spec(k36, k36, { id: 9999, keyBits: 256 } as unknown as typeof AES256GCM), false),
+      /not offered/,
+    );
+    assert.equal(s.dp.childCount, 0, 'nothing indexed');
+    assert.equal(s.dp.coldCount, 0, 'no slot taken');
+  } finally {
+    s.dp.stop();
+  }
 });

@@ -11,7 +11,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { EdgeLink, InboundFrame, PeerPath } from '@ikegate/cluster';
-import { espSuite, InboundSa, OutboundSa } from '@ikegate/esp';
+import {
+  espShape,
+  espSuite,
+  type EspTransformIds,
+  InboundSa,
+  LocalUsageError,
+  minimumEspLength,
+  OutboundSa,
+} from '@ikegate/esp';
 import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
 import {
@@ -78,13 +86,23 @@ export interface DataPlaneHooks {
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
+/** The negotiated transforms of a child, as @ikegate/esp takes them. */
+function transformIds(child: ChildRecord): EspTransformIds {
+  return {
+    encryption: child.encryption.id,
+    keyBits: child.encryption.keyBits,
+    ...(child.integrity ? { integrity: child.integrity } : {}),
+  };
+}
+
 /**
  * Cold children (issue #14, memory per SA): a child that carried no ESP packet between two visits
  * of the idle sweep lets its ESP objects go (two AEAD transforms, two key objects with their
- * native handles, the replay window: ~1.2 KB) and keeps its keys and sequence numbers in a slot of
+ * native handles, the replay window: ~1 KB) and keeps its keys and sequence numbers in a slot of
  * a KeySlab; its next packet, either way, rebuilds them. The sweep visits every child once per
  * `coldChildAfterMs`, a share of them per tick, so a child goes cold after one to two of those of
  * silence, and no packet pays for it: the sweep compares the packet counters the child keeps anyway.
+ * A new or adopted child starts cold (unless `coldChildAfterMs` is 0): its first packet builds it.
  *
  * Slot layout: the inbound highest sequence number (8 octets, big-endian), the outbound last one
  * (8), the shortest ESP packet the inbound SA opens (2), then the inbound and the outbound key
@@ -201,6 +219,8 @@ export class DataPlane {
   /** Where the idle sweep goes on (a live iterator: children added later are visited too). */
   #sweepAt: Iterator<ChildRecord> | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
+  /** Children go cold when idle (`coldChildAfterMs` > 0); then a new one also starts cold. */
+  readonly #coldFromStart: boolean;
 
   constructor(
     settings: WorkerSettings,
@@ -217,7 +237,8 @@ export class DataPlane {
     this.#hooks = hooks;
     this.#clock = clock;
     const after = settings.coldChildAfterMs ?? DEFAULT_COLD_CHILD_AFTER_MS;
-    if (after > 0 && Number.isFinite(after)) {
+    this.#coldFromStart = after > 0 && Number.isFinite(after);
+    if (this.#coldFromStart) {
       // A share of the children per tick, so that one pass takes `after`: no tick freezes them all.
       const tick = Math.min(1000, Math.max(20, after / 10));
       const quota = new SweepQuota(tick, after);
@@ -331,13 +352,20 @@ export class DataPlane {
     };
     // A new child starts at 0 both ways; an adopted one continues past what the old owner used
     // (RFC 6311 §4.3 spirit: never reuse a sequence number the old owner may have sent).
-    this.#build(
-      child,
-      c.inKeys,
-      c.outKeys,
-      adopted ? c.seqIn : 0n,
-      adopted ? c.seqOut + TAKEOVER_SEQUENCE_MARGIN : 0n,
-    );
+    const seqIn = adopted ? c.seqIn : 0n;
+    const seqOut = adopted ? c.seqOut + TAKEOVER_SEQUENCE_MARGIN : 0n;
+    if (this.#coldFromStart) {
+      // Cold from the start (issue #14): its ESP objects (two key imports, ~35 us, and ~1 KB) are
+      // made by its first packet, so an SA that stays idle, or a shard taken over, never pays for
+      // them. The suite and the key lengths are checked now, as a build would.
+      const shape = espShape(this.#settings.provider, transformIds(child));
+      if (c.inKeys.length !== shape.keyLength || c.outKeys.length !== shape.keyLength)
+        throw new LocalUsageError(
+          'IKEGATE_ERR_ESP_BAD_KEY_LENGTH',
+          `ESP key material must be ${shape.keyLength} octets each way, got ${c.inKeys.length} and ${c.outKeys.length}`,
+        );
+      this.#keepCold(child, c.inKeys, c.outKeys, seqIn, seqOut, minimumEspLength(shape));
+    } else this.#build(child, c.inKeys, c.outKeys, seqIn, seqOut);
     rec.children = withChild(rec.children, child);
     this.#byEspSpi.set(c.inboundSpi, child);
     if (child.virtualIp !== undefined) {
@@ -358,11 +386,7 @@ export class DataPlane {
     seqOut: bigint,
   ): HotChild {
     const provider = this.#settings.provider;
-    const alg = {
-      encryption: child.encryption.id,
-      keyBits: child.encryption.keyBits,
-      ...(child.integrity ? { integrity: child.integrity } : {}),
-    };
+    const alg = transformIds(child);
     const esn = child.esn;
     child.inbound = new InboundSa({
       spi: child.inboundSpi,
@@ -428,27 +452,40 @@ export class DataPlane {
     const outKeys = child.outbound.exportKeyMaterial();
     try {
       if (inKeys.length !== outKeys.length) return; // one suite both ways: cannot happen; stays hot
-      const size = SLOT_HEADER + 2 * inKeys.length;
-      let slab = this.#slabs.get(size);
-      if (!slab) this.#slabs.set(size, (slab = new KeySlab(size)));
-      const slot = slab.alloc();
-      const v = slab.view(slot);
-      const view = counters(v);
-      view.setBigUint64(0, child.inbound.highestSequence);
-      view.setBigUint64(8, child.outbound.lastSequence);
-      view.setUint16(16, child.inbound.minimumLength);
-      v.set(inKeys, SLOT_HEADER);
-      v.set(outKeys, SLOT_HEADER + inKeys.length);
+      const { highestSequence, minimumLength } = child.inbound;
+      this.#keepCold(child, inKeys, outKeys, highestSequence, child.outbound.lastSequence, minimumLength);
       (child as ChildRecord).inbound = undefined;
       (child as ChildRecord).outbound = undefined;
-      child.coldSlab = slab;
-      child.coldSlot = slot;
-      this.#coldCount++;
-      this.#metrics.espColdChildren.set(this.#coldCount);
     } finally {
       inKeys.fill(0);
       outKeys.fill(0);
     }
+  }
+
+  /** Copies a child's keys and counters into a slot of the slab of their size: it is cold now. */
+  #keepCold(
+    child: ChildRecord,
+    inKeys: Uint8Array,
+    outKeys: Uint8Array,
+    seqIn: bigint,
+    seqOut: bigint,
+    minimumLength: number,
+  ): void {
+    const size = SLOT_HEADER + 2 * inKeys.length;
+    let slab = this.#slabs.get(size);
+    if (!slab) this.#slabs.set(size, (slab = new KeySlab(size)));
+    const slot = slab.alloc();
+    const v = slab.view(slot);
+    const view = counters(v);
+    view.setBigUint64(0, seqIn);
+    view.setBigUint64(8, seqOut);
+    view.setUint16(16, minimumLength);
+    v.set(inKeys, SLOT_HEADER);
+    v.set(outKeys, SLOT_HEADER + inKeys.length);
+    child.coldSlab = slab;
+    child.coldSlot = slot;
+    this.#coldCount++;
+    this.#metrics.espColdChildren.set(this.#coldCount);
   }
 
   /**

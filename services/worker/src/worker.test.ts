@@ -856,6 +856,10 @@ test("worker: the idle sweep's timer visits a lone child once per dataplane.cold
   // after two ticks; a slow machine only makes fewer ticks, so the wait cannot fail by load.
   const h = harness('carol@example.org', { coldChildAfterMs: 300 });
   h.initiate();
+  // A new child starts cold; its first packet makes it hot.
+  const { packet, frame } = peerEsp(h.installs[0]!, h.path);
+  h.worker.deliver(frame(packet()));
+  assert.equal(h.written.length, 1);
   await sleep(200);
   const cold = Number(/^ikegate_esp_cold_child_sas (\d+)$/m.exec(await h.metrics.render())?.[1] ?? 0);
   assert.equal(cold, 0);
