@@ -145,6 +145,12 @@ describe('parseConfig: every error names its field path', () => {
     ['tcp port 0', base('listen: { tcp: { port: 0 } }'), 'listen.tcp.port', /must be an integer 1-65535/],
     ['udp port string', base('listen: { udp: { ikePort: "500" } }'), 'listen.udp.ikePort', /integer 1-65535/],
     [
+      'udp receive buffer over 2^31 - 1',
+      base('listen: { udp: { receiveBufferBytes: 2147483648 } }'),
+      'listen.udp.receiveBufferBytes',
+      /integer 0-2147483647/,
+    ],
+    [
       'udp receive buffer negative',
       base('listen: { udp: { receiveBufferBytes: -1 } }'),
       'listen.udp.receiveBufferBytes',

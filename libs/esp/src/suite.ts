@@ -96,7 +96,8 @@ export interface EspShape {
 /**
  * The shape of the suite `espSuite` would make from `ids`, without keys: for a caller that keeps
  * keys aside and builds the SA later (a cold child SA, services/worker data-plane.ts).
- * @throws LocalUsageError as espSuite does for an algorithm the provider lacks or a bad combination.
+ * @throws LocalUsageError as espSuite and createTransform do for an algorithm the provider lacks,
+ *   a bad combination, or an AEAD whose IV is not 8 octets.
  */
 export function espShape(provider: CryptoProvider, ids: EspTransformIds): EspShape {
   const integrityId = ids.integrity ?? 0;
@@ -107,6 +108,8 @@ export function espShape(provider: CryptoProvider, ids: EspTransformIds): EspSha
         'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
         `an AEAD (${aead.name}) takes no integrity transform (RFC 7296 §3.3)`,
       );
+    if (aead.ivLength !== 8)
+      throw new LocalUsageError('IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM', `${aead.name}: IV must be 8 octets`);
     return { keyLength: aead.keyLength, ivLength: aead.ivLength, blockSize: 1, icvLength: aead.icvLength };
   }
   const cipher = provider.cipher(ids.encryption, ids.keyBits);

@@ -314,15 +314,17 @@ export class Metrics {
    * Counts into `counter{values}` what a cumulative source (a count kept elsewhere, e.g. a TUN
    * device's drops counted on its reader thread) gained since it was last read: read when the
    * counter is collected, so a scrape sees it current. A source that goes back (a device replaced)
-   * started over: its whole new value is counted.
+   * started over: its whole new value is counted. A source that cannot be read right now
+   * (undefined) is skipped, not taken for 0: the next good read would count all of it again.
    */
-  follow(counter: Counter<string>, values: readonly string[], read: () => number): void {
+  follow(counter: Counter<string>, values: readonly string[], read: () => number | undefined): void {
     const child = this.hot(counter, ...values);
     counter.labels(...values).inc(0); // the series exists from the start, at 0
     const root = this.#children.get(counter)!;
     let last = 0;
     (root.followers ??= []).push(() => {
       const now = read();
+      if (now === undefined) return;
       // A source that went back (a new device) started over: all of its count is new.
       const gained = now >= last ? now - last : now;
       if (gained > 0) child.inc(gained);

@@ -138,6 +138,17 @@ test('metrics.follow: a count kept elsewhere (a TUN reader thread drops) reaches
   assert.match(await m.render(), /^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} 16$/m);
 });
 
+test('metrics.follow: a source that cannot be read at a scrape (undefined: /proc unreadable, too many open files) is skipped, not taken for 0, so its next read does not count it all again (issue #14)', async () => {
+  const m = new Metrics({ processMetrics: false });
+  let source: number | undefined = 100;
+  m.follow(m.drops, ['udp', 'receive_buffer_full'], () => source);
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 100$/m);
+  source = undefined;
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 100$/m);
+  source = 104;
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 104$/m);
+});
+
 test("logger: an Error's own fields and its cause are redacted too, and the error keeps its type, message and stack (STYLE: never keys in logs)", async () => {
   const out = new PassThrough();
   const chunks: string[] = [];

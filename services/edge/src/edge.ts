@@ -283,11 +283,7 @@ export class Edge implements EdgeLink {
         'udp-receive-buffer-capped',
       );
     else this.#log.info(fields, 'udp-receive-buffer');
-    this.#metrics.follow(
-      this.#metrics.drops,
-      ['udp', 'receive_buffer_full'],
-      () => bind.stats?.()?.drops ?? 0,
-    );
+    this.#metrics.follow(this.#metrics.drops, ['udp', 'receive_buffer_full'], () => bind.stats?.()?.drops);
   }
 
   #udpPath(local: Endpoint, address: string, port: number): PeerPath {

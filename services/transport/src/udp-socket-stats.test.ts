@@ -28,6 +28,9 @@ test('UDP socket stats: the local-address column of proc_net(5) for IPv4 and IPv
     local: '0000000000000000FFFF0000010200C0:1194',
   });
   assert.equal(procUdpLocal('gw.example.org', 500), undefined);
+  // A big-endian host prints each word as it is in memory.
+  assert.deepEqual(procUdpLocal('192.0.2.10', 4500, 'BE'), { table: 'udp', local: 'C000020A:1194' });
+  assert.deepEqual(procUdpLocal('::1', 500, 'BE'), { table: 'udp6', local: `${'0'.repeat(31)}1:01F4` });
 });
 
 test('UDP socket stats: the drops of the row with our local address, none for another address; any text is read without throwing (proc_net(5))', () => {

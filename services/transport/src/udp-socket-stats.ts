@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
+import { endianness } from 'node:os';
 
 /** What a UDP bind asks the kernel for, and what it got. */
 export interface UdpSocketStats {
@@ -49,22 +50,24 @@ function ipv6Octets(address: string): number[] | undefined {
 
 /**
  * The table (`udp` or `udp6`) and the local-address column of a socket bound to `address`:`port`
- * as the kernel prints it: each 32-bit word of the address in host order (little-endian here),
- * then the port. Undefined for an address that is not numeric.
+ * as the kernel prints it: each 32-bit word of the address in host byte order (`order`, this
+ * machine's by default), then the port. Undefined for an address that is not numeric.
  */
 export function procUdpLocal(
   address: string,
   port: number,
+  order: 'LE' | 'BE' = endianness(),
 ): { table: 'udp' | 'udp6'; local: string } | undefined {
   const p = port.toString(16).toUpperCase().padStart(4, '0');
-  if (isIPv4(address)) {
-    const o = address.split('.').map(Number);
-    return { table: 'udp', local: `${hex2(o[3]!)}${hex2(o[2]!)}${hex2(o[1]!)}${hex2(o[0]!)}:${p}` };
-  }
+  const word = (o: readonly number[], w: number) =>
+    order === 'LE'
+      ? hex2(o[w + 3]!) + hex2(o[w + 2]!) + hex2(o[w + 1]!) + hex2(o[w]!)
+      : hex2(o[w]!) + hex2(o[w + 1]!) + hex2(o[w + 2]!) + hex2(o[w + 3]!);
+  if (isIPv4(address)) return { table: 'udp', local: `${word(address.split('.').map(Number), 0)}:${p}` };
   const o = ipv6Octets(address);
   if (!o) return undefined;
   let local = '';
-  for (let w = 0; w < 16; w += 4) local += hex2(o[w + 3]!) + hex2(o[w + 2]!) + hex2(o[w + 1]!) + hex2(o[w]!);
+  for (let w = 0; w < 16; w += 4) local += word(o, w);
   return { table: 'udp6', local: `${local}:${p}` };
 }
 

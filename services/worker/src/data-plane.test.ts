@@ -336,9 +336,13 @@ test('data plane, cold children: a cold child whose state does not rebuild is re
   s.dp.sweepIdle(2);
   s.dp.sweepIdle(2);
   assert.equal(s.dp.coldCount, 2);
+  const slot = a.child.coldSlab!.view(a.child.coldSlot);
+  assert.ok(!zero(slot));
   refuse = true;
   s.deliver(a.seal());
   assert.equal(await s.drops('esp', 'cold_state'), 1);
+  assert.ok(zero(slot), 'the slot that held its keys was zeroed and given back');
+  assert.equal(a.child.coldSlab, undefined);
   assert.deepEqual(s.lost, [a.child]);
   assert.equal(s.dp.coldCount, 1, 'its slot was given back');
   assert.ok(!s.rec.children.includes(a.child), 'gone from its SA');
@@ -356,8 +360,48 @@ test('data plane, cold children: the RFC 6311 §4.3 skip of the outbound counter
   s.dp.sweepIdle(1);
   s.dp.sweepIdle(1);
   assert.equal(s.dp.skipOutbound(s.rec, 1000n), 1);
-  s.dp.outbound(icmp('10.2.0.7', p.vip));
-  assert.deepEqual(s.received(), [1001]);
+  assert.equal(p.child.outbound, undefined, 'moved in its slot, nothing built');
+  assert.equal(s.dp.skipOutbound(s.rec, 999n), 0, 'never backwards');
+  assert.equal(s.dp.skipOutbound(s.rec, 2n ** 40n), 1, 'capped at 2^32 - 1 without ESN');
+  assert.equal(s.dp.exportEsp(p.child).seqOut, 0xffff_ffffn);
+  const t = setup();
+  t.dp.sweepIdle(1);
+  t.dp.sweepIdle(1);
+  assert.equal(t.dp.skipOutbound(t.rec, 1000n), 1);
+  t.dp.outbound(icmp('10.2.0.7', t.peers[0]!.vip));
+  assert.deepEqual(t.received(), [1001]);
+});
+
+test("data plane, cold children: a child added with an inbound SPI another child holds replaces it; the old one's slot is given back (zeroed on release) (issue #14)", () => {
+  const s = setup(1, false, undefined, defaultProvider, 3_600_000);
+  try {
+    const old = s.peers[0]!.child;
+    const slab = old.coldSlab!;
+    const keys = s.dp.exportEsp(old);
+    const again = s.dp.add(
+      s.rec,
+      {
+        inboundSpi: old.inboundSpi,
+        outboundSpi: 0x20000077,
+        encryption: AES256GCM,
+        inKeys: keys.inKeys,
+        outKeys: keys.outKeys,
+        tsLocal: [any],
+        tsRemote: [any],
+        seqOut: 0n,
+        seqIn: 0n,
+      },
+      false,
+    );
+    assert.equal(s.dp.coldCount, 1);
+    assert.equal(old.coldSlab, undefined, "the old child's slot was given back");
+    assert.equal(slab.used, 1, 'one slot in use: the new child takes the one given back');
+    assert.deepEqual(s.rec.children, [again]);
+    assert.ok(s.dp.remove(s.rec, old.inboundSpi, 'test'));
+    assert.equal(s.dp.coldCount, 0);
+  } finally {
+    s.dp.stop();
+  }
 });
 
 test('data plane, cold children (property): any interleaving of packets both ways and sweeps delivers every fresh packet, and the outbound sequence numbers run 1, 2, 3, ... with no reuse or gap (RFC 4303 §3.3.3, RFC 4106 §3.1)', () => {

@@ -322,8 +322,14 @@ export class DataPlane {
     return child;
   }
 
-  /** Builds the ESP SAs of a child and indexes it; `adopted` continues from a snapshot's counters. */
+  /**
+   * Indexes a child, its ESP SAs built or (children going cold) its keys in a slot; `adopted`
+   * continues from a snapshot's counters. A child already holding the inbound SPI is removed first
+   * (its slot zeroed and given back); SPI allocation and adoption avoid that case.
+   */
   add(rec: SaRecord, c: ChildSpec, adopted: boolean): ChildRecord {
+    const previous = this.#byEspSpi.get(c.inboundSpi);
+    if (previous) this.remove(previous.sa, previous.inboundSpi, 'replaced');
     // Every field in the literal, none spread in: spread fields land outside the object in a
     // separate array (issue #14, memory per SA). Absent optional fields are `undefined`.
     const child: ChildRecord = {
@@ -674,7 +680,20 @@ export class DataPlane {
    */
   skipOutbound(rec: SaRecord, counter: bigint): number {
     let moved = 0;
-    for (const child of rec.children) if (this.#hot(child)?.outbound.skipTo(counter)) moved++;
+    for (const child of rec.children) {
+      if (child.outbound !== undefined) {
+        if (child.outbound.skipTo(counter)) moved++;
+        continue;
+      }
+      // A cold child's counter moves in its slot, as OutboundSa.skipTo would: nothing is built.
+      const view = counters(child.coldSlab!.view(child.coldSlot));
+      const max = child.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+      const target = counter > max ? max : counter;
+      if (target > view.getBigUint64(8)) {
+        view.setBigUint64(8, target);
+        moved++;
+      }
+    }
     return moved;
   }
 
