@@ -160,12 +160,12 @@ export class Metrics {
   });
   readonly espColdChildren = new Gauge({
     name: 'ikegate_esp_cold_child_sas',
-    help: 'Idle CHILD SAs whose ESP state is held as keys and counters (dataplane.coldChildAfterSeconds), rebuilt on their next packet',
+    help: 'CHILD SAs whose ESP state is held as keys and counters (idle ones, and new ones before their first packet; dataplane.coldChildAfterSeconds), built on their next packet',
     registers: [this.registry],
   });
   readonly espChildThaws = new Counter({
     name: 'ikegate_esp_child_thaws_total',
-    help: 'Cold CHILD SAs whose ESP state was rebuilt for a packet or a command',
+    help: 'Cold CHILD SAs whose ESP state was built for a packet or a command (a new child its first time)',
     registers: [this.registry],
   });
   /** Frames through the edge by transport (udp/tcp/tls), kind (ike/esp/keepalive) and direction. */
