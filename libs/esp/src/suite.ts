@@ -50,6 +50,29 @@ export interface EspTransformIds {
  *   without one); (IKEGATE_ERR_ESP_BAD_KEY_LENGTH) if the key material has the wrong length.
  */
 export function espSuite(provider: CryptoProvider, ids: EspTransformIds, keyMaterial: Uint8Array): EspSuite {
+  const r = resolve(provider, ids);
+  if (r.kind === 'aead') {
+    checkLength('AEAD key material', keyMaterial, r.aead.keyLength);
+    return { kind: 'aead', aead: r.aead, keyMaterial: keyMaterial.slice() };
+  }
+  const { cipher, integrity } = r;
+  checkLength('CBC+HMAC key material', keyMaterial, cipher.keyLength + integrity.keyLength);
+  return {
+    kind: 'cbc-hmac',
+    cipher,
+    encryptionKey: keyMaterial.slice(0, cipher.keyLength),
+    integrity,
+    integrityKey: keyMaterial.slice(cipher.keyLength),
+  };
+}
+
+/** The provider's algorithms for `ids`, or the LocalUsageError espSuite documents. */
+function resolve(
+  provider: CryptoProvider,
+  ids: EspTransformIds,
+):
+  | { readonly kind: 'aead'; readonly aead: AeadAlgorithm }
+  | { readonly kind: 'cbc-hmac'; readonly cipher: CipherAlgorithm; readonly integrity: IntegrityAlgorithm } {
   const integrityId = ids.integrity ?? 0;
   const aead = provider.aead(ids.encryption, ids.keyBits);
   if (aead) {
@@ -58,8 +81,7 @@ export function espSuite(provider: CryptoProvider, ids: EspTransformIds, keyMate
         'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
         `an AEAD (${aead.name}) takes no integrity transform (RFC 7296 §3.3)`,
       );
-    checkLength('AEAD key material', keyMaterial, aead.keyLength);
-    return { kind: 'aead', aead, keyMaterial: keyMaterial.slice() };
+    return { kind: 'aead', aead };
   }
   const cipher = provider.cipher(ids.encryption, ids.keyBits);
   if (!cipher)
@@ -73,14 +95,7 @@ export function espSuite(provider: CryptoProvider, ids: EspTransformIds, keyMate
       'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
       `${cipher.name} needs an integrity transform; ${integrityId} is not offered by provider ${provider.name}`,
     );
-  checkLength('CBC+HMAC key material', keyMaterial, cipher.keyLength + integrity.keyLength);
-  return {
-    kind: 'cbc-hmac',
-    cipher,
-    encryptionKey: keyMaterial.slice(0, cipher.keyLength),
-    integrity,
-    integrityKey: keyMaterial.slice(cipher.keyLength),
-  };
+  return { kind: 'cbc-hmac', cipher, integrity };
 }
 
 /** The lengths an ESP SA's packets have under a suite, known before any key is imported. */
@@ -100,25 +115,14 @@ export interface EspShape {
  *   a bad combination, or an AEAD whose IV is not 8 octets.
  */
 export function espShape(provider: CryptoProvider, ids: EspTransformIds): EspShape {
-  const integrityId = ids.integrity ?? 0;
-  const aead = provider.aead(ids.encryption, ids.keyBits);
-  if (aead) {
-    if (integrityId !== 0)
-      throw new LocalUsageError(
-        'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
-        `an AEAD (${aead.name}) takes no integrity transform (RFC 7296 §3.3)`,
-      );
+  const r = resolve(provider, ids);
+  if (r.kind === 'aead') {
+    const { aead } = r;
     if (aead.ivLength !== 8)
       throw new LocalUsageError('IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM', `${aead.name}: IV must be 8 octets`);
     return { keyLength: aead.keyLength, ivLength: aead.ivLength, blockSize: 1, icvLength: aead.icvLength };
   }
-  const cipher = provider.cipher(ids.encryption, ids.keyBits);
-  const integrity = integrityId === 0 ? undefined : provider.integrity(integrityId);
-  if (!cipher || !integrity)
-    throw new LocalUsageError(
-      'IKEGATE_ERR_ESP_UNSUPPORTED_ALGORITHM',
-      `ESP transforms ${ids.encryption}/${ids.keyBits} + ${integrityId} are not offered by provider ${provider.name}`,
-    );
+  const { cipher, integrity } = r;
   return {
     keyLength: cipher.keyLength + integrity.keyLength,
     ivLength: cipher.ivLength,

@@ -158,6 +158,22 @@ function setup(
 
 const zero = (b: Uint8Array) => b.every((x) => x === 0);
 
+/** A snapshot's child with `keys`, SPI 0x10000009 and virtual IP 10.9.0.50, at the given counters. */
+function adoptedSpec(keys: { inKeys: Uint8Array; outKeys: Uint8Array }, seqOut: bigint, seqIn: bigint) {
+  return {
+    inboundSpi: 0x10000009,
+    outboundSpi: 0x20000001,
+    encryption: AES256GCM,
+    inKeys: keys.inKeys,
+    outKeys: keys.outKeys,
+    tsLocal: [any],
+    tsRemote: [any],
+    virtualIp: ipv4ToNumber(parseIpv4('10.9.0.50')),
+    seqOut,
+    seqIn,
+  };
+}
+
 test('data plane, cold children: an idle child goes cold at the second sweep visit without a packet; its next packet rebuilds it, the outbound sequence goes on at the next number (RFC 4106 §3.1: the nonce is never reused), inbound replays stay refused (RFC 4303 §3.4.3), and the slot that held its keys is zeroed (issue #14)', async () => {
   const s = setup();
   const p = s.peers[0]!;
@@ -540,22 +556,7 @@ test('data plane: a child adopted from a snapshot sends past its stored counter 
   const p = s.peers[0]!;
   const old = s.dp.exportEsp(p.child);
   const rec: SaRecord = { ...s.rec, id: 2, children: NO_CHILDREN };
-  const adopted = s.dp.add(
-    rec,
-    {
-      inboundSpi: 0x10000009,
-      outboundSpi: 0x20000001,
-      encryption: AES256GCM,
-      inKeys: old.inKeys,
-      outKeys: old.outKeys,
-      tsLocal: [any],
-      tsRemote: [any],
-      virtualIp: ipv4ToNumber(parseIpv4('10.9.0.50')),
-      seqOut: 5n,
-      seqIn: 1n,
-    },
-    true,
-  );
+  const adopted = s.dp.add(rec, adoptedSpec(old, 5n, 1n), true);
   s.dp.outbound(icmp('10.2.0.7', '10.9.0.50'));
   assert.deepEqual(s.received(), [5 + 2 ** 20 + 1]);
   assert.equal(s.dp.exportEsp(adopted).seqIn, 1n, 'the inbound window restarts at the stored counter');
@@ -608,22 +609,7 @@ test('data plane, cold children: a child adopted from a snapshot starts cold and
   const s = setup(1, false, undefined, defaultProvider, 3_600_000);
   try {
     const old = s.dp.exportEsp(s.peers[0]!.child);
-    const adopted = s.dp.add(
-      { ...s.rec, id: 2, children: NO_CHILDREN },
-      {
-        inboundSpi: 0x10000009,
-        outboundSpi: 0x20000001,
-        encryption: AES256GCM,
-        inKeys: old.inKeys,
-        outKeys: old.outKeys,
-        tsLocal: [any],
-        tsRemote: [any],
-        virtualIp: ipv4ToNumber(parseIpv4('10.9.0.50')),
-        seqOut: 5n,
-        seqIn: 7n,
-      },
-      true,
-    );
+    const adopted = s.dp.add({ ...s.rec, id: 2, children: NO_CHILDREN }, adoptedSpec(old, 5n, 7n), true);
     assert.equal(adopted.inbound, undefined, 'cold');
     assert.deepEqual(
       { seqIn: s.dp.exportEsp(adopted).seqIn, seqOut: s.dp.exportEsp(adopted).seqOut },
