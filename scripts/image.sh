@@ -27,7 +27,8 @@ mkdir -p "$CACHE/debs"
 
 # Debian packages whose files go into the image. Their Depends are followed (apt-cache depends);
 # EXCLUDE drops the packaging machinery that only maintainer scripts use (no dpkg/debconf at run time).
-PACKAGES=(libc6 libstdc++6 libgcc-s1 python3.11-minimal iproute2 nftables openssl iputils-ping)
+# libjemalloc2: the allocator every role preloads (Containerfile LD_PRELOAD; issue #14, docs/performance.md).
+PACKAGES=(libc6 libstdc++6 libgcc-s1 python3.11-minimal iproute2 nftables openssl iputils-ping libjemalloc2)
 EXCLUDE='^(debconf|cdebconf|dpkg|install-info|tar|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|readline-common|libreadline8|gcc-12-base|libcap2-bin|debconf-2.0|perl-base|coreutils|sensible-utils|base-files)$'
 # Single files taken from packages that are otherwise left out.
 EXTRA_FILES=('coreutils:./usr/bin/env' 'libpython3.11-stdlib:./usr/lib/python3.11/json')
@@ -82,6 +83,12 @@ rootfs() {
   done
   # what maintainer scripts or other packages would have made
   ln -sf python3.11 "$tmp/usr/bin/python3"
+  # One path for LD_PRELOAD whatever the architecture's multiarch directory (Containerfile).
+  local jemalloc
+  jemalloc=$(cd "$tmp" && ls usr/lib/*-linux-gnu/libjemalloc.so.2 | head -1)
+  [ -n "$jemalloc" ] || { log "libjemalloc.so.2 missing from the rootfs"; exit 1; }
+  mkdir -p "$tmp/usr/local/lib"
+  ln -sf "/$jemalloc" "$tmp/usr/local/lib/libjemalloc.so.2"
   install -m 0755 "$NODE_BIN" "$tmp/usr/local/bin/node"
   ln -s /opt/ikegate/services/cli/bin/ikegate.mjs "$tmp/usr/local/bin/ikegate"
   printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nikegate:x:10001:10001:ikegate:/home/ikegate:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$tmp/etc/passwd"

@@ -5,6 +5,7 @@
 #   iproute2  `ip` for the TUN address and routes
 #   nftables  the masquerade for virtual-IP traffic
 #   python3   opens /dev/net/tun for node (libs/tun: node has no ioctl)
+#   libjemalloc2  the allocator a process re-executed for its TUN device preloads (services/cli allocator.ts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
 command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || pkgs+=(nftables)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+compgen -G '/usr/lib/*-linux-gnu/libjemalloc.so.2' >/dev/null || [ -e /usr/lib64/libjemalloc.so.2 ] || pkgs+=(libjemalloc2)
 if [ "${#pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing system packages: ${pkgs[*]} (run as root, or install them)" >&2

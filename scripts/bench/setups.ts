@@ -29,6 +29,7 @@
  * at 0). Needs root (namespaces) and charon; prints why and measures nothing otherwise.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { allocatorEnv } from '../../services/cli/src/allocator.js';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,7 +231,9 @@ ${MAX_HOT !== undefined ? `ike: { maxHotSas: ${Number(MAX_HOT)} }\n` : ''}`,
   const proc: ChildProcess = spawn(
     'ip',
     ['netns', 'exec', pair.nsB, process.execPath, IKEGATE_BIN, 'up', '--no-tun', '--config', config],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // --no-tun does not re-execute, so it gets here the allocator `ikegate up` with its TUN device
+    // gives itself (services/cli allocator.ts: jemalloc when installed; IKEGATE_ALLOCATOR=system: glibc's).
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...allocatorEnv() } },
   );
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

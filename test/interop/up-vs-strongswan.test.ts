@@ -7,8 +7,10 @@
  * (RFC 7296 §1.3, §2.8), DELETE from either side (§1.4.1), counters on /metrics.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { requirement } from '@ikegate/testkit';
+import { JEMALLOC_PATHS } from '../../services/cli/src/allocator.js';
 import { canUseNetns } from './lib/netns.js';
 import { gatewayConfig, IkegateProcess } from './lib/ikegate-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
@@ -71,6 +73,18 @@ describe(
       await charon?.stop();
       await gw.stop();
       net.destroy();
+    });
+
+    test('`ikegate up` re-executed for its TUN device runs on jemalloc, installed with it (libjemalloc2), and says so (issue #14)', (t) => {
+      const missing = requirement(
+        JEMALLOC_PATHS.some((p) => existsSync(p))
+          ? false
+          : 'jemalloc not installed (apt-get install libjemalloc2)',
+        t,
+      );
+      if (missing) return t.skip(missing);
+      const up = gw.lines.find((l) => l.msg === 'ikegate-up');
+      assert.equal(up?.['allocator'], 'jemalloc');
     });
 
     test('IKE SA and CHILD SA come up with PSK and a virtual IP from the pool (RFC 7296 §1.2, §3.15)', async () => {

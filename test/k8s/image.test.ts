@@ -170,7 +170,7 @@ describe(
       }
     });
 
-    test('`ikegate up --no-tun` binds 500/4500/443 with no capability, answers /readyz; uid 10001, no effective capability, root fs read-only', async () => {
+    test('`ikegate up --no-tun` binds 500/4500/443 with no capability, answers /readyz, runs on jemalloc; uid 10001, no effective capability, root fs read-only', async () => {
       const name = `${PREFIX}-up`;
       runDetached(name, [
         '--network=none',
@@ -188,6 +188,7 @@ describe(
       const upLine = await waitForLog(name, 'ikegate-up');
       assert.equal(upLine.ike, 500);
       assert.equal(upLine.tls, 443);
+      assert.equal(upLine.allocator, 'jemalloc', 'the image preloads jemalloc for every role (issue #14)');
       const ready = nodeIn(
         name,
         'fetch("http://127.0.0.1:8080/readyz").then(async (r) => console.log(r.status, await r.text()))',

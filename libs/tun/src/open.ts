@@ -227,6 +227,8 @@ export interface ReexecOptions {
   env?: NodeJS.ProcessEnv;
   /** In the parent, call process.exit(child's code) when the child exits. Default true. */
   exitWithChild?: boolean;
+  /** Variables set for the child only, over `env` (e.g. LD_PRELOAD of an allocator). */
+  childEnv?: Readonly<Record<string, string>>;
 }
 
 export type ReexecResult =
@@ -276,7 +278,7 @@ export async function reexecWithTun(
   const command = opts.command ?? [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   const child = spawn(python, ['-c', TUN_OPENER_PY, JSON.stringify(names), ...command], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-    env: { ...env, [STATUS_FD_ENV]: '3' },
+    env: { ...env, ...opts.childEnv, [STATUS_FD_ENV]: '3' },
   });
 
   const exited = new Promise<number>((resolve) => {

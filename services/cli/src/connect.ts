@@ -32,6 +32,7 @@ import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Worker } from '@ikegate/worker';
+import { allocatorEnv, loadedAllocator } from './allocator.js';
 
 const run = promisify(execFile);
 
@@ -314,7 +315,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
   const log = createLogger({ level: o.logLevel, name: 'ikegate-connect' });
   let device: TunDevice | undefined;
   if (o.tun) {
-    const r = await reexecWithTun([o.tun]);
+    const r = await reexecWithTun([o.tun], { childEnv: allocatorEnv() });
     if (r.role === 'parent') return undefined;
     device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
   }
@@ -419,7 +420,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
       path,
     });
     currentSpi = spi;
-    log.info({ spi, transport: t, server }, 'initiating');
+    log.info({ spi, transport: t, server, allocator: loadedAllocator() }, 'initiating');
     if (transport === 'auto' && t === 'udp') {
       setTimeout(() => {
         if (!established && currentSpi === spi && !stopping) {

@@ -33,6 +33,7 @@ import { promisify } from 'node:util';
 import { followTunDrops, HostRoutes } from './host-network.js';
 import { startManaged } from '@ikegate/control';
 import { apiTls, buildDirectory, buildWorker, tlsMaterialFor } from './up.js';
+import { allocatorEnv, loadedAllocator } from './allocator.js';
 
 const run = promisify(execFile);
 
@@ -220,7 +221,7 @@ export async function runWorker(o: {
   const config = loadConfig(o.config);
   let device: TunDevice | undefined;
   if (o.tun) {
-    const r = await reexecWithTun([o.tun]);
+    const r = await reexecWithTun([o.tun], { childEnv: allocatorEnv() });
     if (r.role === 'parent') return undefined;
     device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
   }
@@ -313,7 +314,7 @@ export async function runWorker(o: {
   });
   await admin.listen({ host: a.host, port: a.port });
   owner.start();
-  log.info({ relay: `${r.host}:${relayPort}`, admin: o.admin }, 'worker-up');
+  log.info({ relay: `${r.host}:${relayPort}`, admin: o.admin, allocator: loadedAllocator() }, 'worker-up');
   return {
     async stop() {
       managed.stop();
@@ -440,7 +441,7 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
   await heartbeat();
   const beat = setInterval(() => void heartbeat(), Math.max(100, Math.floor(c.leaseTtlMs / 3)));
   beat.unref();
-  log.info({ ...ports, admin: o.admin }, 'edge-up');
+  log.info({ ...ports, admin: o.admin, allocator: loadedAllocator() }, 'edge-up');
   return {
     async stop() {
       clearInterval(beat);

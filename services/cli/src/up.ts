@@ -27,6 +27,7 @@ import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { type ManagedPool, PeerDirectory, Worker, type WorkerSettings } from '@ikegate/worker';
 import { followTunDrops, UpNetwork } from './host-network.js';
 import { startManaged } from '@ikegate/control';
+import { allocatorEnv, loadedAllocator } from './allocator.js';
 
 const run = promisify(execFile);
 
@@ -213,7 +214,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
   let device: TunDevice | undefined;
   const tunName = config.dataplane.tun.name;
   if (!options.noTun) {
-    const r = await reexecWithTun([tunName]);
+    const r = await reexecWithTun([tunName], { childEnv: allocatorEnv() });
     if (r.role === 'parent') return undefined;
     device = TunDevice.fromFd(tunName, r.fds.get(tunName)!, { wakeFd: r.wakeFds.get(tunName) });
   }
@@ -333,6 +334,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
       config: config.source,
       state: stateFile,
       id: config.identity.id,
+      allocator: loadedAllocator(),
     },
     'ikegate-up',
   );
