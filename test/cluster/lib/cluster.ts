@@ -28,6 +28,7 @@ import {
   type SentinelTopology,
   startSentinelTopology,
 } from '../../../libs/store/src/testing/redis-sentinel.js';
+import { allocatorEnv } from '../../../services/cli/src/allocator.js';
 
 export const IKEGATE_BIN = new URL('../../../services/cli/bin/ikegate.mjs', import.meta.url).pathname;
 export const PSK = 'cluster-test-psk-3e8a51f02c';
@@ -47,11 +48,15 @@ export class Proc {
     args: string[],
     netns?: string,
   ) {
+    // Every role on the allocator the image gives it (Containerfile LD_PRELOAD: jemalloc, when
+    // installed here; services/cli allocator.ts), not only those that re-execute for a TUN device.
+    const env = { ...process.env, ...allocatorEnv() };
     this.child = netns
       ? spawn('ip', ['netns', 'exec', netns, process.execPath, IKEGATE_BIN, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
+          env,
         })
-      : spawn(process.execPath, [IKEGATE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn(process.execPath, [IKEGATE_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child.stdout?.on('data', (d: Buffer) => {
       this.#buf += d.toString();
       for (let nl = this.#buf.indexOf('\n'); nl >= 0; nl = this.#buf.indexOf('\n')) {
