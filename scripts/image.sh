@@ -85,7 +85,7 @@ rootfs() {
   ln -sf python3.11 "$tmp/usr/bin/python3"
   # One path for LD_PRELOAD whatever the architecture's multiarch directory (Containerfile).
   local jemalloc
-  jemalloc=$(cd "$tmp" && ls usr/lib/*-linux-gnu/libjemalloc.so.2 | head -1)
+  jemalloc=$(cd "$tmp" && compgen -G 'usr/lib/*-linux-gnu/libjemalloc.so.2' | head -1 || true)
   [ -n "$jemalloc" ] || { log "libjemalloc.so.2 missing from the rootfs"; exit 1; }
   mkdir -p "$tmp/usr/local/lib"
   ln -sf "/$jemalloc" "$tmp/usr/local/lib/libjemalloc.so.2"
@@ -102,7 +102,7 @@ rootfs() {
   find "$tmp/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
   # every dynamic library the binaries need must resolve inside the rootfs
   local bin missing=0
-  for bin in usr/local/bin/node usr/bin/python3.11 usr/sbin/nft bin/ip usr/bin/openssl usr/bin/env; do
+  for bin in usr/local/bin/node usr/bin/python3.11 usr/sbin/nft bin/ip usr/bin/openssl usr/bin/env usr/local/lib/libjemalloc.so.2; do
     [ -e "$tmp/$bin" ] || { log "missing $bin"; missing=1; continue; }
     if chroot "$tmp" /usr/lib64/ld-linux-x86-64.so.2 --list "/$bin" 2>&1 | grep -q 'not found'; then
       chroot "$tmp" /usr/lib64/ld-linux-x86-64.so.2 --list "/$bin" | grep 'not found' >&2

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { requirement } from '@ikegate/testkit';
-import { JEMALLOC_PATHS } from '../../services/cli/src/allocator.js';
+import { jemallocPaths } from '../../services/cli/src/allocator.js';
 import { canUseNetns } from './lib/netns.js';
 import { gatewayConfig, IkegateProcess } from './lib/ikegate-process.js';
 import { Charon, haveStrongswan } from './lib/strongswan.js';
@@ -77,7 +77,7 @@ describe(
 
     test('`ikegate up` re-executed for its TUN device runs on jemalloc, installed with it (libjemalloc2), and says so (issue #14)', (t) => {
       const missing = requirement(
-        JEMALLOC_PATHS.some((p) => existsSync(p))
+        jemallocPaths().some((p) => existsSync(p))
           ? false
           : 'jemalloc not installed (apt-get install libjemalloc2)',
         t,
