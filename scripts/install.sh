@@ -5,7 +5,8 @@
 #   iproute2  `ip` for the TUN address and routes
 #   nftables  the masquerade for virtual-IP traffic
 #   python3   opens /dev/net/tun for node (libs/tun: node has no ioctl)
-#   libjemalloc2  the allocator a process re-executed for its TUN device preloads (services/cli allocator.ts)
+#   libjemalloc2  optional: the allocator a process re-executed for its TUN device preloads
+#                 (services/cli allocator.ts); without it, and not root, ikegate runs on glibc's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,13 @@ command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
 command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || pkgs+=(nftables)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
-compgen -G '/usr/lib/*-linux-gnu/libjemalloc.so.2' >/dev/null || [ -e /usr/lib64/libjemalloc.so.2 ] || pkgs+=(libjemalloc2)
+if ! compgen -G '/usr/lib/*-linux-gnu/libjemalloc.so.2' >/dev/null && [ ! -e /usr/lib64/libjemalloc.so.2 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    pkgs+=(libjemalloc2)
+  else
+    echo "optional package libjemalloc2 is not installed (not root): ikegate runs on glibc's malloc" >&2
+  fi
+fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing system packages: ${pkgs[*]} (run as root, or install them)" >&2
