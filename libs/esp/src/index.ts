@@ -20,7 +20,13 @@ export {
   InboundSa,
   type InboundSaConfig,
 } from './inbound.js';
-export { type EncapsulateResult, type IvSource, OutboundSa, type OutboundSaConfig } from './outbound.js';
+export {
+  type EncapsulateResult,
+  type IvSource,
+  OutboundSa,
+  type OutboundSaConfig,
+  skipTarget,
+} from './outbound.js';
 export { peekSequence, peekSpi } from './packet.js';
 export { ReplayWindow } from './replay.js';
 export {

@@ -131,9 +131,8 @@ export class OutboundSa {
    * @returns whether the counter moved.
    */
   skipTo(last: bigint): boolean {
-    const max = this.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
-    const target = last > max ? max : last;
-    if (target <= this.lastSequence) return false;
+    const target = skipTarget(this.lastSequence, last, this.esn);
+    if (target === undefined) return false;
     this.#hi = Number(target >> 32n);
     this.#lo = Number(target & 0xffff_ffffn);
     return true;
@@ -235,4 +234,15 @@ export function checkSpi(spi: number): void {
       'IKEGATE_ERR_ESP_BAD_CONFIG',
       `SPI must be in 256..2^32-1 (RFC 4303 §2.1: 0 and 1..255 are reserved), got ${spi}`,
     );
+}
+
+/**
+ * Where an outbound counter at `current` goes when told to skip to `last` (OutboundSa.skipTo, and
+ * a counter kept outside an SA): `last` capped at the end of the SN space (2^32 - 1, or 2^64 - 1
+ * with ESN), or undefined when that is not past `current` (a counter never moves back).
+ */
+export function skipTarget(current: bigint, last: bigint, esn: boolean): bigint | undefined {
+  const max = esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
+  const target = last > max ? max : last;
+  return target > current ? target : undefined;
 }

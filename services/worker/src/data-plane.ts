@@ -19,6 +19,7 @@ import {
   LocalUsageError,
   minimumEspLength,
   OutboundSa,
+  skipTarget,
 } from '@ikegate/esp';
 import type { InstallChildAction, TrafficSelector } from '@ikegate/ikev2';
 import type { Logger, Metrics } from '@ikegate/telemetry';
@@ -685,11 +686,10 @@ export class DataPlane {
         if (child.outbound.skipTo(counter)) moved++;
         continue;
       }
-      // A cold child's counter moves in its slot, as OutboundSa.skipTo would: nothing is built.
+      // A cold child's counter moves in its slot, as OutboundSa.skipTo's would: nothing is built.
       const view = counters(child.coldSlab!.view(child.coldSlot));
-      const max = child.esn ? 0xffff_ffff_ffff_ffffn : 0xffff_ffffn;
-      const target = counter > max ? max : counter;
-      if (target > view.getBigUint64(8)) {
+      const target = skipTarget(view.getBigUint64(8), counter, child.esn);
+      if (target !== undefined) {
         view.setBigUint64(8, target);
         moved++;
       }
