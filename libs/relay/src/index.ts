@@ -3,6 +3,7 @@ export {
   INITIAL_CREDIT,
   MAX_BATCH,
   qualify,
+  RELAY_FLOW_CONTROL_WINDOW,
   RelayClient,
   type RelayClientOptions,
   RelayServer,

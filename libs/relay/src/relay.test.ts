@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InboundFrame, OutboundFrame, PeerPath } from '@ikegate/cluster';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import { relayDefinition } from './wire.js';
-import { RelayClient, RelayServer, unqualify } from './relay.js';
+import { RELAY_FLOW_CONTROL_WINDOW, RelayClient, RelayServer, unqualify } from './relay.js';
 
 const log = createLogger({ destination: new PassThrough(), level: 'silent' });
 
@@ -197,5 +199,45 @@ test('relay worker side: espCongested says so exactly when send() would refuse a
   } finally {
     client.close();
     await server.close();
+  }
+});
+
+test('relay HTTP/2 windows (RFC 9113 §6.9.2, §6.5.2): the worker end advertises RELAY_FLOW_CONTROL_WINDOW for its streams and opens its connection window to it, so an edge is not held to 64 KiB per round trip', async () => {
+  const metrics = new Metrics({ processMetrics: false });
+  const server = new RelayServer({ workerId: 'w1', log, metrics });
+  const port = await server.start('127.0.0.1', 0);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    await until(() => session.remoteSettings?.initialWindowSize === RELAY_FLOW_CONTROL_WINDOW);
+    await until(() => session.state.remoteWindowSize === RELAY_FLOW_CONTROL_WINDOW);
+  } finally {
+    session.destroy();
+    await server.close();
+  }
+});
+
+test('relay HTTP/2 windows (RFC 9113 §6.9.2, §6.5.2): the edge end advertises RELAY_FLOW_CONTROL_WINDOW and opens its connection window to it, so answers from a worker are not held to 64 KiB per round trip', async () => {
+  const h2 = http2.createServer();
+  const sessions: http2.ServerHttp2Session[] = [];
+  h2.on('session', (s) => sessions.push(s));
+  h2.on('stream', () => {});
+  await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+  const { port } = h2.address() as AddressInfo;
+  const metrics = new Metrics({ processMetrics: false });
+  const client = new RelayClient({
+    edgeId: 'edge-a',
+    target: `127.0.0.1:${port}`,
+    log,
+    metrics,
+    onFrame: () => {},
+    onBounce: () => {},
+  });
+  try {
+    await until(() => sessions[0]?.remoteSettings?.initialWindowSize === RELAY_FLOW_CONTROL_WINDOW);
+    await until(() => sessions[0]!.state.remoteWindowSize === RELAY_FLOW_CONTROL_WINDOW);
+  } finally {
+    client.close();
+    for (const s of sessions) s.destroy();
+    await new Promise((resolve) => h2.close(resolve));
   }
 });

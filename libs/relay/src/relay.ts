@@ -18,6 +18,8 @@
  * (after a peer reconnects to another edge, its next authenticated message moves the SA there).
  */
 import { X509Certificate } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import type { Http2Session } from 'node:http2';
 import type { PeerCertificate } from 'node:tls';
 import {
   type ClientDuplexStream,
@@ -77,6 +79,42 @@ export function workerNameAdmits(cn: string | undefined, workerId: string): bool
 export const MAX_BATCH = 256;
 export const INITIAL_CREDIT = 4096;
 export const DEFAULT_MAX_QUEUE = 16_384;
+
+/**
+ * The HTTP/2 flow-control window (stream and connection) each end of a relay connection grants
+ * (issue #14). Node's default is 64 KiB: one edge -> worker stream then carried 64 KiB per round
+ * trip between two busy event loops, and the cluster path stalled at ~480 Mbit/s with no process
+ * at a full core. What a sender may have in flight is bounded by this and by the relay's credit.
+ */
+export const RELAY_FLOW_CONTROL_WINDOW = 4 << 20;
+
+/**
+ * grpc-js (1.14) reads `grpc-node.flow_control_window` on the client only (grpc/grpc-node#3058,
+ * open, would add the server): a server's sessions keep Node's 64-KiB windows. Until then we set
+ * them through two of its fields, before bind (the settings its HTTP/2 servers are created with)
+ * and after (each new session's connection window). Returns whether those fields were there; the
+ * relay tests check that a worker advertises the window.
+ */
+const widenServerWindow = {
+  beforeBind(server: Server, bytes: number): boolean {
+    const internals = server as unknown as { commonServerOptions?: { settings?: object } };
+    const common = internals.commonServerOptions;
+    if (typeof common !== 'object' || common === null) return false;
+    common.settings = { ...common.settings, initialWindowSize: bytes };
+    return true;
+  },
+  afterBind(server: Server, bytes: number): boolean {
+    const servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+    if (!(servers instanceof Map)) return false;
+    for (const http2Server of servers.keys()) {
+      if (widened.has(http2Server)) continue;
+      widened.add(http2Server);
+      http2Server.on('session', (session: Http2Session) => session.setLocalWindowSize(bytes));
+    }
+    return true;
+  },
+};
+const widened = new WeakSet<EventEmitter>();
 const SEPARATOR = '|';
 
 /** `<edgeId>|<connection>`: how a worker names a peer connection that lives on an edge. */
@@ -249,9 +287,11 @@ export class RelayServer {
   /** Edges whose relay stream ended: their streams count as gone unless they are back in time. */
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #worker: WorkerLink | undefined;
+  #windowSet: boolean;
 
   constructor(o: RelayServerOptions) {
     this.#o = o;
+    this.#windowSet = widenServerWindow.beforeBind(this.#server, RELAY_FLOW_CONTROL_WINDOW);
     const service = relayService();
     this.#server.addService(service, {
       Relay: (call: ServerDuplexStream<EdgeMessage, WorkerMessage>) => this.#onStream(call),
@@ -299,9 +339,16 @@ export class RelayServer {
       ? ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.certificate, private_key: tls.key }], true)
       : ServerCredentials.createInsecure();
     return new Promise((resolve, reject) =>
-      this.#server.bindAsync(`${address}:${port}`, creds, (err, bound) =>
-        err ? reject(err) : resolve(bound),
-      ),
+      this.#server.bindAsync(`${address}:${port}`, creds, (err, bound) => {
+        if (err) return reject(err);
+        this.#windowSet &&= widenServerWindow.afterBind(this.#server, RELAY_FLOW_CONTROL_WINDOW);
+        if (!this.#windowSet)
+          this.#o.log.warn(
+            { window: RELAY_FLOW_CONTROL_WINDOW, reason: 'grpc-js internals not found: 64-KiB windows' },
+            'relay-flow-control-window-unset',
+          );
+        resolve(bound);
+      }),
     );
   }
 
@@ -501,6 +548,7 @@ export class RelayClient implements WorkerLink {
       // Our own reconnect (below) handles a failed stream; gRPC's retry machinery would buffer and
       // track every message of this long-lived stream for a transparent retry it never needs.
       'grpc.enable_retries': 0,
+      'grpc-node.flow_control_window': RELAY_FLOW_CONTROL_WINDOW,
       // The worker is checked by its certificate's CN (above), not by a host name; a fixed SNI
       // also keeps Node from sending an IP address as the server name (RFC 6066 §3).
       ...(o.tls ? { 'grpc.ssl_target_name_override': 'ikegate-relay' } : {}),
