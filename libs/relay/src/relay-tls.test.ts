@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -12,7 +13,7 @@ import { after, describe, test } from 'node:test';
 import type { InboundFrame, OutboundFrame, PeerPath } from '@ikegate/cluster';
 import { createLogger, Metrics } from '@ikegate/telemetry';
 import { makeTestPki } from '@ikegate/testkit';
-import { RelayClient, RelayServer, type RelayTls } from './relay.js';
+import { RELAY_FLOW_CONTROL_WINDOW, RelayClient, RelayServer, type RelayTls } from './relay.js';
 
 const log = createLogger({ destination: new PassThrough(), level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'ikegate-relay-tls-'));
@@ -182,4 +183,23 @@ describe('relay over mutual TLS (issue #11: a cluster plane nobody else can join
       await h.server.close();
     }
   });
+});
+
+test('relay over mutual TLS, HTTP/2 windows (RFC 9113 §6.9.2, §6.5.2): the worker end grants RELAY_FLOW_CONTROL_WINDOW on a TLS session too', async () => {
+  const h = await worker();
+  const session = http2.connect(`https://127.0.0.1:${h.port}`, {
+    ca: edgeA.ca,
+    cert: edgeA.certificate,
+    key: edgeA.key,
+    servername: 'ikegate-relay',
+    checkServerIdentity: () => undefined,
+  });
+  session.on('error', () => undefined);
+  try {
+    assert.ok(await until(() => session.remoteSettings?.initialWindowSize === RELAY_FLOW_CONTROL_WINDOW));
+    assert.ok(await until(() => session.state.remoteWindowSize === RELAY_FLOW_CONTROL_WINDOW));
+  } finally {
+    session.destroy();
+    await h.server.close();
+  }
 });
