@@ -135,13 +135,15 @@ describe(
       assert.equal(sas[0]!.children.length, 1);
     });
 
-    test('/metrics counts exchanges, SAs, frames and ESP packets (prom-client)', () => {
+    test('/metrics counts exchanges, SAs, frames and ESP packets (prom-client); the transfers went into the TUN as merged GSO writes, none with a bad checksum (issue #14)', () => {
       const m = String(gw.api('GET', '/metrics').body);
       assert.match(m, /ikegate_ike_messages_total\{direction="in",exchange="IKE_SA_INIT"\} 1/);
       assert.match(m, /ikegate_ike_sas\{status="established"\} 1/);
       assert.match(m, /ikegate_child_sas 1/);
       assert.match(m, /ikegate_esp_packets_total\{direction="in"\} [1-9]\d{3,}/);
       assert.match(m, /ikegate_frames_total\{transport="udp",kind="esp",direction="out"\} [1-9]/);
+      assert.match(m, /ikegate_tun_coalesced_segments_total\{result="merged"\} [1-9]\d{2,}/);
+      assert.match(m, /ikegate_tun_coalesced_segments_total\{result="bad_checksum"\} 0\n/);
     });
 
     test('DELETE from strongSwan removes the SAs and frees the virtual IP (RFC 7296 §1.4.1)', async () => {

@@ -228,6 +228,17 @@ export class Metrics {
     labelNames: ['direction'] as const,
     registers: [this.registry],
   });
+  /**
+   * TUN writes merged (issue #14, libs/tun gro.ts): TCP segments written as part of one GSO write
+   * begun by an earlier segment of their flow (`merged`: writes saved), and segments not merged
+   * because their own TCP checksum was wrong (`bad_checksum`: written alone, for the receiver to drop).
+   */
+  readonly tunCoalesced = new Counter({
+    name: 'ikegate_tun_coalesced_segments_total',
+    help: 'TCP segments merged into one GSO write to the TUN device (merged), or not merged for a bad TCP checksum (bad_checksum)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly poolAddresses = new Gauge({
     name: 'ikegate_pool_addresses_in_use',
     help: 'Virtual IPs handed out, by pool',

@@ -1,5 +1,9 @@
 /**
- * A TUN device (IFF_TUN | IFF_NO_PI: one raw IP packet per read/write) wrapped around an inherited fd.
+ * A TUN device (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR: one IP packet per read/write, after a
+ * virtio_net_hdr) wrapped around an inherited fd. `onPacket` and write() see plain IP packets: the
+ * header is taken off what is read (the kernel leaves it zero, see gro.ts) and put on what is
+ * written. In thread mode write() merges consecutive TCP segments of a flow into one GSO write
+ * (TcpCoalescer, gro.ts).
  *
  * Reads run on libuv's threadpool with fs.read on a blocking descriptor, one read in flight per device
  * (each started device therefore keeps one threadpool thread busy; raise UV_THREADPOOL_SIZE above the
@@ -32,11 +36,14 @@
  *   WRITER_THREAD); close() makes it write what the ring holds and end.
  * - 'pool': one fs.read at a time on libuv's threadpool (simpler; one packet in flight).
  */
-import { closeSync, read, writeSync } from 'node:fs';
+import { closeSync, read, writeSync, writevSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { GRO_MAX_PACKET, TcpCoalescer, VNET_HDR_LEN } from './gro.js';
 import { MAX_RING_PACKET, RING_JS, ShmRing, ShmRingReader } from './ring.js';
 
 export const TUN_READ_BUFFER_SIZE = 65535;
+/** The largest IP packet read or written: 65535 octets less the virtio_net_hdr in front of it. */
+export const TUN_MAX_PACKET = GRO_MAX_PACKET;
 
 export interface TunCounters {
   /** Packets read and handed to `onPacket` (thread mode: taken from the reader ring). */
@@ -54,7 +61,7 @@ export interface TunCounters {
   txPackets: number;
   txBytes: number;
   /**
-   * Writes that failed (EAGAIN, EIO, EINVAL, a closed device, a packet over 65535 octets, ...) and
+   * Writes that failed (EAGAIN, EIO, EINVAL, a closed device, a packet over TUN_MAX_PACKET octets, ...) and
    * were dropped. Thread mode: failures on the writer thread are included as soon as they happen
    * (read from the ring's shared error word). Ring-full drops are not here: see txRingFull.
    */
@@ -71,6 +78,16 @@ export interface TunCounters {
    * write() returned false for each.
    */
   txRingFull: number;
+  /**
+   * Thread mode: TCP segments written as part of a coalesced (GSO) write begun by an earlier
+   * segment of their flow, i.e. TUN writes saved (gro.ts). Included in txPackets.
+   */
+  txCoalesced: number;
+  /**
+   * Thread mode: TCP segments that could have been coalesced but carried a wrong TCP checksum, so
+   * they were written alone (and the receiving stack drops them, as it would have without us).
+   */
+  txBadChecksum: number;
 }
 
 const RETRY_READ_MS = 10;
@@ -188,6 +205,8 @@ while (Atomics.load(stop, 0) === 0) {
 }
 `;
 const WAKE_BYTE = new Uint8Array(1);
+/** The virtio_net_hdr of a packet written as it is: no GSO, checksum complete. */
+const NO_OFFLOAD = new Uint8Array(VNET_HDR_LEN);
 const openDevices = new Set<TunDevice>();
 let exitHookInstalled = false;
 
@@ -214,6 +233,8 @@ export class TunDevice {
   private stopFlag: Int32Array | undefined;
   /** Thread mode: the ring to the writer thread (see WRITER_THREAD); undefined once closed. */
   private ring: ShmRing | undefined;
+  /** Thread mode: what write() puts into `ring` through (gro.ts); kept after close() for counters. */
+  private gro: TcpCoalescer | undefined;
   /** Thread mode: the same ring, kept after close() for its error word (counters). */
   private errorRing: ShmRing | undefined;
   /** Thread mode: this thread's end of the reader ring (see READER_THREAD and drainRx). */
@@ -239,6 +260,8 @@ export class TunDevice {
         get: () => rxDrops() - rxDropsBase,
         set: (v: number) => (rxDropsBase = rxDrops() - v),
       },
+      txCoalesced: { enumerable: true, get: () => this.gro?.counters.merged ?? 0 },
+      txBadChecksum: { enumerable: true, get: () => this.gro?.counters.badChecksum ?? 0 },
       txPackets: {
         enumerable: true,
         get: () => this.txAccepted - writerErrors(),
@@ -338,6 +361,7 @@ export class TunDevice {
     writer.unref();
     this.ring = ring;
     this.errorRing = ring;
+    this.gro = new TcpCoalescer(ring);
   }
 
   private startReaderThread(writeRing: ShmRing, readRing: ShmRing): void {
@@ -394,11 +418,12 @@ export class TunDevice {
         setImmediate(this.drainRx);
         return;
       }
-      const n = ring.length;
+      // Each record is what one read returned: the virtio_net_hdr, then the packet.
+      const n = ring.length - VNET_HDR_LEN;
       this.counters.rxPackets++;
       this.counters.rxBytes += n;
       try {
-        this.onPacket?.(ring.data.subarray(ring.at, ring.at + n));
+        if (n > 0) this.onPacket?.(ring.data.subarray(ring.at + VNET_HDR_LEN, ring.at + VNET_HDR_LEN + n));
       } catch (e) {
         this.onError?.(e instanceof Error ? e : new Error(String(e)));
       }
@@ -419,32 +444,34 @@ export class TunDevice {
       return false;
     }
     const ring = this.ring;
-    if (ring) {
+    const gro = this.gro;
+    if (ring && gro) {
       const n = pkt.byteLength;
-      if (n > MAX_RING_PACKET) {
-        this.txLocalErrors++; // larger than any TUN packet (EINVAL from the kernel)
+      if (n > TUN_MAX_PACKET) {
+        this.txLocalErrors++; // with its header, larger than any TUN write (EINVAL from the kernel)
         return false;
       }
-      if (!ring.push(pkt)) {
+      if (!gro.write(pkt)) {
         this.counters.txRingFull++;
         return false;
       }
       this.txAccepted++;
       this.counters.txBytes += n;
-      // A sleeping writer is woken once per event-loop turn, not per packet: the turn's packets
-      // (a stream read or a poll phase's datagrams carry many) go in one wake-up, and a futex wake
-      // per packet was 7-16% of a gateway (issue #14). Woken at once past WAKE_AT_OCTETS (~45
-      // packets of 1400), so a long turn neither holds packets back nor fills the ring.
-      if (!ring.consumerAsleep || this.wakeScheduled) {
-        if (this.wakeScheduled && ring.usedOctets > WAKE_AT_OCTETS) this.wakeWriter();
-      } else {
-        this.wakeScheduled = true;
-        setImmediate(this.wakeWriterLater);
-      }
+      // The turn's packets are published (a coalesced record, gro.ts) and a sleeping writer is woken
+      // once per event-loop turn, not per packet: a stream read or a poll phase's datagrams carry
+      // many, and a futex wake per packet was 7-16% of a gateway (issue #14). Woken at once past
+      // WAKE_AT_OCTETS (~45 packets of 1400), so a long turn neither holds packets back nor fills
+      // the ring.
+      if (!this.wakeScheduled) {
+        if (gro.open || ring.consumerAsleep) {
+          this.wakeScheduled = true;
+          setImmediate(this.wakeWriterLater);
+        }
+      } else if (ring.usedOctets > WAKE_AT_OCTETS) this.wakeWriter();
       return true;
     }
     try {
-      const n = writeSync(this.fd, pkt);
+      const n = writevSync(this.fd, [NO_OFFLOAD, pkt]) - VNET_HDR_LEN;
       if (n !== pkt.byteLength) {
         this.txLocalErrors++;
         return false;
@@ -463,6 +490,7 @@ export class TunDevice {
   private wakeScheduled = false;
   private readonly wakeWriterLater = (): void => {
     this.wakeScheduled = false;
+    this.gro?.flush();
     this.wakeWriter();
   };
 
@@ -478,6 +506,7 @@ export class TunDevice {
     if (this.stopFlag) {
       // Thread mode: stop both threads (the writer drains the ring first), wake the reader; the
       // fds are closed when both have exited.
+      this.gro?.flush();
       this.ring?.close();
       this.ring = undefined;
       this.rxRing?.wake(); // ends a pending waitAsync (drainRx then sees the device closed)
@@ -546,11 +575,11 @@ export class TunDevice {
         this.onError?.(new Error(`read from TUN device ${this.name} failed: ${err.message}`, { cause: err }));
         return;
       }
-      if (n > 0) {
+      if (n > VNET_HDR_LEN) {
         this.counters.rxPackets++;
-        this.counters.rxBytes += n;
+        this.counters.rxBytes += n - VNET_HDR_LEN;
         try {
-          this.onPacket?.(this.buf.subarray(0, n));
+          this.onPacket?.(this.buf.subarray(VNET_HDR_LEN, n));
         } catch (e) {
           this.onError?.(e instanceof Error ? e : new Error(String(e)));
         }

@@ -16,6 +16,7 @@ export {
   type TunUnavailableReason,
 } from './open.js';
 export {
+  TUN_MAX_PACKET,
   TUN_READ_BUFFER_SIZE,
   TUN_READ_RING_DEFAULT_BYTES,
   TUN_WRITE_RING_DEFAULT_BYTES,

@@ -3,7 +3,7 @@
  *
  * Node has no ioctl(), so TUNSETIFF cannot be issued from JavaScript. Instead the process re-executes
  * itself through a tiny python3 program (TUN_OPENER_PY) that opens /dev/net/tun once per name, issues
- * TUNSETIFF (IFF_TUN | IFF_NO_PI), marks the descriptors inheritable, records them in IKEGATE_TUN_FDS
+ * TUNSETIFF (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR: see device.ts and gro.ts), marks the descriptors inheritable, records them in IKEGATE_TUN_FDS
  * and execs the original node command line. The re-executed node finds the variable set and gets the
  * descriptor map; the original process stays as a thin parent that forwards signals and exits with the
  * child's code.
@@ -80,6 +80,7 @@ import errno, fcntl, json, os, socket, struct, sys
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
 EXIT_CODES = {
     'bad-name': 64, 'internal': 70, 'tun-open-failed': 71, 'no-dev-net-tun': 72,
     'exec-failed': 73, 'device-busy': 75, 'name-conflict': 76, 'not-permitted': 77,
@@ -127,7 +128,7 @@ def open_tun(name, raw):
         if e.errno in (errno.EACCES, errno.EPERM):
             fail('not-permitted', 'cannot open /dev/net/tun: %s; %s' % (e.strerror, PERM_HINT))
         fail('tun-open-failed', 'cannot open /dev/net/tun: %s' % (e.strerror,))
-    ifr = struct.pack('16sH22x', raw, IFF_TUN | IFF_NO_PI)
+    ifr = struct.pack('16sH22x', raw, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
     try:
         fcntl.ioctl(fd, TUNSETIFF, ifr)
     except OSError as e:

@@ -80,6 +80,18 @@ describe('TUN writer and reader rings on a real device (issue #14)', { skip: roo
     assert.equal(r.stopped as unknown, true, 'stopped resolved within 10 s of close()');
     assert.equal(r.txPackets, 3);
   });
+  test('TCP segments written in one turn go to the kernel as one GSO write (virtio_net_hdr, IFF_VNET_HDR): a real socket gets every octet in order, and the kernel acknowledges the merged packet, not each segment', async () => {
+    const r = ok(await runFixture('gro'));
+    assert.ok(r.segments! >= 10, `${r.segments} segments (the server's window)`);
+    assert.equal(r.arrived as unknown, true, 'all octets arrived');
+    assert.equal(r.intact as unknown, true, 'intact and in order');
+    assert.equal(r.ackedAll as unknown, true, 'the kernel acknowledged the last octet');
+    assert.equal(r.txCoalesced, r.segments! - 1, 'merged into the first segment');
+    // Without merging, Linux acknowledges at least every second full-sized segment.
+    assert.ok(r.acks! <= 3, `${r.acks} ACKs for ${r.segments} segments`);
+    assert.equal(r.txErrors, 0);
+  });
+
   test('reader ring: 4000 datagrams of 32..9000 octets read through the smallest ring (many wrap-arounds) reach onPacket intact and in order', async () => {
     const r = ok(await runFixture('rx-wrap'));
     assert.equal(r.received, r.expected, 'every datagram was read');

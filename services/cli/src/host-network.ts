@@ -137,14 +137,23 @@ export class UpNetwork {
 }
 
 /**
- * The TUN device's own drops in `ikegate_drops_total{layer="tun"}`: packets its reader thread
- * read and could not hand over because the read ring was full (`read_ring_full`, the main thread
- * is behind). Writes refused by a full write ring already count as `write_failed` where the worker
- * writes.
+ * The TUN device's own counters, read at scrape time:
+ * - its drops in `ikegate_drops_total{layer="tun"}`: packets its reader thread read and could not
+ *   hand over because the read ring was full (`read_ring_full`, the main thread is behind). Writes
+ *   refused by a full write ring already count as `write_failed` where the worker writes;
+ * - its merged writes in `ikegate_tun_coalesced_segments_total{result}` (libs/tun gro.ts).
  */
-export function followTunDrops(
+export function followTunCounters(
   metrics: Metrics,
-  device: { readonly counters: { readonly rxRingFull: number } },
+  device: {
+    readonly counters: {
+      readonly rxRingFull: number;
+      readonly txCoalesced: number;
+      readonly txBadChecksum: number;
+    };
+  },
 ): void {
   metrics.follow(metrics.drops, ['tun', 'read_ring_full'], () => device.counters.rxRingFull);
+  metrics.follow(metrics.tunCoalesced, ['merged'], () => device.counters.txCoalesced);
+  metrics.follow(metrics.tunCoalesced, ['bad_checksum'], () => device.counters.txBadChecksum);
 }

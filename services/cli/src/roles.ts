@@ -30,7 +30,7 @@ import { EDGE_MEMBER_PREFIX, type MembershipOptions, RedisMembership, ShardOwner
 import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { followTunDrops, HostRoutes } from './host-network.js';
+import { followTunCounters, HostRoutes } from './host-network.js';
 import { startManaged } from '@ikegate/control';
 import { apiTls, buildDirectory, buildWorker, tlsMaterialFor } from './up.js';
 import { allocatorEnv, loadedAllocator } from './allocator.js';
@@ -272,7 +272,7 @@ export async function runWorker(o: {
     const d = device;
     await run('ip', ['link', 'set', 'dev', o.tun, 'mtu', String(config.dataplane.tun.mtu), 'up']);
     await enableForwarding();
-    followTunDrops(metrics, d);
+    followTunCounters(metrics, d);
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start(
       (p) => worker.fromDevice(p),

@@ -25,7 +25,7 @@ import { FileManagedStore } from '@ikegate/store';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
 import { enableForwarding, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { type ManagedPool, PeerDirectory, Worker, type WorkerSettings } from '@ikegate/worker';
-import { followTunDrops, UpNetwork } from './host-network.js';
+import { followTunCounters, UpNetwork } from './host-network.js';
 import { startManaged } from '@ikegate/control';
 import { allocatorEnv, loadedAllocator } from './allocator.js';
 
@@ -300,7 +300,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
     await syncNetwork();
     await enableForwarding();
     const d = device;
-    followTunDrops(metrics, d);
+    followTunCounters(metrics, d);
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start(
       (packet) => worker.fromDevice(packet),

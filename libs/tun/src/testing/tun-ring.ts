@@ -4,7 +4,7 @@
  * ikgr0, configures 10.125.0.1/24 on it (MTU 9000) and binds a UDP socket on 10.125.0.1:5556.
  * Datagrams come from 10.125.0.7; datagram i carries i (4 octets), then a pattern derived from i.
  * Modes (each prints one JSON line {"event":"result",...} and exits 0; {"event":"error"} and exit 1):
- * - wrap: TOTAL datagrams of seeded-random sizes (32..65535 octets, mostly under 9000) through a
+ * - wrap: TOTAL datagrams of seeded-random sizes (32..TUN_MAX_PACKET octets, mostly under 9000) through a
  *   ring of the smallest size, in bursts of at most BURST_OCTETS, each burst waiting (bounded) for
  *   the last to arrive, a write refused by the ring retried after 1 ms (bounded): the ring position
  *   wraps many times. Reports what arrived (count, intact,
@@ -20,6 +20,9 @@
  *   from main without process.exit, so the process exits only if nothing is left running.
  * Reading (the reader ring): datagrams sent from 10.125.0.1 to 10.125.0.9:RX_PORT leave through
  * the device and are read; datagram i carries i (4 octets), then the pattern of i.
+ * - gro: a TCP peer made by hand (handshake, then up to 40 segments of 1000 octets in one turn)
+ *   against a real listening socket: the segments go as one GSO write (gro.ts). Reports what the
+ *   socket received and how many ACKs the kernel sent for them.
  * - rx-wrap: RX_TOTAL datagrams (IP sizes 32..9000, seeded) sent in bursts of at most
  *   BURST_OCTETS, each burst waiting (bounded) until the device has read it, through the smallest
  *   reader ring: its position wraps many times. Reports what onPacket saw (count, intact, order).
@@ -36,9 +39,11 @@
 import { spawn } from 'node:child_process';
 import { type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TunDevice } from '../device.js';
+import { TUN_MAX_PACKET, TunDevice } from '../device.js';
+import { fold, onesSum } from '../gro.js';
 import { configure } from '../netlink.js';
 import { reexecWithTun } from '../open.js';
 import {
@@ -90,7 +95,7 @@ open(done, 'w').close()
 const datagram = (i: number, total: number, p?: Uint8Array): Uint8Array =>
   numberedDatagram(ROUTE, i, total, p);
 
-/** Seeded sizes (32 octets at least: the UDP payload carries i): 70% 32..1500, 25% 1501..9000, 5% 9001..65535 (xorshift32, fixed seed). */
+/** Seeded sizes (32 octets at least: the UDP payload carries i): 70% 32..1500, 25% 1501..9000, 5% 9001..TUN_MAX_PACKET (xorshift32, fixed seed). */
 function sizes(n: number): number[] {
   let x = 0x1234567;
   const next = (): number => {
@@ -102,12 +107,12 @@ function sizes(n: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const u = next();
-    const [lo, hi] = u < 0.7 ? [32, 1500] : u < 0.95 ? [1501, 9000] : [9001, 65535];
+    const [lo, hi] = u < 0.7 ? [32, 1500] : u < 0.95 ? [1501, 9000] : [9001, TUN_MAX_PACKET];
     out.push(lo + Math.floor(next() * (hi - lo + 1)));
   }
   // The extremes at least once each.
   out[1] = 32;
-  out[2] = 65535;
+  out[2] = TUN_MAX_PACKET;
   return out;
 }
 
@@ -427,7 +432,93 @@ async function main(): Promise<void> {
     emit({ event: 'result', arrived, intact: log.intact, stopped, ...counters() });
     return; // no process.exit: the process must end on its own
   }
+  if (mode === 'gro') {
+    emit({ event: 'result', ...(await groThroughKernel(dev, (f) => (onRead = f))), ...counters() });
+    process.exit(0);
+  }
   throw new Error(`unknown mode ${mode}`);
+}
+
+const GRO_PORT = 5558;
+const GRO_PEER = [10, 125, 0, 7] as const;
+const GRO_SERVER = [10, 125, 0, 1] as const;
+const GRO_SEGMENT = 1000;
+
+/** An IPv4/TCP segment GRO_PEER:4000 -> GRO_SERVER:GRO_PORT with valid checksums. */
+function tcpSegment(seq: number, ack: number, flags: number, payload: Uint8Array): Uint8Array {
+  const p = new Uint8Array(40 + payload.length);
+  const v = new DataView(p.buffer);
+  p[0] = 0x45;
+  v.setUint16(2, p.length);
+  p[6] = 0x40; // DF
+  p[8] = 64;
+  p[9] = 6;
+  p.set(GRO_PEER, 12);
+  p.set(GRO_SERVER, 16);
+  v.setUint16(10, ~fold(onesSum(p, 0, 20)) & 0xffff);
+  v.setUint16(20, 4000);
+  v.setUint16(22, GRO_PORT);
+  v.setUint32(24, seq >>> 0);
+  v.setUint32(28, ack >>> 0);
+  p[32] = 5 << 4;
+  p[33] = flags;
+  v.setUint16(34, 65535);
+  p.set(payload, 40);
+  v.setUint16(36, ~fold(onesSum(p, 20, p.length, onesSum(p, 12, 20, 6 + p.length - 20))) & 0xffff);
+  return p;
+}
+
+/**
+ * A TCP peer made by hand on the device's side: a handshake with a real listening socket, then
+ * as many 1000-octet segments as its window takes, written in one turn (so write() merges them
+ * into one GSO write, gro.ts). Reports what the socket received and how the kernel acknowledged.
+ */
+async function groThroughKernel(
+  dev: TunDevice,
+  setOnRead: (f: (p: Uint8Array) => void) => void,
+): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  const server = createServer((sock) => sock.on('data', (d) => chunks.push(d)));
+  await new Promise<void>((resolve) => server.listen(GRO_PORT, GRO_SERVER.join('.'), resolve));
+  const fromServer: { seq: number; ack: number; flags: number; window: number }[] = [];
+  setOnRead((p) => {
+    if (p.length < 40 || p[9] !== 6 || ((p[20]! << 8) | p[21]!) !== GRO_PORT) return;
+    const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+    fromServer.push({ seq: v.getUint32(24), ack: v.getUint32(28), flags: p[33]!, window: v.getUint16(34) });
+  });
+  const iss = 1000;
+  dev.write(tcpSegment(iss, 0, 0x02, new Uint8Array(0)));
+  if (!(await until(() => fromServer.some((f) => f.flags === 0x12)))) throw new Error('no SYN-ACK');
+  const synAck = fromServer.find((f) => f.flags === 0x12)!;
+  const ack = synAck.seq + 1;
+  dev.write(tcpSegment(iss + 1, ack, 0x10, new Uint8Array(0)));
+  const count = Math.min(40, Math.floor(synAck.window / GRO_SEGMENT));
+  const sent = Buffer.alloc(count * GRO_SEGMENT);
+  for (let i = 0; i < sent.length; i++) sent[i] = (i * 7 + (i >>> 10)) & 0xff;
+  const before = fromServer.length;
+  for (let k = 0; k < count; k++) {
+    const flags = k === count - 1 ? 0x18 : 0x10;
+    dev.write(
+      tcpSegment(
+        iss + 1 + k * GRO_SEGMENT,
+        ack,
+        flags,
+        sent.subarray(k * GRO_SEGMENT, (k + 1) * GRO_SEGMENT),
+      ),
+    );
+  }
+  const all = () => chunks.reduce((n, c) => n + c.length, 0);
+  const arrived = await until(() => all() >= sent.length);
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the kernel's (delayed) ACKs
+  const acks = fromServer.slice(before).filter((f) => (f.flags & 0x10) !== 0 && f.ack > iss + 1);
+  server.close();
+  return {
+    segments: count,
+    arrived,
+    intact: Buffer.concat(chunks).equals(sent),
+    acks: acks.length,
+    ackedAll: acks.some((f) => f.ack === iss + 1 + sent.length),
+  };
 }
 
 fixtureMain(main);
