@@ -1,8 +1,9 @@
 /**
- * A TUN device (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR: one IP packet per read/write, after a
- * virtio_net_hdr) wrapped around an inherited fd. `onPacket` and write() see plain IP packets: the
- * header is taken off what is read (the kernel leaves it zero, see gro.ts) and put on what is
- * written. In thread mode write() merges consecutive TCP segments of a flow into one GSO write
+ * A TUN device (IFF_TUN | IFF_NO_PI: one IP packet per read/write) wrapped around an inherited fd.
+ * Opened with IFF_VNET_HDR as well (`vnetHdr`, the default where the kernel has it), a
+ * virtio_net_hdr comes before each packet: `onPacket` and write() still see plain IP packets (the
+ * header is taken off what is read, where the kernel leaves it zero, and put on what is written),
+ * and in thread mode write() merges consecutive TCP segments of a flow into one GSO write
  * (TcpCoalescer, gro.ts).
  *
  * Reads run on libuv's threadpool with fs.read on a blocking descriptor, one read in flight per device
@@ -233,8 +234,13 @@ export class TunDevice {
   private stopFlag: Int32Array | undefined;
   /** Thread mode: the ring to the writer thread (see WRITER_THREAD); undefined once closed. */
   private ring: ShmRing | undefined;
-  /** Thread mode: what write() puts into `ring` through (gro.ts); kept after close() for counters. */
+  /**
+   * Thread mode with `vnetHdr`: what write() puts into `ring` through (gro.ts); kept after close()
+   * for counters.
+   */
   private gro: TcpCoalescer | undefined;
+  /** Octets before each packet read or written: the virtio_net_hdr, or none. */
+  private readonly hdr: number;
   /** Thread mode: the same ring, kept after close() for its error word (counters). */
   private errorRing: ShmRing | undefined;
   /** Thread mode: this thread's end of the reader ring (see READER_THREAD and drainRx). */
@@ -248,7 +254,10 @@ export class TunDevice {
     readonly name: string,
     readonly fd: number,
     private readonly wakeFd: number | undefined,
+    /** The fd was opened with IFF_VNET_HDR: a virtio_net_hdr before each packet, merged writes. */
+    readonly vnetHdr: boolean,
   ) {
+    this.hdr = vnetHdr ? VNET_HDR_LEN : 0;
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     const writerErrors = (): number => this.errorRing?.consumerErrors ?? 0;
     const rxDrops = (): number => this.rxRing?.producerDrops ?? 0;
@@ -286,13 +295,27 @@ export class TunDevice {
    * Wraps an fd that already is attached to TUN device `name` (see reexecWithTun). `wakeFd` is the
    * device's waker from reexecWithTun's `wakeFds` (see the module comment); the device owns both fds.
    */
-  static fromFd(name: string, fd: number, opts: { wakeFd?: number | undefined } = {}): TunDevice {
+  static fromFd(
+    name: string,
+    fd: number,
+    opts: { wakeFd?: number | undefined; vnetHdr?: boolean } = {},
+  ): TunDevice {
     for (const n of [fd, opts.wakeFd]) {
       if (n !== undefined && (!Number.isInteger(n) || n < 0)) {
         throw new RangeError(`bad fd ${n} for TUN device ${name}`);
       }
     }
-    return new TunDevice(name, fd, opts.wakeFd);
+    return new TunDevice(name, fd, opts.wakeFd, opts.vnetHdr ?? false);
+  }
+
+  /** Device `name` as reexecWithTun's re-executed process holds it: its fd, waker and header mode. */
+  static fromReexec(
+    name: string,
+    r: { fds: Map<string, number>; wakeFds: Map<string, number>; vnetHdr: Set<string> },
+  ): TunDevice {
+    const fd = r.fds.get(name);
+    if (fd === undefined) throw new RangeError(`no descriptor for TUN device ${name}`);
+    return TunDevice.fromFd(name, fd, { wakeFd: r.wakeFds.get(name), vnetHdr: r.vnetHdr.has(name) });
   }
 
   get isClosed(): boolean {
@@ -361,7 +384,7 @@ export class TunDevice {
     writer.unref();
     this.ring = ring;
     this.errorRing = ring;
-    this.gro = new TcpCoalescer(ring);
+    if (this.vnetHdr) this.gro = new TcpCoalescer(ring);
   }
 
   private startReaderThread(writeRing: ShmRing, readRing: ShmRing): void {
@@ -418,12 +441,13 @@ export class TunDevice {
         setImmediate(this.drainRx);
         return;
       }
-      // Each record is what one read returned: the virtio_net_hdr, then the packet.
-      const n = ring.length - VNET_HDR_LEN;
+      // Each record is what one read returned: the virtio_net_hdr (vnetHdr), then the packet.
+      const at = ring.at + this.hdr;
+      const n = ring.length - this.hdr;
       this.counters.rxPackets++;
       this.counters.rxBytes += n;
       try {
-        if (n > 0) this.onPacket?.(ring.data.subarray(ring.at + VNET_HDR_LEN, ring.at + VNET_HDR_LEN + n));
+        if (n > 0) this.onPacket?.(ring.data.subarray(at, at + n));
       } catch (e) {
         this.onError?.(e instanceof Error ? e : new Error(String(e)));
       }
@@ -445,13 +469,13 @@ export class TunDevice {
     }
     const ring = this.ring;
     const gro = this.gro;
-    if (ring && gro) {
+    if (ring) {
       const n = pkt.byteLength;
       if (n > TUN_MAX_PACKET) {
         this.txLocalErrors++; // with its header, larger than any TUN write (EINVAL from the kernel)
         return false;
       }
-      if (!gro.write(pkt)) {
+      if (!(gro ? gro.write(pkt) : ring.push(pkt))) {
         this.counters.txRingFull++;
         return false;
       }
@@ -463,7 +487,7 @@ export class TunDevice {
       // WAKE_AT_OCTETS (~45 packets of 1400), so a long turn neither holds packets back nor fills
       // the ring.
       if (!this.wakeScheduled) {
-        if (gro.open || ring.consumerAsleep) {
+        if (gro?.open || ring.consumerAsleep) {
           this.wakeScheduled = true;
           setImmediate(this.wakeWriterLater);
         }
@@ -471,7 +495,9 @@ export class TunDevice {
       return true;
     }
     try {
-      const n = writevSync(this.fd, [NO_OFFLOAD, pkt]) - VNET_HDR_LEN;
+      const n = this.vnetHdr
+        ? writevSync(this.fd, [NO_OFFLOAD, pkt]) - VNET_HDR_LEN
+        : writeSync(this.fd, pkt);
       if (n !== pkt.byteLength) {
         this.txLocalErrors++;
         return false;
@@ -575,11 +601,11 @@ export class TunDevice {
         this.onError?.(new Error(`read from TUN device ${this.name} failed: ${err.message}`, { cause: err }));
         return;
       }
-      if (n > VNET_HDR_LEN) {
+      if (n > this.hdr) {
         this.counters.rxPackets++;
-        this.counters.rxBytes += n - VNET_HDR_LEN;
+        this.counters.rxBytes += n - this.hdr;
         try {
-          this.onPacket?.(this.buf.subarray(VNET_HDR_LEN, n));
+          this.onPacket?.(this.buf.subarray(this.hdr, n));
         } catch (e) {
           this.onError?.(e instanceof Error ? e : new Error(String(e)));
         }

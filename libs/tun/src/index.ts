@@ -7,6 +7,7 @@ export {
   OPENER_EXIT_CODES,
   reexecWithTun,
   TUN_FDS_ENV,
+  TUN_VNET_HDR_SWITCH_ENV,
   TUN_WAKE_FDS_ENV,
   tunFdsFromEnv,
   tunWakeFdsFromEnv,

@@ -3,7 +3,7 @@
  *
  * Node has no ioctl(), so TUNSETIFF cannot be issued from JavaScript. Instead the process re-executes
  * itself through a tiny python3 program (TUN_OPENER_PY) that opens /dev/net/tun once per name, issues
- * TUNSETIFF (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR: see device.ts and gro.ts), marks the descriptors inheritable, records them in IKEGATE_TUN_FDS
+ * TUNSETIFF (IFF_TUN | IFF_NO_PI, and IFF_VNET_HDR where the kernel has it: see gro.ts), marks the descriptors inheritable, records them in IKEGATE_TUN_FDS
  * and execs the original node command line. The re-executed node finds the variable set and gets the
  * descriptor map; the original process stays as a thin parent that forwards signals and exits with the
  * child's code.
@@ -16,6 +16,14 @@ import { constants as osConstants } from 'node:os';
 export const TUN_FDS_ENV = 'IKEGATE_TUN_FDS';
 /** Environment variable carrying `name=fd` of each device's waker (see TunDevice.close). */
 export const TUN_WAKE_FDS_ENV = 'IKEGATE_TUN_WAKE_FDS';
+/** Environment variable naming the devices opened with IFF_VNET_HDR (`name,name`; see gro.ts). */
+export const TUN_VNET_HDR_ENV = 'IKEGATE_TUN_VNET_HDR_DEVICES';
+/**
+ * Set to `0` to open TUN devices without IFF_VNET_HDR (no merged writes, gro.ts): for a kernel or
+ * sandbox whose TUN mishandles GSO writes. Without it a kernel that lacks the flag
+ * (TUNGETFEATURES) gets plain devices as well.
+ */
+export const TUN_VNET_HDR_SWITCH_ENV = 'IKEGATE_TUN_VNET_HDR';
 /** Environment variable telling the opener which inherited fd to report failures on (fd 3). */
 const STATUS_FD_ENV = 'IKEGATE_TUN_STATUS_FD';
 
@@ -78,6 +86,7 @@ export const TUN_OPENER_PY = String.raw`
 import errno, fcntl, json, os, socket, struct, sys
 
 TUNSETIFF = 0x400454CA
+TUNGETFEATURES = 0x800454CF
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
@@ -117,6 +126,15 @@ def check_name(name):
         fail('bad-name', "interface name %r contains a character not allowed in names (/ : , = or whitespace)" % (name,))
     return raw
 
+def vnet_hdr_supported(fd):
+    if os.environ.get('IKEGATE_TUN_VNET_HDR', '1') == '0':
+        return False
+    try:
+        features = struct.unpack('I', fcntl.ioctl(fd, TUNGETFEATURES, struct.pack('I', 0)))[0]
+    except OSError:
+        return False
+    return (features & IFF_VNET_HDR) != 0
+
 def open_tun(name, raw):
     try:
         fd = os.open('/dev/net/tun', os.O_RDWR)
@@ -128,7 +146,8 @@ def open_tun(name, raw):
         if e.errno in (errno.EACCES, errno.EPERM):
             fail('not-permitted', 'cannot open /dev/net/tun: %s; %s' % (e.strerror, PERM_HINT))
         fail('tun-open-failed', 'cannot open /dev/net/tun: %s' % (e.strerror,))
-    ifr = struct.pack('16sH22x', raw, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
+    vnet = vnet_hdr_supported(fd)
+    ifr = struct.pack('16sH22x', raw, IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet else 0))
     try:
         fcntl.ioctl(fd, TUNSETIFF, ifr)
     except OSError as e:
@@ -140,7 +159,7 @@ def open_tun(name, raw):
             fail('name-conflict', 'TUNSETIFF %s: %s (an interface with this name exists and is not a TUN device?)' % (name, e.strerror))
         fail('tun-open-failed', 'TUNSETIFF %s: %s' % (name, e.strerror))
     os.set_inheritable(fd, True)
-    return fd
+    return fd, vnet
 
 def open_waker(name):
     # A packet socket bound to the device with protocol 0 receives nothing, but a write() on it is
@@ -169,13 +188,18 @@ def main():
         fail('no-dev-net-tun', '/dev/net/tun does not exist; ' + DEV_HINT)
     pairs = []
     wakers = []
+    vnets = []
     for name, raw in zip(names, raws):
-        pairs.append('%s=%d' % (name, open_tun(name, raw)))
+        fd, vnet = open_tun(name, raw)
+        pairs.append('%s=%d' % (name, fd))
+        if vnet:
+            vnets.append(name)
         wfd = open_waker(name)
         if wfd >= 0:
             wakers.append('%s=%d' % (name, wfd))
     os.environ['IKEGATE_TUN_FDS'] = ','.join(pairs)
     os.environ['IKEGATE_TUN_WAKE_FDS'] = ','.join(wakers)
+    os.environ['IKEGATE_TUN_VNET_HDR_DEVICES'] = ','.join(vnets)
     cmd = sys.argv[2:]
     try:
         os.execvp(cmd[0], cmd)
@@ -237,7 +261,13 @@ export type ReexecResult =
    * This process holds the TUN devices: `fds` maps each requested name to its descriptor, `wakeFds`
    * to its waker (pass both to TunDevice.fromFd; a name may lack a waker).
    */
-  | { role: 'child'; fds: Map<string, number>; wakeFds: Map<string, number> }
+  | {
+      role: 'child';
+      fds: Map<string, number>;
+      wakeFds: Map<string, number>;
+      /** The devices opened with IFF_VNET_HDR (TunDevice.fromReexec passes this on). */
+      vnetHdr: Set<string>;
+    }
   /**
    * This process is only the launcher: stop doing work. `exited` resolves with the child's exit code
    * (128 + signal number when it died of a signal); unless exitWithChild is false the parent then exits.
@@ -270,9 +300,11 @@ export async function reexecWithTun(
       );
     }
     const wakeFds = tunWakeFdsFromEnv(env);
+    const vnetHdr = new Set((env[TUN_VNET_HDR_ENV] ?? '').split(',').filter((n) => n !== ''));
     delete env[TUN_FDS_ENV];
     delete env[TUN_WAKE_FDS_ENV];
-    return { role: 'child', fds, wakeFds };
+    delete env[TUN_VNET_HDR_ENV];
+    return { role: 'child', fds, wakeFds, vnetHdr };
   }
 
   const python = opts.python ?? 'python3';

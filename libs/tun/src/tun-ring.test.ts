@@ -90,6 +90,17 @@ describe('TUN writer and reader rings on a real device (issue #14)', { skip: roo
     // Without merging, Linux acknowledges at least every second full-sized segment.
     assert.ok(r.acks! <= 3, `${r.acks} ACKs for ${r.segments} segments`);
     assert.equal(r.txErrors, 0);
+    assert.equal(r.vnetHdr as unknown, true, 'opened with IFF_VNET_HDR (this kernel has it)');
+  });
+
+  test('with IKEGATE_TUN_VNET_HDR=0 the device is opened without the header: the same segments reach the socket intact, one write each, and the kernel acknowledges them as it gets them', async () => {
+    const r = ok(await runFixture('gro-off'));
+    assert.equal(r.vnetHdr as unknown, false);
+    assert.equal(r.arrived as unknown, true);
+    assert.equal(r.intact as unknown, true);
+    assert.equal(r.ackedAll as unknown, true);
+    assert.equal(r.txCoalesced, 0);
+    assert.ok(r.acks! > 3, `${r.acks} ACKs for ${r.segments} segments`);
   });
 
   test('reader ring: 4000 datagrams of 32..9000 octets read through the smallest ring (many wrap-arounds) reach onPacket intact and in order', async () => {

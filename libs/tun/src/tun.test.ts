@@ -65,14 +65,23 @@ describe('descriptor hand-over', () => {
     assert.throws(() => tunFdsFromEnv({ IKEGATE_TUN_FDS: 'ikg0=x' }), { name: 'TunUnavailableError' });
   });
 
-  test('reexecWithTun in the re-executed process returns the fd map and clears the variable', async () => {
-    const env: NodeJS.ProcessEnv = { IKEGATE_TUN_FDS: 'ikg0=9', IKEGATE_TUN_WAKE_FDS: 'ikg0=10' };
-    const r = await reexecWithTun(['ikg0'], { env });
+  test('reexecWithTun in the re-executed process returns the fd map and the devices with a virtio_net_hdr, and clears the variables', async () => {
+    const env: NodeJS.ProcessEnv = {
+      IKEGATE_TUN_FDS: 'ikg0=9,ikg1=11',
+      IKEGATE_TUN_WAKE_FDS: 'ikg0=10',
+      IKEGATE_TUN_VNET_HDR_DEVICES: 'ikg1',
+    };
+    const r = await reexecWithTun(['ikg0', 'ikg1'], { env });
     assert.equal(r.role, 'child');
     assert.ok(r.role === 'child');
     assert.equal(r.fds.get('ikg0'), 9);
     assert.equal(r.wakeFds.get('ikg0'), 10);
+    assert.deepEqual([...r.vnetHdr], ['ikg1']);
+    assert.equal(TunDevice.fromReexec('ikg0', r).vnetHdr, false);
+    assert.equal(TunDevice.fromReexec('ikg1', r).vnetHdr, true);
+    assert.throws(() => TunDevice.fromReexec('ikg2', r), /no descriptor for TUN device ikg2/);
     assert.equal(env.IKEGATE_TUN_FDS, undefined);
+    assert.equal(env.IKEGATE_TUN_VNET_HDR_DEVICES, undefined);
     await assert.rejects(
       reexecWithTun(['other'], { env: { IKEGATE_TUN_FDS: 'ikg0=9' } }),
       /no descriptor for other/,

@@ -106,7 +106,7 @@ async function inside(): Promise<void> {
     received++;
     sink ^= (copy ? p.slice() : p)[9]!;
   };
-  const dev = TunDevice.fromFd(NEW, r.fds.get(NEW)!, { wakeFd: r.wakeFds.get(NEW) });
+  const dev = TunDevice.fromReexec(NEW, r);
   dev.start(onPacket);
   const oldFd = r.fds.get(OLD)!;
   const stop = new Int32Array(new SharedArrayBuffer(4));

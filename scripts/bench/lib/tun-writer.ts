@@ -147,7 +147,7 @@ async function round(write: (p: Uint8Array) => boolean, perTurn: number): Promis
 async function inside(): Promise<void> {
   const r = await reexecWithTun([NAME]);
   if (r.role === 'parent') return;
-  const dev = TunDevice.fromFd(NAME, r.fds.get(NAME)!, { wakeFd: r.wakeFds.get(NAME) });
+  const dev = TunDevice.fromReexec(NAME, r);
   dev.start(() => undefined);
   await configure(NAME, { address: '10.126.0.1/24', mtu: 1500 });
   const old = new OldBatchWriter(dev.fd);

@@ -317,7 +317,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
   if (o.tun) {
     const r = await reexecWithTun([o.tun], { childEnv: allocatorEnv() });
     if (r.role === 'parent') return undefined;
-    device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
+    device = TunDevice.fromReexec(o.tun, r);
   }
   const server = isIPv4(o.server) ? o.server : (await lookup(o.server, { family: 4 })).address;
   const metrics = new Metrics({ role: 'connect' });

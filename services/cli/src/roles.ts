@@ -223,7 +223,7 @@ export async function runWorker(o: {
   if (o.tun) {
     const r = await reexecWithTun([o.tun], { childEnv: allocatorEnv() });
     if (r.role === 'parent') return undefined;
-    device = TunDevice.fromFd(o.tun, r.fds.get(o.tun)!, { wakeFd: r.wakeFds.get(o.tun) });
+    device = TunDevice.fromReexec(o.tun, r);
   }
   const c = clusterOf(config);
   const log = createLogger({ level: config.log.level, name: 'ikegate-worker' }).child({ worker: o.id });
@@ -278,7 +278,7 @@ export async function runWorker(o: {
       (p) => worker.fromDevice(p),
       (e) => log.error({ err: e.message }, 'tun-read-failed'),
     );
-    log.info({ device: o.tun }, 'tun-up');
+    log.info({ device: o.tun, mergedWrites: d.vnetHdr }, 'tun-up');
   }
   const r = hostPort(o.relay, '--relay');
   const relayPort = await relay.start(r.host, r.port);

@@ -216,7 +216,7 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
   if (!options.noTun) {
     const r = await reexecWithTun([tunName], { childEnv: allocatorEnv() });
     if (r.role === 'parent') return undefined;
-    device = TunDevice.fromFd(tunName, r.fds.get(tunName)!, { wakeFd: r.wakeFds.get(tunName) });
+    device = TunDevice.fromReexec(tunName, r);
   }
 
   const metrics = new Metrics({ role: 'up' });
@@ -306,7 +306,11 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
       (packet) => worker.fromDevice(packet),
       (err) => log.error({ err: err.message }, 'tun-read-failed'),
     );
-    log.info({ device: tunName, mtu, pools: directory.pools().map((p) => p.cidr) }, 'tun-up');
+    // mergedWrites: IFF_VNET_HDR, TCP segments merged into GSO writes (libs/tun gro.ts).
+    log.info(
+      { device: tunName, mtu, pools: directory.pools().map((p) => p.cidr), mergedWrites: d.vnetHdr },
+      'tun-up',
+    );
   }
 
   const ports = await edge.start();

@@ -27,7 +27,7 @@ const datagram = (i: number): Uint8Array => numberedDatagram(ROUTE, i, sizeOf(i)
 async function main(): Promise<void> {
   const r = await reexecWithTun([NAME]);
   if (r.role === 'parent') return;
-  const dev = TunDevice.fromFd(NAME, r.fds.get(NAME)!, { wakeFd: r.wakeFds.get(NAME) });
+  const dev = TunDevice.fromReexec(NAME, r);
   dev.start(
     () => undefined,
     (err) => emit({ event: 'error', reason: 'read', message: err.message }),

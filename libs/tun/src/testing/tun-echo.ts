@@ -16,7 +16,7 @@ const NAME = 'ikgt0';
 async function main(): Promise<void> {
   const r = await reexecWithTun([NAME]);
   if (r.role === 'parent') return; // the re-executed child does the work; we exit with its code
-  const dev = TunDevice.fromFd(NAME, r.fds.get(NAME)!, { wakeFd: r.wakeFds.get(NAME) });
+  const dev = TunDevice.fromReexec(NAME, r);
   let replies = 0;
   const stop = (): void => {
     emit({ event: 'counters', name: NAME, replies, ...dev.counters });

@@ -22,7 +22,8 @@
  * the device and are read; datagram i carries i (4 octets), then the pattern of i.
  * - gro: a TCP peer made by hand (handshake, then up to 40 segments of 1000 octets in one turn)
  *   against a real listening socket: the segments go as one GSO write (gro.ts). Reports what the
- *   socket received and how many ACKs the kernel sent for them.
+ *   socket received and how many ACKs the kernel sent for them. gro-off: the same with
+ *   IKEGATE_TUN_VNET_HDR=0 (a plain device, one write per segment).
  * - rx-wrap: RX_TOTAL datagrams (IP sizes 32..9000, seeded) sent in bursts of at most
  *   BURST_OCTETS, each burst waiting (bounded) until the device has read it, through the smallest
  *   reader ring: its position wraps many times. Reports what onPacket saw (count, intact, order).
@@ -216,9 +217,11 @@ function logRead(log: ReadLog, p: Uint8Array, sizeOf: (i: number) => number, siz
 
 async function main(): Promise<void> {
   const mode = process.argv[2];
+  // The operator's switch: a device without IFF_VNET_HDR (no header, no merged writes).
+  if (mode === 'gro-off') process.env.IKEGATE_TUN_VNET_HDR = '0';
   const r = await reexecWithTun([NAME]);
   if (r.role === 'parent') return;
-  const dev = TunDevice.fromFd(NAME, r.fds.get(NAME)!, { wakeFd: r.wakeFds.get(NAME) });
+  const dev = TunDevice.fromReexec(NAME, r);
   let onRead: (p: Uint8Array) => void = () => undefined;
   dev.start(
     (p) => onRead(p),
@@ -432,8 +435,9 @@ async function main(): Promise<void> {
     emit({ event: 'result', arrived, intact: log.intact, stopped, ...counters() });
     return; // no process.exit: the process must end on its own
   }
-  if (mode === 'gro') {
-    emit({ event: 'result', ...(await groThroughKernel(dev, (f) => (onRead = f))), ...counters() });
+  if (mode === 'gro' || mode === 'gro-off') {
+    const result = await groThroughKernel(dev, (f) => (onRead = f));
+    emit({ event: 'result', vnetHdr: dev.vnetHdr, ...result, ...counters() });
     process.exit(0);
   }
   throw new Error(`unknown mode ${mode}`);
@@ -443,8 +447,13 @@ const GRO_PORT = 5558;
 const GRO_PEER = [10, 125, 0, 7] as const;
 const GRO_SERVER = [10, 125, 0, 1] as const;
 const GRO_SEGMENT = 1000;
+/**
+ * The hand-made peer's port, one per run: the suite's namespace outlives a fixture, and the
+ * kernel may still hold the last run's connection (its socket closed at exit, FIN unanswered).
+ */
+const GRO_PEER_PORT = 20_000 + (process.pid % 40_000);
 
-/** An IPv4/TCP segment GRO_PEER:4000 -> GRO_SERVER:GRO_PORT with valid checksums. */
+/** An IPv4/TCP segment GRO_PEER:GRO_PEER_PORT -> GRO_SERVER:GRO_PORT with valid checksums. */
 function tcpSegment(seq: number, ack: number, flags: number, payload: Uint8Array): Uint8Array {
   const p = new Uint8Array(40 + payload.length);
   const v = new DataView(p.buffer);
@@ -456,7 +465,7 @@ function tcpSegment(seq: number, ack: number, flags: number, payload: Uint8Array
   p.set(GRO_PEER, 12);
   p.set(GRO_SERVER, 16);
   v.setUint16(10, ~fold(onesSum(p, 0, 20)) & 0xffff);
-  v.setUint16(20, 4000);
+  v.setUint16(20, GRO_PEER_PORT);
   v.setUint16(22, GRO_PORT);
   v.setUint32(24, seq >>> 0);
   v.setUint32(28, ack >>> 0);
@@ -478,7 +487,10 @@ async function groThroughKernel(
   setOnRead: (f: (p: Uint8Array) => void) => void,
 ): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
-  const server = createServer((sock) => sock.on('data', (d) => chunks.push(d)));
+  const server = createServer((sock) => {
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', () => undefined); // the RST below
+  });
   await new Promise<void>((resolve) => server.listen(GRO_PORT, GRO_SERVER.join('.'), resolve));
   const fromServer: { seq: number; ack: number; flags: number; window: number }[] = [];
   setOnRead((p) => {
@@ -511,6 +523,10 @@ async function groThroughKernel(
   const arrived = await until(() => all() >= sent.length);
   await new Promise((resolve) => setTimeout(resolve, 300)); // the kernel's (delayed) ACKs
   const acks = fromServer.slice(before).filter((f) => (f.flags & 0x10) !== 0 && f.ack > iss + 1);
+  // Reset the connection from our side, so the namespace holds nothing of it for later fixtures
+  // (a FIN from the closed socket would be retransmitted into the next device of this name).
+  dev.write(tcpSegment(iss + 1 + sent.length, ack, 0x04, new Uint8Array(0)));
+  await new Promise((resolve) => setTimeout(resolve, 100));
   server.close();
   return {
     segments: count,
