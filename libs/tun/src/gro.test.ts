@@ -296,6 +296,12 @@ describe('TCP coalescing of TUN writes (gro.ts; GRO rules of net/ipv4/tcp_offloa
     assert.equal(records.length, 3);
     assert.deepEqual(records[1]!.subarray(VNET_HDR_LEN), input[3], 'the bad one as it came');
     assert.deepEqual(records.flatMap(resegment), [...input.slice(0, 3), input[3], ...input.slice(4)]);
+    // Nor one whose IPv4 header checksum is wrong (the merged header's is computed afresh).
+    const badIp = flow(3, 500);
+    badIp[1]![10]! ^= 0x01;
+    const ip = coalesce(badIp);
+    assert.equal(ip.g.counters.badChecksum, 1);
+    assert.deepEqual(ip.records[1]!.subarray(VNET_HDR_LEN), badIp[1], 'written alone, as it came');
     // A bad first segment does not open a record either.
     const first = coalesce([
       segment({ seq: 1, payload: bytes(100, 1), badChecksum: true }),

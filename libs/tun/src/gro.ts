@@ -18,9 +18,10 @@
  *   IPv4 IDs one apart (the kernel numbers the segments it makes so);
  * - in sequence: each segment starts where the record ends; every segment but the last has the
  *   first one's payload size (`gso_size`), and a shorter one ends the record;
- * - each segment's own TCP checksum is verified before it is merged: the merged packet's checksum is
- *   computed afresh by the kernel, which would otherwise hide a segment corrupted before it was
- *   encrypted. A segment with a bad checksum is written alone (and the receiver drops it, as before).
+ * - each segment's own TCP checksum (and IPv4 header checksum) is verified before it is merged: the
+ *   merged packet's checksums are computed afresh (by the kernel, and here), which would otherwise
+ *   hide a segment corrupted before it was encrypted. A segment with a bad checksum is written alone
+ *   (and the receiver drops it, as before).
  * A record holds at most GRO_MAX_PACKET octets; a record of one segment is written unchanged.
  *
  * Reads: the virtio_net_hdr comes first on every read too. We never enable offloads on the device
@@ -267,11 +268,17 @@ export class TcpCoalescer {
     );
   }
 
-  /** Whether the parsed `pkt`'s own TCP checksum holds; counts it when it does not. */
+  /**
+   * Whether the parsed `pkt`'s own checksums hold, TCP's and (IPv4) the header's, as the kernel's
+   * GRO checks them (inet_gro_receive): a merged record gets a new IPv4 header checksum, which would
+   * hide a bad one. Counts it when they do not.
+   */
   #verified(pkt: Uint8Array): boolean {
     const iph = this.#pIph;
     const v6 = iph === 40;
-    const ok = fold(onesSum(pkt, iph, pkt.length, pseudoSum(pkt, v6, pkt.length - iph))) === 0xffff;
+    const ok =
+      (v6 || fold(onesSum(pkt, 0, 20)) === 0xffff) &&
+      fold(onesSum(pkt, iph, pkt.length, pseudoSum(pkt, v6, pkt.length - iph))) === 0xffff;
     if (!ok) this.counters.badChecksum++;
     return ok;
   }
