@@ -84,7 +84,8 @@ export const DEFAULT_MAX_QUEUE = 16_384;
  * The HTTP/2 flow-control window (stream and connection) each end of a relay connection grants
  * (issue #14). Node's default is 64 KiB: one edge -> worker stream then carried 64 KiB per round
  * trip between two busy event loops, and the cluster path stalled at ~480 Mbit/s with no process
- * at a full core. What a sender may have in flight is bounded by this and by the relay's credit.
+ * at a full core. Memory: grpc-js reads a message whatever the window (it pauses between
+ * messages), so a connection holds at most one message (max_receive_message_length) plus this.
  */
 export const RELAY_FLOW_CONTROL_WINDOW = 4 << 20;
 
@@ -103,13 +104,25 @@ const widenServerWindow = {
     common.settings = { ...common.settings, initialWindowSize: bytes };
     return true;
   },
-  afterBind(server: Server, bytes: number): boolean {
+  /** `problem` hears of a session whose windows could not be set (it then keeps Node's). */
+  afterBind(server: Server, bytes: number, problem: (what: string) => void): boolean {
     const servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
     if (!(servers instanceof Map)) return false;
     for (const http2Server of servers.keys()) {
       if (widened.has(http2Server)) continue;
       widened.add(http2Server);
-      http2Server.on('session', (session: Http2Session) => session.setLocalWindowSize(bytes));
+      // Runs inside Node's connection listener: an exception here would end the process.
+      http2Server.on('session', (session: Http2Session) => {
+        if (session.destroyed) return;
+        try {
+          session.setLocalWindowSize(bytes);
+        } catch (e) {
+          problem(`setLocalWindowSize: ${(e as Error).message}`);
+          return;
+        }
+        const stream = session.localSettings?.initialWindowSize;
+        if (stream !== undefined && stream !== bytes) problem(`stream window ${stream}`);
+      });
     }
     return true;
   },
@@ -279,7 +292,11 @@ interface EdgeIdentity {
  */
 export class RelayServer {
   readonly #o: RelayServerOptions;
-  readonly #server = new Server({ 'grpc.max_receive_message_length': 64 << 20 });
+  readonly #server = new Server({
+    'grpc.max_receive_message_length': 64 << 20,
+    // Not read by grpc-js 1.14's server (see widenServerWindow); by one with grpc/grpc-node#3058.
+    'grpc-node.flow_control_window': RELAY_FLOW_CONTROL_WINDOW,
+  });
   readonly #edges = new Map<string, EdgeStream>();
   /** The incarnation each edge's streams were last named with (`tcp:<incarnation>:<n>`). */
   readonly #incarnations = new Map<string, string>();
@@ -288,6 +305,7 @@ export class RelayServer {
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #worker: WorkerLink | undefined;
   #windowSet: boolean;
+  #windowProblemLogged = false;
 
   constructor(o: RelayServerOptions) {
     this.#o = o;
@@ -341,7 +359,13 @@ export class RelayServer {
     return new Promise((resolve, reject) =>
       this.#server.bindAsync(`${address}:${port}`, creds, (err, bound) => {
         if (err) return reject(err);
-        this.#windowSet &&= widenServerWindow.afterBind(this.#server, RELAY_FLOW_CONTROL_WINDOW);
+        try {
+          this.#windowSet &&= widenServerWindow.afterBind(this.#server, RELAY_FLOW_CONTROL_WINDOW, (what) =>
+            this.#windowProblem(what),
+          );
+        } catch {
+          this.#windowSet = false;
+        }
         if (!this.#windowSet)
           this.#o.log.warn(
             { window: RELAY_FLOW_CONTROL_WINDOW, reason: 'grpc-js internals not found: 64-KiB windows' },
@@ -350,6 +374,13 @@ export class RelayServer {
         resolve(bound);
       }),
     );
+  }
+
+  /** Logged once: a session kept Node's 64-KiB windows (see widenServerWindow). */
+  #windowProblem(what: string): void {
+    if (this.#windowProblemLogged) return;
+    this.#windowProblemLogged = true;
+    this.#o.log.warn({ window: RELAY_FLOW_CONTROL_WINDOW, reason: what }, 'relay-flow-control-window-unset');
   }
 
   /** Who is at the other end of `call` (TLS), or why it may not be an edge. */

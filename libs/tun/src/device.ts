@@ -9,7 +9,7 @@
  * Reads run on libuv's threadpool with fs.read on a blocking descriptor, one read in flight per device
  * (each started device therefore keeps one threadpool thread busy; raise UV_THREADPOOL_SIZE above the
  * default 4 if you open several devices and also use fs/crypto/dns heavily). Writes are synchronous
- * (fs.writeSync): a TUN write never waits for the network, it hands the packet to the kernel stack.
+ * (fs.writeSync, or writevSync with the header): a TUN write never waits for the network, it hands the packet to the kernel stack.
  * In thread mode they run on a writer thread fed through a shared-memory ring (ShmRing, WRITER_THREAD):
  * write() copies the packet into the ring and returns; a full ring drops it (txRingFull).
  *
@@ -55,6 +55,11 @@ export interface TunCounters {
    * ring was full (this thread is behind in handling what was read). Not in rxPackets.
    */
   rxRingFull: number;
+  /**
+   * Reads dropped because their virtio_net_hdr said GSO or a checksum still to complete: never, as
+   * the device is opened with offloads off (open.ts); counted should a kernel do it anyway.
+   */
+  rxOffloaded: number;
   /**
    * Packets handed to the kernel. Thread mode: packets accepted into the writer ring, less those
    * whose write then failed on the writer thread.
@@ -119,8 +124,9 @@ const RX_BATCH = 256;
  * packet (routing, netfilter, the destination socket), which is most of a tunnel's per-packet cost;
  * off the main thread it overlaps with decryption of the next packets.
  *
- * Failed writes go to the ring's error word (the main thread's txErrors reads it); the first failure
- * after a quiet second is also posted, for lastTxError. Issue #14: the previous design posted one
+ * Failed writes go to the ring's error word (the main thread's txErrors reads it), one per packet
+ * lost: a merged record (gro.ts, its virtio_net_hdr has a gso_type) counts its segments. The first
+ * failure after a quiet second is also posted, for lastTxError. Issue #14: the previous design posted one
  * message per event-loop turn, and at 1-2 packets per turn that message was 12-15% of the gateway.
  */
 const WRITER_THREAD = `
@@ -129,9 +135,19 @@ const { parentPort, workerData } = require('node:worker_threads');
 ${RING_JS}
 const ring = new ShmRingReader(workerData.ctl, workerData.data);
 const fd = workerData.fd;
+const vnetHdr = workerData.vnetHdr;
 let reportedAt = -Infinity;
+// The packets in the record at ring.at: a merged one's segments (virtio_net_hdr, little-endian).
+const packets = () => {
+  const d = ring.data;
+  const at = ring.at;
+  if (!vnetHdr || d[at + 1] === 0) return 1;
+  const headers = d[at + 2] | (d[at + 3] << 8);
+  const gso = d[at + 4] | (d[at + 5] << 8);
+  return gso > 0 ? Math.max(1, Math.ceil((ring.length - ${VNET_HDR_LEN} - headers) / gso)) : 1;
+};
 const failed = (code, message) => {
-  ring.countError();
+  ring.countError(packets());
   const now = Date.now();
   if (now - reportedAt < 1000) return;
   reportedAt = now;
@@ -193,7 +209,8 @@ while (Atomics.load(stop, 0) === 0) {
     if (e.code !== 'EBADF') parentPort.postMessage({ error: e.message, code: e.code });
     break;
   }
-  if (n <= 0 || Atomics.load(stop, 0) !== 0) continue;
+  // A read larger than asked for (a packet over the MTU the config allows) would run past the record.
+  if (n <= 0 || n > MAX || Atomics.load(stop, 0) !== 0) continue;
   if (!direct) {
     if (!ring.reserve(n)) {
       ring.countDrop();
@@ -262,7 +279,7 @@ export class TunDevice {
     const writerErrors = (): number => this.errorRing?.consumerErrors ?? 0;
     const rxDrops = (): number => this.rxRing?.producerDrops ?? 0;
     let rxDropsBase = 0;
-    const counters = { rxPackets: 0, rxBytes: 0, txBytes: 0, txBatches: 0, txRingFull: 0 };
+    const counters = { rxPackets: 0, rxBytes: 0, rxOffloaded: 0, txBytes: 0, txBatches: 0, txRingFull: 0 };
     this.counters = Object.defineProperties(counters as TunCounters, {
       rxRingFull: {
         enumerable: true,
@@ -372,7 +389,7 @@ export class TunDevice {
   private startWriterThread(ring: ShmRing): void {
     const writer = new Worker(WRITER_THREAD, {
       eval: true,
-      workerData: { fd: this.fd, ctl: ring.ctlBuffer, data: ring.dataBuffer },
+      workerData: { fd: this.fd, ctl: ring.ctlBuffer, data: ring.dataBuffer, vnetHdr: this.vnetHdr },
     });
     writer.on('message', (m: { code?: string; message: string }) => {
       this.lastTxError = Object.assign(new Error(`write to TUN device ${this.name} failed: ${m.message}`), {
@@ -444,16 +461,29 @@ export class TunDevice {
       // Each record is what one read returned: the virtio_net_hdr (vnetHdr), then the packet.
       const at = ring.at + this.hdr;
       const n = ring.length - this.hdr;
-      this.counters.rxPackets++;
-      this.counters.rxBytes += n;
-      try {
-        if (n > 0) this.onPacket?.(ring.data.subarray(at, at + n));
-      } catch (e) {
-        this.onError?.(e instanceof Error ? e : new Error(String(e)));
+      if (n > 0 && this.readable(ring.data, ring.at)) {
+        this.counters.rxPackets++;
+        this.counters.rxBytes += n;
+        try {
+          this.onPacket?.(ring.data.subarray(at, at + n));
+        } catch (e) {
+          this.onError?.(e instanceof Error ? e : new Error(String(e)));
+        }
       }
       ring.release();
     }
   };
+
+  /**
+   * Whether a read whose virtio_net_hdr is at `d[at]` holds a whole packet with its checksums. We
+   * never enable offloads (TUNSETOFFLOAD 0), so the kernel segments and checksums what it sends us;
+   * a GSO packet or one with a checksum still to complete is dropped and counted (rxOffloaded).
+   */
+  private readable(d: Uint8Array, at: number): boolean {
+    if (!this.vnetHdr || ((d[at]! & 1) === 0 && d[at + 1] === 0)) return true;
+    this.counters.rxOffloaded++;
+    return false;
+  }
 
   /**
    * Sends one IP packet into the kernel. Returns false instead of throwing, counting a txError (or,
@@ -493,6 +523,10 @@ export class TunDevice {
         }
       } else if (ring.usedOctets > WAKE_AT_OCTETS) this.wakeWriter();
       return true;
+    }
+    if (pkt.byteLength > TUN_MAX_PACKET) {
+      this.txLocalErrors++;
+      return false;
     }
     try {
       const n = this.vnetHdr
@@ -601,7 +635,7 @@ export class TunDevice {
         this.onError?.(new Error(`read from TUN device ${this.name} failed: ${err.message}`, { cause: err }));
         return;
       }
-      if (n > this.hdr) {
+      if (n > this.hdr && this.readable(this.buf, 0)) {
         this.counters.rxPackets++;
         this.counters.rxBytes += n - this.hdr;
         try {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { fold, GRO_MAX_PACKET, onesSum, TcpCoalescer, VNET_HDR_LEN } from './gro.js';
+import { fold, GRO_MAX_PACKET, GRO_MAX_SEGMENTS, onesSum, TcpCoalescer, VNET_HDR_LEN } from './gro.js';
 import { ShmRing, ShmRingReader } from './ring.js';
 
 const ACK = 0x10;
@@ -33,60 +33,69 @@ interface Segment {
   tos?: number;
   flowLabel?: number;
   badChecksum?: boolean;
+  /** IPv4 options (a multiple of 4 octets). */
+  ipOptions?: number[];
+  /** IPv4 More Fragments. */
+  mf?: boolean;
+  /** The IP protocol / next header (default TCP). */
+  protocol?: number;
+  /** The low bits of TCP's byte 12 (reserved, AE). */
+  reserved?: number;
 }
 
 /** An IPv4 or IPv6 TCP segment with valid checksums (unless badChecksum). */
 function segment(s: Segment): Uint8Array {
   const options = s.options ?? [];
-  const iph = s.v6 ? 40 : 20;
+  const ipOptions = s.ipOptions ?? [];
+  const iph = s.v6 ? 40 : 20 + ipOptions.length;
   const tcph = 20 + options.length;
   const p = new Uint8Array(iph + tcph + s.payload.length);
   const v = new DataView(p.buffer);
   if (s.v6) {
     v.setUint32(0, (6 << 28) | ((s.tos ?? 0) << 20) | (s.flowLabel ?? 0));
     v.setUint16(4, tcph + s.payload.length);
-    p[6] = 6;
+    p[6] = s.protocol ?? 6;
     p[7] = s.ttl ?? 64;
     p.set([0x20, 0x01, 0x0d, 0xb8], 8);
     v.setUint32(20, s.src ?? 7);
     p.set([0x20, 0x01, 0x0d, 0xb8], 24);
     v.setUint32(36, s.dst ?? 1);
   } else {
-    p[0] = 0x45;
+    p[0] = 0x40 | (iph / 4);
     p[1] = s.tos ?? 0;
     v.setUint16(2, p.length);
     v.setUint16(4, s.id ?? 0);
-    p[6] = s.df === false ? 0 : 0x40;
+    p[6] = (s.df === false ? 0 : 0x40) | (s.mf ? 0x20 : 0);
     p[8] = s.ttl ?? 64;
-    p[9] = 6;
+    p[9] = s.protocol ?? 6;
     v.setUint32(12, s.src ?? 0x0a7d0007);
     v.setUint32(16, s.dst ?? 0x0a7d0001);
-    v.setUint16(10, ~fold(onesSum(p, 0, 20)) & 0xffff);
+    p.set(ipOptions, 20);
+    v.setUint16(10, ~fold(onesSum(p, 0, iph)) & 0xffff);
   }
   v.setUint16(iph, s.sport ?? 40000);
   v.setUint16(iph + 2, s.dport ?? 5201);
   v.setUint32(iph + 4, s.seq >>> 0);
   v.setUint32(iph + 8, s.ack ?? 77);
-  p[iph + 12] = (tcph / 4) << 4;
+  p[iph + 12] = ((tcph / 4) << 4) | (s.reserved ?? 0);
   p[iph + 13] = s.flags ?? ACK;
   v.setUint16(iph + 14, s.window ?? 502);
   p.set(options, iph + 20);
   p.set(s.payload, iph + tcph);
-  setTcpChecksum(p, s.v6 === true);
+  setTcpChecksum(p, s.v6 === true, iph);
   if (s.badChecksum) p[iph + 16]! ^= 0x40;
   return p;
 }
 
-function pseudo(p: Uint8Array, v6: boolean): number {
-  const len = p.length - (v6 ? 40 : 20);
+function pseudo(p: Uint8Array, v6: boolean, iph = v6 ? 40 : 20): number {
+  const len = p.length - iph;
   return v6 ? onesSum(p, 8, 40, 6 + len) : onesSum(p, 12, 20, 6 + len);
 }
 
-function setTcpChecksum(p: Uint8Array, v6: boolean): void {
-  const iph = v6 ? 40 : 20;
+function setTcpChecksum(p: Uint8Array, v6: boolean, iph = v6 ? 40 : 20): void {
   p[iph + 16] = 0;
   p[iph + 17] = 0;
-  const c = ~fold(onesSum(p, iph, p.length, pseudo(p, v6))) & 0xffff;
+  const c = ~fold(onesSum(p, iph, p.length, pseudo(p, v6, iph))) & 0xffff;
   p[iph + 16] = c >>> 8;
   p[iph + 17] = c & 0xff;
 }
@@ -238,17 +247,28 @@ describe('TCP coalescing of TUN writes (gro.ts; GRO rules of net/ipv4/tcp_offloa
     assert.equal(resegment(records[1]!).length, 2, 'after, then the shorter one, ends it');
   });
 
-  test('not merged (each written alone, unchanged): SYN, FIN, RST, URG, ECE/CWR; no payload; IPv4 options; a fragment; UDP; a sequence gap; another flow, ack, window, options, TTL, ToS; without DF an ID out of step', () => {
+  test('not merged (each written alone, unchanged), though next in sequence: SYN, FIN, RST, URG, ECE, CWR, the AE bit; no payload; IPv4 options; a fragment; not TCP; a gap; another port, address, ack, window, options, TTL, ToS, DF; IPv6 traffic class, flow label, hop limit; without DF an ID out of step', () => {
     const base = { seq: 1000, id: 1, payload: bytes(500, 1) };
     const next = { seq: 1500, id: 2, payload: bytes(500, 2) };
     const head = segment(base);
+    const v6 = { ...base, v6: true };
+    const v6next = { ...next, v6: true };
     const cases: Record<string, Uint8Array[]> = {
       syn: [segment({ ...base, flags: 0x02 | ACK }), segment(next)],
       fin: [head, segment({ ...next, flags: 0x01 | ACK })],
       rst: [head, segment({ ...next, flags: 0x04 | ACK })],
       urg: [head, segment({ ...next, flags: 0x20 | ACK })],
       ece: [head, segment({ ...next, flags: 0x40 | ACK })],
+      cwr: [head, segment({ ...next, flags: 0x80 | ACK })],
+      ae: [head, segment({ ...next, reserved: 0x01 })],
       empty: [head, segment({ ...next, payload: new Uint8Array(0) })],
+      // An ack whose octets, read 4 octets early, would pass for a TCP header (doff 5, ACK).
+      ipOptions: [
+        segment({ ...base, ipOptions: [1, 1, 1, 1], ack: 0x50100000 }),
+        segment({ ...next, ipOptions: [1, 1, 1, 1], ack: 0x50100000 }),
+      ],
+      fragment: [segment({ ...base, mf: true }), segment({ ...next, mf: true })],
+      notTcp: [segment({ ...base, protocol: 17 }), segment({ ...next, protocol: 17 })],
       gap: [head, segment({ ...next, seq: 1501 })],
       port: [head, segment({ ...next, sport: 40001 })],
       address: [head, segment({ ...next, dst: 0x0a7d0002 })],
@@ -257,7 +277,11 @@ describe('TCP coalescing of TUN writes (gro.ts; GRO rules of net/ipv4/tcp_offloa
       options: [segment({ ...base, options: [1, 1, 1, 1] }), segment({ ...next, options: [1, 1, 1, 0] })],
       ttl: [head, segment({ ...next, ttl: 63 })],
       tos: [head, segment({ ...next, tos: 4 })],
+      df: [head, segment({ ...next, df: false })],
       id: [segment({ ...base, df: false }), segment({ ...next, df: false, id: 5 })],
+      trafficClass: [segment(v6), segment({ ...v6next, tos: 4 })],
+      flowLabel: [segment(v6), segment({ ...v6next, flowLabel: 9 })],
+      hopLimit: [segment(v6), segment({ ...v6next, ttl: 63 })],
     };
     for (const [name, input] of Object.entries(cases)) {
       const { records, g } = coalesce(input);
@@ -268,24 +292,39 @@ describe('TCP coalescing of TUN writes (gro.ts; GRO rules of net/ipv4/tcp_offloa
         name,
       );
       assert.equal(g.counters.merged, 0, name);
+      assert.equal(g.counters.badChecksum, 0, `${name}: refused by its rule, not by a checksum`);
     }
-    // IPv4 options, a fragment, UDP: not TCP segments we may merge.
-    const withOptions = new Uint8Array(24 + 20 + 8);
-    withOptions[0] = 0x46;
-    const fragment = segment(base);
-    fragment[6]! |= 0x20;
-    const udp = segment(base);
-    udp[9] = 17;
-    for (const p of [withOptions, fragment, udp]) {
-      const { records } = coalesce([p, p]);
-      assert.equal(records.length, 2);
-    }
-    // With DF, and without DF when the IDs are one apart, they are merged.
+    // The same pairs without the difference are merged (so each case above tests its rule).
+    assert.equal(coalesce([head, segment(next)]).records.length, 1);
+    assert.equal(coalesce([segment(v6), segment(v6next)]).records.length, 1);
     assert.equal(
       coalesce([segment({ ...base, df: false }), segment({ ...next, df: false })]).records.length,
       1,
     );
-    assert.equal(coalesce([segment(base), segment({ ...next, id: 900 })]).records.length, 1);
+    // Without DF, IDs one apart across a longer run too.
+    assert.equal(coalesce(flow(5, 500, { df: false })).records.length, 1);
+  });
+
+  test('with DF the IPv4 IDs need not be one apart (RFC 6864 §4.1): merged, and the kernel numbers the segments it makes from the first', () => {
+    const input = [
+      segment({ seq: 1, id: 1, payload: bytes(800, 1) }),
+      segment({ seq: 801, id: 900, payload: bytes(800, 2) }),
+    ];
+    const { records } = coalesce(input);
+    assert.equal(records.length, 1);
+    const renumbered = input[1]!.slice();
+    new DataView(renumbered.buffer).setUint16(4, 2);
+    renumbered[10] = 0;
+    renumbered[11] = 0;
+    new DataView(renumbered.buffer).setUint16(10, ~fold(onesSum(renumbered, 0, 20)) & 0xffff);
+    assert.deepEqual(resegment(records[0]!), [input[0], renumbered]);
+  });
+
+  test('a record holds at most GRO_MAX_SEGMENTS segments: 150 tiny segments make 3 records, and segment back into the 150', () => {
+    const input = flow(150, 10);
+    const { records } = coalesce(input);
+    assert.equal(records.length, Math.ceil(150 / GRO_MAX_SEGMENTS));
+    assert.deepEqual(records.flatMap(resegment), input);
   });
 
   test('a segment whose own TCP checksum is wrong is never merged: written alone, counted, and the flow goes on merging after it', () => {
@@ -336,6 +375,25 @@ describe('TCP coalescing of TUN writes (gro.ts; GRO rules of net/ipv4/tcp_offloa
       reader.release();
     }
     assert.equal(out.length, accepted, 'every segment taken is in the ring, whole');
+  });
+
+  test('property: a bulk flow (any count, payload size, IPv4 or IPv6) is merged as far as the limits allow: records = what 64 segments and 65,525 octets permit, and they segment back into the input', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 200 }),
+        fc.integer({ min: 1, max: 1460 }),
+        fc.boolean(),
+        (n, size, v6) => {
+          const input = flow(n, size, { v6 });
+          const { records } = coalesce(input);
+          const headers = (v6 ? 40 : 20) + 20;
+          const perRecord = Math.min(GRO_MAX_SEGMENTS, Math.floor((GRO_MAX_PACKET - headers) / size));
+          assert.equal(records.length, Math.ceil(n / perRecord));
+          assert.deepEqual(records.flatMap(resegment), input);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   test('property: any mix of flows, IPv4/IPv6, flags, sizes, reordering, bad checksums and flush points comes out as the same packets in the same order', () => {

@@ -22,7 +22,15 @@
  *   merged packet's checksums are computed afresh (by the kernel, and here), which would otherwise
  *   hide a segment corrupted before it was encrypted. A segment with a bad checksum is written alone
  *   (and the receiver drops it, as before).
- * A record holds at most GRO_MAX_PACKET octets; a record of one segment is written unchanged.
+ * A record holds at most GRO_MAX_PACKET octets and GRO_MAX_SEGMENTS segments (a flow of tiny
+ * segments must not make the kernel split one write into thousands); a record of one segment is
+ * written unchanged.
+ *
+ * What changes on the way: with DF set, the kernel numbers the IPv4 IDs of the segments it makes
+ * from the first one's (RFC 6864 §4.1: the ID of an atomic datagram is not meaningful); the merged
+ * header's checksum is computed afresh; and a firewall rule on the receiving host that counts
+ * packets or matches on their length (`-m length`, `limit`, `connbytes`) sees one merged packet
+ * where a rule in the forwarding path after segmentation sees the segments.
  *
  * Reads: the virtio_net_hdr comes first on every read too. We never enable offloads on the device
  * (TUNSETOFFLOAD), so the kernel checksums and segments what it sends us: the header is all zero.
@@ -34,6 +42,8 @@ import { MAX_RING_PACKET } from './ring.js';
 export const VNET_HDR_LEN = 10;
 /** The largest coalesced IP packet: header and packet in one record of the ring. */
 export const GRO_MAX_PACKET = MAX_RING_PACKET - VNET_HDR_LEN;
+/** The most segments in one record (the kernel's GRO stops at 64 as well: MAX_SKB_FRAGS-ish). */
+export const GRO_MAX_SEGMENTS = 64;
 
 const NEEDS_CSUM = 1;
 const GSO_TCPV4 = 1;
@@ -237,7 +247,7 @@ export class TcpCoalescer {
 
   /** Whether the parsed `pkt` continues the open record (same flow, next in sequence, in size). */
   #fits(pkt: Uint8Array): boolean {
-    if (this.#ended) return false;
+    if (this.#ended || this.#segments >= GRO_MAX_SEGMENTS) return false;
     const iph = this.#pIph;
     if (iph !== this.#iph || this.#pTcph !== this.#tcph) return false;
     const payload = this.#pPayload;

@@ -87,6 +87,9 @@ import errno, fcntl, json, os, socket, struct, sys
 
 TUNSETIFF = 0x400454CA
 TUNGETFEATURES = 0x800454CF
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+VNET_HDR_LEN = 10
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
@@ -127,7 +130,8 @@ def check_name(name):
     return raw
 
 def vnet_hdr_supported(fd):
-    if os.environ.get('IKEGATE_TUN_VNET_HDR', '1') == '0':
+    # Our header is written little-endian (gro.ts): on a big-endian host, go without.
+    if os.environ.get('IKEGATE_TUN_VNET_HDR', '1') == '0' or sys.byteorder != 'little':
         return False
     try:
         features = struct.unpack('I', fcntl.ioctl(fd, TUNGETFEATURES, struct.pack('I', 0)))[0]
@@ -135,7 +139,17 @@ def vnet_hdr_supported(fd):
         return False
     return (features & IFF_VNET_HDR) != 0
 
-def open_tun(name, raw):
+def vnet_hdr_settle(fd):
+    # A persistent device keeps the header size and offloads an earlier user set: ours are a
+    # 10-octet header and no offloads (the kernel then checksums and segments what it sends us).
+    try:
+        fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack('i', VNET_HDR_LEN))
+        fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+        return True
+    except OSError:
+        return False
+
+def open_tun(name, raw, vnet_wanted=True):
     try:
         fd = os.open('/dev/net/tun', os.O_RDWR)
     except OSError as e:
@@ -146,11 +160,15 @@ def open_tun(name, raw):
         if e.errno in (errno.EACCES, errno.EPERM):
             fail('not-permitted', 'cannot open /dev/net/tun: %s; %s' % (e.strerror, PERM_HINT))
         fail('tun-open-failed', 'cannot open /dev/net/tun: %s' % (e.strerror,))
-    vnet = vnet_hdr_supported(fd)
+    vnet = vnet_wanted and vnet_hdr_supported(fd)
     ifr = struct.pack('16sH22x', raw, IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet else 0))
     try:
         fcntl.ioctl(fd, TUNSETIFF, ifr)
     except OSError as e:
+        if vnet and e.errno == errno.EINVAL:
+            # A TUN that lists IFF_VNET_HDR and refuses it: a plain device, then.
+            os.close(fd)
+            return open_tun(name, raw, False)
         if e.errno in (errno.EPERM, errno.EACCES):
             fail('not-permitted', 'TUNSETIFF %s: %s; %s' % (name, e.strerror, PERM_HINT))
         if e.errno == errno.EBUSY:
@@ -158,6 +176,9 @@ def open_tun(name, raw):
         if e.errno == errno.EINVAL:
             fail('name-conflict', 'TUNSETIFF %s: %s (an interface with this name exists and is not a TUN device?)' % (name, e.strerror))
         fail('tun-open-failed', 'TUNSETIFF %s: %s' % (name, e.strerror))
+    if vnet and not vnet_hdr_settle(fd):
+        os.close(fd)
+        return open_tun(name, raw, False)
     os.set_inheritable(fd, True)
     return fd, vnet
 

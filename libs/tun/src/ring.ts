@@ -163,8 +163,8 @@ class ShmRingReader {
     this.r = this.next;
     Atomics.store(this.ctl, ${W.READ}, this.r);
   }
-  countError() {
-    Atomics.add(this.ctl, ${W.ERRORS}, 1);
+  countError(n = 1) {
+    Atomics.add(this.ctl, ${W.ERRORS}, n);
   }
   get producerDrops() {
     return Atomics.load(this.ctl, ${W.DROPS});
@@ -251,7 +251,7 @@ export interface ShmRingReader {
   readonly length: number;
   take(): boolean;
   release(): void;
-  countError(): void;
+  countError(n?: number): void;
   readonly producerDrops: number;
   readonly closed: boolean;
   /**

@@ -93,6 +93,20 @@ describe('TUN writer and reader rings on a real device (issue #14)', { skip: roo
     assert.equal(r.vnetHdr as unknown, true, 'opened with IFF_VNET_HDR (this kernel has it)');
   });
 
+  test('merged writes forwarded back out of the device are split by the kernel (software GSO, checksums completed from the partial one) into exactly the segments written: IPv4 with timestamps, an odd segment size and a short tail, no DF with IDs wrapping, sequence numbers wrapping, IPv6', async () => {
+    const r = ok(await runFixture('gro-forward'));
+    const cases = r.cases as unknown as Record<
+      string,
+      { merged: number; written: number; back: number; same: boolean }
+    >;
+    assert.deepEqual(Object.keys(cases).sort(), ['ipv6', 'noDfIdsWrap', 'oddTail', 'seqWraps', 'timestamps']);
+    for (const [name, c] of Object.entries(cases)) {
+      assert.equal(c.merged, c.written - 1, `${name}: merged into one write`);
+      assert.equal(c.back, c.written, `${name}: as many segments came back`);
+      assert.equal(c.same, true, `${name}: each exactly as written, less one hop`);
+    }
+  });
+
   test('with IKEGATE_TUN_VNET_HDR=0 the device is opened without the header: the same segments reach the socket intact, one write each, and the kernel acknowledges them as it gets them', async () => {
     const r = ok(await runFixture('gro-off'));
     assert.equal(r.vnetHdr as unknown, false);
