@@ -9,7 +9,8 @@
  * Reads run on libuv's threadpool with fs.read on a blocking descriptor, one read in flight per device
  * (each started device therefore keeps one threadpool thread busy; raise UV_THREADPOOL_SIZE above the
  * default 4 if you open several devices and also use fs/crypto/dns heavily). Writes are synchronous
- * (fs.writeSync, or writevSync with the header): a TUN write never waits for the network, it hands the packet to the kernel stack.
+ * (fs.writeSync, or writevSync with the header): a TUN write never waits for the network, it hands
+ * the packet to the kernel stack.
  * In thread mode they run on a writer thread fed through a shared-memory ring (ShmRing, WRITER_THREAD):
  * write() copies the packet into the ring and returns; a full ring drops it (txRingFull).
  *
@@ -67,7 +68,7 @@ export interface TunCounters {
   txPackets: number;
   txBytes: number;
   /**
-   * Writes that failed (EAGAIN, EIO, EINVAL, a closed device, a packet over TUN_MAX_PACKET octets, ...) and
+   * Writes that failed (EAGAIN, EIO, EINVAL, a closed device, a packet over TUN_MAX_PACKET, ...) and
    * were dropped. Thread mode: failures on the writer thread are included as soon as they happen
    * (read from the ring's shared error word). Ring-full drops are not here: see txRingFull.
    */
@@ -126,7 +127,8 @@ const RX_BATCH = 256;
  *
  * Failed writes go to the ring's error word (the main thread's txErrors reads it), one per packet
  * lost: a merged record (gro.ts, its virtio_net_hdr has a gso_type) counts its segments. The first
- * failure after a quiet second is also posted, for lastTxError. Issue #14: the previous design posted one
+ * failure after a quiet second is also posted, for lastTxError. Issue #14: the previous design posted
+ * one
  * message per event-loop turn, and at 1-2 packets per turn that message was 12-15% of the gateway.
  */
 const WRITER_THREAD = `
