@@ -499,14 +499,14 @@ export class TunDevice {
       this.txLocalErrors++;
       return false;
     }
+    if (pkt.byteLength > TUN_MAX_PACKET) {
+      this.txLocalErrors++; // with its header, larger than any TUN write (EINVAL from the kernel)
+      return false;
+    }
     const ring = this.ring;
     const gro = this.gro;
     if (ring) {
       const n = pkt.byteLength;
-      if (n > TUN_MAX_PACKET) {
-        this.txLocalErrors++; // with its header, larger than any TUN write (EINVAL from the kernel)
-        return false;
-      }
       if (!(gro ? gro.write(pkt) : ring.push(pkt))) {
         this.counters.txRingFull++;
         return false;
@@ -525,10 +525,6 @@ export class TunDevice {
         }
       } else if (ring.usedOctets > WAKE_AT_OCTETS) this.wakeWriter();
       return true;
-    }
-    if (pkt.byteLength > TUN_MAX_PACKET) {
-      this.txLocalErrors++;
-      return false;
     }
     try {
       const n = this.vnetHdr
