@@ -34,6 +34,11 @@ if (selected.length === 0) {
 // real node: heavy on 2 cores and sensitive to each other, so they run after the rest, one file
 // at a time, each with a deadline.
 const heavy = (f) => f.startsWith('test/k8s/');
+// Suites that assert a time bar on a whole cluster in one machine (the drill's outage p99 < 2 s
+// after kill -9 of a worker): next to another suite on CI's 2 cores the drill's every peer saw
+// ~0.5 s stalls and p99 reached 2.16 s once (alone: 385-564 ms). They run after the light suites,
+// one file at a time, so the bar measures the takeover, not the neighbour.
+const timed = (f) => f === 'test/cluster/drill.test.ts';
 function runFiles(list, concurrency, extra = []) {
   if (list.length === 0) return 0;
   const res = spawnSync(
@@ -52,8 +57,9 @@ function runFiles(list, concurrency, extra = []) {
   return res.status ?? 1;
 }
 const light = runFiles(
-  selected.filter((f) => !heavy(f)),
+  selected.filter((f) => !heavy(f) && !timed(f)),
   process.env.TEST_CONCURRENCY ?? 2,
 );
+const alone = runFiles(selected.filter(timed), 1);
 const k8s = runFiles(selected.filter(heavy), 1, ['--test-timeout=1800000']);
-process.exit(light || k8s);
+process.exit(light || alone || k8s);
