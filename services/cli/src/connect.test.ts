@@ -157,6 +157,58 @@ describe(
       }
     });
 
+    test("--metrics: the client serves its counters (IKE_SA_INIT retransmissions, its UDP socket's kernel drops); SIGTERM closes the listener", async () => {
+      const c = connect([
+        '--no-tun',
+        '--transport',
+        'udp',
+        '--port-ike',
+        String(await closedUdpPort()),
+        '--metrics',
+        `${HOST}:0`,
+      ]);
+      await c.logged(/"msg":"metrics-listening"/, 15_000);
+      const port = Number(/"port":(\d+)[^\n]*"msg":"metrics-listening"/.exec(c.output())![1]);
+      const scrape = async () => {
+        const r = await fetch(`http://${HOST}:${port}/metrics`);
+        assert.equal(r.status, 200);
+        return r.text();
+      };
+      const sent = (text: string) =>
+        Number(
+          /^ikegate_ike_messages_total\{direction="out",exchange="IKE_SA_INIT"\} (\d+)$/m.exec(text)?.[1] ??
+            0,
+        );
+      // The first request and at least one retransmission (RFC 7296 §2.1), counted as they go out.
+      let text = await scrape();
+      for (let i = 0; i < 100 && sent(text) < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        text = await scrape();
+      }
+      assert.ok(sent(text) >= 2, text);
+      assert.match(text, /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 0$/m);
+      await assertStopsOn(c, 'SIGTERM');
+      await assert.rejects(fetch(`http://${HOST}:${port}/metrics`));
+    });
+
+    test('--metrics on an address in use: exit 1 naming the address and EADDRINUSE, before any IKE traffic', async () => {
+      const taken = createServer();
+      await new Promise<void>((resolve) => taken.listen(0, HOST, () => resolve()));
+      try {
+        const port = (taken.address() as AddressInfo).port;
+        const c = connect(['--no-tun', '--transport', 'udp', '--metrics', `${HOST}:${port}`]);
+        const r = await c.exited(15_000);
+        assert.deepEqual(r, { code: 1, signal: null }, c.output());
+        assert.match(
+          c.output(),
+          new RegExp(`^ikegate: cannot serve metrics on ${HOST}:${port}: EADDRINUSE`, 'm'),
+        );
+        assert.doesNotMatch(c.output(), /"msg":"initiating"/);
+      } finally {
+        await new Promise<void>((resolve) => taken.close(() => resolve()));
+      }
+    });
+
     test('UDP to a server that never answers IKE_SA_INIT: SIGINT while it retransmits (RFC 7296 §2.1)', async () => {
       const c = connect(['--no-tun', '--transport', 'udp', '--port-ike', String(await closedUdpPort())]);
       await c.logged(/"msg":"initiating"/, 15_000);

@@ -27,12 +27,20 @@ import { defaultProvider } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import type { TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import { DEFAULT_UDP_RECEIVE_BUFFER, dialStream, IketcpStream, numericLookup } from '@ikegate/transport';
+import {
+  DEFAULT_UDP_RECEIVE_BUFFER,
+  dialStream,
+  IketcpStream,
+  numericLookup,
+  udpSocketDrops,
+} from '@ikegate/transport';
 import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Worker } from '@ikegate/worker';
 import { allocatorEnv, loadedAllocator } from './allocator.js';
+import { followTunCounters } from './host-network.js';
+import { type MetricsListener, serveMetrics } from './metrics-http.js';
 
 const run = promisify(execFile);
 
@@ -62,6 +70,8 @@ export interface ConnectOptions {
   /** Seconds of UDP IKE_SA_INIT retransmissions before `auto` falls back to TCP. */
   readonly udpFallbackSeconds: number;
   readonly logLevel: string;
+  /** Serve Prometheus metrics (GET /metrics) here; none when absent. */
+  readonly metricsListen?: { readonly host: string; readonly port: number };
 }
 
 const EXCHANGE_IKE_SA_INIT = 34;
@@ -271,6 +281,18 @@ class Connector implements EdgeLink {
   }
 
   /** Closes the UDP socket or the stream, and gives up a dial in progress. */
+  /** The kernel's drops at the current UDP socket (a full receive buffer); undefined without one. */
+  udpDrops(): number | undefined {
+    const udp = this.#udp;
+    if (!udp) return undefined;
+    try {
+      const a = udp.address();
+      return udpSocketDrops(a.address, a.port);
+    } catch {
+      return undefined; // closed under us
+    }
+  }
+
   close(): void {
     this.#generation++;
     this.#dialing?.abort();
@@ -321,6 +343,10 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
   }
   const server = isIPv4(o.server) ? o.server : (await lookup(o.server, { family: 4 })).address;
   const metrics = new Metrics({ role: 'connect' });
+  // Before the first dial, so a listen error (port taken) ends the command before any traffic.
+  const metricsListener: MetricsListener | undefined = o.metricsListen
+    ? await serveMetrics(metrics, o.metricsListen, log)
+    : undefined;
   let currentSpi = '';
   let stopping = false;
   let configuredVip: string | undefined;
@@ -454,8 +480,11 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
     }, 500).unref();
   };
 
+  // The kernel's drops at our UDP socket, as `ikegate up` counts them at its own.
+  metrics.follow(metrics.drops, ['udp', 'receive_buffer_full'], () => connector.udpDrops());
   if (device) {
     const d = device;
+    followTunCounters(metrics, d);
     worker.attachDevice({ write: (p) => d.write(p) });
     d.start((p) => worker.fromDevice(p));
   }
@@ -468,6 +497,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
       stopping = true;
       await worker.close(1000);
       connector.close();
+      await metricsListener?.close();
       if (device && o.tun) await closeTun(device, o.tun, log);
       clearInterval(keepAlive);
       log.info({}, 'disconnected');

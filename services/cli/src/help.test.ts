@@ -36,6 +36,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
     '--port-natt',
     '--port-tcp',
     '--port-tls',
+    '--metrics',
     '--log-level',
   ],
   edge: [

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { LOADGEN_USAGE, loadgenMain } from '@ikegate/loadgen';
 import { connect, type ConnectTransport } from './connect.js';
+import { MetricsListenError, parseListen } from './metrics-http.js';
 import { CTL_USAGE, ctlMain } from './ctl.js';
 import { DRILL_USAGE, drillMain } from './drill/main.js';
 import { RoleUsageError, runControl, runEdge, runWorker } from './roles.js';
@@ -64,6 +65,7 @@ device (needs root), the server's networks routed through it.
   --alternate HOST:PORT   another stream endpoint to try when the server is unreachable, repeatable
   --udp-fallback SECONDS  with --transport auto: UDP retransmissions before falling back to TCP (default 5)
   --port-ike N --port-natt N --port-tcp N --port-tls N   server ports (default 500 4500 4500 443)
+  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics (default: none)
   --log-level LEVEL       log level on stderr (default info)
 ${HELP_OPTION}`,
   },
@@ -398,6 +400,7 @@ function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
         'port-tcp': { type: 'string' },
         'port-tls': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
+        metrics: { type: 'string' },
       },
     }));
   } catch (e) {
@@ -439,7 +442,16 @@ function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
     dpdSeconds: seconds(v.dpd, '--dpd', 30),
     udpFallbackSeconds: seconds(v['udp-fallback'], '--udp-fallback', 5),
     logLevel: v['log-level']!,
+    ...(v.metrics === undefined ? {} : { metricsListen: listenOption(v.metrics, '--metrics') }),
   };
+}
+
+function listenOption(v: string, flag: string): { host: string; port: number } {
+  try {
+    return parseListen(v, flag);
+  } catch (e) {
+    throw new UsageError(`connect: ${(e as Error).message}`);
+  }
 }
 
 main(process.argv.slice(2)).then(
@@ -460,6 +472,10 @@ main(process.argv.slice(2)).then(
     if (e instanceof ConfigError || e instanceof AccessFileError || e instanceof TunUnavailableError) {
       process.stderr.write(`ikegate: ${e.message}\n`);
       process.exit(e instanceof TunUnavailableError ? 4 : 3);
+    }
+    if (e instanceof MetricsListenError) {
+      process.stderr.write(`ikegate: ${e.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`ikegate: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);
