@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requirement } from '@ikegate/testkit';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
+import { udpDropsOf } from './connect.js';
 
 const BIN = new URL('../bin/ikegate.mjs', import.meta.url).pathname;
 const HOST = '127.0.0.1';
@@ -291,3 +292,39 @@ log: { level: info }
     });
   },
 );
+
+describe("the client's UDP socket drops as the kernel counts them (proc_net(5), `--metrics`)", () => {
+  /**
+   * Sends `n` datagrams at once from a connected socket (no address lookup: each send reaches the
+   * kernel within the call), so the receiver's event loop cannot read them meanwhile.
+   */
+  const flood = (from: UdpSocket, n: number) => {
+    const payload = new Uint8Array(1200);
+    for (let i = 0; i < n; i++) from.send(payload);
+  };
+
+  test('a socket bound to the wildcard, then connected (the kernel gives it a source address): its drops are found either way and only grow', async () => {
+    const receiver = createSocket({ type: 'udp4', recvBufferSize: 4096 });
+    const sender = createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => receiver.bind(0, () => resolve()));
+      await new Promise<void>((resolve) => sender.bind(0, HOST, () => resolve()));
+      await new Promise<void>((resolve) => sender.connect(receiver.address().port, HOST, () => resolve()));
+      const before = udpDropsOf(receiver);
+      assert.equal(before, 0);
+      flood(sender, 500);
+      const unconnected = udpDropsOf(receiver)!;
+      assert.ok(unconnected > 0, `drops at a full 4 KiB buffer: ${unconnected}`);
+      await new Promise<void>((resolve) => receiver.connect(sender.address().port, HOST, () => resolve()));
+      assert.equal(receiver.address().address, HOST, 'connected: the kernel chose the source address');
+      const connected = udpDropsOf(receiver)!;
+      assert.ok(connected >= unconnected, `${connected} >= ${unconnected}`);
+      flood(sender, 500);
+      assert.ok(udpDropsOf(receiver)! > connected);
+    } finally {
+      receiver.close();
+      sender.close();
+    }
+    assert.equal(udpDropsOf(receiver), undefined, 'a closed socket has no count');
+  });
+});

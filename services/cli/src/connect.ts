@@ -280,28 +280,45 @@ class Connector implements EdgeLink {
     return this.#stream?.espCongested(espLength) ?? false;
   }
 
-  /** Closes the UDP socket or the stream, and gives up a dial in progress. */
-  /** The kernel's drops at the current UDP socket (a full receive buffer); undefined without one. */
+  /** The kernel's drops at the UDP sockets closed so far (each reconnect opens a new one). */
+  #udpDropsClosed = 0;
+
+  /**
+   * The kernel's drops (a full receive buffer) at every UDP socket this connector has had: those
+   * closed, then the current one's. Never goes back, so a reconnect's fresh socket does not hide
+   * the old one's count. Undefined while the current socket's row cannot be read.
+   */
   udpDrops(): number | undefined {
-    const udp = this.#udp;
-    if (!udp) return undefined;
-    try {
-      const a = udp.address();
-      return udpSocketDrops(a.address, a.port);
-    } catch {
-      return undefined; // closed under us
-    }
+    if (!this.#udp) return this.#udpDropsClosed;
+    const now = udpDropsOf(this.#udp);
+    return now === undefined ? undefined : this.#udpDropsClosed + now;
   }
 
+  /** Closes the UDP socket or the stream, and gives up a dial in progress. */
   close(): void {
     this.#generation++;
     this.#dialing?.abort();
     this.#dialing = undefined;
+    if (this.#udp) this.#udpDropsClosed += udpDropsOf(this.#udp) ?? 0;
     this.#udp?.close();
     this.#udp = undefined;
     const stream = this.#stream;
     this.#stream = undefined;
     stream?.close('client_closed');
+  }
+}
+
+/**
+ * The kernel's drop count at `udp` (proc_net(5)), found by its local address as the kernel has it
+ * now: a socket bound to the wildcard gets a source address when it connects. Undefined when the
+ * socket is closed or its row cannot be read.
+ */
+export function udpDropsOf(udp: UdpSocket): number | undefined {
+  try {
+    const a = udp.address();
+    return udpSocketDrops(a.address, a.port);
+  } catch {
+    return undefined; // closed under us
   }
 }
 

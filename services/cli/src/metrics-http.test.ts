@@ -48,38 +48,70 @@ describe('metrics listener (ikegate connect --metrics)', () => {
     }
   });
 
-  test('at most 16 sockets at once: the 17th is closed by the server, and a scrape works once they go', async () => {
+  test('at most 16 sockets at once: the 17th is closed by the server while the 16 stay open; a scrape works once they go', async () => {
+    // A listener of its own: fetch's pooled keep-alive sockets to the shared one would count too.
+    const own = await serveMetrics(new Metrics({ role: 'connect' }), { host: HOST, port: 0 }, log);
     const held: Socket[] = [];
+    const closedHeld = new Set<Socket>();
     try {
       for (let i = 0; i < 16; i++) {
-        const s = tcpConnect(listener.address.port, HOST);
+        const s = tcpConnect(own.address.port, HOST);
+        s.on('close', () => closedHeld.add(s));
+        s.on('error', () => undefined);
         await new Promise<void>((resolve) => s.once('connect', () => resolve()));
         s.write('GET /metr'); // an unfinished request keeps the socket
         held.push(s);
       }
-      // Until the server has counted the 16, a 17th might still get in: wait for it to see them.
-      const extra = tcpConnect(listener.address.port, HOST);
+      const extra = tcpConnect(own.address.port, HOST);
+      extra.on('error', () => undefined);
       const closed = await new Promise<boolean>((resolve) => {
         extra.once('close', () => resolve(true));
-        extra.once('error', () => resolve(true));
         setTimeout(() => resolve(false), 5_000).unref();
       });
       extra.destroy();
       assert.ok(closed, 'the socket over the cap was closed');
+      await new Promise((resolve) => setTimeout(resolve, 50)); // a wrong cap would close held ones too
+      assert.equal(closedHeld.size, 0, 'the 16 held sockets are still open');
     } finally {
       for (const s of held) s.destroy();
     }
-    for (let i = 0; i < 100; i++) {
-      try {
-        const r = await fetch(url('/metrics'));
-        assert.equal(r.status, 200);
-        await r.text();
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 20)); // the server has not seen the closes yet
+    try {
+      for (let i = 0; i < 100; i++) {
+        try {
+          const r = await fetch(`http://${HOST}:${own.address.port}/metrics`);
+          assert.equal(r.status, 200);
+          await r.text();
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 20)); // the server has not seen the closes yet
+        }
       }
+      assert.fail('no scrape answered after the held sockets closed');
+    } finally {
+      await own.close();
     }
-    assert.fail('no scrape answered after the held sockets closed');
+  });
+
+  test('a socket that sends nothing and one whose headers never end are closed at the request timeout', async () => {
+    const own = await serveMetrics(new Metrics({ role: 'connect' }), { host: HOST, port: 0 }, log, 300);
+    try {
+      const ended = (s: Socket) =>
+        new Promise<boolean>((resolve) => {
+          s.on('error', () => undefined);
+          s.resume(); // reads the 408, so the server's FIN is seen
+          s.once('close', () => resolve(true));
+          setTimeout(() => resolve(false), 5_000).unref(); // 16x the timeout: a wait with a deadline
+        });
+      const silent = tcpConnect(own.address.port, HOST);
+      const partial = tcpConnect(own.address.port, HOST);
+      partial.once('connect', () => partial.write('GET /metrics HTTP/1.1\r\nHost: x\r\n'));
+      const [a, b] = await Promise.all([ended(silent), ended(partial)]);
+      silent.destroy();
+      partial.destroy();
+      assert.deepEqual([a, b], [true, true]);
+    } finally {
+      await own.close();
+    }
   });
 
   test('an address in use: a MetricsListenError naming the address and EADDRINUSE, no listener left', async () => {
@@ -123,6 +155,7 @@ describe('--metrics HOST:PORT parsing', () => {
     assert.deepEqual(parseListen('127.0.0.1:9102', '--metrics'), { host: '127.0.0.1', port: 9102 });
     assert.deepEqual(parseListen('localhost:0', '--metrics'), { host: 'localhost', port: 0 });
     assert.deepEqual(parseListen('[::1]:9102', '--metrics'), { host: '::1', port: 9102 });
+    assert.deepEqual(parseListen('[fe80::1]:1', '--metrics'), { host: 'fe80::1', port: 1 });
   });
 
   test('refused, naming the flag and the value: no host, no port, a port out of range or not a number', () => {
@@ -138,11 +171,18 @@ describe('--metrics HOST:PORT parsing', () => {
       'h: 1',
       'h:0x10',
       'h:1e3',
+      '::1',
+      'fe80::1',
+      '::1:9102',
+      '[::1:9102',
+      '::1]:9102',
+      '[h]:1',
+      'a[b]:1',
     ])
       assert.throws(
         () => parseListen(v, '--metrics'),
         new RegExp(
-          `^Error: --metrics must be HOST:PORT \\(port 0-65535\\), got ${v.replace(/[[\]().]/g, '\\$&')}$`,
+          `^Error: --metrics must be HOST:PORT \\(IPv6 as \\[ADDRESS\\]:PORT, port 0-65535\\), got ${v.replace(/[[\]().]/g, '\\$&')}$`,
         ),
         v,
       );

@@ -20,7 +20,9 @@ export class MetricsListenError extends Error {
     readonly code: string | undefined,
     reason: string,
   ) {
-    super(`cannot serve metrics on ${at.host}:${at.port}: ${reason}`);
+    super(
+      `cannot serve metrics on ${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}: ${reason}`,
+    );
     this.name = 'MetricsListenError';
   }
 }
@@ -30,15 +32,25 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/** Parses `HOST:PORT` (IPv6 in brackets: `[::1]:9102`); throws a message naming `flag`. */
+/**
+ * Parses `HOST:PORT`; an IPv6 address goes in brackets (`[::1]:9102`), so `::1` alone is refused
+ * rather than read as host `:` port 1. Throws a message naming `flag`.
+ */
 export function parseListen(v: string, flag: string): { host: string; port: number } {
   const i = v.lastIndexOf(':');
   const digits = v.slice(i + 1);
   const port = Number(digits);
   let host = v.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (i <= 0 || host === '' || !/^\d{1,5}$/.test(digits) || port > 65535)
-    throw new Error(`${flag} must be HOST:PORT (port 0-65535), got ${v}`);
+  const bracketed = host.startsWith('[') && host.endsWith(']');
+  if (bracketed) host = host.slice(1, -1);
+  const ok =
+    i > 0 &&
+    host !== '' &&
+    !/[[\]]/.test(host) &&
+    (bracketed ? host.includes(':') : !host.includes(':')) &&
+    /^\d{1,5}$/.test(digits) &&
+    port <= 65535;
+  if (!ok) throw new Error(`${flag} must be HOST:PORT (IPv6 as [ADDRESS]:PORT, port 0-65535), got ${v}`);
   return { host, port };
 }
 
@@ -46,8 +58,13 @@ export function serveMetrics(
   metrics: Metrics,
   at: { host: string; port: number },
   log: Logger,
+  /** For tests: the time a request has to arrive (default HEADERS_TIMEOUT_MS). */
+  requestTimeoutMs = HEADERS_TIMEOUT_MS,
 ): Promise<MetricsListener> {
-  const server: Server = createServer((req, res) => {
+  // Node checks the request timeouts every connectionsCheckingInterval (30 s by default): at a
+  // tenth of the timeout, a socket that never finishes its request goes within ~1.1x of it.
+  const checkEveryMs = Math.max(10, Math.floor(requestTimeoutMs / 10));
+  const server: Server = createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => {
     const path = (req.url ?? '').split('?', 1)[0];
     if (path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: only /metrics is served here\n');
@@ -69,8 +86,8 @@ export function serveMetrics(
     );
   });
   server.maxConnections = MAX_CONNECTIONS;
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.requestTimeout = HEADERS_TIMEOUT_MS;
+  server.headersTimeout = requestTimeoutMs;
+  server.requestTimeout = requestTimeoutMs;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.maxHeadersCount = 64;
   return new Promise((resolve, reject) => {
