@@ -25,6 +25,12 @@ const skip = requirement(!netns.ok && netns.why);
 const PSK = 'connect-client-psk-5b2e9a71c4';
 const MB = 1024 * 1024;
 
+/** Prints the body of a GET to argv[1] (run by node inside a namespace); exit 1 on an error or a non-200. */
+const METRICS_SCRAPE = `fetch(process.argv[1]).then(async (r) => {
+  if (r.status !== 200) throw new Error('status ' + r.status);
+  process.stdout.write(await r.text());
+}).catch((e) => { console.error(e.message); process.exit(1); });`;
+
 describe(
   '`ikegate connect` -> `ikegate up` over TCP 4500 and TLS 443 (RFC 9329), TUN to TUN (issue #4)',
   { skip },
@@ -90,8 +96,8 @@ describe(
       net.destroy();
     });
 
-    test('over TCP 4500: IKE SA, virtual IP on the client TUN, ping and 10 MB with SHA-256 (RFC 9329 §3)', async () => {
-      const c = client('tcp');
+    test('over TCP 4500: IKE SA, virtual IP on the client TUN, ping and 10 MB with SHA-256 (RFC 9329 §3); the client counts them at --metrics', async () => {
+      const c = client('tcp', ['--metrics', '127.0.0.1:9102']);
       const est = await c.waitFor('tun-configured', { timeoutMs: 20_000 });
       const vip = String(est.virtualIp);
       assert.match(vip, /^10\.86\.100\.\d+$/);
@@ -102,6 +108,30 @@ describe(
       const r = await transfer(net.client, vip, net.hostAddr, 5002, 10 * MB);
       assert.equal(r.error, undefined, JSON.stringify(r));
       assert.equal(r.reply.sha256, r.sha256);
+      // The client's own counters, scraped inside its namespace: the 10 MB went out as ESP, read
+      // from its TUN; the TUN's and the UDP socket's drop series exist (0 or more).
+      const scrape = spawnSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          net.client,
+          process.execPath,
+          '-e',
+          METRICS_SCRAPE,
+          'http://127.0.0.1:9102/metrics',
+        ],
+        { encoding: 'utf8', timeout: 15_000 },
+      );
+      assert.equal(scrape.status, 0, scrape.stderr);
+      const count = (re: RegExp) => Number(re.exec(scrape.stdout)?.[1] ?? NaN);
+      assert.ok(
+        count(/^ikegate_esp_packets_total\{direction="out"\} (\d+)$/m) >= (10 * MB) / 1500,
+        scrape.stdout,
+      );
+      assert.ok(count(/^ikegate_esp_inner_bytes_total\{direction="out"\} (\d+)$/m) >= 10 * MB, scrape.stdout);
+      assert.ok(count(/^ikegate_drops_total\{layer="tun",reason="read_ring_full"\} (\d+)$/m) >= 0);
+      assert.ok(count(/^ikegate_tun_coalesced_segments_total\{result="merged"\} (\d+)$/m) >= 0);
     });
 
     test('a cut TCP stream is reopened by the client, which continues on the same IKE SA (RFC 9329 §6)', async (t) => {
