@@ -127,9 +127,9 @@ const RX_BATCH = 256;
  *
  * Failed writes go to the ring's error word (the main thread's txErrors reads it), one per packet
  * lost: a merged record (gro.ts, its virtio_net_hdr has a gso_type) counts its segments. The first
- * failure after a quiet second is also posted, for lastTxError. Issue #14: the previous design posted
- * one
- * message per event-loop turn, and at 1-2 packets per turn that message was 12-15% of the gateway.
+ * failure after a quiet second is also posted, for lastTxError. Issue #14: the previous design
+ * posted one message per event-loop turn, and at 1-2 packets per turn that message was 12-15% of
+ * the gateway.
  */
 const WRITER_THREAD = `
 const { writeSync } = require('node:fs');

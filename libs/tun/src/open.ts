@@ -5,9 +5,9 @@
  * itself through a tiny python3 program (TUN_OPENER_PY) that opens /dev/net/tun once per name, issues
  * TUNSETIFF (IFF_TUN | IFF_NO_PI, and IFF_VNET_HDR where the kernel has it: see gro.ts), marks the
  * descriptors inheritable, records them in IKEGATE_TUN_FDS (and in IKEGATE_TUN_VNET_HDR_DEVICES
- * those with the header) and execs the original node command line. The re-executed node finds the variable set and gets the
- * descriptor map; the original process stays as a thin parent that forwards signals and exits with the
- * child's code.
+ * those with the header) and execs the original node command line. The re-executed node finds the
+ * variable set and gets the descriptor map; the original process stays as a thin parent that
+ * forwards signals and exits with the child's code.
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';

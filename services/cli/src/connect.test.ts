@@ -158,7 +158,7 @@ describe(
       }
     });
 
-    test("--metrics: the client serves its counters (IKE_SA_INIT retransmissions, its UDP socket's kernel drops); SIGTERM closes the listener", async () => {
+    test("--metrics: the client serves its counters (IKE_SA_INIT retransmissions, its UDP socket's drop series); SIGTERM closes the listener", async () => {
       const c = connect([
         '--no-tun',
         '--transport',

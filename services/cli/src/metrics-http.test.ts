@@ -114,7 +114,7 @@ describe('metrics listener (ikegate connect --metrics)', () => {
     }
   });
 
-  test('an address in use: a MetricsListenError naming the address and EADDRINUSE, no listener left', async () => {
+  test('an address in use: a MetricsListenError naming the address and EADDRINUSE', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, HOST, () => resolve()));
     const port = (taken.address() as { port: number }).port;
