@@ -28,6 +28,7 @@ import {
   type MemoryStreamPeer,
 } from '@ikegate/transport/testing';
 import { Edge, type EdgeSettings, UDP_PATHS_MAX } from './edge.js';
+import { NodeUdpBind } from '@ikegate/transport';
 
 const layout = { shardBits: DEFAULT_SHARD_BITS };
 const HASH_KEY = new Uint8Array(32).fill(7);
@@ -612,9 +613,28 @@ test('edge: a real UDP port asks for listen.udp.receiveBufferBytes; a size the k
   assert.equal(capped['granted'], 2 * rmemMax);
   // A small buffer that a burst overflows while the event loop is busy sending it.
   lines.length = 0;
-  const { ports } = await start(4096);
+  const { edge, ports } = await start(4096);
   assert.ok(lines.some((l) => l.includes('"msg":"udp-receive-buffer"') && l.includes('"requested":4096')));
   assert.ok(!lines.some((l) => l.includes('udp-receive-buffer-capped')), 'a small size is granted');
+  // The log line says how datagrams are read; the batched path's refused sends are a drop reason.
+  const info = JSON.parse(lines.find((l) => l.includes('"msg":"udp-receive-buffer"'))!) as Record<
+    string,
+    string
+  >;
+  const path = new NodeUdpBind('127.0.0.1', 0).receivePath;
+  assert.equal(info['receivePath'], path);
+  if (process.env['CI'] === 'true') assert.equal(path, 'batched', 'CI builds the native UDP addon');
+  if (path === 'batched')
+    assert.equal(await count(metrics.drops, { layer: 'udp', reason: 'send_failed' }), 0);
+  else assert.match(info['dgramBecause'] ?? '', /./);
+  // The batched path's send is done with an ESP packet when it returns: the data plane reuses its buffer.
+  const udpPath = {
+    connection: 'udp',
+    transport: 'udp' as const,
+    local: { address: '127.0.0.1', port: ports.natT! },
+    remote: { address: '127.0.0.1', port: 9 },
+  };
+  assert.equal(edge.espCopied(udpPath), path === 'batched');
   assert.equal(await drops(), 0);
   const s = createSocket('udp4');
   await new Promise<void>((resolve) => s.connect(ports.natT!, '127.0.0.1', () => resolve()));

@@ -274,6 +274,10 @@ export class Edge implements EdgeLink {
       port: local.port,
       requested: stats.requestedReceiveBuffer,
       granted: stats.receiveBuffer,
+      receivePath: stats.receivePath,
+      ...(bind instanceof NodeUdpBind && bind.dgramBecause !== undefined
+        ? { dgramBecause: bind.dgramBecause }
+        : {}),
     };
     // Linux reports twice the size it set (its own bookkeeping included).
     const expected = stats.requestedReceiveBuffer * (process.platform === 'linux' ? 2 : 1);
@@ -284,6 +288,9 @@ export class Edge implements EdgeLink {
       );
     else this.#log.info(fields, 'udp-receive-buffer');
     this.#metrics.follow(this.#metrics.drops, ['udp', 'receive_buffer_full'], () => bind.stats?.()?.drops);
+    // The batched path drops a datagram the kernel will not take now (dgram would queue it).
+    if (stats.sendErrors !== undefined)
+      this.#metrics.follow(this.#metrics.drops, ['udp', 'send_failed'], () => bind.stats?.()?.sendErrors);
   }
 
   #udpPath(local: Endpoint, address: string, port: number): PeerPath {
@@ -492,7 +499,9 @@ export class Edge implements EdgeLink {
         natT || frame.kind === 'esp' ? this.#binds.natT : this.#binds.ike;
       if (!bind) return 'no-connection';
       const bytes = frame.kind === 'ike' && natT ? encodeNonEspMarker(frame.bytes) : frame.bytes;
-      bind.send(bytes, path.remote.address, path.remote.port);
+      if (frame.kind === 'esp' && bind.sendCoalesced)
+        bind.sendCoalesced(bytes, path.remote.address, path.remote.port);
+      else bind.send(bytes, path.remote.address, path.remote.port);
       this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'out').inc(bytes.length);
       return 'sent';
     }
@@ -520,9 +529,12 @@ export class Edge implements EdgeLink {
     }
   }
 
-  /** Stream paths: IketcpStream.sendEsp copies the packet before it returns. */
+  /**
+   * Stream paths: IketcpStream.sendEsp copies the packet before it returns. UDP: when the NAT-T
+   * bind's send has handed it to the kernel by then (the batched path).
+   */
   espCopied(path: PeerPath): boolean {
-    return path.transport !== 'udp';
+    return path.transport !== 'udp' || this.#binds.natT?.sendsCopy === true;
   }
 
   espCongested(path: PeerPath, espLength: number): boolean {

@@ -35,6 +35,13 @@ export interface DatagramBind {
    * until the datagram is sent: do not modify it afterwards. Before open() or after close(), a no-op.
    */
   send(datagram: Uint8Array, address: string, port: number): void;
+  /**
+   * As send(), but a bind may hold the datagram (a copy) until the current run of JavaScript ends,
+   * to send several to one destination at once (NodeUdpBind: UDP GSO). For ESP; IKE uses send().
+   */
+  sendCoalesced?(datagram: Uint8Array, address: string, port: number): void;
+  /** True when send() is done with `datagram` once it returns (the caller may reuse it then). */
+  readonly sendsCopy?: boolean;
   /** Stops receiving and releases the port. Idempotent. */
   close(): Promise<void>;
 }

@@ -18,6 +18,12 @@ import type {
   StreamTransport,
 } from './binds.js';
 import { LocalUsageError } from './errors.js';
+import {
+  type NativeUdpAddon,
+  type NativeUdpHandle,
+  nativeUdpFor,
+  type UdpReceivePath,
+} from './native-udp.js';
 import { DEFAULT_UDP_RECEIVE_BUFFER, type UdpSocketStats, udpSocketDrops } from './udp-socket-stats.js';
 
 /**
@@ -36,31 +42,68 @@ export function numericLookup(
   else dnsLookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
 }
 
+/** What one coalesced (UDP_SEGMENT) send may carry: the kernel's limit is 64 segments, 64 KiB. */
+const COALESCE_MAX_DATAGRAMS = 64;
+const COALESCE_MAX_BYTES = 60 * 1024;
+/**
+ * errno of a UDP_SEGMENT send that the kernel or the device will never do (udp(7)): EIO (no
+ * checksum offload), ENOPROTOOPT, EOPNOTSUPP (no UDP_SEGMENT: the addon asked the kernel).
+ */
+const GSO_UNSUPPORTED = new Set([5, 92, 95]);
+
 /**
  * One UDP socket bound to `address`:`port` (port 0: an ephemeral port), with a receive buffer of
  * `receiveBuffer` octets asked for (0: the kernel's default; Linux caps it at net.core.rmem_max).
+ *
+ * Two receive paths, one behaviour (issue #14): `batched`, the native addon (./native-udp.ts:
+ * reads until the socket is empty in one callback, UDP GRO, coalesced datagrams cut apart here),
+ * and `dgram`, node's, one callback per datagram. `receivePath` (default `IKEGATE_UDP_RECEIVE`,
+ * else `auto`: batched when the addon loads) chooses; `stats().receivePath` says which one runs.
  */
 export class NodeUdpBind implements DatagramBind {
   #socket: UdpSocket | undefined;
+  #native: { addon: NativeUdpAddon; handle: NativeUdpHandle | undefined } | undefined;
   #local: Endpoint | undefined;
   #closed = false;
+  /** Why dgram, when it is dgram. */
+  readonly dgramBecause: string | undefined;
 
   constructor(
     readonly address: string,
     readonly port: number,
     readonly receiveBuffer: number = DEFAULT_UDP_RECEIVE_BUFFER,
+    receivePath?: 'auto' | UdpReceivePath,
   ) {
     if (!Number.isSafeInteger(receiveBuffer) || receiveBuffer < 0 || receiveBuffer > 2 ** 31 - 1)
       throw new LocalUsageError(
         'IKEGATE_ERR_TRANSPORT_USAGE',
         `bad UDP receive buffer size ${receiveBuffer}`,
       );
+    let native: ReturnType<typeof nativeUdpFor>;
+    try {
+      native = nativeUdpFor(receivePath);
+    } catch (e) {
+      throw new LocalUsageError('IKEGATE_ERR_TRANSPORT_USAGE', (e as Error).message);
+    }
+    if ('addon' in native) this.#native = { addon: native.addon, handle: undefined };
+    else this.dgramBecause = native.why;
+  }
+
+  /** True when send() has handed the datagram to the kernel by the time it returns (batched). */
+  get sendsCopy(): boolean {
+    return this.#native !== undefined;
+  }
+
+  /** `batched` (the native addon) or `dgram`. */
+  get receivePath(): UdpReceivePath {
+    return this.#native ? 'batched' : 'dgram';
   }
 
   open(receive: DatagramReceiver): Promise<Endpoint> {
-    if (this.#socket || this.#closed) {
+    if (this.#socket || this.#native?.handle || this.#closed) {
       return Promise.reject(new LocalUsageError('IKEGATE_ERR_TRANSPORT_USAGE', 'open() called twice'));
     }
+    if (this.#native) return this.#openNative(this.#native, receive);
     const socket = createSocket({
       type: this.address.includes(':') ? 'udp6' : 'udp4',
       reuseAddr: false,
@@ -83,8 +126,55 @@ export class NodeUdpBind implements DatagramBind {
     });
   }
 
+  #openNative(
+    native: { addon: NativeUdpAddon; handle: NativeUdpHandle | undefined },
+    receive: DatagramReceiver,
+  ): Promise<Endpoint> {
+    let handle: NativeUdpHandle;
+    try {
+      handle = native.addon.open(
+        this.address,
+        this.port,
+        this.receiveBuffer,
+        (data, segment, address, port) => {
+          const n = data.byteLength;
+          if (segment === 0) {
+            receive(new Uint8Array(data.buffer, data.byteOffset, n), address, port);
+            return;
+          }
+          // GRO: datagrams of `segment` octets back to back, the last one possibly shorter.
+          for (let at = 0; at < n && !this.#closed; at += segment)
+            receive(
+              new Uint8Array(data.buffer, data.byteOffset + at, Math.min(segment, n - at)),
+              address,
+              port,
+            );
+        },
+      );
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+    native.handle = handle;
+    this.#coalesced.gso = native.addon.features(handle).gso;
+    this.#local = { address: this.address, port: native.addon.localPort(handle) };
+    return Promise.resolve(this.#local);
+  }
+
   /** The socket's receive buffer and the kernel's drops at it; undefined unless open. */
   stats(): UdpSocketStats | undefined {
+    const native = this.#native;
+    if (native) {
+      const local = this.#local;
+      if (!native.handle || !local || this.#closed) return undefined;
+      const [sendErrors] = native.addon.counters(native.handle);
+      return {
+        requestedReceiveBuffer: this.receiveBuffer,
+        receiveBuffer: native.addon.receiveBuffer(native.handle),
+        drops: udpSocketDrops(local.address, local.port),
+        receivePath: 'batched',
+        sendErrors,
+      };
+    }
     const socket = this.#socket;
     const local = this.#local;
     if (!socket || !local || this.#closed) return undefined;
@@ -98,16 +188,129 @@ export class NodeUdpBind implements DatagramBind {
       requestedReceiveBuffer: this.receiveBuffer,
       receiveBuffer,
       drops: udpSocketDrops(local.address, local.port),
+      receivePath: 'dgram',
+      sendErrors: undefined,
     };
   }
 
-  /** Sent within the call for a numeric `address`; dgram keeps `datagram` until the send completes. */
+  /**
+   * Sent within the call for a numeric `address` (dgram keeps `datagram` until the send completes);
+   * a name is looked up first. The batched path drops a datagram the kernel refuses and counts it
+   * (`stats().sendErrors`); dgram queues it.
+   */
   send(datagram: Uint8Array, address: string, port: number): void {
     if (this.#closed) return;
-    this.#socket?.send(datagram, port, address);
+    const native = this.#native;
+    if (!native) {
+      this.#socket?.send(datagram, port, address);
+      return;
+    }
+    const handle = native.handle;
+    if (!handle) return;
+    if (this.#coalesced.count > 0) this.#flush(); // in order: what was queued goes first
+    if (isIP(address) !== 0) {
+      native.addon.send(handle, datagram, address, port, 0);
+      return;
+    }
+    const family = this.address.includes(':') ? 0 : 4;
+    const copy = datagram.slice(); // the caller may reuse `datagram` once send returns (sendsCopy)
+    dnsLookup(address, { family }, (err, resolved) => {
+      if (!err && !this.#closed) native.addon.send(handle, copy, resolved, port, 0);
+    });
+  }
+
+  /**
+   * As send(), but on the batched path datagrams to one destination in one run of JavaScript go out
+   * as one UDP_SEGMENT (GSO) send when they are of one size (the last may be shorter): the kernel
+   * cuts them apart again, on the wire or at the NIC (issue #14: ESP from a TUN batch). Queued
+   * datagrams leave when the run ends (a microtask), before any send(), when another destination
+   * or a larger one comes, or at 64 datagrams or 60 KiB. Copied when queued (sendsCopy holds).
+   */
+  sendCoalesced(datagram: Uint8Array, address: string, port: number): void {
+    const c = this.#coalesced;
+    if (
+      this.#closed ||
+      !this.#native?.handle ||
+      !c.gso ||
+      isIP(address) === 0 ||
+      datagram.length === 0 ||
+      datagram.length > COALESCE_MAX_BYTES
+    )
+      return this.send(datagram, address, port);
+    if (
+      c.count > 0 &&
+      (port !== c.port ||
+        address !== c.address ||
+        datagram.length > c.segment ||
+        c.length + datagram.length > COALESCE_MAX_BYTES)
+    )
+      this.#flush();
+    if (c.count === 0) {
+      if (c.buffer.length === 0) c.buffer = Buffer.allocUnsafe(COALESCE_MAX_BYTES);
+      c.address = address;
+      c.port = port;
+      c.segment = datagram.length;
+    }
+    c.buffer.set(datagram, c.length);
+    c.length += datagram.length;
+    c.count++;
+    // A shorter datagram ends a GSO send (only the last segment may be short).
+    if (datagram.length < c.segment || c.count >= COALESCE_MAX_DATAGRAMS) this.#flush();
+    else if (!c.scheduled) {
+      c.scheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  readonly #coalesced = {
+    buffer: Buffer.allocUnsafe(0),
+    length: 0,
+    count: 0,
+    segment: 0,
+    address: '',
+    port: 0,
+    scheduled: false,
+    /** False once the kernel refused a UDP_SEGMENT send: datagrams go one by one from then on. */
+    gso: true,
+  };
+  readonly #flushTask = (): void => {
+    this.#coalesced.scheduled = false;
+    this.#flush();
+  };
+
+  #flush(): void {
+    const c = this.#coalesced;
+    const count = c.count;
+    if (count === 0) return;
+    c.count = 0;
+    const length = c.length;
+    c.length = 0;
+    const native = this.#native;
+    if (this.#closed || !native?.handle) return;
+    const data = c.buffer.subarray(0, length);
+    const rc = native.addon.send(native.handle, data, c.address, c.port, count > 1 ? c.segment : 0);
+    if (rc === 0 || count === 1) return;
+    // Refused as a whole (EAGAIN, a segment over the path's MTU: EINVAL, ...): one by one, each
+    // counted if refused; and a kernel or device without UDP GSO gets no more coalesced sends.
+    if (GSO_UNSUPPORTED.has(-rc)) c.gso = false;
+    for (let at = 0; at < length; at += c.segment)
+      native.addon.send(
+        native.handle,
+        data.subarray(at, Math.min(at + c.segment, length)),
+        c.address,
+        c.port,
+        0,
+      );
   }
 
   close(): Promise<void> {
+    const native = this.#native;
+    if (native) {
+      if (!this.#closed) this.#flush();
+      this.#closed = true;
+      if (native.handle) native.addon.close(native.handle);
+      return Promise.resolve();
+    }
     const socket = this.#socket;
     if (this.#closed || !socket) {
       this.#closed = true;

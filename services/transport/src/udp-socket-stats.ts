@@ -18,6 +18,10 @@ export interface UdpSocketStats {
   readonly receiveBuffer: number;
   /** Datagrams the kernel dropped at this socket since it was opened; undefined when unreadable. */
   readonly drops: number | undefined;
+  /** How datagrams reach JavaScript: `batched` (the native addon, UDP GRO) or node's `dgram`. */
+  readonly receivePath: 'batched' | 'dgram';
+  /** Datagrams the kernel refused to send (EAGAIN, ENOBUFS...), dropped; undefined on dgram (it queues). */
+  readonly sendErrors: number | undefined;
 }
 
 /**
