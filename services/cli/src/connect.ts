@@ -16,9 +16,8 @@
  * With a TUN device (default; needs root) the virtual IP from the server (CFG_REPLY) goes on it
  * and the server's traffic selectors are routed through it.
  */
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { appendFileSync, readFileSync } from 'node:fs';
-import { isIP, isIPv4, type Socket } from 'node:net';
+import { isIP, isIPv4, type Socket, SocketAddress } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import type { EdgeLink, OutboundFrame, PeerPath, SendResult } from '@ikegate/cluster';
 import { DEFAULT_SHARD_BITS } from '@ikegate/cluster';
@@ -27,13 +26,7 @@ import { defaultProvider } from '@ikegate/crypto';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import type { TrafficSelector } from '@ikegate/ikev2';
 import { createLogger, type Logger, Metrics } from '@ikegate/telemetry';
-import {
-  DEFAULT_UDP_RECEIVE_BUFFER,
-  dialStream,
-  IketcpStream,
-  numericLookup,
-  udpSocketDrops,
-} from '@ikegate/transport';
+import { DEFAULT_UDP_RECEIVE_BUFFER, dialStream, IketcpStream, NodeUdpBind } from '@ikegate/transport';
 import { addRoute, reexecWithTun, TunDevice } from '@ikegate/tun';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -99,13 +92,16 @@ const ALTERNATE_DIAL_TIMEOUT_MS = 2_000;
  * IketcpStream, originator) on TCP or TLS. close() also gives up a dial in progress.
  */
 class Connector implements EdgeLink {
-  #udp: UdpSocket | undefined;
   /**
-   * The UDP socket is connected to the server's NAT-T port once IKE_SA_INIT is behind us: every
-   * later frame (IKE behind the marker, ESP) goes there, and a connected socket's send skips
-   * dgram's per-datagram destination lookup (issue #14). Undone before an IKE_SA_INIT to port 500.
+   * The UDP socket (NodeUdpBind: the native batched path where built, else dgram), bound to the
+   * wildcard. Not connected: a datagram from any address but the server's is dropped and counted
+   * (`foreignDatagrams`), as a socket connected to the server would have had the kernel do.
    */
-  #udpConnected = false;
+  #udp: NodeUdpBind | undefined;
+  /** The server's address as the kernel writes it (SocketAddress normalises IPv6), when numeric. */
+  readonly #serverAddress: string | undefined;
+  /** Datagrams from an address other than the server's, dropped (a numeric server only). */
+  foreignDatagrams = 0;
   #stream: IketcpStream | undefined;
   #path: PeerPath | undefined;
   #generation = 0;
@@ -121,7 +117,13 @@ class Connector implements EdgeLink {
     private readonly server: string,
     private readonly log: Logger,
     private readonly deliver: (kind: 'ike' | 'esp', bytes: Uint8Array, path: PeerPath) => void,
-  ) {}
+  ) {
+    const family = isIP(server);
+    this.#serverAddress =
+      family === 0
+        ? undefined
+        : new SocketAddress({ address: server, family: family === 4 ? 'ipv4' : 'ipv6' }).address;
+  }
 
   get path(): PeerPath | undefined {
     return this.#path;
@@ -131,29 +133,35 @@ class Connector implements EdgeLink {
     this.close();
     const gen = ++this.#generation;
     if (transport === 'udp') {
-      const s = createSocket({
-        type: isIPv4(this.server) ? 'udp4' : 'udp6',
-        lookup: numericLookup,
-        // A pause of the event loop must not overflow the kernel's default ~75 datagrams (issue #14).
-        recvBufferSize: DEFAULT_UDP_RECEIVE_BUFFER,
-      });
-      await new Promise<void>((r) => s.bind(0, r));
-      this.#udp = s;
-      this.#udpConnected = false;
-      const path: PeerPath = {
-        connection: `udp:${s.address().port}`,
-        transport: 'udp',
-        local: { address: s.address().address, port: s.address().port },
-        remote: { address: this.server, port: this.o.ports.natT },
-      };
-      s.on('message', (m, rinfo) => {
-        const bytes = new Uint8Array(m.buffer, m.byteOffset, m.byteLength);
-        if (rinfo.port === this.o.ports.ike) return this.deliver('ike', bytes, path);
+      // A pause of the event loop must not overflow the kernel's default ~75 datagrams (issue #14).
+      const udp = new NodeUdpBind(isIPv4(this.server) ? '0.0.0.0' : '::', 0, DEFAULT_UDP_RECEIVE_BUFFER);
+      // Set once the bind has its port; nothing is delivered before (nothing was sent yet either).
+      const opened: { path?: PeerPath } = {};
+      const local = await udp.open((bytes, address, port) => {
+        const path = opened.path;
+        if (path === undefined) return;
+        if (this.#serverAddress !== undefined && address !== this.#serverAddress) {
+          this.foreignDatagrams++;
+          return;
+        }
+        // A fresh buffer per read, never reused by the bind: the Worker may keep what it is given.
+        if (port === this.o.ports.ike) return this.deliver('ike', bytes, path);
         const c = classifyUdpPayload(bytes);
         if (c.kind === 'ike') this.deliver('ike', c.message, path);
         else if (c.kind === 'esp') this.deliver('esp', c.packet, path);
       });
-      s.on('error', (e) => this.log.warn({ err: e.message }, 'udp-error'));
+      if (gen !== this.#generation) {
+        await udp.close(); // closed (or reopened) while this one was binding
+        throw new Error('connector closed');
+      }
+      this.#udp = udp;
+      const path: PeerPath = {
+        connection: `udp:${local.port}`,
+        transport: 'udp',
+        local,
+        remote: { address: this.server, port: this.o.ports.natT },
+      };
+      opened.path = path;
       this.#path = path;
       return path;
     }
@@ -243,20 +251,11 @@ class Connector implements EdgeLink {
     if (udp) {
       // IKE_SA_INIT on 500; everything after on 4500 (IKE behind the non-ESP marker).
       if (frame.kind === 'ike' && frame.bytes[18] === EXCHANGE_IKE_SA_INIT) {
-        if (this.#udpConnected) udp.disconnect();
-        this.#udpConnected = false;
-        udp.send(frame.bytes, this.o.ports.ike, this.server);
+        udp.send(frame.bytes, this.server, this.o.ports.ike);
         return 'sent';
       }
-      const bytes = frame.kind === 'ike' ? encodeNonEspMarker(frame.bytes) : frame.bytes;
-      // `server` is numeric and the socket's lookup answers numeric addresses at once, so the
-      // connect completes within the call (checked: a socket still connecting would lose sends).
-      if (!this.#udpConnected && isIP(this.server) !== 0) {
-        udp.connect(this.o.ports.natT, this.server);
-        this.#udpConnected = udpIsConnected(udp);
-      }
-      if (this.#udpConnected) udp.send(bytes);
-      else udp.send(bytes, this.o.ports.natT, this.server);
+      if (frame.kind === 'esp') udp.sendCoalesced(frame.bytes, this.server, this.o.ports.natT);
+      else udp.send(encodeNonEspMarker(frame.bytes), this.server, this.o.ports.natT);
       return 'sent';
     }
     const s = this.#stream;
@@ -271,9 +270,12 @@ class Connector implements EdgeLink {
     return r === 'closed' ? 'no-connection' : r;
   }
 
-  /** Over a stream (IketcpStream.sendEsp copies the packet); not over UDP (dgram keeps it until sent). */
+  /**
+   * Over a stream (IketcpStream.sendEsp copies the packet), and over the batched UDP path (the
+   * kernel has the datagram when send returns); not over dgram, which keeps it until sent.
+   */
   espCopied(): boolean {
-    return this.#udp === undefined && this.#stream !== undefined;
+    return this.#udp !== undefined ? this.#udp.sendsCopy : this.#stream !== undefined;
   }
 
   espCongested(_path: PeerPath, espLength: number): boolean {
@@ -290,7 +292,7 @@ class Connector implements EdgeLink {
    */
   udpDrops(): number | undefined {
     if (!this.#udp) return this.#udpDropsClosed;
-    const now = udpDropsOf(this.#udp);
+    const now = this.#udp.stats()?.drops;
     return now === undefined ? undefined : this.#udpDropsClosed + now;
   }
 
@@ -299,36 +301,12 @@ class Connector implements EdgeLink {
     this.#generation++;
     this.#dialing?.abort();
     this.#dialing = undefined;
-    if (this.#udp) this.#udpDropsClosed += udpDropsOf(this.#udp) ?? 0;
-    this.#udp?.close();
+    if (this.#udp) this.#udpDropsClosed += this.#udp.stats()?.drops ?? 0;
+    void this.#udp?.close();
     this.#udp = undefined;
     const stream = this.#stream;
     this.#stream = undefined;
     stream?.close('client_closed');
-  }
-}
-
-/**
- * The kernel's drop count at `udp` (proc_net(5)), found by its local address as the kernel has it
- * now: a socket bound to the wildcard gets a source address when it connects. Undefined when the
- * socket is closed or its row cannot be read.
- */
-export function udpDropsOf(udp: UdpSocket): number | undefined {
-  try {
-    const a = udp.address();
-    return udpSocketDrops(a.address, a.port);
-  } catch {
-    return undefined; // closed under us
-  }
-}
-
-/** Whether `udp` is connected now (dgram's remoteAddress() throws otherwise). */
-function udpIsConnected(udp: UdpSocket): boolean {
-  try {
-    udp.remoteAddress();
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -499,6 +477,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
 
   // The kernel's drops at our UDP socket, as `ikegate up` counts them at its own.
   metrics.follow(metrics.drops, ['udp', 'receive_buffer_full'], () => connector.udpDrops());
+  metrics.follow(metrics.drops, ['udp', 'foreign_source'], () => connector.foreignDatagrams);
   if (device) {
     const d = device;
     followTunCounters(metrics, d);
