@@ -7,6 +7,8 @@
 #   python3   opens /dev/net/tun for node (libs/tun: node has no ioctl)
 #   libjemalloc2  optional: the allocator a process re-executed for its TUN device preloads
 #                 (services/cli allocator.ts); without it, and not root, ikegate runs on glibc's
+#   gcc, libc6-dev  optional: npm ci's postinstall builds the native UDP addon with them
+#                 (scripts/build-native.mjs); without them ikegate reads UDP through node's dgram
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,13 @@ if ! compgen -G '/usr/lib/*-linux-gnu/libjemalloc.so.2' >/dev/null && [ ! -e /us
     pkgs+=(libjemalloc2)
   else
     echo "optional package libjemalloc2 is not installed (not root): ikegate runs on glibc's malloc" >&2
+  fi
+fi
+if ! command -v cc >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    pkgs+=(gcc libc6-dev)
+  else
+    echo "optional: no C compiler (not root): ikegate reads UDP through node's dgram" >&2
   fi
 fi
 if [ "${#pkgs[@]}" -gt 0 ]; then

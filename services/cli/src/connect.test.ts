@@ -157,7 +157,7 @@ describe(
       }
     });
 
-    test("--metrics: the client serves its counters (IKE_SA_INIT retransmissions, its UDP socket's drop series, a datagram from another address than the server's dropped as foreign_source); SIGTERM closes the listener", async (t) => {
+    test("--metrics: the client serves its counters (IKE_SA_INIT retransmissions, its UDP socket's drop series, a datagram from another address, or from the server's address but another port than its IKE and NAT-T ports, dropped as foreign_source; the send_failed series); SIGTERM closes the listener", async (t) => {
       // A server that reads the IKE_SA_INIT (so the test learns the client's port) and never answers.
       const server = createSocket('udp4');
       const clientPorts: number[] = [];
@@ -165,9 +165,12 @@ describe(
       await new Promise<void>((resolve) => server.bind(0, HOST, () => resolve()));
       const stranger = createSocket('udp4');
       await new Promise<void>((resolve) => stranger.bind(0, '127.0.0.2', () => resolve()));
+      const otherPort = createSocket('udp4');
+      await new Promise<void>((resolve) => otherPort.bind(0, HOST, () => resolve()));
       t.after(() => {
         server.close();
         stranger.close();
+        otherPort.close();
       });
       const c = connect([
         '--no-tun',
@@ -199,9 +202,11 @@ describe(
       assert.ok(sent(text) >= 2, text);
       assert.match(text, /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 0$/m);
       assert.match(text, /^ikegate_drops_total\{layer="udp",reason="foreign_source"\} 0$/m);
+      assert.match(text, /^ikegate_drops_total\{layer="udp",reason="send_failed"\} 0$/m);
       assert.ok(clientPorts.length >= 2);
       stranger.send(new Uint8Array(40), clientPorts[0]!, HOST);
-      const foreign = /^ikegate_drops_total\{layer="udp",reason="foreign_source"\} 1$/m;
+      otherPort.send(new Uint8Array(40), clientPorts[0]!, HOST);
+      const foreign = /^ikegate_drops_total\{layer="udp",reason="foreign_source"\} 2$/m;
       for (let i = 0; i < 100 && !foreign.test(text); i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         text = await scrape();

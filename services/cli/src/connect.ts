@@ -94,13 +94,14 @@ const ALTERNATE_DIAL_TIMEOUT_MS = 2_000;
 class Connector implements EdgeLink {
   /**
    * The UDP socket (NodeUdpBind: the native batched path where built, else dgram), bound to the
-   * wildcard. Not connected: a datagram from any address but the server's is dropped and counted
-   * (`foreignDatagrams`), as a socket connected to the server would have had the kernel do.
+   * wildcard. Not connected: a datagram from anywhere but the server's IKE and NAT-T ports is
+   * dropped and counted (`foreignDatagrams`), as a socket connected to the server would have had
+   * the kernel do.
    */
   #udp: NodeUdpBind | undefined;
   /** The server's address as the kernel writes it (SocketAddress normalises IPv6), when numeric. */
   readonly #serverAddress: string | undefined;
-  /** Datagrams from an address other than the server's, dropped (a numeric server only). */
+  /** Datagrams from anywhere but the server's IKE and NAT-T ports, dropped (a numeric server only). */
   foreignDatagrams = 0;
   #stream: IketcpStream | undefined;
   #path: PeerPath | undefined;
@@ -140,7 +141,10 @@ class Connector implements EdgeLink {
       const local = await udp.open((bytes, address, port) => {
         const path = opened.path;
         if (path === undefined) return;
-        if (this.#serverAddress !== undefined && address !== this.#serverAddress) {
+        if (
+          this.#serverAddress !== undefined &&
+          (address !== this.#serverAddress || (port !== this.o.ports.ike && port !== this.o.ports.natT))
+        ) {
           this.foreignDatagrams++;
           return;
         }
@@ -290,6 +294,12 @@ class Connector implements EdgeLink {
    * closed, then the current one's. Never goes back, so a reconnect's fresh socket does not hide
    * the old one's count. Undefined while the current socket's row cannot be read.
    */
+  /** Datagrams the batched path refused to send, over every UDP socket this connector has had. */
+  #udpSendErrorsClosed = 0;
+  udpSendErrors(): number {
+    return this.#udpSendErrorsClosed + (this.#udp?.stats()?.sendErrors ?? 0);
+  }
+
   udpDrops(): number | undefined {
     if (!this.#udp) return this.#udpDropsClosed;
     const now = this.#udp.stats()?.drops;
@@ -301,7 +311,8 @@ class Connector implements EdgeLink {
     this.#generation++;
     this.#dialing?.abort();
     this.#dialing = undefined;
-    if (this.#udp) this.#udpDropsClosed += this.#udp.stats()?.drops ?? 0;
+    this.#udpDropsClosed += this.#udp?.stats()?.drops ?? 0;
+    this.#udpSendErrorsClosed += this.#udp?.stats()?.sendErrors ?? 0;
     void this.#udp?.close();
     this.#udp = undefined;
     const stream = this.#stream;
@@ -478,6 +489,7 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
   // The kernel's drops at our UDP socket, as `ikegate up` counts them at its own.
   metrics.follow(metrics.drops, ['udp', 'receive_buffer_full'], () => connector.udpDrops());
   metrics.follow(metrics.drops, ['udp', 'foreign_source'], () => connector.foreignDatagrams);
+  metrics.follow(metrics.drops, ['udp', 'send_failed'], () => connector.udpSendErrors());
   if (device) {
     const d = device;
     followTunCounters(metrics, d);

@@ -18,6 +18,7 @@ import { MetricsListenError, parseListen } from './metrics-http.js';
 import { CTL_USAGE, ctlMain } from './ctl.js';
 import { DRILL_USAGE, drillMain } from './drill/main.js';
 import { RoleUsageError, runControl, runEdge, runWorker } from './roles.js';
+import { nativeUdpFor } from '@ikegate/transport';
 import { up } from './up.js';
 
 interface CommandHelp {
@@ -412,6 +413,14 @@ function connectOptions(argv: string[]): Parameters<typeof connect>[0] {
   const transport = v.transport as ConnectTransport;
   if (!['auto', 'udp', 'tcp', 'tls'].includes(transport))
     throw new UsageError(`connect: --transport must be auto, udp, tcp or tls, got ${v.transport}`);
+  if (transport === 'auto' || transport === 'udp') {
+    // Checked here: inside connect() a bad value would fail every (re)connect, retried forever.
+    try {
+      nativeUdpFor();
+    } catch (e) {
+      throw new UsageError(`connect: ${(e as Error).message}`);
+    }
+  }
   const psk = v.psk ?? readFileSync(v['psk-file']!, 'utf8').replace(/[\r\n]+$/, '');
   if (psk.length < 16) throw new UsageError('connect: the PSK must be at least 16 characters');
   return {

@@ -252,7 +252,13 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
   });
   const worker = buildWorker(
     config,
-    { send: (f) => (edgeRef.edge ? edgeRef.edge.send(f) : 'no-connection') },
+    {
+      send: (f) => (edgeRef.edge ? edgeRef.edge.send(f) : 'no-connection'),
+      // Asked per ESP packet: skip sealing for a full stream; reuse the ESP buffer when the edge's
+      // send is done with it on return (streams; UDP on the batched path).
+      espCongested: (p, n) => edgeRef.edge?.espCongested(p, n) ?? false,
+      espCopied: (p) => edgeRef.edge?.espCopied(p) ?? false,
+    },
     workerLog,
     metrics,
     directory,

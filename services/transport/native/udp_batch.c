@@ -29,7 +29,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#define NAPI_VERSION 8
 #include <node_api.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,14 @@ typedef struct {
   int fd;
   int family;
   int closing;
-  int in_callback;
+  /*
+   * The struct is freed when both are done: libuv's close callback (the poll handle's memory is
+   * libuv's until then) and the finalizer of the JavaScript handle (a call on a closed handle reads
+   * `closing` here, never freed memory). A handle collected while open is closed then.
+   */
+  int closed;
+  int finalized;
+  napi_async_cleanup_hook_handle cleanup;
   int gso; /* the kernel knows UDP_SEGMENT (Linux >= 4.18) */
   int gro; /* UDP_GRO is on (Linux >= 5.0) */
   double send_errors;
@@ -76,10 +85,19 @@ typedef struct {
     }                                                                                              \
   } while (0)
 
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char message[160];
-  const char *name = uv_err_name(-err);
-  snprintf(message, sizeof message, "%s %s: %s", what, name, strerror(err));
+/* Throws as node's dgram does: `bind EADDRINUSE 127.0.0.1:500`, with .code, .errno, .syscall. */
+static napi_value throw_errno(napi_env env, int err, const char *what, const char *address, int port) {
+  char message[INET6_ADDRSTRLEN + 160];
+  char unknown[32];
+  const char *name = err == EINVAL ? "EINVAL" : uv_err_name(-err);
+  if (strncmp(name, "Unknown", 7) == 0) { /* uv_err_name allocates for an errno it does not know */
+    snprintf(unknown, sizeof unknown, "E%d", err);
+    name = unknown;
+  }
+  if (address != NULL)
+    snprintf(message, sizeof message, "%s %s %s:%d (%s)", what, name, address, port, strerror(err));
+  else
+    snprintf(message, sizeof message, "%s %s (%s)", what, name, strerror(err));
   napi_value msg, code, error;
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
@@ -90,6 +108,13 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   napi_value syscall;
   napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &syscall);
   napi_set_named_property(env, error, "syscall", syscall);
+  if (address != NULL) {
+    napi_value a, p;
+    napi_create_string_latin1(env, address, NAPI_AUTO_LENGTH, &a);
+    napi_create_int32(env, port, &p);
+    napi_set_named_property(env, error, "address", a);
+    napi_set_named_property(env, error, "port", p);
+  }
   napi_throw(env, error);
   return NULL;
 }
@@ -129,27 +154,65 @@ static int to_sockaddr(const char *address, int port, struct sockaddr_storage *o
 
 static void on_closed(uv_handle_t *handle) {
   Bind *b = handle->data;
-  close(b->fd);
-  free(b);
+  b->closed = 1;
+  /* Also tells node, tearing down a worker's environment, that this socket is gone. */
+  if (b->cleanup != NULL) napi_remove_async_cleanup_hook(b->cleanup);
+  b->cleanup = NULL;
+  if (b->finalized) free(b);
 }
 
+/*
+ * Stops reading, releases the port at once (as dgram's close does: a bind of the same port may
+ * follow in the same turn), and frees what JavaScript held. uv_close stops the poll handle (out of
+ * epoll) synchronously, so the descriptor is closed after it: never while libuv still watches it,
+ * and never a number a newer socket may have been given meanwhile.
+ */
 static void stop(Bind *b) {
   if (b->closing) return;
   b->closing = 1;
-  uv_poll_stop(&b->poll); /* out of epoll before the descriptor is closed, in on_closed */
+  uv_close((uv_handle_t *)&b->poll, on_closed);
+  close(b->fd);
+  b->fd = -1;
   napi_delete_reference(b->env, b->on_message);
   napi_delete_reference(b->env, b->resource);
   napi_async_destroy(b->env, b->async);
-  uv_close((uv_handle_t *)&b->poll, on_closed);
 }
 
-static void cleanup_hook(void *data) { stop((Bind *)data); }
+/* A worker thread's environment going away with the socket open: close it; node waits for on_closed. */
+static void cleanup_hook(napi_async_cleanup_hook_handle handle, void *data) {
+  (void)handle;
+  stop((Bind *)data);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  Bind *b = data;
+  b->finalized = 1;
+  if (!b->closing) {
+    b->env = env;
+    stop(b); /* collected while open: on_closed frees */
+  } else if (b->closed) {
+    free(b);
+  }
+}
+
+static const napi_type_tag BIND_TAG = {0x6b3e1f0a9c2d4e57ULL, 0xa1b2c3d4e5f60718ULL};
 
 static void on_readable(uv_poll_t *poll, int status, int events) {
   (void)events;
   Bind *b = poll->data;
   if (b->closing) return;
-  if (status < 0) return; /* EBADF and the like: the next read says more; nothing to spin on */
+  if (status < 0) {
+    /*
+     * EPOLLERR: libuv has stopped this handle. Take the socket's pending error (SO_ERROR clears
+     * it) and watch again, unless the descriptor itself is bad.
+     */
+    int pending = 0;
+    socklen_t length = sizeof pending;
+    if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &pending, &length) == 0)
+      uv_poll_start(&b->poll, UV_READABLE, on_readable);
+    return;
+  }
   napi_env env = b->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -159,7 +222,6 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
   napi_get_undefined(env, &receiver);
   napi_callback_scope callback_scope;
   napi_open_callback_scope(env, resource, b->async, &callback_scope);
-  b->in_callback = 1;
   int datagrams = 0;
   for (int i = 0; i < READS_PER_TURN && datagrams < DATAGRAMS_PER_TURN && !b->closing; i++) {
     struct sockaddr_storage from;
@@ -220,15 +282,17 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       break;
     }
   }
-  b->in_callback = 0;
   napi_close_callback_scope(env, callback_scope);
   napi_close_handle_scope(env, scope);
-  if (b->closing) napi_remove_env_cleanup_hook(env, cleanup_hook, b);
 }
 
 static Bind *unwrap(napi_env env, napi_value value) {
   Bind *b = NULL;
-  if (napi_get_value_external(env, value, (void **)&b) != napi_ok || b == NULL) {
+  bool ours = false;
+  napi_valuetype kind;
+  if (napi_typeof(env, value, &kind) != napi_ok || kind != napi_external ||
+      napi_check_object_type_tag(env, value, &BIND_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, value, (void **)&b) != napi_ok || b == NULL) {
     napi_throw_type_error(env, "IKEGATE_ERR_NATIVE_UDP", "not a native UDP handle");
     return NULL;
   }
@@ -254,19 +318,26 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage local;
   socklen_t local_length;
-  if (to_sockaddr(address, port, &local, &local_length) != 0) return throw_errno(env, EINVAL, "bind");
+  if (to_sockaddr(address, port, &local, &local_length) != 0)
+    return throw_errno(env, EINVAL, "bind", address, port);
   int fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, errno, "socket");
+  if (fd < 0) return throw_errno(env, errno, "socket", address, port);
+  /*
+   * The send buffer as large as the receive buffer asked for (Linux caps both at its
+   * net.core.{r,w}mem_max): a batch of ESP sent at once must not find it full, as a refused send
+   * is dropped here where dgram would queue it.
+   */
   if (receive_buffer > 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) != 0) {
+      (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer) != 0 ||
+       setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &receive_buffer, sizeof receive_buffer) != 0)) {
     int err = errno;
     close(fd);
-    return throw_errno(env, err, "setsockopt SO_RCVBUF");
+    return throw_errno(env, err, "setsockopt", address, port);
   }
   if (bind(fd, (struct sockaddr *)&local, local_length) != 0) {
     int err = errno;
     close(fd);
-    return throw_errno(env, err, "bind");
+    return throw_errno(env, err, "bind", address, port);
   }
   int on = 1, segment_size = 0;
   socklen_t option_length = sizeof segment_size;
@@ -277,7 +348,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   Bind *b = calloc(1, sizeof *b);
   if (b == NULL) {
     close(fd);
-    return throw_errno(env, ENOMEM, "open");
+    return throw_errno(env, ENOMEM, "open", address, port);
   }
   b->gso = gso;
   b->gro = gro;
@@ -291,16 +362,32 @@ static napi_value Open(napi_env env, napi_callback_info info) {
       napi_create_reference(env, resource, 1, &b->resource) != napi_ok ||
       napi_create_string_utf8(env, "IKEGATE_UDP", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, resource, name, &b->async) != napi_ok ||
-      napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &b->poll, fd) != 0) {
+      napi_get_uv_event_loop(env, &loop) != napi_ok ||
+      napi_create_external(env, b, finalize, NULL, &handle) != napi_ok) {
+    /* Nothing here fails but for lack of memory: what was made is released, the socket closed. */
+    if (b->on_message != NULL) napi_delete_reference(env, b->on_message);
+    if (b->resource != NULL) napi_delete_reference(env, b->resource);
+    if (b->async != NULL) napi_async_destroy(env, b->async);
     close(fd);
     free(b);
-    napi_throw_error(env, "IKEGATE_ERR_NATIVE_UDP", "could not set up the UDP poll handle");
+    napi_throw_error(env, "IKEGATE_ERR_NATIVE_UDP", "could not set up the UDP socket's handle");
+    return NULL;
+  }
+  /* From here the struct belongs to the handle: its finalizer and libuv's close free it. */
+  napi_type_tag_object(env, handle, &BIND_TAG);
+  if (uv_poll_init(loop, &b->poll, fd) != 0) {
+    b->closing = b->closed = 1; /* no libuv handle to close: the finalizer frees */
+    close(fd);
+    b->fd = -1;
+    napi_delete_reference(env, b->on_message);
+    napi_delete_reference(env, b->resource);
+    napi_async_destroy(env, b->async);
+    napi_throw_error(env, "IKEGATE_ERR_NATIVE_UDP", "could not poll the UDP socket");
     return NULL;
   }
   b->poll.data = b;
+  napi_add_async_cleanup_hook(env, cleanup_hook, b, &b->cleanup);
   uv_poll_start(&b->poll, UV_READABLE, on_readable);
-  napi_add_env_cleanup_hook(env, cleanup_hook, b);
-  CHECK(env, napi_create_external(env, b, NULL, NULL, &handle));
   return handle;
 }
 
@@ -432,12 +519,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Bind *b = argc < 1 ? NULL : unwrap(env, argv[0]);
   if (b == NULL) return NULL;
-  if (!b->closing) {
-    int in_callback = b->in_callback;
-    stop(b);
-    /* Inside on_readable the hook is removed there, after the loop stops touching b. */
-    if (!in_callback) napi_remove_env_cleanup_hook(env, cleanup_hook, b);
-  }
+  stop(b); /* on_closed, on the loop, removes the cleanup hook */
   return NULL;
 }
 

@@ -17,6 +17,7 @@ export {
   udpSocketDrops,
 } from './udp-socket-stats.js';
 export { DialError, LocalUsageError, type TransportErrorCode } from './errors.js';
+export { nativeUdpFor, UDP_RECEIVE_ENV, type UdpReceivePath } from './native-udp.js';
 export {
   NodeTcpListener,
   NodeTlsListener,

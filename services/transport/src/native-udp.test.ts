@@ -7,11 +7,18 @@
  * without (dgram).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { LocalUsageError } from './errors.js';
-import { loadNativeUdp, type NativeUdpAddon, type NativeUdpHandle, nativeUdpFor } from './native-udp.js';
+import {
+  loadNativeUdp,
+  NATIVE_UDP_ADDON,
+  type NativeUdpAddon,
+  type NativeUdpHandle,
+  nativeUdpFor,
+} from './native-udp.js';
 import { NodeUdpBind } from './node-binds.js';
 
 const HOST = '127.0.0.1';
@@ -125,7 +132,7 @@ describe(
         assert.equal(bind.stats(), undefined, 'a closed bind has no count');
       });
 
-      test(`${path}: an address in use is refused with EADDRINUSE`, async () => {
+      test(`${path}: an address in use is refused with EADDRINUSE, naming the address and port; once closed, the port can be bound again at once`, async () => {
         const first = new NodeUdpBind(HOST, 0, undefined, path);
         const { port } = await first.open(() => undefined);
         try {
@@ -133,11 +140,15 @@ describe(
             new NodeUdpBind(HOST, port, undefined, path).open(() => undefined),
             {
               code: 'EADDRINUSE',
+              message: new RegExp(`^bind EADDRINUSE 127\\.0\\.0\\.1:${port}`),
             },
           );
         } finally {
           await first.close();
         }
+        const again = new NodeUdpBind(HOST, port, undefined, path);
+        assert.equal((await again.open(() => undefined)).port, port);
+        await again.close();
       });
 
       test(`${path}: IPv6 loopback both ways`, async () => {
@@ -269,7 +280,7 @@ describe(
       }
     });
 
-    test('the addon refuses wrong arguments with a TypeError and a closed handle with -EBADF, never a crash', () => {
+    test('the addon refuses wrong arguments with a TypeError and a closed handle with -EBADF, in the same turn and later, never a crash', async () => {
       assert.ok(addon);
       const h = addon.open(HOST, 0, 0, () => undefined);
       addon.close(h);
@@ -277,6 +288,19 @@ describe(
       assert.equal(addon.send(h, Uint8Array.of(1), HOST, 9, 0), -9); // EBADF
       assert.equal(addon.localPort(h), -1);
       assert.equal(addon.receiveBuffer(h), -1);
+      // Later turns: libuv has run its close callback; the handle still answers, and a newer socket
+      // (which may get the same memory or descriptor) is not touched by a second close.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const newer = addon.open(HOST, 0, 0, () => undefined);
+      try {
+        addon.close(h);
+        assert.equal(addon.send(h, Uint8Array.of(1), HOST, 9, 0), -9);
+        assert.equal(addon.localPort(h), -1);
+        assert.ok(addon.localPort(newer) > 0, 'the newer socket is still open');
+      } finally {
+        addon.close(newer);
+      }
+      assert.throws(() => addon.localPort({} as NativeUdpHandle), TypeError);
       const bad: unknown[] = [
         undefined,
         null,
@@ -429,3 +453,33 @@ test('IKEGATE_UDP_RECEIVE: dgram, batched or auto; anything else is a usage erro
   assert.equal(new NodeUdpBind(HOST, 0, undefined, 'dgram').receivePath, 'dgram');
   assert.equal(new NodeUdpBind(HOST, 0).receivePath, addon ? 'batched' : 'dgram');
 });
+
+test(
+  'a worker thread ended with its native socket open, the only thread that loaded the addon: the process lives on and the port is released (Node-API async cleanup)',
+  { skip: !addon && process.env['CI'] !== 'true' },
+  () => {
+    // In a process of its own: there the addon is unloaded with the worker's environment.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const dgram = require('node:dgram');
+      const w = new Worker(\`
+        const { parentPort } = require('node:worker_threads');
+        const addon = require(\${JSON.stringify(process.argv[1])});
+        const h = addon.open('127.0.0.1', 0, 0, () => {});
+        parentPort.postMessage(addon.localPort(h));
+        setInterval(() => {}, 1000);\`, { eval: true });
+      w.once('message', async (port) => {
+        await w.terminate();
+        setTimeout(() => {
+          const s = dgram.createSocket('udp4');
+          s.bind(port, '127.0.0.1', () => { console.log('rebound ' + (s.address().port === port)); s.close(); });
+        }, 50);
+      });`;
+    const r = spawnSync(process.execPath, ['-e', script, NATIVE_UDP_ADDON], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 0, `${r.signal ?? ''} ${r.stderr}`);
+    assert.equal(r.stdout.trim(), 'rebound true');
+  },
+);

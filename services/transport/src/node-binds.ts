@@ -166,7 +166,7 @@ export class NodeUdpBind implements DatagramBind {
     if (native) {
       const local = this.#local;
       if (!native.handle || !local || this.#closed) return undefined;
-      const [sendErrors] = native.addon.counters(native.handle);
+      const sendErrors = native.addon.counters(native.handle)[0] + this.#coalescedDrops;
       return {
         requestedReceiveBuffer: this.receiveBuffer,
         receiveBuffer: native.addon.receiveBuffer(native.handle),
@@ -273,6 +273,8 @@ export class NodeUdpBind implements DatagramBind {
     /** False once the kernel refused a UDP_SEGMENT send: datagrams go one by one from then on. */
     gso: true,
   };
+  /** Datagrams of coalesced sends refused as a whole for a full send buffer (the addon counts the rest). */
+  #coalescedDrops = 0;
   readonly #flushTask = (): void => {
     this.#coalesced.scheduled = false;
     this.#flush();
@@ -290,8 +292,13 @@ export class NodeUdpBind implements DatagramBind {
     const data = c.buffer.subarray(0, length);
     const rc = native.addon.send(native.handle, data, c.address, c.port, count > 1 ? c.segment : 0);
     if (rc === 0 || count === 1) return;
-    // Refused as a whole (EAGAIN, a segment over the path's MTU: EINVAL, ...): one by one, each
-    // counted if refused; and a kernel or device without UDP GSO gets no more coalesced sends.
+    // A full send buffer (EAGAIN, ENOBUFS) would refuse them one by one as well: all dropped, counted.
+    if (rc === -11 || rc === -105) {
+      this.#coalescedDrops += count;
+      return;
+    }
+    // Refused as a whole for what they are (a segment over the path's MTU: EINVAL, ...): one by one,
+    // each counted if refused; a kernel or device without UDP GSO gets no more coalesced sends.
     if (GSO_UNSUPPORTED.has(-rc)) c.gso = false;
     for (let at = 0; at < length; at += c.segment)
       native.addon.send(
@@ -309,6 +316,7 @@ export class NodeUdpBind implements DatagramBind {
       if (!this.#closed) this.#flush();
       this.#closed = true;
       if (native.handle) native.addon.close(native.handle);
+      native.handle = undefined;
       return Promise.resolve();
     }
     const socket = this.#socket;
