@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -250,7 +251,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int)))
         memcpy(&segment, CMSG_DATA(c), sizeof segment);
     if (segment < 0 || segment >= n) segment = 0;
-    char text[INET6_ADDRSTRLEN + 16] = "";
+    char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2] = "";
     int port = 0;
     if (from.ss_family == AF_INET) {
       struct sockaddr_in *s = (struct sockaddr_in *)&from;
@@ -259,6 +260,15 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
     } else if (from.ss_family == AF_INET6) {
       struct sockaddr_in6 *s = (struct sockaddr_in6 *)&from;
       inet_ntop(AF_INET6, &s->sin6_addr, text, sizeof text);
+      /* As node's rinfo: a link-local sender with its interface (fe80::1%eth0), so a reply finds it. */
+      if (IN6_IS_ADDR_LINKLOCAL(&s->sin6_addr) && s->sin6_scope_id > 0) {
+        size_t at = strlen(text);
+        char name[IF_NAMESIZE];
+        if (if_indextoname(s->sin6_scope_id, name) != NULL)
+          snprintf(text + at, sizeof text - at, "%%%s", name);
+        else
+          snprintf(text + at, sizeof text - at, "%%%u", (unsigned)s->sin6_scope_id);
+      }
       port = ntohs(s->sin6_port);
     } else {
       continue;

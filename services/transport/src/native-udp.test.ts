@@ -7,10 +7,11 @@
  * without (dgram).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { requirement } from '@ikegate/testkit';
 import { LocalUsageError } from './errors.js';
 import {
   loadNativeUdp,
@@ -481,5 +482,74 @@ test(
     });
     assert.equal(r.status, 0, `${r.signal ?? ''} ${r.stderr}`);
     assert.equal(r.stdout.trim(), 'rebound true');
+  },
+);
+
+test(
+  'a link-local IPv6 sender is reported with its interface (fe80::b%va), as dgram reports it, and the reply reaches it: both paths, between two namespaces of a veth pair',
+  {
+    skip: requirement(
+      process.getuid?.() === 0 && spawnSync('ip', ['netns', 'list']).status === 0
+        ? false
+        : 'needs root and ip netns',
+    ),
+  },
+  async () => {
+    const [a, b] = [`ikg-ll-a-${process.pid}`, `ikg-ll-b-${process.pid}`];
+    const ip = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, `ip ${args.join(' ')}: ${r.stderr}`);
+    };
+    ip('netns', 'add', a);
+    try {
+      ip('netns', 'add', b);
+      ip('link', 'add', 'va', 'netns', a, 'type', 'veth', 'peer', 'name', 'vb', 'netns', b);
+      for (const [ns, dev, address] of [
+        [a, 'va', 'fe80::a/64'],
+        [b, 'vb', 'fe80::b/64'],
+      ] as const) {
+        ip('-n', ns, 'link', 'set', dev, 'up');
+        ip('-n', ns, 'addr', 'add', address, 'dev', dev, 'nodad');
+      }
+      for (const path of ['batched', 'dgram'] as const) {
+        // The receiver in `a` answers each datagram to the address and port it came from.
+        const receiver = `
+          import { NodeUdpBind } from ${JSON.stringify(new URL('./node-binds.ts', import.meta.url).pathname)};
+          const bind = new NodeUdpBind('::', 7777, undefined, '${path}');
+          await bind.open((d, address, port) => {
+            console.log(address);
+            bind.send(d, address, port);
+            setTimeout(() => process.exit(0), 50);
+          });
+          setTimeout(() => process.exit(3), 10_000);`;
+        const sender = `
+          const s = require('node:dgram').createSocket('udp6');
+          s.on('message', (m, r) => { console.log('reply ' + r.address + ' ' + m); process.exit(0); });
+          const go = () => s.send('hi', 7777, 'fe80::a%vb');
+          s.bind(0, () => { go(); setInterval(go, 200); });
+          setTimeout(() => process.exit(4), 10_000);`;
+        const rx = spawn(
+          'ip',
+          ['netns', 'exec', a, process.execPath, '--import', 'tsx', '--input-type=module', '-e', receiver],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let seen = '';
+        rx.stdout.on('data', (d: Buffer) => (seen += d.toString()));
+        const tx = spawnSync('ip', ['netns', 'exec', b, process.execPath, '-e', sender], {
+          encoding: 'utf8',
+          timeout: 15_000,
+        });
+        // The receiver's output is read once it has exited (spawnSync held this event loop).
+        await new Promise((resolve) =>
+          rx.exitCode !== null ? resolve(undefined) : rx.once('close', resolve),
+        );
+        assert.equal(tx.status, 0, `${path}: no reply; the receiver saw ${JSON.stringify(seen)}`);
+        assert.equal(tx.stdout.trim(), 'reply fe80::a%vb hi', path);
+        assert.equal(seen.trim().split('\n')[0], 'fe80::b%va', path);
+      }
+    } finally {
+      spawnSync('ip', ['netns', 'del', a]);
+      spawnSync('ip', ['netns', 'del', b]);
+    }
   },
 );
