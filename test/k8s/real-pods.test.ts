@@ -332,7 +332,21 @@ describe(
         180_000,
       );
       assert.equal(back.length, 2, await diagnostics());
-      assert.equal(pingFrom(CLIENT_NS, vip, HOST_IP, 3), 3, 'pings after the replacement is Ready');
+      // The replacement being Ready may start a rebalance that moves the shard back, and a ping sent
+      // during that move can miss ping's 2-s deadline (a known gap of the planned hand-off, see
+      // docs/ha.md): the first round's count is printed, and the tunnel must carry 3 of 3 again
+      // within 30 s, on the same IKE SA (below), without a new IKE_SA_INIT.
+      const firstRound = pingFrom(CLIENT_NS, vip, HOST_IP, 3);
+      console.log(`# first ping round after the replacement is Ready: ${firstRound} of 3 answered`);
+      const again =
+        firstRound === 3
+          ? 3
+          : await until(
+              async () => pingFrom(CLIENT_NS, vip, HOST_IP, 3),
+              (n) => n === 3,
+              30_000,
+            );
+      assert.equal(again, 3, 'pings after the replacement is Ready');
       const after = (await establishedSas()).filter((s) => s.spi === spi);
       // Whether the rebalance moved the SA back to the new pod (its shard's rendezvous score decides).
       console.log(`# after the replacement: the SA is on ${after.map((s) => s.worker).join(',')}`);
