@@ -309,6 +309,17 @@ static Bind *unwrap(napi_env env, napi_value value) {
   return b;
 }
 
+/* The handle of a call that takes only one, or NULL with a TypeError pending. */
+static Bind *handle_argument(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    napi_throw_type_error(env, "IKEGATE_ERR_NATIVE_UDP", "a native UDP handle is needed");
+    return NULL;
+  }
+  return unwrap(env, argv[0]);
+}
+
 static napi_value Open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -467,10 +478,8 @@ done:
 }
 
 static napi_value LocalPort(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Bind *b = argc < 1 ? NULL : unwrap(env, argv[0]);
+  napi_value result;
+  Bind *b = handle_argument(env, info);
   if (b == NULL) return NULL;
   struct sockaddr_storage local;
   socklen_t length = sizeof local;
@@ -482,10 +491,8 @@ static napi_value LocalPort(napi_env env, napi_callback_info info) {
 }
 
 static napi_value ReceiveBuffer(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Bind *b = argc < 1 ? NULL : unwrap(env, argv[0]);
+  napi_value result;
+  Bind *b = handle_argument(env, info);
   if (b == NULL) return NULL;
   int size = -1;
   socklen_t length = sizeof size;
@@ -495,10 +502,8 @@ static napi_value ReceiveBuffer(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Counters(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result, value;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Bind *b = argc < 1 ? NULL : unwrap(env, argv[0]);
+  napi_value result, value;
+  Bind *b = handle_argument(env, info);
   if (b == NULL) return NULL;
   const double values[3] = {b->send_errors, b->truncated, b->reads};
   CHECK(env, napi_create_array_with_length(env, 3, &result));
@@ -510,10 +515,8 @@ static napi_value Counters(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Features(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result, value;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Bind *b = argc < 1 ? NULL : unwrap(env, argv[0]);
+  napi_value result, value;
+  Bind *b = handle_argument(env, info);
   if (b == NULL) return NULL;
   CHECK(env, napi_create_object(env, &result));
   CHECK(env, napi_get_boolean(env, b->gso != 0, &value));
@@ -524,10 +527,7 @@ static napi_value Features(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Bind *b = argc < 1 ? NULL : unwrap(env, argv[0]);
+  Bind *b = handle_argument(env, info);
   if (b == NULL) return NULL;
   stop(b); /* on_closed, on the loop, removes the cleanup hook */
   return NULL;
