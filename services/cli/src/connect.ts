@@ -294,16 +294,16 @@ class Connector implements EdgeLink {
    * closed, then the current one's. Never goes back, so a reconnect's fresh socket does not hide
    * the old one's count. Undefined while the current socket's row cannot be read.
    */
-  /** Datagrams the batched path refused to send, over every UDP socket this connector has had. */
-  #udpSendErrorsClosed = 0;
-  udpSendErrors(): number {
-    return this.#udpSendErrorsClosed + (this.#udp?.stats()?.sendErrors ?? 0);
-  }
-
   udpDrops(): number | undefined {
     if (!this.#udp) return this.#udpDropsClosed;
     const now = this.#udp.stats()?.drops;
     return now === undefined ? undefined : this.#udpDropsClosed + now;
+  }
+
+  /** Datagrams the batched path refused to send, over every UDP socket this connector has had. */
+  #udpSendErrorsClosed = 0;
+  udpSendErrors(): number {
+    return this.#udpSendErrorsClosed + (this.#udp?.stats()?.sendErrors ?? 0);
   }
 
   /** Closes the UDP socket or the stream, and gives up a dial in progress. */

@@ -553,3 +553,52 @@ test(
     }
   },
 );
+
+test(
+  'a coalesced send the kernel refuses as a whole (EINVAL: a segment larger than the MTU allows) is sent one datagram at a time, and every one arrives: a namespace whose loopback MTU is 1500',
+  {
+    skip: requirement(
+      process.getuid?.() === 0 && spawnSync('ip', ['netns', 'list']).status === 0
+        ? false
+        : 'needs root and ip netns',
+    ),
+  },
+  async () => {
+    const ns = `ikg-mtu-${process.pid}`;
+    const run = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, `ip ${args.join(' ')}: ${r.stderr}`);
+    };
+    run('netns', 'add', ns);
+    try {
+      run('-n', ns, 'link', 'set', 'lo', 'mtu', '1500', 'up');
+      // 20 datagrams of 1,480 octets: 1,480 + 28 > 1,500, so the UDP_SEGMENT send is refused
+      // (EINVAL); sent one by one, each is fragmented by IP and reassembled at the receiver.
+      const script = `
+        import { NodeUdpBind } from ${JSON.stringify(new URL('./node-binds.ts', import.meta.url).pathname)};
+        const rx = new NodeUdpBind('127.0.0.1', 0, undefined, 'batched');
+        const got = [];
+        const { port } = await rx.open((d) => got.push(d[0] + ':' + d.length));
+        const tx = new NodeUdpBind('127.0.0.1', 0, undefined, 'batched');
+        await tx.open(() => {});
+        for (let i = 0; i < 20; i++) tx.sendCoalesced(new Uint8Array(1480).fill(i), '127.0.0.1', port);
+        await new Promise((r) => setTimeout(r, 300));
+        console.log(JSON.stringify({ got, sendErrors: tx.stats().sendErrors }));
+        process.exit(0);`;
+      const r = spawnSync(
+        'ip',
+        ['netns', 'exec', ns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim()) as { got: string[]; sendErrors: number };
+      assert.deepEqual(
+        out.got,
+        Array.from({ length: 20 }, (_, i) => `${i}:1480`),
+      );
+      assert.equal(out.sendErrors, 0);
+    } finally {
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
+  },
+);
