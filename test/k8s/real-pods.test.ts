@@ -241,7 +241,17 @@ describe(
         `${FULLNAME}-control`,
       ]);
       controlUrl = `http://${svc.spec.clusterIP}:${svc.spec.ports[0]?.port ?? 8080}`;
-      const workers = await api<{ items: { id: string }[] }>('/v1/workers');
+      // Ready pods do not mean kube-proxy has programmed the ClusterIP yet, nor that both workers
+      // have registered: asked until both hold (one CI run's first GET failed, curl exit 22/28).
+      const workers = await until(
+        () =>
+          api<{ items: { id: string }[] }>('/v1/workers').catch((e: Error) => ({
+            items: [],
+            error: e.message,
+          })),
+        (w) => w.items.length === 2,
+        30_000,
+      );
       assert.equal(workers.items.length, 2, JSON.stringify(workers));
     });
 
