@@ -316,3 +316,42 @@ log: { level: info }
     });
   },
 );
+
+test(
+  'connect() as a library: a bad --ike or --ts rejects before the metrics port is bound (nothing left listening)',
+  { timeout: 30_000 },
+  async () => {
+    const { connect: connectLibrary } = await import('./connect.js');
+    const freePort = async () => {
+      const s = createServer();
+      await new Promise<void>((resolve) => s.listen(0, HOST, () => resolve()));
+      const port = (s.address() as AddressInfo).port;
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+      return port;
+    };
+    const base = {
+      server: HOST,
+      transport: 'udp' as const,
+      ports: { ike: 9, natT: 9, tcp: 9, tls: 9 },
+      id: 'client@example.test',
+      remoteId: 'gateway.example.test',
+      psk: new TextEncoder().encode('a-pre-shared-key-of-enough-length'),
+      remoteTs: ['10.0.0.0/8'],
+      ike: ['aes256gcm16-prfsha256-x25519'],
+      esp: ['aes256gcm16'],
+      dpdSeconds: 30,
+      udpFallbackSeconds: 5,
+      logLevel: 'silent',
+    };
+    for (const bad of [{ ike: ['aes256gcm16-nosuchprf-x25519'] }, { remoteTs: ['10.0.0.0/33'] }]) {
+      const port = await freePort();
+      await assert.rejects(connectLibrary({ ...base, ...bad, metricsListen: { host: HOST, port } }));
+      const again = createServer();
+      await new Promise<void>((resolve, reject) => {
+        again.once('error', reject);
+        again.listen(port, HOST, () => resolve());
+      });
+      await new Promise<void>((resolve) => again.close(() => resolve()));
+    }
+  },
+);

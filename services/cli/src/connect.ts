@@ -341,6 +341,18 @@ export interface ConnectHandle {
 
 export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefined> {
   const log = createLogger({ level: o.logLevel, name: 'ikegate-connect' });
+  // Parsed first: a bad --ike, --esp or --ts throws before anything is opened (TUN, metrics port).
+  const policy = {
+    localId: o.id,
+    localIdType: o.id.includes('@') ? 3 : 2,
+    ikeProposals: o.ike.map(parseIkeProposal),
+    espProposals: o.esp.map(parseEspProposal),
+    localTs: [selector('0.0.0.0/0')],
+    remoteTs: o.remoteTs.map(selector),
+    requestVirtualIp: o.requestVirtualIp ?? true,
+    messageIdSync: true,
+    replayCounterSync: true,
+  };
   let device: TunDevice | undefined;
   if (o.tun) {
     const r = await reexecWithTun([o.tun], { childEnv: allocatorEnv() });
@@ -359,17 +371,6 @@ export async function connect(o: ConnectOptions): Promise<ConnectHandle | undefi
   let established = false;
   let retryDelayMs = 1000;
 
-  const policy = {
-    localId: o.id,
-    localIdType: o.id.includes('@') ? 3 : 2,
-    ikeProposals: o.ike.map(parseIkeProposal),
-    espProposals: o.esp.map(parseEspProposal),
-    localTs: [selector('0.0.0.0/0')],
-    remoteTs: o.remoteTs.map(selector),
-    requestVirtualIp: o.requestVirtualIp ?? true,
-    messageIdSync: true,
-    replayCounterSync: true,
-  };
   const worker = new Worker(
     {
       provider: defaultProvider,
