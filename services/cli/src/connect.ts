@@ -311,8 +311,9 @@ class Connector implements EdgeLink {
     this.#generation++;
     this.#dialing?.abort();
     this.#dialing = undefined;
-    this.#udpDropsClosed += this.#udp?.stats()?.drops ?? 0;
-    this.#udpSendErrorsClosed += this.#udp?.stats()?.sendErrors ?? 0;
+    const last = this.#udp?.stats(); // one read of /proc for both counts
+    this.#udpDropsClosed += last?.drops ?? 0;
+    this.#udpSendErrorsClosed += last?.sendErrors ?? 0;
     void this.#udp?.close();
     this.#udp = undefined;
     const stream = this.#stream;

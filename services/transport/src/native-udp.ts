@@ -1,8 +1,8 @@
 /**
- * The native UDP addon (../native/udp_batch.c, built by scripts/build-native.mjs): batched receive
- * with UDP GRO for the gateway's UDP ports (issue #14). Loaded once; when it is not there (not
- * built, not Linux) or `IKEGATE_UDP_RECEIVE=dgram` asks for node's dgram, `nativeUdp()` says why and
- * NodeUdpBind uses dgram.
+ * The native UDP addon (../native/udp_batch.c, built by scripts/build-native.mjs) behind
+ * NodeUdpBind's batched path (issue #14): batched receive with UDP GRO, UDP_SEGMENT sends. Loaded
+ * once; when it is not there (not built, not Linux) or `IKEGATE_UDP_RECEIVE=dgram` asks for node's
+ * dgram, `nativeUdpFor()` says why and NodeUdpBind uses dgram.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

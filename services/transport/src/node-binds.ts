@@ -232,7 +232,8 @@ export class NodeUdpBind implements DatagramBind {
       this.#closed ||
       !this.#native?.handle ||
       !c.gso ||
-      isIP(address) === 0 ||
+      // c.address was numeric when queued: checked again only for another address, not per packet.
+      (address !== c.address && isIP(address) === 0) ||
       datagram.length === 0 ||
       datagram.length > COALESCE_MAX_BYTES
     )
@@ -267,7 +268,8 @@ export class NodeUdpBind implements DatagramBind {
     length: 0,
     count: 0,
     segment: 0,
-    address: '',
+    /** Always a numeric address (sendCoalesced skips its isIP check for this one). */
+    address: '0.0.0.0',
     port: 0,
     scheduled: false,
     /** False once the kernel refused a UDP_SEGMENT send: datagrams go one by one from then on. */
