@@ -117,6 +117,39 @@ describe(
 );
 
 describe(
+  'ikegate drill drain-worker: a planned hand-off through the control API, 60 peers (UDP and RFC 9329 TCP)',
+  { skip },
+  () => {
+    test("drain of the worker holding the most SAs: every SA it held moves with the same SPI, each answers again within the 2 s bar (the others' lease watch takes each shard within a poll of its release), none lost, no re-authentication", async (t) => {
+      const { code, result: r } = await drill(
+        'drain-worker',
+        ...['--peers', '60', '--transport', 'mix', '--lease-ttl', '10', '--before', '2', '--after', '8'],
+        ...['--max-p99', '2s'],
+      );
+      t.diagnostic(
+        `outage p50 ${r.outageMs.p50} ms, p99 ${r.outageMs.p99} ms, max ${r.outageMs.max} ms; affected ${r.affected.count} (p99 ${r.affected.outageMs.p99} ms); lost ${r.sasLost}; re-auths ${r.reauths}; timeline ${JSON.stringify(r.timeline)}`,
+      );
+      assert.equal(r.peers.established, 60);
+      const victim = /^drain (w\d) \((\d+) peer SAs/.exec(r.timeline[0]!.what);
+      assert.ok(victim, r.timeline[0]!.what);
+      assert.ok(Number(victim[2]) > 0);
+      const held = check(r, `SAs of ${victim[1]} held by the others`);
+      assert.ok(held.ok, held.detail);
+      assert.equal(r.reauths, 0, 'no new IKE_SA_INIT from any peer');
+      noneSilent(r);
+      const moved = r.perPeer.filter((p) => p.workerBefore === victim[1]);
+      assert.equal(moved.length, Number(victim[2]));
+      for (const p of moved) {
+        assert.notEqual(p.worker, victim[1], `peer ${p.n} left the drained worker`);
+        assert.ok(p.outageMs < 2000, `peer ${p.n}: outage ${p.outageMs} ms`);
+      }
+      assert.equal(r.sasLost, 0);
+      assert.equal(code, 0, JSON.stringify(r.failures));
+    });
+  },
+);
+
+describe(
   'ikegate drill stop-worker: SIGSTOP past the lease TTL (4 s), then SIGCONT (issue #11)',
   { skip },
   () => {

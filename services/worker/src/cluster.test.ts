@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { defaultProvider } from '@ikegate/crypto';
 import { MemoryStore } from '@ikegate/store';
 import { createLogger, Metrics } from '@ikegate/telemetry';
-import { type MemberInfo, type Membership, ShardOwner } from './cluster.js';
+import { HANDOFF_POLL_MS, type MemberInfo, type Membership, ShardOwner } from './cluster.js';
 import { Worker } from './worker.js';
 
 const SHARDS = 16;
@@ -161,12 +161,31 @@ test('write-ahead: durable(spi) resolves only once the SA change is in the store
   await a.stop();
 });
 
-/** The MemoryStore counting lease-version reads (the hand-off watch's polls). */
+/** The MemoryStore counting lease-version reads (the lease watch's polls) per worker, and rounds. */
 class CountingStore extends MemoryStore {
-  versionReads = 0;
-  override async version(): Promise<number> {
-    this.versionReads++;
-    return super.version();
+  readonly #versionReads = new Map<string, number>();
+  /** Lease-table reads: one per placement round, whoever runs it. */
+  tableReads = 0;
+  override async owners(): ReturnType<MemoryStore['owners']> {
+    this.tableReads++;
+    return super.owners();
+  }
+  /** The store as worker `id` uses it: its version reads counted under its name. */
+  as(id: string): MemoryStore {
+    return new Proxy(this, {
+      get: (target, key) => {
+        if (key === 'version')
+          return () => {
+            this.#versionReads.set(id, this.versionReads(id) + 1);
+            return target.version();
+          };
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+  versionReads(id: string): number {
+    return this.#versionReads.get(id) ?? 0;
   }
 }
 
@@ -185,40 +204,103 @@ async function handoffPair(): Promise<{ store: CountingStore; a: ShardOwner; b: 
   });
   const members = new Members();
   // leaseTtlMs 60 s: periodic rounds every 20 s, so anything quicker is the hand-off watch.
-  const a = owner('w1', store, members);
+  const a = owner('w1', store.as('w1'), members);
   a.start();
   assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
-  const b = owner('w2', store, members);
+  // w1's acquires moved the lease version: its watch runs one more round, which finds nothing
+  // to do. After that, nothing runs a round of w1's before its periodic one (20 s) or a kick.
+  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  const b = owner('w2', store.as('w2'), members);
   b.start();
   return { store, a, b };
 }
 
-test('rebalance hand-off: a joining worker takes each shard as soon as its live holder releases it, not a tick (lease TTL / 3) later; the watch ends once nothing is awaited', async () => {
+test('rebalance hand-off: a joining worker takes each shard as soon as its live holder releases it, not a tick (lease TTL / 3) later; then, with no lease moving, the watch only reads the version', async () => {
   const { store, a, b } = await handoffPair();
-  assert.ok(await until(() => store.versionReads > 2, 5000), 'w2 watches the lease version');
+  assert.ok(await until(() => store.versionReads('w2') > 2, 5000), 'w2 watches the lease version');
   assert.equal(b.owned.size, 0, 'w2 waits: a live member holds every shard');
   a.kick(); // w1's round (as its periodic one would): it releases the shards the plan moved
   assert.ok(
     await until(() => a.owned.size + b.owned.size === SHARDS && b.owned.size === SHARDS / 2, 5000),
     `w2 took its half well before its next periodic round: w1 ${a.owned.size}, w2 ${b.owned.size}`,
   );
-  // Nothing awaited any more: the polls stop (within one round that found nothing to wait for).
+  // Settled (the round after the last change found nothing more): polls, but no round.
   await new Promise((r) => setTimeout(r, 500));
-  const reads = store.versionReads;
+  const [reads, tables] = [store.versionReads('w2'), store.tableReads];
   await new Promise((r) => setTimeout(r, 500));
-  assert.equal(store.versionReads, reads, 'no version reads while no hand-off is pending');
+  const polls = store.versionReads('w2') - reads;
+  assert.ok(polls >= 2 && polls <= 500 / HANDOFF_POLL_MS + 2, `w2's version polls in 500 ms: ${polls}`);
+  assert.equal(store.tableReads, tables, 'no round while no lease moved');
   await a.stop();
+  await b.stop();
+});
+
+/** w1 and w2 started together, each holding half of the shards once balanced. */
+async function balancedPair(): Promise<{
+  store: CountingStore;
+  members: Members;
+  a: ShardOwner;
+  b: ShardOwner;
+}> {
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new Members();
+  const a = owner('w1', store.as('w1'), members);
+  const b = owner('w2', store.as('w2'), members);
+  a.start();
+  b.start();
+  assert.ok(
+    await until(() => a.owned.size === SHARDS / 2 && b.owned.size === SHARDS / 2, 5000),
+    `balanced: w1 ${a.owned.size}, w2 ${b.owned.size}`,
+  );
+  return { store, members, a, b };
+}
+
+test("drain hand-off: the other worker takes a drained worker's shards within a poll of their release, though its own last round came before the drain", async () => {
+  const { store, members, a, b } = await balancedPair();
+  // Settled: no lease moves, so the watch reads only the version and starts no round.
+  await new Promise((r) => setTimeout(r, 300));
+  const [reads, tables] = [store.versionReads('w2'), store.tableReads];
+  await new Promise((r) => setTimeout(r, 1000));
+  const polls = store.versionReads('w2') - reads;
+  assert.ok(polls >= 3 && polls <= 1000 / HANDOFF_POLL_MS + 2, `w2's version polls in 1 s: ${polls}`);
+  assert.equal(store.tableReads, tables, 'no round while no lease moved');
+  // The operator drains w1; w1's round (as its periodic one would) releases every shard at once.
+  // w2's last round saw w1 serving, so nothing told it to wait for these shards.
+  members.drained.add('w1');
+  a.kick();
+  assert.ok(
+    await until(() => b.owned.size === SHARDS, 5000),
+    `w2 took the drained shards well before its next periodic round (20 s): w1 ${a.owned.size}, w2 ${b.owned.size}`,
+  );
+  await a.stop();
+  await b.stop();
+});
+
+test('shutdown hand-off: a stopping worker releases its shards and leaves; the other takes them within a poll, not at its next periodic round', async () => {
+  const { a, b } = await balancedPair();
+  await a.stop();
+  assert.ok(
+    await until(() => b.owned.size === SHARDS, 5000),
+    `w2 took the shards of the worker that left: ${b.owned.size} of ${SHARDS}`,
+  );
   await b.stop();
 });
 
 test('rebalance hand-off: stop() while the watch polls ends it (no version reads after stop, no round started by a poll in flight)', async () => {
   const { store, a, b } = await handoffPair();
-  const before = store.versionReads;
-  assert.ok(await until(() => store.versionReads > before + 2, 5000), 'w2 is polling (w1 never releases)');
+  const before = store.versionReads('w2');
+  assert.ok(
+    await until(() => store.versionReads('w2') > before + 2, 5000),
+    'w2 is polling (w1 never releases)',
+  );
   await b.stop();
-  const stopped = store.versionReads;
+  const stopped = store.versionReads('w2');
   await new Promise((r) => setTimeout(r, 500));
-  assert.equal(store.versionReads, stopped, 'no poll after stop');
+  assert.equal(store.versionReads('w2'), stopped, 'no poll after stop');
   assert.equal(b.owned.size, 0);
   await a.stop();
 });

@@ -79,10 +79,14 @@ export const DURABLE_WAIT_MS = 1000;
  */
 export const MAX_REBALANCE_SAS_PER_ROUND = 1000;
 /**
- * While the plan gives this worker shards that a live member still holds (a rebalance or a drain
- * in progress), the lease table's version is read this often and a round runs when it moves: a
- * released shard is taken within this, not a whole tick (a third of the lease TTL) later, when no
- * worker holds it and its SAs are in none (pings through it were lost, real-pods CI, 2026-12-06).
+ * Between rounds the lease table's version (moved by every acquire and release, not by renewals)
+ * is read this often, and a round runs when it moves: a shard another worker released (a
+ * rebalance, a drain, a worker stopping) is taken within this, not a whole tick (a third of the
+ * lease TTL) later, while no worker holds it and its SAs are in none. It used to poll only while
+ * this worker's plan awaited a shard a live member held; a drain or a stop that this worker's
+ * last round had not seen coming then cost every SA of the drained worker up to a tick (pings
+ * lost in real-pods CI, 2026-12-06; `ikegate drill drain-worker`: p99 1.3-2.4 s, 2026-12-07).
+ * One GET per worker per interval (10 a second), whatever the load.
  */
 export const HANDOFF_POLL_MS = 100;
 const MOVES_KEY = 'ikegate:placement:moved';
@@ -695,7 +699,6 @@ export class ShardOwner implements Persistence {
       for (const [id, at] of this.#goneSince)
         if (memberIds.has(id) || Date.now() - at > MOVE_MEMORY_MS) this.#goneSince.delete(id);
       const moves: { shard: number; from: string }[] = [];
-      let awaited = 0;
       for (let s = 0; s < shardCount; s++) {
         if (plan[s] !== workerId || this.#owned.has(s)) continue;
         const lease = leases.get(s);
@@ -705,13 +708,11 @@ export class ShardOwner implements Persistence {
           moves.push({ shard: s, from: was });
           if (!this.#goneSince.has(was)) this.#goneSince.set(was, Date.now());
         }
-        // A live member's lease: wait until it releases the shard (drain) or its lease expires.
-        // A lease whose holder is no member any more (seen dead, or its record lapsed): take it
-        // now; the new epoch fences anything the old holder may still write.
-        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) {
-          awaited++;
-          continue;
-        }
+        // A live member's lease: wait until it releases the shard (drain) or its lease expires
+        // (the lease watch runs a round when it does). A lease whose holder is no member any more
+        // (seen dead, or its record lapsed): take it now; the new epoch fences anything the old
+        // holder may still write.
+        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) continue;
         wanted.push([
           s,
           lease && lease.owner !== workerId ? lease.owner : undefined,
@@ -730,32 +731,34 @@ export class ShardOwner implements Persistence {
       // before the holder's record did): whose SAs they were when someone takes the shard later.
       this.#lastOwners = previous.map((o, s) => o ?? this.#lastOwners[s]);
       this.#ownedGauge.set(this.#owned.size);
-      this.#watchHandoffs(awaited > 0 ? version : undefined);
+      this.#watchLeases(version);
     }
   }
 
   /**
-   * While live members still hold shards the plan gives us, read the lease version every
-   * HANDOFF_POLL_MS and run a round once it moved from `since` (a release, or any other lease
-   * change); `since` undefined (nothing awaited, or the version unreadable at the round) ends the
-   * watch, and the periodic tick remains. A poll whose read fails or times out (2 s) counts as
-   * unchanged. One GET per poll, and only during a hand-off.
+   * Until the next round: read the lease version every HANDOFF_POLL_MS and run a round once it
+   * moved from `since`, the version read at the start of the round (a release or an acquire by
+   * anyone, ours of that round included: the round after a change finds nothing more and watches
+   * the new version). `since` undefined (unreadable at the round) takes the first version a poll
+   * reads. A poll whose read fails or times out (2 s) counts as unchanged. Ends with stop().
    */
-  #watchHandoffs(since: number | undefined): void {
+  #watchLeases(since: number | undefined): void {
     clearTimeout(this.#handoffTimer);
     this.#handoffTimer = undefined;
     const watch = ++this.#handoffWatch; // a later round's watch supersedes a poll in flight
     // Only a started owner (its own rounds); one driven by tick() alone keeps to those.
-    if (since === undefined || this.#stopped || !this.#started) return;
+    if (this.#stopped || !this.#started) return;
+    let base = since;
     const arm = () => {
       this.#handoffTimer = setTimeout(() => void poll(), HANDOFF_POLL_MS);
       this.#handoffTimer.unref();
     };
     const poll = async () => {
-      const now = await withTimeout(this.#o.store.version()).catch(() => since);
+      const now = await withTimeout(this.#o.store.version()).catch(() => undefined);
       if (this.#stopped || watch !== this.#handoffWatch) return;
-      if (now !== since) this.kick();
-      else arm();
+      if (now !== undefined && base !== undefined && now !== base) return this.kick();
+      base ??= now;
+      arm();
     };
     arm();
   }
