@@ -90,6 +90,30 @@ async function diagnostics(): Promise<string> {
   return `${r.stdout}\n${ev.stdout.slice(-4000)}${logs}`;
 }
 
+/**
+ * The hand-off lines (leases, relay streams, members, frames waiting at an edge) every ikegate pod
+ * logged in the last `seconds`: printed when the first pings after a worker's replacement miss,
+ * so the next such run says where the time went (docs/ha.md: cause not found yet).
+ */
+async function handoffLogs(seconds: number): Promise<string> {
+  const wanted =
+    /shard-(released|acquired|drain)|relay-worker|worker-(joined|left|drain|undrain)|reroute|lease|takeover|adopt/;
+  let out = '';
+  for (const p of await pods().catch(() => [])) {
+    const l = await node.kubectl([
+      '-n',
+      NS,
+      'logs',
+      p.metadata.name,
+      '--all-containers',
+      `--since=${seconds}s`,
+    ]);
+    const lines = l.stdout.split('\n').filter((x) => wanted.test(x));
+    out += `\n--- ${p.metadata.name} (${lines.length} hand-off lines)\n${lines.slice(-40).join('\n')}`;
+  }
+  return out;
+}
+
 /** The control API through its ClusterIP, from inside the node's namespace (kube-proxy routes it). */
 async function api<T>(path: string): Promise<T> {
   const r = await node.inNode('curl', [
@@ -348,6 +372,7 @@ describe(
       // within 30 s, on the same IKE SA (below), without a new IKE_SA_INIT.
       const firstRound = pingFrom(CLIENT_NS, vip, HOST_IP, 3);
       console.log(`# first ping round after the replacement is Ready: ${firstRound} of 3 answered`);
+      if (firstRound < 3) for (const line of (await handoffLogs(60)).split('\n')) console.log(`# ${line}`);
       const again =
         firstRound === 3
           ? 3

@@ -2,9 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { defaultProvider } from '@ikegate/crypto';
-import { MemoryStore } from '@ikegate/store';
+import { MemoryStore, RedisStore } from '@ikegate/store';
+import { Redis } from 'ioredis';
 import { createLogger, Metrics } from '@ikegate/telemetry';
-import { HANDOFF_POLL_MS, type MemberInfo, type Membership, ShardOwner } from './cluster.js';
+import { HANDOFF_POLL_MS, type MemberInfo, type Membership, RedisMembership, ShardOwner } from './cluster.js';
+import { startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
 import { Worker } from './worker.js';
 
 const SHARDS = 16;
@@ -303,4 +305,35 @@ test('rebalance hand-off: stop() while the watch polls ends it (no version reads
   assert.equal(store.versionReads('w2'), stopped, 'no poll after stop');
   assert.equal(b.owned.size, 0);
   await a.stop();
+});
+
+test('drain flag (control API, real Redis): a drain moves the lease version, so every lease watch runs a round within a poll; an undrain does not (the preStop hook undrains for a successor while the old process still runs)', async (t) => {
+  const redis = await startRedisServer();
+  if (typeof redis === 'string') {
+    if (process.env.CI) assert.fail(`CI must run this: ${redis}`);
+    t.skip(redis);
+    return;
+  }
+  const client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
+  const store = new RedisStore({
+    connection: { host: '127.0.0.1', port: redis.port },
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    shardCount: SHARDS,
+  });
+  try {
+    await client.connect();
+    const members = new RedisMembership(client);
+    const v0 = await store.version();
+    assert.equal(await members.setDraining('w1', true, 'test'), true);
+    assert.equal(await members.draining('w1'), true);
+    assert.equal(await store.version(), v0 + 1, 'a drain moves the version');
+    assert.equal(await members.setDraining('w1', false, 'test'), true);
+    assert.equal(await members.draining('w1'), false);
+    assert.equal(await store.version(), v0 + 1, 'an undrain leaves it');
+    assert.equal(await members.setDraining('w1', false, 'test'), false);
+  } finally {
+    client.disconnect();
+    await store.close();
+    await redis.stop();
+  }
 });

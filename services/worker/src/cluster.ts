@@ -16,7 +16,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Redis, Cluster } from 'ioredis';
 import { placeShards } from '@ikegate/cluster';
-import { FencedWriteError, type Store } from '@ikegate/store';
+import { FencedWriteError, type Store, VERSION_KEY } from '@ikegate/store';
 import { context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Attr, type Logger, type Metrics, SpanName, tracer, tracingActive } from '@ikegate/telemetry';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -207,10 +207,19 @@ return redis.call('DEL', KEYS[1])`,
     return (await this.client.exists(`${DRAIN_PREFIX}${id}`)) === 1;
   }
 
-  /** Drains (or undrains) worker `id`; false when undraining one that was not drained. */
+  /**
+   * Drains (or undrains) worker `id`; false when undraining one that was not drained. A drain also
+   * moves the lease version, so every worker's lease watch runs a round within a poll: the drained
+   * worker hands its shards over at once, not at its next periodic round (up to a third of the
+   * lease TTL later). An undrain does not: the Helm chart's preStop hook undrains a worker's id
+   * for its successor just before SIGTERM reaches the old process, and a round run then would
+   * hand that dying process shards (which its stop hands over again). An undrained worker gets
+   * its share back through the others' periodic rounds, paced like any rebalance.
+   */
   async setDraining(id: string, drain: boolean, actor: string): Promise<boolean> {
     if (drain) {
       await this.client.set(`${DRAIN_PREFIX}${id}`, JSON.stringify({ actor, at: Date.now() }));
+      await this.client.incr(VERSION_KEY);
       return true;
     }
     return (await this.client.del(`${DRAIN_PREFIX}${id}`)) === 1;
