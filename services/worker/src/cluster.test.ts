@@ -34,6 +34,8 @@ function owner(
   store: MemoryStore,
   members: Members,
   metrics = new Metrics({ processMetrics: false }),
+  /** SAs each dropped shard counts as (rebalance pacing), instead of the SAs the worker held. */
+  sasPerShard?: number,
 ): ShardOwner {
   const log = createLogger({ destination: new PassThrough(), level: 'silent' });
   const worker = new Worker(
@@ -51,6 +53,10 @@ function owner(
     log,
     metrics,
   );
+  if (sasPerShard !== undefined) {
+    const drop = worker.dropShard.bind(worker);
+    worker.dropShard = (shard) => (drop(shard), sasPerShard);
+  }
   return new ShardOwner({
     workerId: id,
     relay: `${id}:1`,
@@ -168,6 +174,8 @@ class CountingStore extends MemoryStore {
   readonly #versionReads = new Map<string, number>();
   /** Lease-table reads: one per placement round, whoever runs it. */
   tableReads = 0;
+  /** Workers whose next lease-table read fails (a round that throws). */
+  readonly failNextRound = new Set<string>();
   override async owners(): ReturnType<MemoryStore['owners']> {
     this.tableReads++;
     return super.owners();
@@ -181,6 +189,8 @@ class CountingStore extends MemoryStore {
             this.#versionReads.set(id, this.versionReads(id) + 1);
             return target.version();
           };
+        if (key === 'owners' && this.failNextRound.delete(id))
+          return () => Promise.reject(new Error('store unavailable (test)'));
         const v = Reflect.get(target, key, target) as unknown;
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
@@ -258,13 +268,14 @@ async function balancedPair(): Promise<{
     await until(() => a.owned.size === SHARDS / 2 && b.owned.size === SHARDS / 2, 5000),
     `balanced: w1 ${a.owned.size}, w2 ${b.owned.size}`,
   );
+  // The rounds the last acquires started (each worker's watch sees the version move) find nothing.
+  await new Promise((r) => setTimeout(r, 10 * HANDOFF_POLL_MS));
   return { store, members, a, b };
 }
 
 test("drain hand-off: the other worker takes a drained worker's shards within a poll of their release, though its own last round came before the drain", async () => {
   const { store, members, a, b } = await balancedPair();
   // Settled: no lease moves, so the watch reads only the version and starts no round.
-  await new Promise((r) => setTimeout(r, 300));
   const [reads, tables] = [store.versionReads('w2'), store.tableReads];
   await new Promise((r) => setTimeout(r, 1000));
   const polls = store.versionReads('w2') - reads;
@@ -336,4 +347,61 @@ test('drain flag (control API, real Redis): a drain moves the lease version, so 
     await store.close();
     await redis.stop();
   }
+});
+
+test('lease watch after a failed round: a round that throws (the lease table unreadable) is run again once the store answers, not at the next periodic round', async () => {
+  const { store, members, a, b } = await balancedPair();
+  store.failNextRound.add('w2');
+  members.drained.add('w1');
+  a.kick(); // releases every shard: w2's watch runs a round, which fails
+  assert.ok(await until(() => !store.failNextRound.has('w2'), 5000), "w2's round ran and failed");
+  assert.ok(
+    await until(() => b.owned.size === SHARDS, 5000),
+    `w2 took the drained shards after its failed round: ${b.owned.size} of ${SHARDS}`,
+  );
+  await a.stop();
+  await b.stop();
+});
+
+test('rebalance pacing: a worker sheds at most MAX_REBALANCE_SAS_PER_INTERVAL SAs for balance per periodic interval, though the lease watch runs a round after each release', async () => {
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new Members();
+  // Every shard counts as 600 SAs: 2 shards (1,200 SAs) reach the 1,000 of an interval.
+  const a = owner('w1', store.as('w1'), members, undefined, 600);
+  a.start();
+  assert.ok(await until(() => a.owned.size === SHARDS, 5000));
+  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  const b = owner('w2', store.as('w2'), members, undefined, 600);
+  b.start();
+  await until(() => members.records.has('w2'), 5000);
+  await a.tick(); // w1's periodic round: it releases 2 shards to w2 and stops for this interval
+  assert.ok(await until(() => b.owned.size === 2, 5000), `w2 took the first 2: ${b.owned.size}`);
+  // Each acquire and release moved the version: both watches ran rounds; w1's must not shed more.
+  await new Promise((r) => setTimeout(r, 10 * HANDOFF_POLL_MS));
+  assert.equal(b.owned.size, 2, 'still 2 within the interval (20 s): the next share waits for the next one');
+  assert.equal(a.owned.size, SHARDS - 2);
+  await a.stop();
+  await b.stop();
+});
+
+test('undrain: a round the lease watch runs keeps a drained worker drained; only its periodic round takes the undrain (the preStop hook undrains for a successor while the old process still runs)', async () => {
+  const { members, a, b } = await balancedPair();
+  members.drained.add('w1');
+  a.kick();
+  assert.ok(await until(() => b.owned.size === SHARDS, 5000), 'w2 holds everything');
+  assert.equal(members.records.get('w1')?.draining, true);
+  members.drained.delete('w1');
+  a.kick(); // a round the watch would start (any lease moving in the cluster)
+  await until(() => !a.draining, 10 * HANDOFF_POLL_MS);
+  assert.equal(a.draining, true, 'still draining after a kicked round');
+  assert.equal(members.records.get('w1')?.draining, true, 'and announced so: nobody plans shards for it');
+  await a.tick(); // its periodic round
+  assert.equal(a.draining, false);
+  assert.equal(members.records.get('w1')?.draining, undefined, 'serving again');
+  await a.stop();
+  await b.stop();
 });

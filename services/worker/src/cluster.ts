@@ -73,11 +73,13 @@ export const MOVE_MEMORY_MS = 60 * 60_000;
  */
 export const DURABLE_WAIT_MS = 1000;
 /**
- * SAs a worker hands over per placement round for balance (not for drains or deaths): shards are
- * released until this many SAs moved, so empty shards (a forming cluster) move at once and a
- * loaded worker sheds its share over several rounds instead of in one burst.
+ * SAs a worker hands over for balance (not for drains or deaths) per periodic interval (a third of
+ * the lease TTL): shards are released until this many SAs moved in the interval, so empty shards (a
+ * forming cluster) move at once and a loaded worker sheds its share over several intervals instead
+ * of in one burst. Counted per interval, not per round: the rounds the lease watch runs after each
+ * release would otherwise shed the next share 100 ms later.
  */
-export const MAX_REBALANCE_SAS_PER_ROUND = 1000;
+export const MAX_REBALANCE_SAS_PER_INTERVAL = 1000;
 /**
  * Between rounds the lease table's version (moved by every acquire and release, not by renewals)
  * is read this often, and a round runs when it moves: a shard another worker released (a
@@ -211,15 +213,15 @@ return redis.call('DEL', KEYS[1])`,
    * Drains (or undrains) worker `id`; false when undraining one that was not drained. A drain also
    * moves the lease version, so every worker's lease watch runs a round within a poll: the drained
    * worker hands its shards over at once, not at its next periodic round (up to a third of the
-   * lease TTL later). An undrain does not: the Helm chart's preStop hook undrains a worker's id
-   * for its successor just before SIGTERM reaches the old process, and a round run then would
-   * hand that dying process shards (which its stop hands over again). An undrained worker gets
-   * its share back through the others' periodic rounds, paced like any rebalance.
+   * lease TTL later). That move is best-effort: without it the drain starts at that periodic round.
+   * An undrain does not move it, and only the worker's periodic round takes an undrain into account
+   * (ShardOwner #round: the Helm chart's preStop hook undrains a worker's id for its successor just
+   * before SIGTERM reaches the old process); the others then hand it its share, paced.
    */
   async setDraining(id: string, drain: boolean, actor: string): Promise<boolean> {
     if (drain) {
       await this.client.set(`${DRAIN_PREFIX}${id}`, JSON.stringify({ actor, at: Date.now() }));
-      await this.client.incr(VERSION_KEY);
+      await this.client.incr(VERSION_KEY).catch(() => undefined);
       return true;
     }
     return (await this.client.del(`${DRAIN_PREFIX}${id}`)) === 1;
@@ -313,13 +315,20 @@ export class ShardOwner implements Persistence {
   readonly #durableTimeouts: Counter;
   /** When this worker learned that a member was gone (its verdict or the round that saw it). */
   readonly #goneSince = new Map<string, number>();
-  /** Polls the lease version while shards planned here are still held by live members. */
+  /** Polls the lease version between rounds (#watchLeases). */
   #handoffTimer: NodeJS.Timeout | undefined;
   #handoffWatch = 0;
   #started = false;
+  /** Rounds that failed in a row: the lease watch polls more slowly after each (up to a tick). */
+  #failedRounds = 0;
+  /** The periodic interval (a third of the lease TTL) and the balance moves made in the current one. */
+  readonly #tickMs: number;
+  #paceFrom = 0;
+  #pacedSas = 0;
 
   constructor(o: ShardOwnerOptions) {
     this.#o = o;
+    this.#tickMs = Math.max(100, Math.floor(o.leaseTtlMs / 3));
     const registers = [o.metrics.registry];
     this.#writeFailures = new Counter({
       name: 'ikegate_store_write_failures_total',
@@ -397,7 +406,7 @@ export class ShardOwner implements Persistence {
       this.#again = true;
       return;
     }
-    void this.tick().catch((e: Error) => this.#o.log.warn({ err: e.message }, 'lease-tick-failed'));
+    void this.tick(false).catch((e: Error) => this.#o.log.warn({ err: e.message }, 'lease-tick-failed'));
   }
 
   get owned(): ReadonlyMap<number, number> {
@@ -589,7 +598,7 @@ export class ShardOwner implements Persistence {
       }
     };
     void beat();
-    const every = Math.max(100, Math.floor(this.#o.leaseTtlMs / 3));
+    const every = this.#tickMs;
     const loop = async () => {
       if (this.#stopped) return;
       await this.tick().catch((e: Error) => this.#o.log.warn({ err: e.message }, 'lease-tick-failed'));
@@ -601,24 +610,41 @@ export class ShardOwner implements Persistence {
     void loop();
   }
 
-  /** One round: heartbeat, plan, renew or release what we hold, acquire what the plan gives us. */
-  async tick(): Promise<void> {
+  /**
+   * One round: heartbeat, plan, renew or release what we hold, acquire what the plan gives us.
+   * `periodic`: the round of the periodic timer (or a caller's own); false for one the lease watch
+   * or kick() started, which does not take an undrain into account (see #round).
+   */
+  async tick(periodic = true): Promise<void> {
     if (this.#ticking) return;
     this.#ticking = true;
     try {
+      let first = true;
       do {
         this.#again = false;
-        await this.#round();
+        await this.#round(periodic && first);
+        first = false;
       } while (this.#again && !this.#stopped);
     } finally {
       this.#ticking = false;
     }
   }
 
-  async #round(): Promise<void> {
-    {
+  async #round(periodic: boolean): Promise<void> {
+    // The lease watch runs after every round, failed ones included (a throw would otherwise leave
+    // no watch until the next periodic round): after a failure it compares with nothing, so its
+    // first successful read runs the round again (the polls slowed down by the failures).
+    let version: number | undefined;
+    let ok = false;
+    try {
       const { store, members, workerId, shardCount, leaseTtlMs, log } = this.#o;
-      const draining = (await members.draining?.(workerId).catch(() => this.#draining)) ?? false;
+      const flag = (await members.draining?.(workerId).catch(() => this.#draining)) ?? false;
+      // A drain counts in any round (the drain moves the lease version so the watch runs one at
+      // once); an undrain only in a periodic one. The Helm chart's preStop hook undrains a
+      // worker's id for its successor just before SIGTERM reaches the old process, and the lease
+      // watch runs rounds whenever any lease moves: a round then must not make the dying process
+      // a serving member the others hand shards to.
+      const draining = flag || (this.#draining && !periodic);
       if (draining !== this.#draining) {
         this.#draining = draining;
         log.info({ draining, shards: this.#owned.size }, draining ? 'worker-draining' : 'worker-undrained');
@@ -631,8 +657,8 @@ export class ShardOwner implements Persistence {
       const serving = all.filter((m) => !m.draining && !(m.id === workerId && draining));
       const live = (serving.length > 0 || all.length === 0 ? serving : all).map((m) => m.id);
       if (!live.includes(workerId) && (!draining || serving.length === 0)) live.push(workerId);
-      // Read before the table: a release after this moves the version the hand-off watch compares.
-      const version = await withTimeout(store.version()).catch(() => undefined);
+      // Read before the table: a release after this moves the version the lease watch compares.
+      version = await withTimeout(store.version()).catch(() => undefined);
       const leases = await store.owners();
       const previous: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) previous.push(leases.get(s)?.owner);
@@ -672,7 +698,10 @@ export class ShardOwner implements Persistence {
         }),
       );
       if (reacquired > 0) log.warn({ shards: reacquired }, 'leases-lapsed-and-reacquired');
-      let movedSas = 0;
+      if (Date.now() - this.#paceFrom >= this.#tickMs) {
+        this.#paceFrom = Date.now();
+        this.#pacedSas = 0;
+      }
       for (const [shard, epoch] of [...this.#owned]) {
         if (plan[shard] === workerId) continue;
         const lease = leases.get(shard);
@@ -683,8 +712,8 @@ export class ShardOwner implements Persistence {
           continue;
         }
         // Balance moves are paced (a drain is not): a returning or new worker fills up over a few
-        // rounds instead of pulling a third of every SA through one takeover burst.
-        if (!draining && movedSas >= MAX_REBALANCE_SAS_PER_ROUND) {
+        // intervals instead of pulling a third of every SA through one takeover burst.
+        if (!draining && this.#pacedSas >= MAX_REBALANCE_SAS_PER_INTERVAL) {
           log.debug(
             { pending: [...this.#owned.keys()].filter((s) => plan[s] !== workerId).length },
             'rebalance-paced',
@@ -700,7 +729,8 @@ export class ShardOwner implements Persistence {
         }
         await store.release(shard, workerId, epoch);
         this.#owned.delete(shard);
-        movedSas += this.#o.worker.dropShard(shard);
+        const moved = this.#o.worker.dropShard(shard);
+        if (!draining) this.#pacedSas += moved;
         log.info({ shard, epoch, to: plan[shard] }, 'shard-released');
       }
       const wanted: [shard: number, takeFrom: string | undefined, formerHolder: string | undefined][] = [];
@@ -740,16 +770,21 @@ export class ShardOwner implements Persistence {
       // before the holder's record did): whose SAs they were when someone takes the shard later.
       this.#lastOwners = previous.map((o, s) => o ?? this.#lastOwners[s]);
       this.#ownedGauge.set(this.#owned.size);
-      this.#watchLeases(version);
+      ok = true;
+    } finally {
+      this.#failedRounds = ok ? 0 : this.#failedRounds + 1;
+      this.#watchLeases(ok ? version : undefined);
     }
   }
 
   /**
    * Until the next round: read the lease version every HANDOFF_POLL_MS and run a round once it
    * moved from `since`, the version read at the start of the round (a release or an acquire by
-   * anyone, ours of that round included: the round after a change finds nothing more and watches
-   * the new version). `since` undefined (unreadable at the round) takes the first version a poll
-   * reads. A poll whose read fails or times out (2 s) counts as unchanged. Ends with stop().
+   * anyone, ours of that round included). `since` undefined (unreadable at the round, or the round
+   * failed before reading it): the first version a poll reads counts as a change, since a release
+   * in between would otherwise go unseen. After failed rounds the polls slow down (doubling, up to
+   * a tick), so a store that fails every round is not asked for one every 100 ms. A poll whose read
+   * fails or times out (2 s) counts as unchanged. Ends with stop().
    */
   #watchLeases(since: number | undefined): void {
     clearTimeout(this.#handoffTimer);
@@ -757,16 +792,15 @@ export class ShardOwner implements Persistence {
     const watch = ++this.#handoffWatch; // a later round's watch supersedes a poll in flight
     // Only a started owner (its own rounds); one driven by tick() alone keeps to those.
     if (this.#stopped || !this.#started) return;
-    let base = since;
+    const every = Math.min(this.#tickMs, HANDOFF_POLL_MS * 2 ** Math.min(this.#failedRounds, 8));
     const arm = () => {
-      this.#handoffTimer = setTimeout(() => void poll(), HANDOFF_POLL_MS);
+      this.#handoffTimer = setTimeout(() => void poll(), every);
       this.#handoffTimer.unref();
     };
     const poll = async () => {
       const now = await withTimeout(this.#o.store.version()).catch(() => undefined);
       if (this.#stopped || watch !== this.#handoffWatch) return;
-      if (now !== undefined && base !== undefined && now !== base) return this.kick();
-      base ??= now;
+      if (now !== undefined && now !== since) return this.kick();
       arm();
     };
     arm();
