@@ -176,6 +176,8 @@ class CountingStore extends MemoryStore {
   tableReads = 0;
   /** Workers whose next lease-table read fails (a round that throws). */
   readonly failNextRound = new Set<string>();
+  /** Acquires wait for this while set (a slow store). */
+  acquireGate: Promise<void> | undefined;
   override async owners(): ReturnType<MemoryStore['owners']> {
     this.tableReads++;
     return super.owners();
@@ -189,6 +191,10 @@ class CountingStore extends MemoryStore {
             this.#versionReads.set(id, this.versionReads(id) + 1);
             return target.version();
           };
+        if (key === 'acquire' && this.acquireGate) {
+          const gate = this.acquireGate;
+          return async (...a: Parameters<MemoryStore['acquire']>) => (await gate, target.acquire(...a));
+        }
         if (key === 'owners' && this.failNextRound.delete(id))
           return () => Promise.reject(new Error('store unavailable (test)'));
         const v = Reflect.get(target, key, target) as unknown;
@@ -404,4 +410,24 @@ test('undrain: a round the lease watch runs keeps a drained worker drained; only
   assert.equal(members.records.get('w1')?.draining, undefined, 'serving again');
   await a.stop();
   await b.stop();
+});
+
+test('stop() while a round is acquiring: a lease granted after stop() released the others is handed back at once, not left to a holder that left', async () => {
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  let open!: () => void;
+  store.acquireGate = new Promise<void>((r) => (open = r));
+  const members = new Members();
+  const a = owner('w1', store.as('w1'), members);
+  a.start(); // its first round waits in acquire
+  await until(() => members.records.has('w1'), 5000);
+  await a.stop();
+  open();
+  await new Promise((r) => setTimeout(r, 200));
+  const held = [...(await store.owners()).values()].filter((l) => l.owner === 'w1');
+  assert.deepEqual(held, [], 'no lease left with the stopped worker');
+  assert.equal(a.owned.size, 0);
 });

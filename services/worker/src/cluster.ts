@@ -812,6 +812,12 @@ export class ShardOwner implements Persistence {
     const startedAt = performance.now();
     const grant = await store.acquire(shard, workerId, leaseTtlMs, takeFrom);
     if (!grant) return;
+    if (this.#stopped) {
+      // stop() ran while this round was acquiring: its release loop is over, so hand it back now
+      // rather than leave a lease whose holder is leaving until the others' next periodic round.
+      await store.release(shard, workerId, grant.epoch).catch(() => false);
+      return;
+    }
     if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
     this.#owned.set(shard, grant.epoch);
     const goneSince = formerHolder === undefined ? undefined : this.#goneSince.get(formerHolder);
