@@ -256,6 +256,9 @@ describe(
           'PX',
           60_000,
         );
+        // And into the member index, as anyone who can write to Redis can (a record without an
+        // entry is only found by the full scan, every 30 s: services/worker cluster.test.ts).
+        await r.sadd('ikegate:member-index', 'evil', 'evil2');
         const seen = await until(
           () =>
             c.metric(w1.admin, 'ikegate_drops_total', {

@@ -5,7 +5,14 @@ import { defaultProvider } from '@ikegate/crypto';
 import { MemoryStore, RedisStore } from '@ikegate/store';
 import { Redis } from 'ioredis';
 import { createLogger, Metrics } from '@ikegate/telemetry';
-import { HANDOFF_POLL_MS, type MemberInfo, type Membership, RedisMembership, ShardOwner } from './cluster.js';
+import {
+  HANDOFF_POLL_MS,
+  MEMBER_FULL_SCAN_MS,
+  type MemberInfo,
+  type Membership,
+  RedisMembership,
+  ShardOwner,
+} from './cluster.js';
 import { startRedisServer } from '../../../libs/store/src/testing/redis-server.js';
 import { Worker } from './worker.js';
 
@@ -430,4 +437,79 @@ test('stop() while a round is acquiring: a lease granted after stop() released t
   const held = [...(await store.owners()).values()].filter((l) => l.owner === 'w1');
   assert.deepEqual(held, [], 'no lease left with the stopped worker');
   assert.equal(a.owned.size, 0);
+});
+
+/** SCAN calls the Redis server ran so far (INFO commandstats). */
+async function scans(client: Redis): Promise<number> {
+  return Number(/^cmdstat_scan:calls=(\d+)/m.exec(await client.info('commandstats'))?.[1] ?? 0);
+}
+
+test('membership (real Redis): list() reads the member index, not the keyspace; a member that writes no index entry (an older version) is found by the full scan and indexed; an expired or departed one leaves the index', async (t) => {
+  const redis = await startRedisServer();
+  if (typeof redis === 'string') {
+    if (process.env.CI) assert.fail(`CI must run this: ${redis}`);
+    t.skip(redis);
+    return;
+  }
+  const client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
+  try {
+    await client.connect();
+    // Keys of other kinds around (SA records): the index makes them cost nothing.
+    await client.mset(
+      ...Array.from({ length: 2000 }, (_, i) => [`ikegate:{s${i % 16}}:sa:k${i}`, 'x']).flat(),
+    );
+    const secret = new Uint8Array(32).fill(5);
+    const members = new RedisMembership(client, undefined, { secret });
+    const other = new RedisMembership(client, undefined, { secret }); // another process
+    await members.heartbeat({ id: 'w1', relay: 'r1', admin: 'a1' }, 60_000);
+    await other.heartbeat({ id: 'w2', relay: 'r2', admin: 'a2' }, 300);
+    // An older worker: its record (sealed like ours) but no index entry.
+    const legacy = new RedisMembership(client, 'ikegate:member:', { secret });
+    await legacy.heartbeat({ id: 'w0', relay: 'r0', admin: 'a0' }, 60_000);
+    await client.srem('ikegate:member-index', 'w0');
+
+    const s0 = await scans(client);
+    assert.deepEqual(
+      (await members.list()).map((m) => m.id),
+      ['w0', 'w1', 'w2'],
+      'the first list scans once',
+    );
+    assert.ok((await scans(client)) > s0);
+    assert.deepEqual(await client.smembers('ikegate:member-index').then((l) => l.sort()), ['w0', 'w1', 'w2']);
+    const s1 = await scans(client);
+    assert.deepEqual(
+      (await members.list()).map((m) => m.id),
+      ['w0', 'w1', 'w2'],
+    );
+    assert.equal(await scans(client), s1, `no SCAN within ${MEMBER_FULL_SCAN_MS} ms of the last`);
+
+    await new Promise((r) => setTimeout(r, 400)); // w2's record expires
+    await members.leave('w0');
+    assert.deepEqual(
+      (await members.list()).map((m) => m.id),
+      ['w1'],
+    );
+    assert.deepEqual(
+      await client.smembers('ikegate:member-index'),
+      ['w1'],
+      'expired and departed ids dropped',
+    );
+    assert.equal(await scans(client), s1);
+
+    // Edges keep their own index under their prefix.
+    const edges = new RedisMembership(client, 'ikegate:edge:', { secret });
+    await edges.heartbeat({ id: 'e1', relay: '', admin: 'a' }, 60_000);
+    assert.deepEqual(
+      (await edges.list()).map((m) => m.id),
+      ['e1'],
+    );
+    assert.deepEqual(await client.smembers('ikegate:edge-index'), ['e1']);
+    assert.deepEqual(
+      (await members.list()).map((m) => m.id),
+      ['w1'],
+    );
+  } finally {
+    client.disconnect();
+    await redis.stop();
+  }
 });

@@ -107,11 +107,24 @@ export interface MembershipOptions {
 }
 
 /**
- * Membership in Redis: one key per member with a TTL (SCAN to list; one node in Cluster mode).
- * Workers use the default prefix; edges `EDGE_MEMBER_PREFIX`.
+ * A full SCAN for member keys at most this often per process (and whenever the index is empty):
+ * it finds members that write no index entry (a version before the index, during a rolling
+ * upgrade) and adds them to it.
+ */
+export const MEMBER_FULL_SCAN_MS = 30_000;
+
+/**
+ * Membership in Redis: one key per member with a TTL, and an index (a set of the member ids,
+ * `<prefix without its last colon>-index`) so that list() reads the members' keys, not the whole
+ * keyspace: with 100,000 SAs (200,000 keys) a SCAN for the member keys took ~170 ms and ~110 ms
+ * of Redis CPU, and the lease watch and the edges' refreshes list the members in every round.
+ * Ids whose key expired are dropped from the index when list() finds them gone. Workers use the
+ * default prefix; edges `EDGE_MEMBER_PREFIX`.
  */
 export class RedisMembership implements Membership {
   readonly #macKey: Buffer | undefined;
+  readonly #indexKey: string;
+  #lastFullScan = 0;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -122,6 +135,7 @@ export class RedisMembership implements Membership {
       options.secret === undefined
         ? undefined
         : createHmac('sha256', options.secret).update('ikegate member record v1').digest();
+    this.#indexKey = `${prefix.replace(/:$/, '')}-index`;
   }
 
   #mac(key: string, body: string): string {
@@ -133,6 +147,7 @@ export class RedisMembership implements Membership {
     const body = JSON.stringify(info);
     const value = this.#macKey ? JSON.stringify({ body, mac: this.#mac(key, body) }) : body;
     await this.client.set(key, value, 'PX', ttlMs);
+    await this.client.sadd(this.#indexKey, info.id);
   }
 
   /** The record stored under `key`, if it is well formed and (with a secret) authentic. */
@@ -161,6 +176,7 @@ export class RedisMembership implements Membership {
 
   async leave(id: string): Promise<void> {
     await this.client.del(`${this.prefix}${id}`);
+    await this.client.srem(this.#indexKey, id);
   }
 
   async recordMoves(
@@ -228,23 +244,47 @@ return redis.call('DEL', KEYS[1])`,
   }
 
   async list(): Promise<MemberInfo[]> {
+    const ids = new Set(await this.client.smembers(this.#indexKey));
+    if (ids.size === 0 || Date.now() - this.#lastFullScan >= MEMBER_FULL_SCAN_MS) {
+      this.#lastFullScan = Date.now();
+      const found = (await this.#scanIds()).filter((id) => !ids.has(id));
+      for (const id of found) ids.add(id);
+      if (found.length > 0) await this.client.sadd(this.#indexKey, ...found);
+    }
+    if (ids.size === 0) return [];
+    const listed = [...ids];
+    const keys = listed.map((id) => `${this.prefix}${id}`);
+    const values = await this.#getAll(keys);
+    const out: MemberInfo[] = [];
+    const gone: string[] = [];
+    values.forEach((v, i) => {
+      if (v === null) return void gone.push(listed[i]!);
+      const m = this.#open(keys[i]!, v);
+      if (m) out.push(m);
+    });
+    // Expired (or left without saying so): not members any more. A heartbeat adds them again.
+    if (gone.length > 0) await this.client.srem(this.#indexKey, ...gone);
+    return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** The ids of every key under our prefix (SCAN; one node in Cluster mode). */
+  async #scanIds(): Promise<string[]> {
     const client = this.client as Redis;
-    const keys: string[] = [];
+    const ids: string[] = [];
     let cursor = '0';
-    for (let i = 0; i < 1000; i++) {
-      const [next, batch] = await client.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 500);
-      keys.push(...batch);
+    for (let i = 0; i < 10_000; i++) {
+      const [next, batch] = await client.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 1000);
+      for (const key of batch) ids.push(key.slice(this.prefix.length));
       cursor = next;
       if (cursor === '0') break;
     }
-    if (keys.length === 0) return [];
-    const values = await client.mget(...keys);
-    const out: MemberInfo[] = [];
-    values.forEach((v, i) => {
-      const m = v ? this.#open(keys[i]!, v) : undefined;
-      if (m) out.push(m);
-    });
-    return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+    return ids;
+  }
+
+  /** GET of each key: one MGET on a standalone Redis; one GET per key in Cluster mode (slots). */
+  #getAll(keys: readonly string[]): Promise<(string | null)[]> {
+    if ((this.client as Cluster).isCluster) return Promise.all(keys.map((k) => this.client.get(k)));
+    return this.client.mget(...keys);
   }
 }
 
