@@ -185,6 +185,8 @@ class CountingStore extends MemoryStore {
   readonly failNextRound = new Set<string>();
   /** Acquires wait for this while set (a slow store). */
   acquireGate: Promise<void> | undefined;
+  /** `${worker}:${method}` -> calls of that worker to that method wait for it (a slow store). */
+  readonly gates = new Map<string, Promise<void>>();
   override async owners(): ReturnType<MemoryStore['owners']> {
     this.tableReads++;
     return super.owners();
@@ -201,6 +203,11 @@ class CountingStore extends MemoryStore {
         if (key === 'acquire' && this.acquireGate) {
           const gate = this.acquireGate;
           return async (...a: Parameters<MemoryStore['acquire']>) => (await gate, target.acquire(...a));
+        }
+        const gate = typeof key === 'string' ? this.gates.get(`${id}:${key}`) : undefined;
+        if (gate) {
+          const f = Reflect.get(target, key, target) as (...a: unknown[]) => Promise<unknown>;
+          return async (...a: unknown[]) => (await gate, f.apply(target, a));
         }
         if (key === 'owners' && this.failNextRound.delete(id))
           return () => Promise.reject(new Error('store unavailable (test)'));
@@ -462,7 +469,7 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
     const members = new RedisMembership(client, undefined, { secret });
     const other = new RedisMembership(client, undefined, { secret }); // another process
     await members.heartbeat({ id: 'w1', relay: 'r1', admin: 'a1' }, 60_000);
-    await other.heartbeat({ id: 'w2', relay: 'r2', admin: 'a2' }, 300);
+    await other.heartbeat({ id: 'w2', relay: 'r2', admin: 'a2' }, 60_000);
     // An older worker: its record (sealed like ours) but no index entry.
     const legacy = new RedisMembership(client, 'ikegate:member:', { secret });
     await legacy.heartbeat({ id: 'w0', relay: 'r0', admin: 'a0' }, 60_000);
@@ -472,18 +479,25 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
     assert.deepEqual(
       (await members.list()).map((m) => m.id),
       ['w0', 'w1', 'w2'],
-      'the first list scans once',
+      'the first list scans',
     );
     assert.ok((await scans(client)) > s0);
     assert.deepEqual(await client.smembers('ikegate:member-index').then((l) => l.sort()), ['w0', 'w1', 'w2']);
+    // It found a record without an entry: the next list scans again, and finds none missing.
     const s1 = await scans(client);
     assert.deepEqual(
       (await members.list()).map((m) => m.id),
       ['w0', 'w1', 'w2'],
     );
-    assert.equal(await scans(client), s1, `no SCAN within ${MEMBER_FULL_SCAN_MS} ms of the last`);
+    assert.ok((await scans(client)) > s1, 'scanned again after finding an unindexed record');
+    const s2 = await scans(client);
+    assert.deepEqual(
+      (await members.list()).map((m) => m.id),
+      ['w0', 'w1', 'w2'],
+    );
+    assert.equal(await scans(client), s2, `then no SCAN within ${MEMBER_FULL_SCAN_MS} ms of the last`);
 
-    await new Promise((r) => setTimeout(r, 400)); // w2's record expires
+    await client.del('ikegate:member:w2'); // w2's record expires
     await members.leave('w0');
     assert.deepEqual(
       (await members.list()).map((m) => m.id),
@@ -494,7 +508,34 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
       ['w1'],
       'expired and departed ids dropped',
     );
-    assert.equal(await scans(client), s1);
+    assert.equal(await scans(client), s2);
+
+    // w2 heartbeats again between a list's read of the records and its SREM of w2 (w2's SADD finds
+    // the id still indexed): w2 must stay in the index.
+    await client.sadd('ikegate:member-index', 'w2');
+    const racy = new Proxy(client, {
+      get: (target, key) => {
+        if (key === 'srem')
+          return async (...a: Parameters<Redis['srem']>) => {
+            await other.heartbeat({ id: 'w2', relay: 'r2', admin: 'a2' }, 60_000);
+            return target.srem(...a);
+          };
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const third = new RedisMembership(racy, undefined, { secret });
+    await third.list();
+    assert.deepEqual(
+      await client.smembers('ikegate:member-index').then((l) => l.sort()),
+      ['w1', 'w2'],
+      'a member whose record came back during the SREM is indexed again',
+    );
+    assert.deepEqual(
+      (await members.list()).map((m) => m.id),
+      ['w1', 'w2'],
+    );
+    assert.throws(() => new RedisMembership(client, 'ikegate:member'), /must end with ':'/);
 
     // Edges keep their own index under their prefix.
     const edges = new RedisMembership(client, 'ikegate:edge:', { secret });
@@ -506,10 +547,77 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
     assert.deepEqual(await client.smembers('ikegate:edge-index'), ['e1']);
     assert.deepEqual(
       (await members.list()).map((m) => m.id),
-      ['w1'],
+      ['w1', 'w2'],
     );
   } finally {
     client.disconnect();
     await redis.stop();
   }
+});
+
+test('undrain while a watch round runs: the periodic round asked for meanwhile is not lost, it runs right after (and takes the undrain)', async () => {
+  const { store, members, a, b } = await balancedPair();
+  members.drained.add('w1');
+  a.kick();
+  assert.ok(await until(() => b.owned.size === SHARDS, 5000), 'w2 holds everything');
+  members.drained.delete('w1');
+  let open!: () => void;
+  store.gates.set('w1:owners', new Promise<void>((r) => (open = r)));
+  a.kick(); // a watch round, held in its lease-table read
+  await new Promise((r) => setTimeout(r, 2 * HANDOFF_POLL_MS));
+  const periodic = a.tick(); // the periodic timer fires meanwhile
+  store.gates.delete('w1:owners');
+  open();
+  await periodic;
+  assert.ok(await until(() => !a.draining, 5000), 'undrained by the periodic round that ran after');
+  await a.stop();
+  await b.stop();
+});
+
+test('stop() while a round renews: a lapsed lease is not re-acquired by the stopped worker, and its member record is not written again', async () => {
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new Members();
+  const a = owner('w1', store.as('w1'), members);
+  a.start();
+  assert.ok(await until(() => a.owned.size === SHARDS, 5000));
+  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  let open!: () => void;
+  store.gates.set('w1:renewMany', new Promise<void>((r) => (open = r)));
+  const round = a.tick(); // its periodic round, held in the renewal
+  await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
+  await a.stop(); // releases every lease and leaves
+  store.gates.delete('w1:renewMany');
+  open(); // the renewals are refused: the leases are free, the next epoch is there to take
+  await round;
+  await new Promise((r) => setTimeout(r, 2 * HANDOFF_POLL_MS));
+  const held = [...(await store.owners()).values()].filter((l) => l.owner === 'w1');
+  assert.deepEqual(held, [], 'no lease taken again by the stopped worker');
+  assert.equal(members.records.has('w1'), false, 'not a member again');
+});
+
+test('stop() while a heartbeat is in flight: the record it writes after stop() left the member set is removed again (the others would plan shards for it until it lapsed)', async () => {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  class SlowMembers extends Members {
+    override async heartbeat(info: MemberInfo): Promise<void> {
+      await gate;
+      return super.heartbeat(info);
+    }
+  }
+  const store = new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+  const members = new SlowMembers();
+  const a = owner('w1', store.as('w1'), members);
+  const beat = a.heartbeat(); // held until the gate opens
+  await a.stop();
+  open();
+  await beat;
+  assert.equal(members.records.has('w1'), false, 'no member record after stop()');
 });

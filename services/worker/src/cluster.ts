@@ -125,6 +125,8 @@ export class RedisMembership implements Membership {
   readonly #macKey: Buffer | undefined;
   readonly #indexKey: string;
   #lastFullScan = 0;
+  /** The last full scan found records without an index entry. */
+  #unindexedSeen = false;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -135,7 +137,8 @@ export class RedisMembership implements Membership {
       options.secret === undefined
         ? undefined
         : createHmac('sha256', options.secret).update('ikegate member record v1').digest();
-    this.#indexKey = `${prefix.replace(/:$/, '')}-index`;
+    if (!prefix.endsWith(':')) throw new Error(`membership prefix ${prefix} must end with ':'`);
+    this.#indexKey = `${prefix.slice(0, -1)}-index`;
   }
 
   #mac(key: string, body: string): string {
@@ -245,9 +248,12 @@ return redis.call('DEL', KEYS[1])`,
 
   async list(): Promise<MemberInfo[]> {
     const ids = new Set(await this.client.smembers(this.#indexKey));
-    if (ids.size === 0 || Date.now() - this.#lastFullScan >= MEMBER_FULL_SCAN_MS) {
-      this.#lastFullScan = Date.now();
+    if (ids.size === 0 || this.#unindexedSeen || Date.now() - this.#lastFullScan >= MEMBER_FULL_SCAN_MS) {
       const found = (await this.#scanIds()).filter((id) => !ids.has(id));
+      this.#lastFullScan = Date.now();
+      // Records without an entry (a worker of an older version writes none): scan at every list
+      // until a scan finds none, so such a member is never missing from a round.
+      this.#unindexedSeen = found.length > 0;
       for (const id of found) ids.add(id);
       if (found.length > 0) await this.client.sadd(this.#indexKey, ...found);
     }
@@ -263,7 +269,15 @@ return redis.call('DEL', KEYS[1])`,
       if (m) out.push(m);
     });
     // Expired (or left without saying so): not members any more. A heartbeat adds them again.
-    if (gone.length > 0) await this.client.srem(this.#indexKey, ...gone);
+    if (gone.length > 0) {
+      await this.client.srem(this.#indexKey, ...gone);
+      // A member whose heartbeat re-created its record between our read and the SREM (its SADD
+      // found the id still there) must not stay out of the index until its next heartbeat: its
+      // record is written before its SADD, so reading the records again after the SREM finds it.
+      const again = await this.#getAll(gone.map((id) => `${this.prefix}${id}`));
+      const back = gone.filter((_, i) => again[i] !== null);
+      if (back.length > 0) await this.client.sadd(this.#indexKey, ...back);
+    }
     return out.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
@@ -361,6 +375,8 @@ export class ShardOwner implements Persistence {
   #started = false;
   /** Rounds that failed in a row: the lease watch polls more slowly after each (up to a tick). */
   #failedRounds = 0;
+  /** A periodic round was asked for while another ran: the next one is periodic. */
+  #periodicPending = false;
   /** The periodic interval (a third of the lease TTL) and the balance moves made in the current one. */
   readonly #tickMs: number;
   #paceFrom = 0;
@@ -622,6 +638,9 @@ export class ShardOwner implements Persistence {
         leaseTtlMs,
       ),
     );
+    // A heartbeat that was in flight when stop() left the member set wrote the record again: the
+    // others would plan shards for a member that takes none until the record lapses (a TTL).
+    if (this.#stopped) await members.leave(workerId).catch(() => undefined);
   }
 
   start(): void {
@@ -656,14 +675,20 @@ export class ShardOwner implements Persistence {
    * or kick() started, which does not take an undrain into account (see #round).
    */
   async tick(periodic = true): Promise<void> {
-    if (this.#ticking) return;
+    if (this.#ticking) {
+      // The periodic round must not be lost to a round the watch started (an undrain waits for
+      // one): it runs right after, as periodic.
+      if (periodic) this.#periodicPending = this.#again = true;
+      return;
+    }
     this.#ticking = true;
     try {
-      let first = true;
+      this.#periodicPending = periodic;
       do {
         this.#again = false;
-        await this.#round(periodic && first);
-        first = false;
+        const asPeriodic = this.#periodicPending;
+        this.#periodicPending = false;
+        await this.#round(asPeriodic);
       } while (this.#again && !this.#stopped);
     } finally {
       this.#ticking = false;
@@ -689,6 +714,7 @@ export class ShardOwner implements Persistence {
         this.#draining = draining;
         log.info({ draining, shards: this.#owned.size }, draining ? 'worker-draining' : 'worker-undrained');
       }
+      if (this.#stopped) return; // stop() left the member set: no record again, no leases
       await this.heartbeat();
       const all = await members.list();
       this.#watch?.update(all);
@@ -728,7 +754,7 @@ export class ShardOwner implements Persistence {
           // The lease lapsed (e.g. Redis stalled past its TTL). If nobody held the shard since, the
           // next epoch is ours and our SAs are the freshest copy: keep them. Otherwise, lose it.
           const again = await withTimeout(store.acquire(shard, workerId, leaseTtlMs)).catch(() => undefined);
-          if (again && again.epoch === epoch + 1) {
+          if (again && again.epoch === epoch + 1 && !this.#stopped) {
             this.#owned.set(shard, again.epoch);
             reacquired++;
             return;
