@@ -221,6 +221,28 @@ class CountingStore extends MemoryStore {
   }
 }
 
+/** A CountingStore of SHARDS shards. */
+function countingStore(): CountingStore {
+  return new CountingStore({
+    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+    now: Date.now,
+    shardCount: SHARDS,
+  });
+}
+
+/**
+ * w1 started alone until it holds every shard, then settled: its acquires moved the lease
+ * version, so its watch runs one more round, which finds nothing; after that nothing runs a round
+ * of w1's before its periodic one (20 s) or a kick.
+ */
+async function soloOwner(store: CountingStore, members: Members, sasPerShard?: number): Promise<ShardOwner> {
+  const a = owner('w1', store.as('w1'), members, undefined, sasPerShard);
+  a.start();
+  assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
+  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  return a;
+}
+
 async function until(cond: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
@@ -229,19 +251,10 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 
 /** w1 holding every shard, then w2 started beside it: w2's plan awaits shards a live member holds. */
 async function handoffPair(): Promise<{ store: CountingStore; a: ShardOwner; b: ShardOwner }> {
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
+  const store = countingStore();
   const members = new Members();
   // leaseTtlMs 60 s: periodic rounds every 20 s, so anything quicker is the hand-off watch.
-  const a = owner('w1', store.as('w1'), members);
-  a.start();
-  assert.ok(await until(() => a.owned.size === SHARDS, 5000), 'w1 alone holds every shard');
-  // w1's acquires moved the lease version: its watch runs one more round, which finds nothing
-  // to do. After that, nothing runs a round of w1's before its periodic one (20 s) or a kick.
-  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  const a = await soloOwner(store, members);
   const b = owner('w2', store.as('w2'), members);
   b.start();
   return { store, a, b };
@@ -274,11 +287,7 @@ async function balancedPair(): Promise<{
   a: ShardOwner;
   b: ShardOwner;
 }> {
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
+  const store = countingStore();
   const members = new Members();
   const a = owner('w1', store.as('w1'), members);
   const b = owner('w2', store.as('w2'), members);
@@ -338,7 +347,7 @@ test('rebalance hand-off: stop() while the watch polls ends it (no version reads
   await a.stop();
 });
 
-test('drain flag (control API, real Redis): a drain moves the lease version, so every lease watch runs a round within a poll; an undrain does not (the preStop hook undrains for a successor while the old process still runs)', async (t) => {
+test('drain flag (control API, real Redis): a drain moves the lease version (what the lease watches compare); an undrain does not (the preStop hook undrains for a successor while the old process still runs)', async (t) => {
   const redis = await startRedisServer();
   if (typeof redis === 'string') {
     if (process.env.CI) assert.fail(`CI must run this: ${redis}`);
@@ -384,17 +393,10 @@ test('lease watch after a failed round: a round that throws (the lease table unr
 });
 
 test('rebalance pacing: a worker sheds at most MAX_REBALANCE_SAS_PER_INTERVAL SAs for balance per periodic interval, though the lease watch runs a round after each release', async () => {
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
+  const store = countingStore();
   const members = new Members();
   // Every shard counts as 600 SAs: 2 shards (1,200 SAs) reach the 1,000 of an interval.
-  const a = owner('w1', store.as('w1'), members, undefined, 600);
-  a.start();
-  assert.ok(await until(() => a.owned.size === SHARDS, 5000));
-  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  const a = await soloOwner(store, members, 600);
   const b = owner('w2', store.as('w2'), members, undefined, 600);
   b.start();
   await until(() => members.records.has('w2'), 5000);
@@ -427,11 +429,7 @@ test('undrain: a round the lease watch runs keeps a drained worker drained; only
 });
 
 test('stop() while a round is acquiring: a lease granted after stop() released the others is handed back at once, not left to a holder that left', async () => {
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
+  const store = countingStore();
   let open!: () => void;
   store.acquireGate = new Promise<void>((r) => (open = r));
   const members = new Members();
@@ -575,16 +573,9 @@ test('undrain while a watch round runs: the periodic round asked for meanwhile i
 });
 
 test('stop() while a round renews: a lapsed lease is not re-acquired by the stopped worker, and its member record is not written again', async () => {
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
+  const store = countingStore();
   const members = new Members();
-  const a = owner('w1', store.as('w1'), members);
-  a.start();
-  assert.ok(await until(() => a.owned.size === SHARDS, 5000));
-  await new Promise((r) => setTimeout(r, 5 * HANDOFF_POLL_MS));
+  const a = await soloOwner(store, members);
   let open!: () => void;
   store.gates.set('w1:renewMany', new Promise<void>((r) => (open = r)));
   const round = a.tick(); // its periodic round, held in the renewal
@@ -608,11 +599,7 @@ test('stop() while a heartbeat is in flight: the record it writes after stop() l
       return super.heartbeat(info);
     }
   }
-  const store = new CountingStore({
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    now: Date.now,
-    shardCount: SHARDS,
-  });
+  const store = countingStore();
   const members = new SlowMembers();
   const a = owner('w1', store.as('w1'), members);
   const beat = a.heartbeat(); // held until the gate opens
