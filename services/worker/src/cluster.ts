@@ -107,9 +107,9 @@ export interface MembershipOptions {
 }
 
 /**
- * A full SCAN for member keys at most this often per process (and whenever the index is empty):
- * it finds members that write no index entry (a version before the index, during a rolling
- * upgrade) and adds them to it.
+ * A full SCAN for member keys this often per process, whenever the index is empty, and at every
+ * list() while the last scan found records without an entry: it finds members that write none (a
+ * version before the index, during a rolling upgrade or a rollback) and adds them to it.
  */
 export const MEMBER_FULL_SCAN_MS = 30_000;
 
