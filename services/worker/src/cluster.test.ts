@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { defaultProvider } from '@ikegate/crypto';
@@ -347,7 +347,14 @@ test('rebalance hand-off: stop() while the watch polls ends it (no version reads
   await a.stop();
 });
 
-test('drain flag (control API, real Redis): a drain moves the lease version (what the lease watches compare); an undrain does not (the preStop hook undrains for a successor while the old process still runs)', async (t) => {
+/**
+ * Runs `body` with a real redis-server and a connected client, both stopped after it. Without
+ * redis-server the test is skipped, and fails under CI=true.
+ */
+async function withRedis(
+  t: TestContext,
+  body: (port: number, client: Redis) => Promise<void>,
+): Promise<void> {
   const redis = await startRedisServer();
   if (typeof redis === 'string') {
     if (process.env.CI) assert.fail(`CI must run this: ${redis}`);
@@ -355,27 +362,36 @@ test('drain flag (control API, real Redis): a drain moves the lease version (wha
     return;
   }
   const client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
-  const store = new RedisStore({
-    connection: { host: '127.0.0.1', port: redis.port },
-    kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
-    shardCount: SHARDS,
-  });
   try {
     await client.connect();
-    const members = new RedisMembership(client);
-    const v0 = await store.version();
-    assert.equal(await members.setDraining('w1', true, 'test'), true);
-    assert.equal(await members.draining('w1'), true);
-    assert.equal(await store.version(), v0 + 1, 'a drain moves the version');
-    assert.equal(await members.setDraining('w1', false, 'test'), true);
-    assert.equal(await members.draining('w1'), false);
-    assert.equal(await store.version(), v0 + 1, 'an undrain leaves it');
-    assert.equal(await members.setDraining('w1', false, 'test'), false);
+    await body(redis.port, client);
   } finally {
     client.disconnect();
-    await store.close();
     await redis.stop();
   }
+}
+
+test('drain flag (control API, real Redis): a drain moves the lease version (what the lease watches compare); an undrain does not (the preStop hook undrains for a successor while the old process still runs)', async (t) => {
+  await withRedis(t, async (port, client) => {
+    const store = new RedisStore({
+      connection: { host: '127.0.0.1', port },
+      kek: { current: { id: 1, key: new Uint8Array(32).fill(1) } },
+      shardCount: SHARDS,
+    });
+    try {
+      const members = new RedisMembership(client);
+      const v0 = await store.version();
+      assert.equal(await members.setDraining('w1', true, 'test'), true);
+      assert.equal(await members.draining('w1'), true);
+      assert.equal(await store.version(), v0 + 1, 'a drain moves the version');
+      assert.equal(await members.setDraining('w1', false, 'test'), true);
+      assert.equal(await members.draining('w1'), false);
+      assert.equal(await store.version(), v0 + 1, 'an undrain leaves it');
+      assert.equal(await members.setDraining('w1', false, 'test'), false);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 test('lease watch after a failed round: a round that throws (the lease table unreadable) is run again once the store answers, not at the next periodic round', async () => {
@@ -450,15 +466,7 @@ async function scans(client: Redis): Promise<number> {
 }
 
 test('membership (real Redis): list() reads the member index, not the keyspace; a member that writes no index entry (an older version) is found by the full scan and indexed; an expired or departed one leaves the index', async (t) => {
-  const redis = await startRedisServer();
-  if (typeof redis === 'string') {
-    if (process.env.CI) assert.fail(`CI must run this: ${redis}`);
-    t.skip(redis);
-    return;
-  }
-  const client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
-  try {
-    await client.connect();
+  await withRedis(t, async (_port, client) => {
     // Keys of other kinds around (SA records): the index makes them cost nothing.
     await client.mset(
       ...Array.from({ length: 2000 }, (_, i) => [`ikegate:{s${i % 16}}:sa:k${i}`, 'x']).flat(),
@@ -547,10 +555,7 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
       (await members.list()).map((m) => m.id),
       ['w1', 'w2'],
     );
-  } finally {
-    client.disconnect();
-    await redis.stop();
-  }
+  });
 });
 
 test('undrain while a watch round runs: the periodic round asked for meanwhile is not lost, it runs right after (and takes the undrain)', async () => {
