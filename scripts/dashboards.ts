@@ -148,10 +148,15 @@ export const DASHBOARDS: readonly DashboardSpec[] = [
       },
       {
         title: 'Takeovers (last hour)',
-        description: 'Shards taken from a worker that was gone, by how its absence was seen.',
+        description:
+          'Shards taken from a worker that was gone, by how its absence was seen; and leases handed back because the shard could not be taken (list: its SAs were unreadable in the store; the shard is tried again).',
         unit: 'none',
         targets: [
           q(`sum by (reason) (increase(ikegate_shard_takeovers_total{${S}}[${RARE}]))`, '{{reason}}'),
+          q(
+            `sum by (stage) (increase(ikegate_shard_take_failures_total{${S}}[${RARE}]))`,
+            'handed back: {{stage}}',
+          ),
         ],
       },
       {

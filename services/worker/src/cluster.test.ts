@@ -187,9 +187,17 @@ class CountingStore extends MemoryStore {
   acquireGate: Promise<void> | undefined;
   /** `${worker}:${method}` -> calls of that worker to that method wait for it (a slow store). */
   readonly gates = new Map<string, Promise<void>>();
+  /** Shards whose next SA listing fails (an unreadable shard), and the listings asked for. */
+  readonly failListShard = new Set<number>();
+  readonly listShardCalls = new Map<number, number>();
   override async owners(): ReturnType<MemoryStore['owners']> {
     this.tableReads++;
     return super.owners();
+  }
+  override async listShard(shard: number): ReturnType<MemoryStore['listShard']> {
+    this.listShardCalls.set(shard, (this.listShardCalls.get(shard) ?? 0) + 1);
+    if (this.failListShard.delete(shard)) throw new Error('shard unreadable (test)');
+    return super.listShard(shard);
   }
   /** The store as worker `id` uses it: its version reads counted under its name. */
   as(id: string): MemoryStore {
@@ -612,4 +620,20 @@ test('stop() while a heartbeat is in flight: the record it writes after stop() l
   open();
   await beat;
   assert.equal(members.records.has('w1'), false, 'no member record after stop()');
+});
+
+test('a shard whose SAs cannot be read is not kept: its lease goes back (counted, logged) and a later round takes it with its SAs, where the lease used to be renewed with the SAs never adopted until a restart', async () => {
+  const store = countingStore();
+  const metrics = new Metrics({ processMetrics: false });
+  const a = owner('w1', store.as('w1'), new Members(), metrics);
+  store.failListShard.add(3);
+  await assert.rejects(a.tick(), /shard unreadable/, 'the round counts as failed (the watch backs off)');
+  assert.equal(a.owned.size, SHARDS - 1, 'every other shard is taken in the same round');
+  assert.equal(a.owned.has(3), false, 'the unreadable shard is not held');
+  assert.equal((await store.owners()).get(3), undefined, 'its lease was handed back');
+  assert.match(await metrics.render(), /ikegate_shard_take_failures_total\{stage="list"\} 1/);
+  await a.tick();
+  assert.equal(a.owned.has(3), true, 'the next round takes it');
+  assert.equal(store.listShardCalls.get(3), 2, 'and reads its SAs again (to adopt them)');
+  await a.stop();
 });

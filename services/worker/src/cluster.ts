@@ -355,6 +355,7 @@ export class ShardOwner implements Persistence {
   #lastOwners: (string | undefined)[] = [];
   readonly #watch: PeerWatch | undefined;
   readonly #takeovers: Counter<'reason'>;
+  readonly #takeFailures: Counter<'stage'>;
   readonly #writeFailures: Counter<'reason'>;
   readonly #writes: Counter<'kind'>;
   readonly #dirtyGauge: Gauge;
@@ -429,7 +430,14 @@ export class ShardOwner implements Persistence {
       labelNames: ['reason'],
       registers,
     });
+    this.#takeFailures = new Counter({
+      name: 'ikegate_shard_take_failures_total',
+      help: 'Shard leases granted here and handed back because the shard could not be taken (stage list: its SAs were unreadable)',
+      labelNames: ['stage'],
+      registers,
+    });
     // Known label values start at 0, so alerts and dashboards see the series before the first event.
+    this.#takeFailures.inc({ stage: 'list' }, 0);
     for (const reason of ['fenced', 'store_error']) this.#writeFailures.inc({ reason }, 0);
     this.#takeovers.inc({ reason: 'member_gone' }, 0);
     for (const reason of ['member_gone', 'lease_lapsed']) this.#takeoverSeconds.zero({ reason });
@@ -824,9 +832,15 @@ export class ShardOwner implements Persistence {
           was !== undefined && !memberIds.has(was) ? was : undefined,
         ]);
       }
-      // Bounded parallelism: takeover of many shards must not flood the store.
+      // Bounded parallelism: takeover of many shards must not flood the store. A take that fails
+      // (its lease handed back) fails the round once all are done: the next one, soon but backed
+      // off (the lease watch), tries again.
+      let takeFailed: Error | undefined;
       for (let i = 0; i < wanted.length; i += 32) {
-        await Promise.all(wanted.slice(i, i + 32).map(([s, from, former]) => this.#take(s, from, former)));
+        const done = await Promise.allSettled(
+          wanted.slice(i, i + 32).map(([s, from, former]) => this.#take(s, from, former)),
+        );
+        for (const r of done) if (r.status === 'rejected') takeFailed ??= r.reason as Error;
       }
       const taken = moves.filter((m) => this.#owned.has(m.shard));
       await members
@@ -836,6 +850,7 @@ export class ShardOwner implements Persistence {
       // before the holder's record did): whose SAs they were when someone takes the shard later.
       this.#lastOwners = previous.map((o, s) => o ?? this.#lastOwners[s]);
       this.#ownedGauge.set(this.#owned.size);
+      if (takeFailed) throw takeFailed;
       ok = true;
     } finally {
       this.#failedRounds = ok ? 0 : this.#failedRounds + 1;
@@ -884,14 +899,18 @@ export class ShardOwner implements Persistence {
       await store.release(shard, workerId, grant.epoch).catch(() => false);
       return;
     }
-    if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
-    this.#owned.set(shard, grant.epoch);
     const goneSince = formerHolder === undefined ? undefined : this.#goneSince.get(formerHolder);
     let span: Span | undefined;
     let contents: Awaited<ReturnType<Store['listShard']>>;
     try {
       contents = await store.listShard(shard);
     } catch (e) {
+      // Without its SAs the shard must not be ours: holding (and renewing) the lease would leave
+      // every stored SA of it unserved until a restart, its peers' packets dropped here. Hand the
+      // lease back; a later round (ours or another worker's) takes the shard again.
+      this.#takeFailures.inc({ stage: 'list' });
+      log.warn({ shard, epoch: grant.epoch, err: (e as Error).message }, 'shard-list-failed');
+      await store.release(shard, workerId, grant.epoch).catch(() => false);
       // A takeover that could not read the shard's SAs is one a trace must show.
       if (tracingActive() && (takeFrom !== undefined || formerHolder !== undefined)) {
         span = this.#takeoverSpan(shard, grant.epoch, takeFrom, formerHolder, startedAt);
@@ -901,6 +920,13 @@ export class ShardOwner implements Persistence {
       }
       throw e;
     }
+    if (this.#stopped) {
+      // stop() ran while the SAs were read: as above, the lease goes back now.
+      await store.release(shard, workerId, grant.epoch).catch(() => false);
+      return;
+    }
+    if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
+    this.#owned.set(shard, grant.epoch);
     // A span for a takeover or adoption, not for leasing an empty shard nobody held (a start).
     if (tracingActive() && (takeFrom !== undefined || formerHolder !== undefined || contents.sas.size > 0))
       span = this.#takeoverSpan(shard, grant.epoch, takeFrom, formerHolder, startedAt);
