@@ -327,20 +327,32 @@ export class Metrics {
    * counter is collected, so a scrape sees it current. A source that goes back (a device replaced)
    * started over: its whole new value is counted. A source that cannot be read right now
    * (undefined) is skipped, not taken for 0: the next good read would count all of it again.
+   *
+   * Returns the way to stop following: it reads the source one last time (what it gained since
+   * the last scrape is counted) and lets it go, so a closed socket or device is neither read at
+   * every scrape nor kept alive by its reader.
    */
-  follow(counter: Counter<string>, values: readonly string[], read: () => number | undefined): void {
+  follow(counter: Counter<string>, values: readonly string[], read: () => number | undefined): () => void {
     const child = this.hot(counter, ...values);
     counter.labels(...values).inc(0); // the series exists from the start, at 0
     const root = this.#children.get(counter)!;
     let last = 0;
-    (root.followers ??= []).push(() => {
+    const follower = () => {
       const now = read();
       if (now === undefined) return;
       // A source that went back (a new device) started over: all of its count is new.
       const gained = now >= last ? now - last : now;
       if (gained > 0) child.inc(gained);
       last = now;
-    });
+    };
+    const followers = (root.followers ??= []);
+    followers.push(follower);
+    return () => {
+      const at = followers.indexOf(follower);
+      if (at < 0) return;
+      follower();
+      followers.splice(at, 1);
+    };
   }
 
   /** Time from an IKE SA's first message to its authentication, by transport (RFC 7296 §1.2). */

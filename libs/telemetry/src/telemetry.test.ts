@@ -149,6 +149,26 @@ test('metrics.follow: a source that cannot be read at a scrape (undefined: /proc
   assert.match(await m.render(), /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 104$/m);
 });
 
+test('metrics.follow: stopping a follow reads the source a last time (what it gained since the scrape is counted) and never again, while other sources of the same series go on (a closed socket is not read at every scrape, nor kept alive)', async () => {
+  const m = new Metrics({ processMetrics: false });
+  let a = 3;
+  let b = 10;
+  let readsOfA = 0;
+  const stopA = m.follow(m.drops, ['udp', 'receive_buffer_full'], () => (readsOfA++, a));
+  m.follow(m.drops, ['udp', 'receive_buffer_full'], () => b);
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 13$/m);
+  a = 5;
+  stopA();
+  const reads = readsOfA;
+  assert.equal(reads, 2, 'read once by the scrape, once when stopped');
+  a = 1000;
+  b = 12;
+  assert.match(await m.render(), /^ikegate_drops_total\{layer="udp",reason="receive_buffer_full"\} 17$/m);
+  assert.equal(readsOfA, reads, 'not read after it was stopped');
+  stopA(); // idempotent
+  assert.equal(readsOfA, reads);
+});
+
 test("logger: an Error's own fields and its cause are redacted too, and the error keeps its type, message and stack (STYLE: never keys in logs)", async () => {
   const out = new PassThrough();
   const chunks: string[] = [];

@@ -598,6 +598,15 @@ test('edge: a real UDP port asks for listen.udp.receiveBufferBytes; a size the k
     running.push(edge);
     return { edge, ports: await edge.start() };
   };
+  // The edge follows its binds' kernel counters; each follow must end with the edge.
+  const follows: { stopped: boolean }[] = [];
+  const follow = metrics.follow.bind(metrics);
+  metrics.follow = (...a: Parameters<Metrics['follow']>) => {
+    const f = { stopped: false };
+    follows.push(f);
+    const stop = follow(...a);
+    return () => ((f.stopped = true), stop());
+  };
   const drops = () => count(metrics.drops, { layer: 'udp', reason: 'receive_buffer_full' });
   // Half again net.core.rmem_max: Linux sets rmem_max and reports twice that, more than was asked
   // for, yet capped, and said so.
@@ -643,4 +652,12 @@ test('edge: a real UDP port asks for listen.udp.receiveBufferBytes; a size the k
   for (let i = 0; i < 200; i++) s.send(datagram);
   await new Promise<void>((resolve) => s.close(() => resolve()));
   assert.ok((await drops()) > 0, 'the kernel drops are counted');
+  // Closed, an edge's binds are no longer read at each scrape (nor kept alive by the registry).
+  assert.ok(follows.length >= 2 && follows.every((f) => !f.stopped));
+  for (const e of running.splice(0)) await e.close();
+  assert.deepEqual(
+    follows.filter((f) => !f.stopped),
+    [],
+    'every follow of the closed edges ended',
+  );
 });

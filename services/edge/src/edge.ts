@@ -176,6 +176,8 @@ export class Edge implements EdgeLink {
   #ports: BoundPorts = {};
   #draining = false;
   readonly #drainTimers: NodeJS.Timeout[] = [];
+  /** Stops following the UDP binds' kernel counters (Metrics.follow), at close(). */
+  readonly #unfollow: (() => void)[] = [];
 
   /**
    * `binds` default to the real sockets of `settings.listen`; a test passes in-memory ones
@@ -287,10 +289,14 @@ export class Edge implements EdgeLink {
         'udp-receive-buffer-capped',
       );
     else this.#log.info(fields, 'udp-receive-buffer');
-    this.#metrics.follow(this.#metrics.drops, ['udp', 'receive_buffer_full'], () => bind.stats?.()?.drops);
+    this.#unfollow.push(
+      this.#metrics.follow(this.#metrics.drops, ['udp', 'receive_buffer_full'], () => bind.stats?.()?.drops),
+    );
     // The batched path drops a datagram the kernel will not take now (dgram would queue it).
     if (stats.sendErrors !== undefined)
-      this.#metrics.follow(this.#metrics.drops, ['udp', 'send_failed'], () => bind.stats?.()?.sendErrors);
+      this.#unfollow.push(
+        this.#metrics.follow(this.#metrics.drops, ['udp', 'send_failed'], () => bind.stats?.()?.sendErrors),
+      );
   }
 
   #udpPath(local: Endpoint, address: string, port: number): PeerPath {
@@ -545,6 +551,9 @@ export class Edge implements EdgeLink {
   /** Closes every stream (reason `shutdown`) and every bind. */
   async close(): Promise<void> {
     for (const t of this.#drainTimers) clearTimeout(t);
+    // The binds' kernel counters: read a last time while they are open, then no more (the metrics
+    // registry outlives the edge: a scrape would keep reading closed sockets and keep them alive).
+    for (const unfollow of this.#unfollow.splice(0)) unfollow();
     for (const c of this.#streams.values()) c.stream.close('shutdown');
     const { ike, natT, tcp, tls } = this.#binds;
     await Promise.all([ike?.close(), natT?.close(), tcp?.close(), tls?.close()]);
