@@ -558,6 +558,25 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
       (await edges.list()).map((m) => m.id),
       ['e1'],
     );
+    // Nobody lists the edges' index but the control API, on request: the heartbeats of the live
+    // edges drop crashed ones (their records expired) from it, at most once per pruneEveryMs.
+    const crashed = new RedisMembership(client, 'ikegate:edge:', { secret });
+    await crashed.heartbeat({ id: 'e2', relay: '', admin: 'b' }, 60_000);
+    await client.del('ikegate:edge:e2'); // e2 crashed and its record expired
+    await edges.heartbeat({ id: 'e1', relay: '', admin: 'a' }, 60_000);
+    assert.deepEqual(
+      (await client.smembers('ikegate:edge-index')).sort(),
+      ['e1', 'e2'],
+      `not again within ${MEMBER_FULL_SCAN_MS} ms of its first heartbeat's prune`,
+    );
+    const pruning = new RedisMembership(client, 'ikegate:edge:', { secret, pruneEveryMs: 0 });
+    await pruning.heartbeat({ id: 'e3', relay: '', admin: 'c' }, 60_000);
+    assert.deepEqual(
+      (await client.smembers('ikegate:edge-index')).sort(),
+      ['e1', 'e3'],
+      "a heartbeat's prune dropped the crashed edge, with no list()",
+    );
+    await pruning.leave('e3');
     assert.deepEqual(await client.smembers('ikegate:edge-index'), ['e1']);
     assert.deepEqual(
       (await members.list()).map((m) => m.id),

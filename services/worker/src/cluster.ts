@@ -104,6 +104,13 @@ export interface MembershipOptions {
   readonly secret?: Uint8Array;
   /** A record under our prefix that list() ignored, and why (log and count it). */
   readonly onRejected?: (key: string, why: 'unauthenticated' | 'malformed') => void;
+  /**
+   * heartbeat() also drops from the index the ids whose records are gone (expired: a member that
+   * crashed) this often, in ms (default MEMBER_FULL_SCAN_MS). list() does it at every call, but
+   * the edges' index is listed only by the control API when asked: without this, every crashed
+   * edge pod (a random name each) would stay in it, and in every later list's read.
+   */
+  readonly pruneEveryMs?: number;
 }
 
 /**
@@ -125,6 +132,7 @@ export class RedisMembership implements Membership {
   readonly #macKey: Buffer | undefined;
   readonly #indexKey: string;
   #lastFullScan = 0;
+  #lastPrune = 0;
   /** The last full scan found records without an index entry. */
   #unindexedSeen = false;
 
@@ -151,6 +159,31 @@ export class RedisMembership implements Membership {
     const value = this.#macKey ? JSON.stringify({ body, mac: this.#mac(key, body) }) : body;
     await this.client.set(key, value, 'PX', ttlMs);
     await this.client.sadd(this.#indexKey, info.id);
+    if (Date.now() - this.#lastPrune >= (this.options.pruneEveryMs ?? MEMBER_FULL_SCAN_MS)) {
+      this.#lastPrune = Date.now();
+      // Best-effort: the record is written, which is what the heartbeat is for.
+      await this.#prune().catch(() => undefined);
+    }
+  }
+
+  /** Drops the index entries whose records are gone (see pruneEveryMs). */
+  async #prune(): Promise<void> {
+    const ids = await this.client.smembers(this.#indexKey);
+    if (ids.length === 0) return;
+    const values = await this.#getAll(ids.map((id) => `${this.prefix}${id}`));
+    await this.#dropGone(ids.filter((_, i) => values[i] === null));
+  }
+
+  /** Takes `gone` (ids whose records were missing) out of the index, except any re-created since. */
+  async #dropGone(gone: readonly string[]): Promise<void> {
+    if (gone.length === 0) return;
+    await this.client.srem(this.#indexKey, ...gone);
+    // A member whose heartbeat re-created its record between our read and the SREM (its SADD
+    // found the id still there) must not stay out of the index until its next heartbeat: its
+    // record is written before its SADD, so reading the records again after the SREM finds it.
+    const again = await this.#getAll(gone.map((id) => `${this.prefix}${id}`));
+    const back = gone.filter((_, i) => again[i] !== null);
+    if (back.length > 0) await this.client.sadd(this.#indexKey, ...back);
   }
 
   /** The record stored under `key`, if it is well formed and (with a secret) authentic. */
@@ -269,15 +302,7 @@ return redis.call('DEL', KEYS[1])`,
       if (m) out.push(m);
     });
     // Expired (or left without saying so): not members any more. A heartbeat adds them again.
-    if (gone.length > 0) {
-      await this.client.srem(this.#indexKey, ...gone);
-      // A member whose heartbeat re-created its record between our read and the SREM (its SADD
-      // found the id still there) must not stay out of the index until its next heartbeat: its
-      // record is written before its SADD, so reading the records again after the SREM finds it.
-      const again = await this.#getAll(gone.map((id) => `${this.prefix}${id}`));
-      const back = gone.filter((_, i) => again[i] !== null);
-      if (back.length > 0) await this.client.sadd(this.#indexKey, ...back);
-    }
+    await this.#dropGone(gone);
     return out.sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
