@@ -93,6 +93,11 @@ export interface ShardContents {
   readonly sas: Map<string, Uint8Array>;
   /** Sync checkpoints of SAs in `sas` that have one. */
   readonly sync: Map<string, SyncState>;
+  /**
+   * With `skipUnreadable`: the records that did not open with this keyring (key -> why: a KEK
+   * not in it, a tampered or moved value), left out of `sas` and left in the store.
+   */
+  readonly unreadable?: Map<string, string>;
 }
 
 export interface SaStore {
@@ -115,7 +120,7 @@ export interface SaStore {
   ): Promise<SyncState | undefined>;
   getSync(shard: number, key: string): Promise<SyncState | undefined>;
   /** All SA records and checkpoints of a shard, read in bounded batches (takeover). */
-  listShard(shard: number): Promise<ShardContents>;
+  listShard(shard: number, options?: { readonly skipUnreadable?: boolean }): Promise<ShardContents>;
 }
 
 /** What a service holds: both interfaces over one backing store, and a way to let go of it. */

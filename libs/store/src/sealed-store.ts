@@ -6,7 +6,7 @@
  * and one set of argument checks, and a backend never sees a plaintext SA value.
  */
 import type { Lease, LeaseGrant, LeaseRef, ShardContents, Store, SyncState } from './contract.js';
-import { LocalUsageError } from './errors.js';
+import { LocalUsageError, SealedValueError } from './errors.js';
 import { checkEpoch, checkKey, checkOwner, checkShard, checkTtl, syncFields } from './keys.js';
 import { type Keyring, Sealer } from './seal.js';
 
@@ -103,13 +103,25 @@ export class SealedStore implements Store {
     return this.backend.getSync(shard, key);
   }
 
-  /** @throws SealedValueError when any value of the shard does not open with this keyring. */
-  async listShard(shard: number): Promise<ShardContents> {
+  /**
+   * @throws SealedValueError when any value of the shard does not open with this keyring, unless
+   * `skipUnreadable`: then such values are left out of `sas` and named in `unreadable` (a takeover
+   * must not lose a whole shard to one record it cannot open).
+   */
+  async listShard(shard: number, options?: { readonly skipUnreadable?: boolean }): Promise<ShardContents> {
     checkShard(shard, this.backend.shardCount);
     const raw = await this.backend.listSealed(shard);
     const sas = new Map<string, Uint8Array>();
-    for (const [key, sealed] of raw.sas) sas.set(key, this.sealer.open(shard, key, sealed));
-    return { sas, sync: raw.sync };
+    const unreadable = new Map<string, string>();
+    for (const [key, sealed] of raw.sas) {
+      try {
+        sas.set(key, this.sealer.open(shard, key, sealed));
+      } catch (e) {
+        if (!options?.skipUnreadable || !(e instanceof SealedValueError)) throw e;
+        unreadable.set(key, e.message);
+      }
+    }
+    return options?.skipUnreadable ? { sas, sync: raw.sync, unreadable } : { sas, sync: raw.sync };
   }
 
   async acquire(

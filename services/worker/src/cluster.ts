@@ -91,6 +91,14 @@ export const MAX_REBALANCE_SAS_PER_INTERVAL = 1000;
  * One GET per worker per interval (10 a second), whatever the load.
  */
 export const HANDOFF_POLL_MS = 100;
+
+/**
+ * A shard this worker could not take (its SAs unreadable: a Redis error, or a record that does not
+ * open with this worker's keyring) is tried again this long after, then twice as long after each
+ * further failure, up to a tick: a failure that lasts must not make every round fail nor move the
+ * lease version (and so run a round in every worker and edge) ten times a second.
+ */
+export const TAKE_RETRY_MS = 500;
 const MOVES_KEY = 'ikegate:placement:moved';
 
 const MEMBER_PREFIX = 'ikegate:member:';
@@ -395,6 +403,10 @@ export class ShardOwner implements Persistence {
   readonly #durableTimeouts: Counter;
   /** When this worker learned that a member was gone (its verdict or the round that saw it). */
   readonly #goneSince = new Map<string, number>();
+  /** Shards whose take failed: not tried again before `at`; `from`, the gone holder it was taken from. */
+  readonly #takeRetry = new Map<number, { at: number; delayMs: number; from: string | undefined }>();
+  /** Leases granted and not yet in #owned (their SAs being read): stop() releases them too. */
+  readonly #taking = new Map<number, number>();
   /** Polls the lease version between rounds (#watchLeases). */
   #handoffTimer: NodeJS.Timeout | undefined;
   #handoffWatch = 0;
@@ -715,17 +727,22 @@ export class ShardOwner implements Persistence {
       return;
     }
     this.#ticking = true;
+    let failure: unknown;
     try {
       this.#periodicPending = periodic;
       do {
         this.#again = false;
         const asPeriodic = this.#periodicPending;
         this.#periodicPending = false;
-        await this.#round(asPeriodic);
+        // A round asked for while this one ran (a member seen dead, a drain) still runs when this
+        // one fails: it is that round's news, not this one's.
+        failure = undefined;
+        await this.#round(asPeriodic).catch((e: unknown) => (failure = e));
       } while (this.#again && !this.#stopped);
     } finally {
       this.#ticking = false;
     }
+    if (failure !== undefined) throw failure;
   }
 
   async #round(periodic: boolean): Promise<void> {
@@ -857,16 +874,15 @@ export class ShardOwner implements Persistence {
           was !== undefined && !memberIds.has(was) ? was : undefined,
         ]);
       }
-      // Bounded parallelism: takeover of many shards must not flood the store. A take that fails
-      // (its lease handed back) fails the round once all are done: the next one, soon but backed
-      // off (the lease watch), tries again.
-      let takeFailed: Error | undefined;
-      for (let i = 0; i < wanted.length; i += 32) {
-        const done = await Promise.allSettled(
-          wanted.slice(i, i + 32).map(([s, from, former]) => this.#take(s, from, former)),
-        );
-        for (const r of done) if (r.status === 'rejected') takeFailed ??= r.reason as Error;
+      // Bounded parallelism: takeover of many shards must not flood the store. A take that failed
+      // (its lease handed back, counted and logged) waits for its retry time (TAKE_RETRY_MS); the
+      // others go on, and so does the round.
+      const now = Date.now();
+      const due = wanted.filter(([s]) => !((this.#takeRetry.get(s)?.at ?? 0) > now));
+      for (let i = 0; i < due.length; i += 32) {
+        await Promise.all(due.slice(i, i + 32).map(([s, from, former]) => this.#take(s, from, former)));
       }
+      for (const s of this.#takeRetry.keys()) if (plan[s] !== workerId) this.#takeRetry.delete(s);
       const taken = moves.filter((m) => this.#owned.has(m.shard));
       await members
         .recordMoves?.(taken, MOVE_MEMORY_MS)
@@ -875,7 +891,6 @@ export class ShardOwner implements Persistence {
       // before the holder's record did): whose SAs they were when someone takes the shard later.
       this.#lastOwners = previous.map((o, s) => o ?? this.#lastOwners[s]);
       this.#ownedGauge.set(this.#owned.size);
-      if (takeFailed) throw takeFailed;
       ok = true;
     } finally {
       this.#failedRounds = ok ? 0 : this.#failedRounds + 1;
@@ -912,10 +927,18 @@ export class ShardOwner implements Persistence {
     arm();
   }
 
-  /** `formerHolder`: the gone member whose SAs these are (its lease live or lapsed), for timing. */
+  /**
+   * `takeFrom`: the gone member whose live lease is taken over; `formerHolder`: the gone member
+   * whose SAs these are (its lease live or lapsed), for timing. A failure to read the SAs hands the
+   * lease back and schedules a retry (#takeRetry); it does not throw.
+   */
   async #take(shard: number, takeFrom?: string, formerHolder?: string): Promise<void> {
     const { store, workerId, leaseTtlMs, worker, log, metrics } = this.#o;
     const startedAt = performance.now();
+    const retry = this.#takeRetry.get(shard);
+    // A retry after a failed takeover: our own release freed the lease, but it was taken from a gone
+    // member all the same (counted and timed as such).
+    const takenFrom = takeFrom ?? retry?.from;
     const grant = await store.acquire(shard, workerId, leaseTtlMs, takeFrom);
     if (!grant) return;
     if (this.#stopped) {
@@ -924,39 +947,57 @@ export class ShardOwner implements Persistence {
       await store.release(shard, workerId, grant.epoch).catch(() => false);
       return;
     }
+    this.#taking.set(shard, grant.epoch);
     const goneSince = formerHolder === undefined ? undefined : this.#goneSince.get(formerHolder);
     let span: Span | undefined;
     let contents: Awaited<ReturnType<Store['listShard']>>;
     try {
-      contents = await store.listShard(shard);
+      contents = await store.listShard(shard, { skipUnreadable: true });
     } catch (e) {
+      this.#taking.delete(shard);
+      // stop() released the lease meanwhile (and may have closed the store): nothing failed.
+      if (this.#stopped) return;
       // Without its SAs the shard must not be ours: holding (and renewing) the lease would leave
       // every stored SA of it unserved until a restart, its peers' packets dropped here. Hand the
-      // lease back; a later round (ours or another worker's) takes the shard again.
+      // lease back and try again later (backed off: the failure may last, e.g. a record sealed
+      // with a key this worker's keyring lacks).
+      const delayMs = Math.min(this.#tickMs, retry ? retry.delayMs * 2 : TAKE_RETRY_MS);
+      this.#takeRetry.set(shard, { at: Date.now() + delayMs, delayMs, from: takenFrom });
       this.#takeFailures.inc({ stage: 'list' });
-      log.warn({ shard, epoch: grant.epoch, err: (e as Error).message }, 'shard-list-failed');
+      log.warn(
+        { shard, epoch: grant.epoch, err: (e as Error).message, retryInMs: delayMs },
+        'shard-list-failed',
+      );
       await store.release(shard, workerId, grant.epoch).catch(() => false);
       // A takeover that could not read the shard's SAs is one a trace must show.
-      if (tracingActive() && (takeFrom !== undefined || formerHolder !== undefined)) {
-        span = this.#takeoverSpan(shard, grant.epoch, takeFrom, formerHolder, startedAt);
+      if (tracingActive() && (takenFrom !== undefined || formerHolder !== undefined)) {
+        span = this.#takeoverSpan(shard, grant.epoch, takenFrom, formerHolder, startedAt);
         span.setAttribute(Attr.shardOutcome, 'failed');
         span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
         span.end();
       }
-      throw e;
+      return;
     }
+    this.#taking.delete(shard);
     if (this.#stopped) {
-      // stop() ran while the SAs were read: as above, the lease goes back now.
+      // stop() ran while the SAs were read (it released the lease; once more does no harm).
       await store.release(shard, workerId, grant.epoch).catch(() => false);
       return;
     }
-    if (takeFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
+    this.#takeRetry.delete(shard);
+    if (takenFrom !== undefined) this.#takeovers.inc({ reason: 'member_gone' });
     this.#owned.set(shard, grant.epoch);
     // A span for a takeover or adoption, not for leasing an empty shard nobody held (a start).
-    if (tracingActive() && (takeFrom !== undefined || formerHolder !== undefined || contents.sas.size > 0))
-      span = this.#takeoverSpan(shard, grant.epoch, takeFrom, formerHolder, startedAt);
+    if (tracingActive() && (takenFrom !== undefined || formerHolder !== undefined || contents.sas.size > 0))
+      span = this.#takeoverSpan(shard, grant.epoch, takenFrom, formerHolder, startedAt);
     let adopted = 0;
     const adopt = () => {
+      // Records this keyring cannot open (a KEK missing from it, a tampered value): those SAs are
+      // lost here (their peers set up again), the rest of the shard is not.
+      for (const [spi, why] of contents.unreadable ?? []) {
+        metrics.drops.inc({ layer: 'store', reason: 'unreadable_record' });
+        log.error({ shard, spi, err: why }, 'snapshot-unreadable');
+      }
       for (const [spi, bytes] of contents.sas) {
         try {
           if (worker.adopt(decodeSnapshot(bytes))) adopted++;
@@ -967,7 +1008,7 @@ export class ShardOwner implements Persistence {
       }
       if (contents.sas.size > 0 || adopted > 0)
         log.info(
-          { shard, epoch: grant.epoch, adopted, ...(takeFrom ? { from: takeFrom } : {}) },
+          { shard, epoch: grant.epoch, adopted, ...(takenFrom ? { from: takenFrom } : {}) },
           'shard-acquired',
         );
       else log.debug({ shard, epoch: grant.epoch }, 'shard-acquired');
@@ -977,7 +1018,7 @@ export class ShardOwner implements Persistence {
     else adopt();
     if (goneSince !== undefined)
       this.#takeoverSeconds.observe(
-        { reason: takeFrom !== undefined ? 'member_gone' : 'lease_lapsed' },
+        { reason: takenFrom !== undefined ? 'member_gone' : 'lease_lapsed' },
         (Date.now() - goneSince) / 1000,
       );
     if (span) {
@@ -1032,8 +1073,12 @@ export class ShardOwner implements Persistence {
     clearTimeout(this.#flushTimer);
     await this.flush().catch(() => undefined);
     const { store, workerId } = this.#o;
+    // With the leases of shards whose SAs a round is reading now: that round hands them back only
+    // when the read ends, maybe after the caller closed the store.
     await Promise.all(
-      [...this.#owned].map(([shard, epoch]) => store.release(shard, workerId, epoch).catch(() => false)),
+      [...this.#owned, ...this.#taking].map(([shard, epoch]) =>
+        store.release(shard, workerId, epoch).catch(() => false),
+      ),
     );
     this.#owned.clear();
     await this.#o.members.leave(workerId).catch(() => undefined);

@@ -417,6 +417,16 @@ export function storeContract(
         s.getSa(14, 'ike:1'),
         (e: unknown) => e instanceof SealedValueError && e.code === 'IKEGATE_ERR_STORE_UNSEAL',
       );
+      // A takeover lists with skipUnreadable: the records that open come back, the others are
+      // named (and stay in the store), instead of the whole shard failing on one record.
+      await s.putSa(14, a.epoch, 'ike:3', text('a third state'));
+      const listed = await s.listShard(14, { skipUnreadable: true });
+      assert.deepEqual([...listed.sas.keys()].sort(), ['ike:3']);
+      assert.deepEqual([...(listed.unreadable?.keys() ?? [])].sort(), ['ike:1', 'ike:2']);
+      assert.ok(await h.rawSa(14, 'ike:1'), 'an unreadable record is left in the store');
+      const otherKek = await s.withKeyring(KEK_B).listShard(14, { skipUnreadable: true });
+      assert.equal(otherKek.sas.size, 0);
+      assert.equal(otherKek.unreadable?.size, 3);
     });
 
     it('KEK rotation: the new KEK seals new writes and old values still open through previous', async (h) => {
