@@ -46,7 +46,7 @@ export interface Listen {
   /**
    * Stream bounds (RFC 9329 §3 abuse handling): each open stream may buffer one frame (<= 64 KiB),
    * so maxConnections bounds that memory; a prefix (or TLS handshake) must arrive within
-   * prefixTimeoutSeconds; a stream without frames closes after idleTimeoutSeconds.
+   * prefixTimeoutSeconds; a stream without a whole IKE or ESP frame closes after idleTimeoutSeconds.
    */
   readonly limits: {
     readonly maxConnections: number;

@@ -251,6 +251,33 @@ describe('RFC 9329 framing (§3)', () => {
     assert.equal(d.bufferedBytes, 0);
   });
 
+  test('a frame whose stated length has not arrived costs the octets that did, not the stated length: a peer that states 65,535 octets and trickles them holds ~2 KiB, not 64 KiB per stream (RFC 9329 §3; STYLE: no lasting state from unauthenticated input)', () => {
+    const d = new IketcpDecoder({ expectPrefix: false, maxFrameLength: 65_535 });
+    d.push(Uint8Array.of(0xff, 0xff, 0x01));
+    assert.equal(d.poll(), undefined);
+    assert.equal(d.bufferedBytes, 1);
+    assert.ok(d.bufferCapacity <= 2048, `capacity ${d.bufferCapacity} for one octet`);
+    let sent = 1;
+    for (let i = 0; i < 40; i++) {
+      d.push(new Uint8Array(250).fill(0x22));
+      sent += 250;
+      assert.equal(d.poll(), undefined);
+      assert.ok(
+        d.bufferCapacity <= Math.max(2048, 2 * sent),
+        `capacity ${d.bufferCapacity} for ${sent} octets`,
+      );
+    }
+    // The rest arrives: one ESP packet of 65,533 octets, whole.
+    const rest = new Uint8Array(65_533 - sent).fill(0x22);
+    d.push(rest);
+    const ev = d.poll();
+    assert.ok(ev?.kind === 'esp');
+    assert.equal(ev.packet.length, 65_533);
+    assert.equal(ev.packet[0], 0x01);
+    assert.ok(ev.packet.subarray(1).every((b) => b === 0x22));
+    assert.ok(d.bufferCapacity <= 65_533);
+  });
+
   test('a frame inside one chunk is a view of that chunk, not a copy (RFC 9329 §3)', () => {
     const d = new IketcpDecoder(orig);
     const chunk = encodeEspFrame(esp(0x12345678, 64));

@@ -100,7 +100,8 @@ export class IketcpDecoder {
   #lengthHigh = -1;
   #frameLength = 0;
   /**
-   * Frame body being collected across chunks (a view of #tail), or undefined when none is.
+   * Set (to #tail) while a frame body is being collected across chunks (#partialFill octets of it
+   * so far), undefined when none is.
    * #tail is reused for every split frame and only grows, to at most maxFrameLength - 2 octets,
    * so a steady stream allocates once (STYLE.md rule 7).
    */
@@ -148,6 +149,14 @@ export class IketcpDecoder {
   /** Octets of an incomplete frame held across calls; never more than maxFrameLength - 2. */
   get bufferedBytes(): number {
     return this.#partialFill + (this.#lengthHigh >= 0 ? 1 : 0);
+  }
+
+  /**
+   * Octets of reassembly buffer allocated: at most twice the largest split frame's octets that
+   * arrived (or 2048), whatever length its header stated, and never more than maxFrameLength - 2.
+   */
+  get bufferCapacity(): number {
+    return this.#tail.length;
   }
 
   /**
@@ -253,20 +262,26 @@ export class IketcpDecoder {
         }
         if (available === 0) return undefined;
         if (this.#partial === undefined) {
-          if (this.#tail.length < need) {
-            // Grow geometrically so frames of mixed sizes do not reallocate each time.
-            const size = Math.min(Math.max(need, this.#tail.length * 2, 2048), this.#maxFrameLength - 2);
-            this.#tail = new Uint8Array(size);
-          }
-          this.#partial = this.#tail.subarray(0, need);
+          this.#partial = this.#tail;
           this.#partialFill = 0;
         }
-        const take = Math.min(need - this.#partialFill, available);
-        this.#partial.set(chunk.subarray(this.#offset, this.#offset + take), this.#partialFill);
-        this.#partialFill += take;
+        const fill = this.#partialFill;
+        const take = Math.min(need - fill, available);
+        if (fill + take > this.#tail.length) {
+          // Grown with what has arrived (geometrically, so frames of mixed sizes do not reallocate
+          // each time), never to the stated length up front: a peer that states 64 KiB and sends
+          // one octet must not cost 64 KiB (an unauthenticated stream can do it on every slot).
+          const size = Math.min(Math.max(fill + take, this.#tail.length * 2, 2048), this.#maxFrameLength - 2);
+          const grown = new Uint8Array(size);
+          grown.set(this.#tail.subarray(0, fill));
+          this.#tail = grown;
+        }
+        this.#tail.set(chunk.subarray(this.#offset, this.#offset + take), fill);
+        this.#partial = this.#tail;
+        this.#partialFill = fill + take;
         this.#offset += take;
         if (this.#partialFill < need) return undefined;
-        const body = this.#partial;
+        const body = this.#tail.subarray(0, need);
         this.#partial = undefined;
         this.#partialFill = 0;
         return this.#frame(body);

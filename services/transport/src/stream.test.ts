@@ -224,6 +224,49 @@ describe('IketcpStream input (RFC 9329 §3)', () => {
     const h = harness({ role: 'originator', idleTimeoutMs: 5 });
     assert.deepEqual(await h.closed(), { kind: 'close', reason: 'idle', origin: 'local' });
   });
+
+  for (const [what, first, octets] of [
+    [
+      'a frame trickled one octet at a time (a slowloris)',
+      Uint8Array.of(0xff, 0xff, 0x01),
+      () => Uint8Array.of(0x22),
+    ],
+    ['keepalives (never sent on TCP, RFC 9329 §3)', new Uint8Array(0), () => Uint8Array.of(0x00, 0x03, 0xff)],
+  ] as const)
+    test(`only whole IKE messages and ESP packets keep a stream from idling out: ${what} do not (issue #9: nothing unauthenticated holds lasting state)`, async () => {
+      const h = harness({ role: 'responder', idleTimeoutMs: 150 });
+      h.peer.write(cat(Buffer.from('IKETCP'), first));
+      // Octets every 50 ms, three times within each idle period, for longer than six of them.
+      for (let i = 0; i < 20 && !h.events.some((e) => e.kind === 'close'); i++) {
+        h.peer.write(octets());
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(
+        h.events.find((e) => e.kind === 'close'),
+        { kind: 'close', reason: 'idle', origin: 'local' },
+        'closed while the octets still came',
+      );
+      if (first.length === 0)
+        assert.ok(
+          h.events.some((e) => e.kind === 'keepalive'),
+          'keepalives were seen',
+        );
+    });
+
+  test('whole frames keep a stream open past its idle timeout (RFC 9329 §3)', async () => {
+    const h = harness({ role: 'responder', idleTimeoutMs: 150 });
+    h.peer.write(Buffer.from('IKETCP'));
+    for (let i = 0; i < 10; i++) {
+      h.peer.write(encodeEspFrame(esp(0x4000)));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(
+      h.events.find((e) => e.kind === 'close'),
+      undefined,
+      'open after 500 ms of ESP every 50 ms',
+    );
+    h.stream.close('test');
+  });
 });
 
 describe('IketcpStream output caps (RFC 9329 §3, issue #9)', () => {

@@ -17,7 +17,9 @@
  *   prefix       prefixTimeoutMs passed first                closed  destroy; {prefix_timeout, local}
  *   prefix|open  decoder close: bad_prefix, bad_length,      closed  destroy; {that reason, protocol}
  *                frame_too_large, garbage
- *   prefix|open  idleTimeoutMs without an octet either way   closed  destroy; {idle, local}
+ *   prefix|open  idleTimeoutMs without a whole IKE message   closed  destroy; {idle, local}
+ *                or ESP packet either way (partial frames and
+ *                keepalives do not count)
  *   prefix|open  sendIke past maxIkeBuffer queued octets     closed  destroy; {ike_output_overflow, local}
  *   prefix|open  close(reason)                               closed  destroy; {reason, local}
  *   prefix|open  sendIke(m, { closeAfter: reason })          closed  write m, FIN; {reason, local}
@@ -335,7 +337,8 @@ export class IketcpStream {
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state === 'closed') return; // read and discarded (after a FIN of ours)
     this.#onOctetsIn?.(chunk.length);
-    this.#idleTimer?.refresh();
+    // Not the idle timer: octets that complete no frame (a frame trickled in one octet at a time,
+    // a prefix never finished) must not hold a stream and its slot for ever.
     this.#decoder.push(chunk);
     this.#drain();
   };
@@ -351,6 +354,11 @@ export class IketcpStream {
           break;
         case 'ike':
         case 'esp':
+          // A whole IKE message or ESP packet: the stream is in use. Keepalives are not (RFC 9329
+          // §3: never sent on TCP; a peer could hold a stream open with them and nothing else).
+          this.#idleTimer?.refresh();
+          this.#onEvent(e);
+          break;
         case 'keepalive':
           // The decoder's event has the shape of ours: handed on as is, no allocation per frame.
           this.#onEvent(e);
