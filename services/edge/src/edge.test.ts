@@ -27,7 +27,7 @@ import {
   memoryResponderBinds,
   type MemoryStreamPeer,
 } from '@ikegate/transport/testing';
-import { Edge, type EdgeSettings, UDP_PATHS_MAX } from './edge.js';
+import { connectionKey, Edge, type EdgeSettings, UDP_PATHS_MAX } from './edge.js';
 import { NodeUdpBind } from '@ikegate/transport';
 
 const layout = { shardBits: DEFAULT_SHARD_BITS };
@@ -450,6 +450,19 @@ describe('edge over RFC 9329 streams through in-memory binds', () => {
     assert.equal(c2.refused, false, 'the slot came back');
     const a4 = s.binds.tcp.connect({ address: '198.51.100.1' });
     assert.equal(a4.refused, true, 'the total cap again');
+  });
+
+  test('caps: IPv6 peers count per /64 (one host holds a whole /64), an IPv4-mapped address as its IPv4 address (PROTOCOL.md abuse bounds)', async () => {
+    const s = await setup({ maxConnections: 10, maxConnectionsPerAddress: 2 });
+    const refused = (address: string) => s.binds.tcp.connect({ address }).refused;
+    assert.equal(refused('2001:db8:1:2::1'), false);
+    assert.equal(refused('2001:db8:1:2:ffff:ffff:ffff:ffff'), false);
+    assert.equal(refused('2001:db8:1:2:a:b:c:d'), true, 'a third address of the same /64');
+    assert.equal(refused('2001:db8:1:3::1'), false, 'another /64');
+    assert.equal(refused('198.51.100.9'), false);
+    assert.equal(refused('::ffff:198.51.100.9'), false);
+    assert.equal(refused('::ffff:198.51.100.9'), true, 'the IPv4 address, however written');
+    assert.equal(connectionKey('2001:db8:1:2::1%eth0'), connectionKey('2001:db8:1:2::2'));
   });
 
   test('a peer that repeats IKE_SA_INIT and never reads is closed ike_output_overflow once its unread answers pass maxIkeBuffer; counted as closing/closed and a drop, the workers told (issue #9)', async () => {

@@ -32,6 +32,7 @@ import {
   type ShardLayout,
   type WorkerLink,
 } from '@ikegate/cluster';
+import { parseIp } from '@ikegate/config';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import { espFrameLength, ikeFrameLength } from '@ikegate/iketcp';
 import { randomBytes } from 'node:crypto';
@@ -367,7 +368,8 @@ export class Edge implements EdgeLink {
    * Connection caps (total and per peer address), applied when TCP accepts: a TLS peer counts
    * from its first SYN, not from the end of its handshake. `#release` gives the slot back.
    */
-  #admit(address: string, transport: StreamTransport): boolean {
+  #admit(remote: string, transport: StreamTransport): boolean {
+    const address = connectionKey(remote);
     const perAddress = this.#perAddress.get(address) ?? 0;
     const max = this.#s.maxConnections ?? DEFAULTS.maxConnections;
     const maxPer = this.#s.maxConnectionsPerAddress ?? DEFAULTS.maxConnectionsPerAddress;
@@ -380,7 +382,8 @@ export class Edge implements EdgeLink {
     return true;
   }
 
-  #release(address: string): void {
+  #release(remote: string): void {
+    const address = connectionKey(remote);
     this.#admitted--;
     const n = (this.#perAddress.get(address) ?? 1) - 1;
     if (n <= 0) this.#perAddress.delete(address);
@@ -561,3 +564,16 @@ export class Edge implements EdgeLink {
 }
 
 export type { PeerTransport };
+
+/**
+ * What a stream counts under for maxConnectionsPerAddress: an IPv4 address (also written
+ * IPv4-mapped, ::ffff:a.b.c.d), or an IPv6 address's /64. One host is routinely given a whole
+ * /64: counted per address it could take every slot of the edge from one prefix.
+ */
+export function connectionKey(address: string): string {
+  const ip = parseIp(address.split('%')[0]!);
+  if (ip === undefined || ip.length === 4) return address;
+  if (ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff)
+    return ip.subarray(12).join('.');
+  return `${Buffer.from(ip.subarray(0, 8)).toString('hex')}/64`;
+}
