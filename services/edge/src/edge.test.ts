@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { connect as netConnect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, test } from 'node:test';
@@ -673,4 +674,44 @@ test('edge: a real UDP port asks for listen.udp.receiveBufferBytes; a size the k
     [],
     'every follow of the closed edges ended',
   );
+});
+
+test('drain over a real TCP listener: it stops accepting at once and returns, then closes the open streams within graceMs (reason drain); before, it waited for every stream to end on its own, for ever for an active one', async () => {
+  const metrics = new Metrics({ processMetrics: false });
+  const edge = new Edge(
+    {
+      listen: { tcp: { address: '127.0.0.1', port: 0 } },
+      layout,
+      initialHashKey: HASH_KEY,
+      route: () => undefined,
+      workers: () => [],
+    },
+    createLogger({ destination: new PassThrough(), level: 'silent' }),
+    metrics,
+  );
+  running.push(edge);
+  const { tcp } = await edge.start();
+  const peer = netConnect(tcp!, '127.0.0.1');
+  peer.on('error', () => undefined);
+  await new Promise((r) => peer.once('connect', r));
+  let ended = false;
+  peer.on('close', () => (ended = true));
+  peer.write(IKETCP_PREFIX);
+  await until(() => edge.connectionCount === 1, 'the stream');
+  const drained = await Promise.race([
+    edge.drain(300).then((n) => `drained ${n}`),
+    new Promise((r) => setTimeout(() => r('still draining after 3 s'), 3000)),
+  ]);
+  assert.equal(drained, 'drained 1');
+  await until(() => ended, 'the stream closed by the drain');
+  assert.equal(
+    await count(metrics.connectionEvents, { transport: 'tcp', event: 'closed', reason: 'drain' }),
+    1,
+  );
+  const refused = netConnect(tcp!, '127.0.0.1');
+  const error = await new Promise<string>((r) => {
+    refused.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? ''));
+    refused.once('connect', () => r('connected'));
+  });
+  assert.equal(error, 'ECONNREFUSED', 'no longer accepting');
 });

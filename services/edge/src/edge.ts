@@ -410,6 +410,8 @@ export class Edge implements EdgeLink {
       { connection: id, remote: `${path.remote.address}:${path.remote.port}` },
       'connection-opened',
     );
+    // Accepted as the drain began (a TLS handshake that ended after it): not one this edge keeps.
+    if (this.#draining) stream.close('drain');
   }
 
   /** Views in `e` are valid during this call only; routing copies what outlives it (#unrouted). */

@@ -356,8 +356,15 @@ function listen(server: Server, address: string, port: number): Promise<Endpoint
   });
 }
 
+/**
+ * Stops accepting: resolves once the listening socket is closed, not when every connection it
+ * accepted has ended (what server.close()'s callback waits for): StreamListener.close() leaves
+ * those up, and a drain closes them only after this resolves.
+ */
 function closeServer(server: Server | undefined): Promise<void> {
-  return server ? new Promise((resolve) => server.close(() => resolve())) : Promise.resolve();
+  if (!server?.listening) return Promise.resolve();
+  server.close();
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Caps apply from the TCP accept: admit, and release on the TCP close. */
