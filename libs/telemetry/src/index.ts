@@ -1,4 +1,11 @@
-export { createLogger, type Logger, type LoggerConfig, REDACTED_FIELDS, traceFields } from './logger.js';
+export {
+  createLogger,
+  type Logger,
+  type LoggerConfig,
+  REDACTED_FIELDS,
+  RejectionLog,
+  traceFields,
+} from './logger.js';
 export { exchangeLabel, IKEGATE_VERSION, Metrics, type PeerFigures, tlsFailureReason } from './metrics.js';
 export {
   Attr,

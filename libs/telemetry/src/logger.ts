@@ -118,3 +118,31 @@ export function createLogger(config: LoggerConfig = {}): Logger {
 }
 
 export type { Logger };
+
+/**
+ * Log lines for rejections that can come once per packet (a flood would otherwise be a log flood):
+ * the first of each `layer`/`reason` is logged at once, then at most one line per `everyMs` for
+ * it, with how many were not logged since (`suppressed`). The metric counts every one; this says
+ * that it happens, with an example. Keys are the code's own reason names, a bounded set.
+ */
+export class RejectionLog {
+  readonly #last = new Map<string, { at: number; suppressed: number }>();
+  constructor(
+    private readonly log: Logger,
+    private readonly everyMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  note(layer: string, reason: string, fields: Record<string, unknown> = {}): void {
+    const key = `${layer}/${reason}`;
+    const t = this.now();
+    const seen = this.#last.get(key);
+    if (seen && t - seen.at < this.everyMs) {
+      seen.suppressed++;
+      return;
+    }
+    const suppressed = seen?.suppressed ?? 0;
+    this.#last.set(key, { at: t, suppressed: 0 });
+    this.log.warn({ layer, reason, ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, 'rejected');
+  }
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { createLogger, Metrics, REDACTED_FIELDS, tlsFailureReason } from './index.js';
+import { createLogger, Metrics, REDACTED_FIELDS, RejectionLog, tlsFailureReason } from './index.js';
 import { redactSecrets } from './logger.js';
 
 test('logger: one JSON line per event, secrets redacted at any logged depth (STYLE: never keys in logs)', async () => {
@@ -167,6 +167,33 @@ test('metrics.follow: stopping a follow reads the source a last time (what it ga
   assert.equal(readsOfA, reads, 'not read after it was stopped');
   stopA(); // idempotent
   assert.equal(readsOfA, reads);
+});
+
+test('RejectionLog: the first rejection of each layer/reason is logged at once, then at most one line per interval for it, saying how many were not logged since (a flood is not a log flood)', () => {
+  const lines: Record<string, unknown>[] = [];
+  const out = new PassThrough();
+  out.on('data', (d: Buffer) => {
+    for (const l of d.toString().trim().split('\n')) lines.push(JSON.parse(l) as Record<string, unknown>);
+  });
+  const log = createLogger({ destination: out, level: 'info' });
+  let now = 1_000;
+  const r = new RejectionLog(log, 10_000, () => now);
+  for (let i = 0; i < 500; i++) r.note('udp', 'source_port_zero', { remote: `192.0.2.${i % 250}` });
+  r.note('edge', 'connection_limit', { remote: '192.0.2.1' });
+  now += 9_999;
+  r.note('udp', 'source_port_zero');
+  now += 1;
+  r.note('udp', 'source_port_zero', { remote: '192.0.2.9' });
+  now += 10_000;
+  r.note('udp', 'source_port_zero');
+  log.flush();
+  const got = lines.map((l) => [l['msg'], l['layer'], l['reason'], l['remote'], l['suppressed']]);
+  assert.deepEqual(got, [
+    ['rejected', 'udp', 'source_port_zero', '192.0.2.0', undefined],
+    ['rejected', 'edge', 'connection_limit', '192.0.2.1', undefined],
+    ['rejected', 'udp', 'source_port_zero', '192.0.2.9', 500],
+    ['rejected', 'udp', 'source_port_zero', undefined, undefined],
+  ]);
 });
 
 test("logger: an Error's own fields and its cause are redacted too, and the error keeps its type, message and stack (STYLE: never keys in logs)", async () => {

@@ -178,6 +178,16 @@ function streamPeer(
 // --- UDP ---------------------------------------------------------------------------------------
 
 describe('edge over UDP (RFC 7296 §2.23, RFC 3948) through in-memory binds', () => {
+  test('a datagram from source port 0 (forged: nothing can answer it) is dropped and counted before it makes a path or reaches a worker', async () => {
+    const s = await setup();
+    s.binds.ike.inject(initRequest(peerSpi()), '198.51.100.7', 0);
+    s.binds.natT.inject(cat(new Uint8Array(4), initRequest(peerSpi())), '198.51.100.7', 0);
+    assert.deepEqual(s.delivered(), []);
+    assert.equal(await count(s.metrics.drops, { layer: 'udp', reason: 'source_port_zero' }), 2);
+    s.binds.ike.inject(initRequest(peerSpi()), '198.51.100.7', 500);
+    assert.equal(s.delivered().length, 1, 'the same from a real port is routed');
+  });
+
   test('UDP 500: IKE goes to the worker of our SPI (the responder SPI when the I flag is set, the initiator SPI when clear); IKE_SA_INIT by the keyed hash of SPIi and peer IP, never the port (ARCHITECTURE.md routing rule)', async () => {
     const s = await setup();
     const ourSpi = makeIkeSpi(37, rand, layout);

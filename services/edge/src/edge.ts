@@ -36,7 +36,7 @@ import { parseIp } from '@ikegate/config';
 import { classifyUdpPayload, encodeNonEspMarker } from '@ikegate/esp';
 import { espFrameLength, ikeFrameLength } from '@ikegate/iketcp';
 import { randomBytes } from 'node:crypto';
-import { exchangeLabel, type Logger, type Metrics, tlsFailureReason } from '@ikegate/telemetry';
+import { exchangeLabel, type Logger, type Metrics, RejectionLog, tlsFailureReason } from '@ikegate/telemetry';
 import {
   type AcceptedStream,
   type DatagramBind,
@@ -177,6 +177,8 @@ export class Edge implements EdgeLink {
   #ports: BoundPorts = {};
   #draining = false;
   readonly #drainTimers: NodeJS.Timeout[] = [];
+  /** A log line per rejection reason (at most one per 10 s each): the metrics count every one. */
+  readonly #rejected: RejectionLog;
   /** Stops following the UDP binds' kernel counters (Metrics.follow), at close(). */
   readonly #unfollow: (() => void)[] = [];
 
@@ -188,7 +190,18 @@ export class Edge implements EdgeLink {
     this.#s = settings;
     this.#log = log;
     this.#metrics = metrics;
+    this.#rejected = new RejectionLog(log);
     this.#binds = binds ?? edgeBindsFromSettings(settings);
+  }
+
+  /** A drop: counted always, logged at most once per 10 s per reason (RejectionLog). */
+  #drop(layer: string, reason: string, path?: PeerPath): void {
+    this.#metrics.drops.inc({ layer, reason });
+    this.#rejected.note(
+      layer,
+      reason,
+      path ? { transport: path.transport, remote: `${path.remote.address}:${path.remote.port}` } : {},
+    );
   }
 
   get ports(): BoundPorts {
@@ -326,6 +339,12 @@ export class Edge implements EdgeLink {
   }
 
   #onUdp(bytes: Uint8Array, address: string, port: number, local: Endpoint, natT: boolean): void {
+    if (port === 0) {
+      // No reply can go to port 0 (dgram refuses to send there): a forged source, dropped here
+      // before it makes a path or reaches a worker.
+      this.#rejected.note('udp', 'source_port_zero', { remote: address });
+      return this.#metrics.hot(this.#metrics.drops, 'udp', 'source_port_zero').inc();
+    }
     const path = this.#udpPath(local, address, port);
     this.#metrics.hot(this.#metrics.frameBytes, 'udp', 'in').inc(bytes.length);
     if (!natT) return this.#routeIke(bytes, path);
@@ -339,8 +358,7 @@ export class Edge implements EdgeLink {
         this.#metrics.hot(this.#metrics.frames, 'udp', 'keepalive', 'in').inc();
         return;
       case 'drop':
-        this.#metrics.drops.inc({ layer: 'udp', reason: c.reason });
-        return;
+        return this.#drop('udp', c.reason, path);
     }
   }
 
@@ -375,6 +393,11 @@ export class Edge implements EdgeLink {
     const maxPer = this.#s.maxConnectionsPerAddress ?? DEFAULTS.maxConnectionsPerAddress;
     if (this.#admitted >= max || perAddress >= maxPer) {
       this.#metrics.connectionEvents.inc({ transport, event: 'refused', reason: 'connection_limit' });
+      this.#rejected.note('edge', 'connection_limit', {
+        transport,
+        remote,
+        ...(this.#admitted >= max ? { limit: 'maxConnections' } : { limit: 'maxConnectionsPerAddress' }),
+      });
       return false;
     }
     this.#admitted++;
@@ -426,8 +449,7 @@ export class Edge implements EdgeLink {
         this.#metrics.drops.inc({ layer: 'iketcp', reason: 'keepalive' });
         return;
       case 'drop':
-        this.#metrics.drops.inc({ layer: 'iketcp', reason: e.reason });
-        return;
+        return this.#drop('iketcp', e.reason, path);
       case 'close':
         return this.#onStreamClosed(path, e.reason, e.origin);
     }
@@ -472,7 +494,7 @@ export class Edge implements EdgeLink {
     if (this.#s.countIkeMessages)
       this.#metrics.ikeMessages.inc({ direction: 'in', exchange: exchangeLabel(message) });
     const d = routeIkeMessage(message, path.remote.address, this.#s.initialHashKey, this.#s.layout);
-    if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `ike_${d.reason}` });
+    if (d.kind === 'drop') return this.#drop('edge', `ike_${d.reason}`, path);
     const worker = this.#s.route(d.shard);
     const frame: InboundFrame = { kind: 'ike', path, bytes: message, shard: d.shard };
     if (worker) worker.deliver(frame);
@@ -482,7 +504,7 @@ export class Edge implements EdgeLink {
   #routeEsp(packet: Uint8Array, path: PeerPath): void {
     this.#metrics.hot(this.#metrics.frames, path.transport, 'esp', 'in').inc();
     const d = routeEspPacket(packet, this.#s.layout);
-    if (d.kind === 'drop') return void this.#metrics.drops.inc({ layer: 'edge', reason: `esp_${d.reason}` });
+    if (d.kind === 'drop') return this.#drop('edge', `esp_${d.reason}`, path);
     const worker = this.#s.route(d.shard);
     const frame: InboundFrame = { kind: 'esp', path, bytes: packet, shard: d.shard };
     if (worker) worker.deliver(frame);
@@ -490,7 +512,7 @@ export class Edge implements EdgeLink {
   }
 
   #unrouted(frame: InboundFrame): void {
-    if (!this.#s.unrouted) return void this.#metrics.drops.inc({ layer: 'edge', reason: 'no_owner' });
+    if (!this.#s.unrouted) return this.#drop('edge', 'no_owner', frame.path);
     // The frame outlives this turn (it waits for a new owner): copy it out of the decoder's buffer.
     // `slice()` copies a plain Uint8Array (a frame reassembled in that reused buffer) and is a
     // view of a Buffer (a datagram or a stream chunk, fresh memory per read, never reused).
@@ -535,7 +557,7 @@ export class Edge implements EdgeLink {
       case 'congested':
         return 'congested';
       case 'closed':
-        this.#metrics.drops.inc({ layer: 'edge', reason: 'no_connection' });
+        this.#drop('edge', 'no_connection', path);
         return 'no-connection';
     }
   }

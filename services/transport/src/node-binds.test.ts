@@ -85,6 +85,21 @@ describe('NodeUdpBind (RFC 7296 §2.23, RFC 3948)', () => {
     }
     bind.send(Uint8Array.of(9), HOST, 9); // after close: a no-op, not a throw
   });
+
+  for (const path of ['dgram', 'batched'] as const)
+    test(`send() to what no datagram can reach (port 0) drops it and never throws into the caller's handler: ${path} path`, async (t) => {
+      if (path === 'batched' && new NodeUdpBind(HOST, 0).receivePath !== 'batched') {
+        if (process.env['CI'] === 'true') assert.fail('CI builds the native UDP addon');
+        return t.skip('native UDP addon not built');
+      }
+      const bind = new NodeUdpBind(HOST, 0, undefined, path);
+      await bind.open(() => undefined);
+      try {
+        assert.doesNotThrow(() => bind.send(Uint8Array.of(1), HOST, 0));
+      } finally {
+        await bind.close();
+      }
+    });
 });
 
 describe('NodeTcpListener and dialStream (RFC 9329 over TCP)', () => {

@@ -202,7 +202,12 @@ export class NodeUdpBind implements DatagramBind {
     if (this.#closed) return;
     const native = this.#native;
     if (!native) {
-      this.#socket?.send(datagram, port, address);
+      try {
+        this.#socket?.send(datagram, port, address);
+      } catch {
+        // dgram throws at once for what it can tell is unsendable (port 0, a bad address): a
+        // datagram the kernel would refuse, dropped as those are. Never out of a caller's handler.
+      }
       return;
     }
     const handle = native.handle;
