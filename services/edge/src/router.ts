@@ -50,6 +50,13 @@ const MIN_FORCED_REFRESH_MS = 100;
 const FULL_REFRESH_MS = 10_000;
 /** A frame bounced back by workers more often than this is dropped (owners disagree for too long). */
 const MAX_BOUNCES = 10;
+/**
+ * A refresh (member set, lease version, lease table) that has not answered in this long is given
+ * up: the next call starts a new one, and waiting frames still expire. A Redis that stops
+ * answering over a live TCP connection (a partition: TCP retries for minutes) must not freeze the
+ * routing table and the reroute queue with it.
+ */
+export const REFRESH_TIMEOUT_MS = 2000;
 
 interface Waiting {
   readonly frame: InboundFrame;
@@ -66,6 +73,8 @@ export class ShardRouter {
   #stopped = false;
   /** The refresh in flight: concurrent callers share it (one lease-table read, not one each). */
   #refreshing: Promise<void> | undefined;
+  /** The latest refresh's number: an earlier one given up at its deadline applies nothing. */
+  #generation = 0;
   #lastForced = 0;
   #waiting: Waiting[] = [];
   #waitingBytes = 0;
@@ -99,16 +108,30 @@ export class ShardRouter {
     const now = Date.now();
     const forced = force && now - this.#lastForced >= MIN_FORCED_REFRESH_MS;
     if (forced) this.#lastForced = now;
-    const run = this.#refreshNow(forced).finally(() => {
-      this.#refreshing = undefined;
+    const generation = ++this.#generation;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`route refresh timed out after ${REFRESH_TIMEOUT_MS} ms`)),
+        REFRESH_TIMEOUT_MS,
+      );
+      timer.unref();
+    });
+    const run = Promise.race([this.#refreshNow(forced, generation), deadline]).finally(() => {
+      clearTimeout(timer);
+      if (this.#refreshing === run) this.#refreshing = undefined;
+      // A refresh given up must not apply what it reads later over a newer one's table.
+      if (this.#generation === generation) this.#generation++;
     });
     this.#refreshing = run;
     return run;
   }
 
-  async #refreshNow(force: boolean): Promise<void> {
+  /** `generation`: this refresh's; its reads are applied only while it is still the latest. */
+  async #refreshNow(force: boolean, generation: number): Promise<void> {
     const { store, members, shardCount, log, edgeId, metrics } = this.#o;
     const live = await members.list();
+    if (generation !== this.#generation) return;
     const liveIds = new Set(live.map((m) => m.id));
     for (const m of live) {
       const known = this.#clients.get(m.id);
@@ -136,6 +159,7 @@ export class ShardRouter {
       log.info({ worker: id }, 'worker-left');
     }
     const version = await store.version();
+    if (generation !== this.#generation) return;
     const now = Date.now();
     if (
       force ||
@@ -143,6 +167,7 @@ export class ShardRouter {
       now - this.#lastFull >= (this.#o.fullRefreshMs ?? FULL_REFRESH_MS)
     ) {
       const leases = await store.owners();
+      if (generation !== this.#generation) return;
       const owners: (string | undefined)[] = [];
       for (let s = 0; s < shardCount; s++) owners.push(leases.get(s)?.owner);
       this.#owners = owners;
@@ -198,8 +223,9 @@ export class ShardRouter {
    * lapsed lease is seen by the periodic full read), so waiting frames never cost a full read.
    */
   async #retry(): Promise<void> {
-    await this.refresh().catch(() => undefined);
+    await this.refresh().catch(() => undefined); // bounded: REFRESH_TIMEOUT_MS
     this.#retryTimer = undefined;
+    if (this.#stopped) return;
     const now = Date.now();
     const still: Waiting[] = [];
     let bytes = 0;
