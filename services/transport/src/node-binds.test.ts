@@ -219,6 +219,19 @@ describe('NodeTlsListener and dialStream over TLS (RFC 9329 §8)', () => {
     }
   });
 
+  test('a TLS connection refused at its TCP accept (a connection cap) is only that: no handshakeFailed (it would count a TLS failure and a drop too)', async () => {
+    const r = recorder(() => false);
+    const listener = tlsListener();
+    const local = await listener.listen(r.acceptor);
+    try {
+      await assert.rejects(dialStream({ transport: 'tls', host: HOST, port: local.port, timeoutMs: 5_000 }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual(r.calls, ['admit']);
+    } finally {
+      await listener.close();
+    }
+  });
+
   test('an untrusted certificate fails the dial (DialError with the TLS code); the listener reports handshakeFailed, then released', async () => {
     const r = recorder();
     const listener = tlsListener();

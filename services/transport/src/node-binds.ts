@@ -450,10 +450,18 @@ export class NodeTlsListener implements StreamListener {
       },
     );
     // A TLS peer counts against the caps from its TCP accept, not from the end of its handshake.
-    server.on('connection', (raw: Socket) => void admitted(raw, acceptor));
-    server.on('tlsClientError', (err: Error & { code?: string }) =>
-      acceptor.handshakeFailed(err.message, err.code),
-    );
+    // One refused there is destroyed under the TLS socket node already wrapped around it, which
+    // then reports a handshake error (ECONNRESET): not a TLS failure, the refusal is counted.
+    const refused = new WeakSet<Socket>();
+    server.on('connection', (raw: Socket) => {
+      if (!admitted(raw, acceptor)) refused.add(raw);
+    });
+    server.on('tlsClientError', (err: Error & { code?: string }, tlsSocket: TLSSocket) => {
+      // node keeps the raw socket a server-side TLSSocket wraps as `_parent` (no public accessor).
+      const raw = (tlsSocket as unknown as { _parent?: Socket })._parent;
+      if (raw !== undefined && refused.has(raw)) return;
+      acceptor.handshakeFailed(err.message, err.code);
+    });
     if (o.keylogFile) {
       const file = o.keylogFile;
       server.on('keylog', (line) => appendFileSync(file, line));
