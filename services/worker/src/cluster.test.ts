@@ -562,7 +562,7 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
     );
     // Nobody lists the edges' index but the control API, on request: the heartbeats of the live
     // edges drop crashed ones (their records expired) from it, at most once per pruneEveryMs.
-    const crashed = new RedisMembership(client, 'ikegate:edge:', { secret });
+    const crashed = new RedisMembership(client, 'ikegate:edge:', { secret, pruneEveryMs: Infinity });
     await crashed.heartbeat({ id: 'e2', relay: '', admin: 'b' }, 60_000);
     await client.del('ikegate:edge:e2'); // e2 crashed and its record expired
     await edges.heartbeat({ id: 'e1', relay: '', admin: 'a' }, 60_000);
@@ -573,6 +573,9 @@ test('membership (real Redis): list() reads the member index, not the keyspace; 
     );
     const pruning = new RedisMembership(client, 'ikegate:edge:', { secret, pruneEveryMs: 0 });
     await pruning.heartbeat({ id: 'e3', relay: '', admin: 'c' }, 60_000);
+    // The prune runs beside the heartbeat (not awaited by it): within a few round trips.
+    for (let i = 0; i < 100 && (await client.sismember('ikegate:edge-index', 'e2')); i++)
+      await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(
       (await client.smembers('ikegate:edge-index')).sort(),
       ['e1', 'e3'],
@@ -660,6 +663,39 @@ test('a shard whose SAs cannot be read is not kept: its lease goes back (counted
   assert.equal(a.owned.has(3), true, 'the first round after it takes it');
   assert.equal(store.listShardCalls.get(3), 2, 'and reads its SAs again (to adopt them)');
   await a.stop();
+});
+
+test('a started worker retries a shard whose listing failed after TAKE_RETRY_MS, not at its next periodic round (a third of the lease TTL: 20 s here)', async () => {
+  const store = countingStore();
+  const a = owner('w1', store.as('w1'), new Members());
+  store.failListShard.add(3);
+  a.start();
+  try {
+    assert.ok(await until(() => (store.listShardCalls.get(3) ?? 0) >= 1, 5000), 'the first take failed');
+    assert.ok(
+      await until(() => a.owned.size === SHARDS, TAKE_RETRY_MS + 2000),
+      `retried and taken: ${a.owned.size} of ${SHARDS}, listings of shard 3: ${store.listShardCalls.get(3)}`,
+    );
+  } finally {
+    await a.stop();
+  }
+});
+
+test('stop() while listings fail: the leases being listed are released all the same', async () => {
+  const store = countingStore();
+  const a = owner('w1', store.as('w1'), new Members());
+  for (let s = 0; s < SHARDS; s++) store.failListShard.add(s);
+  let open!: () => void;
+  store.gates.set('w1:listShard', new Promise<void>((r) => (open = r)));
+  const round = a.tick();
+  await new Promise((r) => setTimeout(r, 2 * HANDOFF_POLL_MS));
+  const stopping = a.stop();
+  store.gates.delete('w1:listShard');
+  open(); // the listings fail while stop() flushes
+  await stopping;
+  await round;
+  const held = [...(await store.owners()).values()].filter((l) => l.owner === 'w1');
+  assert.deepEqual(held, [], 'no lease left to the stopped worker');
 });
 
 test("stop() while a round reads a shard's SAs: the shard's lease is released before stop() returns (the caller closes the store next), not left to a holder that left", async () => {

@@ -93,10 +93,10 @@ export const MAX_REBALANCE_SAS_PER_INTERVAL = 1000;
 export const HANDOFF_POLL_MS = 100;
 
 /**
- * A shard this worker could not take (its SAs unreadable: a Redis error, or a record that does not
- * open with this worker's keyring) is tried again this long after, then twice as long after each
- * further failure, up to a tick: a failure that lasts must not make every round fail nor move the
- * lease version (and so run a round in every worker and edge) ten times a second.
+ * A shard this worker could not take (the listing of its SAs failed: a Redis error) is tried again
+ * this long after, then twice as long after each further failure, up to a tick: a failure that
+ * lasts must not make every round fail nor move the lease version (and so run a round in every
+ * worker and edge) ten times a second. A timer runs the round that retries it.
  */
 export const TAKE_RETRY_MS = 500;
 const MOVES_KEY = 'ikegate:placement:moved';
@@ -169,8 +169,9 @@ export class RedisMembership implements Membership {
     await this.client.sadd(this.#indexKey, info.id);
     if (Date.now() - this.#lastPrune >= (this.options.pruneEveryMs ?? MEMBER_FULL_SCAN_MS)) {
       this.#lastPrune = Date.now();
-      // Best-effort: the record is written, which is what the heartbeat is for.
-      await this.#prune().catch(() => undefined);
+      // Not awaited, best-effort: the record is written, which is what the heartbeat is for (and
+      // a slow prune must not make it miss its deadline).
+      void this.#prune().catch(() => undefined);
     }
   }
 
@@ -867,7 +868,10 @@ export class ShardOwner implements Persistence {
         // (the lease watch runs a round when it does). A lease whose holder is no member any more
         // (seen dead, or its record lapsed): take it now; the new epoch fences anything the old
         // holder may still write.
-        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) continue;
+        if (lease && lease.owner !== workerId && memberIds.has(lease.owner)) {
+          this.#takeRetry.delete(s); // someone else's now: a later take starts afresh
+          continue;
+        }
         wanted.push([
           s,
           lease && lease.owner !== workerId ? lease.owner : undefined,
@@ -954,15 +958,23 @@ export class ShardOwner implements Persistence {
     try {
       contents = await store.listShard(shard, { skipUnreadable: true });
     } catch (e) {
+      if (this.#stopped) {
+        // stop() may have listed its leases before this one failed: hand it back (once more does
+        // no harm), nothing failed.
+        await store.release(shard, workerId, grant.epoch).catch(() => false);
+        this.#taking.delete(shard);
+        return;
+      }
       this.#taking.delete(shard);
-      // stop() released the lease meanwhile (and may have closed the store): nothing failed.
-      if (this.#stopped) return;
       // Without its SAs the shard must not be ours: holding (and renewing) the lease would leave
       // every stored SA of it unserved until a restart, its peers' packets dropped here. Hand the
       // lease back and try again later (backed off: the failure may last, e.g. a record sealed
       // with a key this worker's keyring lacks).
       const delayMs = Math.min(this.#tickMs, retry ? retry.delayMs * 2 : TAKE_RETRY_MS);
       this.#takeRetry.set(shard, { at: Date.now() + delayMs, delayMs, from: takenFrom });
+      // Our own release moves the lease version, but the round that runs for it comes too early
+      // for the retry, and then nothing moves it: this one does (kick() coalesces them).
+      setTimeout(() => this.kick(), delayMs).unref();
       this.#takeFailures.inc({ stage: 'list' });
       log.warn(
         { shard, epoch: grant.epoch, err: (e as Error).message, retryInMs: delayMs },
