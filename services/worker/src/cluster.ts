@@ -470,7 +470,7 @@ export class ShardOwner implements Persistence {
     });
     this.#takeFailures = new Counter({
       name: 'ikegate_shard_take_failures_total',
-      help: 'Shard leases granted here and handed back because the shard could not be taken (stage list: its SAs were unreadable)',
+      help: 'Shard leases granted here and handed back because the shard could not be taken (stage list: its SAs could not be listed)',
       labelNames: ['stage'],
       registers,
     });
@@ -968,8 +968,7 @@ export class ShardOwner implements Persistence {
       this.#taking.delete(shard);
       // Without its SAs the shard must not be ours: holding (and renewing) the lease would leave
       // every stored SA of it unserved until a restart, its peers' packets dropped here. Hand the
-      // lease back and try again later (backed off: the failure may last, e.g. a record sealed
-      // with a key this worker's keyring lacks).
+      // lease back and try again later (backed off: the failure may last, Redis failing).
       const delayMs = Math.min(this.#tickMs, retry ? retry.delayMs * 2 : TAKE_RETRY_MS);
       this.#takeRetry.set(shard, { at: Date.now() + delayMs, delayMs, from: takenFrom });
       // Our own release moves the lease version, but the round that runs for it comes too early
