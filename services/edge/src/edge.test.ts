@@ -725,3 +725,50 @@ test('drain over a real TCP listener: it stops accepting at once and returns, th
   });
   assert.equal(error, 'ECONNREFUSED', 'no longer accepting');
 });
+
+describe('streams on which no IKE SA comes up (authTimeoutMs)', () => {
+  /** A stream sending an IKE_SA_INIT every 40 ms; the workers answer each as `answer` says. */
+  async function run(answer: 'init' | 'encrypted' | 'esp'): Promise<{ closed: boolean; s: Setup }> {
+    const s = await setup({ authTimeoutMs: 150 });
+    for (const w of s.workers)
+      w.answer = (f) => {
+        if (answer === 'esp')
+          return void s.edge.send({ kind: 'esp', path: f.path, bytes: espPacket(0x4000) });
+        const m = ikeMessage({
+          spiI: f.bytes.subarray(0, 8),
+          spiR: peerSpi(),
+          exchange: 34,
+          response: true,
+          body: 64,
+        });
+        m[16] = answer === 'init' ? 33 : 46; // SA first (IKE_SA_INIT), or SK (encrypted)
+        s.edge.send({ kind: 'ike', path: f.path, bytes: m });
+      };
+    const peer = streamPeer(s, [encodeIkeFrame(initRequest())]);
+    for (let i = 0; i < 10 && !peer.isClosed; i++) {
+      await new Promise((r) => setTimeout(r, 40));
+      peer.write(encodeIkeFrame(initRequest()));
+    }
+    return { closed: peer.isClosed, s };
+  }
+
+  test('a peer that only gets IKE_SA_INIT answers (anyone can) is closed after authTimeoutMs, reason unauthenticated, though it keeps sending', async () => {
+    const { closed, s } = await run('init');
+    assert.equal(closed, true);
+    assert.equal(
+      await count(s.metrics.connectionEvents, {
+        transport: 'tcp',
+        event: 'closed',
+        reason: 'unauthenticated',
+      }),
+      1,
+    );
+  });
+
+  for (const answer of ['encrypted', 'esp'] as const)
+    test(`a stream on which we sent ${answer === 'esp' ? 'ESP' : 'an encrypted IKE message'} carries an IKE SA: kept past authTimeoutMs`, async () => {
+      const { closed, s } = await run(answer);
+      assert.equal(closed, false);
+      assert.equal(s.edge.connectionCount, 1);
+    });
+});
