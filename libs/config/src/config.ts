@@ -53,12 +53,6 @@ export interface Listen {
     readonly maxConnectionsPerAddress: number;
     readonly prefixTimeoutSeconds: number;
     readonly idleTimeoutSeconds: number;
-    /**
-     * A stream on which no IKE SA came up within this long (nothing encrypted and no ESP went out on
-     * it) is closed, reason `unauthenticated`; 0: never. Bounds what a peer that never
-     * authenticates can hold with IKE_SA_INITs alone.
-     */
-    readonly authTimeoutSeconds: number;
     /** IKE output queued on one stream past which it is closed (a peer that does not read). */
     readonly maxIkeOutputKiB: number;
   };
@@ -801,7 +795,6 @@ export class Validator {
       'maxConnectionsPerAddress',
       'prefixTimeoutSeconds',
       'idleTimeoutSeconds',
-      'authTimeoutSeconds',
       'maxIkeOutputKiB',
     ]);
     const limits = {
@@ -809,7 +802,6 @@ export class Validator {
       maxConnectionsPerAddress: this.int(l, 'maxConnectionsPerAddress', 'listen.limits', 256, 1, 1_000_000),
       prefixTimeoutSeconds: this.int(l, 'prefixTimeoutSeconds', 'listen.limits', 10, 1, 300),
       idleTimeoutSeconds: this.int(l, 'idleTimeoutSeconds', 'listen.limits', 300, 5, 86_400),
-      authTimeoutSeconds: this.int(l, 'authTimeoutSeconds', 'listen.limits', 60, 0, 86_400),
       maxIkeOutputKiB: this.int(l, 'maxIkeOutputKiB', 'listen.limits', 256, 16, 65_536),
     };
     return { udp, tcp, tls, limits };

@@ -399,7 +399,6 @@ export async function runEdge(o: EdgeRoleOptions): Promise<RoleHandle> {
       maxConnectionsPerAddress: l.limits.maxConnectionsPerAddress,
       prefixTimeoutMs: l.limits.prefixTimeoutSeconds * 1000,
       idleTimeoutMs: l.limits.idleTimeoutSeconds * 1000,
-      authTimeoutMs: l.limits.authTimeoutSeconds * 1000,
       maxIkeBuffer: l.limits.maxIkeOutputKiB * 1024,
     },
     log,

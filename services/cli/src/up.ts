@@ -293,7 +293,6 @@ export async function up(options: UpOptions): Promise<Running | undefined> {
       maxConnectionsPerAddress: config.listen.limits.maxConnectionsPerAddress,
       prefixTimeoutMs: config.listen.limits.prefixTimeoutSeconds * 1000,
       idleTimeoutMs: config.listen.limits.idleTimeoutSeconds * 1000,
-      authTimeoutMs: config.listen.limits.authTimeoutSeconds * 1000,
       maxIkeBuffer: config.listen.limits.maxIkeOutputKiB * 1024,
     },
     log.child({ role: 'edge' }),

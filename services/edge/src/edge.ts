@@ -87,13 +87,6 @@ export interface EdgeSettings {
   readonly maxConnectionsPerAddress?: number;
   readonly prefixTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
-  /**
-   * A stream on which this edge sent no encrypted IKE message (one not closing it) and no ESP
-   * within this long is closed, reason `unauthenticated` (default 60 s; 0: never). Anyone can
-   * get IKE_SA_INIT answered; only a peer in an IKE SA gets encrypted answers: a peer that never
-   * authenticates cannot hold a stream (and its slot) with IKE_SA_INITs alone.
-   */
-  readonly authTimeoutMs?: number;
   /** Queued output octets per stream past which ESP is dropped ('congested'). */
   readonly maxWriteBuffer?: number;
   /** Unread IKE output octets per stream past which the stream is closed (ike_output_overflow). */
@@ -112,16 +105,9 @@ export interface BoundPorts {
   readonly tls?: number;
 }
 
-/** RFC 7296 §3.1: the header's Next Payload octet; §3.14 Encrypted (SK), RFC 7383 §2.5 (SKF). */
-const IKE_NEXT_PAYLOAD_OFFSET = 16;
-const PAYLOAD_SK = 46;
-const PAYLOAD_SKF = 53;
-
 interface StreamConnection {
   readonly path: PeerPath;
   readonly stream: IketcpStream;
-  /** Until an encrypted IKE message or ESP went out on it (authTimeoutMs): closes it. */
-  authTimer: NodeJS.Timeout | undefined;
 }
 
 const DEFAULTS = {
@@ -129,7 +115,6 @@ const DEFAULTS = {
   maxConnectionsPerAddress: 256,
   prefixTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
-  authTimeoutMs: 60_000,
   maxWriteBuffer: 1 << 20,
   maxIkeBuffer: 256 * 1024,
 };
@@ -441,13 +426,7 @@ export class Edge implements EdgeLink {
       onOctetsIn: (n) => bytesIn.inc(n),
       onEvent: (e) => this.#onStreamEvent(path, e),
     });
-    const authTimeoutMs = this.#s.authTimeoutMs ?? DEFAULTS.authTimeoutMs;
-    let authTimer: NodeJS.Timeout | undefined;
-    if (authTimeoutMs > 0) {
-      authTimer = setTimeout(() => stream.close('unauthenticated'), authTimeoutMs);
-      authTimer.unref();
-    }
-    this.#streams.set(id, { path, stream, authTimer });
+    this.#streams.set(id, { path, stream });
     this.#metrics.connections.inc({ transport });
     this.#metrics.connectionEvents.inc({ transport, event: 'opened', reason: '' });
     this.#log.debug(
@@ -501,7 +480,6 @@ export class Edge implements EdgeLink {
     }
     if (origin === 'protocol') this.#metrics.drops.inc({ layer: 'iketcp', reason });
     if (reason === 'ike_output_overflow') this.#metrics.drops.inc({ layer: 'edge', reason });
-    clearTimeout(this.#streams.get(path.connection)?.authTimer);
     if (!this.#streams.delete(path.connection)) return;
     this.#metrics.connections.dec({ transport });
     this.#metrics.connectionEvents.inc({ transport, event: 'closed', reason });
@@ -571,18 +549,6 @@ export class Edge implements EdgeLink {
         : conn.stream.sendEsp(frame.bytes);
     switch (r) {
       case 'sent': {
-        // An IKE SA is up on this stream: we sent ESP, or an encrypted IKE message (SK or SKF
-        // first: RFC 7296 §3.14, RFC 7383) that does not end the stream (a refused IKE_AUTH's does).
-        if (
-          conn?.authTimer !== undefined &&
-          (frame.kind === 'esp' ||
-            (frame.closeAfter === undefined &&
-              (frame.bytes[IKE_NEXT_PAYLOAD_OFFSET] === PAYLOAD_SK ||
-                frame.bytes[IKE_NEXT_PAYLOAD_OFFSET] === PAYLOAD_SKF)))
-        ) {
-          clearTimeout(conn.authTimer);
-          conn.authTimer = undefined;
-        }
         const length =
           frame.kind === 'ike' ? ikeFrameLength(frame.bytes.length) : espFrameLength(frame.bytes.length);
         this.#metrics.hot(this.#metrics.frameBytes, path.transport, 'out').inc(length);
