@@ -70,7 +70,16 @@ function readKek(file: string, id: number) {
   return { current: { id, key: new Uint8Array(Buffer.from(text, 'hex')) } };
 }
 
-function openStore(config: Config, log: Logger): RedisStore {
+/**
+ * Every Redis command of a role gives up after this long (ioredis `commandTimeout`). A Redis that
+ * stops answering over a live connection (a paused or partitioned host: TCP retries for minutes)
+ * must not hang the control API's requests, an edge's membership heartbeat or anything else that
+ * has no deadline of its own; the worker's calls have a shorter one (STORE_CALL_TIMEOUT_MS).
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 5000;
+
+/** The role's Redis store (config `cluster.redis`), with the options every role uses. */
+export function openStore(config: Config, log: Logger): RedisStore {
   const c = clusterOf(config);
   const { tls, ...connection } = c.redis;
   const read = (f: string | null) => {
@@ -88,6 +97,7 @@ function openStore(config: Config, log: Logger): RedisStore {
     redisOptions: {
       maxRetriesPerRequest: 2,
       enableOfflineQueue: true,
+      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
       retryStrategy: (n: number) => Math.min(n * 200, 2000),
       ...(tls
         ? {

@@ -13,6 +13,13 @@ import { Redis } from 'ioredis';
 export interface RedisServer {
   readonly port: number;
   stop(): Promise<void>;
+  /**
+   * Pauses the server (SIGSTOP): its connections stay up and nothing answers, as in a partition
+   * that leaves TCP up or a stalled host. `resume()` (SIGCONT) continues it; stop() resumes first.
+   * (A server started by startRedisServer has both.)
+   */
+  pause?(): void;
+  resume?(): void;
 }
 
 const START_ATTEMPTS = 5;
@@ -145,11 +152,17 @@ export async function startRedisServer(
         };
         if (child.exitCode !== null || child.signalCode !== null) return done();
         child.once('exit', done);
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
       });
     if ((await waitReady(child)) && (options.cluster !== true || (await assignAllSlots(port)))) {
       child.stdout?.resume();
-      return { port, stop };
+      return {
+        port,
+        stop,
+        pause: () => void child.kill('SIGSTOP'),
+        resume: () => void child.kill('SIGCONT'),
+      };
     }
     await stop();
   }
