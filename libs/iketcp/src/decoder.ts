@@ -100,12 +100,11 @@ export class IketcpDecoder {
   #lengthHigh = -1;
   #frameLength = 0;
   /**
-   * Set (to #tail) while a frame body is being collected across chunks (#partialFill octets of it
-   * so far), undefined when none is.
-   * #tail is reused for every split frame and only grows, to at most maxFrameLength - 2 octets,
-   * so a steady stream allocates once (STYLE.md rule 7).
+   * True while a frame body is being collected across chunks in #tail (#partialFill octets of it
+   * so far). #tail is reused for every split frame and only grows, to at most maxFrameLength - 2
+   * octets, so a steady stream allocates once (STYLE.md rule 7).
    */
-  #partial: Uint8Array | undefined;
+  #collecting = false;
   #partialFill = 0;
   #tail: Uint8Array = new Uint8Array(0);
   #garbageRun = 0;
@@ -188,7 +187,7 @@ export class IketcpDecoder {
     if (this.#pendingEnd && this.#state !== 'closed') {
       const discarded = this.#discardable();
       this.#state = 'closed';
-      this.#partial = undefined;
+      this.#collecting = false;
       this.#partialFill = 0;
       this.#lengthHigh = -1;
       this.#tail = new Uint8Array(0);
@@ -204,7 +203,7 @@ export class IketcpDecoder {
 
   #close(reason: CloseReason): IketcpEvent {
     this.#state = 'closed';
-    this.#partial = undefined;
+    this.#collecting = false;
     this.#partialFill = 0;
     this.#tail = new Uint8Array(0);
     this.#lengthHigh = -1;
@@ -255,14 +254,14 @@ export class IketcpDecoder {
       case 'body': {
         const need = this.#frameLength - LENGTH_FIELD_SIZE;
         const available = chunk.length - this.#offset;
-        if (this.#partial === undefined && available >= need) {
+        if (!this.#collecting && available >= need) {
           const body = chunk.subarray(this.#offset, this.#offset + need);
           this.#offset += need;
           return this.#frame(body);
         }
         if (available === 0) return undefined;
-        if (this.#partial === undefined) {
-          this.#partial = this.#tail;
+        if (!this.#collecting) {
+          this.#collecting = true;
           this.#partialFill = 0;
         }
         const fill = this.#partialFill;
@@ -277,12 +276,11 @@ export class IketcpDecoder {
           this.#tail = grown;
         }
         this.#tail.set(chunk.subarray(this.#offset, this.#offset + take), fill);
-        this.#partial = this.#tail;
         this.#partialFill = fill + take;
         this.#offset += take;
         if (this.#partialFill < need) return undefined;
         const body = this.#tail.subarray(0, need);
-        this.#partial = undefined;
+        this.#collecting = false;
         this.#partialFill = 0;
         return this.#frame(body);
       }

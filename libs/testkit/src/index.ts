@@ -7,4 +7,5 @@ export { SeededRandom, seededUnit } from './random.js';
 export { isCi, requirement } from './requirement.js';
 export { type ApiAccess, type ApiRole, writeApiAccess } from './api-access.js';
 export { makeTestPki, type TestPki } from './pki.js';
+export { outcomeWithin } from './deadline.js';
 export { freePort } from './ports.js';
