@@ -126,23 +126,34 @@ export type { Logger };
  * that it happens, with an example. Keys are the code's own reason names, a bounded set.
  */
 export class RejectionLog {
-  readonly #last = new Map<string, { at: number; suppressed: number }>();
+  /** layer -> reason -> when the last line was written and how many were not since. */
+  readonly #last = new Map<string, Map<string, { at: number; suppressed: number }>>();
   constructor(
     private readonly log: Logger,
     private readonly everyMs = 10_000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  note(layer: string, reason: string, fields: Record<string, unknown> = {}): void {
-    const key = `${layer}/${reason}`;
+  /** `fields` as a function: built only for a line that is written (not per dropped packet). */
+  note(
+    layer: string,
+    reason: string,
+    fields: Record<string, unknown> | (() => Record<string, unknown>) = {},
+  ): void {
+    let byReason = this.#last.get(layer);
+    if (!byReason) this.#last.set(layer, (byReason = new Map()));
     const t = this.now();
-    const seen = this.#last.get(key);
+    const seen = byReason.get(reason);
     if (seen && t - seen.at < this.everyMs) {
       seen.suppressed++;
       return;
     }
     const suppressed = seen?.suppressed ?? 0;
-    this.#last.set(key, { at: t, suppressed: 0 });
-    this.log.warn({ layer, reason, ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, 'rejected');
+    if (seen) {
+      seen.at = t;
+      seen.suppressed = 0;
+    } else byReason.set(reason, { at: t, suppressed: 0 });
+    const example = typeof fields === 'function' ? fields() : fields;
+    this.log.warn({ layer, reason, ...example, ...(suppressed > 0 ? { suppressed } : {}) }, 'rejected');
   }
 }

@@ -197,9 +197,7 @@ export class Edge implements EdgeLink {
   /** A drop: counted always, logged at most once per 10 s per reason (RejectionLog). */
   #drop(layer: string, reason: string, path?: PeerPath): void {
     this.#metrics.drops.inc({ layer, reason });
-    this.#rejected.note(
-      layer,
-      reason,
+    this.#rejected.note(layer, reason, () =>
       path ? { transport: path.transport, remote: `${path.remote.address}:${path.remote.port}` } : {},
     );
   }
@@ -342,7 +340,7 @@ export class Edge implements EdgeLink {
     if (port === 0) {
       // No reply can go to port 0 (dgram refuses to send there): a forged source, dropped here
       // before it makes a path or reaches a worker.
-      this.#rejected.note('udp', 'source_port_zero', { remote: address });
+      this.#rejected.note('udp', 'source_port_zero', () => ({ remote: address }));
       return this.#metrics.hot(this.#metrics.drops, 'udp', 'source_port_zero').inc();
     }
     const path = this.#udpPath(local, address, port);
